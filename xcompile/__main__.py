@@ -1,0 +1,3 @@
+from xcompile.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,231 @@
+"""The command line: the only module that prints or chooses an exit code.
+
+Exit codes (see the README): 0 every image done, 1 some image failed,
+2 bad usage/configuration/input, 3 environment problem, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import sys
+import threading
+import traceback
+from pathlib import Path
+from typing import Any, TextIO
+
+from plumbum import cli
+from plumbum.cli.application import ShowCompletion, ShowHelp, ShowHelpAll, ShowVersion
+from plumbum.cli.switches import SwitchError
+
+from xcompile import __version__, config, dockerconfig, platforms, qemu, report
+from xcompile.errors import UsageError, XcompileError
+from xcompile.pipeline import Pipeline
+from xcompile.runner import Runner
+
+_PLUMBUM_EXITS = (ShowHelp, ShowHelpAll, ShowVersion, ShowCompletion)
+
+
+class Console:
+    """Log lines go to stderr (like `set -x`), results to stdout, so that
+    `path=$(xcompile qemu)` captures just the path."""
+
+    def __init__(self, log: TextIO | None = None, out: TextIO | None = None) -> None:
+        self.log = log or sys.stderr
+        self.out = out or sys.stdout
+        self._lock = threading.Lock()
+
+    def echo(self, line: str, label: str | None = None) -> None:
+        # Concurrent images each prefix their lines, so output stays readable.
+        text = f"[{label}] {line}" if label else line
+        with self._lock:
+            print(text, file=self.log, flush=True)
+
+    def say(self, line: str, label: str | None = None) -> None:
+        self.echo(line if label else f"xcompile: {line}", label)
+
+    def result(self, text: str) -> None:
+        with self._lock:
+            print(text, file=self.out, flush=True)
+
+
+class _Switches(cli.Application):
+    """Switches every command takes."""
+
+    config_file = cli.SwitchAttr(
+        "--config", str, default=None, argname="FILE",
+        help="read settings from FILE ([xcompile] in .cfg/.ini, [tool.xcompile] in .toml)",
+    )  # fmt: skip
+    arch = cli.SwitchAttr(
+        "--arch", str, default=None, argname="ARCH",
+        help=f"target architecture; known: {', '.join(a.name for a in platforms.ARCHES)}",
+    )  # fmt: skip
+    dry_run = cli.Flag("--dry-run", help="print every command and edit, run and write nothing")
+    verbose = cli.Flag(["-v", "--verbose"], help="show failing commands' output and tracebacks")
+
+    def given(self) -> dict[str, Any]:
+        """The switches given on the command line, the parent's first."""
+        values: dict[str, Any] = {}
+        if isinstance(self.parent, _Switches):
+            values.update(self.parent.given())
+        for key, value in self._own().items():
+            if value not in (None, False, []):
+                values[key] = value
+        return values
+
+    def _own(self) -> dict[str, Any]:
+        return {
+            "config_file": self.config_file,
+            "arch": self.arch,
+            "dry_run": self.dry_run or None,
+            "verbose": self.verbose or None,
+        }
+
+    def load_config(self, console: Console) -> config.Config:
+        given = self.given()
+        config_file = given.pop("config_file", None)
+        settings, warnings = config.load(
+            given,
+            env=os.environ,
+            cwd=Path.cwd(),
+            home=Path.home(),
+            config_file=Path(config_file) if config_file else None,
+        )
+        for warning in warnings:
+            console.say(f"warning: {warning}")
+        return settings
+
+    # Plumbum prints a switch error followed by the whole help text; we want
+    # one line and exit code 2, like every other bad input.
+    def _parse_args(self, argv: list[str]) -> Any:
+        try:
+            return super()._parse_args(argv)
+        except _PLUMBUM_EXITS:
+            raise
+        except SwitchError as err:
+            raise UsageError(str(err), hint=f"see `{self.PROGNAME} --help`") from None
+
+    def _validate_args(self, swfuncs: Any, tailargs: Any) -> Any:
+        try:
+            return super()._validate_args(swfuncs, tailargs)
+        except _PLUMBUM_EXITS:
+            raise
+        except SwitchError as err:
+            raise UsageError(str(err), hint=f"see `{self.PROGNAME} --help`") from None
+
+
+class _BuildSwitches(_Switches):
+    base = cli.SwitchAttr("--base", str, default=None, argname="IMAGE", help="foreign base image name, without tag")
+    repo = cli.SwitchAttr("--repo", str, default=None, argname="NAME", help="repository to build and push to")
+    tags = cli.SwitchAttr(
+        "--tag", str, list=True, argname="TAG", help="a tag to build (repeatable; replaces the configured list)"
+    )
+    no_push = cli.Flag("--no-push", help="build only, do not push")
+    jobs = cli.SwitchAttr(
+        "--jobs", int, default=None, argname="N", help=f"images at once (default {config.DEFAULT_JOBS})"
+    )
+    keep_going = cli.Flag("--keep-going", help="go on with the other images after a failure")
+    report_file = cli.SwitchAttr("--report", str, default=None, argname="FILE", help="also write the summary as JSON")
+
+    def _own(self) -> dict[str, Any]:
+        return super()._own() | {
+            "base": self.base,
+            "repo": self.repo,
+            "tags": self.tags or None,
+            "push": False if self.no_push else None,
+            "jobs": self.jobs,
+            "keep_going": self.keep_going or None,
+            "report": self.report_file,
+        }
+
+    def build(self) -> int:
+        console = Console()
+        settings = self.load_config(console)
+        runner = Runner(console.echo, dry_run=settings.dry_run)
+        if settings.dry_run:
+            console.say(f"dry run, settings from {settings.source}: nothing runs, nothing is written")
+        result = Pipeline(settings, runner, console.say).run()
+        console.result(report.table(result))
+        if settings.report and not settings.dry_run:
+            report.write(result, settings.report)
+            console.say(f"report written to {settings.report}")
+        return 0 if result.ok else 1
+
+
+class XcompileApp(_BuildSwitches):
+    """Build cross-compile-ready base images: a foreign base image plus a static qemu."""
+
+    PROGNAME = "xcompile"
+    VERSION = __version__
+    DESCRIPTION = (
+        "Build cross-compile-ready Docker base images (a foreign base image plus a static "
+        "qemu at /usr/bin/qemu-<arch>-static) and push them. Without a command, runs `build`."
+    )
+
+    def main(self, *args: str) -> int:
+        if args:
+            near = difflib.get_close_matches(args[0], self._subcommands, n=1)
+            hint = f"did you mean '{near[0]}'?" if near else f"commands: {', '.join(self._subcommands)}"
+            raise UsageError(f"unknown command '{args[0]}'", hint=hint)
+        if self.nested_command:
+            return 0
+        return self.build()
+
+
+@XcompileApp.subcommand("build")
+class BuildCommand(_BuildSwitches):
+    """Run the whole flow: qemu, cp, experimental, then build and push every image."""
+
+    def main(self) -> int:
+        return self.build()
+
+
+@XcompileApp.subcommand("qemu")
+class QemuCommand(_Switches):
+    """Find or install the static qemu for the target and print its path."""
+
+    def main(self) -> int:
+        console = Console()
+        settings = self.load_config(console)
+        found = qemu.ensure(settings.target, Runner(console.echo, dry_run=settings.dry_run))
+        for note in found.notes:
+            console.say(f"warning: {note}")
+        console.say(f"qemu: {found.how}")
+        console.result(str(found.path))
+        return 0
+
+
+@XcompileApp.subcommand("experimental")
+class ExperimentalCommand(_Switches):
+    """Set "experimental": "enabled" in the docker client config."""
+
+    def main(self) -> int:
+        console = Console()
+        settings = self.load_config(console)
+        edit = dockerconfig.enable_experimental(settings.docker_config, dry_run=settings.dry_run)
+        console.result(edit.describe(done=not settings.dry_run))
+        return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    verbose = any(arg in ("-v", "--verbose") for arg in args)
+    try:
+        _, code = XcompileApp.run(["xcompile", *args], exit=False)
+        return code
+    except XcompileError as err:
+        print(f"xcompile: error: {err}", file=sys.stderr)
+        if verbose:
+            details = err.details()
+            if details:
+                print(details, file=sys.stderr)
+            traceback.print_exc()
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("xcompile: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # a bug: still one line unless -v
+        print(f"xcompile: internal error: {type(err).__name__}: {err} (run with -v for the traceback)", file=sys.stderr)
+        if verbose:
+            traceback.print_exc()
+        return 1

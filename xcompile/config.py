@@ -1,0 +1,229 @@
+"""Settings, resolved in one cascade: defaults < config file < XCOMPILE_* env < switches.
+
+``load`` is pure apart from reading the config file: the environment and the
+home folder come in as parameters, so tests pass a dict.
+"""
+
+from __future__ import annotations
+
+import configparser
+import difflib
+import re
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from xcompile import platforms, reference
+from xcompile.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+DEFAULT_JOBS = 4
+
+
+@dataclass(frozen=True)
+class Config:
+    # The original job's values (see setup.cfg's [xcompile] section).
+    base: str = "arm32v7/python"
+    tags: tuple[str, ...] = ("3.6", "3.6-slim", "3.7", "3.7-slim")
+    repo: str = "brewblox/rpi-python"
+    arch: str = "arm32v7"
+    push: bool = True
+    jobs: int = DEFAULT_JOBS
+    keep_going: bool = False
+    report: Path | None = None
+    # Set by switches only: they describe one run, not a project.
+    dry_run: bool = False
+    verbose: bool = False
+    # Derived from the environment, as docker itself does.
+    docker_config: Path = field(default=Path("~/.docker/config.json"))
+    source: str = "built-in defaults"
+    """Where the file layer came from, for the plan's header."""
+
+    @property
+    def target(self) -> platforms.Arch:
+        return platforms.get(self.arch)
+
+
+# Keys a config file or XCOMPILE_* variable may set, each with its parser.
+def _text(value: Any, key: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{key}: expected a non-empty string, got {value!r}")
+    return value.strip()
+
+
+def _words(value: Any, key: str) -> tuple[str, ...]:
+    items = value if isinstance(value, list) else re.split(r"[\s,]+", _text(value, key))
+    words = tuple(str(item).strip() for item in items if str(item).strip())
+    if not words:
+        raise ConfigError(f"{key}: expected at least one value")
+    return words
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _bool(value: Any, key: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower()
+    if word in _TRUE | _FALSE:
+        return word in _TRUE
+    raise ConfigError(f"{key}: expected true or false, got {value!r}")
+
+
+def _jobs(value: Any, key: str) -> int:
+    try:
+        jobs = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key}: expected a whole number, got {value!r}") from None
+    if not 1 <= jobs <= 64:
+        raise ConfigError(f"{key}: expected 1 to 64, got {jobs}")
+    return jobs
+
+
+def _path(value: Any, key: str) -> Path:
+    return Path(_text(value, key))
+
+
+KEYS: dict[str, Callable[[Any, str], Any]] = {
+    "base": _text,
+    "tags": _words,
+    "repo": _text,
+    "arch": _text,
+    "push": _bool,
+    "jobs": _jobs,
+    "keep_going": _bool,
+    "report": _path,
+}
+ENV_PREFIX = "XCOMPILE_"
+
+
+def load(
+    switches: Mapping[str, Any],
+    env: Mapping[str, str],
+    cwd: Path,
+    home: Path,
+    config_file: Path | None = None,
+) -> tuple[Config, list[str]]:
+    """Resolve the settings; returns them with warnings for the user.
+
+    ``switches`` holds only what was given on the command line (None means
+    "not given"); its keys are Config field names.
+    """
+    warnings: list[str] = []
+    values: dict[str, Any] = {}
+
+    file_values, source = _read_file(cwd, config_file)
+    values.update(_parse_layer(file_values, source, warnings, unknown_is_error=True))
+
+    env_values = {
+        key[len(ENV_PREFIX) :].lower(): value
+        for key, value in env.items()
+        if key.startswith(ENV_PREFIX) and value != ""
+    }
+    values.update(_parse_layer(env_values, "environment", warnings, unknown_is_error=False))
+
+    for key, value in switches.items():
+        if value is None:
+            continue
+        parse = KEYS.get(key)
+        values[key] = parse(value, f"--{key.replace('_', '-')}") if parse else value
+
+    if env.get("DOCKER_CONFIG"):
+        values["docker_config"] = Path(env["DOCKER_CONFIG"]) / "config.json"
+    else:
+        values["docker_config"] = home / ".docker" / "config.json"
+    if isinstance(values.get("report"), Path) and not values["report"].is_absolute():
+        values["report"] = cwd / values["report"]
+
+    config = Config(source=source, **values)
+    _validate(config, warnings)
+    deduped = tuple(dict.fromkeys(config.tags))
+    if deduped != config.tags:
+        warnings.append("tags: duplicates dropped, each tag is built once")
+        config = Config(**{**_asdict(config), "tags": deduped})
+    return config, warnings
+
+
+def _asdict(config: Config) -> dict[str, Any]:
+    return {f.name: getattr(config, f.name) for f in fields(config)}
+
+
+def _parse_layer(raw: Mapping[str, Any], where: str, warnings: list[str], *, unknown_is_error: bool) -> dict[str, Any]:
+    parsed: dict[str, Any] = {}
+    for raw_key, value in raw.items():
+        key = raw_key.replace("-", "_").lower()
+        parse = KEYS.get(key)
+        if parse is None:
+            near = difflib.get_close_matches(key, KEYS, n=1)
+            hint = f"did you mean '{near[0]}'?" if near else f"known keys: {', '.join(KEYS)}"
+            shown = f"{ENV_PREFIX}{raw_key.upper()}" if where == "environment" else raw_key
+            message = f"{where}: unknown key '{shown}'"
+            if unknown_is_error:
+                raise ConfigError(message, hint=hint)
+            warnings.append(f"{message} is ignored — {hint}")
+            continue
+        label = f"{ENV_PREFIX}{key.upper()}" if where == "environment" else f"{where}: {key}"
+        parsed[key] = parse(value, label)
+    return parsed
+
+
+def _read_file(cwd: Path, explicit: Path | None) -> tuple[dict[str, Any], str]:
+    if explicit is not None:
+        path = explicit if explicit.is_absolute() else cwd / explicit
+        if not path.is_file():
+            raise ConfigError(f"config file {explicit} not found")
+        section = _section(path)
+        if section is None:
+            where = "[tool.xcompile]" if path.suffix == ".toml" else "[xcompile]"
+            raise ConfigError(f"{explicit} has no {where} section")
+        return section, str(explicit)
+    for name in ("setup.cfg", "pyproject.toml"):
+        path = cwd / name
+        if path.is_file():
+            section = _section(path)
+            if section is not None:
+                return section, name
+    return {}, "built-in defaults"
+
+
+def _section(path: Path) -> dict[str, Any] | None:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"cannot read {path}: {err}") from None
+    if path.suffix == ".toml":
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(f"{path.name}: not valid TOML: {err}") from None
+        section = data.get("tool", {}).get("xcompile", data.get("xcompile"))
+        if section is not None and not isinstance(section, dict):
+            raise ConfigError(f"{path.name}: [tool.xcompile] must be a table")
+        return section
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read_string(text, source=path.name)
+    except configparser.Error as err:
+        first_line = str(err).splitlines()[0]
+        raise ConfigError(f"{path.name}: not a valid INI file: {first_line}") from None
+    if not parser.has_section("xcompile"):
+        return None
+    return dict(parser.items("xcompile"))
+
+
+def _validate(config: Config, warnings: list[str]) -> None:
+    platforms.get(config.arch)
+    reference.check_name(config.base, what="base image")
+    reference.check_name(config.repo)
+    if not config.tags:
+        raise ConfigError("no tags to build", hint="give at least one --tag")
+    for tag in config.tags:
+        reference.check_tag(tag)

@@ -1,0 +1,104 @@
+"""The docker client config edit: ``"experimental": "enabled"``.
+
+The file usually holds registry credentials (``auths``), so it is never
+clobbered: every other key, its mode and its owner are kept, the write is
+atomic, and a file that is not a JSON object is refused untouched.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from xcompile import files
+from xcompile.errors import ConfigError, EnvironmentProblem
+
+KEY = "experimental"
+VALUE = "enabled"
+NEW_FILE_MODE = 0o600  # it may come to hold credentials
+
+
+@dataclass(frozen=True)
+class Edit:
+    path: Path
+    action: Literal["create", "add", "unchanged"]
+    current: Any = None
+    """The value already there, when the action is "unchanged"."""
+
+    def describe(self, *, done: bool) -> str:
+        setting = f'"{KEY}": "{VALUE}"'
+        if self.action == "unchanged":
+            return f"{self.path}: {KEY} already set to {json.dumps(self.current)}, left as it is"
+        verb = ("set" if done else "would set") + f" {setting} in {self.path}"
+        return verb + (" (new file)" if self.action == "create" else "")
+
+
+def plan(path: Path) -> Edit:
+    """Read and check the file; say what enabling would do. Writes nothing."""
+    data = _read(path)
+    if data is None:
+        return Edit(path, "create")
+    if KEY in data:
+        return Edit(path, "unchanged", data[KEY])
+    return Edit(path, "add")
+
+
+def enable_experimental(path: Path, *, dry_run: bool = False) -> Edit:
+    edit = plan(path)
+    if edit.action == "unchanged" or dry_run:
+        return edit
+    data = _read(path) or {}
+    data[KEY] = VALUE
+    _write(path, json.dumps(data, indent="\t") + "\n")
+    return edit
+
+
+def _read(path: Path) -> dict[str, Any] | None:
+    """The parsed object, or None when there is no file yet."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except IsADirectoryError:
+        raise ConfigError(f"{path} is a folder, not a docker config file") from None
+    except OSError as err:
+        raise EnvironmentProblem(f"cannot read {path}: {err.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not UTF-8 text; left unchanged") from None
+    if not text.strip():
+        return {}  # docker itself reads an empty config as no settings
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ConfigError(
+            f"{path} is not valid JSON (line {err.lineno}, column {err.colno}: {err.msg}); left unchanged",
+            hint="fix or remove it, then run again",
+        ) from None
+    if not isinstance(data, dict):
+        kind = "an array" if isinstance(data, list) else f"a JSON {type(data).__name__}"
+        raise ConfigError(
+            f"{path} holds {kind}, not a JSON object; left unchanged",
+            hint="a docker config is a JSON object such as {}",
+        )
+    return data
+
+
+def _write(path: Path, text: str) -> None:
+    # Write through a symlink (dotfile managers link config.json) so the link stays.
+    target = path.resolve() if path.is_symlink() else path
+    try:
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        files.write_atomic(target, text, new_mode=NEW_FILE_MODE)
+    except OSError as err:
+        raise _unwritable(path, err) from None
+
+
+def _unwritable(path: Path, err: OSError) -> EnvironmentProblem:
+    return EnvironmentProblem(
+        f"cannot write {path}: {err.strerror or err}; left unchanged",
+        hint="make its folder writable, or point DOCKER_CONFIG at another folder",
+    )

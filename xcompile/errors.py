@@ -1,0 +1,98 @@
+"""Every error xcompile reports, each class with the exit code the README documents.
+
+Errors are raised deep down and translated to one line and an exit code once,
+in ``cli.main`` (the pipx model). They carry what ``--verbose`` shows: argv,
+exit status and output of the command that failed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class XcompileError(Exception):
+    """Base class. ``str(err)`` is the one line the user sees."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} — {self.hint}" if self.hint else self.message
+
+    def details(self) -> str:
+        """Extra lines for --verbose; empty when there is nothing more to say."""
+        return ""
+
+
+class UsageError(XcompileError):
+    """Bad switches, configuration or input: exit 2."""
+
+    exit_code = 2
+
+
+class ConfigError(UsageError):
+    """A configuration file, key or value that cannot be used."""
+
+
+class EnvironmentProblem(XcompileError):
+    """The host lacks something xcompile needs (docker, a daemon, qemu): exit 3."""
+
+    exit_code = 3
+
+
+class ProgramMissing(EnvironmentProblem):
+    def __init__(self, program: str, hint: str | None = None) -> None:
+        super().__init__(f"{program}: not found on PATH", hint=hint)
+        self.program = program
+
+
+class DockerUnavailable(EnvironmentProblem):
+    """The docker client is there but the daemon does not answer."""
+
+
+class QemuUnavailable(EnvironmentProblem):
+    """No static qemu could be found, installed or fetched."""
+
+
+class CommandFailed(XcompileError):
+    """A program ran and failed (or timed out)."""
+
+    exit_code = 1
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        retcode: int | None,
+        stdout: str = "",
+        stderr: str = "",
+        *,
+        reason: str | None = None,
+    ) -> None:
+        self.argv = tuple(argv)
+        self.retcode = retcode
+        self.stdout = stdout
+        self.stderr = stderr
+        why = reason or _last_line(stderr) or _last_line(stdout) or "no output"
+        status = "timed out" if retcode is None else f"exit {retcode}"
+        super().__init__(
+            f"{self.argv[0]} {self.argv[1] if len(self.argv) > 1 else ''}".rstrip() + f" failed ({status}): {why}"
+        )
+
+    def details(self) -> str:
+        import shlex
+
+        parts = [f"command: {shlex.join(self.argv)}", f"exit status: {self.retcode}"]
+        if self.stdout.strip():
+            parts.append("stdout:\n" + self.stdout.rstrip())
+        if self.stderr.strip():
+            parts.append("stderr:\n" + self.stderr.rstrip())
+        return "\n".join(parts)
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else ""

@@ -1,0 +1,56 @@
+"""Docker image reference grammar (distribution/reference), for names and tags.
+
+Every name and tag is checked here before anything runs, so that a tag such
+as ``3.7;rm -rf /`` or ``../x`` never reaches a command line or a file name.
+"""
+
+from __future__ import annotations
+
+import re
+
+from xcompile.errors import UsageError
+
+_ALNUM = r"[a-z0-9]+"
+_SEPARATOR = r"(?:[._]|__|[-]+)"
+_PATH_COMPONENT = rf"{_ALNUM}(?:{_SEPARATOR}{_ALNUM})*"
+_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?"
+_NAME = re.compile(rf"(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*")
+_TAG = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)
+_NAME_MAX = 255
+
+
+def check_tag(tag: str) -> str:
+    if not _TAG.fullmatch(tag):
+        raise UsageError(
+            f"invalid tag {_show(tag)}",
+            hint="a tag is 1-128 of letters, digits, '_', '.' and '-', not starting with '.' or '-'",
+        )
+    return tag
+
+
+def check_name(name: str, *, what: str = "repository") -> str:
+    """A repository name without tag or digest, e.g. ``localhost:5000/team/app``."""
+    if ":" in name.rsplit("/", 1)[-1] or "@" in name:
+        raise UsageError(
+            f"invalid {what} {_show(name)}: give the name without a tag or digest",
+            hint="tags are set with --tag",
+        )
+    first, _, rest = name.partition("/")
+    # Docker reads an uppercase first component as a registry host; a user
+    # who typed 'Team/app' almost surely meant a repository, so refuse it.
+    looks_like_host = "." in first or ":" in first or first == "localhost"
+    if len(name) > _NAME_MAX or not _NAME.fullmatch(name) or (rest and not looks_like_host and first != first.lower()):
+        raise UsageError(
+            f"invalid {what} {_show(name)}",
+            hint="use lowercase path components like 'team/app', optionally after 'host[:port]/'",
+        )
+    return name
+
+
+def image_ref(name: str, tag: str) -> str:
+    return f"{check_name(name)}:{check_tag(tag)}"
+
+
+def _show(value: str) -> str:
+    return repr(value if len(value) <= 60 else value[:57] + "...")

@@ -1,0 +1,60 @@
+"""The summary table and the JSON report of a run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from xcompile import __version__, files
+from xcompile.errors import EnvironmentProblem
+from xcompile.pipeline import Result
+
+COLUMNS = ("image", "platform", "status", "digest", "seconds")
+
+
+def as_dict(result: Result) -> dict[str, Any]:
+    return {
+        "xcompile": __version__,
+        "docker": {"client": result.docker.client, "server": result.docker.server},
+        "images": [
+            {
+                "name": o.image.name,
+                "base": o.image.base,
+                "platform": o.image.platform,
+                "status": o.status,
+                "digest": o.digest,
+                "seconds": round(o.seconds, 2),
+                "error": o.error,
+            }
+            for o in result.outcomes
+        ],
+    }
+
+
+def table(result: Result) -> str:
+    rows = [COLUMNS] + [
+        (
+            o.image.name,
+            o.image.platform,
+            o.status,
+            _short(o.digest),
+            f"{o.seconds:.1f}",
+        )
+        for o in result.outcomes
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
+    errors = [f"{o.image.name}: {o.error}" for o in result.outcomes if o.error]
+    return "\n".join(lines + errors)
+
+
+def write(result: Result, path: Path) -> None:
+    try:
+        files.write_atomic(path, json.dumps(as_dict(result), indent=2) + "\n")
+    except OSError as err:
+        raise EnvironmentProblem(f"cannot write report {path}: {err.strerror or err}") from None
+
+
+def _short(digest: str | None) -> str:
+    return digest[: len("sha256:") + 12] if digest else "-"

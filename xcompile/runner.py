@@ -1,0 +1,128 @@
+"""The one way out to the OS: every program xcompile runs goes through ``Runner``.
+
+So logging, dry-run, secret handling and error translation each exist once.
+Programs are resolved when they run, never at import time.
+"""
+
+from __future__ import annotations
+
+import collections
+import shlex
+import subprocess
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from plumbum import local
+from plumbum.commands.processes import CommandNotFound, ProcessExecutionError, ProcessTimedOut
+
+from xcompile.errors import CommandFailed, ProgramMissing
+
+Echo = Callable[[str, "str | None"], None]
+"""Receives one line for the user, and the label of the work it belongs to."""
+
+# What to tell a user whose PATH lacks one of the programs xcompile drives.
+INSTALL_HINTS = {
+    "docker": "install Docker (e.g. `sudo apt-get install docker.io`) and make sure `docker` is on PATH",
+    "apt-get": "this host has no apt; put a static qemu on PATH instead",
+    "sudo": "run as root, or install sudo",
+}
+_OUTPUT_TAIL = 400
+
+
+class Runner:
+    def __init__(self, echo: Echo, *, dry_run: bool = False) -> None:
+        self.echo = echo
+        self.dry_run = dry_run
+        self._live: set[subprocess.Popen[bytes]] = set()
+        self._lock = threading.Lock()
+
+    def which(self, program: str) -> Path | None:
+        try:
+            return Path(str(local.which(program)))
+        except CommandNotFound:
+            return None
+
+    def run(
+        self,
+        *argv: str | Path,
+        label: str | None = None,
+        stream: bool = False,
+        stdin: str | None = None,
+        timeout: float | None = None,
+    ) -> str:
+        """Echo argv, run it (unless dry-run) and return its stdout.
+
+        ``stream`` passes each output line (stdout and stderr merged, in
+        order) to ``echo`` as it comes, and returns the merged output.
+        ``stdin`` is fed to the program and never echoed: secrets go here.
+        """
+        args = [str(arg) for arg in argv]
+        # Echo before stdin is attached: str(cmd << secret) would show it.
+        self.echo("+ " + shlex.join(args), label)
+        if self.dry_run:
+            return ""
+        try:
+            cmd: Any = local[args[0]][args[1:]]
+        except CommandNotFound:
+            raise ProgramMissing(args[0], INSTALL_HINTS.get(args[0])) from None
+        if stream:
+            return self._stream(cmd, args, label, stdin)
+        if stdin is not None:
+            cmd = cmd << stdin
+        try:
+            _, out, _ = cmd.run(timeout=timeout)
+        except ProcessTimedOut:
+            raise CommandFailed(args, None, reason=f"timed out after {timeout:g} s") from None
+        except ProcessExecutionError as err:
+            raise CommandFailed(args, _retcode(err), _text(err.stdout), _text(err.stderr)) from None
+        return str(out)
+
+    def _stream(self, cmd: Any, args: list[str], label: str | None, stdin: str | None) -> str:
+        tail: collections.deque[str] = collections.deque(maxlen=_OUTPUT_TAIL)
+        proc = cmd.popen(
+            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        with self._lock:
+            self._live.add(proc)
+        try:
+            if stdin is not None:
+                proc.stdin.write(stdin.encode())
+                proc.stdin.close()
+            for raw in proc.stdout:
+                line = raw.decode("utf-8", "replace").rstrip("\r\n")
+                tail.append(line)
+                self.echo(line, label)
+            retcode = proc.wait()
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait()
+            with self._lock:
+                self._live.discard(proc)
+        output = "\n".join(tail)
+        if retcode != 0:
+            raise CommandFailed(args, retcode, "", output)
+        return output
+
+    def terminate_all(self) -> None:
+        """Stop every program still running, e.g. after Ctrl-C in the main thread."""
+        with self._lock:
+            live = list(self._live)
+        for proc in live:
+            if proc.poll() is None:
+                proc.terminate()
+
+
+def _retcode(err: ProcessExecutionError) -> int | None:
+    code = err.retcode
+    return code if isinstance(code, int) else None
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return "" if value is None else str(value)
