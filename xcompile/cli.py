@@ -69,7 +69,7 @@ class _Switches(cli.Application):
         if isinstance(self.parent, _Switches):
             values.update(self.parent.given())
         for key, value in self._own().items():
-            if value not in (None, False, []):
+            if value is not None:
                 values[key] = value
         return values
 
@@ -122,7 +122,7 @@ class _BuildSwitches(_Switches):
     )
     no_push = cli.Flag("--no-push", help="build only, do not push")
     jobs = cli.SwitchAttr(
-        "--jobs", int, default=None, argname="N", help=f"images at once (default {config.DEFAULT_JOBS})"
+        "--jobs", str, default=None, argname="N", help=f"images at once (default {config.DEFAULT_JOBS})"
     )
     keep_going = cli.Flag("--keep-going", help="go on with the other images after a failure")
     report_file = cli.SwitchAttr("--report", str, default=None, argname="FILE", help="also write the summary as JSON")

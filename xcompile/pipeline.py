@@ -111,8 +111,8 @@ class Pipeline:
         """Check the environment, then run the four steps. Raises only for
         problems that stop everything; per-image failures are in the result."""
         images = plan_images(self.config)
-        result = Result([Outcome(image) for image in images], self.check_docker())
         dockerconfig.plan(self.config.docker_config)  # refuse a broken file before any work
+        result = Result([Outcome(image) for image in images], self.check_docker())
         result.qemu = self.ensure_qemu()
         with self.build_context() as context:
             self.copy_qemu(result.qemu, context)

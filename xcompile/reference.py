@@ -48,9 +48,5 @@ def check_name(name: str, *, what: str = "repository") -> str:
     return name
 
 
-def image_ref(name: str, tag: str) -> str:
-    return f"{check_name(name)}:{check_tag(tag)}"
-
-
 def _show(value: str) -> str:
     return repr(value if len(value) <= 60 else value[:57] + "...")

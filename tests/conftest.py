@@ -1,0 +1,153 @@
+"""Fixtures for both tiers.
+
+Integration fixtures use the real parts that `make test` provides (dockerd,
+Debian's docker-registry, binfmt_misc with qemu). They never skip: where a
+part is missing the test fails and says how to get it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+MAKE_BASE = REPO / "ci" / "make-base-image.sh"
+PROVISION_HINT = "run `make test` (it runs ci/provision.sh) or `bash ci/provision.sh` first"
+
+
+def run_xcompile(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """Run `python -m xcompile` as a user would, capturing what they would see."""
+    return subprocess.run(
+        [sys.executable, "-m", "xcompile", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def docker(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=check, timeout=timeout)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def user_env(tmp_path: Path) -> dict[str, str]:
+    """The environment of a user whose docker config and temp folder are the test's own."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XCOMPILE_")}
+    (tmp_path / "tmp").mkdir()
+    env["DOCKER_CONFIG"] = str(tmp_path / "docker-config")
+    env["TMPDIR"] = str(tmp_path / "tmp")
+    env["PYTHONPATH"] = str(REPO)
+    return env
+
+
+@pytest.fixture(scope="session")
+def docker_daemon() -> None:
+    try:
+        result = docker("info", "--format", "{{.ServerVersion}}", check=False, timeout=30)
+    except FileNotFoundError:
+        pytest.fail(f"docker client not installed; {PROVISION_HINT}")
+    if result.returncode != 0:
+        pytest.fail(f"docker daemon not reachable ({result.stderr.strip()}); {PROVISION_HINT}")
+
+
+class Registry:
+    """A real registry (Debian's docker-registry) on 127.0.0.1, read through its HTTP API."""
+
+    MANIFEST_TYPES = ", ".join(
+        [
+            "application/vnd.docker.distribution.manifest.v2+json",
+            "application/vnd.docker.distribution.manifest.list.v2+json",
+            "application/vnd.oci.image.manifest.v1+json",
+            "application/vnd.oci.image.index.v1+json",
+        ]
+    )
+
+    def __init__(self, host: str) -> None:
+        self.host = host
+        self.url = f"http://{host}/v2"
+
+    def catalog(self) -> list[str]:
+        return list(requests.get(f"{self.url}/_catalog", timeout=10).json()["repositories"])
+
+    def tags(self, name: str) -> list[str]:
+        response = requests.get(f"{self.url}/{name}/tags/list", timeout=10)
+        return list(response.json().get("tags") or []) if response.ok else []
+
+    def manifest(self, name: str, tag: str) -> tuple[str, dict[str, object]]:
+        response = requests.get(
+            f"{self.url}/{name}/manifests/{tag}", headers={"Accept": self.MANIFEST_TYPES}, timeout=10
+        )
+        response.raise_for_status()
+        return response.headers["Docker-Content-Digest"], response.json()
+
+    def blob(self, name: str, digest: str) -> bytes:
+        response = requests.get(f"{self.url}/{name}/blobs/{digest}", timeout=60)
+        response.raise_for_status()
+        return response.content
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    folder = tmp_path_factory.mktemp("registry")
+    port = free_port()
+    config = folder / "config.yml"
+    config.write_text(
+        "version: 0.1\n"
+        "log: {level: warn}\n"
+        f"storage: {{filesystem: {{rootdirectory: {folder / 'data'}}}}}\n"
+        f"http: {{addr: 127.0.0.1:{port}}}\n"
+    )
+    try:
+        proc = subprocess.Popen(
+            ["docker-registry", "serve", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=(folder / "log").open("w"),
+        )
+    except FileNotFoundError:
+        pytest.fail(f"docker-registry not installed; {PROVISION_HINT}")
+    registry = Registry(f"127.0.0.1:{port}")
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            if requests.get(f"{registry.url}/", timeout=1).ok:
+                break
+        except requests.ConnectionError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"registry did not start: {(folder / 'log').read_text()[-500:]}")
+        time.sleep(0.1)
+    yield registry
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def armhf_base(docker_daemon: None) -> Iterator[str]:
+    """A local armhf image, made from Debian's busybox-static, tagged for the tags tests use."""
+    name = f"xcompile-test-{uuid.uuid4().hex[:8]}/python"
+    refs = [f"{name}:{tag}" for tag in ("3.7", "3.7-slim", "a", "b", "c")]
+    made = subprocess.run(["bash", str(MAKE_BASE), "armhf", "linux/arm/v7", *refs], capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.fail(f"could not make the armhf base image: {made.stderr.strip()}; {PROVISION_HINT}")
+    yield name
+    docker("rmi", *refs, check=False)

@@ -1,0 +1,59 @@
+"""Bad input, as a user types it: one line on stderr, exit 2, nothing run or written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import run_xcompile
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--tag", "3.7;rm -rf /"], "xcompile: error: invalid tag '3.7;rm -rf /' — a tag is 1-128 of letters"),
+        (["build", "--tag", "../x"], "xcompile: error: invalid tag '../x'"),
+        (["--repo", "Team/App"], "xcompile: error: invalid repository 'Team/App'"),
+        (["--base", "arm32v7/python:3.7"], "xcompile: error: invalid base image 'arm32v7/python:3.7': give the name"),
+        (["--arch", "armv7"], "xcompile: error: unknown architecture 'armv7' — did you mean 'arm32v7'?"),
+        (["--jobs", "0"], "xcompile: error: --jobs: expected 1 to 64, got 0"),
+        (["--jobs", "two"], "xcompile: error: --jobs: expected a whole number, got 'two'"),
+        (["--frobnicate"], "xcompile: error: Unknown switch --frobnicate — see `xcompile --help`"),
+        (["biuld"], "xcompile: error: unknown command 'biuld' — did you mean 'build'?"),
+        (["--config", "missing.cfg"], "xcompile: error: config file missing.cfg not found"),
+        (["qemu", "--tag", "3.7"], "xcompile: error: Unknown switch --tag"),
+    ],
+)
+def test_usage_errors(tmp_path: Path, user_env: dict[str, str], args: list[str], message: str) -> None:
+    result = run_xcompile(*args, cwd=tmp_path, env=user_env)
+    assert result.returncode == 2, result
+    assert result.stderr.startswith(message)
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert result.stdout == ""
+    assert (
+        sorted(p.name for p in tmp_path.iterdir()) == ["docker-config", "tmp"]
+        or not (tmp_path / "docker-config").exists()
+    )
+
+
+def test_verbose_shows_traceback(tmp_path: Path, user_env: dict[str, str]) -> None:
+    result = run_xcompile("-v", "--tag", "../x", cwd=tmp_path, env=user_env)
+    assert result.returncode == 2
+    assert "Traceback" in result.stderr
+
+
+def test_bad_config_file_key(tmp_path: Path, user_env: dict[str, str]) -> None:
+    (tmp_path / "setup.cfg").write_text("[xcompile]\ntag = 3.7\n")
+    result = run_xcompile("--dry-run", cwd=tmp_path, env=user_env)
+    assert result.returncode == 2
+    assert result.stderr == "xcompile: error: setup.cfg: unknown key 'tag' — did you mean 'tags'?\n"
+
+
+def test_version_and_help(tmp_path: Path, user_env: dict[str, str]) -> None:
+    from xcompile import __version__
+
+    assert run_xcompile("--version", cwd=tmp_path, env=user_env).stdout.strip() == f"xcompile {__version__}"
+    helped = run_xcompile("--help", cwd=tmp_path, env=user_env)
+    assert helped.returncode == 0
+    for word in ("--tag", "--no-push", "--keep-going", "--dry-run", "--report", "qemu", "experimental", "build"):
+        assert word in helped.stdout

@@ -1,0 +1,173 @@
+"""The docker config edit, against real files: every ugly input leaves the
+file byte-for-byte as it was, or gains exactly the one key."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import run_xcompile
+
+from xcompile.dockerconfig import enable_experimental, plan
+from xcompile.errors import ConfigError, EnvironmentProblem
+
+AUTHS = {"auths": {"registry.invalid": {"auth": "c2VjcmV0"}}, "credsStore": "pass"}
+
+
+def test_missing_file_and_folder_are_created(tmp_path: Path) -> None:
+    path = tmp_path / "new" / ".docker" / "config.json"
+    edit = enable_experimental(path)
+    assert edit.action == "create"
+    assert json.loads(path.read_text()) == {"experimental": "enabled"}
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert path.parent.stat().st_mode & 0o777 == 0o700
+
+
+def test_other_keys_order_and_mode_kept(tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(AUTHS))
+    path.chmod(0o640)
+    assert enable_experimental(path).action == "add"
+    data = json.loads(path.read_text())
+    assert data == {**AUTHS, "experimental": "enabled"}
+    assert list(data) == ["auths", "credsStore", "experimental"]
+    assert path.stat().st_mode & 0o777 == 0o640
+    assert [p.name for p in tmp_path.iterdir()] == ["config.json"]  # no temp file left
+
+
+@pytest.mark.parametrize("value", ["enabled", "disabled", True])
+def test_present_key_left_alone(tmp_path: Path, value: object) -> None:
+    path = tmp_path / "config.json"
+    original = json.dumps({"experimental": value, **AUTHS}, indent=1).encode()
+    path.write_bytes(original)
+    before = path.stat()
+    edit = enable_experimental(path)
+    assert edit.action == "unchanged" and edit.current == value
+    assert path.read_bytes() == original
+    assert path.stat().st_mtime_ns == before.st_mtime_ns and path.stat().st_ino == before.st_ino
+
+
+@pytest.mark.parametrize("content", [b"", b"  \n"])
+def test_empty_file_counts_as_no_settings(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "config.json"
+    path.write_bytes(content)
+    assert enable_experimental(path).action == "add"
+    assert json.loads(path.read_text()) == {"experimental": "enabled"}
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b'{"auths": {}', "is not valid JSON (line 1, column 13"),
+        (b'{"auths": {},}', "is not valid JSON"),
+        (b"[1, 2]", "holds an array, not a JSON object"),
+        (b'"text"', "holds a JSON str, not a JSON object"),
+        (b"null", "holds a JSON NoneType, not a JSON object"),
+        (b"\xff\xfe{}", "is not UTF-8 text"),
+    ],
+)
+def test_bad_content_refused_untouched(tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "config.json"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError) as err:
+        enable_experimental(path)
+    assert message in str(err.value) and "left unchanged" in str(err.value)
+    assert err.value.exit_code == 2
+    assert path.read_bytes() == content
+    assert [p.name for p in tmp_path.iterdir()] == ["config.json"]
+
+
+def test_symlink_is_followed_and_kept(tmp_path: Path) -> None:
+    target = tmp_path / "dotfiles" / "docker.json"
+    target.parent.mkdir()
+    target.write_text(json.dumps(AUTHS))
+    link = tmp_path / ".docker" / "config.json"
+    link.parent.mkdir()
+    link.symlink_to(target)
+    enable_experimental(link)
+    assert link.is_symlink() and link.resolve() == target
+    assert json.loads(target.read_text()) == {**AUTHS, "experimental": "enabled"}
+
+
+def test_folder_in_place_of_file(tmp_path: Path) -> None:
+    (tmp_path / "config.json").mkdir()
+    with pytest.raises(ConfigError, match="is a folder"):
+        enable_experimental(tmp_path / "config.json")
+
+
+@contextlib.contextmanager
+def read_only(folder: Path) -> Iterator[None]:
+    # Root ignores permission bits, so make the folder truly read-only.
+    subprocess.run(["mount", "--bind", str(folder), str(folder)], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)], check=True)
+        yield
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_read_only_folder(tmp_path: Path) -> None:
+    folder = tmp_path / ".docker"
+    folder.mkdir()
+    path = folder / "config.json"
+    path.write_text(json.dumps(AUTHS))
+    original = path.read_bytes()
+    with read_only(folder), pytest.raises(EnvironmentProblem) as err:
+        enable_experimental(path)
+    assert str(err.value) == (
+        f"cannot write {path}: Read-only file system; left unchanged"
+        " — make its folder writable, or point DOCKER_CONFIG at another folder"
+    )
+    assert err.value.exit_code == 3
+    assert path.read_bytes() == original
+    assert os.listdir(folder) == ["config.json"]
+
+
+def test_plan_writes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "d" / "config.json"
+    assert plan(path).action == "create"
+    assert enable_experimental(path, dry_run=True).action == "create"
+    assert not path.parent.exists()
+
+
+# Through the command, as a user runs it.
+
+
+def test_command_uses_DOCKER_CONFIG(tmp_path: Path, user_env: dict[str, str]) -> None:
+    result = run_xcompile("experimental", cwd=tmp_path, env=user_env)
+    path = Path(user_env["DOCKER_CONFIG"]) / "config.json"
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f'set "experimental": "enabled" in {path} (new file)\n'
+    assert json.loads(path.read_text()) == {"experimental": "enabled"}
+    again = run_xcompile("experimental", cwd=tmp_path, env=user_env)
+    assert again.stdout == f'{path}: experimental already set to "enabled", left as it is\n'
+
+
+def test_command_bad_json_one_line_exit_2(tmp_path: Path, user_env: dict[str, str]) -> None:
+    folder = Path(user_env["DOCKER_CONFIG"])
+    folder.mkdir()
+    (folder / "config.json").write_bytes(b"{oops")
+    result = run_xcompile("experimental", cwd=tmp_path, env=user_env)
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"xcompile: error: {folder}/config.json is not valid JSON (line 1, column 2: Expecting property name"
+        " enclosed in double quotes); left unchanged — fix or remove it, then run again\n"
+    )
+    assert (folder / "config.json").read_bytes() == b"{oops"
+
+
+def test_build_refuses_bad_config_before_any_work(tmp_path: Path, user_env: dict[str, str]) -> None:
+    """A broken config.json stops `build` before qemu, cp or any build runs."""
+    folder = Path(user_env["DOCKER_CONFIG"])
+    folder.mkdir()
+    (folder / "config.json").write_bytes(b"[]")
+    result = run_xcompile("build", "--tag", "3.7", cwd=tmp_path, env=user_env)
+    assert result.returncode == 2, result.stderr
+    assert "holds an array, not a JSON object" in result.stderr
+    assert "+ cp" not in result.stderr and "docker build" not in result.stderr
+    assert (folder / "config.json").read_bytes() == b"[]"

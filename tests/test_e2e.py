@@ -1,0 +1,240 @@
+"""End to end, as a user runs it: `python -m xcompile` against a real daemon,
+a real registry on 127.0.0.1 and a locally made armhf base image. Outcomes are
+checked where the user would look: the registry's API, the image config, the
+bytes of the layer, and what the image does under emulation."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+from binfmt import read as read_binfmt
+from binfmt import replaced
+from conftest import REPO, Registry, docker, run_xcompile
+
+from xcompile import platforms
+
+pytestmark = pytest.mark.integration
+ARM = platforms.get("arm32v7")
+HOST_QEMU = Path("/usr/bin/qemu-arm-static")
+
+
+def layer_file(registry: Registry, name: str, manifest: dict[str, object], path: str) -> bytes | None:
+    """The bytes of ``path`` in the topmost layer that holds it."""
+    layers = manifest["layers"]
+    assert isinstance(layers, list)
+    for layer in reversed(layers):
+        blob = registry.blob(name, layer["digest"])
+        with tarfile.open(fileobj=io.BytesIO(blob), mode="r:*") as tar:
+            for member in tar:
+                if member.name.lstrip("./") == path:
+                    extracted = tar.extractfile(member)
+                    assert extracted is not None
+                    return extracted.read()
+    return None
+
+
+@pytest.fixture
+def pushed(registry: Registry, armhf_base: str, user_env: dict[str, str], tmp_path: Path) -> dict[str, object]:
+    """Two tags built and pushed by xcompile, with the run's report."""
+    repo = f"{registry.host}/team/rpi-python"
+    report = tmp_path / "report.json"
+    result = run_xcompile(
+        "build", "--base", armhf_base, "--repo", repo, "--tag", "3.7", "--tag", "3.7-slim",
+        "--report", str(report), cwd=tmp_path, env=user_env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return {"repo": repo, "name": "team/rpi-python", "report": report, "result": result}
+
+
+def test_build_pushes_every_tag_with_qemu_inside(registry: Registry, pushed: dict[str, object]) -> None:
+    name = str(pushed["name"])
+    assert sorted(registry.tags(name)) == ["3.7", "3.7-slim"]
+    report = json.loads(Path(str(pushed["report"])).read_text())
+    by_name = {image["name"]: image for image in report["images"]}
+    for tag in ("3.7", "3.7-slim"):
+        digest, manifest = registry.manifest(name, tag)
+        config_blob = manifest["config"]
+        assert isinstance(config_blob, dict)
+        config = json.loads(registry.blob(name, config_blob["digest"]))
+        assert (config["os"], config["architecture"], config.get("variant")) == ("linux", "arm", "v7")
+        assert layer_file(registry, name, manifest, "usr/bin/qemu-arm-static") == HOST_QEMU.read_bytes()
+        entry = by_name[f"{pushed['repo']}:{tag}"]
+        assert entry["status"] == "pushed"
+        assert entry["digest"] == digest  # the summary's digest is the registry's
+        assert entry["platform"] == "linux/arm/v7"
+        assert entry["error"] is None
+    assert report["docker"]["server"] and report["docker"]["client"]
+    assert report["xcompile"]
+
+
+def test_summary_and_echo_are_what_the_user_sees(pushed: dict[str, object]) -> None:
+    result = pushed["result"]
+    assert isinstance(result, subprocess.CompletedProcess)
+    assert "+ docker build --platform linux/arm/v7 --no-cache" in result.stderr
+    assert f"+ docker push {pushed['repo']}:3.7" in result.stderr
+    assert '"experimental": "enabled"' in result.stderr
+    header, *rows = result.stdout.splitlines()
+    assert header.split() == ["image", "platform", "status", "digest", "seconds"]
+    assert {row.split()[0] for row in rows} == {f"{pushed['repo']}:3.7", f"{pushed['repo']}:3.7-slim"}
+    assert all(row.split()[2] == "pushed" and row.split()[3].startswith("sha256:") for row in rows)
+    assert "Traceback" not in result.stderr
+
+
+def test_experimental_set_in_docker_config(pushed: dict[str, object], user_env: dict[str, str]) -> None:
+    config = Path(user_env["DOCKER_CONFIG"]) / "config.json"
+    assert json.loads(config.read_text()) == {"experimental": "enabled"}
+    assert config.stat().st_mode & 0o777 == 0o600
+
+
+def test_build_context_removed(pushed: dict[str, object], user_env: dict[str, str]) -> None:
+    assert list(Path(user_env["TMPDIR"]).iterdir()) == []
+
+
+def test_image_runs_where_binfmt_lacks_fix_binary(
+    registry: Registry, armhf_base: str, pushed: dict[str, object]
+) -> None:
+    """The seed's world: qemu registered without F at /usr/bin/qemu-arm-static.
+    There the pushed image (pulled back fresh) runs ARM code and the bare base does not."""
+    host = read_binfmt(ARM.binfmt_name)
+    assert host is not None, "qemu-arm is not registered with binfmt_misc; run ci/provision.sh"
+    image = f"{pushed['repo']}:3.7"
+    docker("rmi", image)
+    docker("pull", "--platform", ARM.platform, image)
+    seed_world = dataclasses.replace(host, interpreter=ARM.qemu_path_in_image, flags="", enabled=True)
+    with replaced(seed_world):
+        ours = docker("run", "--rm", "--platform", ARM.platform, image, "uname", "-m", check=False)
+        bare = docker("run", "--rm", "--platform", ARM.platform, f"{armhf_base}:3.7", "uname", "-m", check=False)
+    assert read_binfmt(ARM.binfmt_name) == host, "binfmt registration not restored"
+    assert (ours.returncode, ours.stdout.strip()) == (0, ARM.uname_m), ours.stderr
+    assert bare.returncode != 0
+    assert "no such file or directory" in bare.stderr
+
+
+def test_dry_run_prints_the_original_job_and_changes_nothing(tmp_path: Path, user_env: dict[str, str]) -> None:
+    shutil.copy(REPO / "setup.cfg", tmp_path / "setup.cfg")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = run_xcompile("--dry-run", cwd=tmp_path, env=user_env)
+    assert result.returncode == 0, result.stderr
+    log = result.stderr
+    assert "qemu-arm-static" in log and "+ cp " in log
+    assert 'would set "experimental": "enabled"' in log
+    for tag in ("3.6", "3.6-slim", "3.7", "3.7-slim"):
+        ctx = f"{user_env['TMPDIR']}/xcompile-XXXXXX"
+        build = (
+            f"+ docker build --platform linux/arm/v7 --no-cache"
+            f" -f {ctx}/Dockerfile.{tag} -t brewblox/rpi-python:{tag} {ctx}"
+        )
+        assert f"[{tag}] {build}\n" in log
+        assert f"+ docker push brewblox/rpi-python:{tag}\n" in log
+        assert f"FROM arm32v7/python:{tag}; COPY qemu-arm-static /usr/bin/qemu-arm-static" in log
+    assert log.count("+ docker build") == 4 and log.count("+ docker push") == 4
+    # Commands in the original's order: cp, then the edit, then build/push.
+    assert log.index("+ cp ") < log.index("would set") < log.index("+ docker build")
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert not Path(user_env["DOCKER_CONFIG"]).exists()
+    assert list(Path(user_env["TMPDIR"]).iterdir()) == []
+    assert all(row.split()[2] == "planned" for row in result.stdout.splitlines()[1:])
+
+
+def test_dry_run_without_qemu_shows_apt(tmp_path: Path, user_env: dict[str, str]) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for program in ("docker", "apt-get", "cp"):
+        found = shutil.which(program)
+        assert found, program
+        (bin_dir / program).symlink_to(found)
+    env = {**user_env, "PATH": str(bin_dir)}
+    result = run_xcompile("--dry-run", "--tag", "3.7", cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "+ apt-get update\n" in result.stderr
+    assert "+ apt-get install -y qemu-user-static binfmt-support\n" in result.stderr
+    assert "install qemu " not in result.stderr  # Debian 12 has no package named qemu
+
+
+@pytest.mark.parametrize("keep_going", [False, True])
+def test_a_failure_stops_the_rest_unless_keep_going(
+    registry: Registry, armhf_base: str, user_env: dict[str, str], tmp_path: Path, keep_going: bool
+) -> None:
+    # Tag "missing" has no base image anywhere, so its build fails.
+    repo = f"{registry.host}/fail-{int(keep_going)}/img"
+    base = f"{registry.host}/nowhere/python"
+    docker("tag", f"{armhf_base}:a", f"{base}:a")
+    docker("tag", f"{armhf_base}:c", f"{base}:c")
+    try:
+        args = ["--base", base, "--repo", repo, "--tag", "a", "--tag", "missing", "--tag", "c", "--jobs", "1"]
+        result = run_xcompile(*args, *(["--keep-going"] if keep_going else []), cwd=tmp_path, env=user_env)
+    finally:
+        docker("rmi", f"{base}:a", f"{base}:c", check=False)
+    assert result.returncode == 1
+    statuses = {row.split()[0].rsplit(":", 1)[1]: row.split()[2] for row in result.stdout.splitlines()[1:4]}
+    assert statuses == {"a": "pushed", "missing": "failed", "c": "pushed" if keep_going else "skipped"}
+    assert f"{repo}:missing: docker build failed (exit 1)" in result.stdout
+    expected = ["a", "c"] if keep_going else ["a"]
+    assert sorted(registry.tags(f"fail-{int(keep_going)}/img")) == expected
+    assert "Traceback" not in result.stderr
+    assert list(Path(user_env["TMPDIR"]).iterdir()) == []
+
+
+def test_docker_missing(tmp_path: Path, user_env: dict[str, str]) -> None:
+    env = {**user_env, "PATH": str(tmp_path)}  # no docker, and nothing else either
+    result = run_xcompile("--tag", "3.7", cwd=tmp_path, env=env)
+    assert result.returncode == 3
+    assert result.stderr.strip().splitlines() == [
+        "+ docker version --format '{{json .}}'",
+        "xcompile: error: docker: not found on PATH — install Docker (e.g. `sudo apt-get install docker.io`)"
+        " and make sure `docker` is on PATH",
+    ]
+    assert not Path(user_env["DOCKER_CONFIG"]).exists()
+
+
+def test_daemon_down(tmp_path: Path, user_env: dict[str, str]) -> None:
+    env = {**user_env, "DOCKER_HOST": f"unix://{tmp_path}/nothing.sock"}
+    result = run_xcompile("--tag", "3.7", cwd=tmp_path, env=env)
+    assert result.returncode == 3
+    last = result.stderr.strip().splitlines()[-1]
+    assert last == (
+        f"xcompile: error: docker daemon not reachable at unix://{tmp_path}/nothing.sock"
+        " — start it (e.g. `sudo systemctl start docker`, or `sudo dockerd &`)"
+    )
+    assert "+ cp" not in result.stderr and "apt-get" not in result.stderr
+    assert not Path(user_env["DOCKER_CONFIG"]).exists()
+
+
+def test_interrupt_removes_build_context(
+    registry: Registry, armhf_base: str, tmp_path: Path, user_env: dict[str, str]
+) -> None:
+    """Ctrl-C in the middle of a build: exit 130, nothing left in TMPDIR."""
+    shim = tmp_path / "bin"
+    shim.mkdir()
+    real = shutil.which("docker")
+    # A real docker, slowed down at `build` so the interrupt lands mid-build.
+    (shim / "docker").write_text(
+        f'#!/bin/sh\n[ "$1" = build ] && touch "{tmp_path}/building" && sleep 30\nexec {real} "$@"\n'
+    )
+    (shim / "docker").chmod(0o755)
+    env = {**user_env, "PATH": f"{shim}:{user_env['PATH']}"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "xcompile", "--base", armhf_base, "--repo", f"{registry.host}/int/img", "--tag", "a"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "building").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.1)
+    assert any(Path(user_env["TMPDIR"]).iterdir())  # the context exists while building
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "xcompile: interrupted"
+    assert list(Path(user_env["TMPDIR"]).iterdir()) == []
+    assert registry.tags("int/img") == []

@@ -1,0 +1,44 @@
+"""Step 1, with the host's real PATH and real apt."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import run_xcompile
+
+from xcompile import platforms, qemu
+from xcompile.runner import Runner
+
+ARM = platforms.get("arm32v7")
+
+
+def test_found_on_path_skips_apt(tmp_path: Path, user_env: dict[str, str]) -> None:
+    result = run_xcompile("qemu", cwd=tmp_path, env=user_env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"{shutil.which('qemu-arm-static')}\n"
+    assert "apt-get" not in result.stderr
+    assert result.stderr == "xcompile: qemu: found on PATH\n"
+
+
+def test_no_binary_and_no_apt(tmp_path: Path, user_env: dict[str, str]) -> None:
+    result = run_xcompile("qemu", cwd=tmp_path, env={**user_env, "PATH": str(tmp_path)})
+    assert result.returncode == 3
+    assert result.stderr == (
+        "xcompile: error: qemu-arm-static is not on PATH and this host has no apt-get"
+        " — install a static qemu (e.g. your distribution's qemu-user-static) and put it on PATH\n"
+    )
+
+
+@pytest.mark.integration
+def test_apt_installs_only_packages_this_release_has() -> None:
+    """The real apt-get: update, ask which packages exist, install those."""
+    lines: list[str] = []
+    found = qemu._apt_install(ARM, Runner(lambda line, label: lines.append(line)))
+    commands = [line for line in lines if line.startswith("+ ")]
+    assert commands[0] == "+ apt-get update"
+    assert commands[1:3] == ["+ apt-cache policy qemu-user-static", "+ apt-cache policy binfmt-support"]
+    assert commands[3] == "+ apt-get install -y qemu-user-static binfmt-support"
+    assert found.path == Path("/usr/bin/qemu-arm-static") and found.path.is_file()
+    assert found.how == "installed with apt"

@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import pytest
+
+from xcompile.errors import UsageError
+from xcompile.reference import check_name, check_tag
+
+
+@pytest.mark.parametrize("tag", ["3.7", "3.7-slim", "latest", "v1.2_3", "A" * 128, "_x"])
+def test_good_tags(tag: str) -> None:
+    assert check_tag(tag) == tag
+
+
+@pytest.mark.parametrize("tag", ["3.7;rm -rf /", "../x", "", "-x", ".x", "a b", "a/b", "A" * 129, "tag\n", "é"])
+def test_bad_tags(tag: str) -> None:
+    with pytest.raises(UsageError) as err:
+        check_tag(tag)
+    assert err.value.exit_code == 2
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["brewblox/rpi-python", "python", "a__b/c--d", "localhost/x", "localhost:5000/a/b", "127.0.0.1:5000/a",
+     "registry.example.org/team/app", "[::1]:5000/a", "Registry.Example:443/a"],
+)  # fmt: skip
+def test_good_names(name: str) -> None:
+    assert check_name(name) == name
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["", "a//b", "/a", "a/", "x/../y", "Team/app", "UPPER", "a b", "a/b:tag", "a/b@sha256:00", "a/-b", "a" * 256],
+)
+def test_bad_names(name: str) -> None:
+    with pytest.raises(UsageError):
+        check_name(name)

@@ -1,0 +1,79 @@
+"""The runner with real programs: echo, dry-run, errors, streaming, secrets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from xcompile.errors import CommandFailed, ProgramMissing
+from xcompile.runner import Runner
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str | None]] = []
+
+    def __call__(self, line: str, label: str | None) -> None:
+        self.lines.append((line, label))
+
+
+def test_echo_is_pasteable_and_output_returned() -> None:
+    seen = Recorder()
+    out = Runner(seen).run("printf", "%s|", "a b", "it's", "$HOME")
+    assert out == "a b|it's|$HOME|"
+    assert seen.lines == [("+ printf '%s|' 'a b' 'it'\"'\"'s' '$HOME'", None)]
+
+
+def test_dry_run_echoes_and_runs_nothing(tmp_path: Path) -> None:
+    seen = Recorder()
+    assert Runner(seen, dry_run=True).run("touch", tmp_path / "x", label="t") == ""
+    assert seen.lines == [(f"+ touch {tmp_path}/x", "t")]
+    assert not (tmp_path / "x").exists()
+
+
+def test_failure_carries_argv_status_and_output() -> None:
+    with pytest.raises(CommandFailed) as err:
+        Runner(Recorder()).run("sh", "-c", "echo out; echo first >&2; echo 'the reason' >&2; exit 7")
+    assert str(err.value) == "sh -c failed (exit 7): the reason"
+    assert err.value.argv == ("sh", "-c", "echo out; echo first >&2; echo 'the reason' >&2; exit 7")
+    assert err.value.retcode == 7
+    assert err.value.stdout == "out\n"
+    assert "first" in err.value.details() and "exit status: 7" in err.value.details()
+    assert err.value.exit_code == 1
+
+
+def test_missing_program() -> None:
+    with pytest.raises(ProgramMissing) as err:
+        Runner(Recorder()).run("no-such-program-xcompile", "x")
+    assert str(err.value) == "no-such-program-xcompile: not found on PATH"
+    assert err.value.exit_code == 3
+
+
+def test_timeout() -> None:
+    with pytest.raises(CommandFailed) as err:
+        Runner(Recorder()).run("sleep", "5", timeout=0.2)
+    assert str(err.value) == "sleep 5 failed (timed out): timed out after 0.2 s"
+
+
+def test_stream_labels_each_line_in_order() -> None:
+    seen = Recorder()
+    out = Runner(seen).run("sh", "-c", "echo one; echo two >&2; echo three", label="3.7", stream=True)
+    assert out == "one\ntwo\nthree"
+    assert [line for line, _ in seen.lines[1:]] == ["one", "two", "three"]
+    assert {label for _, label in seen.lines} == {"3.7"}
+
+
+def test_stream_failure_keeps_output() -> None:
+    with pytest.raises(CommandFailed) as err:
+        Runner(Recorder()).run("sh", "-c", "echo step; echo broken >&2; exit 2", stream=True)
+    assert str(err.value) == "sh -c failed (exit 2): broken"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_secret_on_stdin_is_never_echoed(stream: bool) -> None:
+    seen = Recorder()
+    out = Runner(seen).run("cat", stdin="s3cret-token", stream=stream)
+    assert out == "s3cret-token"
+    echoed = [line for line, _ in seen.lines if line.startswith("+ ")]
+    assert echoed == ["+ cat"]
