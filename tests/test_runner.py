@@ -77,3 +77,28 @@ def test_secret_on_stdin_is_never_echoed(stream: bool) -> None:
     assert out == "s3cret-token"
     echoed = [line for line, _ in seen.lines if line.startswith("+ ")]
     assert echoed == ["+ cat"]
+
+
+def test_terminate_all_stops_a_streaming_program_and_its_children() -> None:
+    """Ctrl-C path: a grandchild holding the output pipe must not keep the reader waiting."""
+    import threading
+    import time
+
+    runner = Runner(Recorder())
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            runner.run("sh", "-c", "sleep 30; echo never", stream=True)
+        except BaseException as err:
+            errors.append(err)
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    time.sleep(0.5)
+    started = time.monotonic()
+    runner.terminate_all()
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+    assert time.monotonic() - started < 5
+    assert isinstance(errors[0], CommandFailed) and errors[0].retcode == -15

@@ -7,7 +7,10 @@ Programs are resolved when they run, never at import time.
 from __future__ import annotations
 
 import collections
+import contextlib
+import os
 import shlex
+import signal
 import subprocess
 import threading
 from collections.abc import Callable
@@ -85,6 +88,9 @@ class Runner:
             stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
+            # Its own process group, so that stopping it stops its children
+            # too: a grandchild holding the pipe open would block the reader.
+            start_new_session=True,
         )
         with self._lock:
             self._live.add(proc)
@@ -99,7 +105,7 @@ class Runner:
             retcode = proc.wait()
         finally:
             if proc.poll() is None:
-                proc.terminate()
+                _stop(proc)
                 proc.wait()
             with self._lock:
                 self._live.discard(proc)
@@ -114,7 +120,12 @@ class Runner:
             live = list(self._live)
         for proc in live:
             if proc.poll() is None:
-                proc.terminate()
+                _stop(proc)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
 
 
 def _retcode(err: ProcessExecutionError) -> int | None:
