@@ -50,7 +50,7 @@ def _apt_install(arch: Arch, runner: Runner) -> Qemu:
             )
         sudo = ("sudo",)
     try:
-        runner.run(*sudo, "apt-get", "update", label="qemu", stream=True)
+        runner.run(*sudo, "apt-get", "update", label="qemu", stream=True, terminal=bool(sudo))
     except CommandFailed as err:
         # One unreachable or mid-sync index fails the whole update, while
         # the lists apt already has usually still hold qemu-user-static.
@@ -64,7 +64,7 @@ def _apt_install(arch: Arch, runner: Runner) -> Qemu:
                 f"apt has no {APT_PACKAGES[0]} package on this release",
                 hint="check the apt sources, or put a static qemu on PATH",
             )
-    runner.run(*sudo, "apt-get", "install", "-y", *wanted, label="qemu", stream=True)
+    runner.run(*sudo, "apt-get", "install", "-y", *wanted, label="qemu", stream=True, terminal=bool(sudo))
     if runner.dry_run:
         return Qemu(APT_BIN_DIR / arch.qemu_binary, "to be installed with apt", tuple(notes))
     path = runner.which(arch.qemu_binary) or APT_BIN_DIR / arch.qemu_binary

@@ -54,12 +54,15 @@ class Runner:
         stream: bool = False,
         stdin: str | None = None,
         timeout: float | None = None,
+        terminal: bool = False,
     ) -> str:
         """Echo argv, run it (unless dry-run) and return its stdout.
 
         ``stream`` passes each output line (stdout and stderr merged, in
         order) to ``echo`` as it comes, and returns the merged output.
         ``stdin`` is fed to the program and never echoed: secrets go here.
+        ``terminal`` lets a streamed program talk to the user's terminal
+        (sudo's password prompt) instead of running in a session of its own.
         """
         args = [str(arg) for arg in argv]
         # Echo before stdin is attached: str(cmd << secret) would show it.
@@ -71,7 +74,7 @@ class Runner:
         except CommandNotFound:
             raise ProgramMissing(args[0], INSTALL_HINTS.get(args[0])) from None
         if stream:
-            return self._stream(cmd, args, label, stdin)
+            return self._stream(cmd, args, label, stdin, terminal)
         if stdin is not None:
             cmd = cmd << stdin
         try:
@@ -82,15 +85,19 @@ class Runner:
             raise CommandFailed(args, _retcode(err), _text(err.stdout), _text(err.stderr)) from None
         return str(out)
 
-    def _stream(self, cmd: Any, args: list[str], label: str | None, stdin: str | None) -> str:
+    def _stream(self, cmd: Any, args: list[str], label: str | None, stdin: str | None, terminal: bool) -> str:
         tail: collections.deque[str] = collections.deque(maxlen=_OUTPUT_TAIL)
+        if stdin is not None:
+            stdin_from: int | None = subprocess.PIPE
+        else:
+            stdin_from = None if terminal else subprocess.DEVNULL
         proc = cmd.popen(
-            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            stdin=stdin_from,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             # Its own process group, so that stopping it stops its children
             # too: a grandchild holding the pipe open would block the reader.
-            start_new_session=True,
+            start_new_session=not terminal,
         )
         with self._lock:
             self._live.add(proc)
@@ -124,8 +131,15 @@ class Runner:
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        group = os.getpgid(proc.pid)
+    except ProcessLookupError:
+        return
     with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
+        if group == os.getpgrp():  # a `terminal` program shares our group: stop just it
+            proc.terminate()
+        else:
+            os.killpg(group, signal.SIGTERM)
 
 
 def _retcode(err: ProcessExecutionError) -> int | None:
