@@ -14,8 +14,11 @@ from conftest import run_xcompile
         (["--tag", "3.7;rm -rf /"], "xcompile: error: invalid tag '3.7;rm -rf /' — a tag is 1-128 of letters"),
         (["build", "--tag", "../x"], "xcompile: error: invalid tag '../x'"),
         (["--repo", "Team/App"], "xcompile: error: invalid repository 'Team/App'"),
-        (["--base", "arm32v7/python:3.7"], "xcompile: error: invalid base image 'arm32v7/python:3.7': give the name"),
-        (["--arch", "armv7"], "xcompile: error: unknown architecture 'armv7' — did you mean 'arm32v7'?"),
+        (
+            ["--base", "arm32v7/python:3.7"],
+            "xcompile: error: invalid base image for arm32v7 'arm32v7/python:3.7': give the name",
+        ),
+        (["--arch", "armv9"], "xcompile: error: unknown architecture 'armv9' — did you mean 'arm32v7'?"),
         (["--jobs", "0"], "xcompile: error: --jobs: expected 1 to 64, got 0"),
         (["--jobs", "two"], "xcompile: error: --jobs: expected a whole number, got 'two'"),
         (["--frobnicate"], "xcompile: error: Unknown switch --frobnicate — see `xcompile --help`"),
@@ -43,10 +46,10 @@ def test_verbose_shows_traceback(tmp_path: Path, user_env: dict[str, str]) -> No
 
 
 def test_bad_config_file_key(tmp_path: Path, user_env: dict[str, str]) -> None:
-    (tmp_path / "setup.cfg").write_text("[xcompile]\ntag = 3.7\n")
+    (tmp_path / "setup.cfg").write_text("[xcompile]\ntagz = 3.7\n")
     result = run_xcompile("--dry-run", cwd=tmp_path, env=user_env)
     assert result.returncode == 2
-    assert result.stderr == "xcompile: error: setup.cfg: unknown key 'tag' — did you mean 'tags'?\n"
+    assert result.stderr == "xcompile: error: setup.cfg: unknown key 'tagz' — did you mean 'tags'?\n"
 
 
 def test_version_and_help(tmp_path: Path, user_env: dict[str, str]) -> None:

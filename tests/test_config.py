@@ -20,11 +20,12 @@ def settings(tmp_path: Path, switches: dict[str, object] | None = None, env: dic
 
 def test_defaults_are_the_original_job(tmp_path: Path) -> None:
     config = settings(tmp_path)
-    assert config.base == "arm32v7/python"
+    (arch,) = config.targets
+    assert config.base_for(arch) == "arm32v7/python"
     assert config.tags == ("3.6", "3.6-slim", "3.7", "3.7-slim")
     assert config.repo == "brewblox/rpi-python"
-    assert config.target.platform == "linux/arm/v7"
-    assert config.target.qemu_binary == "qemu-arm-static"
+    assert arch.platform == "linux/arm/v7"
+    assert arch.qemu_binary == "qemu-arm-static"
     assert config.push and not config.keep_going and config.jobs == 4
     assert config.docker_config == HOME / ".docker" / "config.json"
     assert config.source == "built-in defaults"
@@ -35,9 +36,8 @@ def test_the_projects_setup_cfg_holds_the_same_defaults() -> None:
     from_file = settings(repo)
     assert from_file.source == "setup.cfg"
     defaults = Config()
-    assert (from_file.base, from_file.tags, from_file.repo, from_file.arch) == (
-        defaults.base, defaults.tags, defaults.repo, defaults.arch,
-    )  # fmt: skip
+    assert (from_file.targets, from_file.tags, from_file.repo) == (defaults.targets, defaults.tags, defaults.repo)
+    assert from_file.base_for(from_file.targets[0]) == defaults.base_for(defaults.targets[0]) == "arm32v7/python"
 
 
 def test_layers_lowest_first(tmp_path: Path) -> None:
@@ -91,8 +91,8 @@ def test_unknown_key_names_it_and_suggests(tmp_path: Path) -> None:
 
 
 def test_unknown_env_variable_is_a_warning(tmp_path: Path) -> None:
-    _, warnings = load({}, {"XCOMPILE_TAG": "3.7"}, tmp_path, HOME)
-    assert warnings == ["environment: unknown key 'XCOMPILE_TAG' is ignored — did you mean 'tags'?"]
+    _, warnings = load({}, {"XCOMPILE_REPOS": "a/b"}, tmp_path, HOME)
+    assert warnings == ["environment: unknown key 'XCOMPILE_REPOS' is ignored — did you mean 'repo'?"]
 
 
 @pytest.mark.parametrize(
@@ -102,10 +102,13 @@ def test_unknown_env_variable_is_a_warning(tmp_path: Path) -> None:
         ("[xcompile]\njobs = 0\n", "setup.cfg: jobs: expected 1 to 64, got 0"),
         ("[xcompile]\npush = maybe\n", "setup.cfg: push: expected true or false, got 'maybe'"),
         ("[xcompile\nrepo = x\n", "setup.cfg: not a valid INI file"),
-        ("[xcompile]\narch = armv7\n", "unknown architecture 'armv7' — did you mean 'arm32v7'? known: arm32v7"),
+        (
+            "[xcompile]\narch = armv9\n",
+            "unknown architecture 'armv9' — did you mean 'arm32v7'? known: arm32v6, arm32v7",
+        ),
         ("[xcompile]\ntags = 3.7;rm\n", "invalid tag '3.7;rm'"),
         ("[xcompile]\nrepo = Team/App\n", "invalid repository 'Team/App'"),
-        ("[xcompile]\nbase = arm32v7/python:3.7\n", "invalid base image 'arm32v7/python:3.7': give the name"),
+        ("[xcompile]\nbase = arm32v7/python:3.7\n", "invalid base image for arm32v7 'arm32v7/python:3.7': give"),
     ],
 )
 def test_bad_values(tmp_path: Path, text: str, message: str) -> None:

@@ -57,8 +57,8 @@ class _Switches(cli.Application):
         help="read settings from FILE ([xcompile] in .cfg/.ini, [tool.xcompile] in .toml)",
     )  # fmt: skip
     arch = cli.SwitchAttr(
-        "--arch", str, default=None, argname="ARCH",
-        help=f"target architecture; known: {', '.join(a.name for a in platforms.ARCHES)}",
+        "--arch", str, list=True, argname="ARCH",
+        help=f"target architecture (repeatable); known: {', '.join(a.name for a in platforms.ARCHES)}",
     )  # fmt: skip
     dry_run = cli.Flag("--dry-run", help="print every command and edit, run and write nothing")
     verbose = cli.Flag(["-v", "--verbose"], help="show failing commands' output and tracebacks")
@@ -76,7 +76,7 @@ class _Switches(cli.Application):
     def _own(self) -> dict[str, Any]:
         return {
             "config_file": self.config_file,
-            "arch": self.arch,
+            "arches": self.arch or None,
             "dry_run": self.dry_run or None,
             "verbose": self.verbose or None,
         }
@@ -115,12 +115,20 @@ class _Switches(cli.Application):
 
 
 class _BuildSwitches(_Switches):
-    base = cli.SwitchAttr("--base", str, default=None, argname="IMAGE", help="foreign base image name, without tag")
+    image = cli.SwitchAttr(
+        "--image", str, default=None, argname="NAME", help="official image to start from (base: <arch namespace>/NAME)"
+    )
+    base = cli.SwitchAttr(
+        "--base", str, default=None, argname="IMAGE",
+        help="foreign base image name, without tag; {namespace} stands for the arch's namespace",
+    )  # fmt: skip
     repo = cli.SwitchAttr("--repo", str, default=None, argname="NAME", help="repository to build and push to")
     tags = cli.SwitchAttr(
         "--tag", str, list=True, argname="TAG", help="a tag to build (repeatable; replaces the configured list)"
     )
     no_push = cli.Flag("--no-push", help="build only, do not push")
+    no_verify = cli.Flag("--no-verify", help="do not prove each image (labels, qemu inside, runs) before pushing")
+    no_manifest = cli.Flag("--no-manifest", help="with several --arch, do not join each tag in a manifest list")
     jobs = cli.SwitchAttr(
         "--jobs", str, default=None, argname="N", help=f"images at once (default {config.DEFAULT_JOBS})"
     )
@@ -129,7 +137,10 @@ class _BuildSwitches(_Switches):
 
     def _own(self) -> dict[str, Any]:
         return super()._own() | {
+            "image": self.image,
             "base": self.base,
+            "verify": False if self.no_verify else None,
+            "manifest": False if self.no_manifest else None,
             "repo": self.repo,
             "tags": self.tags or None,
             "push": False if self.no_push else None,
@@ -187,11 +198,13 @@ class QemuCommand(_Switches):
     def main(self) -> int:
         console = Console()
         settings = self.load_config(console)
-        found = qemu.ensure(settings.target, Runner(console.echo, dry_run=settings.dry_run))
-        for note in found.notes:
-            console.say(f"warning: {note}")
-        console.say(f"qemu: {found.how}")
-        console.result(str(found.path))
+        runner = Runner(console.echo, dry_run=settings.dry_run)
+        for arch in {arch.qemu_binary: arch for arch in settings.targets}.values():
+            found = qemu.ensure(arch, runner)
+            for note in found.notes:
+                console.say(f"warning: {note}")
+            console.say(f"{found.binary}: {found.how}")
+            console.result(str(found.path))
         return 0
 
 

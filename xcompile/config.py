@@ -29,11 +29,21 @@ DEFAULT_JOBS = 4
 @dataclass(frozen=True)
 class Config:
     # The original job's values (see setup.cfg's [xcompile] section).
-    base: str = "arm32v7/python"
+    image: str = "python"
+    base: str | None = None
+    """The foreign base without tag; "{namespace}" stands for the arch's
+    Docker Hub namespace. None means "{namespace}/<image>"."""
+    bases: tuple[tuple[str, str], ...] = ()
+    """Per-arch overrides of ``base``: (arch name, base)."""
     tags: tuple[str, ...] = ("3.6", "3.6-slim", "3.7", "3.7-slim")
     repo: str = "brewblox/rpi-python"
-    arch: str = "arm32v7"
+    arches: tuple[str, ...] = ("arm32v7",)
     push: bool = True
+    verify: bool = True
+    manifest: bool = True
+    insecure: bool | None = None
+    """Talk plain HTTP to the registry for `docker manifest`; None: only for
+    loopback hosts, as the docker daemon does."""
     jobs: int = DEFAULT_JOBS
     keep_going: bool = False
     report: Path | None = None
@@ -46,8 +56,15 @@ class Config:
     """Where the file layer came from, for the plan's header."""
 
     @property
-    def target(self) -> platforms.Arch:
-        return platforms.get(self.arch)
+    def targets(self) -> tuple[platforms.Arch, ...]:
+        return tuple(platforms.get(name) for name in self.arches)
+
+    def base_for(self, arch: platforms.Arch) -> str:
+        override = dict(self.bases).get(arch.name)
+        if override:
+            return override
+        pattern = self.base or f"{{namespace}}/{self.image}"
+        return pattern.replace("{namespace}", arch.namespace)
 
 
 # Keys a config file or XCOMPILE_* variable may set, each with its parser.
@@ -92,16 +109,28 @@ def _path(value: Any, key: str) -> Path:
     return Path(_text(value, key))
 
 
+def _arches(value: Any, key: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(platforms.get(word).name for word in _words(value, key)))
+
+
 KEYS: dict[str, Callable[[Any, str], Any]] = {
+    "image": _text,
     "base": _text,
     "tags": _words,
     "repo": _text,
-    "arch": _text,
+    "arches": _arches,
     "push": _bool,
+    "verify": _bool,
+    "manifest": _bool,
+    "insecure": _bool,
     "jobs": _jobs,
     "keep_going": _bool,
     "report": _path,
 }
+ALIASES = {"arch": "arches", "tag": "tags"}
+"""Other spellings a file, variable or switch may use for a key."""
+PER_ARCH = "base_"
+"""``base_<arch>`` overrides the base of one architecture."""
 ENV_PREFIX = "XCOMPILE_"
 
 
@@ -121,20 +150,26 @@ def load(
     values: dict[str, Any] = {}
 
     file_values, source = _read_file(cwd, config_file)
-    values.update(_parse_layer(file_values, source, warnings, unknown_is_error=True))
-
     env_values = {
         key[len(ENV_PREFIX) :].lower(): value
         for key, value in env.items()
         if key.startswith(ENV_PREFIX) and value != ""
     }
-    values.update(_parse_layer(env_values, "environment", warnings, unknown_is_error=False))
+    for layer in (
+        _parse_layer(file_values, source, warnings, unknown_is_error=True),
+        _parse_layer(env_values, "environment", warnings, unknown_is_error=False),
+    ):
+        # Per-arch bases merge across layers; every other key replaces.
+        bases = dict(values.get("bases", ())) | dict(layer.pop("bases", ()))
+        values.update(layer)
+        if bases:
+            values["bases"] = tuple(sorted(bases.items()))
 
     for key, value in switches.items():
         if value is None:
             continue
         parse = KEYS.get(key)
-        values[key] = parse(value, f"--{key.replace('_', '-')}") if parse else value
+        values[key] = parse(value, f"--{_switch_name(key)}") if parse else value
 
     if env.get("DOCKER_CONFIG"):
         values["docker_config"] = Path(env["DOCKER_CONFIG"]) / "config.json"
@@ -158,8 +193,14 @@ def _asdict(config: Config) -> dict[str, Any]:
 
 def _parse_layer(raw: Mapping[str, Any], where: str, warnings: list[str], *, unknown_is_error: bool) -> dict[str, Any]:
     parsed: dict[str, Any] = {}
+    bases: dict[str, str] = {}
     for raw_key, value in raw.items():
         key = raw_key.replace("-", "_").lower()
+        key = ALIASES.get(key, key)
+        if key.startswith(PER_ARCH):
+            label = f"{ENV_PREFIX}{key.upper()}" if where == "environment" else f"{where}: {key}"
+            bases[platforms.get(key[len(PER_ARCH) :]).name] = _text(value, label)
+            continue
         parse = KEYS.get(key)
         if parse is None:
             near = difflib.get_close_matches(key, KEYS, n=1)
@@ -172,6 +213,8 @@ def _parse_layer(raw: Mapping[str, Any], where: str, warnings: list[str], *, unk
             continue
         label = f"{ENV_PREFIX}{key.upper()}" if where == "environment" else f"{where}: {key}"
         parsed[key] = parse(value, label)
+    if bases:
+        parsed["bases"] = tuple(sorted(bases.items()))
     return parsed
 
 
@@ -219,9 +262,13 @@ def _section(path: Path) -> dict[str, Any] | None:
     return dict(parser.items("xcompile"))
 
 
+def _switch_name(key: str) -> str:
+    return {"arches": "arch", "tags": "tag"}.get(key, key).replace("_", "-")
+
+
 def _validate(config: Config, warnings: list[str]) -> None:
-    platforms.get(config.arch)
-    reference.check_name(config.base, what="base image")
+    for arch in config.targets:
+        reference.check_name(config.base_for(arch), what=f"base image for {arch.name}")
     reference.check_name(config.repo)
     if not config.tags:
         raise ConfigError("no tags to build", hint="give at least one --tag")

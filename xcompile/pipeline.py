@@ -1,17 +1,20 @@
 """The original bash flow, step for step:
 
 1. ensure qemu            (apt-get install qemu-user-static, or find it)
-2. cp it into the build context
-3. enable experimental    ("experimental": "enabled" in the docker config)
-4. for each image: docker build, then docker push
+2. cp it into the build context (one per emulator)
+3. enable experimental    (only where this docker client needs it)
+4. for each image: docker build, prove it runs, then docker push
+   (and, for several architectures, join each tag's images in a manifest list)
 
-The plan (which images, which Dockerfiles) is a pure function of the config;
-only the runner and the config edit touch the world.
+The plan (which images, which Dockerfiles) is a pure function of the config
+and the host's binfmt registrations; only the runner and the config edit
+touch the world.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import re
 import shutil
@@ -24,40 +27,93 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from xcompile import dockerconfig, qemu
+from xcompile import binfmt, dockerconfig, qemu
 from xcompile.config import Config
 from xcompile.errors import CommandFailed, DockerUnavailable, XcompileError
+from xcompile.platforms import Arch
 from xcompile.runner import Runner
 
 Status = Literal["pushed", "built", "failed", "skipped", "planned"]
+Say = Callable[[str, "str | None"], None]
 DOCKER_PROBE_TIMEOUT = 30.0
-_DIGEST = re.compile(r"digest: (sha256:[0-9a-f]{64})")
+# `docker manifest` (and `build --platform` before 19.03) sat behind the
+# client's experimental flag until docker 20.10.
+EXPERIMENTAL_UNTIL = (20, 10)
+LOOPBACK = re.compile(r"^(localhost|127(\.\d+){3}|\[::1\])(:\d+)?$")
+_DIGEST = re.compile(r"(sha256:[0-9a-f]{64})")
+
+
+class VerificationFailed(XcompileError):
+    """A built image is not what it claims to be, or does not run."""
 
 
 @dataclass(frozen=True)
 class Image:
     tag: str
+    arch: Arch
     base: str
     """The foreign base, e.g. arm32v7/python:3.7."""
     name: str
     """What is built and pushed, e.g. brewblox/rpi-python:3.7."""
-    platform: str
-    qemu_binary: str
+    label: str
+    """How its output lines are prefixed: the tag, plus the arch when there are several."""
+    extra_qemu_paths: tuple[str, ...] = ()
+    """Where this host's binfmt registration (without F) looks for qemu, beyond /usr/bin."""
+
+    @property
+    def platform(self) -> str:
+        return self.arch.platform
+
+    @property
+    def qemu_paths(self) -> tuple[str, ...]:
+        return (self.arch.qemu_path_in_image, *self.extra_qemu_paths)
 
     @property
     def dockerfile_name(self) -> str:
-        return f"Dockerfile.{self.tag}"
+        return f"Dockerfile.{self.label}"
 
     @property
     def dockerfile(self) -> str:
         # The original's two lines. The path matters: hosts whose binfmt entry
         # lacks the F flag make the kernel look the emulator up in the image.
-        return f"FROM {self.base}\nCOPY {self.qemu_binary} /usr/bin/{self.qemu_binary}\n"
+        lines = [f"FROM {self.base}"]
+        lines += [f"COPY {self.arch.qemu_binary} {path}" for path in self.qemu_paths]
+        return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class ManifestList:
+    name: str
+    images: tuple[Image, ...]
+
+    @property
+    def platform(self) -> str:
+        return ",".join(image.platform for image in self.images)
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """A run's temporary folder: a docker build context per emulator (so each
+    build sends only its own qemu), and room for checks outside them."""
+
+    root: Path
+    SCRATCH = "check"
+
+    def context(self, qemu_binary: str) -> Path:
+        return self.root / f"context-{qemu_binary}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    images: tuple[Image, ...]
+    manifests: tuple[ManifestList, ...]
 
 
 @dataclass
 class Outcome:
-    image: Image
+    name: str
+    platform: str
+    base: str | None
     status: Status = "skipped"
     digest: str | None = None
     seconds: float = 0.0
@@ -74,31 +130,80 @@ class DockerVersions:
 class Result:
     outcomes: list[Outcome]
     docker: DockerVersions
-    qemu: qemu.Qemu | None = None
+    qemu: list[qemu.Qemu] = field(default_factory=list)
     edit: dockerconfig.Edit | None = None
-    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return all(o.error is None for o in self.outcomes)
 
 
-def plan_images(config: Config) -> list[Image]:
-    arch = config.target
-    return [
+def plan(config: Config, registrations: dict[str, binfmt.Entry | None]) -> Plan:
+    """Every image and manifest list the config asks for, given the host's binfmt entries."""
+    several = len(config.targets) > 1
+    images = tuple(
         Image(
             tag=tag,
-            base=f"{config.base}:{tag}",
-            name=f"{config.repo}:{tag}",
-            platform=arch.platform,
-            qemu_binary=arch.qemu_binary,
+            arch=arch,
+            base=f"{config.base_for(arch)}:{tag}",
+            name=f"{config.repo}:{tag}-{arch.name}" if several else f"{config.repo}:{tag}",
+            label=f"{tag}-{arch.name}" if several else tag,
+            extra_qemu_paths=_extra_qemu_paths(arch, registrations.get(arch.name)),
         )
         for tag in config.tags
-    ]
+        for arch in config.targets
+    )
+    manifests: tuple[ManifestList, ...] = ()
+    if several and config.push and config.manifest:
+        manifests = tuple(
+            ManifestList(f"{config.repo}:{tag}", tuple(i for i in images if i.tag == tag)) for tag in config.tags
+        )
+    return Plan(images, manifests)
+
+
+def _extra_qemu_paths(arch: Arch, entry: binfmt.Entry | None) -> tuple[str, ...]:
+    # Without F, the kernel opens the registered interpreter inside the
+    # container. A P (preserve-argv0) registration names a wrapper that
+    # expects an extra argument, so qemu itself cannot stand in for it.
+    if entry is None or entry.fix_binary or "P" in entry.flags:
+        return ()
+    if entry.interpreter in ("", arch.qemu_path_in_image):
+        return ()
+    return (entry.interpreter,)
+
+
+def binfmt_notes(arch: Arch, entry: binfmt.Entry | None, mounted: bool) -> list[str]:
+    """What this host's registration means for the images, in words."""
+    name = arch.binfmt_name
+    if not mounted:
+        return [f"{arch.name}: binfmt_misc is not mounted, so {arch.platform} images cannot run here"
+                " — run `xcompile doctor --fix`"]  # fmt: skip
+    if entry is None:
+        return [f"{arch.name}: no binfmt entry {name}, so {arch.platform} images cannot run here"
+                " — run `xcompile doctor --fix`"]  # fmt: skip
+    if entry.fix_binary:
+        return [f"{arch.name}: binfmt {name} has the F flag, so the image would run here even without qemu"
+                f" inside; {arch.qemu_path_in_image} stays in it for hosts without F"]  # fmt: skip
+    if "P" in entry.flags and entry.interpreter != arch.qemu_path_in_image:
+        return [f"{arch.name}: binfmt {name} (no F) runs {entry.interpreter} with the P flag, a wrapper that"
+                " qemu cannot stand in for, so images will not run here; register it without P, or with F"
+                " (`xcompile doctor --fix`)"]  # fmt: skip
+    if entry.interpreter != arch.qemu_path_in_image:
+        return [f"{arch.name}: binfmt {name} (no F) looks for {entry.interpreter} inside the container;"
+                " qemu is placed there too"]  # fmt: skip
+    return [f"{arch.name}: binfmt {name} (no F) looks for {entry.interpreter} inside the container, where"
+            " the image has it"]  # fmt: skip
+
+
+def needs_experimental(client_version: str | None) -> bool:
+    if client_version is None:
+        return True
+    found = re.match(r"(\d+)\.(\d+)", client_version)
+    return found is None or (int(found.group(1)), int(found.group(2))) < EXPERIMENTAL_UNTIL
 
 
 class Pipeline:
-    def __init__(self, config: Config, runner: Runner, say: Callable[[str, str | None], None]) -> None:
+    def __init__(self, config: Config, runner: Runner, say: Say) -> None:
         self.config = config
         self.run_ = runner.run
         self.runner = runner
@@ -108,16 +213,27 @@ class Pipeline:
     # --- the flow -----------------------------------------------------------
 
     def run(self) -> Result:
-        """Check the environment, then run the four steps. Raises only for
-        problems that stop everything; per-image failures are in the result."""
-        images = plan_images(self.config)
+        """Check the environment, then run the steps. Raises only for problems
+        that stop everything; per-image failures are in the result."""
         dockerconfig.plan(self.config.docker_config)  # refuse a broken file before any work
-        result = Result([Outcome(image) for image in images], self.check_docker())
+        result = Result([], self.check_docker())
+        mounted = binfmt.mounted()
+        registrations = {arch.name: binfmt.read(arch.binfmt_name) for arch in self.config.targets}
+        for arch in self.config.targets:
+            for note in binfmt_notes(arch, registrations[arch.name], mounted):
+                self.say(note, None)
+        the_plan = plan(self.config, registrations)
+        images = {image: _outcome(image) for image in the_plan.images}
+        manifests = {m: Outcome(m.name, m.platform, None) for m in the_plan.manifests}
+        result.outcomes = [*images.values(), *manifests.values()]
+
         result.qemu = self.ensure_qemu()
-        with self.build_context() as context:
-            self.copy_qemu(result.qemu, context)
-            result.edit = self.enable_experimental()
-            self.build_and_push_all(result.outcomes, context)
+        with self.workspace() as work:
+            self.copy_qemu(result.qemu, work)
+            result.edit = self.enable_experimental(result.docker)
+            self.build_all(images, work)
+            for manifest, outcome in manifests.items():
+                self.push_manifest(manifest, outcome, [images[image] for image in manifest.images])
         return result
 
     def check_docker(self) -> DockerVersions:
@@ -136,39 +252,53 @@ class Pipeline:
             server=(info.get("Server") or {}).get("Version"),
         )
 
-    def ensure_qemu(self) -> qemu.Qemu:
-        found = qemu.ensure(self.config.target, self.runner)
-        for note in found.notes:
-            self.say(f"warning: {note}", None)
-        self.say(f"qemu: {found.path} ({found.how})", None)
+    def ensure_qemu(self) -> list[qemu.Qemu]:
+        found = []
+        for arch in {arch.qemu_binary: arch for arch in self.config.targets}.values():
+            one = qemu.ensure(arch, self.runner)
+            for note in one.notes:
+                self.say(f"warning: {note}", None)
+            self.say(f"qemu: {one.path} ({one.how})", None)
+            found.append(one)
         return found
 
     @contextlib.contextmanager
-    def build_context(self) -> Iterator[Path]:
+    def workspace(self) -> Iterator[Workspace]:
         """A fresh folder, removed afterwards even on failure or Ctrl-C."""
         if self.runner.dry_run:
-            yield Path(tempfile.gettempdir()) / "xcompile-XXXXXX"
+            yield Workspace(Path(tempfile.gettempdir()) / "xcompile-XXXXXX")
             return
         folder = Path(tempfile.mkdtemp(prefix="xcompile-"))
         try:
-            yield folder
+            (folder / Workspace.SCRATCH).mkdir()
+            yield Workspace(folder)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 
-    def copy_qemu(self, found: qemu.Qemu, context: Path) -> None:
-        self.run_("cp", found.path, context / self.config.target.qemu_binary)
+    def copy_qemu(self, found: list[qemu.Qemu], work: Workspace) -> None:
+        for one in found:
+            context = work.context(one.binary)
+            if not self.runner.dry_run:
+                context.mkdir()
+            self.run_("cp", one.path, context / one.binary)
 
-    def enable_experimental(self) -> dockerconfig.Edit:
+    def enable_experimental(self, docker: DockerVersions) -> dockerconfig.Edit | None:
+        if not needs_experimental(docker.client):
+            self.say(f"experimental: not needed with docker client {docker.client}", None)
+            return None
         edit = dockerconfig.enable_experimental(self.config.docker_config, dry_run=self.runner.dry_run)
-        self.say(edit.describe(done=not self.runner.dry_run), None)
+        line = edit.describe(done=not self.runner.dry_run)
+        if docker.client is None and edit.action != "unchanged":
+            line += f" (only where the docker client is older than {'.'.join(map(str, EXPERIMENTAL_UNTIL))})"
+        self.say(line, None)
         return edit
 
-    def build_and_push_all(self, outcomes: list[Outcome], context: Path) -> None:
-        # Different tags are independent; a dry run stays sequential so the
+    def build_all(self, images: dict[Image, Outcome], work: Workspace) -> None:
+        # Different images are independent; a dry run stays sequential so the
         # plan reads in order.
         jobs = 1 if self.runner.dry_run else self.config.jobs
         with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="xcompile") as pool:
-            futures = [pool.submit(self.build_and_push, outcome, context) for outcome in outcomes]
+            futures = [pool.submit(self.build_verify_push, image, outcome, work) for image, outcome in images.items()]
             try:
                 for future in futures:
                     future.result()
@@ -177,20 +307,119 @@ class Pipeline:
                 self.runner.terminate_all()
                 raise
 
-    def build_and_push(self, outcome: Outcome, context: Path) -> None:
-        image = outcome.image
+    def build_verify_push(self, image: Image, outcome: Outcome, work: Workspace) -> None:
+        def steps() -> None:
+            self.build(image, work.context(image.arch.qemu_binary))
+            outcome.status = "built"
+            if self.config.verify:
+                self.verify(image, work)
+            if self.config.push:
+                if self._stop.is_set():
+                    outcome.error = "not pushed: an earlier image failed"
+                    return
+                outcome.digest = self.push(image)
+                outcome.status = "pushed"
+
+        self._attempt(outcome, steps)
+
+    def build(self, image: Image, context: Path) -> None:
+        dockerfile = context / image.dockerfile_name
+        if self.runner.dry_run:
+            self.say(f"write {dockerfile}: " + image.dockerfile.strip().replace("\n", "; "), image.label)
+        else:
+            dockerfile.write_text(image.dockerfile, encoding="utf-8")
+        self.run_(
+            "docker", "build",
+            "--platform", image.platform,
+            "--no-cache",
+            "-f", dockerfile,
+            "-t", image.name,
+            context,
+            label=image.label, stream=True,
+        )  # fmt: skip
+
+    def verify(self, image: Image, work: Workspace) -> None:
+        """Prove the image before it is pushed: labelled right, qemu inside, and it runs."""
+        run = self.run_
+        arch = image.arch
+        labels = run("docker", "image", "inspect", "--format", "{{.Os}}/{{.Architecture}}/{{.Variant}}",
+                     image.name, label=image.label).strip()  # fmt: skip
+        if not self.runner.dry_run and not _platform_matches(labels, arch):
+            raise VerificationFailed(
+                f"image config says {labels.rstrip('/')}, not {arch.platform}",
+                hint="the base or the build ran for the wrong platform (an emulated build labelled with"
+                " the host's architecture?)",
+            )
+        container = run("docker", "create", "--platform", image.platform, image.name, "true", label=image.label)
+        container = container.strip() or "CONTAINER"
+        try:
+            for path in image.qemu_paths:
+                copied = work.root / Workspace.SCRATCH / f"{image.label}-{Path(path).name}"
+                run("docker", "cp", f"{container}:{path}", copied, label=image.label)
+                original = work.context(arch.qemu_binary) / arch.qemu_binary
+                if not self.runner.dry_run and _sha256(copied) != _sha256(original):
+                    raise VerificationFailed(f"{path} in the image is not the qemu that was copied in")
+        finally:
+            with contextlib.suppress(CommandFailed):
+                run("docker", "rm", container, label=image.label)
+        uname = self._run_in(image, "uname", "-m")
+        if arch.uname_m and not self.runner.dry_run and uname != arch.uname_m:
+            raise VerificationFailed(f"`uname -m` in the image printed {uname!r}, not {arch.uname_m!r}")
+        try:
+            machine = self._run_in(image, "python3", "-c", "import platform; print(platform.machine())")
+        except VerificationFailed as err:
+            if "not found" not in str(err):
+                raise
+            self.say("no python3 in the image; checked with uname only", image.label)
+        else:
+            if arch.uname_m and not self.runner.dry_run and machine != arch.uname_m:
+                raise VerificationFailed(f"python3 in the image reports {machine!r}, not {arch.uname_m!r}")
+
+    def _run_in(self, image: Image, *command: str) -> str:
+        try:
+            out = self.run_("docker", "run", "--rm", "--platform", image.platform, image.name, *command,
+                            label=image.label)  # fmt: skip
+        except CommandFailed as err:
+            raise _run_failed(image, command[0], err) from None
+        return out.strip()
+
+    def push(self, image: Image) -> str | None:
+        out = self.run_("docker", "push", image.name, label=image.label, stream=True)
+        match = re.search(r"digest: " + _DIGEST.pattern, out)
+        return match.group(1) if match else None
+
+    def push_manifest(self, manifest: ManifestList, outcome: Outcome, parts: list[Outcome]) -> None:
+        if self._stop.is_set() or (not self.runner.dry_run and any(p.status != "pushed" for p in parts)):
+            outcome.error = "not joined: not every image of this tag was pushed"
+            return
+
+        def steps() -> None:
+            insecure = ["--insecure"] if self._insecure() else []
+            label = manifest.name.rsplit(":", 1)[1]
+            members = [image.name for image in manifest.images]
+            self.run_("docker", "manifest", "rm", manifest.name, label=label, ok_codes=(0, 1))
+            self.run_("docker", "manifest", "create", *insecure, manifest.name, *members, label=label)
+            for image in manifest.images:
+                arch = image.arch
+                variant = ["--variant", arch.variant] if arch.variant else []
+                self.run_("docker", "manifest", "annotate", manifest.name, image.name,
+                          "--os", arch.os, "--arch", arch.architecture, *variant, label=label)  # fmt: skip
+            out = self.run_("docker", "manifest", "push", *insecure, "--purge", manifest.name, label=label)
+            found = _DIGEST.search(out)
+            outcome.digest = found.group(1) if found else None
+            outcome.status = "pushed"
+
+        self._attempt(outcome, steps)
+
+    # --- helpers ------------------------------------------------------------
+
+    def _attempt(self, outcome: Outcome, work: Callable[[], None]) -> None:
         if self._stop.is_set():
             outcome.error = "not started: an earlier image failed"
             return
         started = time.monotonic()
         try:
-            self.build(image, context)
-            outcome.status = "built"
-            if self.config.push and self._stop.is_set():
-                outcome.error = "not pushed: an earlier image failed"
-            elif self.config.push:
-                outcome.digest = self.push(image)
-                outcome.status = "pushed"
+            work()
             if self.runner.dry_run:
                 outcome.status = "planned"
         except XcompileError as err:
@@ -201,26 +430,52 @@ class Pipeline:
         finally:
             outcome.seconds = time.monotonic() - started
 
-    def build(self, image: Image, context: Path) -> None:
-        dockerfile = context / image.dockerfile_name
-        if self.runner.dry_run:
-            self.say(f"write {dockerfile}: " + image.dockerfile.replace("\n", "; ").rstrip("; "), image.tag)
-        else:
-            dockerfile.write_text(image.dockerfile, encoding="utf-8")
-        self.run_(
-            "docker", "build",
-            "--platform", image.platform,
-            "--no-cache",
-            "-f", dockerfile,
-            "-t", image.name,
-            context,
-            label=image.tag, stream=True,
-        )  # fmt: skip
+    def _insecure(self) -> bool:
+        if self.config.insecure is not None:
+            return self.config.insecure
+        host = self.config.repo.split("/", 1)[0]
+        return "/" in self.config.repo and bool(LOOPBACK.match(host))
 
-    def push(self, image: Image) -> str | None:
-        out = self.run_("docker", "push", image.name, label=image.tag, stream=True)
-        match = _DIGEST.search(out)
-        return match.group(1) if match else None
+
+def _outcome(image: Image) -> Outcome:
+    return Outcome(image.name, image.platform, image.base)
+
+
+def _platform_matches(labels: str, arch: Arch) -> bool:
+    os_, architecture, variant = [*labels.split("/"), "", "", ""][:3]
+    # Docker leaves arm64's variant empty as often as it writes v8.
+    wanted_variant = arch.variant or ""
+    if arch.architecture == "arm64" and variant in ("", "v8"):
+        variant = wanted_variant
+    return (os_, architecture, variant) == (arch.os, arch.architecture, wanted_variant)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _run_failed(image: Image, program: str, err: CommandFailed) -> VerificationFailed:
+    text = f"{err.stderr}\n{err.stdout}"
+    arch = image.arch
+    if "exec format error" in text:
+        return VerificationFailed(
+            f"{program} in the image fails with 'exec format error': this host has no working binfmt"
+            f" entry for {arch.name}",
+            hint="run `xcompile doctor`",
+        )
+    if re.search(r"executable file not found|exec: \"?" + re.escape(program), text) or err.retcode == 127:
+        return VerificationFailed(f"{program} not found in the image")
+    if "no such file or directory" in text:
+        return VerificationFailed(
+            f"{program} in the image fails with 'no such file or directory': the emulator that binfmt"
+            f" names for {arch.name} is not in the image",
+            hint="run `xcompile doctor` to see where binfmt looks for it",
+        )
+    return VerificationFailed(f"running {program} in the image failed: {err}")
 
 
 def _docker_unavailable(err: CommandFailed) -> DockerUnavailable:

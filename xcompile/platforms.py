@@ -11,22 +11,49 @@ from dataclasses import dataclass
 
 from xcompile.errors import ConfigError
 
+# binfmt magic/mask as Debian's qemu-user-static ships them in
+# /usr/lib/binfmt.d/qemu-*.conf (i386's from qemu's qemu-binfmt-conf.sh).
+_ELF32_LE = r"\x7fELF\x01\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00"
+_ELF64_LE = r"\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00"
+_MASK_LE = r"\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff"
+
 
 @dataclass(frozen=True)
 class Arch:
     name: str
     """What users type, and the Docker Hub namespace of the official images."""
     platform: str
-    """What ``docker build --platform`` takes."""
+    """What ``docker build --platform`` takes: os/architecture[/variant]."""
     qemu_binary: str
     """The static emulator, by its name in Debian's qemu-user-static."""
     debian_arch: str
-    uname_m: str
-    """What ``uname -m`` prints inside the image under qemu."""
+    uname_m: str | None
+    """What ``uname -m`` prints in the image under qemu; None where it depends
+    on the host (i386 on an x86_64 kernel prints x86_64)."""
     binfmt_name: str
     """The entry under /proc/sys/fs/binfmt_misc that runs this arch's ELF files."""
     binfmt_magic: str
     binfmt_mask: str
+    native_on: tuple[str, ...] = ()
+    """Host ``uname -m`` values that run this arch without emulation."""
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def namespace(self) -> str:
+        return self.name
+
+    @property
+    def os(self) -> str:
+        return self.platform.split("/")[0]
+
+    @property
+    def architecture(self) -> str:
+        return self.platform.split("/")[1]
+
+    @property
+    def variant(self) -> str | None:
+        parts = self.platform.split("/")
+        return parts[2] if len(parts) > 2 else None
 
     @property
     def qemu_path_in_image(self) -> str:
@@ -36,28 +63,43 @@ class Arch:
 
 
 ARCHES: tuple[Arch, ...] = (
-    # Magic and mask as in Debian's /usr/lib/binfmt.d/qemu-arm.conf.
-    Arch(
-        name="arm32v7",
-        platform="linux/arm/v7",
-        qemu_binary="qemu-arm-static",
-        debian_arch="armhf",
-        uname_m="armv7l",
-        binfmt_name="qemu-arm",
-        binfmt_magic=r"\x7fELF\x01\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x28\x00",
-        binfmt_mask=r"\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff",
-    ),
-)
+    Arch("arm32v6", "linux/arm/v6", "qemu-arm-static", "armel", "armv7l", "qemu-arm",
+         _ELF32_LE + r"\x28\x00", _MASK_LE, ("armv6l", "armv7l"), ("armel", "linux/arm/v6", "armv6")),
+    Arch("arm32v7", "linux/arm/v7", "qemu-arm-static", "armhf", "armv7l", "qemu-arm",
+         _ELF32_LE + r"\x28\x00", _MASK_LE, ("armv7l",), ("armhf", "linux/arm", "linux/arm/v7", "armv7")),
+    Arch("arm64v8", "linux/arm64/v8", "qemu-aarch64-static", "arm64", "aarch64", "qemu-aarch64",
+         _ELF64_LE + r"\xb7\x00", _MASK_LE, ("aarch64",), ("aarch64", "arm64", "linux/arm64", "linux/arm64/v8")),
+    Arch("i386", "linux/386", "qemu-i386-static", "i386", None, "qemu-i386",
+         _ELF32_LE + r"\x03\x00",
+         r"\xff\xff\xff\xff\xff\xfe\xfe\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff",
+         ("x86_64", "i686"), ("386", "linux/386", "x86")),
+    Arch("ppc64le", "linux/ppc64le", "qemu-ppc64le-static", "ppc64el", "ppc64le", "qemu-ppc64le",
+         _ELF64_LE + r"\x15\x00",
+         r"\xff\xff\xff\xff\xff\xff\xff\xfc\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\x00",
+         ("ppc64le",), ("ppc64el", "linux/ppc64le")),
+    Arch("s390x", "linux/s390x", "qemu-s390x-static", "s390x", "s390x", "qemu-s390x",
+         r"\x7fELF\x02\x02\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x16",
+         r"\xff\xff\xff\xff\xff\xff\xff\xfc\xff\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff",
+         ("s390x",), ("linux/s390x",)),
+    Arch("riscv64", "linux/riscv64", "qemu-riscv64-static", "riscv64", "riscv64", "qemu-riscv64",
+         _ELF64_LE + r"\xf3\x00", _MASK_LE, ("riscv64",), ("linux/riscv64",)),
+    Arch("mips64le", "linux/mips64le", "qemu-mips64el-static", "mips64el", "mips64", "qemu-mips64el",
+         _ELF64_LE + r"\x08\x00",
+         r"\xff\xff\xff\xff\xff\xff\xff\x00\xfe\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff",
+         ("mips64",), ("mips64el", "linux/mips64le")),
+)  # fmt: skip
 
 _BY_NAME = {arch.name: arch for arch in ARCHES}
+_BY_ALIAS = {alias: arch for arch in ARCHES for alias in (arch.name, *arch.aliases)}
 
 
 def get(name: str) -> Arch:
+    """The row for a name or one of its usual aliases (armhf, aarch64, linux/arm, ...)."""
     try:
-        return _BY_NAME[name]
+        return _BY_ALIAS[name.strip().lower()]
     except KeyError:
-        near = difflib.get_close_matches(name, _BY_NAME, n=1)
-        hint = f"did you mean '{near[0]}'? " if near else ""
+        near = difflib.get_close_matches(name, _BY_ALIAS, n=1)
+        hint = f"did you mean '{_BY_ALIAS[near[0]].name}'? " if near else ""
         raise ConfigError(
             f"unknown architecture '{name}'",
             hint=f"{hint}known: {', '.join(_BY_NAME)}",

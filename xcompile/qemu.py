@@ -20,6 +20,8 @@ APT_BIN_DIR = Path("/usr/bin")
 
 @dataclass(frozen=True)
 class Qemu:
+    binary: str
+    """Its name, e.g. qemu-arm-static."""
     path: Path
     how: str
     """How it was found, for the user: "found on PATH", "installed with apt"."""
@@ -30,7 +32,7 @@ class Qemu:
 def ensure(arch: Arch, runner: Runner) -> Qemu:
     found = runner.which(arch.qemu_binary)
     if found is not None:
-        return Qemu(found, "found on PATH")
+        return Qemu(arch.qemu_binary, found, "found on PATH")
     if runner.which("apt-get") is None:
         raise QemuUnavailable(
             f"{arch.qemu_binary} is not on PATH and this host has no apt-get",
@@ -66,11 +68,11 @@ def _apt_install(arch: Arch, runner: Runner) -> Qemu:
             )
     runner.run(*sudo, "apt-get", "install", "-y", *wanted, label="qemu", stream=True, terminal=bool(sudo))
     if runner.dry_run:
-        return Qemu(APT_BIN_DIR / arch.qemu_binary, "to be installed with apt", tuple(notes))
+        return Qemu(arch.qemu_binary, APT_BIN_DIR / arch.qemu_binary, "to be installed with apt", tuple(notes))
     path = runner.which(arch.qemu_binary) or APT_BIN_DIR / arch.qemu_binary
     if not path.is_file():
         raise QemuUnavailable(f"apt installed {APT_PACKAGES[0]}, but {arch.qemu_binary} is still missing")
-    return Qemu(path, "installed with apt", tuple(notes))
+    return Qemu(arch.qemu_binary, path, "installed with apt", tuple(notes))
 
 
 def _has_candidate(runner: Runner, package: str) -> bool:

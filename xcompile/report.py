@@ -19,9 +19,9 @@ def as_dict(result: Result) -> dict[str, Any]:
         "docker": {"client": result.docker.client, "server": result.docker.server},
         "images": [
             {
-                "name": o.image.name,
-                "base": o.image.base,
-                "platform": o.image.platform,
+                "name": o.name,
+                "base": o.base,
+                "platform": o.platform,
                 "status": o.status,
                 "digest": o.digest,
                 "seconds": round(o.seconds, 2),
@@ -35,8 +35,8 @@ def as_dict(result: Result) -> dict[str, Any]:
 def table(result: Result) -> str:
     rows = [COLUMNS] + [
         (
-            o.image.name,
-            o.image.platform,
+            o.name,
+            o.platform,
             o.status,
             _short(o.digest),
             f"{o.seconds:.1f}",
@@ -45,7 +45,7 @@ def table(result: Result) -> str:
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
-    errors = [f"{o.image.name}: {o.error}" for o in result.outcomes if o.error]
+    errors = [f"{o.name}: {o.error}" for o in result.outcomes if o.error]
     return "\n".join(lines + errors)
 
 

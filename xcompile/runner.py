@@ -55,6 +55,7 @@ class Runner:
         stdin: str | None = None,
         timeout: float | None = None,
         terminal: bool = False,
+        ok_codes: tuple[int, ...] = (0,),
     ) -> str:
         """Echo argv, run it (unless dry-run) and return its stdout.
 
@@ -78,7 +79,7 @@ class Runner:
         if stdin is not None:
             cmd = cmd << stdin
         try:
-            _, out, _ = cmd.run(timeout=timeout)
+            _, out, _ = cmd.run(timeout=timeout, retcode=ok_codes)
         except ProcessTimedOut:
             raise CommandFailed(args, None, reason=f"timed out after {timeout:g} s") from None
         except ProcessExecutionError as err:
