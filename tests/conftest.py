@@ -141,13 +141,24 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     proc.wait(timeout=10)
 
 
-@pytest.fixture(scope="session")
-def armhf_base(docker_daemon: None) -> Iterator[str]:
-    """A local armhf image, made from Debian's busybox-static, tagged for the tags tests use."""
-    name = f"xcompile-test-{uuid.uuid4().hex[:8]}/python"
-    refs = [f"{name}:{tag}" for tag in ("3.7", "3.7-slim", "a", "b", "c")]
-    made = subprocess.run(["bash", str(MAKE_BASE), "armhf", "linux/arm/v7", *refs], capture_output=True, text=True)
+BASE_TAGS = ("3.7", "3.7-slim", "a", "b", "c")
+
+
+def make_base(debian_arch: str, platform: str, name: str) -> Iterator[str]:
+    """A local foreign image, made from Debian's busybox-static, tagged for the tags tests use."""
+    refs = [f"{name}:{tag}" for tag in BASE_TAGS]
+    made = subprocess.run(["bash", str(MAKE_BASE), debian_arch, platform, *refs], capture_output=True, text=True)
     if made.returncode != 0:
-        pytest.fail(f"could not make the armhf base image: {made.stderr.strip()}; {PROVISION_HINT}")
+        pytest.fail(f"could not make the {debian_arch} base image: {made.stderr.strip()}; {PROVISION_HINT}")
     yield name
     docker("rmi", *refs, check=False)
+
+
+@pytest.fixture(scope="session")
+def armhf_base(docker_daemon: None) -> Iterator[str]:
+    yield from make_base("armhf", "linux/arm/v7", f"xcompile-test-{uuid.uuid4().hex[:8]}/python")
+
+
+@pytest.fixture(scope="session")
+def arm64_base(docker_daemon: None) -> Iterator[str]:
+    yield from make_base("arm64", "linux/arm64/v8", f"xcompile-test-{uuid.uuid4().hex[:8]}/arm64-python")

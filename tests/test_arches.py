@@ -1,0 +1,144 @@
+"""Several architectures, and the proof of every image, end to end against the
+real daemon and registry, with the host's binfmt registrations set both ways
+(with the F flag, and without it as on older hosts) and restored afterwards."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from binfmt import Entry, read, replaced
+from conftest import Registry, docker, run_xcompile
+from test_e2e import layer_file
+
+from xcompile import platforms
+
+pytestmark = pytest.mark.integration
+ARM = platforms.get("arm32v7")
+ARM64 = platforms.get("arm64v8")
+
+
+def without_fix_binary(arch: platforms.Arch, interpreter: str | None = None, flags: str = "") -> Entry:
+    host = read(arch.binfmt_name)
+    assert host is not None, f"{arch.binfmt_name} is not registered; run ci/provision.sh"
+    return dataclasses.replace(host, interpreter=interpreter or arch.qemu_path_in_image, flags=flags, enabled=True)
+
+
+def build(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return run_xcompile("build", *args, cwd=cwd, env=env)
+
+
+@pytest.fixture
+def two_arch_env(user_env: dict[str, str], armhf_base: str, arm64_base: str) -> dict[str, str]:
+    # Per-arch bases, as a user would set them for images not on Docker Hub.
+    return {**user_env, "XCOMPILE_BASE_ARM32V7": armhf_base, "XCOMPILE_BASE_ARM64V8": arm64_base}
+
+
+@pytest.mark.parametrize("fix_binary", [True, False], ids=["F", "no-F"])
+def test_two_arches_push_verified_images_and_a_manifest_list(
+    registry: Registry, two_arch_env: dict[str, str], tmp_path: Path, fix_binary: bool
+) -> None:
+    name = f"multi-{'f' if fix_binary else 'nof'}/rpi"
+    repo = f"{registry.host}/{name}"
+    args = ["--arch", "arm32v7", "--arch", "aarch64", "--repo", repo, "--tag", "3.7", "--report", "r.json"]
+    if fix_binary:
+        result = build(*args, env=two_arch_env, cwd=tmp_path)
+    else:
+        with replaced(without_fix_binary(ARM)), replaced(without_fix_binary(ARM64)):
+            result = build(*args, env=two_arch_env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(registry.tags(name)) == ["3.7", "3.7-arm32v7", "3.7-arm64v8"]
+
+    for arch in (ARM, ARM64):
+        _, manifest = registry.manifest(name, f"3.7-{arch.name}")
+        config = json.loads(registry.blob(name, manifest["config"]["digest"]))  # type: ignore[index]
+        assert (config["architecture"], config.get("variant")) == (arch.architecture, arch.variant)
+        host_qemu = Path("/usr/bin", arch.qemu_binary).read_bytes()
+        assert layer_file(registry, name, manifest, arch.qemu_path_in_image.lstrip("/")) == host_qemu
+        # The proof ran: uname under emulation, before the push.
+        assert f"[3.7-{arch.name}] + docker run --rm --platform {arch.platform}" in result.stderr
+
+    digest, index = registry.manifest(name, "3.7")
+    assert index["mediaType"] == "application/vnd.docker.distribution.manifest.list.v2+json"
+    platforms_in_list = [m["platform"] for m in index["manifests"]]  # type: ignore[index, union-attr]
+    assert {(p["architecture"], p.get("variant")) for p in platforms_in_list} == {("arm", "v7"), ("arm64", "v8")}
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert [(i["name"], i["status"]) for i in report["images"]] == [
+        (f"{repo}:3.7-arm32v7", "pushed"),
+        (f"{repo}:3.7-arm64v8", "pushed"),
+        (f"{repo}:3.7", "pushed"),
+    ]
+    assert report["images"][2]["digest"] == digest
+    if fix_binary:
+        assert "has the F flag, so the image would run here even without qemu inside" in result.stderr
+    else:
+        assert "(no F) looks for /usr/bin/qemu-aarch64-static inside the container, where the image has it" in (
+            result.stderr
+        )
+
+
+def test_no_manifest_pushes_only_the_per_arch_tags(
+    registry: Registry, two_arch_env: dict[str, str], tmp_path: Path
+) -> None:
+    repo = f"{registry.host}/nomanifest/rpi"
+    result = build("--arch", "arm32v7", "--arch", "arm64v8", "--repo", repo, "--tag", "a", "--no-manifest",
+                   "--no-verify", env=two_arch_env, cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert sorted(registry.tags("nomanifest/rpi")) == ["a-arm32v7", "a-arm64v8"]
+    assert "docker manifest" not in result.stderr and "docker run" not in result.stderr
+
+
+def test_interpreter_elsewhere_gets_a_copy_there(
+    registry: Registry, armhf_base: str, user_env: dict[str, str], tmp_path: Path
+) -> None:
+    """No F, interpreter at another path: the image carries qemu there too, and runs."""
+    repo = f"{registry.host}/elsewhere/rpi"
+    entry = without_fix_binary(ARM, interpreter="/usr/local/bin/qemu-arm-static")
+    with replaced(entry):
+        result = build("--base", armhf_base, "--repo", repo, "--tag", "a", env=user_env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "looks for /usr/local/bin/qemu-arm-static inside the container; qemu is placed there too" in result.stderr
+    _, manifest = registry.manifest("elsewhere/rpi", "a")
+    assert layer_file(registry, "elsewhere/rpi", manifest, "usr/local/bin/qemu-arm-static") == (
+        Path("/usr/bin/qemu-arm-static").read_bytes()
+    )
+
+
+def test_image_that_cannot_run_here_is_failed_and_not_pushed(
+    registry: Registry, armhf_base: str, user_env: dict[str, str], tmp_path: Path
+) -> None:
+    """No F, and a P-flag wrapper that qemu cannot stand in for: the run check fails."""
+    repo = f"{registry.host}/wrapper/rpi"
+    entry = without_fix_binary(ARM, interpreter="/usr/libexec/qemu-binfmt/arm-binfmt-P", flags="P")
+    with replaced(entry):
+        result = build("--base", armhf_base, "--repo", repo, "--tag", "a", env=user_env, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "a wrapper that qemu cannot stand in for" in result.stderr
+    row = result.stdout.splitlines()[1].split()
+    assert (row[0], row[2]) == (f"{repo}:a", "failed")
+    assert (
+        f"{repo}:a: uname in the image fails with 'no such file or directory': the emulator that binfmt names"
+        " for arm32v7 is not in the image — run `xcompile doctor` to see where binfmt looks for it"
+    ) in result.stdout
+    assert registry.tags("wrapper/rpi") == []
+    assert "docker push" not in result.stderr
+
+
+def test_mislabelled_build_is_caught(registry: Registry, user_env: dict[str, str], tmp_path: Path) -> None:
+    """The known bug: a build that comes out labelled amd64 is refused before the push."""
+    base = f"{registry.host}/mislabelled/python"
+    subprocess.run(
+        ["bash", "ci/make-base-image.sh", "armhf", "linux/amd64", f"{base}:a"],
+        cwd=Path(__file__).resolve().parents[1], check=True, capture_output=True,
+    )  # fmt: skip
+    repo = f"{registry.host}/mislabelled/out"
+    try:
+        result = build("--base", base, "--repo", repo, "--tag", "a", env=user_env, cwd=tmp_path)
+    finally:
+        docker("rmi", f"{base}:a", check=False)
+    assert result.returncode == 1
+    assert f"{repo}:a: image config says linux/amd64, not linux/arm/v7" in result.stdout
+    assert registry.tags("mislabelled/out") == []
