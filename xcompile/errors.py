@@ -7,6 +7,7 @@ exit status and output of the command that failed.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Sequence
 
 
@@ -58,6 +59,36 @@ class QemuUnavailable(EnvironmentProblem):
     """No static qemu could be found, installed or fetched."""
 
 
+class DownloadError(QemuUnavailable):
+    """A file could not be fetched (exit 3). ``status`` is the HTTP status, if there was one."""
+
+    def __init__(self, url: str, reason: str, *, status: int | None = None, hint: str | None = None) -> None:
+        super().__init__(f"download of {url} failed: {reason}", hint=hint)
+        self.url = url
+        self.status = status
+
+
+class VerificationError(XcompileError):
+    """What the mirror served does not match what the signed chain promises (exit 1)."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None, detail: str = "") -> None:
+        super().__init__(message, hint=hint)
+        self.detail = detail
+
+    def details(self) -> str:
+        return self.detail
+
+
+class CacheError(EnvironmentProblem):
+    """The download cache cannot be written (exit 3)."""
+
+
+class PackageMissing(QemuUnavailable):
+    """The archive has no qemu-user-static for this architecture, or the package lacks the binary (exit 3)."""
+
+
 class CommandFailed(XcompileError):
     """A program ran and failed (or timed out)."""
 
@@ -83,8 +114,6 @@ class CommandFailed(XcompileError):
         )
 
     def details(self) -> str:
-        import shlex
-
         parts = [f"command: {shlex.join(self.argv)}", f"exit status: {self.retcode}"]
         if self.stdout.strip():
             parts.append("stdout:\n" + self.stdout.rstrip())

@@ -1,0 +1,726 @@
+"""xcompile.debian against a real HTTP server on 127.0.0.1 serving an archive built in tmp.
+
+The archive is signed with throwaway gpg keys; the end-to-end test uses the
+real qemu-user-static .deb and runs the extracted qemu on an armhf busybox.
+Nothing here skips: a missing tool or .deb is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import stat
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from debian_archive import QEMU, Archive, GpgKey, build_deb, file_handler, real_deb, tiny_elf
+from pytest_httpserver import HTTPServer
+from werkzeug.wrappers import Request, Response
+
+from xcompile.debian import (
+    NO_KEYRING_NOTE,
+    CacheError,
+    DownloadError,
+    FetchResult,
+    PackageMissing,
+    ProgressEvent,
+    VerificationError,
+    fetch_qemu,
+    host_debian_arch,
+    mirror_from_apt_sources,
+)
+from xcompile.download import MAX_BODY_RESUMES, make_session
+from xcompile.errors import QemuUnavailable, UsageError
+
+PREFIX = "/debian"
+ARCH = host_debian_arch()
+DEB_URI = re.compile(r".*\.deb$")
+
+
+@pytest.fixture(scope="session")
+def make_httpserver() -> Iterator[HTTPServer]:
+    # Threaded, so that a stalled handler does not hold up the requests behind it.
+    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
+    server.start()
+    yield server
+    server.clear()
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def keys() -> Iterator[tuple[GpgKey, GpgKey]]:
+    good, wrong = GpgKey.create("Test Archive"), GpgKey.create("Wrong Key")
+    yield good, wrong
+    good.close()
+    wrong.close()
+
+
+@pytest.fixture(scope="session")
+def synthetic_deb(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # 2 MiB of random payload: several progress steps, and a body worth cutting.
+    return build_deb(
+        tmp_path_factory.mktemp("debs") / "qemu.deb",
+        version="1:7.2+dfsg-7",
+        files={
+            "usr/bin/qemu-arm-static": tiny_elf(size=2 << 20),
+            "usr/bin/qemu-aarch64-static": tiny_elf(),
+            "usr/share/doc/qemu-user-static/README": b"synthetic\n",
+        },
+    )
+
+
+@dataclass
+class Site:
+    archive: Archive
+    server: HTTPServer
+    cache: Path
+    key: GpgKey
+
+    @property
+    def mirror(self) -> str:
+        return self.server.url_for(PREFIX)
+
+    @property
+    def deb_uri(self) -> str:
+        return f"{PREFIX}/{self.archive.entries[0].filename}"
+
+    @property
+    def deb_file(self) -> Path:
+        return self.archive.root / self.archive.entries[0].filename
+
+    def serve(self, deb_handler: Callable[[Request], Response] | None = None) -> None:
+        if deb_handler is not None:
+            self.server.expect_request(DEB_URI).respond_with_handler(deb_handler)
+        self.server.expect_request(re.compile(f"^{PREFIX}/")).respond_with_handler(
+            file_handler(self.archive.root, PREFIX)
+        )
+
+    def fetch(self, binary: str = "qemu-arm-static", **kwargs: Any) -> FetchResult:
+        kwargs.setdefault("keyring", self.key.keyring)
+        kwargs.setdefault("timeout", 5.0)
+        kwargs.setdefault("cache_dir", self.cache)
+        kwargs.setdefault("mirror", self.mirror)
+        kwargs.setdefault("suite", self.archive.suite)
+        return fetch_qemu(binary, **kwargs)
+
+    def paths(self) -> list[str]:
+        return [request.path for request, _ in self.server.log]
+
+    def deb_requests(self) -> list[Request]:
+        return [request for request, _ in self.server.log if request.path.endswith(".deb")]
+
+
+@pytest.fixture
+def site(tmp_path: Path, httpserver: HTTPServer, keys: tuple[GpgKey, GpgKey], synthetic_deb: Path) -> Site:
+    archive = Archive(tmp_path / "archive")
+    archive.add(synthetic_deb, package=QEMU, version="1:7.2+dfsg-7", arch=ARCH)
+    archive.write(keys[0])
+    return Site(archive, httpserver, tmp_path / "cache", keys[0])
+
+
+def leftovers(cache: Path) -> list[Path]:
+    return sorted(cache.rglob("*.part")) if cache.exists() else []
+
+
+def assert_nothing_kept(cache: Path) -> None:
+    """No partial file and no package or binary: a failure leaves the cache as it was."""
+    assert leftovers(cache) == []
+    kept = [p for p in cache.rglob("*") if p.is_file()] if cache.exists() else []
+    assert [p for p in kept if p.parent.name != "index"] == []
+
+
+def cut_response(data: bytes, keep: int) -> Response:
+    """Announce all of ``data`` but send only ``keep`` bytes: a connection cut mid-body."""
+
+    def body() -> Iterator[bytes]:
+        yield data[:keep]
+
+    return Response(
+        body(),
+        status=200,
+        content_type="application/octet-stream",
+        headers={"Content-Length": str(len(data)), "Connection": "close"},
+    )
+
+
+# --- host_debian_arch ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("machine", "arch"),
+    [
+        ("x86_64", "amd64"),
+        ("aarch64", "arm64"),
+        ("armv7l", "armhf"),
+        ("i686", "i386"),
+        ("ppc64le", "ppc64el"),
+        ("s390x", "s390x"),
+        ("riscv64", "riscv64"),
+    ],
+)
+def test_host_debian_arch_maps_machine_names(machine: str, arch: str) -> None:
+    assert host_debian_arch(machine) == arch
+
+
+def test_host_debian_arch_agrees_with_dpkg() -> None:
+    dpkg = subprocess.run(["dpkg", "--print-architecture"], check=True, capture_output=True, text=True).stdout.strip()
+    assert host_debian_arch() == dpkg
+
+
+def test_host_debian_arch_unknown_machine() -> None:
+    with pytest.raises(QemuUnavailable, match="'sparc64'") as err:
+        host_debian_arch("sparc64")
+    assert err.value.exit_code == 3
+
+
+# --- mirror_from_apt_sources --------------------------------------------------------------------
+
+
+def write_sources(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        path = root / "etc" / "apt" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+def test_apt_sources_one_line_format(tmp_path: Path) -> None:
+    root = write_sources(
+        tmp_path,
+        {
+            "sources.list": """\
+# deb http://commented.example/debian bookworm main
+deb-src http://src.example/debian bookworm main
+deb http://security.example/debian-security bookworm-security main
+deb [arch=amd64] http://thirdparty.example/repo stable main
+deb [ arch=amd64 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg ] cdrom:/media/ bookworm main
+deb [ signed-by=/usr/share/keyrings/debian-archive-keyring.gpg ] https://mirror.example/debian/ bookworm main contrib
+deb http://later.example/debian bookworm main
+"""
+        },
+    )
+    assert mirror_from_apt_sources(root) == "https://mirror.example/debian"
+
+
+def test_apt_sources_deb822_format(tmp_path: Path) -> None:
+    root = write_sources(
+        tmp_path,
+        {
+            "sources.list": "# moved to sources.list.d\n",
+            "sources.list.d/a-thirdparty.sources": """\
+Types: deb
+URIs: https://thirdparty.example/node_20.x
+Suites: nodistro
+Components: main
+""",
+            "sources.list.d/b-disabled.sources": """\
+Types: deb
+URIs: http://disabled.example/debian
+Suites: bookworm
+Components: main
+Enabled: no
+""",
+            "sources.list.d/debian.sources": """\
+Types: deb deb-src
+# a comment inside the paragraph, as Debian's own file has
+URIs: file:/srv/local http://mirror.example/debian/
+Suites: bookworm bookworm-updates
+Components: main non-free-firmware
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: http://mirror.example/debian-security
+Suites: bookworm-security
+Components: main
+""",
+            "sources.list.d/ignored.list.disabled": "deb http://nope.example/debian bookworm main\n",
+        },
+    )
+    assert mirror_from_apt_sources(root) == "http://mirror.example/debian"
+
+
+def test_apt_sources_signed_by_debian_keyring_counts_without_debian_path(tmp_path: Path) -> None:
+    root = write_sources(
+        tmp_path,
+        {
+            "sources.list.d/local.sources": """\
+Types: deb
+URIs: http://10.0.0.5/mirror
+Suites: bookworm
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+"""
+        },
+    )
+    assert mirror_from_apt_sources(root) == "http://10.0.0.5/mirror"
+
+
+def test_apt_sources_sources_list_comes_first(tmp_path: Path) -> None:
+    root = write_sources(
+        tmp_path,
+        {
+            "sources.list": "deb http://first.example/debian bookworm main\n",
+            "sources.list.d/debian.sources": (
+                "Types: deb\nURIs: http://second.example/debian\nSuites: bookworm\nComponents: main\n"
+            ),
+        },
+    )
+    assert mirror_from_apt_sources(root) == "http://first.example/debian"
+
+
+def test_apt_sources_none(tmp_path: Path) -> None:
+    assert mirror_from_apt_sources(tmp_path) is None
+    root = write_sources(tmp_path, {"sources.list": "deb http://x.example/ubuntu jammy universe\n"})
+    assert mirror_from_apt_sources(root) is None
+
+
+# --- arguments ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "mirror", ["ftp://mirror.example/debian", "/srv/mirror", "mirror.example/debian", "file:///srv/mirror", ""]
+)
+def test_mirror_must_be_an_http_url(tmp_path: Path, mirror: str) -> None:
+    with pytest.raises(UsageError, match="is not an http\\(s\\) URL") as err:
+        fetch_qemu("qemu-arm-static", mirror=mirror, suite="bookworm", cache_dir=tmp_path)
+    assert err.value.exit_code == 2
+    assert not (tmp_path / "debs").exists()
+
+
+@pytest.mark.parametrize(("binary", "suite"), [("../../etc/passwd", "bookworm"), ("qemu-arm-static", "../bookworm")])
+def test_names_that_would_escape_are_refused(tmp_path: Path, binary: str, suite: str) -> None:
+    with pytest.raises(UsageError):
+        fetch_qemu(binary, mirror="http://127.0.0.1:9/debian", suite=suite, cache_dir=tmp_path)
+
+
+def test_missing_keyring_file_is_a_usage_error(site: Site) -> None:
+    site.serve()
+    with pytest.raises(UsageError, match="does not exist"):
+        site.fetch(keyring=site.cache / "nope.gpg")
+
+
+# --- signatures ---------------------------------------------------------------------------------
+
+
+def test_good_signature(site: Site) -> None:
+    site.serve()
+    events: list[ProgressEvent] = []
+    result = site.fetch(mirror=site.mirror + "//", progress=events.append)
+    assert result.verified_signature and result.downloaded
+    assert result.notes == ()
+    assert result.version == "1:7.2+dfsg-7"
+    assert result.path == site.cache / "bin" / result.deb_sha256 / "qemu-arm-static"
+    assert result.path.read_bytes().startswith(b"\x7fELF")
+    assert stat.S_IMODE(result.path.stat().st_mode) == 0o755
+    assert (site.cache / "debs" / f"{result.deb_sha256}.deb").is_file()
+    assert leftovers(site.cache) == []
+    deb_events = [e for e in events if e.what.endswith(".deb")]
+    assert deb_events[0].done_bytes == 0 and deb_events[-1].finished
+    assert deb_events[-1].done_bytes == deb_events[-1].total_bytes == site.deb_file.stat().st_size
+    assert len(deb_events) <= 2 + site.deb_file.stat().st_size // (1 << 20)
+
+
+def test_good_detached_signature_on_release(site: Site) -> None:
+    site.archive.write(site.key, inrelease=False, release_gpg=True)
+    site.serve()
+    assert site.fetch().verified_signature
+    assert site.paths()[:3] == [f"{PREFIX}/dists/bookworm/{n}" for n in ("InRelease", "Release", "Release.gpg")]
+
+
+def test_signature_by_another_key_is_refused(site: Site, keys: tuple[GpgKey, GpgKey]) -> None:
+    site.serve()
+    with pytest.raises(VerificationError, match="no good signature") as err:
+        site.fetch(keyring=keys[1].keyring)
+    assert err.value.exit_code == 1
+    assert "gpgv" in err.value.details()
+    assert site.deb_requests() == []
+    assert_nothing_kept(site.cache)
+
+
+def test_tampered_inrelease_is_refused(site: Site) -> None:
+    inrelease = site.archive.dists / "InRelease"
+    text = inrelease.read_text()
+    inrelease.write_text(re.sub(r"(?m)^ ([0-9a-f]{64})", lambda m: " " + "0" * 64, text))
+    site.serve()
+    with pytest.raises(VerificationError, match="bad signature"):
+        site.fetch()
+    assert_nothing_kept(site.cache)
+
+
+def test_unsigned_release_is_refused_when_a_keyring_is_in_use(site: Site) -> None:
+    site.archive.write(None)
+    site.serve()
+    with pytest.raises(VerificationError, match="not signed"):
+        site.fetch()
+
+
+def test_no_keyring_checks_integrity_only(site: Site, tmp_path: Path) -> None:
+    site.serve()
+    empty = tmp_path / "no-keyrings"
+    empty.mkdir()
+    result = site.fetch(keyring=None, keyring_dir=empty)
+    assert not result.verified_signature
+    assert result.notes == (NO_KEYRING_NOTE,)
+    assert "integrity only" in result.notes[0]
+    assert result.path.is_file()
+
+
+def test_default_keyring_is_found_in_keyring_dir(site: Site, tmp_path: Path) -> None:
+    site.serve()
+    keyrings = tmp_path / "keyrings"
+    keyrings.mkdir()
+    shutil.copy(site.key.keyring, keyrings / "debian-archive-keyring.gpg")
+    result = site.fetch(keyring=None, keyring_dir=keyrings)
+    assert result.verified_signature and result.notes == ()
+
+
+def test_release_of_another_suite_is_refused(site: Site) -> None:
+    # A correctly signed Release for bullseye, served where bookworm's should be.
+    (site.archive.root / "dists" / "bookworm").rename(site.archive.root / "dists" / "bullseye")
+    site.archive.suite = "bullseye"
+    site.archive.write(site.key)
+    (site.archive.root / "dists" / "bookworm").symlink_to("bullseye")
+    site.serve()
+    with pytest.raises(VerificationError, match="describes suite"):
+        site.fetch(suite="bookworm")
+
+
+# --- HTTP faults --------------------------------------------------------------------------------
+
+
+def test_500_then_200_recovers(site: Site) -> None:
+    serve_file = file_handler(site.archive.root, PREFIX)
+    server = site.server
+    server.expect_ordered_request(f"{PREFIX}/dists/bookworm/InRelease").respond_with_handler(serve_file)
+    server.expect_ordered_request(f"{PREFIX}/dists/bookworm/main/binary-{ARCH}/Packages.xz").respond_with_handler(
+        serve_file
+    )
+    server.expect_ordered_request(site.deb_uri).respond_with_data("oops", status=500)
+    server.expect_ordered_request(site.deb_uri).respond_with_handler(serve_file)
+    result = site.fetch()
+    assert result.downloaded and result.path.is_file()
+    server.check_assertions()
+    assert server.ordered_handlers == []
+    assert [r.status_code for r in (resp for _, resp in server.log)][-2:] == [500, 200]
+
+
+def test_cut_mid_body_resumes_with_range(site: Site) -> None:
+    data = site.deb_file.read_bytes()
+    serve_file = file_handler(site.archive.root, PREFIX)
+    cuts = iter([True])
+
+    def deb(request: Request) -> Response:
+        if next(cuts, False):
+            return cut_response(data, keep=len(data) // 3)
+        return serve_file(request)
+
+    site.serve(deb)
+    result = site.fetch()
+    assert result.downloaded and result.path.is_file()
+    first, second = site.deb_requests()
+    assert "Range" not in first.headers
+    # Resumed from the last whole chunk received: urllib3 drops the chunk it
+    # was reading when the connection broke.
+    match = re.fullmatch(r"bytes=(\d+)-", second.headers["Range"])
+    assert match is not None
+    start = int(match.group(1))
+    assert 0 < start <= len(data) // 3
+    assert [resp.status_code for req, resp in site.server.log if req is second] == [206]
+
+
+def test_cut_mid_body_restarts_when_range_is_ignored(site: Site) -> None:
+    data = site.deb_file.read_bytes()
+    cuts = iter([True])
+
+    def deb(request: Request) -> Response:
+        if next(cuts, False):
+            return cut_response(data, keep=len(data) // 2)
+        return Response(data, status=200, content_type="application/octet-stream")
+
+    site.serve(deb)
+    assert site.fetch().path.is_file()
+    assert len(site.deb_requests()) == 2
+
+
+def test_cut_every_time_fails_clean(site: Site) -> None:
+    data = site.deb_file.read_bytes()
+    site.serve(lambda request: cut_response(data, keep=len(data) // 4))
+    with pytest.raises(DownloadError, match=f"cut off {1 + MAX_BODY_RESUMES} times, gave up") as err:
+        site.fetch()
+    assert err.value.exit_code == 3
+    assert site.deb_uri in str(err.value)
+    assert len(site.deb_requests()) == 1 + MAX_BODY_RESUMES
+    assert_nothing_kept(site.cache)
+
+
+def test_flipped_byte_is_refused(site: Site) -> None:
+    data = bytearray(site.deb_file.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    site.serve(lambda request: Response(bytes(data), content_type="application/octet-stream"))
+    with pytest.raises(VerificationError, match="SHA256 mismatch") as err:
+        site.fetch()
+    assert err.value.exit_code == 1
+    assert_nothing_kept(site.cache)
+
+
+def test_longer_body_than_the_index_says_is_refused(site: Site) -> None:
+    data = site.deb_file.read_bytes() + b"trailing junk"
+    site.serve(lambda request: Response(data, content_type="application/octet-stream"))
+    with pytest.raises(VerificationError, match="says"):
+        site.fetch()
+    assert_nothing_kept(site.cache)
+
+
+@pytest.mark.parametrize("where", ["before the headers", "mid-body"])
+def test_stall_times_out(site: Site, where: str) -> None:
+    release = threading.Event()
+    data = site.deb_file.read_bytes()
+
+    def stall(request: Request) -> Response:
+        if where == "before the headers":
+            release.wait(10)
+            return Response(data)
+
+        def body() -> Iterator[bytes]:
+            yield data[:4096]
+            release.wait(10)
+            yield data[4096:]
+
+        return Response(body(), headers={"Content-Length": str(len(data))})
+
+    site.serve(stall)
+    start = time.monotonic()
+    try:
+        with pytest.raises(DownloadError, match="timed out"):
+            site.fetch(timeout=0.3, session=make_session(retries=1, backoff=0))
+    finally:
+        release.set()
+    assert time.monotonic() - start < 5
+    assert_nothing_kept(site.cache)
+
+
+def test_404_names_the_url(site: Site) -> None:
+    site.deb_file.unlink()
+    site.serve()
+    with pytest.raises(DownloadError, match="HTTP 404") as err:
+        site.fetch()
+    assert site.deb_uri in str(err.value) and err.value.status == 404
+    assert_nothing_kept(site.cache)
+
+
+def test_unknown_suite(site: Site) -> None:
+    site.serve()
+    with pytest.raises(DownloadError, match="no Release either") as err:
+        site.fetch(suite="nosuchsuite")
+    assert "suite name" in str(err.value)
+
+
+def test_5xx_outlasting_retries(site: Site) -> None:
+    site.serve(lambda request: Response("busy", status=503))
+    with pytest.raises(DownloadError, match="HTTP 503") as err:
+        site.fetch()  # the default session: 3 retries
+    assert err.value.exit_code == 3
+    assert len(site.deb_requests()) == 4
+    assert_nothing_kept(site.cache)
+
+
+def test_unreachable_mirror(tmp_path: Path, keys: tuple[GpgKey, GpgKey]) -> None:
+    with pytest.raises(DownloadError, match="cannot connect"):
+        fetch_qemu(
+            "qemu-arm-static",
+            mirror="http://127.0.0.1:9/debian",
+            suite="bookworm",
+            cache_dir=tmp_path,
+            keyring=keys[0].keyring,
+            session=make_session(retries=0),
+            timeout=2,
+        )
+
+
+# --- the index and the package ------------------------------------------------------------------
+
+
+def test_index_without_the_package(site: Site, tmp_path: Path) -> None:
+    other = build_deb(
+        tmp_path / "busybox.deb", package="busybox-static", version="1:1.35.0-4", files={"bin/busybox": tiny_elf()}
+    )
+    site.archive.entries.clear()
+    site.archive.add(other, package="busybox-static", version="1:1.35.0-4", arch=ARCH)
+    site.archive.add(other, package="qemu-user-static-extra", version="1.0", arch=ARCH)
+    site.archive.write(site.key)
+    site.serve()
+    with pytest.raises(PackageMissing, match=f"no {QEMU} for {ARCH}") as err:
+        site.fetch()
+    assert err.value.exit_code == 3
+    assert site.deb_requests() == []
+
+
+def test_packages_xz_not_matching_release_is_refused(site: Site) -> None:
+    site.archive.packages_xz.write_bytes(site.archive.packages_xz.read_bytes()[:-1] + b"\0")
+    site.serve()
+    with pytest.raises(VerificationError, match="Release says"):
+        site.fetch()
+    assert site.deb_requests() == []
+    assert_nothing_kept(site.cache)
+
+
+def test_highest_version_wins(site: Site, tmp_path: Path) -> None:
+    versions = ["7.2+dfsg-7+deb12u18", "1:7.2+dfsg-7+deb12u18", "1:7.2+dfsg-7+deb12u18~rc1"]
+    site.archive.entries.clear()
+    for i, version in enumerate(versions):
+        deb = build_deb(tmp_path / f"q{i}.deb", version=version, files={"usr/bin/qemu-arm-static": tiny_elf()})
+        site.archive.add(deb, package=QEMU, version=version, arch=ARCH)
+    site.archive.write(site.key)
+    site.serve()
+    assert site.fetch().version == "1:7.2+dfsg-7+deb12u18"
+
+
+def test_binary_not_in_the_package(site: Site) -> None:
+    site.serve()
+    with pytest.raises(PackageMissing, match="has no usr/bin/qemu-mips-static"):
+        site.fetch("qemu-mips-static")
+    assert leftovers(site.cache) == []
+    assert not (site.cache / "bin").exists() or not any((site.cache / "bin").rglob("qemu-*"))
+
+
+@pytest.mark.parametrize(
+    "elf",
+    [
+        pytest.param(lambda: tiny_elf(dynamic=True), id="dynamic"),
+        pytest.param(lambda: tiny_elf(machine=40 if ARCH != "armhf" else 62), id="foreign"),
+        pytest.param(lambda: b"#!/bin/sh\necho not elf\n", id="script"),
+    ],
+)
+def test_binary_that_is_not_a_static_host_elf_is_refused(site: Site, tmp_path: Path, elf: Callable[[], bytes]) -> None:
+    deb = build_deb(tmp_path / "bad.deb", files={"usr/bin/qemu-arm-static": elf()})
+    site.archive.entries.clear()
+    site.archive.add(deb, package=QEMU, version="1:7.2+dfsg-7", arch=ARCH)
+    site.archive.write(site.key)
+    site.serve()
+    with pytest.raises(VerificationError):
+        site.fetch()
+    assert leftovers(site.cache) == []
+    assert not any((site.cache / "bin").rglob("qemu-*"))
+
+
+# --- disk and Ctrl-C ----------------------------------------------------------------------------
+
+
+def test_disk_full(site: Site, tmp_path: Path) -> None:
+    small = tmp_path / "small"
+    small.mkdir()
+    # 1 MiB of tmpfs: Release and Packages.xz fit, the 2 MiB .deb does not.
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(small)], check=True)
+    try:
+        site.serve()
+        with pytest.raises(CacheError, match="no space left") as err:
+            site.fetch(cache_dir=small)
+        assert err.value.exit_code == 3
+        assert leftovers(small) == []
+        assert not any(small.rglob("*.deb"))
+    finally:
+        subprocess.run(["umount", str(small)], check=True)
+
+
+def test_ctrl_c_leaves_no_part_file(site: Site) -> None:
+    site.serve()
+
+    def interrupt(event: ProgressEvent) -> None:
+        if event.what.endswith(".deb") and event.done_bytes > 0:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        site.fetch(progress=interrupt)
+    assert_nothing_kept(site.cache)
+
+
+# --- the cache ----------------------------------------------------------------------------------
+
+
+def test_cache_hit_downloads_and_extracts_nothing(site: Site) -> None:
+    site.serve()
+    first = site.fetch()
+    before = first.path.stat()
+    site.server.clear_log()
+    second = site.fetch()
+    assert second.path == first.path and not second.downloaded
+    assert site.deb_requests() == []
+    # The index did not change, so the record spares us Packages.xz too.
+    assert site.paths() == [f"{PREFIX}/dists/bookworm/InRelease"]
+    after = second.path.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+
+
+def test_new_upload_is_fetched(site: Site, tmp_path: Path) -> None:
+    site.serve()
+    first = site.fetch()
+    newer = build_deb(
+        tmp_path / "newer.deb", version="1:7.2+dfsg-7+deb12u1", files={"usr/bin/qemu-arm-static": tiny_elf()}
+    )
+    site.archive.add(newer, package=QEMU, version="1:7.2+dfsg-7+deb12u1", arch=ARCH)
+    site.archive.write(site.key)
+    second = site.fetch()
+    assert second.downloaded and second.version == "1:7.2+dfsg-7+deb12u1"
+    assert second.deb_sha256 != first.deb_sha256 and first.path.is_file()
+
+
+def test_offline_serves_from_cache_without_any_request(site: Site) -> None:
+    site.serve()
+    online = site.fetch()
+    site.server.clear()
+    offline = site.fetch(offline=True)
+    assert offline.path == online.path and not offline.downloaded
+    assert offline.verified_signature and offline.notes == ()
+    # Another binary of the same cached package: extracted, still without the network.
+    other = site.fetch("qemu-aarch64-static", offline=True)
+    assert other.path.is_file() and other.path.parent == online.path.parent
+    assert site.server.log == []
+
+
+def test_offline_without_cache_says_what_to_do(site: Site) -> None:
+    site.serve()
+    with pytest.raises(QemuUnavailable) as err:
+        site.fetch(offline=True)
+    assert "offline: no cached qemu-arm-static" in str(err.value)
+    assert "run once without --offline" in str(err.value)
+    assert err.value.exit_code == 3
+    assert site.server.log == []
+
+
+# --- the real package, end to end ---------------------------------------------------------------
+
+
+def test_real_qemu_runs_armhf_busybox(tmp_path: Path, httpserver: HTTPServer, keys: tuple[GpgKey, GpgKey]) -> None:
+    qemu_deb = real_deb(QEMU)
+    archive = Archive(tmp_path / "archive")
+    archive.add(qemu_deb)
+    archive.write(keys[0])
+    site = Site(archive, httpserver, tmp_path / "cache", keys[0])
+    site.serve()
+
+    result = site.fetch()
+    assert result.downloaded and result.verified_signature
+    assert result.version == archive.entries[0].version
+    version = subprocess.run([str(result.path), "--version"], check=True, capture_output=True, text=True).stdout
+    assert "qemu-arm version" in version
+
+    busybox_deb = real_deb("busybox-static", "armhf")
+    root = tmp_path / "busybox"
+    subprocess.run(["dpkg-deb", "-x", str(busybox_deb), str(root)], check=True)
+    echo = subprocess.run(
+        [str(result.path), str(root / "bin" / "busybox"), "echo", "hi"], check=True, capture_output=True, text=True
+    )
+    assert echo.stdout == "hi\n"
+
+    site.server.clear_log()
+    again = site.fetch()
+    assert not again.downloaded and again.path == result.path
+    assert site.deb_requests() == []
+    assert os.access(again.path, os.X_OK)

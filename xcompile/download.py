@@ -1,0 +1,351 @@
+"""Streaming HTTP downloads for the cache: retried, resumed, hashed, never left half-written.
+
+urllib3's ``Retry`` (mounted on the session) covers refused connections,
+timeouts before the headers and 5xx answers. It does not cover a body that is
+cut off mid-stream (requests raises ``ChunkedEncodingError``, or nothing at all
+when there is no Content-Length), so :func:`stream_to` resumes with
+``Range: bytes=N-`` itself, or restarts when the server ignores ranges.
+
+Every file is written to a ``*.part`` path made by :func:`part_file`, which
+removes it on every way out (errors and Ctrl-C included); callers rename it
+into place only once its size and SHA256 have been checked.
+
+Errors (all in the :mod:`xcompile.errors` hierarchy):
+
+- :class:`DownloadError` (exit 3): the file could not be fetched — HTTP 404,
+  5xx that outlasted the retries, a timeout, a refused connection, a body cut
+  off more often than we resume.
+- :class:`VerificationError` (exit 1): the bytes arrived but are not the ones
+  the signed chain promises (size or SHA256), or the chain itself is not
+  trustworthy. Never retried: a mirror that serves wrong bytes once will do it
+  again, and a retry loop would hide tampering.
+- :class:`CacheError` (exit 3): the cache cannot be written (disk full,
+  permissions, read-only file system).
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import io
+import os
+import re
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http import HTTPStatus
+from pathlib import Path
+from typing import BinaryIO
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from .errors import CacheError, DownloadError, VerificationError
+
+CHUNK_SIZE = 256 * 1024
+PROGRESS_STEP = 1 << 20
+# A cut-off body is resumed (or restarted) this many times before giving up;
+# Retry's own counter does not see these, they happen after the headers.
+MAX_BODY_RESUMES = 3
+# The answer to a 5xx, 429 or dropped connection; 429 is here because a
+# mirror that rate-limits says when to come back (Retry-After).
+RETRY_STATUSES = (429, 500, 502, 503, 504)
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """One step of a download, for the CLI to render.
+
+    Sent once with ``done_bytes == 0`` at the start, then at most about once
+    per MiB, then once with ``finished=True``. ``done_bytes`` may go back to 0
+    when a server that ignores ``Range`` makes us restart.
+    """
+
+    what: str
+    done_bytes: int
+    total_bytes: int | None
+    finished: bool = False
+
+
+ProgressCallback = Callable[[ProgressEvent], None]
+
+
+def make_session(*, retries: int = 3, backoff: float = 0.25) -> requests.Session:
+    """A session that retries connection errors and 5xx answers on GET.
+
+    ``raise_on_status=False`` hands us the last 5xx response once the retries
+    are spent, so the error can name the status instead of urllib3's
+    "Max retries exceeded".
+    """
+    retry = Retry(
+        total=retries,
+        backoff_factor=backoff,
+        status_forcelist=RETRY_STATUSES,
+        allowed_methods=frozenset({"GET"}),
+        respect_retry_after_header=True,
+        raise_on_status=False,
+    )
+    adapter = HTTPAdapter(max_retries=retry)
+    session = requests.Session()
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+@contextmanager
+def cache_writes(path: Path) -> Iterator[None]:
+    """Turn an OSError from writing ``path`` into a one-line :class:`CacheError`.
+
+    requests' exceptions are OSError subclasses too; they pass through untouched.
+    """
+    try:
+        yield
+    except requests.RequestException:
+        raise
+    except OSError as err:
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise CacheError(
+                f"no space left on the device writing {path}", hint="free some space or choose another cache directory"
+            ) from err
+        raise CacheError(
+            f"cannot write {path}: {err.strerror or err}",
+            hint="check the cache directory's permissions, or choose another",
+        ) from err
+
+
+@contextmanager
+def part_file(directory: Path, name: str) -> Iterator[Path]:
+    """A fresh ``<name>.<random>.part`` in ``directory``, removed on the way out unless renamed away.
+
+    The random infix lets two xcompile processes fetch into one cache at once;
+    the final rename is atomic, so the loser simply overwrites with the same bytes.
+    """
+    with cache_writes(directory):
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, raw = tempfile.mkstemp(dir=directory, prefix=f"{name}.", suffix=".part")
+        os.close(fd)
+    path = Path(raw)
+    try:
+        yield path
+    finally:
+        # BaseException paths (Ctrl-C) come through here too.
+        path.unlink(missing_ok=True)
+
+
+def publish(part: Path, final: Path) -> None:
+    """Atomically move a finished ``part`` to ``final``."""
+    with cache_writes(final):
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(part, final)
+
+
+def download_file(
+    session: requests.Session,
+    url: str,
+    part: Path,
+    *,
+    timeout: float,
+    size: int | None = None,
+    sha256: str | None = None,
+    what: str = "",
+    source: str = "the index",
+    progress: ProgressCallback | None = None,
+) -> str:
+    """Stream ``url`` into ``part`` (truncating it), check it, fsync it; return its SHA256 hex.
+
+    ``size``/``sha256`` are what the signed chain says; ``source`` names where
+    they came from, for the error message.
+    """
+    with cache_writes(part), open(part, "wb") as out:
+        digest = stream_to(
+            session,
+            url,
+            out,
+            timeout=timeout,
+            size=size,
+            sha256=sha256,
+            what=what or url.rsplit("/", 1)[-1],
+            source=source,
+            progress=progress,
+        )
+        # The cache is keyed by content hash and never re-hashed on a hit, so
+        # a file must be on disk before its name claims it is complete.
+        out.flush()
+        os.fsync(out.fileno())
+    return digest
+
+
+def fetch_bytes(session: requests.Session, url: str, *, timeout: float, limit: int = 64 << 20) -> bytes:
+    """A small file (Release, InRelease, a signature) in memory, at most ``limit`` bytes."""
+    buf = io.BytesIO()
+    stream_to(session, url, buf, timeout=timeout, limit=limit, what=url.rsplit("/", 1)[-1])
+    return buf.getvalue()
+
+
+def stream_to(
+    session: requests.Session,
+    url: str,
+    out: BinaryIO,
+    *,
+    timeout: float,
+    size: int | None = None,
+    sha256: str | None = None,
+    limit: int | None = None,
+    what: str,
+    source: str = "the index",
+    progress: ProgressCallback | None = None,
+) -> str:
+    """The download loop: GET, then resume or restart on a cut-off body; returns the SHA256 hex."""
+    hasher = hashlib.sha256()
+    done = 0
+    resumes = 0
+    total: int | None = size
+    last_report = 0
+    cap = size if size is not None else limit
+
+    def report(finished: bool = False) -> None:
+        nonlocal last_report
+        last_report = done
+        if progress is not None:
+            progress(ProgressEvent(what, done, total, finished))
+
+    report()
+    while True:
+        headers = {"Accept-Encoding": "identity"}
+        if done:
+            headers["Range"] = f"bytes={done}-"
+        resp = _get(session, url, headers, timeout)
+        with resp:
+            if resp.status_code == 206:
+                if not done or _range_start(resp) != done:
+                    raise DownloadError(url, "the server answered with a range we did not ask for")
+            elif resp.status_code == 200:
+                if done:
+                    # The server ignored our Range: start over.
+                    out.seek(0)
+                    out.truncate()
+                    hasher = hashlib.sha256()
+                    done = 0
+                    report()
+            else:
+                raise DownloadError(
+                    url,
+                    _status_text(resp),
+                    status=resp.status_code,
+                    hint=_status_hint(resp.status_code),
+                )
+            length = _content_length(resp)
+            if total is None and length is not None:
+                total = done + length
+            if size is not None and length is not None and done + length != size:
+                raise VerificationError(
+                    f"{url}: the server announces {done + length} bytes, {source} says {size}",
+                    hint="the mirror is inconsistent or tampered with; try another mirror",
+                )
+            cut: str | None = None
+            try:
+                for chunk in resp.iter_content(CHUNK_SIZE):
+                    if cap is not None and done + len(chunk) > cap:
+                        raise VerificationError(
+                            f"{url}: more than {cap} bytes" + (f", {source} says {size}" if size is not None else ""),
+                            hint="the mirror is inconsistent or tampered with; try another mirror",
+                        )
+                    out.write(chunk)
+                    hasher.update(chunk)
+                    done += len(chunk)
+                    if done - last_report >= PROGRESS_STEP:
+                        report()
+            except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ConnectionError) as err:
+                cut = _reason(err, timeout)
+            if cut is None and size is not None and done < size:
+                # A server that closes early without Content-Length raises nothing.
+                cut = f"the body ended after {done} of {size} bytes"
+        if cut is None:
+            break
+        resumes += 1
+        if resumes > MAX_BODY_RESUMES:
+            raise DownloadError(
+                url,
+                f"the body was cut off {resumes} times, gave up (last time: {cut})",
+                hint="the connection to the mirror is unstable; retry later or choose another mirror",
+            )
+    report(finished=True)
+    digest = hasher.hexdigest()
+    if sha256 is not None and digest != sha256.lower():
+        raise VerificationError(
+            f"{url}: SHA256 mismatch: got {digest}, {source} says {sha256.lower()}",
+            hint="the download is corrupt or tampered with; nothing was kept",
+        )
+    return digest
+
+
+def _get(session: requests.Session, url: str, headers: dict[str, str], timeout: float) -> requests.Response:
+    try:
+        return session.get(url, headers=headers, stream=True, timeout=(timeout, timeout), allow_redirects=True)
+    except requests.exceptions.RetryError as err:
+        raise DownloadError(url, f"gave up after retries: {_reason(err, timeout)}") from err
+    except requests.exceptions.Timeout as err:
+        raise DownloadError(
+            url,
+            f"no answer within {timeout:g} s (timed out)",
+            hint="the mirror is slow or unreachable; retry or choose another",
+        ) from err
+    except requests.exceptions.ConnectionError as err:
+        reason = _reason(err, timeout)
+        if "timed out" in reason:
+            # A read timeout that outlasted Retry surfaces as a ConnectionError.
+            raise DownloadError(url, reason, hint="the mirror is slow or unreachable; retry or choose another") from err
+        raise DownloadError(url, f"cannot connect: {reason}", hint="check the mirror URL and the network") from err
+    except requests.RequestException as err:
+        raise DownloadError(url, _reason(err, timeout)) from err
+
+
+def _range_start(resp: requests.Response) -> int | None:
+    # "bytes 100-199/200"
+    value = resp.headers.get("Content-Range", "")
+    unit, _, rest = value.partition(" ")
+    start, _, _ = rest.partition("-")
+    if unit != "bytes" or not start.isdigit():
+        return None
+    return int(start)
+
+
+def _content_length(resp: requests.Response) -> int | None:
+    value = resp.headers.get("Content-Length", "")
+    return int(value) if value.isdigit() else None
+
+
+def _status_text(resp: requests.Response) -> str:
+    try:
+        text = f"HTTP {resp.status_code} {HTTPStatus(resp.status_code).phrase}"
+    except ValueError:
+        text = f"HTTP {resp.status_code}"
+    retries = getattr(resp.raw, "retries", None)
+    tries = 1 + len(retries.history) if retries is not None else 1
+    return text + (f" (after {tries} attempts)" if tries > 1 else "")
+
+
+def _status_hint(status: int) -> str | None:
+    if status == 404:
+        return "check the mirror URL and the suite name"
+    if status >= 500:
+        return "the mirror is failing; retry later or choose another mirror"
+    return None
+
+
+def _reason(err: BaseException, timeout: float) -> str:
+    """The useful clause of a requests/urllib3 error, whose str() nests several reprs."""
+    text = str(err)
+    if "timed out" in text.lower():
+        return f"no data for {timeout:g} s (read timed out)"
+    incomplete = re.search(r"IncompleteRead\((\d+) bytes read, (\d+) more expected\)", text)
+    if incomplete:
+        return (
+            f"connection closed after {incomplete.group(1)} bytes of the response, {incomplete.group(2)} more expected"
+        )
+    os_error = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", text)
+    if os_error:
+        return os_error.group(1).strip()
+    return text.splitlines()[0][:300] if text else type(err).__name__
