@@ -218,12 +218,12 @@ class GpgKey:
         colons = cls._gpg(home, "--with-colons", "--list-keys").stdout
         fingerprint = next(line.split(":")[9] for line in colons.splitlines() if line.startswith("fpr:"))
         keyring = home / "public.gpg"
-        keyring.write_bytes(cls._gpg(home, "--export", fingerprint).stdout.encode("latin-1"))
+        # Straight to the file: text-mode pipes translate \r bytes and corrupt the key.
+        cls._gpg(home, "--output", str(keyring), "--export", fingerprint)
         return cls(home, fingerprint, keyring)
 
     @staticmethod
     def _gpg(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-        # latin-1 maps bytes 1:1, so binary output (an exported key) survives as text.
         return subprocess.run(
             ["gpg", "--batch", "--yes", "--homedir", str(home), "--pinentry-mode", "loopback", *args],
             check=True,
