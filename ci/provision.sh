@@ -68,6 +68,14 @@ for arch in armhf arm64; do
         (cd "$CACHE" && $SUDO apt-get download -qq -o APT::Sandbox::User=root "busybox-static:$arch")
     fi
 done
+# The real qemu-user-static .deb, served by the download tests' own archive.
+if ! ls "$CACHE"/qemu-user-static_*_"$(dpkg --print-architecture)".deb >/dev/null 2>&1; then
+    log "fetching the qemu-user-static .deb"
+    apt_update
+    (cd "$CACHE" && $SUDO apt-get download -qq -o APT::Sandbox::User=root qemu-user-static)
+fi
+command -v gpgv >/dev/null || { apt_update; $SUDO apt-get install -y -qq gpgv >/dev/null; }
+
 # Leave apt as we found it: a foreign arch makes every later `apt-get update`
 # fetch (and on some snapshots fail) its indexes.
 for arch in armhf arm64; do

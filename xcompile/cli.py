@@ -18,7 +18,7 @@ from plumbum import cli
 from plumbum.cli.application import ShowCompletion, ShowHelp, ShowHelpAll, ShowVersion
 from plumbum.cli.switches import SwitchError
 
-from xcompile import __version__, config, dockerconfig, platforms, qemu, report
+from xcompile import __version__, config, dockerconfig, download, platforms, qemu, report
 from xcompile.errors import UsageError, XcompileError
 from xcompile.pipeline import Pipeline
 from xcompile.runner import Runner
@@ -34,6 +34,7 @@ class Console:
         self.log = log or sys.stderr
         self.out = out or sys.stdout
         self._lock = threading.Lock()
+        self._quarters: dict[str, int] = {}
 
     def echo(self, line: str, label: str | None = None) -> None:
         # Concurrent images each prefix their lines, so output stays readable.
@@ -47,6 +48,24 @@ class Console:
     def result(self, text: str) -> None:
         with self._lock:
             print(text, file=self.out, flush=True)
+
+    def progress(self, event: download.ProgressEvent) -> None:
+        """A byte bar on a terminal; off one, a line at start, each quarter, and the end."""
+        total = event.total_bytes
+        done_mb = event.done_bytes / 1e6
+        size = f"{done_mb:.1f}/{total / 1e6:.1f} MB" if total else f"{done_mb:.1f} MB"
+        with self._lock:
+            if self.log.isatty():
+                filled = int(30 * event.done_bytes / total) if total else 0
+                bar = "#" * filled + "." * (30 - filled)
+                end = "\n" if event.finished else ""
+                print(f"\r{event.what} [{bar}] {size}", end=end, file=self.log, flush=True)
+                return
+            quarter = int(4 * event.done_bytes / total) if total else 0
+            if event.finished or event.done_bytes == 0 or quarter > self._quarters.get(event.what, 0):
+                self._quarters[event.what] = quarter
+                state = "done" if event.finished else "downloading"
+                print(f"{event.what}: {state} {size}", file=self.log, flush=True)
 
 
 class _Switches(cli.Application):
@@ -114,7 +133,28 @@ class _Switches(cli.Application):
             raise UsageError(str(err), hint=f"see `{self.PROGNAME} --help`") from None
 
 
-class _BuildSwitches(_Switches):
+class _QemuSwitches(_Switches):
+    """Where the static qemu comes from, when it is not on PATH."""
+
+    mirror = cli.SwitchAttr("--mirror", str, default=None, argname="URL", help="Debian archive to download qemu from")
+    suite = cli.SwitchAttr("--suite", str, default=None, argname="CODENAME", help="its suite, by codename")
+    keyring = cli.SwitchAttr("--keyring", str, default=None, argname="FILE", help="keyring to check its signature")
+    offline = cli.Flag("--offline", help="use only qemu already on PATH or in the cache")
+    qemu_url = cli.SwitchAttr("--qemu-url", str, default=None, argname="URL", help="a static qemu binary to download")
+    qemu_sha256 = cli.SwitchAttr("--qemu-sha256", str, default=None, argname="HEX", help="its SHA256 (required)")
+
+    def _own(self) -> dict[str, Any]:
+        return super()._own() | {
+            "mirror": self.mirror,
+            "suite": self.suite,
+            "keyring": self.keyring,
+            "offline": self.offline or None,
+            "qemu_url": self.qemu_url,
+            "qemu_sha256": self.qemu_sha256,
+        }
+
+
+class _BuildSwitches(_QemuSwitches):
     image = cli.SwitchAttr(
         "--image", str, default=None, argname="NAME", help="official image to start from (base: <arch namespace>/NAME)"
     )
@@ -125,6 +165,9 @@ class _BuildSwitches(_Switches):
     repo = cli.SwitchAttr("--repo", str, default=None, argname="NAME", help="repository to build and push to")
     tags = cli.SwitchAttr(
         "--tag", str, list=True, argname="TAG", help="a tag to build (repeatable; replaces the configured list)"
+    )
+    qemu_source = cli.SwitchAttr(
+        "--qemu-source", cli.Set(*config.QEMU_SOURCES), default=None, help="where qemu comes from (default auto)"
     )
     no_push = cli.Flag("--no-push", help="build only, do not push")
     no_verify = cli.Flag("--no-verify", help="do not prove each image (labels, qemu inside, runs) before pushing")
@@ -137,6 +180,7 @@ class _BuildSwitches(_Switches):
 
     def _own(self) -> dict[str, Any]:
         return super()._own() | {
+            "qemu_source": self.qemu_source,
             "image": self.image,
             "base": self.base,
             "verify": False if self.no_verify else None,
@@ -155,7 +199,7 @@ class _BuildSwitches(_Switches):
         runner = Runner(console.echo, dry_run=settings.dry_run)
         if settings.dry_run:
             console.say(f"dry run, settings from {settings.source}: nothing runs, nothing is written")
-        result = Pipeline(settings, runner, console.say).run()
+        result = Pipeline(settings, runner, console.say, console.progress).run()
         console.result(report.table(result))
         if settings.report and not settings.dry_run:
             report.write(result, settings.report)
@@ -192,19 +236,32 @@ class BuildCommand(_BuildSwitches):
 
 
 @XcompileApp.subcommand("qemu")
-class QemuCommand(_Switches):
-    """Find or install the static qemu for the target and print its path."""
+class QemuCommand(_QemuSwitches):
+    """Find, install or download the static qemu for each target and print its path."""
+
+    source = cli.SwitchAttr(
+        "--source", cli.Set(*config.QEMU_SOURCES), default=None,
+        help="auto tries PATH, then apt, then the download",
+    )  # fmt: skip
+    dest = cli.SwitchAttr("--dest", str, default=None, argname="DIR", help="also copy the binary into DIR")
+
+    def _own(self) -> dict[str, Any]:
+        return super()._own() | {"qemu_source": self.source}
 
     def main(self) -> int:
         console = Console()
         settings = self.load_config(console)
         runner = Runner(console.echo, dry_run=settings.dry_run)
+        dest = Path(self.dest) if self.dest else None
+        if dest is not None and not dest.is_dir():
+            raise UsageError(f"--dest {dest}: no such folder")
         for arch in {arch.qemu_binary: arch for arch in settings.targets}.values():
-            found = qemu.ensure(arch, runner)
+            found = qemu.ensure(arch, runner, settings, console.progress)
             for note in found.notes:
                 console.say(f"warning: {note}")
             console.say(f"{found.binary}: {found.how}")
-            console.result(str(found.path))
+            path = found.path if dest is None else qemu.copy_to(found, dest, runner)
+            console.result(str(path))
         return 0
 
 

@@ -24,6 +24,8 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 DEFAULT_JOBS = 4
+DEFAULT_SUITE = "trixie"  # the current stable, by codename: "stable" moves under a cache
+QEMU_SOURCES = ("auto", "path", "apt", "download")
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,16 @@ class Config:
     jobs: int = DEFAULT_JOBS
     keep_going: bool = False
     report: Path | None = None
+    # Where the static qemu comes from (see qemu.py).
+    qemu_source: str = "auto"
+    mirror: str | None = None
+    """A Debian archive's base URL; None: the host's apt sources."""
+    suite: str = DEFAULT_SUITE
+    keyring: Path | None = None
+    offline: bool = False
+    qemu_url: str | None = None
+    qemu_sha256: str | None = None
+    cache_dir: Path = field(default=Path("~/.cache/xcompile"))
     # Set by switches only: they describe one run, not a project.
     dry_run: bool = False
     verbose: bool = False
@@ -109,6 +121,30 @@ def _path(value: Any, key: str) -> Path:
     return Path(_text(value, key))
 
 
+def _choice(*choices: str) -> Callable[[Any, str], str]:
+    def parse(value: Any, key: str) -> str:
+        word = _text(value, key).lower()
+        if word not in choices:
+            raise ConfigError(f"{key}: expected one of {', '.join(choices)}, got {value!r}")
+        return word
+
+    return parse
+
+
+def _sha256(value: Any, key: str) -> str:
+    digest = _text(value, key).lower()
+    if not re.fullmatch(r"[0-9a-f]{64}", digest):
+        raise ConfigError(f"{key}: expected 64 hex digits (a SHA256), got {value!r}")
+    return digest
+
+
+def _url(value: Any, key: str) -> str:
+    url = _text(value, key)
+    if not re.match(r"https?://[^/\s]+", url):
+        raise ConfigError(f"{key}: {url!r} is not an http(s) URL")
+    return url.rstrip("/")
+
+
 def _arches(value: Any, key: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(platforms.get(word).name for word in _words(value, key)))
 
@@ -126,8 +162,15 @@ KEYS: dict[str, Callable[[Any, str], Any]] = {
     "jobs": _jobs,
     "keep_going": _bool,
     "report": _path,
+    "qemu_source": _choice(*QEMU_SOURCES),
+    "mirror": _url,
+    "suite": _text,
+    "keyring": _path,
+    "offline": _bool,
+    "qemu_url": _url,
+    "qemu_sha256": _sha256,
 }
-ALIASES = {"arch": "arches", "tag": "tags"}
+ALIASES = {"arch": "arches", "tag": "tags", "source": "qemu_source"}
 """Other spellings a file, variable or switch may use for a key."""
 PER_ARCH = "base_"
 """``base_<arch>`` overrides the base of one architecture."""
@@ -175,8 +218,11 @@ def load(
         values["docker_config"] = Path(env["DOCKER_CONFIG"]) / "config.json"
     else:
         values["docker_config"] = home / ".docker" / "config.json"
-    if isinstance(values.get("report"), Path) and not values["report"].is_absolute():
-        values["report"] = cwd / values["report"]
+    cache_home = Path(env["XDG_CACHE_HOME"]) if env.get("XDG_CACHE_HOME") else home / ".cache"
+    values["cache_dir"] = cache_home / "xcompile"
+    for key in ("report", "keyring"):
+        if isinstance(values.get(key), Path) and not values[key].is_absolute():
+            values[key] = cwd / values[key]
 
     config = Config(source=source, **values)
     _validate(config, warnings)
@@ -263,13 +309,18 @@ def _section(path: Path) -> dict[str, Any] | None:
 
 
 def _switch_name(key: str) -> str:
-    return {"arches": "arch", "tags": "tag"}.get(key, key).replace("_", "-")
+    return {"arches": "arch", "tags": "tag", "qemu_source": "qemu-source"}.get(key, key).replace("_", "-")
 
 
 def _validate(config: Config, warnings: list[str]) -> None:
     for arch in config.targets:
         reference.check_name(config.base_for(arch), what=f"base image for {arch.name}")
     reference.check_name(config.repo)
+    if bool(config.qemu_url) != bool(config.qemu_sha256):
+        raise ConfigError(
+            "--qemu-url and --qemu-sha256 go together",
+            hint="a downloaded qemu ends up in images shipped to a fleet, so its checksum is mandatory",
+        )
     if not config.tags:
         raise ConfigError("no tags to build", hint="give at least one --tag")
     for tag in config.tags:

@@ -14,7 +14,6 @@ touch the world.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import re
 import shutil
@@ -27,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from xcompile import binfmt, dockerconfig, qemu
+from xcompile import binfmt, dockerconfig, download, files, qemu
 from xcompile.config import Config
 from xcompile.errors import CommandFailed, DockerUnavailable, XcompileError
 from xcompile.platforms import Arch
@@ -203,8 +202,11 @@ def needs_experimental(client_version: str | None) -> bool:
 
 
 class Pipeline:
-    def __init__(self, config: Config, runner: Runner, say: Say) -> None:
+    def __init__(
+        self, config: Config, runner: Runner, say: Say, progress: download.ProgressCallback | None = None
+    ) -> None:
         self.config = config
+        self.progress = progress
         self.run_ = runner.run
         self.runner = runner
         self.say = say
@@ -255,7 +257,7 @@ class Pipeline:
     def ensure_qemu(self) -> list[qemu.Qemu]:
         found = []
         for arch in {arch.qemu_binary: arch for arch in self.config.targets}.values():
-            one = qemu.ensure(arch, self.runner)
+            one = qemu.ensure(arch, self.runner, self.config, self.progress)
             for note in one.notes:
                 self.say(f"warning: {note}", None)
             self.say(f"qemu: {one.path} ({one.how})", None)
@@ -357,7 +359,7 @@ class Pipeline:
                 copied = work.root / Workspace.SCRATCH / f"{image.label}-{Path(path).name}"
                 run("docker", "cp", f"{container}:{path}", copied, label=image.label)
                 original = work.context(arch.qemu_binary) / arch.qemu_binary
-                if not self.runner.dry_run and _sha256(copied) != _sha256(original):
+                if not self.runner.dry_run and files.sha256_of(copied) != files.sha256_of(original):
                     raise VerificationFailed(f"{path} in the image is not the qemu that was copied in")
         finally:
             with contextlib.suppress(CommandFailed):
@@ -448,14 +450,6 @@ def _platform_matches(labels: str, arch: Arch) -> bool:
     if arch.architecture == "arm64" and variant in ("", "v8"):
         variant = wanted_variant
     return (os_, architecture, variant) == (arch.os, arch.architecture, wanted_variant)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _run_failed(image: Image, program: str, err: CommandFailed) -> VerificationFailed:

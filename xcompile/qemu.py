@@ -1,13 +1,20 @@
-"""Step 1: settle on a static qemu for the target, from PATH or apt."""
+"""Step 1: settle on a static qemu for the target.
+
+Sources, tried in this order by ``auto``: PATH, apt (qemu-user-static), and
+a verified download (a Debian archive, or a direct URL with its SHA256).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from xcompile.errors import CommandFailed, QemuUnavailable
+from xcompile import debian, download, elf, files
+from xcompile.config import Config
+from xcompile.errors import CommandFailed, QemuUnavailable, XcompileError
 from xcompile.platforms import Arch
 from xcompile.runner import Runner
 
@@ -24,25 +31,63 @@ class Qemu:
     """Its name, e.g. qemu-arm-static."""
     path: Path
     how: str
-    """How it was found, for the user: "found on PATH", "installed with apt"."""
+    """How it was found, for the user: "found on PATH", "installed with apt", ..."""
     notes: tuple[str, ...] = ()
     """Warnings on the way, for the user."""
 
 
-def ensure(arch: Arch, runner: Runner) -> Qemu:
-    found = runner.which(arch.qemu_binary)
-    if found is not None:
-        return Qemu(arch.qemu_binary, found, "found on PATH")
+def ensure(arch: Arch, runner: Runner, config: Config, progress: download.ProgressCallback | None = None) -> Qemu:
+    source = config.qemu_source
+    if source in ("auto", "path"):
+        found = runner.which(arch.qemu_binary)
+        if found is not None:
+            return Qemu(arch.qemu_binary, found, "found on PATH")
+        if source == "path":
+            raise QemuUnavailable(
+                f"{arch.qemu_binary} is not on PATH",
+                hint="install qemu-user-static, or use --qemu-source apt or download",
+            )
+    if source == "apt":
+        return _apt_install(arch, runner)
+    if source == "download":
+        return _download(arch, runner, config, progress)
+    # auto: apt where it can work here, else (or when it fails) the download.
+    apt_failed: tuple[str, ...] = ()
+    if not config.offline and _apt_usable(runner):
+        try:
+            return _apt_install(arch, runner)
+        except XcompileError as err:
+            if not _can_download(config, runner):
+                raise
+            apt_failed = (f"apt could not provide {arch.qemu_binary} ({err}); downloading it instead",)
+    elif not _can_download(config, runner):
+        raise QemuUnavailable(
+            f"{arch.qemu_binary} is not on PATH, this host has no usable apt-get, and no Debian mirror is configured",
+            hint="give a mirror with --mirror URL (or XCOMPILE_MIRROR, or `mirror =` in the config file),"
+            " or put a static qemu on PATH",
+        )
+    fetched = _download(arch, runner, config, progress)
+    return Qemu(fetched.binary, fetched.path, fetched.how, (*apt_failed, *fetched.notes))
+
+
+def _can_download(config: Config, runner: Runner) -> bool:
+    return bool(config.offline or config.qemu_url or config.mirror or _apt_mirror(runner))
+
+
+# --- apt -------------------------------------------------------------------
+
+
+def _apt_usable(runner: Runner) -> bool:
+    return runner.which("apt-get") is not None and (os.geteuid() == 0 or runner.which("sudo") is not None)
+
+
+def _apt_install(arch: Arch, runner: Runner) -> Qemu:
+    notes: list[str] = []
     if runner.which("apt-get") is None:
         raise QemuUnavailable(
             f"{arch.qemu_binary} is not on PATH and this host has no apt-get",
             hint="install a static qemu (e.g. your distribution's qemu-user-static) and put it on PATH",
         )
-    return _apt_install(arch, runner)
-
-
-def _apt_install(arch: Arch, runner: Runner) -> Qemu:
-    notes: list[str] = []
     sudo: tuple[str, ...] = ()
     if os.geteuid() != 0:
         if runner.which("sudo") is None:
@@ -79,3 +124,72 @@ def _has_candidate(runner: Runner, package: str) -> bool:
     policy = runner.run("apt-cache", "policy", package, label="qemu")
     match = re.search(r"^\s*Candidate:\s*(\S+)", policy, re.MULTILINE)
     return match is not None and match.group(1) != "(none)"
+
+
+# --- download --------------------------------------------------------------
+
+
+def _apt_mirror(runner: Runner) -> str | None:
+    # A host's apt sources count only where it has apt to use them.
+    return debian.mirror_from_apt_sources() if runner.which("apt-get") else None
+
+
+def _download(arch: Arch, runner: Runner, config: Config, progress: download.ProgressCallback | None) -> Qemu:
+    if config.qemu_url and config.qemu_sha256:
+        return _fetch_direct(arch, runner, config, progress)
+    mirror = config.mirror or _apt_mirror(runner)
+    if mirror is None:
+        raise QemuUnavailable(
+            f"no Debian mirror to download {arch.qemu_binary} from",
+            hint="give one with --mirror URL, XCOMPILE_MIRROR, or `mirror =` in the config file",
+        )
+    if runner.dry_run:
+        return Qemu(arch.qemu_binary, config.cache_dir / "bin" / "SHA256" / arch.qemu_binary,
+                    f"to be downloaded from {mirror} ({config.suite})")  # fmt: skip
+    result = debian.fetch_qemu(
+        arch.qemu_binary,
+        mirror=mirror,
+        suite=config.suite,
+        cache_dir=config.cache_dir,
+        keyring=config.keyring,
+        offline=config.offline,
+        progress=progress,
+        runner=runner,
+    )
+    trust = "signature verified" if result.verified_signature else "integrity checked"
+    where = "downloaded from" if result.downloaded else "cached from"
+    how = f"{where} {mirror} ({config.suite}, qemu-user-static {result.version}, {trust})"
+    return Qemu(arch.qemu_binary, result.path, how, result.notes)
+
+
+def _fetch_direct(arch: Arch, runner: Runner, config: Config, progress: download.ProgressCallback | None) -> Qemu:
+    url, sha256 = str(config.qemu_url), str(config.qemu_sha256)
+    final = config.cache_dir / "url" / sha256 / arch.qemu_binary
+    if runner.dry_run:
+        return Qemu(arch.qemu_binary, final, f"to be downloaded from {url}")
+    host = elf.BY_DEBIAN[elf.host_debian_arch()]
+    if final.is_file() and files.sha256_of(final) == sha256:
+        return Qemu(arch.qemu_binary, final, f"cached from {url}")
+    if config.offline:
+        raise QemuUnavailable(f"offline: {url} is not in the cache ({final})", hint="run once without --offline")
+    with contextlib.closing(download.make_session()) as session, download.part_file(final.parent, final.name) as part:
+        download.download_file(session, url, part, timeout=30.0, sha256=sha256, what=arch.qemu_binary,
+                               source="--qemu-sha256", progress=progress)  # fmt: skip
+        elf.check_static(part, host, url)
+        part.chmod(0o755)
+        download.publish(part, final)
+    return Qemu(arch.qemu_binary, final, f"downloaded from {url} (SHA256 checked)")
+
+
+def copy_to(found: Qemu, folder: Path, runner: Runner) -> Path:
+    """Copy the binary into ``folder``: whole, or not at all."""
+    final = folder / found.binary
+    part = folder / f".{found.binary}.part"
+    try:
+        runner.run("cp", found.path, part)
+        if not runner.dry_run:
+            os.replace(part, final)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            part.unlink()
+    return final

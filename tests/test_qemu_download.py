@@ -1,0 +1,163 @@
+"""`xcompile qemu` and `xcompile build` fetching a static qemu as a user without
+apt would: from a signed Debian archive (the real qemu-user-static .deb) served
+on 127.0.0.1, or from a direct URL with its SHA256."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from binfmt import read, replaced
+from conftest import Registry, docker, run_xcompile
+from debian_archive import QEMU, Archive, GpgKey, file_handler, real_deb
+from pytest_httpserver import HTTPServer
+from test_e2e import layer_file
+
+from xcompile import platforms
+from xcompile.elf import host_debian_arch
+
+pytestmark = pytest.mark.integration
+ARM = platforms.get("arm32v7")
+SUITE = "bookworm"
+
+
+@dataclasses.dataclass
+class Mirror:
+    url: str
+    keyring: Path
+    server: HTTPServer
+
+    def deb_requests(self) -> int:
+        return sum(1 for request, _ in self.server.log if request.path.endswith(".deb"))
+
+
+@pytest.fixture(scope="module")
+def mirror(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mirror]:
+    deb = real_deb(QEMU)
+    version = subprocess.run(["dpkg-deb", "-f", str(deb), "Version"], capture_output=True, text=True, check=True)
+    key = GpgKey.create("Mirror Key")
+    archive = Archive(tmp_path_factory.mktemp("mirror"), suite=SUITE)
+    archive.add(deb, package=QEMU, version=version.stdout.strip(), arch=host_debian_arch())
+    archive.write(key)
+    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
+    server.expect_request("/qemu-arm-static").respond_with_data(Path("/usr/bin/qemu-arm-static").read_bytes())
+    server.expect_request(re.compile("^/debian/")).respond_with_handler(file_handler(archive.root))
+    server.start()
+    yield Mirror(server.url_for("/debian"), key.keyring, server)
+    server.stop()
+    key.close()
+
+
+@pytest.fixture
+def no_apt_env(user_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    """A PATH with docker, cp and gpgv, but neither qemu nor apt: a Fedora laptop, say."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for program in ("docker", "cp", "gpgv"):
+        found = shutil.which(program)
+        assert found, f"{program} not installed; run ci/provision.sh"
+        (bin_dir / program).symlink_to(found)
+    return {**user_env, "PATH": str(bin_dir), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+
+
+def test_build_downloads_verifies_caches_and_the_image_runs(
+    registry: Registry, armhf_base: str, mirror: Mirror, no_apt_env: dict[str, str], tmp_path: Path
+) -> None:
+    repo = f"{registry.host}/downloaded/rpi"
+    args = ["--base", armhf_base, "--repo", repo, "--tag", "a", "--mirror", mirror.url, "--suite", SUITE,
+            "--keyring", str(mirror.keyring)]  # fmt: skip
+    before = mirror.deb_requests()
+    first = run_xcompile("build", *args, cwd=tmp_path, env=no_apt_env)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert mirror.deb_requests() == before + 1
+    assert f"xcompile: qemu: {tmp_path}/cache/xcompile/bin/" in first.stderr
+    assert f"(downloaded from {mirror.url} ({SUITE}, qemu-user-static " in first.stderr
+    assert "signature verified)" in first.stderr
+    assert "apt-get" not in first.stderr
+    cached = next((tmp_path / "cache" / "xcompile" / "bin").glob("*/qemu-arm-static"))
+    _, manifest = registry.manifest("downloaded/rpi", "a")
+    assert layer_file(registry, "downloaded/rpi", manifest, "usr/bin/qemu-arm-static") == cached.read_bytes()
+
+    # The same emulation proof as the apt path: the pulled image runs where binfmt lacks F.
+    image = f"{repo}:a"
+    docker("rmi", image)
+    docker("pull", "--platform", ARM.platform, image)
+    host = read(ARM.binfmt_name)
+    assert host is not None
+    with replaced(dataclasses.replace(host, interpreter=ARM.qemu_path_in_image, flags="", enabled=True)):
+        ran = docker("run", "--rm", "--platform", ARM.platform, image, "uname", "-m", check=False)
+    assert (ran.returncode, ran.stdout.strip()) == (0, "armv7l"), ran.stderr
+
+    second = run_xcompile("build", *args, cwd=tmp_path, env=no_apt_env)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert mirror.deb_requests() == before + 1  # no second .deb download
+    assert f"(cached from {mirror.url}" in second.stderr
+
+
+def test_qemu_dest_and_offline(mirror: Mirror, no_apt_env: dict[str, str], tmp_path: Path) -> None:
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    offline = run_xcompile("qemu", "--source", "download", "--offline", "--mirror", mirror.url, "--suite", SUITE,
+                           cwd=tmp_path, env=no_apt_env)  # fmt: skip
+    assert offline.returncode == 3
+    assert offline.stderr.splitlines()[-1].startswith("xcompile: error: offline: no cached qemu-arm-static for ")
+    assert offline.stderr.splitlines()[-1].endswith(" — run once without --offline")
+
+    got = run_xcompile("qemu", "--source", "download", "--mirror", mirror.url, "--suite", SUITE, "--keyring",
+                       str(mirror.keyring), "--dest", str(dest), cwd=tmp_path, env=no_apt_env)  # fmt: skip
+    assert got.returncode == 0, got.stderr
+    assert got.stdout == f"{dest}/qemu-arm-static\n"
+    assert sorted(p.name for p in dest.iterdir()) == ["qemu-arm-static"]
+    version = subprocess.run([str(dest / "qemu-arm-static"), "--version"], capture_output=True, text=True)
+    assert version.returncode == 0 and version.stdout.startswith("qemu-arm version")
+
+    again = run_xcompile("qemu", "--source", "download", "--offline", "--mirror", mirror.url, "--suite", SUITE,
+                         cwd=tmp_path, env=no_apt_env)  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert "cached from" in again.stderr
+
+
+def test_direct_url_needs_and_checks_its_sha256(mirror: Mirror, no_apt_env: dict[str, str], tmp_path: Path) -> None:
+    url = mirror.server.url_for("/qemu-arm-static")
+    real = hashlib.sha256(Path("/usr/bin/qemu-arm-static").read_bytes()).hexdigest()
+    dest = tmp_path / "dest"
+    dest.mkdir()
+
+    alone = run_xcompile("qemu", "--qemu-url", url, cwd=tmp_path, env=no_apt_env)
+    assert alone.returncode == 2
+    assert alone.stderr.startswith("xcompile: error: --qemu-url and --qemu-sha256 go together")
+
+    wrong = run_xcompile("qemu", "--source", "download", "--qemu-url", url, "--qemu-sha256", "0" * 64, "--dest",
+                         str(dest), cwd=tmp_path, env=no_apt_env)  # fmt: skip
+    assert wrong.returncode == 1
+    errors = [line for line in wrong.stderr.splitlines() if line.startswith("xcompile: error:")]
+    assert errors == [wrong.stderr.splitlines()[-1]]
+    assert f"xcompile: error: {url}: SHA256 mismatch" in errors[0]
+    assert list(dest.iterdir()) == []
+    cache = tmp_path / "cache" / "xcompile"
+    assert not cache.exists() or [p for p in cache.rglob("*") if p.is_file()] == []
+
+    right = run_xcompile("qemu", "--source", "download", "--qemu-url", url, "--qemu-sha256", real, "--dest",
+                         str(dest), cwd=tmp_path, env=no_apt_env)  # fmt: skip
+    assert right.returncode == 0, right.stderr
+    assert (dest / "qemu-arm-static").read_bytes() == Path("/usr/bin/qemu-arm-static").read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["--mirror", "ftp:/nowhere"], 2, "xcompile: error: --mirror: 'ftp:/nowhere' is not an http(s) URL"),
+        (["--source", "download"], 3, "xcompile: error: no Debian mirror to download qemu-arm-static from"),
+        (["--source", "path"], 3, "xcompile: error: qemu-arm-static is not on PATH"),
+    ],
+)
+def test_bad_sources(no_apt_env: dict[str, str], tmp_path: Path, args: list[str], code: int, message: str) -> None:
+    result = run_xcompile("qemu", *args, cwd=tmp_path, env=no_apt_env)
+    assert result.returncode == code, result.stderr
+    assert result.stderr.splitlines()[-1].startswith(message)
