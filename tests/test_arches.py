@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from binfmt import Entry, read, replaced
+from binfmt import Entry, read, removed, replaced
 from conftest import Registry, docker, run_xcompile
 from test_e2e import layer_file
 
@@ -107,23 +107,55 @@ def test_interpreter_elsewhere_gets_a_copy_there(
     )
 
 
-def test_image_that_cannot_run_here_is_failed_and_not_pushed(
+def test_debian_binfmt_p_path_gets_a_copy(
     registry: Registry, armhf_base: str, user_env: dict[str, str], tmp_path: Path
 ) -> None:
-    """No F, and a P-flag wrapper that qemu cannot stand in for: the run check fails."""
-    repo = f"{registry.host}/wrapper/rpi"
+    """No F but P, at Debian's -binfmt-P name: qemu serves there under that name."""
+    repo = f"{registry.host}/binfmtp/rpi"
     entry = without_fix_binary(ARM, interpreter="/usr/libexec/qemu-binfmt/arm-binfmt-P", flags="P")
     with replaced(entry):
         result = build("--base", armhf_base, "--repo", repo, "--tag", "a", env=user_env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "looks for /usr/libexec/qemu-binfmt/arm-binfmt-P inside the container; qemu is placed there too" in (
+        result.stderr
+    )
+    _, manifest = registry.manifest("binfmtp/rpi", "a")
+    assert layer_file(registry, "binfmtp/rpi", manifest, "usr/libexec/qemu-binfmt/arm-binfmt-P") is not None
+
+
+@pytest.mark.parametrize(
+    ("setup", "note", "error"),
+    [
+        (
+            "lost",
+            "no binfmt entry qemu-arm, so linux/arm/v7 images cannot run here — run `xcompile doctor --fix`",
+            "uname in the image fails with 'exec format error': this host has no working binfmt entry for arm32v7"
+            " — run `xcompile doctor`",
+        ),
+        (
+            "wrapper",
+            "runs /usr/local/bin/qemu-arm-wrapper with the P flag, a wrapper that qemu cannot stand in for",
+            "uname in the image fails with 'no such file or directory': the emulator that binfmt names for arm32v7"
+            " is not in the image — run `xcompile doctor` to see where binfmt looks for it",
+        ),
+    ],
+)
+def test_image_that_cannot_run_here_is_failed_and_not_pushed(
+    registry: Registry, armhf_base: str, user_env: dict[str, str], tmp_path: Path, setup: str, note: str, error: str
+) -> None:
+    repo = f"{registry.host}/unrunnable-{setup}/rpi"
+    if setup == "lost":  # registrations lost, e.g. after a reboot
+        context = removed(ARM.binfmt_name)
+    else:
+        context = replaced(without_fix_binary(ARM, interpreter="/usr/local/bin/qemu-arm-wrapper", flags="P"))
+    with context:
+        result = build("--base", armhf_base, "--repo", repo, "--tag", "a", env=user_env, cwd=tmp_path)
     assert result.returncode == 1
-    assert "a wrapper that qemu cannot stand in for" in result.stderr
+    assert note in result.stderr
     row = result.stdout.splitlines()[1].split()
     assert (row[0], row[2]) == (f"{repo}:a", "failed")
-    assert (
-        f"{repo}:a: uname in the image fails with 'no such file or directory': the emulator that binfmt names"
-        " for arm32v7 is not in the image — run `xcompile doctor` to see where binfmt looks for it"
-    ) in result.stdout
-    assert registry.tags("wrapper/rpi") == []
+    assert f"{repo}:a: {error}" in result.stdout
+    assert registry.tags(f"unrunnable-{setup}/rpi") == []
     assert "docker push" not in result.stderr
 
 

@@ -162,13 +162,23 @@ def plan(config: Config, registrations: dict[str, binfmt.Entry | None]) -> Plan:
 
 def _extra_qemu_paths(arch: Arch, entry: binfmt.Entry | None) -> tuple[str, ...]:
     # Without F, the kernel opens the registered interpreter inside the
-    # container. A P (preserve-argv0) registration names a wrapper that
-    # expects an extra argument, so qemu itself cannot stand in for it.
-    if entry is None or entry.fix_binary or "P" in entry.flags:
+    # container, so qemu must be at that path too.
+    if entry is None or entry.fix_binary or entry.interpreter in ("", arch.qemu_path_in_image):
         return ()
-    if entry.interpreter in ("", arch.qemu_path_in_image):
+    if not _stands_in(entry):
         return ()
     return (entry.interpreter,)
+
+
+def _stands_in(entry: binfmt.Entry) -> bool:
+    """Can a copy of qemu serve at the registered interpreter path?
+
+    With the P (preserve-argv0) flag the kernel passes an extra argument.
+    Debian's qemu takes that mode when it is run under a name ending in
+    "-binfmt-P" (Debian registers /usr/libexec/qemu-binfmt/<arch>-binfmt-P,
+    a link to qemu); any other P interpreter is some wrapper of its own.
+    """
+    return "P" not in entry.flags or entry.interpreter.endswith("-binfmt-P")
 
 
 def binfmt_notes(arch: Arch, entry: binfmt.Entry | None, mounted: bool) -> list[str]:
@@ -183,7 +193,7 @@ def binfmt_notes(arch: Arch, entry: binfmt.Entry | None, mounted: bool) -> list[
     if entry.fix_binary:
         return [f"{arch.name}: binfmt {name} has the F flag, so the image would run here even without qemu"
                 f" inside; {arch.qemu_path_in_image} stays in it for hosts without F"]  # fmt: skip
-    if "P" in entry.flags and entry.interpreter != arch.qemu_path_in_image:
+    if not _stands_in(entry) and entry.interpreter != arch.qemu_path_in_image:
         return [f"{arch.name}: binfmt {name} (no F) runs {entry.interpreter} with the P flag, a wrapper that"
                 " qemu cannot stand in for, so images will not run here; register it without P, or with F"
                 " (`xcompile doctor --fix`)"]  # fmt: skip
