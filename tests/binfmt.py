@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import subprocess
 from collections.abc import Iterator
 
 from xcompile import binfmt
@@ -34,4 +35,23 @@ def removed(name: str) -> Iterator[None]:
                 write.apply()
 
 
-__all__ = ["Entry", "read", "removed", "replaced"]
+@contextlib.contextmanager
+def all_restored() -> Iterator[None]:
+    """For tests that unmount binfmt_misc, which drops every registration on this kernel."""
+    root = binfmt.ROOT
+    saved = [read(p.name) for p in root.iterdir() if p.name not in ("register", "status")] if binfmt.mounted() else []
+    try:
+        yield
+    finally:
+        if not binfmt.mounted():
+            subprocess.run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(root)], check=True)
+        for entry in saved:
+            if entry is None:
+                continue
+            if read(entry.name) is not None:
+                binfmt.remove_write(entry.name).apply()
+            for write in binfmt.register_writes(entry):
+                write.apply()
+
+
+__all__ = ["Entry", "all_restored", "read", "removed", "replaced"]

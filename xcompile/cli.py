@@ -7,6 +7,7 @@ Exit codes (see the README): 0 every image done, 1 some image failed,
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import sys
 import threading
@@ -18,7 +19,7 @@ from plumbum import cli
 from plumbum.cli.application import ShowCompletion, ShowHelp, ShowHelpAll, ShowVersion
 from plumbum.cli.switches import SwitchError
 
-from xcompile import __version__, config, dockerconfig, download, platforms, qemu, report
+from xcompile import __version__, config, dockerconfig, doctor, download, platforms, qemu, report
 from xcompile.errors import UsageError, XcompileError
 from xcompile.pipeline import Pipeline
 from xcompile.runner import Runner
@@ -275,6 +276,37 @@ class ExperimentalCommand(_Switches):
         edit = dockerconfig.enable_experimental(settings.docker_config, dry_run=settings.dry_run)
         console.result(edit.describe(done=not settings.dry_run))
         return 0
+
+
+@XcompileApp.subcommand("doctor")
+class DoctorCommand(_QemuSwitches):
+    """Check this host for building and running foreign images; --fix repairs binfmt."""
+
+    repo = cli.SwitchAttr("--repo", str, default=None, argname="NAME", help="repository whose registry to check")
+    no_push = cli.Flag("--no-push", help="do not check the registry")
+    as_json = cli.Flag("--json", help="print the checks as JSON")
+    fix = cli.Flag("--fix", help="(root) mount binfmt_misc and register missing or broken qemu entries")
+    no_fix_binary = cli.Flag(
+        "--no-fix-binary", requires=["--fix"], help="register without the F flag, as older hosts do"
+    )
+
+    def _own(self) -> dict[str, Any]:
+        return super()._own() | {"repo": self.repo, "push": False if self.no_push else None}
+
+    def main(self) -> int:
+        console = Console()
+        settings = self.load_config(console)
+        if self.fix:
+            loud = Runner(console.echo, dry_run=settings.dry_run)
+            doctor.fixes(settings, loud, fix_binary=not self.no_fix_binary, show=console.echo)
+        # The probes are an implementation detail here; -v shows them.
+        quiet = Runner(console.echo if settings.verbose else (lambda line, label: None))
+        found = doctor.checks(settings, quiet)
+        if self.as_json:
+            console.result(json.dumps(doctor.as_json(found), indent=2))
+        else:
+            console.result(doctor.table(found))
+        return 3 if doctor.worst(found) == "fail" else 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -37,7 +37,7 @@ class Edit:
 
 def plan(path: Path) -> Edit:
     """Read and check the file; say what enabling would do. Writes nothing."""
-    data = _read(path)
+    data = read(path)
     if data is None:
         return Edit(path, "create")
     if KEY in data:
@@ -49,13 +49,13 @@ def enable_experimental(path: Path, *, dry_run: bool = False) -> Edit:
     edit = plan(path)
     if edit.action == "unchanged" or dry_run:
         return edit
-    data = _read(path) or {}
+    data = read(path) or {}
     data[KEY] = VALUE
     _write(path, json.dumps(data, indent="\t") + "\n")
     return edit
 
 
-def _read(path: Path) -> dict[str, Any] | None:
+def read(path: Path) -> dict[str, Any] | None:
     """The parsed object, or None when there is no file yet."""
     try:
         raw = path.read_bytes()

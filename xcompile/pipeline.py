@@ -14,7 +14,6 @@ touch the world.
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 import shutil
 import tempfile
@@ -26,19 +25,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from xcompile import binfmt, dockerconfig, download, files, qemu
+from xcompile import binfmt, dockerconfig, download, engine, files, qemu, reference
 from xcompile.config import Config
-from xcompile.errors import CommandFailed, DockerUnavailable, XcompileError
+from xcompile.errors import CommandFailed, XcompileError
 from xcompile.platforms import Arch
 from xcompile.runner import Runner
 
 Status = Literal["pushed", "built", "failed", "skipped", "planned"]
 Say = Callable[[str, "str | None"], None]
-DOCKER_PROBE_TIMEOUT = 30.0
-# `docker manifest` (and `build --platform` before 19.03) sat behind the
-# client's experimental flag until docker 20.10.
-EXPERIMENTAL_UNTIL = (20, 10)
-LOOPBACK = re.compile(r"^(localhost|127(\.\d+){3}|\[::1\])(:\d+)?$")
 _DIGEST = re.compile(r"(sha256:[0-9a-f]{64})")
 
 
@@ -119,16 +113,10 @@ class Outcome:
     error: str | None = None
 
 
-@dataclass(frozen=True)
-class DockerVersions:
-    client: str | None = None
-    server: str | None = None
-
-
 @dataclass
 class Result:
     outcomes: list[Outcome]
-    docker: DockerVersions
+    docker: engine.DockerVersions
     qemu: list[qemu.Qemu] = field(default_factory=list)
     edit: dockerconfig.Edit | None = None
 
@@ -204,13 +192,6 @@ def binfmt_notes(arch: Arch, entry: binfmt.Entry | None, mounted: bool) -> list[
             " the image has it"]  # fmt: skip
 
 
-def needs_experimental(client_version: str | None) -> bool:
-    if client_version is None:
-        return True
-    found = re.match(r"(\d+)\.(\d+)", client_version)
-    return found is None or (int(found.group(1)), int(found.group(2))) < EXPERIMENTAL_UNTIL
-
-
 class Pipeline:
     def __init__(
         self, config: Config, runner: Runner, say: Say, progress: download.ProgressCallback | None = None
@@ -228,7 +209,7 @@ class Pipeline:
         """Check the environment, then run the steps. Raises only for problems
         that stop everything; per-image failures are in the result."""
         dockerconfig.plan(self.config.docker_config)  # refuse a broken file before any work
-        result = Result([], self.check_docker())
+        result = Result([], engine.versions(self.runner))
         mounted = binfmt.mounted()
         registrations = {arch.name: binfmt.read(arch.binfmt_name) for arch in self.config.targets}
         for arch in self.config.targets:
@@ -247,22 +228,6 @@ class Pipeline:
             for manifest, outcome in manifests.items():
                 self.push_manifest(manifest, outcome, [images[image] for image in manifest.images])
         return result
-
-    def check_docker(self) -> DockerVersions:
-        try:
-            out = self.run_("docker", "version", "--format", "{{json .}}", timeout=DOCKER_PROBE_TIMEOUT)
-        except CommandFailed as err:
-            raise _docker_unavailable(err) from None
-        if self.runner.dry_run:
-            return DockerVersions()
-        try:
-            info = json.loads(out)
-        except json.JSONDecodeError:
-            return DockerVersions()
-        return DockerVersions(
-            client=(info.get("Client") or {}).get("Version"),
-            server=(info.get("Server") or {}).get("Version"),
-        )
 
     def ensure_qemu(self) -> list[qemu.Qemu]:
         found = []
@@ -294,14 +259,14 @@ class Pipeline:
                 context.mkdir()
             self.run_("cp", one.path, context / one.binary)
 
-    def enable_experimental(self, docker: DockerVersions) -> dockerconfig.Edit | None:
-        if not needs_experimental(docker.client):
+    def enable_experimental(self, docker: engine.DockerVersions) -> dockerconfig.Edit | None:
+        if not engine.needs_experimental(docker.client):
             self.say(f"experimental: not needed with docker client {docker.client}", None)
             return None
         edit = dockerconfig.enable_experimental(self.config.docker_config, dry_run=self.runner.dry_run)
         line = edit.describe(done=not self.runner.dry_run)
         if docker.client is None and edit.action != "unchanged":
-            line += f" (only where the docker client is older than {'.'.join(map(str, EXPERIMENTAL_UNTIL))})"
+            line += f" (only where the docker client is older than {engine.EXPERIMENTAL_SINCE_TEXT})"
         self.say(line, None)
         return edit
 
@@ -445,8 +410,8 @@ class Pipeline:
     def _insecure(self) -> bool:
         if self.config.insecure is not None:
             return self.config.insecure
-        host = self.config.repo.split("/", 1)[0]
-        return "/" in self.config.repo and bool(LOOPBACK.match(host))
+        host = reference.registry_host(self.config.repo)
+        return host is not None and reference.is_loopback(host)
 
 
 def _outcome(image: Image) -> Outcome:
@@ -480,24 +445,3 @@ def _run_failed(image: Image, program: str, err: CommandFailed) -> VerificationF
             hint="run `xcompile doctor` to see where binfmt looks for it",
         )
     return VerificationFailed(f"running {program} in the image failed: {err}")
-
-
-def _docker_unavailable(err: CommandFailed) -> DockerUnavailable:
-    text = err.stderr or err.stdout
-    if err.retcode is None:
-        return DockerUnavailable(
-            f"docker daemon did not answer within {DOCKER_PROBE_TIMEOUT:g} s",
-            hint="check that dockerd is running and healthy",
-        )
-    found = re.search(r"Cannot connect to the Docker daemon at (\S+?)\.? Is the docker daemon running", text)
-    if found:
-        return DockerUnavailable(
-            f"docker daemon not reachable at {found.group(1)}",
-            hint="start it (e.g. `sudo systemctl start docker`, or `sudo dockerd &`)",
-        )
-    if "permission denied" in text.lower():
-        return DockerUnavailable(
-            "permission denied on the docker daemon's socket",
-            hint="add yourself to the docker group, or run as root",
-        )
-    return DockerUnavailable(f"docker daemon not usable: {err}")

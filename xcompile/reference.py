@@ -18,6 +18,8 @@ _DOMAIN = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0-9a-fA-F:]+\])
 _NAME = re.compile(rf"(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*")
 _TAG = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)
 _NAME_MAX = 255
+# The docker daemon talks plain HTTP to these without any insecure-registry setting.
+_LOOPBACK = re.compile(r"^(localhost|127(\.\d+){3}|\[::1\])(:\d+)?$")
 
 
 def check_tag(tag: str) -> str:
@@ -46,6 +48,16 @@ def check_name(name: str, *, what: str = "repository") -> str:
             hint="use lowercase path components like 'team/app', optionally after 'host[:port]/'",
         )
     return name
+
+
+def registry_host(repo: str) -> str | None:
+    """The registry part of a repository name; None for Docker Hub."""
+    first, _, rest = repo.partition("/")
+    return first if rest and ("." in first or ":" in first or first == "localhost") else None
+
+
+def is_loopback(host: str) -> bool:
+    return bool(_LOOPBACK.match(host))
 
 
 def _show(value: str) -> str:

@@ -1,0 +1,132 @@
+"""`xcompile doctor` against host states each test sets up (binfmt_misc
+unmounted, an entry disabled or pointing nowhere, the daemon down), and
+`--fix` repairing them. Registrations are kernel state: every test restores them."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from binfmt import all_restored, read, removed, replaced
+from conftest import Registry, run_xcompile
+
+from xcompile import binfmt, platforms
+
+pytestmark = pytest.mark.integration
+ARM = platforms.get("arm32v7")
+
+
+def line(output: str, name: str) -> str:
+    """The table line of one check, with its columns' padding folded."""
+    for row in output.splitlines():
+        if row.split("  ")[1:2] and row[6:].startswith(name):
+            return " ".join(row.split())
+    raise AssertionError(f"no line for {name!r} in:\n{output}")
+
+
+def doctor(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return run_xcompile("doctor", "--no-push", *args, cwd=cwd, env=env)
+
+
+def test_healthy_host(tmp_path: Path, user_env: dict[str, str]) -> None:
+    result = doctor(env=user_env, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout
+    assert line(result.stdout, "docker daemon").startswith("pass docker daemon ")
+    assert line(result.stdout, "binfmt_misc") == f"pass binfmt_misc mounted at {binfmt.ROOT}"
+    assert line(result.stdout, "binfmt arm32v7").startswith("pass binfmt arm32v7 qemu-arm -> ")
+    assert line(result.stdout, "qemu-arm-static") == "pass qemu-arm-static /usr/bin/qemu-arm-static, static"
+    assert line(result.stdout, "docker config").startswith("pass docker config ")
+
+
+def test_unmounted_then_fixed(tmp_path: Path, user_env: dict[str, str]) -> None:
+    with all_restored():
+        subprocess.run(["umount", str(binfmt.ROOT)], check=True)
+        before = doctor(env=user_env, cwd=tmp_path)
+        fixed = doctor("--fix", env=user_env, cwd=tmp_path)
+        entry = read(ARM.binfmt_name)
+    assert before.returncode == 3
+    assert line(before.stdout, "binfmt_misc") == f"fail binfmt_misc not mounted at {binfmt.ROOT}"
+    assert f"fix: `mount -t binfmt_misc binfmt_misc {binfmt.ROOT}` (or --fix)" in before.stdout
+    assert line(before.stdout, "binfmt arm32v7") == "fail binfmt arm32v7 binfmt_misc is not mounted"
+
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert f"+ mount -t binfmt_misc binfmt_misc {binfmt.ROOT}\n" in fixed.stderr
+    assert "+ echo ':qemu-arm:M:0:\\x7f\\x45\\x4c\\x46" in fixed.stderr  # each write shown before it is made
+    assert ":/usr/bin/qemu-arm-static:F' > /proc/sys/fs/binfmt_misc/register\n" in fixed.stderr
+    assert entry is not None and (entry.interpreter, entry.flags, entry.enabled) == (
+        "/usr/bin/qemu-arm-static",
+        "F",
+        True,
+    )
+    assert line(fixed.stdout, "binfmt arm32v7").startswith("pass binfmt arm32v7 qemu-arm -> /usr/bin/qemu-arm-static")
+
+
+def test_disabled_entry(tmp_path: Path, user_env: dict[str, str]) -> None:
+    host = read(ARM.binfmt_name)
+    assert host is not None
+    with replaced(dataclasses.replace(host, enabled=False)):
+        before = doctor(env=user_env, cwd=tmp_path)
+        fixed = doctor("--fix", env=user_env, cwd=tmp_path)
+        after = read(ARM.binfmt_name)
+    assert before.returncode == 3
+    assert line(before.stdout, "binfmt arm32v7") == "fail binfmt arm32v7 qemu-arm is registered but disabled"
+    assert fixed.returncode == 0
+    assert f"+ echo '1' > {binfmt.ROOT}/qemu-arm\n" in fixed.stderr
+    assert after is not None and after.enabled and after.interpreter == host.interpreter
+
+
+def test_interpreter_that_does_not_exist(tmp_path: Path, user_env: dict[str, str]) -> None:
+    host = read(ARM.binfmt_name)
+    assert host is not None
+    missing = dataclasses.replace(host, interpreter="/nonexistent/qemu-arm-static", flags="", enabled=True)
+    with replaced(missing):
+        before = doctor(env=user_env, cwd=tmp_path)
+        fixed = doctor("--fix", "--no-fix-binary", env=user_env, cwd=tmp_path)
+        after = read(ARM.binfmt_name)
+    assert before.returncode == 3
+    assert line(before.stdout, "binfmt arm32v7") == (
+        "fail binfmt arm32v7 qemu-arm: its interpreter /nonexistent/qemu-arm-static does not exist"
+    )
+    # --no-fix-binary: the seed's world, qemu looked up inside each image.
+    assert after is not None and (after.interpreter, after.flags) == ("/usr/bin/qemu-arm-static", "")
+    assert fixed.returncode == 0
+    assert line(fixed.stdout, "binfmt arm32v7").startswith(
+        "warn binfmt arm32v7 qemu-arm -> /usr/bin/qemu-arm-static without F: images need qemu at that path inside"
+    )
+
+
+def test_missing_entry_and_json(tmp_path: Path, user_env: dict[str, str]) -> None:
+    with removed(ARM.binfmt_name):
+        result = doctor("--json", env=user_env, cwd=tmp_path)
+    assert result.returncode == 3
+    report = json.loads(result.stdout)
+    assert report["ok"] is False
+    entry = next(check for check in report["checks"] if check["name"] == "binfmt arm32v7")
+    assert entry == {
+        "name": "binfmt arm32v7",
+        "status": "fail",
+        "detail": "qemu-arm is not registered: linux/arm/v7 images cannot run here",
+        "fix": "`xcompile doctor --fix`",
+    }
+
+
+def test_daemon_down(tmp_path: Path, user_env: dict[str, str]) -> None:
+    env = {**user_env, "DOCKER_HOST": f"unix://{tmp_path}/down.sock"}
+    result = doctor(env=env, cwd=tmp_path)
+    assert result.returncode == 3
+    assert line(result.stdout, "docker daemon") == (
+        f"fail docker daemon docker daemon not reachable at unix://{tmp_path}/down.sock"
+    )
+    assert "fix: start it (e.g. `sudo systemctl start docker`, or `sudo dockerd &`)" in result.stdout
+
+
+def test_registry_checks(registry: Registry, tmp_path: Path, user_env: dict[str, str]) -> None:
+    result = run_xcompile("doctor", "--repo", f"{registry.host}/team/app", cwd=tmp_path, env=user_env)
+    assert (
+        line(result.stdout, f"registry {registry.host}")
+        == f"pass registry {registry.host} http://{registry.host} answers"
+    )
+    assert line(result.stdout, "registry login") == f"pass registry login {registry.host} needs no login"

@@ -1,0 +1,107 @@
+"""The pure parts: the plan from a config and the host's registrations, the
+architecture table, and which docker versions need experimental."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from xcompile import binfmt, engine, platforms
+from xcompile.config import Config, load
+from xcompile.errors import ConfigError
+from xcompile.pipeline import binfmt_notes, plan
+
+ARM = platforms.get("arm32v7")
+
+
+def config(tmp_path: Path, **switches: object) -> Config:
+    settings, _ = load(switches, {}, tmp_path, Path("/home/u"))
+    return settings
+
+
+def entry(interpreter: str, flags: str) -> binfmt.Entry:
+    return binfmt.Entry(ARM.binfmt_name, True, interpreter, flags, 0, "7f", "ff")
+
+
+def test_one_arch_keeps_the_originals_names(tmp_path: Path) -> None:
+    the_plan = plan(config(tmp_path), {})
+    assert [i.name for i in the_plan.images] == [
+        f"brewblox/rpi-python:{t}" for t in ("3.6", "3.6-slim", "3.7", "3.7-slim")
+    ]
+    assert [i.base for i in the_plan.images] == [f"arm32v7/python:{t}" for t in ("3.6", "3.6-slim", "3.7", "3.7-slim")]
+    assert the_plan.manifests == ()
+    assert the_plan.images[0].dockerfile == "FROM arm32v7/python:3.6\nCOPY qemu-arm-static /usr/bin/qemu-arm-static\n"
+
+
+def test_several_arches_get_suffixed_tags_and_a_manifest_list(tmp_path: Path) -> None:
+    the_plan = plan(config(tmp_path, arches=["armhf", "aarch64"], tags=["3.9"]), {})
+    assert [(i.name, i.base, i.platform) for i in the_plan.images] == [
+        ("brewblox/rpi-python:3.9-arm32v7", "arm32v7/python:3.9", "linux/arm/v7"),
+        ("brewblox/rpi-python:3.9-arm64v8", "arm64v8/python:3.9", "linux/arm64/v8"),
+    ]
+    (manifest,) = the_plan.manifests
+    assert manifest.name == "brewblox/rpi-python:3.9" and manifest.images == the_plan.images
+    assert plan(config(tmp_path, arches=["armhf", "aarch64"], manifest=False), {}).manifests == ()
+    assert plan(config(tmp_path, arches=["armhf", "aarch64"], push=False), {}).manifests == ()
+
+
+def test_per_arch_base_and_namespace_pattern(tmp_path: Path) -> None:
+    settings, _ = load(
+        {"arches": ["arm32v6", "arm64v8"], "base": "mirror.local/{namespace}/py"},
+        {"XCOMPILE_BASE_ARM64V8": "other/py64"},
+        tmp_path,
+        Path("/home/u"),
+    )
+    assert [settings.base_for(a) for a in settings.targets] == ["mirror.local/arm32v6/py", "other/py64"]
+
+
+@pytest.mark.parametrize(
+    ("interpreter", "flags", "extra"),
+    [
+        ("/usr/libexec/qemu-binfmt/arm-binfmt-P", "PF", ()),  # F: the kernel holds it open
+        ("/usr/bin/qemu-arm-static", "", ()),  # already where the image has it
+        ("/usr/local/bin/qemu-arm-static", "", ("/usr/local/bin/qemu-arm-static",)),
+        ("/usr/libexec/qemu-binfmt/arm-binfmt-P", "P", ("/usr/libexec/qemu-binfmt/arm-binfmt-P",)),
+        ("/opt/wrapper", "P", ()),  # someone else's wrapper: qemu cannot stand in
+    ],
+)
+def test_extra_qemu_paths_follow_the_hosts_registration(
+    tmp_path: Path, interpreter: str, flags: str, extra: tuple[str, ...]
+) -> None:
+    (image, *_) = plan(config(tmp_path), {"arm32v7": entry(interpreter, flags)}).images
+    assert image.extra_qemu_paths == extra
+    assert image.dockerfile.count("COPY") == 1 + len(extra)
+    assert len(binfmt_notes(ARM, entry(interpreter, flags), mounted=True)) == 1
+
+
+@pytest.mark.parametrize(
+    ("alias", "name"),
+    [("armhf", "arm32v7"), ("armel", "arm32v6"), ("aarch64", "arm64v8"), ("arm64", "arm64v8"),
+     ("linux/arm", "arm32v7"), ("linux/arm64", "arm64v8"), ("ppc64el", "ppc64le"), ("mips64el", "mips64le")],
+)  # fmt: skip
+def test_aliases(alias: str, name: str) -> None:
+    assert platforms.get(alias).name == name
+
+
+def test_unknown_arch_lists_the_known_ones() -> None:
+    with pytest.raises(ConfigError) as err:
+        platforms.get("sparc")
+    assert "known: arm32v6, arm32v7, arm64v8, i386, ppc64le, s390x, riscv64, mips64le" in str(err.value)
+
+
+@pytest.mark.integration  # reads the host's qemu-user-static
+def test_binfmt_magic_matches_debians_registration() -> None:
+    # The table's magic and mask are what Debian's qemu-user-static registers.
+    conf = Path("/usr/lib/binfmt.d/qemu-arm.conf").read_text().strip()
+    fields = conf.split(":")
+    registered = binfmt.entry_for(ARM, "x", fix_binary=False)
+    assert fields[4].encode().decode("unicode_escape").encode("latin-1").hex() == registered.magic
+    assert fields[5].encode().decode("unicode_escape").encode("latin-1").hex() == registered.mask
+
+
+@pytest.mark.parametrize(
+    ("client", "needed"), [("18.09.7", True), ("19.03.15", True), ("20.10.24", False), ("28.2.2", False), (None, True)]
+)
+def test_experimental_only_for_old_clients(client: str | None, needed: bool) -> None:
+    assert engine.needs_experimental(client) is needed

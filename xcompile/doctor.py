@@ -1,0 +1,251 @@
+"""`xcompile doctor`: what this host lacks for building and running foreign images.
+
+Each check is a pure-ish function of the host's state and gives one line:
+pass, warn or fail, with the fix. ``fix`` makes the writes it can (mount
+binfmt_misc, register missing emulators), each shown before it is made.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import requests
+
+from xcompile import binfmt, dockerconfig, elf, engine, qemu, reference
+from xcompile.config import Config
+from xcompile.errors import EnvironmentProblem, XcompileError
+from xcompile.platforms import Arch
+from xcompile.runner import Runner
+
+Status = Literal["pass", "warn", "fail"]
+MOUNT = ("mount", "-t", "binfmt_misc", "binfmt_misc", str(binfmt.ROOT))
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: Status
+    detail: str
+    fix: str = ""
+
+
+def checks(config: Config, runner: Runner, machine: str | None = None) -> list[Check]:
+    """Every check, in the order a newcomer would fix them."""
+    machine = machine or platform.machine()
+    found: list[Check] = []
+    found += _docker(runner)
+    mounted = binfmt.mounted()
+    found.append(
+        Check("binfmt_misc", "pass", f"mounted at {binfmt.ROOT}")
+        if mounted
+        else Check("binfmt_misc", "fail", f"not mounted at {binfmt.ROOT}", f"`{' '.join(MOUNT)}` (or --fix)")
+    )
+    for arch in config.targets:
+        found.append(_binfmt_entry(arch, mounted, machine))
+    for arch in _by_binary(config.targets):
+        found.append(_qemu(arch, runner))
+    found.append(_docker_config(config.docker_config))
+    if config.push:
+        found += _registry(config, runner)
+    return found
+
+
+def fixes(config: Config, runner: Runner, *, fix_binary: bool, show: Callable[[str], None]) -> None:
+    """Mount binfmt_misc and register (or repair) the emulators the targets need."""
+    if os.geteuid() != 0:
+        raise EnvironmentProblem("doctor --fix writes to /proc and needs root", hint="run it with sudo")
+    if not binfmt.mounted():
+        runner.run(*MOUNT)
+    for arch in config.targets:
+        if platform.machine() in arch.native_on:
+            continue
+        entry = binfmt.read(arch.binfmt_name)
+        writes: list[binfmt.Write] = []
+        if entry is not None and _problem(entry) is None:
+            if not entry.enabled:
+                writes.append(binfmt.enable_write(arch.binfmt_name))
+        else:
+            found = qemu.ensure(arch, runner, config)
+            interpreter = str(found.path) if fix_binary else arch.qemu_path_in_image
+            if entry is not None:
+                writes.append(binfmt.remove_write(arch.binfmt_name))
+            writes += binfmt.register_writes(binfmt.entry_for(arch, interpreter, fix_binary=fix_binary))
+        for write in writes:
+            show(f"+ {write}")
+            if not runner.dry_run:
+                write.apply()
+
+
+def worst(found: list[Check]) -> Status:
+    statuses = {check.status for check in found}
+    return "fail" if "fail" in statuses else "warn" if "warn" in statuses else "pass"
+
+
+def table(found: list[Check]) -> str:
+    width = max(len(check.name) for check in found)
+    lines = []
+    for check in found:
+        lines.append(f"{check.status:4}  {check.name:{width}}  {check.detail}")
+        if check.fix and check.status != "pass":
+            lines.append(f"{'':4}  {'':{width}}  fix: {check.fix}")
+    return "\n".join(lines)
+
+
+def as_json(found: list[Check]) -> dict[str, Any]:
+    return {"ok": worst(found) != "fail", "checks": [asdict(check) for check in found]}
+
+
+# --- the checks --------------------------------------------------------------
+
+
+def _docker(runner: Runner) -> list[Check]:
+    if runner.which("docker") is None:
+        fix = "install Docker (e.g. `apt-get install docker.io`)"
+        return [Check("docker client", "fail", "docker is not on PATH", fix),
+                Check("docker daemon", "fail", "no client to ask", fix)]  # fmt: skip
+    try:
+        versions = engine.versions(runner)
+    except XcompileError as err:
+        return [
+            Check("docker client", "pass", f"{runner.which('docker')}"),
+            Check("docker daemon", "fail", err.message, err.hint or ""),
+        ]
+    client = Check("docker client", "pass", f"{versions.client} at {runner.which('docker')}")
+    daemon = Check("docker daemon", "pass", f"{versions.server} answers")
+    return [client, daemon, _experimental(versions)]
+
+
+def _experimental(versions: engine.DockerVersions) -> Check:
+    if engine.older_than(versions.server, engine.DAEMON_PLATFORM_SINCE) and not versions.server_experimental:
+        return Check("experimental", "fail", f"docker {versions.server} needs an experimental daemon for --platform",
+                     'set "experimental": true in /etc/docker/daemon.json and restart dockerd, or upgrade')  # fmt: skip
+    if engine.needs_experimental(versions.client):
+        return Check("experimental", "warn", f"docker client {versions.client} gates `docker manifest` behind"
+                     " experimental", "`xcompile experimental` (build does it for you)")  # fmt: skip
+    return Check("experimental", "pass", f"not needed with client {versions.client}, server {versions.server}")
+
+
+def _binfmt_entry(arch: Arch, mounted: bool, machine: str) -> Check:
+    name = f"binfmt {arch.name}"
+    if machine in arch.native_on:
+        return Check(name, "pass", f"runs natively on {machine}")
+    if not mounted:
+        return Check(name, "fail", "binfmt_misc is not mounted", "`xcompile doctor --fix`")
+    entry = binfmt.read(arch.binfmt_name)
+    if entry is None:
+        return Check(name, "fail", f"{arch.binfmt_name} is not registered: {arch.platform} images cannot run here",
+                     "`xcompile doctor --fix`")  # fmt: skip
+    if not entry.enabled:
+        return Check(name, "fail", f"{arch.binfmt_name} is registered but disabled",
+                     f"`echo 1 > {binfmt.ROOT / arch.binfmt_name}` (or `xcompile doctor --fix`)")  # fmt: skip
+    problem = _problem(entry)
+    if problem:
+        return Check(name, "fail", f"{arch.binfmt_name}: {problem}", "`xcompile doctor --fix` registers it again")
+    if entry.fix_binary:
+        return Check(name, "pass", f"{arch.binfmt_name} -> {entry.interpreter} (flags {entry.flags}): F, so images"
+                     " run here even without qemu inside")  # fmt: skip
+    return Check(name, "warn", f"{arch.binfmt_name} -> {entry.interpreter} without F: images need qemu at that"
+                 " path inside (xcompile puts it there)",
+                 "nothing to do for xcompile's images; `xcompile doctor --fix` only adds missing entries")  # fmt: skip
+
+
+def _problem(entry: binfmt.Entry) -> str | None:
+    """Why a registration cannot work on this host, or None."""
+    path = Path(entry.interpreter)
+    if not path.exists():
+        if entry.fix_binary:
+            return None  # the kernel holds the file open since registration
+        return f"its interpreter {entry.interpreter} does not exist"
+    try:
+        elf.check_static(path.resolve(), elf.BY_DEBIAN[elf.host_debian_arch()], entry.interpreter)
+    except XcompileError as err:
+        return err.message
+    return None
+
+
+def _qemu(arch: Arch, runner: Runner) -> Check:
+    name = arch.qemu_binary
+    found = runner.which(name)
+    if found is None:
+        return Check(name, "warn", "not on PATH", "`xcompile qemu` installs or downloads it (build does it for you)")
+    try:
+        elf.check_static(found.resolve(), elf.BY_DEBIAN[elf.host_debian_arch()], str(found))
+    except XcompileError as err:
+        return Check(name, "fail", err.message, "install a static build (Debian's qemu-user-static)")
+    return Check(name, "pass", f"{found}, static")
+
+
+def _docker_config(path: Path) -> Check:
+    try:
+        edit = dockerconfig.plan(path)
+    except XcompileError as err:
+        return Check("docker config", "fail", err.message, err.hint or "")
+    folder = path.resolve().parent if path.exists() else _existing_parent(path)
+    target = path.resolve() if path.exists() else folder
+    if not os.access(target, os.W_OK):
+        return Check("docker config", "fail", f"{target} is not writable", "fix its permissions, or set DOCKER_CONFIG")
+    state = "does not exist yet (it will be created)" if edit.action == "create" else "readable and writable"
+    return Check("docker config", "pass", f"{path} {state}")
+
+
+def _existing_parent(path: Path) -> Path:
+    for parent in path.parents:
+        if parent.exists():
+            return parent
+    return Path("/")
+
+
+def _registry(config: Config, runner: Runner) -> Iterator[Check]:
+    host = reference.registry_host(config.repo)
+    auth_keys: tuple[str, ...]
+    if host is None:
+        # Docker Hub: its address and credential key are the daemon's to say.
+        try:
+            index = runner.run("docker", "info", "--format", "{{.IndexServerAddress}}", timeout=30).strip()
+        except XcompileError as err:
+            yield Check("registry Docker Hub", "warn", f"cannot ask the daemon for its address: {err.message}")
+            return
+        name, base, auth_keys = "Docker Hub", f"https://{urlsplit(index).netloc}", (index,)
+    else:
+        scheme = "http" if reference.is_loopback(host) else "https"
+        name, base, auth_keys = host, f"{scheme}://{host}", (host, f"https://{host}", f"http://{host}")
+    try:
+        answer = requests.get(f"{base}/v2/", timeout=5)
+    except requests.RequestException as err:
+        yield Check(f"registry {name}", "warn", f"{base} not reachable ({type(err).__name__}): pushes will fail",
+                    "check the network, or use --no-push")  # fmt: skip
+        return
+    if answer.status_code not in (200, 401):
+        yield Check(f"registry {name}", "warn", f"{base}/v2/ answered HTTP {answer.status_code}")
+        return
+    yield Check(f"registry {name}", "pass", f"{base} answers")
+    if answer.status_code == 200:
+        yield Check("registry login", "pass", f"{name} needs no login")
+    else:
+        yield _login(config.docker_config, name, auth_keys, "docker login" + ("" if host is None else f" {host}"))
+
+
+def _login(path: Path, name: str, keys: tuple[str, ...], login: str) -> Check:
+    try:
+        data = dockerconfig.read(path) or {}
+    except XcompileError as err:
+        return Check("registry login", "fail", err.message, err.hint or "")
+    if any(key in (data.get("auths") or {}) for key in keys):
+        return Check("registry login", "pass", f"credentials for {name} in {path}")
+    helpers = data.get("credHelpers") or {}
+    store = next((helpers[key] for key in keys if key in helpers), None) or data.get("credsStore")
+    if store:
+        return Check(
+            "registry login", "warn", f"credentials for {name} may be in docker-credential-{store}; not checked"
+        )
+    return Check("registry login", "fail", f"no credentials for {name} in {path}", f"`{login}`")
+
+
+def _by_binary(arches: tuple[Arch, ...]) -> list[Arch]:
+    return list({arch.qemu_binary: arch for arch in arches}.values())
