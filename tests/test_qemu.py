@@ -9,6 +9,7 @@ import pytest
 from conftest import run_xcompile
 
 from xcompile import platforms, qemu
+from xcompile.config import Config
 from xcompile.runner import Runner
 
 ARM = platforms.get("arm32v7")
@@ -26,8 +27,9 @@ def test_no_binary_and_no_apt(tmp_path: Path, user_env: dict[str, str]) -> None:
     result = run_xcompile("qemu", cwd=tmp_path, env={**user_env, "PATH": str(tmp_path)})
     assert result.returncode == 3
     assert result.stderr == (
-        "xcompile: error: qemu-arm-static is not on PATH and this host has no apt-get"
-        " — install a static qemu (e.g. your distribution's qemu-user-static) and put it on PATH\n"
+        "xcompile: error: qemu-arm-static is not on PATH, this host has no usable apt-get, and no Debian mirror"
+        " is configured — give a mirror with --mirror URL (or XCOMPILE_MIRROR, or `mirror =` in the config file),"
+        " or put a static qemu on PATH\n"
     )
 
 
@@ -35,7 +37,7 @@ def test_no_binary_and_no_apt(tmp_path: Path, user_env: dict[str, str]) -> None:
 def test_apt_installs_only_packages_this_release_has() -> None:
     """The real apt-get: update, ask which packages exist, install those."""
     lines: list[str] = []
-    found = qemu._apt_install(ARM, Runner(lambda line, label: lines.append(line)))
+    found = qemu.ensure(ARM, Runner(lambda line, label: lines.append(line)), Config(qemu_source="apt"))
     commands = [line for line in lines if line.startswith("+ ")]
     assert commands[0] == "+ apt-get update"
     assert commands[1:3] == ["+ apt-cache policy qemu-user-static", "+ apt-cache policy binfmt-support"]
