@@ -11,7 +11,7 @@ help:
 	@echo "make test    provision docker/registry/qemu, then lint, type-check and run every test"
 	@echo "make demo    build the default job against a local registry and a local armhf base"
 	@echo "make images  the real job: build and push the images configured in setup.cfg"
-	@echo "make bench   time xcompile against the sequential original flow"
+	@echo "make bench   time xcompile against the sequential original flow, and the qemu download"
 
 $(BIN)/xcompile: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,7 @@ images: venv
 
 bench: provision venv
 	$(BIN)/python benchmarks/bench_flow.py
+	$(BIN)/python benchmarks/bench_download.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache

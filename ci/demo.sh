@@ -32,10 +32,10 @@ for ref in "${refs[@]}"; do docker push -q "$ref" >/dev/null; done
 docker rmi "${refs[@]}" >/dev/null
 
 say "xcompile build (the job in setup.cfg, pointed at $reg)"
-start=$(date +%s.%N)
+start=$(date +%s%N)
 "$xcompile" build --base "$reg/arm32v7/python" --repo "$reg/brewblox/rpi-python" --report demo-report.json
-end=$(date +%s.%N)
-printf 'xcompile took %.1f s\n' "$(echo "$end - $start" | bc)"
+elapsed_ms=$((($(date +%s%N) - start) / 1000000))
+printf 'xcompile took %d.%01d s\n' $((elapsed_ms / 1000)) $((elapsed_ms % 1000 / 100))
 
 say "in the registry"
 for tag in $tags; do

@@ -25,6 +25,8 @@ command -v docker-registry >/dev/null || need+=(docker-registry)
 [ -x /usr/bin/qemu-arm-static ] || need+=(qemu-user-static)
 command -v update-binfmts >/dev/null || need+=(binfmt-support)
 command -v gpg >/dev/null || need+=(gnupg)
+command -v gpgv >/dev/null || need+=(gpgv)
+command -v curl >/dev/null || need+=(curl)
 updated=0
 apt_update() {
     [ "$updated" -eq 1 ] && return 0
@@ -74,7 +76,6 @@ if ! ls "$CACHE"/qemu-user-static_*_"$(dpkg --print-architecture)".deb >/dev/nul
     apt_update
     (cd "$CACHE" && $SUDO apt-get download -qq -o APT::Sandbox::User=root qemu-user-static)
 fi
-command -v gpgv >/dev/null || { apt_update; $SUDO apt-get install -y -qq gpgv >/dev/null; }
 
 # Leave apt as we found it: a foreign arch makes every later `apt-get update`
 # fetch (and on some snapshots fail) its indexes.
