@@ -25,6 +25,12 @@ from conftest import run_xcompile
         (["biuld"], "xcompile: error: unknown command 'biuld' — did you mean 'build'?"),
         (["--config", "missing.cfg"], "xcompile: error: config file missing.cfg not found"),
         (["qemu", "--tag", "3.7"], "xcompile: error: Unknown switch --tag"),
+        (["qemu", "--source", "magic"], "xcompile: error: --qemu-source: expected one of auto, path, apt, download"),
+        (["doctor", "--no-fix-binary"], "xcompile: error: --no-fix-binary goes with --fix"),
+        (["--report", "/nonexistent/dir/r.json"], "xcompile: error: report: folder /nonexistent/dir does not exist"),
+        (["--keyring", "/nonexistent.gpg"], "xcompile: error: keyring: /nonexistent.gpg does not exist"),
+        (["--mirror", "notaurl"], "xcompile: error: --mirror: 'notaurl' is not an http(s) URL"),
+        (["--tag", ""], "xcompile: error: --tag: expected at least one value"),
     ],
 )
 def test_usage_errors(tmp_path: Path, user_env: dict[str, str], args: list[str], message: str) -> None:

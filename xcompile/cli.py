@@ -168,8 +168,9 @@ class _BuildSwitches(_QemuSwitches):
         "--tag", str, list=True, argname="TAG", help="a tag to build (repeatable; replaces the configured list)"
     )
     qemu_source = cli.SwitchAttr(
-        "--qemu-source", cli.Set(*config.QEMU_SOURCES), default=None, help="where qemu comes from (default auto)"
-    )
+        "--qemu-source", str, default=None, argname="SOURCE",
+        help=f"where qemu comes from: {', '.join(config.QEMU_SOURCES)} (default auto)",
+    )  # fmt: skip
     no_push = cli.Flag("--no-push", help="build only, do not push")
     no_verify = cli.Flag("--no-verify", help="do not prove each image (labels, qemu inside, runs) before pushing")
     no_manifest = cli.Flag("--no-manifest", help="with several --arch, do not join each tag in a manifest list")
@@ -241,8 +242,8 @@ class QemuCommand(_QemuSwitches):
     """Find, install or download the static qemu for each target and print its path."""
 
     source = cli.SwitchAttr(
-        "--source", cli.Set(*config.QEMU_SOURCES), default=None,
-        help="auto tries PATH, then apt, then the download",
+        ["--source", "--qemu-source"], str, default=None, argname="SOURCE",
+        help=f"{', '.join(config.QEMU_SOURCES)}; auto tries PATH, then apt, then the download",
     )  # fmt: skip
     dest = cli.SwitchAttr("--dest", str, default=None, argname="DIR", help="also copy the binary into DIR")
 
@@ -286,14 +287,14 @@ class DoctorCommand(_QemuSwitches):
     no_push = cli.Flag("--no-push", help="do not check the registry")
     as_json = cli.Flag("--json", help="print the checks as JSON")
     fix = cli.Flag("--fix", help="(root) mount binfmt_misc and register missing or broken qemu entries")
-    no_fix_binary = cli.Flag(
-        "--no-fix-binary", requires=["--fix"], help="register without the F flag, as older hosts do"
-    )
+    no_fix_binary = cli.Flag("--no-fix-binary", help="with --fix: register without the F flag, as older hosts do")
 
     def _own(self) -> dict[str, Any]:
         return super()._own() | {"repo": self.repo, "push": False if self.no_push else None}
 
     def main(self) -> int:
+        if self.no_fix_binary and not self.fix:
+            raise UsageError("--no-fix-binary goes with --fix")
         console = Console()
         settings = self.load_config(console)
         if self.fix:

@@ -316,6 +316,11 @@ def _validate(config: Config, warnings: list[str]) -> None:
     for arch in config.targets:
         reference.check_name(config.base_for(arch), what=f"base image for {arch.name}")
     reference.check_name(config.repo)
+    # Refused now rather than after every image is built.
+    if config.report is not None and not config.report.parent.is_dir():
+        raise ConfigError(f"report: folder {config.report.parent} does not exist")
+    if config.keyring is not None and not config.keyring.is_file():
+        raise ConfigError(f"keyring: {config.keyring} does not exist")
     if bool(config.qemu_url) != bool(config.qemu_sha256):
         raise ConfigError(
             "--qemu-url and --qemu-sha256 go together",
