@@ -198,7 +198,6 @@ class Pipeline:
     ) -> None:
         self.config = config
         self.progress = progress
-        self.run_ = runner.run
         self.runner = runner
         self.say = say
         self._stop = threading.Event()
@@ -257,7 +256,7 @@ class Pipeline:
             context = work.context(one.binary)
             if not self.runner.dry_run:
                 context.mkdir()
-            self.run_("cp", one.path, context / one.binary)
+            self.runner.run("cp", one.path, context / one.binary)
 
     def enable_experimental(self, docker: engine.DockerVersions) -> dockerconfig.Edit | None:
         if not engine.needs_experimental(docker.client):
@@ -305,7 +304,7 @@ class Pipeline:
             self.say(f"write {dockerfile}: " + image.dockerfile.strip().replace("\n", "; "), image.label)
         else:
             dockerfile.write_text(image.dockerfile, encoding="utf-8")
-        self.run_(
+        self.runner.run(
             "docker", "build",
             "--platform", image.platform,
             "--no-cache",
@@ -317,7 +316,7 @@ class Pipeline:
 
     def verify(self, image: Image, work: Workspace) -> None:
         """Prove the image before it is pushed: labelled right, qemu inside, and it runs."""
-        run = self.run_
+        run = self.runner.run
         arch = image.arch
         labels = run("docker", "image", "inspect", "--format", "{{.Os}}/{{.Architecture}}/{{.Variant}}",
                      image.name, label=image.label).strip()  # fmt: skip
@@ -354,14 +353,14 @@ class Pipeline:
 
     def _run_in(self, image: Image, *command: str) -> str:
         try:
-            out = self.run_("docker", "run", "--rm", "--platform", image.platform, image.name, *command,
+            out = self.runner.run("docker", "run", "--rm", "--platform", image.platform, image.name, *command,
                             label=image.label)  # fmt: skip
         except CommandFailed as err:
             raise _run_failed(image, command[0], err) from None
         return out.strip()
 
     def push(self, image: Image) -> str | None:
-        out = self.run_("docker", "push", image.name, label=image.label, stream=True)
+        out = self.runner.run("docker", "push", image.name, label=image.label, stream=True)
         match = re.search(r"digest: " + _DIGEST.pattern, out)
         return match.group(1) if match else None
 
@@ -374,14 +373,14 @@ class Pipeline:
             insecure = ["--insecure"] if self._insecure() else []
             label = manifest.name.rsplit(":", 1)[1]
             members = [image.name for image in manifest.images]
-            self.run_("docker", "manifest", "rm", manifest.name, label=label, ok_codes=(0, 1))
-            self.run_("docker", "manifest", "create", *insecure, manifest.name, *members, label=label)
+            self.runner.run("docker", "manifest", "rm", manifest.name, label=label, ok_codes=(0, 1))
+            self.runner.run("docker", "manifest", "create", *insecure, manifest.name, *members, label=label)
             for image in manifest.images:
                 arch = image.arch
                 variant = ["--variant", arch.variant] if arch.variant else []
-                self.run_("docker", "manifest", "annotate", manifest.name, image.name,
+                self.runner.run("docker", "manifest", "annotate", manifest.name, image.name,
                           "--os", arch.os, "--arch", arch.architecture, *variant, label=label)  # fmt: skip
-            out = self.run_("docker", "manifest", "push", *insecure, "--purge", manifest.name, label=label)
+            out = self.runner.run("docker", "manifest", "push", *insecure, "--purge", manifest.name, label=label)
             found = _DIGEST.search(out)
             outcome.digest = found.group(1) if found else None
             outcome.status = "pushed"
