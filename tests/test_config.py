@@ -138,4 +138,5 @@ def test_duplicate_tags_are_built_once(tmp_path: Path) -> None:
 
 
 def test_relative_report_is_relative_to_cwd(tmp_path: Path) -> None:
+    (tmp_path / "out").mkdir()
     assert settings(tmp_path, {"report": "out/r.json"}).report == tmp_path / "out" / "r.json"
