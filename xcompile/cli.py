@@ -6,12 +6,14 @@ Exit codes (see the README): 0 every image done, 1 some image failed,
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
 import os
 import sys
 import threading
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -118,16 +120,17 @@ class _Switches(cli.Application):
     # Plumbum prints a switch error followed by the whole help text; we want
     # one line and exit code 2, like every other bad input.
     def _parse_args(self, argv: list[str]) -> Any:
-        try:
+        with self._one_line_errors():
             return super()._parse_args(argv)
-        except _PLUMBUM_EXITS:
-            raise
-        except SwitchError as err:
-            raise UsageError(str(err), hint=f"see `{self.PROGNAME} --help`") from None
 
     def _validate_args(self, swfuncs: Any, tailargs: Any) -> Any:
-        try:
+        with self._one_line_errors():
             return super()._validate_args(swfuncs, tailargs)
+
+    @contextlib.contextmanager
+    def _one_line_errors(self) -> Iterator[None]:
+        try:
+            yield
         except _PLUMBUM_EXITS:
             raise
         except SwitchError as err:
@@ -257,7 +260,7 @@ class QemuCommand(_QemuSwitches):
         dest = Path(self.dest) if self.dest else None
         if dest is not None and not dest.is_dir():
             raise UsageError(f"--dest {dest}: no such folder")
-        for arch in {arch.qemu_binary: arch for arch in settings.targets}.values():
+        for arch in platforms.one_per_emulator(settings.targets):
             found = qemu.ensure(arch, runner, settings, console.progress)
             for note in found.notes:
                 console.say(f"warning: {note}")

@@ -49,6 +49,7 @@ import requests
 from debian.deb822 import Deb822, Packages, Release
 from debian.debian_support import Version
 
+from . import files
 from .download import (
     ProgressCallback,
     ProgressEvent,
@@ -625,11 +626,7 @@ def _download_deb(
 def _check_cached_deb(path: Path, deb: _Deb) -> None:
     # Extraction is rare (a new binary, or the first run); re-hashing guards
     # against a cache damaged since it was written.
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(_CHUNK):
-            digest.update(block)
-    if digest.hexdigest() != deb.sha256:
+    if files.sha256_of(path) != deb.sha256:
         path.unlink(missing_ok=True)
         raise VerificationError(
             f"cached {path} is damaged (SHA256 differs); it was removed", hint="run again to download it afresh"

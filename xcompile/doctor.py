@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from xcompile import binfmt, dockerconfig, elf, engine, qemu, reference
+from xcompile import binfmt, dockerconfig, elf, engine, platforms, qemu, reference
 from xcompile.config import Config
 from xcompile.errors import EnvironmentProblem, XcompileError
 from xcompile.platforms import Arch
@@ -48,7 +48,7 @@ def checks(config: Config, runner: Runner, machine: str | None = None) -> list[C
     )
     for arch in config.targets:
         found.append(_binfmt_entry(arch, mounted, machine))
-    for arch in _by_binary(config.targets):
+    for arch in platforms.one_per_emulator(config.targets):
         found.append(_qemu(arch, runner))
     found.append(_docker_config(config.docker_config))
     if config.push:
@@ -245,7 +245,3 @@ def _login(path: Path, name: str, keys: tuple[str, ...], login: str) -> Check:
             "registry login", "warn", f"credentials for {name} may be in docker-credential-{store}; not checked"
         )
     return Check("registry login", "fail", f"no credentials for {name} in {path}", f"`{login}`")
-
-
-def _by_binary(arches: tuple[Arch, ...]) -> list[Arch]:
-    return list({arch.qemu_binary: arch for arch in arches}.values())

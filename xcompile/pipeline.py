@@ -21,11 +21,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from xcompile import binfmt, dockerconfig, download, engine, files, qemu, reference
+from xcompile import binfmt, dockerconfig, download, engine, files, platforms, qemu, reference
 from xcompile.config import Config
 from xcompile.errors import CommandFailed, XcompileError
 from xcompile.platforms import Arch
@@ -117,8 +117,6 @@ class Outcome:
 class Result:
     outcomes: list[Outcome]
     docker: engine.DockerVersions
-    qemu: list[qemu.Qemu] = field(default_factory=list)
-    edit: dockerconfig.Edit | None = None
 
     @property
     def ok(self) -> bool:
@@ -219,10 +217,10 @@ class Pipeline:
         manifests = {m: Outcome(m.name, m.platform, None) for m in the_plan.manifests}
         result.outcomes = [*images.values(), *manifests.values()]
 
-        result.qemu = self.ensure_qemu()
+        emulators = self.ensure_qemu()
         with self.workspace() as work:
-            self.copy_qemu(result.qemu, work)
-            result.edit = self.enable_experimental(result.docker)
+            self.copy_qemu(emulators, work)
+            self.enable_experimental(result.docker)
             self.build_all(images, work)
             for manifest, outcome in manifests.items():
                 self.push_manifest(manifest, outcome, [images[image] for image in manifest.images])
@@ -230,7 +228,7 @@ class Pipeline:
 
     def ensure_qemu(self) -> list[qemu.Qemu]:
         found = []
-        for arch in {arch.qemu_binary: arch for arch in self.config.targets}.values():
+        for arch in platforms.one_per_emulator(self.config.targets):
             one = qemu.ensure(arch, self.runner, self.config, self.progress)
             for note in one.notes:
                 self.say(f"warning: {note}", None)

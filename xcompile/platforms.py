@@ -93,6 +93,11 @@ _BY_NAME = {arch.name: arch for arch in ARCHES}
 _BY_ALIAS = {alias: arch for arch in ARCHES for alias in (arch.name, *arch.aliases)}
 
 
+def one_per_emulator(arches: tuple[Arch, ...]) -> list[Arch]:
+    """The first arch for each qemu binary: arm32v6 and arm32v7 share one."""
+    return list({arch.qemu_binary: arch for arch in arches}.values())
+
+
 def get(name: str) -> Arch:
     """The row for a name or one of its usual aliases (armhf, aarch64, linux/arm, ...)."""
     try:

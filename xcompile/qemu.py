@@ -50,28 +50,26 @@ def ensure(arch: Arch, runner: Runner, config: Config, progress: download.Progre
     if source == "apt":
         return _apt_install(arch, runner)
     if source == "download":
-        return _download(arch, runner, config, progress)
+        return _download(arch, runner, config, progress, config.mirror or _apt_mirror(runner))
     # auto: apt where it can work here, else (or when it fails) the download.
+    mirror = config.mirror or _apt_mirror(runner)
+    can_download = bool(config.offline or config.qemu_url or mirror)
     apt_failed: tuple[str, ...] = ()
     if not config.offline and _apt_usable(runner):
         try:
             return _apt_install(arch, runner)
         except XcompileError as err:
-            if not _can_download(config, runner):
+            if not can_download:
                 raise
             apt_failed = (f"apt could not provide {arch.qemu_binary} ({err}); downloading it instead",)
-    elif not _can_download(config, runner):
+    elif not can_download:
         raise QemuUnavailable(
             f"{arch.qemu_binary} is not on PATH, this host has no usable apt-get, and no Debian mirror is configured",
             hint="give a mirror with --mirror URL (or XCOMPILE_MIRROR, or `mirror =` in the config file),"
             " or put a static qemu on PATH",
         )
-    fetched = _download(arch, runner, config, progress)
+    fetched = _download(arch, runner, config, progress, mirror)
     return Qemu(fetched.binary, fetched.path, fetched.how, (*apt_failed, *fetched.notes))
-
-
-def _can_download(config: Config, runner: Runner) -> bool:
-    return bool(config.offline or config.qemu_url or config.mirror or _apt_mirror(runner))
 
 
 # --- apt -------------------------------------------------------------------
@@ -134,10 +132,11 @@ def _apt_mirror(runner: Runner) -> str | None:
     return debian.mirror_from_apt_sources() if runner.which("apt-get") else None
 
 
-def _download(arch: Arch, runner: Runner, config: Config, progress: download.ProgressCallback | None) -> Qemu:
+def _download(
+    arch: Arch, runner: Runner, config: Config, progress: download.ProgressCallback | None, mirror: str | None
+) -> Qemu:
     if config.qemu_url and config.qemu_sha256:
         return _fetch_direct(arch, runner, config, progress)
-    mirror = config.mirror or _apt_mirror(runner)
     if mirror is None:
         raise QemuUnavailable(
             f"no Debian mirror to download {arch.qemu_binary} from",
