@@ -87,8 +87,16 @@ def _text(value: Any, key: str) -> str:
 
 
 def _words(value: Any, key: str) -> tuple[str, ...]:
-    items = value if isinstance(value, list) else re.split(r"[\s,]+", _text(value, key))
-    words = tuple(str(item).strip() for item in items if str(item).strip())
+    if isinstance(value, list):
+        # TOML's `tags = [3.9, 3.10]` are floats, and 3.10 would become "3.1".
+        odd = next((item for item in value if not isinstance(item, str)), None)
+        if odd is not None:
+            raise ConfigError(f"{key}: expected strings, got {odd!r} ({type(odd).__name__})",
+                              hint='quote each item: TOML reads 3.10 as the number 3.1')  # fmt: skip
+        items = value
+    else:
+        items = re.split(r"[\s,]+", _text(value, key))
+    words = tuple(item.strip() for item in items if item.strip())
     if not words:
         raise ConfigError(f"{key}: expected at least one value")
     return words
@@ -101,6 +109,8 @@ _FALSE = {"0", "false", "no", "off"}
 def _bool(value: Any, key: str) -> bool:
     if isinstance(value, bool):
         return value
+    if not isinstance(value, str):
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
     word = str(value).strip().lower()
     if word in _TRUE | _FALSE:
         return word in _TRUE
@@ -108,6 +118,9 @@ def _bool(value: Any, key: str) -> bool:
 
 
 def _jobs(value: Any, key: str) -> int:
+    # int(True) is 1 and int(2.5) is 2: a boolean or a fraction is a mistake, not a number.
+    if not isinstance(value, (int, str)) or isinstance(value, bool):
+        raise ConfigError(f"{key}: expected a whole number, got {value!r}")
     try:
         jobs = int(value)
     except (TypeError, ValueError):
@@ -245,7 +258,14 @@ def _parse_layer(raw: Mapping[str, Any], where: str, warnings: list[str], *, unk
         key = ALIASES.get(key, key)
         if key.startswith(PER_ARCH):
             label = f"{ENV_PREFIX}{key.upper()}" if where == "environment" else f"{where}: {key}"
-            bases[platforms.get(key[len(PER_ARCH) :]).name] = _text(value, label)
+            try:
+                arch = platforms.get(key[len(PER_ARCH) :])
+            except ConfigError as err:
+                if unknown_is_error:
+                    raise ConfigError(f"{label}: {err.message}", hint=err.hint) from None
+                warnings.append(f"{label}: {err.message}, so it is ignored — {err.hint}")
+                continue
+            bases[arch.name] = _text(value, label)
             continue
         parse = KEYS.get(key)
         if parse is None:
@@ -330,3 +350,8 @@ def _validate(config: Config, warnings: list[str]) -> None:
         raise ConfigError("no tags to build", hint="give at least one --tag")
     for tag in config.tags:
         reference.check_tag(tag)
+        if len(config.targets) > 1:
+            # With several arches each image is pushed as <tag>-<arch>, which
+            # must still be a tag; refused now, not at the first push.
+            for arch in config.targets:
+                reference.check_tag(tag, suffix=f"-{arch.name}")

@@ -8,6 +8,7 @@ atomic, and a file that is not a JSON object is refused untouched.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -72,12 +73,16 @@ def read(path: Path) -> dict[str, Any] | None:
     if not text.strip():
         return {}  # docker itself reads an empty config as no settings
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_float=_finite, parse_int=_fits_a_double, parse_constant=_no_constant)
     except json.JSONDecodeError as err:
         raise ConfigError(
             f"{path} is not valid JSON (line {err.lineno}, column {err.colno}: {err.msg}); left unchanged",
-            hint="fix or remove it, then run again",
+            hint=_FIX_IT,
         ) from None
+    except _Unreadable as err:
+        raise ConfigError(f"{path} {err}; left unchanged", hint=_FIX_IT) from None
+    except RecursionError:
+        raise ConfigError(f"{path} is nested too deeply to read; left unchanged", hint=_FIX_IT) from None
     if not isinstance(data, dict):
         kind = "an array" if isinstance(data, list) else f"a JSON {type(data).__name__}"
         raise ConfigError(
@@ -85,6 +90,38 @@ def read(path: Path) -> dict[str, Any] | None:
             hint="a docker config is a JSON object such as {}",
         )
     return data
+
+
+_FIX_IT = "fix or remove it, then run again"
+
+
+class _Unreadable(ValueError):
+    """A number docker cannot read: it reads every JSON number as a float64,
+    and Python would write 1e400 back as `Infinity`."""
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _Unreadable(f"holds the number {_short(text)}, beyond what docker can read (a float64)")
+    return value
+
+
+def _fits_a_double(text: str) -> int:
+    # float() has no digit limit and turns a huge integer into inf; int() of
+    # 5000 digits raises ValueError on Python 3.11+.
+    if not math.isfinite(float(text)):
+        digits = len(text.lstrip("-"))
+        raise _Unreadable(f"holds a {digits}-digit integer, beyond what docker can read (a float64)")
+    return int(text)
+
+
+def _no_constant(text: str) -> float:
+    raise _Unreadable(f"holds {text}, which is not JSON")
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 20 else text[:17] + "..."
 
 
 def _write(path: Path, text: str) -> None:

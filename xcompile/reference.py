@@ -15,6 +15,7 @@ _SEPARATOR = r"(?:[._]|__|[-]+)"
 _PATH_COMPONENT = rf"{_ALNUM}(?:{_SEPARATOR}{_ALNUM})*"
 _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _DOMAIN = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?"
+_DOMAIN_ONLY = re.compile(_DOMAIN)
 _NAME = re.compile(rf"(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*")
 _TAG = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)
 _NAME_MAX = 255
@@ -22,11 +23,17 @@ _NAME_MAX = 255
 _LOOPBACK = re.compile(r"^(localhost|127(\.\d+){3}|\[::1\])(:\d+)?$")
 
 
-def check_tag(tag: str) -> str:
+def check_tag(tag: str, *, suffix: str = "") -> str:
+    """``suffix`` is what the image's tag adds to the user's (``-<arch>``)."""
     if not _TAG.fullmatch(tag):
         raise UsageError(
             f"invalid tag {_show(tag)}",
             hint="a tag is 1-128 of letters, digits, '_', '.' and '-', not starting with '.' or '-'",
+        )
+    if suffix and not _TAG.fullmatch(tag + suffix):
+        raise UsageError(
+            f"tag {_show(tag)} is too long for several arches: with {suffix!r} it is {len(tag + suffix)} characters",
+            hint="a tag is at most 128 characters",
         )
     return tag
 
@@ -42,6 +49,13 @@ def check_name(name: str, *, what: str = "repository") -> str:
     # Docker reads an uppercase first component as a registry host; a user
     # who typed 'Team/app' almost surely meant a repository, so refuse it.
     looks_like_host = "." in first or ":" in first or first == "localhost"
+    if rest and looks_like_host and not _DOMAIN_ONLY.fullmatch(first):
+        # 'exa_mple.com/app' matches as a path, but docker reads it as a host
+        # (it has a dot) and refuses the '_'.
+        raise UsageError(
+            f"invalid {what} {_show(name)}: {_show(first)} is not a valid registry host",
+            hint="a host is letters, digits, '-' and '.', with an optional :port",
+        )
     if len(name) > _NAME_MAX or not _NAME.fullmatch(name) or (rest and not looks_like_host and first != first.lower()):
         raise UsageError(
             f"invalid {what} {_show(name)}",
