@@ -2,7 +2,8 @@
 # Brings a Debian host to the state xcompile's tests and demo need, and does
 # nothing that is already done: docker engine + registry + static qemu
 # installed, binfmt_misc mounted with qemu-arm registered, dockerd answering,
-# and the armhf busybox .deb that the test base images are made from.
+# podman (the second engine) able to run containers, and the armhf busybox
+# .deb that the test base images are made from.
 #
 # Usage: ci/provision.sh            (as root, or with sudo available)
 set -euo pipefail
@@ -22,6 +23,7 @@ fi
 need=()
 command -v dockerd >/dev/null || need+=(docker.io)
 command -v docker-registry >/dev/null || need+=(docker-registry)
+command -v podman >/dev/null || need+=(podman)
 [ -x /usr/bin/qemu-arm-static ] || need+=(qemu-user-static)
 command -v update-binfmts >/dev/null || need+=(binfmt-support)
 command -v gpg >/dev/null || need+=(gnupg)
@@ -58,6 +60,35 @@ if ! docker info >/dev/null 2>&1; then
         sleep 1
     done
     docker info >/dev/null 2>&1 || { log "dockerd did not answer; see /var/log/xcompile-dockerd.log"; exit 1; }
+fi
+
+# --- podman: rootful `podman run` asks for default ulimits (nofile 1048576,
+# nproc 4194304) above what a sandbox's hard limits allow, and the runtime then
+# fails with "error setting rlimit type 7: operation not permitted". Only
+# there, a containers.conf drop-in asks for what the host can give: the hard
+# nofile, and nproc at most the pid_max (above it, nproc failed too). The
+# probe runs nothing from an image: an empty rootfs and a missing program, so
+# the runtime gets as far as setting the rlimits and then fails harmlessly.
+PODMAN_DROPIN=/etc/containers/containers.conf.d/xcompile-ulimits.conf
+podman_rlimit_fails() {
+    local root out
+    root=$(mktemp -d)
+    out=$($SUDO podman run --rm --network none --rootfs "$root" /xcompile-probe 2>&1 || true)
+    $SUDO rm -rf "$root"
+    case "$out" in *"setting rlimit"*) return 0 ;; *) return 1 ;; esac
+}
+if podman_rlimit_fails; then
+    nofile=$(ulimit -Hn) nproc=$(ulimit -Hu) pid_max=$(cat /proc/sys/kernel/pid_max)
+    [ "$nofile" = unlimited ] && nofile=1048576
+    { [ "$nproc" = unlimited ] || [ "$nproc" -gt "$pid_max" ]; } && nproc=$pid_max
+    log "podman's default ulimits exceed this host's hard limits; writing $PODMAN_DROPIN"
+    $SUDO mkdir -p "$(dirname "$PODMAN_DROPIN")"
+    printf '# Written by xcompile ci/provision.sh: podman default ulimits above the hard limits fail here.\n[containers]\ndefault_ulimits = [\n  "nofile=%s:%s",\n  "nproc=%s:%s",\n]\n' \
+        "$nofile" "$nofile" "$nproc" "$nproc" | $SUDO tee "$PODMAN_DROPIN" >/dev/null
+    if podman_rlimit_fails; then
+        log "podman still cannot set its rlimits with $PODMAN_DROPIN; see \`podman run --rm --rootfs DIR /x\`"
+        exit 1
+    fi
 fi
 
 # --- the busybox-static .debs the test base images are made from.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import configparser
 import difflib
+import os
 import re
 import sys
 from collections.abc import Callable, Mapping
@@ -64,6 +65,8 @@ class Config:
     verbose: bool = False
     # Derived from the environment, as docker itself does.
     docker_config: Path = field(default=Path("~/.docker/config.json"))
+    podman_auth_file: Path = field(default=Path("/run/containers/0/auth.json"))
+    """Podman's credentials: REGISTRY_AUTH_FILE, else $XDG_RUNTIME_DIR/containers/auth.json."""
     source: str = "built-in defaults"
     """Where the file layer came from, for the plan's header."""
 
@@ -231,6 +234,7 @@ def load(
         values["docker_config"] = Path(env["DOCKER_CONFIG"]) / "config.json"
     else:
         values["docker_config"] = home / ".docker" / "config.json"
+    values["podman_auth_file"] = _podman_auth_file(env)
     cache_home = Path(env["XDG_CACHE_HOME"]) if env.get("XDG_CACHE_HOME") else home / ".cache"
     values["cache_dir"] = cache_home / "xcompile"
     for key in ("report", "keyring"):
@@ -244,6 +248,15 @@ def load(
         warnings.append("tags: duplicates dropped, each tag is built once")
         config = Config(**{**_asdict(config), "tags": deduped})
     return config, warnings
+
+
+def _podman_auth_file(env: Mapping[str, str]) -> Path:
+    # Where podman (containers/image) writes `podman login`'s credentials.
+    if env.get("REGISTRY_AUTH_FILE"):
+        return Path(env["REGISTRY_AUTH_FILE"])
+    if env.get("XDG_RUNTIME_DIR"):
+        return Path(env["XDG_RUNTIME_DIR"]) / "containers" / "auth.json"
+    return Path(f"/run/containers/{os.getuid()}/auth.json")
 
 
 def _asdict(config: Config) -> dict[str, Any]:

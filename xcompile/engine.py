@@ -1,48 +1,280 @@
-"""The docker engine: whether it answers, its versions, and what they need."""
+"""The container engine: docker or podman, as one small table of command shapes.
+
+The pipeline asks an ``Engine`` for argv and never names a program itself, so
+that docker and podman differ here and only here. An engine is chosen once
+(``choose``), from the ``engine`` setting: docker (the default), podman, or
+auto (docker when its daemon answers, else podman).
+"""
 
 from __future__ import annotations
 
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
-from xcompile.errors import CommandFailed, DockerUnavailable
+from xcompile.errors import CommandFailed, DockerUnavailable, ProgramMissing
 from xcompile.runner import Runner
 
+EngineName = Literal["docker", "podman"]
+CHOICES = ("docker", "podman", "auto")
 DOCKER_PROBE_TIMEOUT = 30.0
 # `docker manifest` (and `build --platform` before 19.03) sat behind the
-# client's experimental flag until docker 20.10.
+# client's experimental flag until docker 20.10. Podman has no such flag.
 EXPERIMENTAL_SINCE = (20, 10)
 EXPERIMENTAL_SINCE_TEXT = "20.10"
 # Before 19.03 the daemon itself had to run with experimental for --platform.
 DAEMON_PLATFORM_SINCE = (19, 3)
+Argv = tuple[str, ...]
 
 
 @dataclass(frozen=True)
-class DockerVersions:
+class Versions:
+    engine: EngineName = "docker"
     client: str | None = None
     server: str | None = None
+    """The daemon's version; None for podman, which has none."""
     server_experimental: bool | None = None
 
 
-def versions(runner: Runner) -> DockerVersions:
-    """Both versions, from the one command that needs the daemon to answer."""
+DockerVersions = Versions  # the name the first rounds used
+
+
+@dataclass(frozen=True)
+class Engine:
+    """Docker's command shapes; ``Podman`` overrides where podman differs.
+    The two rows are ``DOCKER`` and ``PODMAN``."""
+
+    name: EngineName = "docker"
+    has_experimental: bool = True
+    """Whether the client config's "experimental" gates anything (docker only)."""
+    reports_variant: bool = True
+    """Whether `image inspect` can show the config's variant (podman 4 cannot)."""
+    run_options: Argv = ()
+    build_options: Argv = ()
+
+    @property
+    def program(self) -> str:
+        return self.name
+
+    # --- the engine itself ---------------------------------------------------
+
+    def version(self) -> Argv:
+        return (self.program, "version", "--format", "{{json .}}")
+
+    def versions(self, runner: Runner) -> Versions:
+        """The client's version, and the daemon's where there is one; raises when the engine cannot work."""
+        try:
+            out = runner.run(*self.version(), timeout=DOCKER_PROBE_TIMEOUT)
+        except CommandFailed as err:
+            raise self.unavailable(err) from None
+        if runner.dry_run:
+            return Versions(self.name)
+        try:
+            info = json.loads(out)
+        except json.JSONDecodeError:
+            return Versions(self.name)
+        server = info.get("Server") or {}
+        return Versions(
+            engine=self.name,
+            client=(info.get("Client") or {}).get("Version"),
+            server=server.get("Version"),
+            server_experimental=_server_experimental(server),
+        )
+
+    def unavailable(self, err: CommandFailed) -> DockerUnavailable:
+        return _docker_unavailable(err)
+
+    def needs_experimental(self, versions: Versions) -> bool:
+        """Unknown (a dry run) counts as needing it: the plan shows the edit."""
+        return self.has_experimental and needs_experimental(versions.client)
+
+    def auth_file(self, docker_config: Path, podman_auth_file: Path) -> Path:
+        """Where this engine keeps registry credentials (both paths come from config.load)."""
+        return docker_config
+
+    def login_hint(self, host: str | None) -> str:
+        return f"{self.program} login" + ("" if host is None else f" {host}")
+
+    # --- images -----------------------------------------------------------------
+
+    def build(self, platform: str, dockerfile: Path, name: str, context: Path) -> Argv:
+        return (self.program, "build", "--platform", platform, "--no-cache", *self.build_options,
+                "-f", str(dockerfile), "-t", name, str(context))  # fmt: skip
+
+    def inspect_platform(self, image: str) -> Argv:
+        """Prints os/architecture/variant (the variant empty where the engine cannot say)."""
+        variant = "{{.Variant}}" if self.reports_variant else ""
+        return (self.program, "image", "inspect", "--format", "{{.Os}}/{{.Architecture}}/" + variant, image)
+
+    def run(self, platform: str, image: str, *command: str) -> Argv:
+        return (self.program, "run", "--rm", *self.run_options, "--platform", platform, image, *command)
+
+    def create(self, platform: str, image: str, *command: str) -> Argv:
+        return (self.program, "create", *self.run_options, "--platform", platform, image, *command)
+
+    def copy_out(self, container: str, path: str, dest: Path) -> Argv:
+        return (self.program, "cp", f"{container}:{path}", str(dest))
+
+    def remove_container(self, container: str) -> Argv:
+        return (self.program, "rm", container)
+
+    def remove_images(self, *images: str) -> Argv:
+        return (self.program, "rmi", *images)
+
+    def pull(self, image: str, platform: str | None = None, *, insecure: bool = False) -> Argv:
+        # Docker's daemon decides plain HTTP for push and pull itself
+        # (loopback registries are plain HTTP to it).
+        on = ("--platform", platform) if platform else ()
+        return (self.program, "pull", *on, image)
+
+    def push(self, image: str, *, insecure: bool, digest_file: Path | None = None) -> Argv:
+        return (self.program, "push", image)
+
+    def pushed_digest(self, output: str, digest_file: Path | None = None) -> str | None:
+        """The digest a push reports: docker prints it."""
+        found = re.search(r"digest: " + _DIGEST.pattern, output)
+        return found.group(1) if found else None
+
+    # --- manifest lists -------------------------------------------------------
+
+    def manifest_remove(self, name: str) -> Argv:
+        """Forget a local list of that name; exits 1 when there is none."""
+        return (self.program, "manifest", "rm", name)
+
+    def manifest_create(self, name: str, members: list[str], *, insecure: bool) -> Argv:
+        # Docker takes the members now and annotates them one by one next.
+        return (self.program, "manifest", "create", *self._insecure(insecure), name, *members)
+
+    def manifest_member(self, name: str, member: str, platform: Platform, *, insecure: bool) -> Argv:
+        return (self.program, "manifest", "annotate", name, member, *platform.flags())
+
+    def manifest_push(self, name: str, *, insecure: bool, digest_file: Path | None = None) -> Argv:
+        return (self.program, "manifest", "push", *self._insecure(insecure), "--purge", name)
+
+    def manifest_digest(self, output: str, digest_file: Path | None = None) -> str | None:
+        found = _DIGEST.search(output)
+        return found.group(1) if found else None
+
+    def _insecure(self, insecure: bool) -> Argv:
+        return ("--insecure",) if insecure else ()
+
+
+@dataclass(frozen=True)
+class Podman(Engine):
+    """Podman: no daemon, no experimental flag, its own auth file, --tls-verify, --digestfile."""
+
+    name: EngineName = "podman"
+    has_experimental: bool = False
+    reports_variant: bool = False
+    # Podman makes a CNI bridge and firewall rules on a container's first
+    # network use; neither the build (no RUN) nor the proof needs a network.
+    run_options: Argv = ("--network", "none")
+    build_options: Argv = ("--network", "none")
+
+    def unavailable(self, err: CommandFailed) -> DockerUnavailable:
+        return DockerUnavailable(f"podman cannot run: {err}", hint="see `podman info`")
+
+    def auth_file(self, docker_config: Path, podman_auth_file: Path) -> Path:
+        return podman_auth_file
+
+    def pull(self, image: str, platform: str | None = None, *, insecure: bool = False) -> Argv:
+        on = ("--platform", platform) if platform else ()
+        return (self.program, "pull", *on, *self._insecure(insecure), image)
+
+    def push(self, image: str, *, insecure: bool, digest_file: Path | None = None) -> Argv:
+        return (self.program, "push", *self._insecure(insecure), *_digest_to(digest_file), image)
+
+    def pushed_digest(self, output: str, digest_file: Path | None = None) -> str | None:
+        """Podman prints no digest; it writes it to the --digestfile."""
+        return _digest_in(digest_file)
+
+    def manifest_create(self, name: str, members: list[str], *, insecure: bool) -> Argv:
+        # An empty list; each member is added with its platform next.
+        return (self.program, "manifest", "create", name)
+
+    def manifest_member(self, name: str, member: str, platform: Platform, *, insecure: bool) -> Argv:
+        # From the registry, where the member was just pushed: the list then
+        # names the digest the registry holds.
+        return (self.program, "manifest", "add", *self._insecure(insecure), *platform.flags(), name,
+                f"docker://{member}")  # fmt: skip
+
+    def manifest_push(self, name: str, *, insecure: bool, digest_file: Path | None = None) -> Argv:
+        return (self.program, "manifest", "push", "--all", "--rm", *self._insecure(insecure),
+                *_digest_to(digest_file), name, f"docker://{name}")  # fmt: skip
+
+    def manifest_digest(self, output: str, digest_file: Path | None = None) -> str | None:
+        return _digest_in(digest_file)
+
+    def _insecure(self, insecure: bool) -> Argv:
+        return ("--tls-verify=false",) if insecure else ()
+
+
+@dataclass(frozen=True)
+class Platform:
+    """What a manifest list says about one member."""
+
+    os: str
+    architecture: str
+    variant: str | None = None
+
+    def flags(self) -> Argv:
+        return ("--os", self.os, "--arch", self.architecture, *(("--variant", self.variant) if self.variant else ()))
+
+
+def _digest_to(digest_file: Path | None) -> Argv:
+    return ("--digestfile", str(digest_file)) if digest_file is not None else ()
+
+
+def _digest_in(digest_file: Path | None) -> str | None:
+    if digest_file is None:
+        return None
     try:
-        out = runner.run("docker", "version", "--format", "{{json .}}", timeout=DOCKER_PROBE_TIMEOUT)
-    except CommandFailed as err:
-        raise _docker_unavailable(err) from None
+        found = _DIGEST.search(digest_file.read_text(encoding="utf-8"))
+    except OSError:
+        return None
+    return found.group(1) if found else None
+
+
+DOCKER = Engine()
+PODMAN = Podman()
+ENGINES: dict[str, Engine] = {engine.name: engine for engine in (DOCKER, PODMAN)}
+_DIGEST = re.compile(r"(sha256:[0-9a-f]{64})")
+
+
+def choose(setting: str, runner: Runner) -> tuple[Engine, str]:
+    """The engine for this run, and a line saying why. ``auto``: docker when its
+    daemon answers, else podman."""
+    if setting != "auto":
+        return ENGINES[setting], f"engine: {setting}"
+    docker_there = runner.which("docker") is not None
     if runner.dry_run:
-        return DockerVersions()
-    try:
-        info = json.loads(out)
-    except json.JSONDecodeError:
-        return DockerVersions()
-    return DockerVersions(
-        client=(info.get("Client") or {}).get("Version"),
-        server=(info.get("Server") or {}).get("Version"),
-        server_experimental=_server_experimental(info.get("Server") or {}),
-    )
+        # A dry run runs nothing, not even the probe.
+        chosen = DOCKER if docker_there or runner.which("podman") is None else PODMAN
+        return chosen, f"engine: auto chose {chosen.name} (on PATH; the daemon is not asked in a dry run)"
+    if docker_there:
+        try:
+            runner.run(*DOCKER.version(), timeout=DOCKER_PROBE_TIMEOUT)
+        except CommandFailed as err:
+            why = _docker_unavailable(err).message
+        else:
+            return DOCKER, "engine: auto chose docker (its daemon answers)"
+    else:
+        why = "docker is not on PATH"
+    if runner.which("podman") is None:
+        raise ProgramMissing(
+            "docker or podman", hint=f"{why}; install one of them (e.g. `sudo apt-get install podman`)"
+        )
+    return PODMAN, f"engine: auto chose podman ({why})"
+
+
+# --- the docker-only parts, also used by doctor ---------------------------------
+
+
+def versions(runner: Runner) -> Versions:
+    """Docker's versions (the first rounds' entry point)."""
+    return DOCKER.versions(runner)
 
 
 def _server_experimental(server: dict[str, Any]) -> bool | None:

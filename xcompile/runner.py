@@ -28,6 +28,7 @@ Echo = Callable[[str, "str | None"], None]
 # What to tell a user whose PATH lacks one of the programs xcompile drives.
 INSTALL_HINTS = {
     "docker": "install Docker (e.g. `sudo apt-get install docker.io`) and make sure `docker` is on PATH",
+    "podman": "install podman (e.g. `sudo apt-get install podman`, or `sudo dnf install podman`)",
     "apt-get": "this host has no apt; put a static qemu on PATH instead",
     "sudo": "run as root, or install sudo",
 }

@@ -1,0 +1,157 @@
+"""The engine table: each engine's command shapes, its auth file, experimental,
+and `auto`'s choice. Pure, apart from the choice, which runs real shims."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from plumbum import local
+
+from xcompile import engine
+from xcompile.config import load
+from xcompile.engine import DOCKER, PODMAN, Platform, Versions
+from xcompile.errors import DockerUnavailable, ProgramMissing
+from xcompile.runner import Runner
+
+ARM_V7 = Platform("linux", "arm", "v7")
+
+
+def test_docker_shapes_are_the_first_rounds() -> None:
+    assert DOCKER.build("linux/arm/v7", Path("/c/Dockerfile.a"), "r:a", Path("/c")) == (
+        "docker", "build", "--platform", "linux/arm/v7", "--no-cache", "-f", "/c/Dockerfile.a", "-t", "r:a", "/c",
+    )  # fmt: skip
+    assert DOCKER.run("linux/arm/v7", "r:a", "uname", "-m") == (
+        "docker", "run", "--rm", "--platform", "linux/arm/v7", "r:a", "uname", "-m",
+    )  # fmt: skip
+    assert DOCKER.inspect_platform("r:a")[-2] == "{{.Os}}/{{.Architecture}}/{{.Variant}}"
+    # The daemon decides plain HTTP for push and pull; only `docker manifest` asks.
+    assert DOCKER.push("127.0.0.1:5000/r:a", insecure=True, digest_file=Path("/d")) == (
+        "docker", "push", "127.0.0.1:5000/r:a",
+    )  # fmt: skip
+    assert DOCKER.manifest_create("r:a", ["r:a-x", "r:a-y"], insecure=True) == (
+        "docker", "manifest", "create", "--insecure", "r:a", "r:a-x", "r:a-y",
+    )  # fmt: skip
+    assert DOCKER.manifest_member("r:a", "r:a-x", ARM_V7, insecure=True) == (
+        "docker", "manifest", "annotate", "r:a", "r:a-x", "--os", "linux", "--arch", "arm", "--variant", "v7",
+    )  # fmt: skip
+    assert DOCKER.manifest_push("r:a", insecure=False) == ("docker", "manifest", "push", "--purge", "r:a")
+
+
+def test_podman_shapes() -> None:
+    assert PODMAN.build("linux/arm64/v8", Path("/c/D"), "r:a", Path("/c"))[:7] == (
+        "podman", "build", "--platform", "linux/arm64/v8", "--no-cache", "--network", "none",
+    )  # fmt: skip
+    assert PODMAN.run("linux/arm/v7", "r:a", "true") == (
+        "podman", "run", "--rm", "--network", "none", "--platform", "linux/arm/v7", "r:a", "true",
+    )  # fmt: skip
+    # Podman 4's `image inspect` has no Variant field: asking for it fails the command.
+    assert "Variant" not in PODMAN.inspect_platform("r:a")[-2]
+    assert PODMAN.push("localhost:5000/r:a", insecure=True, digest_file=Path("/w/d")) == (
+        "podman", "push", "--tls-verify=false", "--digestfile", "/w/d", "localhost:5000/r:a",
+    )  # fmt: skip
+    assert PODMAN.pull("localhost:5000/r:a", "linux/arm/v7", insecure=True) == (
+        "podman", "pull", "--platform", "linux/arm/v7", "--tls-verify=false", "localhost:5000/r:a",
+    )  # fmt: skip
+    assert PODMAN.manifest_create("r:a", ["r:a-x"], insecure=True) == ("podman", "manifest", "create", "r:a")
+    assert PODMAN.manifest_member("r:a", "h/r:a-x", ARM_V7, insecure=True) == (
+        "podman", "manifest", "add", "--tls-verify=false", "--os", "linux", "--arch", "arm", "--variant", "v7",
+        "r:a", "docker://h/r:a-x",
+    )  # fmt: skip
+    assert PODMAN.manifest_push("h/r:a", insecure=False, digest_file=Path("/w/l")) == (
+        "podman", "manifest", "push", "--all", "--rm", "--digestfile", "/w/l", "h/r:a", "docker://h/r:a",
+    )  # fmt: skip
+
+
+def test_digests_come_from_the_output_or_the_digest_file(tmp_path: Path) -> None:
+    digest = "sha256:" + "ab" * 32
+    assert DOCKER.pushed_digest(f"a-x: digest: {digest} size: 528") == digest
+    assert DOCKER.manifest_digest(f"{digest}\n") == digest
+    file = tmp_path / "digest"
+    assert PODMAN.pushed_digest(f"digest: {digest}", file) is None  # no file yet: podman prints none
+    file.write_text(digest)
+    assert PODMAN.pushed_digest("", file) == PODMAN.manifest_digest("", file) == digest
+
+
+def test_experimental_is_docker_only() -> None:
+    assert DOCKER.needs_experimental(Versions("docker", client="19.03.1"))
+    assert not DOCKER.needs_experimental(Versions("docker", client="20.10.24"))
+    assert DOCKER.needs_experimental(Versions("docker"))  # a dry run shows the edit
+    assert not PODMAN.needs_experimental(Versions("podman"))
+    assert not PODMAN.needs_experimental(Versions("podman", client="1.0"))
+
+
+def test_auth_files_follow_each_engines_rules(tmp_path: Path) -> None:
+    def auth(env: dict[str, str], name: str) -> Path:
+        settings, _ = load({}, env, tmp_path, Path("/home/u"))
+        return engine.ENGINES[name].auth_file(settings.docker_config, settings.podman_auth_file)
+
+    assert auth({}, "docker") == Path("/home/u/.docker/config.json")
+    assert auth({"DOCKER_CONFIG": "/dc"}, "docker") == Path("/dc/config.json")
+    assert auth({}, "podman") == Path(f"/run/containers/{os.getuid()}/auth.json")
+    assert auth({"XDG_RUNTIME_DIR": "/run/user/7"}, "podman") == Path("/run/user/7/containers/auth.json")
+    both = {"XDG_RUNTIME_DIR": "/run/user/7", "REGISTRY_AUTH_FILE": "/a.json"}
+    assert auth(both, "podman") == Path("/a.json")
+
+
+def shims(folder: Path, **programs: str) -> str:
+    """A PATH holding only the given programs, each a shell script body."""
+    folder.mkdir()
+    for name, body in programs.items():
+        (folder / name).write_text(f"#!/bin/sh\n{body}\n")
+        (folder / name).chmod(0o755)
+    return str(folder)
+
+
+def choose(setting: str, path: str, *, dry_run: bool = False) -> tuple[engine.Engine, str, list[str]]:
+    seen: list[str] = []
+    with local.env(PATH=path):
+        chosen, why = engine.choose(setting, Runner(lambda line, label: seen.append(line), dry_run=dry_run))
+    return chosen, why, seen
+
+
+def test_auto_takes_docker_when_its_daemon_answers(tmp_path: Path) -> None:
+    path = shims(tmp_path / "bin", docker="echo '{}'", podman="exit 9")
+    chosen, why, seen = choose("auto", path)
+    assert (chosen, why) == (DOCKER, "engine: auto chose docker (its daemon answers)")
+    assert seen == ["+ docker version --format '{{json .}}'"]
+
+
+def test_auto_takes_podman_when_docker_does_not_answer(tmp_path: Path) -> None:
+    down = "echo 'Cannot connect to the Docker daemon at unix:///x.sock. Is the docker daemon running?' >&2; exit 1"
+    path = shims(tmp_path / "bin", docker=down, podman="exit 9")
+    chosen, why, _ = choose("auto", path)
+    assert chosen == PODMAN
+    assert why == "engine: auto chose podman (docker daemon not reachable at unix:///x.sock)"
+    chosen, why, _ = choose("auto", shims(tmp_path / "only-podman", podman="exit 9"))
+    assert (chosen, why) == (PODMAN, "engine: auto chose podman (docker is not on PATH)")
+
+
+def test_auto_with_neither(tmp_path: Path) -> None:
+    with pytest.raises(ProgramMissing, match=r"docker or podman: not found on PATH — docker is not on PATH"):
+        choose("auto", shims(tmp_path / "bin"))
+
+
+def test_auto_in_a_dry_run_asks_nothing(tmp_path: Path) -> None:
+    chosen, why, seen = choose("auto", shims(tmp_path / "bin", docker="exit 1", podman="exit 1"), dry_run=True)
+    assert chosen == DOCKER and "not asked in a dry run" in why and seen == []
+    chosen, _, _ = choose("auto", shims(tmp_path / "p", podman="exit 1"), dry_run=True)
+    assert chosen == PODMAN
+
+
+def test_explicit_choice_asks_nothing(tmp_path: Path) -> None:
+    assert choose("podman", shims(tmp_path / "bin"))[:2] == (PODMAN, "engine: podman")
+
+
+def test_versions_of_each_engine(tmp_path: Path) -> None:
+    docker_out = '{"Client":{"Version":"28.1.1"},"Server":{"Version":"20.10.24"}}'
+    podman_out = '{"Client":{"APIVersion":"4.3.1","Version":"4.3.1"}}'
+    path = shims(tmp_path / "bin", docker=f"echo '{docker_out}'", podman=f"echo '{podman_out}'")
+    runner = Runner(lambda line, label: None)
+    with local.env(PATH=path):
+        assert DOCKER.versions(runner) == Versions("docker", "28.1.1", "20.10.24")
+        assert PODMAN.versions(runner) == Versions("podman", "4.3.1", None)
+    broken = shims(tmp_path / "broken", podman="echo 'Error: database is locked' >&2; exit 125")
+    with local.env(PATH=broken), pytest.raises(DockerUnavailable, match=r"podman cannot run: .*database is locked"):
+        PODMAN.versions(runner)
