@@ -87,8 +87,8 @@ def entry_for(arch: Arch, interpreter: str, *, fix_binary: bool) -> Entry:
         interpreter=interpreter,
         flags="F" if fix_binary else "",
         offset=0,
-        magic=_unescape(arch.binfmt_magic).hex(),
-        mask=_unescape(arch.binfmt_mask).hex(),
+        magic=arch.magic_bytes.hex(),
+        mask=arch.mask_bytes.hex(),
     )
 
 
@@ -109,7 +109,3 @@ def enable_write(name: str, root: Path = ROOT) -> Write:
 
 def _escape(hex_bytes: str) -> str:
     return "".join(f"\\x{hex_bytes[i : i + 2]}" for i in range(0, len(hex_bytes), 2))
-
-
-def _unescape(text: str) -> bytes:
-    return text.encode("latin-1").decode("unicode_escape").encode("latin-1")

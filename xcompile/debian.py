@@ -60,7 +60,7 @@ from .download import (
     part_file,
     publish,
 )
-from .elf import BY_DEBIAN, HostArch, check_static, host_debian_arch
+from .elf import BY_DEBIAN, check_static, host_debian_arch
 from .errors import (
     CacheError,
     CommandFailed,
@@ -71,6 +71,7 @@ from .errors import (
     UsageError,
     VerificationError,
 )
+from .platforms import Arch
 from .runner import Runner
 
 if TYPE_CHECKING:
@@ -675,7 +676,7 @@ def _data_member(f: BinaryIO, path: Path) -> tuple[str, int]:
         f.seek(size + (size & 1), os.SEEK_CUR)  # members are 2-byte aligned
 
 
-def _extract_binary(deb_path: Path, binary: str, dest: Path, arch: HostArch) -> None:
+def _extract_binary(deb_path: Path, binary: str, dest: Path, arch: Arch) -> None:
     """Stream the data member up to ``usr/bin/<binary>`` and write only that file.
 
     ``DebFile.data.get_file`` indexes the whole tarball first (about 6 s for
@@ -706,7 +707,7 @@ def _extract_binary(deb_path: Path, binary: str, dest: Path, arch: HostArch) -> 
     )
 
 
-def _write_binary(source: IO[bytes], size: int, dest: Path, arch: HostArch, label: str) -> None:
+def _write_binary(source: IO[bytes], size: int, dest: Path, arch: Arch, label: str) -> None:
     with part_file(dest.parent, dest.name) as part:
         with cache_writes(part), open(part, "wb") as out:
             written = 0

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from xcompile import binfmt, dockerconfig, elf, engine, platforms, qemu, reference
+from xcompile import binfmt, dockerconfig, elf, emulation, engine, platforms, qemu, reference
 from xcompile.config import Config
 from xcompile.errors import EnvironmentProblem, XcompileError
 from xcompile.platforms import Arch
@@ -40,14 +40,13 @@ def checks(config: Config, runner: Runner, machine: str | None = None) -> list[C
     machine = machine or platform.machine()
     found: list[Check] = []
     found += _docker(runner)
-    mounted = binfmt.mounted()
     found.append(
         Check("binfmt_misc", "pass", f"mounted at {binfmt.ROOT}")
-        if mounted
+        if binfmt.mounted()
         else Check("binfmt_misc", "fail", f"not mounted at {binfmt.ROOT}", f"`{' '.join(MOUNT)}` (or --fix)")
     )
-    for arch in config.targets:
-        found.append(_binfmt_entry(arch, mounted, machine))
+    for name, seen in emulation.survey(config.targets, machine).items():
+        found.append(Check(f"binfmt {name}", seen.status, seen.detail, seen.fix))
     for arch in platforms.one_per_emulator(config.targets):
         found.append(_qemu(arch, runner))
     found.append(_docker_config(config.docker_config))
@@ -63,11 +62,11 @@ def fixes(config: Config, runner: Runner, *, fix_binary: bool, show: Callable[[s
     if not binfmt.mounted():
         runner.run(*MOUNT)
     for arch in config.targets:
-        if platform.machine() in arch.native_on:
+        if arch.native_here(platform.machine()):
             continue
         entry = binfmt.read(arch.binfmt_name)
         writes: list[binfmt.Write] = []
-        if entry is not None and _problem(entry) is None:
+        if entry is not None and emulation.interpreter_problem(entry) is None:
             if not entry.enabled:
                 writes.append(binfmt.enable_write(arch.binfmt_name))
         else:
@@ -131,51 +130,13 @@ def _experimental(versions: engine.DockerVersions) -> Check:
     return Check("experimental", "pass", f"not needed with client {versions.client}, server {versions.server}")
 
 
-def _binfmt_entry(arch: Arch, mounted: bool, machine: str) -> Check:
-    name = f"binfmt {arch.name}"
-    if machine in arch.native_on:
-        return Check(name, "pass", f"runs natively on {machine}")
-    if not mounted:
-        return Check(name, "fail", "binfmt_misc is not mounted", "`xcompile doctor --fix`")
-    entry = binfmt.read(arch.binfmt_name)
-    if entry is None:
-        return Check(name, "fail", f"{arch.binfmt_name} is not registered: {arch.platform} images cannot run here",
-                     "`xcompile doctor --fix`")  # fmt: skip
-    if not entry.enabled:
-        return Check(name, "fail", f"{arch.binfmt_name} is registered but disabled",
-                     f"`echo 1 > {binfmt.ROOT / arch.binfmt_name}` (or `xcompile doctor --fix`)")  # fmt: skip
-    problem = _problem(entry)
-    if problem:
-        return Check(name, "fail", f"{arch.binfmt_name}: {problem}", "`xcompile doctor --fix` registers it again")
-    if entry.fix_binary:
-        return Check(name, "pass", f"{arch.binfmt_name} -> {entry.interpreter} (flags {entry.flags}): F, so images"
-                     " run here even without qemu inside")  # fmt: skip
-    return Check(name, "warn", f"{arch.binfmt_name} -> {entry.interpreter} without F: images need qemu at that"
-                 " path inside (xcompile puts it there)",
-                 "nothing to do for xcompile's images; `xcompile doctor --fix` only adds missing entries")  # fmt: skip
-
-
-def _problem(entry: binfmt.Entry) -> str | None:
-    """Why a registration cannot work on this host, or None."""
-    path = Path(entry.interpreter)
-    if not path.exists():
-        if entry.fix_binary:
-            return None  # the kernel holds the file open since registration
-        return f"its interpreter {entry.interpreter} does not exist"
-    try:
-        elf.check_static(path.resolve(), elf.BY_DEBIAN[elf.host_debian_arch()], entry.interpreter)
-    except XcompileError as err:
-        return err.message
-    return None
-
-
 def _qemu(arch: Arch, runner: Runner) -> Check:
     name = arch.qemu_binary
     found = runner.which(name)
     if found is None:
         return Check(name, "warn", "not on PATH", "`xcompile qemu` installs or downloads it (build does it for you)")
     try:
-        elf.check_static(found.resolve(), elf.BY_DEBIAN[elf.host_debian_arch()], str(found))
+        elf.check_static(found.resolve(), platforms.host(), str(found))
     except XcompileError as err:
         return Check(name, "fail", err.message, "install a static build (Debian's qemu-user-static)")
     return Check(name, "pass", f"{found}, static")

@@ -19,13 +19,13 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from xcompile import binfmt, dockerconfig, download, engine, files, platforms, qemu, reference
+from xcompile import dockerconfig, download, emulation, engine, files, qemu, reference
 from xcompile.config import Config
 from xcompile.errors import CommandFailed, XcompileError
 from xcompile.platforms import Arch
@@ -123,8 +123,8 @@ class Result:
         return all(o.error is None for o in self.outcomes)
 
 
-def plan(config: Config, registrations: dict[str, binfmt.Entry | None]) -> Plan:
-    """Every image and manifest list the config asks for, given the host's binfmt entries."""
+def plan(config: Config, host: Mapping[str, emulation.Assessment]) -> Plan:
+    """Every image and manifest list the config asks for, given how this host runs each arch."""
     several = len(config.targets) > 1
     images = tuple(
         Image(
@@ -133,7 +133,7 @@ def plan(config: Config, registrations: dict[str, binfmt.Entry | None]) -> Plan:
             base=f"{config.base_for(arch)}:{tag}",
             name=f"{config.repo}:{tag}-{arch.name}" if several else f"{config.repo}:{tag}",
             label=f"{tag}-{arch.name}" if several else tag,
-            extra_qemu_paths=_extra_qemu_paths(arch, registrations.get(arch.name)),
+            extra_qemu_paths=host[arch.name].extra_qemu_paths if arch.name in host else (),
         )
         for tag in config.tags
         for arch in config.targets
@@ -144,50 +144,6 @@ def plan(config: Config, registrations: dict[str, binfmt.Entry | None]) -> Plan:
             ManifestList(f"{config.repo}:{tag}", tuple(i for i in images if i.tag == tag)) for tag in config.tags
         )
     return Plan(images, manifests)
-
-
-def _extra_qemu_paths(arch: Arch, entry: binfmt.Entry | None) -> tuple[str, ...]:
-    # Without F, the kernel opens the registered interpreter inside the
-    # container, so qemu must be at that path too.
-    if entry is None or entry.fix_binary or entry.interpreter in ("", arch.qemu_path_in_image):
-        return ()
-    if not _stands_in(entry):
-        return ()
-    return (entry.interpreter,)
-
-
-def _stands_in(entry: binfmt.Entry) -> bool:
-    """Can a copy of qemu serve at the registered interpreter path?
-
-    With the P (preserve-argv0) flag the kernel passes an extra argument.
-    Debian's qemu takes that mode when it is run under a name ending in
-    "-binfmt-P" (Debian registers /usr/libexec/qemu-binfmt/<arch>-binfmt-P,
-    a link to qemu); any other P interpreter is some wrapper of its own.
-    """
-    return "P" not in entry.flags or entry.interpreter.endswith("-binfmt-P")
-
-
-def binfmt_notes(arch: Arch, entry: binfmt.Entry | None, mounted: bool) -> list[str]:
-    """What this host's registration means for the images, in words."""
-    name = arch.binfmt_name
-    if not mounted:
-        return [f"{arch.name}: binfmt_misc is not mounted, so {arch.platform} images cannot run here"
-                " — run `xcompile doctor --fix`"]  # fmt: skip
-    if entry is None:
-        return [f"{arch.name}: no binfmt entry {name}, so {arch.platform} images cannot run here"
-                " — run `xcompile doctor --fix`"]  # fmt: skip
-    if entry.fix_binary:
-        return [f"{arch.name}: binfmt {name} has the F flag, so the image would run here even without qemu"
-                f" inside; {arch.qemu_path_in_image} stays in it for hosts without F"]  # fmt: skip
-    if not _stands_in(entry) and entry.interpreter != arch.qemu_path_in_image:
-        return [f"{arch.name}: binfmt {name} (no F) runs {entry.interpreter} with the P flag, a wrapper that"
-                " qemu cannot stand in for, so images will not run here; register it without P, or with F"
-                " (`xcompile doctor --fix`)"]  # fmt: skip
-    if entry.interpreter != arch.qemu_path_in_image:
-        return [f"{arch.name}: binfmt {name} (no F) looks for {entry.interpreter} inside the container;"
-                " qemu is placed there too"]  # fmt: skip
-    return [f"{arch.name}: binfmt {name} (no F) looks for {entry.interpreter} inside the container, where"
-            " the image has it"]  # fmt: skip
 
 
 class Pipeline:
@@ -207,12 +163,10 @@ class Pipeline:
         that stop everything; per-image failures are in the result."""
         dockerconfig.plan(self.config.docker_config)  # refuse a broken file before any work
         result = Result([], engine.versions(self.runner))
-        mounted = binfmt.mounted()
-        registrations = {arch.name: binfmt.read(arch.binfmt_name) for arch in self.config.targets}
-        for arch in self.config.targets:
-            for note in binfmt_notes(arch, registrations[arch.name], mounted):
-                self.say(note, None)
-        the_plan = plan(self.config, registrations)
+        host = emulation.survey(self.config.targets)
+        for assessment in host.values():
+            self.say(assessment.note, None)
+        the_plan = plan(self.config, host)
         images = {image: _outcome(image) for image in the_plan.images}
         manifests = {m: Outcome(m.name, m.platform, None) for m in the_plan.manifests}
         result.outcomes = [*images.values(), *manifests.values()]
@@ -227,14 +181,8 @@ class Pipeline:
         return result
 
     def ensure_qemu(self) -> list[qemu.Qemu]:
-        found = []
-        for arch in platforms.one_per_emulator(self.config.targets):
-            one = qemu.ensure(arch, self.runner, self.config, self.progress)
-            for note in one.notes:
-                self.say(f"warning: {note}", None)
-            self.say(f"qemu: {one.path} ({one.how})", None)
-            found.append(one)
-        return found
+        return qemu.ensure_all(self.config.targets, self.runner, self.config, lambda line: self.say(line, None),
+                               self.progress)  # fmt: skip
 
     @contextlib.contextmanager
     def workspace(self) -> Iterator[Workspace]:
@@ -417,11 +365,7 @@ def _outcome(image: Image) -> Outcome:
 
 def _platform_matches(labels: str, arch: Arch) -> bool:
     os_, architecture, variant = [*labels.split("/"), "", "", ""][:3]
-    # Docker leaves arm64's variant empty as often as it writes v8.
-    wanted_variant = arch.variant or ""
-    if arch.architecture == "arm64" and variant in ("", "v8"):
-        variant = wanted_variant
-    return (os_, architecture, variant) == (arch.os, arch.architecture, wanted_variant)
+    return arch.matches(os_, architecture, variant)
 
 
 def _run_failed(image: Image, program: str, err: CommandFailed) -> VerificationFailed:

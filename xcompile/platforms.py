@@ -7,15 +7,20 @@ branches on the architecture's name.
 from __future__ import annotations
 
 import difflib
+import platform as _platform
 from dataclasses import dataclass
 
-from xcompile.errors import ConfigError
+from xcompile.errors import ConfigError, QemuUnavailable
 
 # binfmt magic/mask as Debian's qemu-user-static ships them in
-# /usr/lib/binfmt.d/qemu-*.conf (i386's from qemu's qemu-binfmt-conf.sh).
+# /usr/lib/binfmt.d/qemu-*.conf (i386's and x86_64's, which a Debian amd64
+# host does not ship, as qemu's qemu-binfmt-conf.sh and a non-amd64 host's
+# qemu-user-static give them). The magic is the start of an ELF header, so the
+# ELF class, byte order and machine of each row are read from it.
 _ELF32_LE = r"\x7fELF\x01\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00"
 _ELF64_LE = r"\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00"
 _MASK_LE = r"\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff"
+_MASK_X86 = r"\xff\xff\xff\xff\xff\xfe\xfe\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff"
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,46 @@ class Arch:
     native_on: tuple[str, ...] = ()
     """Host ``uname -m`` values that run this arch without emulation."""
     aliases: tuple[str, ...] = ()
+    host_machines: tuple[str, ...] = ()
+    """Host ``uname -m`` values of a machine *of* this arch (whose qemu
+    binaries xcompile hands out); empty where xcompile does not run on it."""
+    variant_optional: bool = False
+    """Docker leaves this arch's variant empty in image configs as often as
+    it writes it (arm64: "" or "v8"), so an empty one matches too."""
+
+    @property
+    def magic_bytes(self) -> bytes:
+        return _unescape(self.binfmt_magic)
+
+    @property
+    def mask_bytes(self) -> bytes:
+        return _unescape(self.binfmt_mask)
+
+    @property
+    def elf_class(self) -> int:
+        """1: 32-bit, 2: 64-bit."""
+        return self.magic_bytes[4]
+
+    @property
+    def elf_data(self) -> int:
+        """1: little-endian, 2: big-endian."""
+        return self.magic_bytes[5]
+
+    @property
+    def elf_machine(self) -> int:
+        return int.from_bytes(self.magic_bytes[18:20], "little" if self.elf_data == 1 else "big")
+
+    def matches(self, os: str, architecture: str, variant: str | None) -> bool:
+        """Does an image config's os/architecture/variant say this arch?"""
+        variant = variant or ""
+        wanted = self.variant or ""
+        if self.variant_optional and variant in ("", wanted):
+            variant = wanted
+        return (os, architecture, variant) == (self.os, self.architecture, wanted)
+
+    def native_here(self, machine: str) -> bool:
+        """Does a host whose ``uname -m`` is ``machine`` run this arch without qemu?"""
+        return machine in self.native_on
 
     @property
     def namespace(self) -> str:
@@ -66,31 +111,52 @@ ARCHES: tuple[Arch, ...] = (
     Arch("arm32v6", "linux/arm/v6", "qemu-arm-static", "armel", "armv7l", "qemu-arm",
          _ELF32_LE + r"\x28\x00", _MASK_LE, ("armv6l", "armv7l"), ("armel", "linux/arm/v6", "armv6")),
     Arch("arm32v7", "linux/arm/v7", "qemu-arm-static", "armhf", "armv7l", "qemu-arm",
-         _ELF32_LE + r"\x28\x00", _MASK_LE, ("armv7l",), ("armhf", "linux/arm", "linux/arm/v7", "armv7")),
+         _ELF32_LE + r"\x28\x00", _MASK_LE, ("armv7l",), ("armhf", "linux/arm", "linux/arm/v7", "armv7"),
+         host_machines=("armv7l", "armv8l")),
     Arch("arm64v8", "linux/arm64/v8", "qemu-aarch64-static", "arm64", "aarch64", "qemu-aarch64",
-         _ELF64_LE + r"\xb7\x00", _MASK_LE, ("aarch64",), ("aarch64", "arm64", "linux/arm64", "linux/arm64/v8")),
+         _ELF64_LE + r"\xb7\x00", _MASK_LE, ("aarch64",), ("aarch64", "arm64", "linux/arm64", "linux/arm64/v8"),
+         host_machines=("aarch64", "arm64"), variant_optional=True),
     Arch("i386", "linux/386", "qemu-i386-static", "i386", None, "qemu-i386",
-         _ELF32_LE + r"\x03\x00",
-         r"\xff\xff\xff\xff\xff\xfe\xfe\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff",
-         ("x86_64", "i686"), ("386", "linux/386", "x86")),
+         _ELF32_LE + r"\x03\x00", _MASK_X86, ("x86_64", "i686"), ("386", "linux/386", "x86"),
+         host_machines=("i686", "i586", "i386")),
     Arch("ppc64le", "linux/ppc64le", "qemu-ppc64le-static", "ppc64el", "ppc64le", "qemu-ppc64le",
          _ELF64_LE + r"\x15\x00",
          r"\xff\xff\xff\xff\xff\xff\xff\xfc\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\x00",
-         ("ppc64le",), ("ppc64el", "linux/ppc64le")),
+         ("ppc64le",), ("ppc64el", "linux/ppc64le"), host_machines=("ppc64le",)),
     Arch("s390x", "linux/s390x", "qemu-s390x-static", "s390x", "s390x", "qemu-s390x",
          r"\x7fELF\x02\x02\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x16",
          r"\xff\xff\xff\xff\xff\xff\xff\xfc\xff\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff",
-         ("s390x",), ("linux/s390x",)),
+         ("s390x",), ("linux/s390x",), host_machines=("s390x",)),
     Arch("riscv64", "linux/riscv64", "qemu-riscv64-static", "riscv64", "riscv64", "qemu-riscv64",
-         _ELF64_LE + r"\xf3\x00", _MASK_LE, ("riscv64",), ("linux/riscv64",)),
+         _ELF64_LE + r"\xf3\x00", _MASK_LE, ("riscv64",), ("linux/riscv64",), host_machines=("riscv64",)),
     Arch("mips64le", "linux/mips64le", "qemu-mips64el-static", "mips64el", "mips64", "qemu-mips64el",
          _ELF64_LE + r"\x08\x00",
          r"\xff\xff\xff\xff\xff\xff\xff\x00\xfe\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff",
          ("mips64",), ("mips64el", "linux/mips64le")),
+    Arch("amd64", "linux/amd64", "qemu-x86_64-static", "amd64", "x86_64", "qemu-x86_64",
+         _ELF64_LE + r"\x3e\x00", _MASK_X86, ("x86_64",), ("x86_64", "linux/amd64", "x86-64"),
+         host_machines=("x86_64", "amd64")),
 )  # fmt: skip
 
 _BY_NAME = {arch.name: arch for arch in ARCHES}
 _BY_ALIAS = {alias: arch for arch in ARCHES for alias in (arch.name, *arch.aliases)}
+BY_DEBIAN = {arch.debian_arch: arch for arch in ARCHES if arch.host_machines}
+"""The rows xcompile can run on, by Debian architecture (whose qemu-user-static it fetches)."""
+_BY_MACHINE = {machine: arch for arch in ARCHES for machine in arch.host_machines}
+
+
+def host(machine: str | None = None) -> Arch:
+    """This machine's own row (``machine`` defaults to ``platform.machine()``)."""
+    machine = _platform.machine() if machine is None else machine
+    try:
+        return _BY_MACHINE[machine]
+    except KeyError:
+        known = ", ".join(sorted(_BY_MACHINE))
+        raise QemuUnavailable(
+            f"no static qemu for this host: machine type {machine!r} has no Debian architecture "
+            f"xcompile knows ({known})",
+            hint="install qemu-user-static with the host's package manager and put it on PATH",
+        ) from None
 
 
 def one_per_emulator(arches: tuple[Arch, ...]) -> list[Arch]:
@@ -109,3 +175,7 @@ def get(name: str) -> Arch:
             f"unknown architecture '{name}'",
             hint=f"{hint}known: {', '.join(_BY_NAME)}",
         ) from None
+
+
+def _unescape(text: str) -> bytes:
+    return text.encode("latin-1").decode("unicode_escape").encode("latin-1")

@@ -9,10 +9,11 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from xcompile import debian, download, elf, files
+from xcompile import debian, download, elf, files, platforms
 from xcompile.config import Config
 from xcompile.errors import CommandFailed, QemuUnavailable, XcompileError
 from xcompile.platforms import Arch
@@ -166,7 +167,7 @@ def _fetch_direct(arch: Arch, runner: Runner, config: Config, progress: download
     final = config.cache_dir / "url" / sha256 / arch.qemu_binary
     if runner.dry_run:
         return Qemu(arch.qemu_binary, final, f"to be downloaded from {url}")
-    host = elf.BY_DEBIAN[elf.host_debian_arch()]
+    host = platforms.host()
     if final.is_file() and files.sha256_of(final) == sha256:
         return Qemu(arch.qemu_binary, final, f"cached from {url}")
     if config.offline:
@@ -178,6 +179,24 @@ def _fetch_direct(arch: Arch, runner: Runner, config: Config, progress: download
         part.chmod(0o755)
         download.publish(part, final)
     return Qemu(arch.qemu_binary, final, f"downloaded from {url} (SHA256 checked)")
+
+
+def ensure_all(
+    arches: tuple[Arch, ...],
+    runner: Runner,
+    config: Config,
+    say: Callable[[str], None],
+    progress: download.ProgressCallback | None = None,
+) -> list[Qemu]:
+    """``ensure`` once per emulator the arches need, saying where each came from."""
+    found = []
+    for arch in platforms.one_per_emulator(arches):
+        one = ensure(arch, runner, config, progress)
+        for note in one.notes:
+            say(f"warning: {note}")
+        say(f"qemu: {one.path} ({one.how})")
+        found.append(one)
+    return found
 
 
 def copy_to(found: Qemu, folder: Path, runner: Runner) -> Path:
