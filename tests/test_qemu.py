@@ -20,7 +20,7 @@ def test_found_on_path_skips_apt(tmp_path: Path, user_env: dict[str, str]) -> No
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"{shutil.which('qemu-arm-static')}\n"
     assert "apt-get" not in result.stderr
-    assert result.stderr == "xcompile: qemu-arm-static: found on PATH\n"
+    assert result.stderr == f"xcompile: qemu: {shutil.which('qemu-arm-static')} (found on PATH)\n"
 
 
 def test_no_binary_and_no_apt(tmp_path: Path, user_env: dict[str, str]) -> None:

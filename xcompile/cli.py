@@ -15,7 +15,7 @@ import threading
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
 from plumbum import cli
 from plumbum.cli.application import ShowCompletion, ShowHelp, ShowHelpAll, ShowVersion
@@ -71,6 +71,43 @@ class Console:
                 print(f"{event.what}: {state} {size}", file=self.log, flush=True)
 
 
+class _Setting(cli.SwitchAttr[Any]):
+    """A switch for one ``Config`` key, named once: its spellings come from the
+    key and ``config.ALIASES``, and its text goes to ``config.load`` unparsed
+    (``config.KEYS`` parses it, so a switch and a file say the same errors)."""
+
+    def __init__(self, key: str, help: str, argname: str = "VALUE") -> None:
+        self.key = key
+        names = [f"--{name}" for name in config.switch_names(key)]
+        super().__init__(names, str, default=None, list=config.repeatable(key), argname=argname, help=help)
+
+    def given(self, value: Any) -> Any:
+        return value or None
+
+
+class _Toggle(cli.Flag):
+    """A flag for a true/false ``Config`` key: ``--KEY`` where it defaults to
+    false, ``--no-KEY`` where it defaults to true (--no-push)."""
+
+    def __init__(self, key: str, help: str, *, short: str | None = None) -> None:
+        self.key = key
+        self.turns_off = bool(config.DEFAULTS[key])
+        prefix = "--no-" if self.turns_off else "--"
+        names = [f"{prefix}{name}" for name in config.switch_names(key)] + ([short] if short else [])
+        super().__init__(names, help=help)
+
+    def given(self, value: Any) -> bool | None:
+        return (not self.turns_off) if value else None
+
+
+class _Session(NamedTuple):
+    """What every command starts from."""
+
+    console: Console
+    settings: config.Config
+    runner: Runner
+
+
 class _Switches(cli.Application):
     """Switches every command takes."""
 
@@ -78,30 +115,27 @@ class _Switches(cli.Application):
         "--config", str, default=None, argname="FILE",
         help="read settings from FILE ([xcompile] in .cfg/.ini, [tool.xcompile] in .toml)",
     )  # fmt: skip
-    arch = cli.SwitchAttr(
-        "--arch", str, list=True, argname="ARCH",
+    arches = _Setting(
+        "arches", argname="ARCH",
         help=f"target architecture (repeatable); known: {', '.join(a.name for a in platforms.ARCHES)}",
     )  # fmt: skip
-    dry_run = cli.Flag("--dry-run", help="print every command and edit, run and write nothing")
-    verbose = cli.Flag(["-v", "--verbose"], help="show failing commands' output and tracebacks")
+    dry_run = _Toggle("dry_run", "print every command and edit, run and write nothing")
+    verbose = _Toggle("verbose", "show failing commands' output and tracebacks", short="-v")
 
     def given(self) -> dict[str, Any]:
         """The switches given on the command line, the parent's first."""
         values: dict[str, Any] = {}
         if isinstance(self.parent, _Switches):
             values.update(self.parent.given())
-        for key, value in self._own().items():
-            if value is not None:
-                values[key] = value
+        if self.config_file is not None:
+            values["config_file"] = self.config_file
+        for attr in dir(type(self)):
+            switch = getattr(type(self), attr)
+            if isinstance(switch, (_Setting, _Toggle)):
+                value = switch.given(getattr(self, attr))
+                if value is not None:
+                    values[switch.key] = value
         return values
-
-    def _own(self) -> dict[str, Any]:
-        return {
-            "config_file": self.config_file,
-            "arches": self.arch or None,
-            "dry_run": self.dry_run or None,
-            "verbose": self.verbose or None,
-        }
 
     def load_config(self, console: Console) -> config.Config:
         given = self.given()
@@ -116,6 +150,11 @@ class _Switches(cli.Application):
         for warning in warnings:
             console.say(f"warning: {warning}")
         return settings
+
+    def session(self) -> _Session:
+        console = Console()
+        settings = self.load_config(console)
+        return _Session(console, settings, Runner(console.echo, dry_run=settings.dry_run))
 
     # Plumbum prints a switch error followed by the whole help text; we want
     # one line and exit code 2, like every other bad input.
@@ -140,68 +179,34 @@ class _Switches(cli.Application):
 class _QemuSwitches(_Switches):
     """Where the static qemu comes from, when it is not on PATH."""
 
-    mirror = cli.SwitchAttr("--mirror", str, default=None, argname="URL", help="Debian archive to download qemu from")
-    suite = cli.SwitchAttr("--suite", str, default=None, argname="CODENAME", help="its suite, by codename")
-    keyring = cli.SwitchAttr("--keyring", str, default=None, argname="FILE", help="keyring to check its signature")
-    offline = cli.Flag("--offline", help="use only qemu already on PATH or in the cache")
-    qemu_url = cli.SwitchAttr("--qemu-url", str, default=None, argname="URL", help="a static qemu binary to download")
-    qemu_sha256 = cli.SwitchAttr("--qemu-sha256", str, default=None, argname="HEX", help="its SHA256 (required)")
-
-    def _own(self) -> dict[str, Any]:
-        return super()._own() | {
-            "mirror": self.mirror,
-            "suite": self.suite,
-            "keyring": self.keyring,
-            "offline": self.offline or None,
-            "qemu_url": self.qemu_url,
-            "qemu_sha256": self.qemu_sha256,
-        }
+    mirror = _Setting("mirror", "Debian archive to download qemu from", argname="URL")
+    suite = _Setting("suite", "its suite, by codename", argname="CODENAME")
+    keyring = _Setting("keyring", "keyring to check its signature", argname="FILE")
+    offline = _Toggle("offline", "use only qemu already on PATH or in the cache")
+    qemu_url = _Setting("qemu_url", "a static qemu binary to download", argname="URL")
+    qemu_sha256 = _Setting("qemu_sha256", "its SHA256 (required)", argname="HEX")
+    qemu_source = _Setting(
+        "qemu_source", f"where qemu comes from: {', '.join(config.QEMU_SOURCES)}; auto (the default) tries PATH,"
+        " then apt, then the download", argname="SOURCE",
+    )  # fmt: skip
 
 
 class _BuildSwitches(_QemuSwitches):
-    image = cli.SwitchAttr(
-        "--image", str, default=None, argname="NAME", help="official image to start from (base: <arch namespace>/NAME)"
+    image = _Setting("image", "official image to start from (base: <arch namespace>/NAME)", argname="NAME")
+    base = _Setting(
+        "base", "foreign base image name, without tag; {namespace} stands for the arch's namespace", argname="IMAGE"
     )
-    base = cli.SwitchAttr(
-        "--base", str, default=None, argname="IMAGE",
-        help="foreign base image name, without tag; {namespace} stands for the arch's namespace",
-    )  # fmt: skip
-    repo = cli.SwitchAttr("--repo", str, default=None, argname="NAME", help="repository to build and push to")
-    tags = cli.SwitchAttr(
-        "--tag", str, list=True, argname="TAG", help="a tag to build (repeatable; replaces the configured list)"
-    )
-    qemu_source = cli.SwitchAttr(
-        "--qemu-source", str, default=None, argname="SOURCE",
-        help=f"where qemu comes from: {', '.join(config.QEMU_SOURCES)} (default auto)",
-    )  # fmt: skip
-    no_push = cli.Flag("--no-push", help="build only, do not push")
-    no_verify = cli.Flag("--no-verify", help="do not prove each image (labels, qemu inside, runs) before pushing")
-    no_manifest = cli.Flag("--no-manifest", help="with several --arch, do not join each tag in a manifest list")
-    jobs = cli.SwitchAttr(
-        "--jobs", str, default=None, argname="N", help=f"images at once (default {config.DEFAULT_JOBS})"
-    )
-    keep_going = cli.Flag("--keep-going", help="go on with the other images after a failure")
-    report_file = cli.SwitchAttr("--report", str, default=None, argname="FILE", help="also write the summary as JSON")
-
-    def _own(self) -> dict[str, Any]:
-        return super()._own() | {
-            "qemu_source": self.qemu_source,
-            "image": self.image,
-            "base": self.base,
-            "verify": False if self.no_verify else None,
-            "manifest": False if self.no_manifest else None,
-            "repo": self.repo,
-            "tags": self.tags or None,
-            "push": False if self.no_push else None,
-            "jobs": self.jobs,
-            "keep_going": self.keep_going or None,
-            "report": self.report_file,
-        }
+    repo = _Setting("repo", "repository to build and push to", argname="NAME")
+    tags = _Setting("tags", "a tag to build (repeatable; replaces the configured list)", argname="TAG")
+    push = _Toggle("push", "build only, do not push")
+    verify = _Toggle("verify", "do not prove each image (labels, qemu inside, runs) before pushing")
+    manifest = _Toggle("manifest", "with several --arch, do not join each tag in a manifest list")
+    jobs = _Setting("jobs", f"images at once (default {config.DEFAULT_JOBS})", argname="N")
+    keep_going = _Toggle("keep_going", "go on with the other images after a failure")
+    report = _Setting("report", "also write the summary as JSON", argname="FILE")
 
     def build(self) -> int:
-        console = Console()
-        settings = self.load_config(console)
-        runner = Runner(console.echo, dry_run=settings.dry_run)
+        console, settings, runner = self.session()
         if settings.dry_run:
             console.say(f"dry run, settings from {settings.source}: nothing runs, nothing is written")
         result = Pipeline(settings, runner, console.say, console.progress).run()
@@ -244,27 +249,14 @@ class BuildCommand(_BuildSwitches):
 class QemuCommand(_QemuSwitches):
     """Find, install or download the static qemu for each target and print its path."""
 
-    source = cli.SwitchAttr(
-        ["--source", "--qemu-source"], str, default=None, argname="SOURCE",
-        help=f"{', '.join(config.QEMU_SOURCES)}; auto tries PATH, then apt, then the download",
-    )  # fmt: skip
     dest = cli.SwitchAttr("--dest", str, default=None, argname="DIR", help="also copy the binary into DIR")
 
-    def _own(self) -> dict[str, Any]:
-        return super()._own() | {"qemu_source": self.source}
-
     def main(self) -> int:
-        console = Console()
-        settings = self.load_config(console)
-        runner = Runner(console.echo, dry_run=settings.dry_run)
+        console, settings, runner = self.session()
         dest = Path(self.dest) if self.dest else None
         if dest is not None and not dest.is_dir():
             raise UsageError(f"--dest {dest}: no such folder")
-        for arch in platforms.one_per_emulator(settings.targets):
-            found = qemu.ensure(arch, runner, settings, console.progress)
-            for note in found.notes:
-                console.say(f"warning: {note}")
-            console.say(f"{found.binary}: {found.how}")
+        for found in qemu.ensure_all(settings.targets, runner, settings, console.say, console.progress):
             path = found.path if dest is None else qemu.copy_to(found, dest, runner)
             console.result(str(path))
         return 0
@@ -275,8 +267,7 @@ class ExperimentalCommand(_Switches):
     """Set "experimental": "enabled" in the docker client config."""
 
     def main(self) -> int:
-        console = Console()
-        settings = self.load_config(console)
+        console, settings, _ = self.session()
         edit = dockerconfig.enable_experimental(settings.docker_config, dry_run=settings.dry_run)
         console.result(edit.describe(done=not settings.dry_run))
         return 0
@@ -286,22 +277,17 @@ class ExperimentalCommand(_Switches):
 class DoctorCommand(_QemuSwitches):
     """Check this host for building and running foreign images; --fix repairs binfmt."""
 
-    repo = cli.SwitchAttr("--repo", str, default=None, argname="NAME", help="repository whose registry to check")
-    no_push = cli.Flag("--no-push", help="do not check the registry")
+    repo = _Setting("repo", "repository whose registry to check", argname="NAME")
+    push = _Toggle("push", "do not check the registry")
     as_json = cli.Flag("--json", help="print the checks as JSON")
     fix = cli.Flag("--fix", help="(root) mount binfmt_misc and register missing or broken qemu entries")
     no_fix_binary = cli.Flag("--no-fix-binary", help="with --fix: register without the F flag, as older hosts do")
 
-    def _own(self) -> dict[str, Any]:
-        return super()._own() | {"repo": self.repo, "push": False if self.no_push else None}
-
     def main(self) -> int:
         if self.no_fix_binary and not self.fix:
             raise UsageError("--no-fix-binary goes with --fix")
-        console = Console()
-        settings = self.load_config(console)
+        console, settings, loud = self.session()
         if self.fix:
-            loud = Runner(console.echo, dry_run=settings.dry_run)
             doctor.fixes(settings, loud, fix_binary=not self.no_fix_binary, show=console.echo)
         # The probes are an implementation detail here; -v shows them.
         quiet = Runner(console.echo if settings.verbose else (lambda line, label: None))

@@ -341,8 +341,24 @@ def _section(path: Path) -> dict[str, Any] | None:
     return dict(parser.items("xcompile"))
 
 
+DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(Config)}
+
+
+def repeatable(key: str) -> bool:
+    """Does the key take several values (a repeatable switch)?"""
+    return KEYS.get(key) in (_words, _arches)
+
+
+def switch_names(key: str) -> tuple[str, ...]:
+    """The switch spellings of a key: its own name and its ALIASES, the one
+    shown first. A repeatable key is shown by its singular alias (--arch)."""
+    aliases = [alias for alias, target in ALIASES.items() if target == key]
+    names = [*aliases, key] if repeatable(key) else [key, *aliases]
+    return tuple(name.replace("_", "-") for name in names)
+
+
 def _switch_name(key: str) -> str:
-    return {"arches": "arch", "tags": "tag", "qemu_source": "qemu-source"}.get(key, key).replace("_", "-")
+    return switch_names(key)[0]
 
 
 def _validate(config: Config, warnings: list[str]) -> None:
