@@ -6,9 +6,12 @@ kernel opens the interpreter path at exec time, inside the container.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from xcompile.errors import EnvironmentProblem
 from xcompile.platforms import Arch
 
 ROOT = Path("/proc/sys/fs/binfmt_misc")
@@ -46,8 +49,18 @@ class Write:
         return f"echo '{self.text}' > {self.path}"
 
     def apply(self) -> None:
-        with self.path.open("w") as out:
-            out.write(self.text)
+        try:
+            with self.path.open("w") as out:
+                out.write(self.text)
+        except OSError as err:
+            # The kernel answers a refused registration with an errno; so does
+            # a folder that is not binfmt_misc. Both are the host's, not ours.
+            raise EnvironmentProblem(f"cannot {self.what()}: {err.strerror or err}") from None
+
+    def what(self) -> str:
+        if self.path.name == "register":
+            return f"register {self.text.split(':')[1]} at {self.path}"
+        return f"write '{self.text}' to {self.path}"
 
 
 def mounted(root: Path = ROOT) -> bool:
@@ -79,13 +92,37 @@ def read(name: str, root: Path = ROOT) -> Entry | None:
     )
 
 
-def entry_for(arch: Arch, interpreter: str, *, fix_binary: bool) -> Entry:
-    """The registration for ``arch``'s emulator at ``interpreter``."""
+FLAG_ORDER = "POCF"
+"""The order /proc shows the flags in."""
+PROBE_SUFFIX = "-xcompile-probe"
+
+
+def takes_preserve_argv0(interpreter: str) -> bool:
+    """Can ``interpreter`` be registered with P (the kernel passes argv[0] too)?
+
+    Debian's qemu takes that mode when it runs under a name ending in
+    "-binfmt-P" (/usr/libexec/qemu-binfmt/<arch>-binfmt-P links to it); under
+    any other name it would read argv[0] as the first argument.
+    """
+    return interpreter.endswith("-binfmt-P")
+
+
+def entry_for(arch: Arch, interpreter: str, *, fix_binary: bool, like: Entry | None = None) -> Entry:
+    """The registration for ``arch``'s emulator at ``interpreter``.
+
+    ``like`` is the host's registration it replaces: its O and C flags are
+    kept, and P where ``interpreter`` takes it; F is added or left out.
+    """
+    kept = set((like.flags if like else "").upper()) - {"F"}
+    if not takes_preserve_argv0(interpreter):
+        kept.discard("P")
+    if fix_binary:
+        kept.add("F")
     return Entry(
         name=arch.binfmt_name,
         enabled=True,
         interpreter=interpreter,
-        flags="F" if fix_binary else "",
+        flags="".join(flag for flag in FLAG_ORDER if flag in kept),
         offset=0,
         magic=arch.magic_bytes.hex(),
         mask=arch.mask_bytes.hex(),
@@ -97,6 +134,48 @@ def register_writes(entry: Entry, root: Path = ROOT) -> list[Write]:
     if not entry.enabled:
         writes.append(Write(root / entry.name, "0"))
     return writes
+
+
+def install(
+    new: Entry, old: Entry | None, show: Callable[[Write], None], *, root: Path = ROOT, dry_run: bool = False
+) -> None:
+    """Register ``new`` in place of ``old`` without ever leaving the host worse.
+
+    The same line is registered first under a probe name: the kernel checks
+    the line then (and with F opens the interpreter), so a write that would
+    fail, fails while the old entry still stands. Only then is the old entry
+    removed and the new one registered; on any failure the old line is
+    registered again. The probe, which runs the new interpreter, bridges the
+    gap between the two and is removed at the end.
+    """
+
+    def do(writes: list[Write]) -> None:
+        for write in writes:
+            show(write)
+            if not dry_run:
+                write.apply()
+
+    if old is None:
+        do(register_writes(new, root))
+        return
+    probe = dataclasses.replace(new, name=new.name + PROBE_SUFFIX)
+    do(register_writes(probe, root))
+    try:
+        do([remove_write(old.name, root)])
+        do(register_writes(new, root))
+    except EnvironmentProblem as err:
+        try:
+            if read(old.name, root) is None:
+                do(register_writes(old, root))
+        except EnvironmentProblem as again:
+            # Keep the probe: a working entry under another name beats none.
+            raise EnvironmentProblem(
+                f"{err.message}; restoring {old.name} failed too ({again.message})",
+                hint=f"{probe.name} stays registered so that {new.name}'s binaries still run",
+            ) from None
+        do([remove_write(probe.name, root)])
+        raise EnvironmentProblem(f"{err.message}; {old.name} was restored as it was") from None
+    do([remove_write(probe.name, root)])
 
 
 def remove_write(name: str, root: Path = ROOT) -> Write:

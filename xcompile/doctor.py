@@ -7,6 +7,7 @@ binfmt_misc, register missing emulators), each shown before it is made.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import platform
 from collections.abc import Callable, Iterator
@@ -55,30 +56,43 @@ def checks(config: Config, runner: Runner, machine: str | None = None) -> list[C
     return found
 
 
-def fixes(config: Config, runner: Runner, *, fix_binary: bool, show: Callable[[str], None]) -> None:
-    """Mount binfmt_misc and register (or repair) the emulators the targets need."""
+def fixes(
+    config: Config, runner: Runner, *, fix_binary: bool, show: Callable[[str], None], root: Path = binfmt.ROOT
+) -> None:
+    """Mount binfmt_misc and register (or repair) the emulators the targets need.
+
+    A broken registration is replaced so that the host is never left worse:
+    see ``binfmt.install``. ``root`` is the binfmt_misc folder (tests pass a
+    stand-in).
+    """
     if os.geteuid() != 0:
         raise EnvironmentProblem("doctor --fix writes to /proc and needs root", hint="run it with sudo")
-    if not binfmt.mounted():
+    if not binfmt.mounted(root):
         runner.run(*MOUNT)
     for arch in config.targets:
         if arch.native_here(platform.machine()):
             continue
-        entry = binfmt.read(arch.binfmt_name)
-        writes: list[binfmt.Write] = []
+        entry = binfmt.read(arch.binfmt_name, root)
         if entry is not None and emulation.interpreter_problem(entry) is None:
             if not entry.enabled:
-                writes.append(binfmt.enable_write(arch.binfmt_name))
-        else:
-            found = qemu.ensure(arch, runner, config)
-            interpreter = str(found.path) if fix_binary else arch.qemu_path_in_image
-            if entry is not None:
-                writes.append(binfmt.remove_write(arch.binfmt_name))
-            writes += binfmt.register_writes(binfmt.entry_for(arch, interpreter, fix_binary=fix_binary))
-        for write in writes:
-            show(f"+ {write}")
-            if not runner.dry_run:
-                write.apply()
+                _apply([binfmt.enable_write(arch.binfmt_name, root)], show, runner.dry_run)
+            continue
+        found = qemu.ensure(arch, runner, config)
+        interpreter = str(found.path) if fix_binary else arch.qemu_path_in_image
+        unflagged = dataclasses.replace(entry, flags="") if entry is not None else None
+        if unflagged is not None and fix_binary and emulation.interpreter_problem(unflagged) is None:
+            # qemu.ensure may just have installed what the host's entry names
+            # (Debian's -binfmt-P link): keep it, and with it the P flag.
+            interpreter = unflagged.interpreter
+        new = binfmt.entry_for(arch, interpreter, fix_binary=fix_binary, like=entry)
+        binfmt.install(new, entry, lambda write: show(f"+ {write}"), root=root, dry_run=runner.dry_run)
+
+
+def _apply(writes: list[binfmt.Write], show: Callable[[str], None], dry_run: bool) -> None:
+    for write in writes:
+        show(f"+ {write}")
+        if not dry_run:
+            write.apply()
 
 
 def worst(found: list[Check]) -> Status:

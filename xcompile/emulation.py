@@ -106,7 +106,7 @@ def stands_in(entry: binfmt.Entry) -> bool:
     "-binfmt-P" (Debian registers /usr/libexec/qemu-binfmt/<arch>-binfmt-P,
     a link to qemu); any other P interpreter is some wrapper of its own.
     """
-    return "P" not in entry.flags or entry.interpreter.endswith("-binfmt-P")
+    return "P" not in entry.flags or binfmt.takes_preserve_argv0(entry.interpreter)
 
 
 def interpreter_problem(entry: binfmt.Entry, machine: str | None = None) -> str | None:

@@ -1,0 +1,149 @@
+"""`doctor --fix` never leaves the host worse (issue 11): the new line is
+proved by the kernel (under a probe name) before the old entry goes, the old
+line comes back on any failure, the host's flags are kept, and an OSError is
+an environment problem (exit 3).
+
+Against a stand-in for the binfmt folder, and against the real one: the real
+tests change kernel state shared by the machine, so run them under
+`flock /tmp/xcompile-suite.lock`; each restores what it found."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from binfmt import read, removed, replaced
+from conftest import run_xcompile
+
+from xcompile import binfmt, doctor, platforms
+from xcompile.config import Config
+from xcompile.errors import EnvironmentProblem
+from xcompile.runner import Runner
+
+pytestmark = pytest.mark.integration
+ARM = platforms.get("arm32v7")
+PROBE = ARM.binfmt_name + binfmt.PROBE_SUFFIX
+# A registration whose interpreter is gone, with the O and C flags a host may use.
+BROKEN = binfmt.entry_for(ARM, "/nonexistent/qemu-arm-static", fix_binary=False)
+BROKEN = dataclasses.replace(BROKEN, flags="OC")
+
+
+def proc_text(entry: binfmt.Entry) -> str:
+    """What /proc/sys/fs/binfmt_misc/<name> shows for ``entry``."""
+    state = "enabled" if entry.enabled else "disabled"
+    return (
+        f"{state}\ninterpreter {entry.interpreter}\nflags: {entry.flags}\noffset {entry.offset}\n"
+        f"magic {entry.magic}\nmask {entry.mask}\n"
+    )
+
+
+def fix(root: Path = binfmt.ROOT) -> list[str]:
+    shown: list[str] = []
+    doctor.fixes(Config(arches=("arm32v7",)), Runner(lambda line, label: None), fix_binary=True,
+                 show=shown.append, root=root)  # fmt: skip
+    return shown
+
+
+# --- the stand-in -------------------------------------------------------------
+
+
+@pytest.fixture
+def stand_in(tmp_path: Path) -> Path:
+    root = tmp_path / "binfmt_misc"
+    root.mkdir()
+    (root / ARM.binfmt_name).write_text(proc_text(BROKEN))
+    return root
+
+
+def test_stand_in_register_refused_leaves_the_old_entry(stand_in: Path) -> None:
+    """The simulation that found the bug: `register` cannot be written (here a
+    folder). Before, --fix removed the old entry first and died with
+    `internal error: IsADirectoryError`."""
+    (stand_in / "register").mkdir()
+    before = (stand_in / ARM.binfmt_name).read_bytes()
+    with pytest.raises(EnvironmentProblem) as err:
+        fix(stand_in)
+    assert err.value.exit_code == 3
+    assert str(err.value) == f"cannot register {PROBE} at {stand_in}/register: Is a directory"
+    assert (stand_in / ARM.binfmt_name).read_bytes() == before  # never removed
+    assert sorted(p.name for p in stand_in.iterdir()) == [ARM.binfmt_name, "register"]
+
+
+def test_stand_in_order_of_writes_and_flags_kept(stand_in: Path) -> None:
+    (stand_in / "register").write_text("")
+    shown = fix(stand_in)
+    line = f"M:0:{binfmt._escape(BROKEN.magic)}:{binfmt._escape(BROKEN.mask)}:/usr/bin/qemu-arm-static:OCF"
+    assert shown == [
+        f"+ echo ':{PROBE}:{line}' > {stand_in}/register",  # proved first
+        f"+ echo '-1' > {stand_in}/{ARM.binfmt_name}",  # only then the old one goes
+        f"+ echo ':{ARM.binfmt_name}:{line}' > {stand_in}/register",
+        f"+ echo '-1' > {stand_in}/{PROBE}",
+    ]
+
+
+def test_flags_kept_and_F_added() -> None:
+    host = dataclasses.replace(BROKEN, flags="POC")
+    assert binfmt.entry_for(ARM, "/usr/bin/qemu-arm-static", fix_binary=True, like=host).flags == "OCF"
+    deb = "/usr/libexec/qemu-binfmt/arm-binfmt-P"
+    assert binfmt.entry_for(ARM, deb, fix_binary=True, like=host).flags == "POCF"
+    assert binfmt.entry_for(ARM, deb, fix_binary=False, like=dataclasses.replace(host, flags="PF")).flags == "P"
+    assert binfmt.entry_for(ARM, "/x", fix_binary=True).flags == "F"
+
+
+def test_cli_doctor_fix_os_error_is_exit_3(tmp_path: Path, user_env: dict[str, str]) -> None:
+    """Exit 3 and one line, not `internal error`, when a write to /proc fails:
+    here binfmt_misc refuses a second registration under the probe's name."""
+    squatter = dataclasses.replace(BROKEN, name=PROBE, interpreter="/usr/bin/qemu-arm-static", flags="")
+    with replaced(BROKEN), replaced(squatter):
+        result = run_xcompile("doctor", "--no-push", "--fix", cwd=tmp_path, env=user_env)
+        after = read(ARM.binfmt_name)
+    assert result.returncode == 3, result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        f"xcompile: error: cannot register {PROBE} at {binfmt.ROOT}/register: File exists"
+    )
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr
+    assert after == BROKEN  # the host's entry was never touched
+
+
+# --- the real binfmt_misc -------------------------------------------------------
+
+
+@pytest.fixture
+def broken_on_host() -> Iterator[None]:
+    with removed(PROBE), replaced(BROKEN):
+        yield
+
+
+def test_real_fix_replaces_keeping_flags(broken_on_host: None, tmp_path: Path, user_env: dict[str, str]) -> None:
+    result = run_xcompile("doctor", "--no-push", "--fix", cwd=tmp_path, env=user_env)
+    entry = read(ARM.binfmt_name)
+    assert entry is not None and (entry.interpreter, entry.flags, entry.enabled) == (
+        "/usr/bin/qemu-arm-static", "OCF", True,
+    )  # fmt: skip
+    assert read(PROBE) is None
+    assert result.stderr.index(f"> {binfmt.ROOT}/register") < result.stderr.index(f"'-1' > {binfmt.ROOT}/qemu-arm\n")
+    assert " ".join(result.stdout.split()).count("pass binfmt arm32v7 qemu-arm -> /usr/bin/qemu-arm-static") == 1
+
+
+def test_real_failure_after_removal_restores_the_old_line(
+    broken_on_host: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kernel refuses the final registration (injected: every other write
+    is real). The old line must be back, and the probe gone."""
+    real_apply = binfmt.Write.apply
+
+    def refuse_final(write: binfmt.Write) -> None:
+        if write.text.startswith(f":{ARM.binfmt_name}:") and "/usr/bin/qemu-arm-static" in write.text:
+            raise EnvironmentProblem(f"cannot {write.what()}: Invalid argument")
+        real_apply(write)
+
+    monkeypatch.setattr(binfmt.Write, "apply", refuse_final)
+    with pytest.raises(EnvironmentProblem) as err:
+        fix()
+    monkeypatch.undo()
+    assert err.value.exit_code == 3
+    assert str(err.value).endswith(f"Invalid argument; {ARM.binfmt_name} was restored as it was")
+    assert read(ARM.binfmt_name) == BROKEN
+    assert read(PROBE) is None
