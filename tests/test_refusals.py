@@ -120,10 +120,10 @@ def test_registry_domain_docker_would_refuse(tmp_path: Path, repo: str) -> None:
 
 def test_unknown_base_variable_warns(tmp_path: Path, user_env: dict[str, str]) -> None:
     config, warnings = load({}, {"XCOMPILE_BASE_ARMV9": "x/y", "XCOMPILE_BASE_ARM64V8": "me/py"}, tmp_path, HOME)
-    assert warnings == [
-        "XCOMPILE_BASE_ARMV9: unknown architecture 'armv9', so it is ignored"
-        " — did you mean 'arm32v7'? known: arm32v6, arm32v7, arm64v8, i386, ppc64le, s390x, riscv64, mips64le"
-    ]
+    (warning,) = warnings
+    assert warning.startswith(
+        "XCOMPILE_BASE_ARMV9: unknown architecture 'armv9', so it is ignored — did you mean 'arm32v7'? known: arm32v6,"
+    )
     assert config.bases == (("arm64v8", "me/py"),)
     # Through the command: a warning line, and the run goes on (here: a dry run).
     result = run_xcompile("--dry-run", "--tag", "3.7", cwd=tmp_path, env={**user_env, "XCOMPILE_BASE_ARMV9": "x/y"})
