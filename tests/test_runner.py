@@ -32,6 +32,22 @@ def test_dry_run_echoes_and_runs_nothing(tmp_path: Path) -> None:
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_file_verbs_print_the_same_plan_and_act_only_for_real(tmp_path: Path, dry_run: bool) -> None:
+    seen = Recorder()
+    runner = Runner(seen, dry_run=dry_run)
+    with runner.temp_folder("xc-") as folder:
+        made = folder
+        runner.make_folder(folder / "ctx")
+        runner.write_file(folder / "ctx" / "Dockerfile", "FROM a\nCOPY b /c\n", label="t")
+        runner.rename(folder / "ctx" / "Dockerfile", folder / "ctx" / "Dockerfile.t")
+        if not dry_run:
+            assert (folder / "ctx" / "Dockerfile.t").read_text() == "FROM a\nCOPY b /c\n"
+    assert seen.lines == [(f"write {made}/ctx/Dockerfile: FROM a; COPY b /c", "t")]
+    assert not made.exists()  # removed afterwards, or never made
+    assert made.name.endswith("XXXXXX") is dry_run
+
+
 def test_failure_carries_argv_status_and_output() -> None:
     with pytest.raises(CommandFailed) as err:
         Runner(Recorder()).run("sh", "-c", "echo out; echo first >&2; echo 'the reason' >&2; exit 7")

@@ -81,6 +81,15 @@ class VerificationError(XcompileError):
         return self.detail
 
 
+class ProofFailed(XcompileError):
+    """A built image is not what it claims to be, or does not run (exit 1): it is not pushed.
+
+    Distinct from ``VerificationError``, which is about downloads and their signed chain.
+    """
+
+    exit_code = 1
+
+
 class CacheError(EnvironmentProblem):
     """The download cache cannot be written (exit 3)."""
 

@@ -15,29 +15,23 @@ from __future__ import annotations
 
 import contextlib
 import re
-import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from xcompile import dockerconfig, download, emulation, engine, files, qemu, reference
 from xcompile.config import Config
-from xcompile.errors import CommandFailed, XcompileError
+from xcompile.errors import CommandFailed, ProofFailed, XcompileError
 from xcompile.platforms import Arch
 from xcompile.runner import Runner
 
 Status = Literal["pushed", "built", "failed", "skipped", "planned"]
 Say = Callable[[str, "str | None"], None]
 _DIGEST = re.compile(r"(sha256:[0-9a-f]{64})")
-
-
-class VerificationFailed(XcompileError):
-    """A built image is not what it claims to be, or does not run."""
 
 
 @dataclass(frozen=True)
@@ -90,10 +84,13 @@ class Workspace:
     build sends only its own qemu), and room for checks outside them."""
 
     root: Path
-    SCRATCH = "check"
 
     def context(self, qemu_binary: str) -> Path:
         return self.root / f"context-{qemu_binary}"
+
+    @property
+    def scratch(self) -> Path:
+        return self.root / "check"
 
 
 @dataclass(frozen=True)
@@ -159,26 +156,28 @@ class Pipeline:
     # --- the flow -----------------------------------------------------------
 
     def run(self) -> Result:
-        """Check the environment, then run the steps. Raises only for problems
-        that stop everything; per-image failures are in the result."""
+        """The original's four steps. Raises only for problems that stop
+        everything; per-image failures are in the result."""
+        result, images, manifests = self._prepare()
+        emulators = self.ensure_qemu()
+        with self.workspace() as work:
+            self.copy_qemu(emulators, work)
+            self.enable_experimental(result.docker)
+            self.build_all(images, work)
+            self.join_all(manifests, images)
+        return result
+
+    def _prepare(self) -> tuple[Result, dict[Image, Outcome], dict[ManifestList, Outcome]]:
+        """Check what would stop everything, say what binfmt means here, and plan."""
         dockerconfig.plan(self.config.docker_config)  # refuse a broken file before any work
-        result = Result([], engine.versions(self.runner))
+        docker = engine.versions(self.runner)
         host = emulation.survey(self.config.targets)
         for assessment in host.values():
             self.say(assessment.note, None)
         the_plan = plan(self.config, host)
         images = {image: _outcome(image) for image in the_plan.images}
         manifests = {m: Outcome(m.name, m.platform, None) for m in the_plan.manifests}
-        result.outcomes = [*images.values(), *manifests.values()]
-
-        emulators = self.ensure_qemu()
-        with self.workspace() as work:
-            self.copy_qemu(emulators, work)
-            self.enable_experimental(result.docker)
-            self.build_all(images, work)
-            for manifest, outcome in manifests.items():
-                self.push_manifest(manifest, outcome, [images[image] for image in manifest.images])
-        return result
+        return Result([*images.values(), *manifests.values()], docker), images, manifests
 
     def ensure_qemu(self) -> list[qemu.Qemu]:
         return qemu.ensure_all(self.config.targets, self.runner, self.config, lambda line: self.say(line, None),
@@ -187,21 +186,15 @@ class Pipeline:
     @contextlib.contextmanager
     def workspace(self) -> Iterator[Workspace]:
         """A fresh folder, removed afterwards even on failure or Ctrl-C."""
-        if self.runner.dry_run:
-            yield Workspace(Path(tempfile.gettempdir()) / "xcompile-XXXXXX")
-            return
-        folder = Path(tempfile.mkdtemp(prefix="xcompile-"))
-        try:
-            (folder / Workspace.SCRATCH).mkdir()
-            yield Workspace(folder)
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
+        with self.runner.temp_folder("xcompile-") as folder:
+            work = Workspace(folder)
+            self.runner.make_folder(work.scratch)
+            yield work
 
     def copy_qemu(self, found: list[qemu.Qemu], work: Workspace) -> None:
         for one in found:
             context = work.context(one.binary)
-            if not self.runner.dry_run:
-                context.mkdir()
+            self.runner.make_folder(context)
             self.runner.run("cp", one.path, context / one.binary)
 
     def enable_experimental(self, docker: engine.DockerVersions) -> dockerconfig.Edit | None:
@@ -230,26 +223,22 @@ class Pipeline:
                 raise
 
     def build_verify_push(self, image: Image, outcome: Outcome, work: Workspace) -> None:
-        def steps() -> None:
+        if self._stopped(outcome, "not started: an earlier image failed"):
+            return
+        with self._attempt(outcome):
             self.build(image, work.context(image.arch.qemu_binary))
             outcome.status = "built"
             if self.config.verify:
                 self.verify(image, work)
             if self.config.push:
-                if self._stop.is_set():
-                    outcome.error = "not pushed: an earlier image failed"
+                if self._stopped(outcome, "not pushed: an earlier image failed"):
                     return
                 outcome.digest = self.push(image)
                 outcome.status = "pushed"
 
-        self._attempt(outcome, steps)
-
     def build(self, image: Image, context: Path) -> None:
         dockerfile = context / image.dockerfile_name
-        if self.runner.dry_run:
-            self.say(f"write {dockerfile}: " + image.dockerfile.strip().replace("\n", "; "), image.label)
-        else:
-            dockerfile.write_text(image.dockerfile, encoding="utf-8")
+        self.runner.write_file(dockerfile, image.dockerfile, label=image.label)
         self.runner.run(
             "docker", "build",
             "--platform", image.platform,
@@ -261,41 +250,47 @@ class Pipeline:
         )  # fmt: skip
 
     def verify(self, image: Image, work: Workspace) -> None:
-        """Prove the image before it is pushed: labelled right, qemu inside, and it runs."""
+        """Prove the image before it is pushed: labelled right, qemu inside, and it runs.
+        Each check judges what was just seen; the labels come first, since a
+        mislabelled image would not even start for the target platform."""
+        self._judge(check_labels, image, self.look_at_config(image))
+        self._judge(check_qemu_inside, image, self.look_at_qemu(image, work))
+        self._judge(check_machine, image, self.run_inside(image))
+
+    def _judge(self, check: Callable[[Image, _Seen], None], image: Image, seen: _Seen) -> None:
+        # A dry run has run nothing, so it has nothing to judge: the commands were the plan.
+        if not self.runner.dry_run:
+            check(image, seen)
+
+    def look_at_config(self, image: Image) -> str:
+        return self.runner.run("docker", "image", "inspect", "--format", "{{.Os}}/{{.Architecture}}/{{.Variant}}",
+                               image.name, label=image.label).strip()  # fmt: skip
+
+    def look_at_qemu(self, image: Image, work: Workspace) -> QemuSeen:
         run = self.runner.run
-        arch = image.arch
-        labels = run("docker", "image", "inspect", "--format", "{{.Os}}/{{.Architecture}}/{{.Variant}}",
-                     image.name, label=image.label).strip()  # fmt: skip
-        if not self.runner.dry_run and not _platform_matches(labels, arch):
-            raise VerificationFailed(
-                f"image config says {labels.rstrip('/')}, not {arch.platform}",
-                hint="the base or the build ran for the wrong platform (an emulated build labelled with"
-                " the host's architecture?)",
-            )
         container = run("docker", "create", "--platform", image.platform, image.name, "true", label=image.label)
         container = container.strip() or "CONTAINER"
+        copies = []
         try:
             for path in image.qemu_paths:
-                copied = work.root / Workspace.SCRATCH / f"{image.label}-{Path(path).name}"
+                copied = work.scratch / f"{image.label}-{Path(path).name}"
                 run("docker", "cp", f"{container}:{path}", copied, label=image.label)
-                original = work.context(arch.qemu_binary) / arch.qemu_binary
-                if not self.runner.dry_run and files.sha256_of(copied) != files.sha256_of(original):
-                    raise VerificationFailed(f"{path} in the image is not the qemu that was copied in")
+                copies.append((path, copied))
         finally:
             with contextlib.suppress(CommandFailed):
                 run("docker", "rm", container, label=image.label)
+        return QemuSeen(tuple(copies), work.context(image.arch.qemu_binary) / image.arch.qemu_binary)
+
+    def run_inside(self, image: Image) -> Machine:
         uname = self._run_in(image, "uname", "-m")
-        if arch.uname_m and not self.runner.dry_run and uname != arch.uname_m:
-            raise VerificationFailed(f"`uname -m` in the image printed {uname!r}, not {arch.uname_m!r}")
         try:
-            machine = self._run_in(image, "python3", "-c", "import platform; print(platform.machine())")
-        except VerificationFailed as err:
+            machine: str | None = self._run_in(image, "python3", "-c", "import platform; print(platform.machine())")
+        except ProofFailed as err:
             if "not found" not in str(err):
                 raise
             self.say("no python3 in the image; checked with uname only", image.label)
-        else:
-            if arch.uname_m and not self.runner.dry_run and machine != arch.uname_m:
-                raise VerificationFailed(f"python3 in the image reports {machine!r}, not {arch.uname_m!r}")
+            machine = None
+        return Machine(uname, machine)
 
     def _run_in(self, image: Image, *command: str) -> str:
         try:
@@ -310,15 +305,18 @@ class Pipeline:
         match = re.search(r"digest: " + _DIGEST.pattern, out)
         return match.group(1) if match else None
 
+    def join_all(self, manifests: dict[ManifestList, Outcome], images: dict[Image, Outcome]) -> None:
+        for manifest, outcome in manifests.items():
+            self.push_manifest(manifest, outcome, [images[image] for image in manifest.images])
+
     def push_manifest(self, manifest: ManifestList, outcome: Outcome, parts: list[Outcome]) -> None:
-        if self._stop.is_set() or (not self.runner.dry_run and any(p.status != "pushed" for p in parts)):
+        if self._stop.is_set() or any(p.status not in ("pushed", "planned") for p in parts):
             outcome.error = "not joined: not every image of this tag was pushed"
             return
-
-        def steps() -> None:
-            insecure = ["--insecure"] if self._insecure() else []
-            label = manifest.name.rsplit(":", 1)[1]
-            members = [image.name for image in manifest.images]
+        insecure = ["--insecure"] if self._insecure() else []
+        label = manifest.name.rsplit(":", 1)[1]
+        members = [image.name for image in manifest.images]
+        with self._attempt(outcome):
             self.runner.run("docker", "manifest", "rm", manifest.name, label=label, ok_codes=(0, 1))
             self.runner.run("docker", "manifest", "create", *insecure, manifest.name, *members, label=label)
             for image in manifest.images:
@@ -331,17 +329,22 @@ class Pipeline:
             outcome.digest = found.group(1) if found else None
             outcome.status = "pushed"
 
-        self._attempt(outcome, steps)
-
     # --- helpers ------------------------------------------------------------
 
-    def _attempt(self, outcome: Outcome, work: Callable[[], None]) -> None:
+    def _stopped(self, outcome: Outcome, why: str) -> bool:
+        """Has an earlier failure stopped the run? Then say so on this outcome."""
         if self._stop.is_set():
-            outcome.error = "not started: an earlier image failed"
-            return
+            outcome.error = why
+            return True
+        return False
+
+    @contextlib.contextmanager
+    def _attempt(self, outcome: Outcome) -> Iterator[None]:
+        """Time the work and record how it ended. A failure fails this outcome
+        only, and stops the images not yet started unless --keep-going."""
         started = time.monotonic()
         try:
-            work()
+            yield
             if self.runner.dry_run:
                 outcome.status = "planned"
         except XcompileError as err:
@@ -359,6 +362,55 @@ class Pipeline:
         return host is not None and reference.is_loopback(host)
 
 
+# --- the checks of the proof: each judges what a look_at_* or run_inside saw ---
+
+
+@dataclass(frozen=True)
+class QemuSeen:
+    copies: tuple[tuple[str, Path], ...]
+    """(path in the image, its copy on this host), for each place qemu must be."""
+    original: Path
+
+
+@dataclass(frozen=True)
+class Machine:
+    """What the image said about itself under emulation."""
+
+    uname: str
+    python: str | None
+    """platform.machine() of its python3; None: the image has no python3."""
+
+
+_Seen = TypeVar("_Seen")
+
+
+def check_labels(image: Image, platform: str) -> None:
+    if not _platform_matches(platform, image.arch):
+        raise ProofFailed(
+            f"image config says {platform.rstrip('/')}, not {image.arch.platform}",
+            hint="the base or the build ran for the wrong platform (an emulated build labelled with"
+            " the host's architecture?)",
+        )
+
+
+def check_qemu_inside(image: Image, seen: QemuSeen) -> None:
+    wanted = files.sha256_of(seen.original)
+    copies = dict(seen.copies)
+    for path in image.qemu_paths:
+        if files.sha256_of(copies[path]) != wanted:
+            raise ProofFailed(f"{path} in the image is not the qemu that was copied in")
+
+
+def check_machine(image: Image, machine: Machine) -> None:
+    wanted = image.arch.uname_m
+    if wanted is None:
+        return  # i386 reports the host kernel's view
+    if machine.uname != wanted:
+        raise ProofFailed(f"`uname -m` in the image printed {machine.uname!r}, not {wanted!r}")
+    if machine.python is not None and machine.python != wanted:
+        raise ProofFailed(f"python3 in the image reports {machine.python!r}, not {wanted!r}")
+
+
 def _outcome(image: Image) -> Outcome:
     return Outcome(image.name, image.platform, image.base)
 
@@ -368,21 +420,21 @@ def _platform_matches(labels: str, arch: Arch) -> bool:
     return arch.matches(os_, architecture, variant)
 
 
-def _run_failed(image: Image, program: str, err: CommandFailed) -> VerificationFailed:
+def _run_failed(image: Image, program: str, err: CommandFailed) -> ProofFailed:
     text = f"{err.stderr}\n{err.stdout}"
     arch = image.arch
     if "exec format error" in text:
-        return VerificationFailed(
+        return ProofFailed(
             f"{program} in the image fails with 'exec format error': this host has no working binfmt"
             f" entry for {arch.name}",
             hint="run `xcompile doctor`",
         )
     if re.search(r"executable file not found|exec: \"?" + re.escape(program), text) or err.retcode == 127:
-        return VerificationFailed(f"{program} not found in the image")
+        return ProofFailed(f"{program} not found in the image")
     if "no such file or directory" in text:
-        return VerificationFailed(
+        return ProofFailed(
             f"{program} in the image fails with 'no such file or directory': the emulator that binfmt"
             f" names for {arch.name} is not in the image",
             hint="run `xcompile doctor` to see where binfmt looks for it",
         )
-    return VerificationFailed(f"running {program} in the image failed: {err}")
+    return ProofFailed(f"running {program} in the image failed: {err}")

@@ -205,8 +205,7 @@ def copy_to(found: Qemu, folder: Path, runner: Runner) -> Path:
     part = folder / f".{found.binary}.part"
     try:
         runner.run("cp", found.path, part)
-        if not runner.dry_run:
-            os.replace(part, final)
+        runner.rename(part, final)
     finally:
         with contextlib.suppress(FileNotFoundError):
             part.unlink()

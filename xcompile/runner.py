@@ -10,10 +10,12 @@ import collections
 import contextlib
 import os
 import shlex
+import shutil
 import signal
 import subprocess
+import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +124,36 @@ class Runner:
         if retcode != 0:
             raise CommandFailed(args, retcode, "", output)
         return output
+
+    # --- the file system, for the steps that write: one dry-run branch each ---
+
+    def write_file(self, path: Path, text: str, *, label: str | None = None) -> None:
+        """Write a small generated file (a Dockerfile), echoing it on one line."""
+        self.echo(f"write {path}: " + "; ".join(text.strip().splitlines()), label)
+        if not self.dry_run:
+            path.write_text(text, encoding="utf-8")
+
+    def rename(self, source: Path, target: Path) -> None:
+        """Put a finished file in place atomically (same file system)."""
+        if not self.dry_run:
+            os.replace(source, target)
+
+    def make_folder(self, path: Path) -> None:
+        if not self.dry_run:
+            path.mkdir(parents=True, exist_ok=True)
+
+    @contextlib.contextmanager
+    def temp_folder(self, prefix: str) -> Iterator[Path]:
+        """A fresh folder, removed afterwards even on failure or Ctrl-C. A dry
+        run names one (mkdtemp's XXXXXX left in) and makes nothing."""
+        if self.dry_run:
+            yield Path(tempfile.gettempdir()) / f"{prefix}XXXXXX"
+            return
+        folder = Path(tempfile.mkdtemp(prefix=prefix))
+        try:
+            yield folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
 
     def terminate_all(self) -> None:
         """Stop every program still running, e.g. after Ctrl-C in the main thread."""
