@@ -1,14 +1,72 @@
 """Change binfmt_misc registrations for a test and restore them afterwards
-(kernel state shared by the whole machine)."""
+(kernel state shared by the whole machine).
+
+No test may take the host's registrations as given (issue 12): a test whose
+outcome depends on them sets up the state it asserts, with `host_state` (the
+`host_binfmt` fixture) or `replaced`/`removed`, and these restore it afterwards.
+The suite must pass whichever of `HOST_STATES` the host starts in.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import subprocess
 from collections.abc import Iterator
 
-from xcompile import binfmt
+from xcompile import binfmt, platforms
 from xcompile.binfmt import Entry, read
+
+ARM = platforms.get("arm32v7")
+ARM64 = platforms.get("arm64v8")
+EMULATED = (ARM, ARM64)
+"""The arches whose registrations the suite puts in each host state."""
+
+HOST_STATES = ("debian", "seed", "none")
+"""debian: Debian 12's default, flags PF at /usr/libexec/qemu-binfmt/<cpu>-binfmt-P.
+seed: older hosts and many CI runners, no F, at /usr/bin/qemu-<cpu>-static (inside the container).
+none: no entry at all, e.g. after a reboot without binfmt-support."""
+
+
+def debian_default(arch: platforms.Arch) -> Entry:
+    """What Debian's qemu-user-static with binfmt-support registers (see /usr/share/binfmts/)."""
+    cpu = arch.binfmt_name.removeprefix("qemu-")
+    entry = binfmt.entry_for(arch, f"/usr/libexec/qemu-binfmt/{cpu}-binfmt-P", fix_binary=True)
+    return dataclasses.replace(entry, flags="PF")
+
+
+def seed_world(arch: platforms.Arch, interpreter: str | None = None, flags: str = "") -> Entry:
+    """A registration without F, at the path the image carries qemu (or ``interpreter``)."""
+    entry = binfmt.entry_for(arch, interpreter or arch.qemu_path_in_image, fix_binary=False)
+    return dataclasses.replace(entry, flags=flags)
+
+
+def state_entry(state: str, arch: platforms.Arch) -> Entry | None:
+    if state not in HOST_STATES:
+        raise ValueError(f"unknown host state {state!r}; known: {', '.join(HOST_STATES)}")
+    return {"debian": debian_default, "seed": seed_world}[state](arch) if state != "none" else None
+
+
+def snapshot() -> dict[str, str]:
+    """Every registration as /proc shows it, to compare before and after."""
+    if not binfmt.mounted():
+        return {}
+    return {p.name: p.read_text() for p in sorted(binfmt.ROOT.iterdir()) if p.name not in ("register", "status")}
+
+
+@contextlib.contextmanager
+def host_state(state: str, arches: tuple[platforms.Arch, ...] = EMULATED) -> Iterator[str]:
+    """Put the host's registrations for ``arches`` in ``state``; afterwards they are
+    exactly as before, for every entry, or this fails and says which differ."""
+    before = snapshot()
+    with contextlib.ExitStack() as stack:
+        for arch in arches:
+            entry = state_entry(state, arch)
+            stack.enter_context(replaced(entry) if entry else removed(arch.binfmt_name))
+        yield state
+    after = snapshot()
+    changed = sorted(name for name in before.keys() | after.keys() if before.get(name) != after.get(name))
+    assert not changed, f"binfmt registrations not restored: {', '.join(changed)}"
 
 
 @contextlib.contextmanager
@@ -54,4 +112,18 @@ def all_restored() -> Iterator[None]:
                 write.apply()
 
 
-__all__ = ["Entry", "all_restored", "read", "removed", "replaced"]
+__all__ = [
+    "ARM",
+    "ARM64",
+    "HOST_STATES",
+    "Entry",
+    "all_restored",
+    "debian_default",
+    "host_state",
+    "read",
+    "removed",
+    "replaced",
+    "seed_world",
+    "snapshot",
+    "state_entry",
+]

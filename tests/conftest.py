@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from binfmt import HOST_STATES, host_state
 
 REPO = Path(__file__).resolve().parents[1]
 MAKE_BASE = REPO / "ci" / "make-base-image.sh"
@@ -57,6 +58,20 @@ def user_env(tmp_path: Path) -> dict[str, str]:
     env["TMPDIR"] = str(tmp_path / "tmp")
     env["PYTHONPATH"] = str(REPO)
     return env
+
+
+@pytest.fixture(params=HOST_STATES)
+def host_binfmt(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The host's qemu-arm and qemu-aarch64 registrations in one of the three states
+    the suite must pass in (tests/binfmt.py), restored exactly afterwards.
+
+    A test whose outcome depends on binfmt takes this fixture instead of reading
+    the host's state. Where only some states make sense it narrows them:
+    ``@pytest.mark.parametrize("host_binfmt", ["seed"], indirect=True)``.
+    Run such tests under ``flock /tmp/xcompile-suite.lock``: the state is the kernel's.
+    """
+    with host_state(request.param) as state:
+        yield state
 
 
 @pytest.fixture(scope="session")

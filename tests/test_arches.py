@@ -1,30 +1,20 @@
 """Several architectures, and the proof of every image, end to end against the
-real daemon and registry, with the host's binfmt registrations set both ways
-(with the F flag, and without it as on older hosts) and restored afterwards."""
+real daemon and registry, with the host's binfmt registrations set up by each
+test (Debian's default with the F flag, without it as on older hosts, and the
+odd ones) and restored afterwards."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import subprocess
 from pathlib import Path
 
 import pytest
-from binfmt import Entry, read, removed, replaced
+from binfmt import ARM, ARM64, removed, replaced, seed_world
 from conftest import Registry, docker, run_xcompile
 from test_e2e import layer_file
 
-from xcompile import platforms
-
 pytestmark = pytest.mark.integration
-ARM = platforms.get("arm32v7")
-ARM64 = platforms.get("arm64v8")
-
-
-def without_fix_binary(arch: platforms.Arch, interpreter: str | None = None, flags: str = "") -> Entry:
-    host = read(arch.binfmt_name)
-    assert host is not None, f"{arch.binfmt_name} is not registered; run ci/provision.sh"
-    return dataclasses.replace(host, interpreter=interpreter or arch.qemu_path_in_image, flags=flags, enabled=True)
 
 
 def build(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -37,18 +27,14 @@ def two_arch_env(user_env: dict[str, str], armhf_base: str, arm64_base: str) -> 
     return {**user_env, "XCOMPILE_BASE_ARM32V7": armhf_base, "XCOMPILE_BASE_ARM64V8": arm64_base}
 
 
-@pytest.mark.parametrize("fix_binary", [True, False], ids=["F", "no-F"])
+@pytest.mark.parametrize("host_binfmt", ["debian", "seed"], indirect=True)
 def test_two_arches_push_verified_images_and_a_manifest_list(
-    registry: Registry, two_arch_env: dict[str, str], tmp_path: Path, fix_binary: bool
+    host_binfmt: str, registry: Registry, two_arch_env: dict[str, str], tmp_path: Path
 ) -> None:
-    name = f"multi-{'f' if fix_binary else 'nof'}/rpi"
+    name = f"multi-{host_binfmt}/rpi"
     repo = f"{registry.host}/{name}"
     args = ["--arch", "arm32v7", "--arch", "aarch64", "--repo", repo, "--tag", "3.7", "--report", "r.json"]
-    if fix_binary:
-        result = build(*args, env=two_arch_env, cwd=tmp_path)
-    else:
-        with replaced(without_fix_binary(ARM)), replaced(without_fix_binary(ARM64)):
-            result = build(*args, env=two_arch_env, cwd=tmp_path)
+    result = build(*args, env=two_arch_env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert sorted(registry.tags(name)) == ["3.7", "3.7-arm32v7", "3.7-arm64v8"]
 
@@ -72,7 +58,7 @@ def test_two_arches_push_verified_images_and_a_manifest_list(
         (f"{repo}:3.7", "pushed"),
     ]
     assert report["images"][2]["digest"] == digest
-    if fix_binary:
+    if host_binfmt == "debian":
         assert "has the F flag, so the image would run here even without qemu inside" in result.stderr
     else:
         assert "(no F) looks for /usr/bin/qemu-aarch64-static inside the container, where the image has it" in (
@@ -96,7 +82,7 @@ def test_interpreter_elsewhere_gets_a_copy_there(
 ) -> None:
     """No F, interpreter at another path: the image carries qemu there too, and runs."""
     repo = f"{registry.host}/elsewhere/rpi"
-    entry = without_fix_binary(ARM, interpreter="/usr/local/bin/qemu-arm-static")
+    entry = seed_world(ARM, interpreter="/usr/local/bin/qemu-arm-static")
     with replaced(entry):
         result = build("--base", armhf_base, "--repo", repo, "--tag", "a", env=user_env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -112,7 +98,7 @@ def test_debian_binfmt_p_path_gets_a_copy(
 ) -> None:
     """No F but P, at Debian's -binfmt-P name: qemu serves there under that name."""
     repo = f"{registry.host}/binfmtp/rpi"
-    entry = without_fix_binary(ARM, interpreter="/usr/libexec/qemu-binfmt/arm-binfmt-P", flags="P")
+    entry = seed_world(ARM, interpreter="/usr/libexec/qemu-binfmt/arm-binfmt-P", flags="P")
     with replaced(entry):
         result = build("--base", armhf_base, "--repo", repo, "--tag", "a", env=user_env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -147,7 +133,7 @@ def test_image_that_cannot_run_here_is_failed_and_not_pushed(
     if setup == "lost":  # registrations lost, e.g. after a reboot
         context = removed(ARM.binfmt_name)
     else:
-        context = replaced(without_fix_binary(ARM, interpreter="/usr/local/bin/qemu-arm-wrapper", flags="P"))
+        context = replaced(seed_world(ARM, interpreter="/usr/local/bin/qemu-arm-wrapper", flags="P"))
     with context:
         result = build("--base", armhf_base, "--repo", repo, "--tag", "a", env=user_env, cwd=tmp_path)
     assert result.returncode == 1

@@ -1,6 +1,7 @@
 """`xcompile doctor` against host states each test sets up (binfmt_misc
 unmounted, an entry disabled or pointing nowhere, the daemon down), and
-`--fix` repairing them. Registrations are kernel state: every test restores them."""
+`--fix` repairing them, whichever state the host's registrations start in
+(the `host_binfmt` fixture). Registrations are kernel state: every test restores them."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from binfmt import all_restored, read, removed, replaced
+from binfmt import ARM64, all_restored, read, removed, replaced, seed_world, state_entry
 from conftest import Registry, run_xcompile
 
 from xcompile import binfmt, platforms
@@ -31,17 +32,29 @@ def doctor(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedPr
     return run_xcompile("doctor", "--no-push", *args, cwd=cwd, env=env)
 
 
-def test_healthy_host(tmp_path: Path, user_env: dict[str, str]) -> None:
-    result = doctor(env=user_env, cwd=tmp_path)
-    assert result.returncode == 0, result.stdout
+# What doctor says of each host state; the rest of a healthy host passes in all three.
+VERDICTS = {
+    "debian": (0, "pass binfmt {arch} {name} -> /usr/libexec/qemu-binfmt/{cpu}-binfmt-P (flags PF): F, "),
+    "seed": (0, "warn binfmt {arch} {name} -> /usr/bin/{name}-static without F: images need qemu at that path"),
+    "none": (3, "fail binfmt {arch} {name} is not registered: "),
+}
+
+
+def test_each_host_state(host_binfmt: str, tmp_path: Path, user_env: dict[str, str]) -> None:
+    result = doctor("--arch", "arm32v7", "--arch", "arm64v8", env=user_env, cwd=tmp_path)
+    code, verdict = VERDICTS[host_binfmt]
+    assert result.returncode == code, result.stdout
+    for arch in (ARM, ARM64):
+        name = arch.binfmt_name
+        expected = verdict.format(arch=arch.name, name=name, cpu=name.removeprefix("qemu-"))
+        assert line(result.stdout, f"binfmt {arch.name}").startswith(expected), result.stdout
     assert line(result.stdout, "docker daemon").startswith("pass docker daemon ")
     assert line(result.stdout, "binfmt_misc") == f"pass binfmt_misc mounted at {binfmt.ROOT}"
-    assert line(result.stdout, "binfmt arm32v7").startswith("pass binfmt arm32v7 qemu-arm -> ")
     assert line(result.stdout, "qemu-arm-static") == "pass qemu-arm-static /usr/bin/qemu-arm-static, static"
     assert line(result.stdout, "docker config").startswith("pass docker config ")
 
 
-def test_unmounted_then_fixed(tmp_path: Path, user_env: dict[str, str]) -> None:
+def test_unmounted_then_fixed(host_binfmt: str, tmp_path: Path, user_env: dict[str, str]) -> None:
     with all_restored():
         subprocess.run(["umount", str(binfmt.ROOT)], check=True)
         before = doctor(env=user_env, cwd=tmp_path)
@@ -64,8 +77,9 @@ def test_unmounted_then_fixed(tmp_path: Path, user_env: dict[str, str]) -> None:
     assert line(fixed.stdout, "binfmt arm32v7").startswith("pass binfmt arm32v7 qemu-arm -> /usr/bin/qemu-arm-static")
 
 
-def test_disabled_entry(tmp_path: Path, user_env: dict[str, str]) -> None:
-    host = read(ARM.binfmt_name)
+@pytest.mark.parametrize("host_binfmt", ["debian", "seed"], indirect=True)
+def test_disabled_entry(host_binfmt: str, tmp_path: Path, user_env: dict[str, str]) -> None:
+    host = state_entry(host_binfmt, ARM)
     assert host is not None
     with replaced(dataclasses.replace(host, enabled=False)):
         before = doctor(env=user_env, cwd=tmp_path)
@@ -78,11 +92,8 @@ def test_disabled_entry(tmp_path: Path, user_env: dict[str, str]) -> None:
     assert after is not None and after.enabled and after.interpreter == host.interpreter
 
 
-def test_interpreter_that_does_not_exist(tmp_path: Path, user_env: dict[str, str]) -> None:
-    host = read(ARM.binfmt_name)
-    assert host is not None
-    missing = dataclasses.replace(host, interpreter="/nonexistent/qemu-arm-static", flags="", enabled=True)
-    with replaced(missing):
+def test_interpreter_that_does_not_exist(host_binfmt: str, tmp_path: Path, user_env: dict[str, str]) -> None:
+    with replaced(seed_world(ARM, interpreter="/nonexistent/qemu-arm-static")):
         before = doctor(env=user_env, cwd=tmp_path)
         fixed = doctor("--fix", "--no-fix-binary", env=user_env, cwd=tmp_path)
         after = read(ARM.binfmt_name)
@@ -98,7 +109,7 @@ def test_interpreter_that_does_not_exist(tmp_path: Path, user_env: dict[str, str
     )
 
 
-def test_missing_entry_and_json(tmp_path: Path, user_env: dict[str, str]) -> None:
+def test_missing_entry_and_json(host_binfmt: str, tmp_path: Path, user_env: dict[str, str]) -> None:
     with removed(ARM.binfmt_name):
         result = doctor("--json", env=user_env, cwd=tmp_path)
     assert result.returncode == 3

@@ -1,11 +1,12 @@
 """End to end, as a user runs it: `python -m xcompile` against a real daemon,
 a real registry on 127.0.0.1 and a locally made armhf base image. Outcomes are
 checked where the user would look: the registry's API, the image config, the
-bytes of the layer, and what the image does under emulation."""
+bytes of the layer, and what the image does under emulation. Builds run the
+proof under emulation, so each sets up the host's binfmt state it needs
+(the `host_binfmt` fixture) rather than relying on the host's."""
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
 import shutil
@@ -17,8 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from binfmt import read as read_binfmt
-from binfmt import replaced
+from binfmt import replaced, seed_world, snapshot
 from conftest import REPO, Registry, docker, run_xcompile
 
 from xcompile import platforms
@@ -43,9 +43,16 @@ def layer_file(registry: Registry, name: str, manifest: dict[str, object], path:
     return None
 
 
+# `pushed` builds and proves the image under emulation: a host with no entry cannot.
+BUILDS_HERE = pytest.mark.parametrize("host_binfmt", ["debian", "seed"], indirect=True)
+SEED_ONLY = pytest.mark.parametrize("host_binfmt", ["seed"], indirect=True)
+
+
 @pytest.fixture
-def pushed(registry: Registry, armhf_base: str, user_env: dict[str, str], tmp_path: Path) -> dict[str, object]:
-    """Two tags built and pushed by xcompile, with the run's report."""
+def pushed(
+    host_binfmt: str, registry: Registry, armhf_base: str, user_env: dict[str, str], tmp_path: Path
+) -> dict[str, object]:
+    """Two tags built and pushed by xcompile, with the run's report, on a host in state ``host_binfmt``."""
     repo = f"{registry.host}/team/rpi-python"
     report = tmp_path / "report.json"
     result = run_xcompile(
@@ -56,6 +63,7 @@ def pushed(registry: Registry, armhf_base: str, user_env: dict[str, str], tmp_pa
     return {"repo": repo, "name": "team/rpi-python", "report": report, "result": result}
 
 
+@BUILDS_HERE
 def test_build_pushes_every_tag_with_qemu_inside(registry: Registry, pushed: dict[str, object]) -> None:
     name = str(pushed["name"])
     assert sorted(registry.tags(name)) == ["3.7", "3.7-slim"]
@@ -77,6 +85,7 @@ def test_build_pushes_every_tag_with_qemu_inside(registry: Registry, pushed: dic
     assert report["xcompile"]
 
 
+@SEED_ONLY
 def test_summary_and_echo_are_what_the_user_sees(pushed: dict[str, object]) -> None:
     result = pushed["result"]
     assert isinstance(result, subprocess.CompletedProcess)
@@ -90,37 +99,41 @@ def test_summary_and_echo_are_what_the_user_sees(pushed: dict[str, object]) -> N
     assert "Traceback" not in result.stderr
 
 
+@SEED_ONLY
 def test_docker_config_untouched_where_the_client_needs_no_experimental(
     pushed: dict[str, object], user_env: dict[str, str]
 ) -> None:
     assert not Path(user_env["DOCKER_CONFIG"]).exists()
 
 
+@SEED_ONLY
 def test_build_context_removed(pushed: dict[str, object], user_env: dict[str, str]) -> None:
     assert list(Path(user_env["TMPDIR"]).iterdir()) == []
 
 
+@pytest.mark.parametrize("host_binfmt", ["debian"], indirect=True)
 def test_image_runs_where_binfmt_lacks_fix_binary(
     registry: Registry, armhf_base: str, pushed: dict[str, object]
 ) -> None:
-    """The seed's world: qemu registered without F at /usr/bin/qemu-arm-static.
-    There the pushed image (pulled back fresh) runs ARM code and the bare base does not."""
-    host = read_binfmt(ARM.binfmt_name)
-    assert host is not None, "qemu-arm is not registered with binfmt_misc; run ci/provision.sh"
+    """Built on a host with F (where any image runs), then the seed's world: qemu
+    registered without F at /usr/bin/qemu-arm-static. There the pushed image
+    (pulled back fresh) runs ARM code and the bare base does not."""
     image = f"{pushed['repo']}:3.7"
     docker("rmi", image)
     docker("pull", "--platform", ARM.platform, image)
-    seed_world = dataclasses.replace(host, interpreter=ARM.qemu_path_in_image, flags="", enabled=True)
-    with replaced(seed_world):
+    before = snapshot()
+    with replaced(seed_world(ARM)):
         ours = docker("run", "--rm", "--platform", ARM.platform, image, "uname", "-m", check=False)
         bare = docker("run", "--rm", "--platform", ARM.platform, f"{armhf_base}:3.7", "uname", "-m", check=False)
-    assert read_binfmt(ARM.binfmt_name) == host, "binfmt registration not restored"
+    assert snapshot() == before, "binfmt registration not restored"
     assert (ours.returncode, ours.stdout.strip()) == (0, ARM.uname_m), ours.stderr
     assert bare.returncode != 0
     assert "no such file or directory" in bare.stderr
 
 
-def test_dry_run_prints_the_original_job_and_changes_nothing(tmp_path: Path, user_env: dict[str, str]) -> None:
+def test_dry_run_prints_the_original_job_and_changes_nothing(
+    host_binfmt: str, tmp_path: Path, user_env: dict[str, str]
+) -> None:
     shutil.copy(REPO / "setup.cfg", tmp_path / "setup.cfg")
     before = sorted(p.name for p in tmp_path.iterdir())
     result = run_xcompile("--dry-run", cwd=tmp_path, env=user_env)
@@ -164,9 +177,10 @@ def test_dry_run_without_qemu_shows_apt(tmp_path: Path, user_env: dict[str, str]
     assert "install qemu " not in result.stderr  # Debian 12 has no package named qemu
 
 
+@SEED_ONLY
 @pytest.mark.parametrize("keep_going", [False, True])
 def test_a_failure_stops_the_rest_unless_keep_going(
-    registry: Registry, armhf_base: str, user_env: dict[str, str], tmp_path: Path, keep_going: bool
+    host_binfmt: str, registry: Registry, armhf_base: str, user_env: dict[str, str], tmp_path: Path, keep_going: bool
 ) -> None:
     # Tag "missing" has no base image anywhere, so its build fails.
     repo = f"{registry.host}/fail-{int(keep_going)}/img"

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from binfmt import read, replaced
+from binfmt import replaced, seed_world
 from conftest import Registry, docker, run_xcompile
 from debian_archive import QEMU, Archive, GpgKey, file_handler, real_deb
 from pytest_httpserver import HTTPServer
@@ -66,8 +66,9 @@ def no_apt_env(user_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
     return {**user_env, "PATH": str(bin_dir), "XDG_CACHE_HOME": str(tmp_path / "cache")}
 
 
+@pytest.mark.parametrize("host_binfmt", ["debian"], indirect=True)  # the build's proof runs here
 def test_build_downloads_verifies_caches_and_the_image_runs(
-    registry: Registry, armhf_base: str, mirror: Mirror, no_apt_env: dict[str, str], tmp_path: Path
+    host_binfmt: str, registry: Registry, armhf_base: str, mirror: Mirror, no_apt_env: dict[str, str], tmp_path: Path
 ) -> None:
     repo = f"{registry.host}/downloaded/rpi"
     args = ["--base", armhf_base, "--repo", repo, "--tag", "a", "--mirror", mirror.url, "--suite", SUITE,
@@ -88,9 +89,7 @@ def test_build_downloads_verifies_caches_and_the_image_runs(
     image = f"{repo}:a"
     docker("rmi", image)
     docker("pull", "--platform", ARM.platform, image)
-    host = read(ARM.binfmt_name)
-    assert host is not None
-    with replaced(dataclasses.replace(host, interpreter=ARM.qemu_path_in_image, flags="", enabled=True)):
+    with replaced(seed_world(ARM)):
         ran = docker("run", "--rm", "--platform", ARM.platform, image, "uname", "-m", check=False)
     assert (ran.returncode, ran.stdout.strip()) == (0, "armv7l"), ran.stderr
 
