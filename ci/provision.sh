@@ -1,17 +1,28 @@
 #!/usr/bin/env bash
 # Brings a Debian host to the state xcompile's tests and demo need, and does
 # nothing that is already done: docker engine + registry + static qemu
-# installed, binfmt_misc mounted with qemu-arm registered, dockerd answering,
-# podman (the second engine) able to run containers, and the armhf busybox
-# .deb that the test base images are made from.
+# installed, binfmt_misc mounted, dockerd answering, podman (the second
+# engine) able to run containers, and the busybox .debs that the test base
+# images are made from.
 #
-# Usage: ci/provision.sh            (as root, or with sudo available)
+# The host's binfmt registrations are left as they are: the tests set up the
+# state each one asserts and restore it (tests/binfmt.py, issue 12). Only
+# --binfmt (for `make demo`, which runs an image under emulation) registers
+# qemu-arm/qemu-aarch64, and only where the host has no entry; it says so.
+#
+# Usage: ci/provision.sh [--binfmt]   (as root, or with sudo available)
 set -euo pipefail
 
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 CACHE="${XCOMPILE_TEST_CACHE:-/var/cache/xcompile-test}"
 log() { printf '[provision] %s\n' "$*" >&2; }
+register_binfmt=0
+case "${1:-}" in
+--binfmt) register_binfmt=1 ;;
+"") ;;
+*) log "usage: $0 [--binfmt]"; exit 2 ;;
+esac
 
 # --- binfmt_misc: mount before installing qemu so its postinst can register.
 if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
@@ -39,15 +50,26 @@ apt_update() {
 }
 if [ "${#need[@]}" -gt 0 ]; then
     log "installing ${need[*]}"
+    case " ${need[*]} " in
+    *" qemu-user-static "* | *" binfmt-support "*)
+        log "note: Debian's qemu-user-static with binfmt-support registers qemu's binfmt entries (flags PF) as it installs" ;;
+    esac
     apt_update
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
-# --- qemu-arm registered (with binfmt-support's default, the F flag).
+# --- binfmt entries: the tests make their own; the demo needs one to exist.
 for arch in arm aarch64; do
-    if [ ! -e "/proc/sys/fs/binfmt_misc/qemu-$arch" ]; then
-        log "registering qemu-$arch with binfmt_misc"
+    entry=/proc/sys/fs/binfmt_misc/qemu-$arch
+    if [ -e "$entry" ]; then
+        flags=$(sed -n 's/^flags: *//p' "$entry")
+        log "binfmt: qemu-$arch is registered ($(sed -n 's/^interpreter //p' "$entry"), flags '$flags'); left as it is"
+    elif [ "$register_binfmt" -eq 1 ]; then
+        log "binfmt: registering qemu-$arch (binfmt-support's default, flags PF) for the demo;" \
+            "undo with: update-binfmts --disable qemu-$arch"
         $SUDO update-binfmts --enable "qemu-$arch" || $SUDO update-binfmts --import "qemu-$arch"
+    else
+        log "binfmt: qemu-$arch is not registered; left so (the tests register what they need and restore it)"
     fi
 done
 
