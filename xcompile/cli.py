@@ -10,6 +10,7 @@ import contextlib
 import difflib
 import json
 import os
+import signal
 import sys
 import threading
 import traceback
@@ -22,8 +23,8 @@ from plumbum.cli.application import ShowCompletion, ShowHelp, ShowHelpAll, ShowV
 from plumbum.cli.switches import SwitchError
 
 from xcompile import __version__, config, dockerconfig, doctor, download, platforms, qemu, report
-from xcompile.errors import UsageError, XcompileError
-from xcompile.pipeline import Pipeline
+from xcompile.errors import Interrupted, UsageError, XcompileError
+from xcompile.pipeline import Pipeline, Result
 from xcompile.runner import Runner
 
 _PLUMBUM_EXITS = (ShowHelp, ShowHelpAll, ShowVersion, ShowCompletion)
@@ -209,12 +210,23 @@ class _BuildSwitches(_QemuSwitches):
         console, settings, runner = self.session()
         if settings.dry_run:
             console.say(f"dry run, settings from {settings.source}: nothing runs, nothing is written")
-        result = Pipeline(settings, runner, console.say, console.progress).run()
+        pipeline = Pipeline(settings, runner, console.say, console.progress)
+        try:
+            result = pipeline.run()
+        except KeyboardInterrupt:
+            if pipeline.result is not None:  # the summary still tells the truth: what finished, what not
+                with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
+                    self._summary(console, settings, pipeline.result)
+            raise
+        self._summary(console, settings, result)
+        return 0 if result.ok else 1
+
+    @staticmethod
+    def _summary(console: Console, settings: config.Config, result: Result) -> None:
         console.result(report.table(result))
         if settings.report and not settings.dry_run:
             report.write(result, settings.report)
             console.say(f"report written to {settings.report}")
-        return 0 if result.ok else 1
 
 
 class XcompileApp(_BuildSwitches):
@@ -299,9 +311,31 @@ class DoctorCommand(_QemuSwitches):
         return 3 if doctor.worst(found) == "fail" else 0
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+"""Stop like Ctrl-C: CI cancels a job with SIGTERM, and `timeout` sends it too."""
+
+
+def _on_stop_signal(signum: int, frame: object) -> None:
+    # Once: a second signal must not cut the cleanup (children, temp folder) short.
+    for other in STOP_SIGNALS:
+        signal.signal(other, signal.SIG_IGN)
+    raise Interrupted(signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     verbose = any(arg in ("-v", "--verbose") for arg in args)
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {signum: signal.signal(signum, _on_stop_signal) for signum in STOP_SIGNALS}
+    try:
+        return _main(args, verbose)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _main(args: list[str], verbose: bool) -> int:
     try:
         _, code = XcompileApp.run(["xcompile", *args], exit=False)
         return code
@@ -313,9 +347,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(details, file=sys.stderr)
             traceback.print_exc()
         return err.exit_code
-    except KeyboardInterrupt:
-        print("xcompile: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as stop:
+        signum = stop.signum if isinstance(stop, Interrupted) else signal.SIGINT
+        by = "" if signum == signal.SIGINT else f" by {signal.Signals(signum).name}"
+        with contextlib.suppress(OSError):
+            print(f"xcompile: interrupted{by}", file=sys.stderr)
+        return 128 + signum
     except Exception as err:  # a bug: still one line unless -v
         print(f"xcompile: internal error: {type(err).__name__}: {err} (run with -v for the traceback)", file=sys.stderr)
         if verbose:

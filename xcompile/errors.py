@@ -98,6 +98,22 @@ class PackageMissing(QemuUnavailable):
     """The archive has no qemu-user-static for this architecture, or the package lacks the binary (exit 3)."""
 
 
+class Stopped(XcompileError):
+    """A program not started because the run is being stopped (a signal, Ctrl-C)."""
+
+    def __init__(self, program: str) -> None:
+        super().__init__(f"{program}: not started, the run is being interrupted")
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised in the main thread so that it unwinds like
+    Ctrl-C's KeyboardInterrupt; the exit code is 128 + the signal number."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
 class CommandFailed(XcompileError):
     """A program ran and failed (or timed out)."""
 

@@ -29,7 +29,7 @@ from xcompile.errors import CommandFailed, ProofFailed, XcompileError
 from xcompile.platforms import Arch
 from xcompile.runner import Runner
 
-Status = Literal["pushed", "built", "failed", "skipped", "planned"]
+Status = Literal["pushed", "built", "failed", "skipped", "planned", "interrupted"]
 Say = Callable[[str, "str | None"], None]
 _DIGEST = re.compile(r"(sha256:[0-9a-f]{64})")
 
@@ -152,6 +152,9 @@ class Pipeline:
         self.runner = runner
         self.say = say
         self._stop = threading.Event()
+        self._interrupted = threading.Event()
+        self.result: Result | None = None
+        """The run's result so far, for the summary when it is interrupted."""
 
     # --- the flow -----------------------------------------------------------
 
@@ -159,12 +162,14 @@ class Pipeline:
         """The original's four steps. Raises only for problems that stop
         everything; per-image failures are in the result."""
         result, images, manifests = self._prepare()
-        emulators = self.ensure_qemu()
-        with self.workspace() as work:
-            self.copy_qemu(emulators, work)
-            self.enable_experimental(result.docker)
-            self.build_all(images, work)
-            self.join_all(manifests, images)
+        self.result = result
+        with self._interruptible(result):
+            emulators = self.ensure_qemu()
+            with self.workspace() as work:
+                self.copy_qemu(emulators, work)
+                self.enable_experimental(result.docker)
+                self.build_all(images, work)
+                self.join_all(manifests, images)
         return result
 
     def _prepare(self) -> tuple[Result, dict[Image, Outcome], dict[ManifestList, Outcome]]:
@@ -217,7 +222,9 @@ class Pipeline:
             try:
                 for future in futures:
                     future.result()
-            except BaseException:
+            except BaseException as err:
+                if isinstance(err, KeyboardInterrupt):
+                    self._interrupted.set()  # before any child is stopped, so its image reads "interrupted"
                 self._stop.set()
                 self.runner.terminate_all()
                 raise
@@ -331,8 +338,24 @@ class Pipeline:
 
     # --- helpers ------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def _interruptible(self, result: Result) -> Iterator[None]:
+        """On Ctrl-C, SIGTERM or SIGHUP (errors.Interrupted), once the
+        workspace is gone and every child stopped: say which never finished."""
+        try:
+            yield
+        except KeyboardInterrupt:
+            for outcome in result.outcomes:
+                if outcome.status == "skipped" and outcome.error is None:
+                    outcome.status, outcome.error = "interrupted", "interrupted"
+            raise
+
     def _stopped(self, outcome: Outcome, why: str) -> bool:
-        """Has an earlier failure stopped the run? Then say so on this outcome."""
+        """Has an earlier failure or an interrupt stopped the run? Then say so on this outcome."""
+        if self._interrupted.is_set():
+            started = outcome.status != "skipped"
+            outcome.status, outcome.error = "interrupted", "interrupted" if started else "interrupted before it started"
+            return True
         if self._stop.is_set():
             outcome.error = why
             return True
@@ -348,6 +371,9 @@ class Pipeline:
             if self.runner.dry_run:
                 outcome.status = "planned"
         except XcompileError as err:
+            if self._interrupted.is_set():  # its program was stopped, it did not fail
+                outcome.status, outcome.error = "interrupted", "interrupted"
+                return
             outcome.status = "failed"
             outcome.error = str(err)
             if not self.config.keep_going:

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from plumbum import local
-from plumbum.commands.processes import CommandNotFound, ProcessExecutionError, ProcessTimedOut
+from plumbum.commands.processes import CommandNotFound
 
-from xcompile.errors import CommandFailed, ProgramMissing
+from xcompile.errors import CommandFailed, ProgramMissing, Stopped
 
 Echo = Callable[[str, "str | None"], None]
 """Receives one line for the user, and the label of the work it belongs to."""
@@ -43,6 +43,7 @@ class Runner:
         self.dry_run = dry_run
         self._live: set[subprocess.Popen[bytes]] = set()
         self._lock = threading.Lock()
+        self._stopping = False
 
     def which(self, program: str) -> Path | None:
         try:
@@ -79,15 +80,41 @@ class Runner:
             raise ProgramMissing(args[0], INSTALL_HINTS.get(args[0])) from None
         if stream:
             return self._stream(cmd, args, label, stdin, terminal)
-        if stdin is not None:
-            cmd = cmd << stdin
+        proc = self._start(
+            args,
+            cmd,
+            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
         try:
-            _, out, _ = cmd.run(timeout=timeout, retcode=ok_codes)
-        except ProcessTimedOut:
+            out, err = proc.communicate(None if stdin is None else stdin.encode(), timeout=timeout)
+        except subprocess.TimeoutExpired:
             raise CommandFailed(args, None, reason=f"timed out after {timeout:g} s") from None
-        except ProcessExecutionError as err:
-            raise CommandFailed(args, _retcode(err), _text(err.stdout), _text(err.stderr)) from None
-        return str(out)
+        finally:
+            self._finish(proc)
+        if proc.returncode not in ok_codes:
+            raise CommandFailed(args, proc.returncode, _text(out), _text(err))
+        return _text(out)
+
+    def _start(self, args: list[str], cmd: Any, **popen: Any) -> subprocess.Popen[bytes]:
+        # Every child is tracked from its start, so that terminate_all (a
+        # signal, Ctrl-C) reaches it; none starts once the run is stopping.
+        with self._lock:
+            if self._stopping:
+                raise Stopped(" ".join(args[:2]))
+            proc: subprocess.Popen[bytes] = cmd.popen(**popen)
+            self._live.add(proc)
+        return proc
+
+    def _finish(self, proc: subprocess.Popen[bytes]) -> None:
+        """Reap ``proc``; stop its whole group first if it still runs (timeout, interrupt)."""
+        if proc.poll() is None:
+            _stop(proc)
+            proc.wait()
+        with self._lock:
+            self._live.discard(proc)
 
     def _stream(self, cmd: Any, args: list[str], label: str | None, stdin: str | None, terminal: bool) -> str:
         tail: collections.deque[str] = collections.deque(maxlen=_OUTPUT_TAIL)
@@ -95,7 +122,9 @@ class Runner:
             stdin_from: int | None = subprocess.PIPE
         else:
             stdin_from = None if terminal else subprocess.DEVNULL
-        proc = cmd.popen(
+        proc = self._start(
+            args,
+            cmd,
             stdin=stdin_from,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -103,23 +132,17 @@ class Runner:
             # too: a grandchild holding the pipe open would block the reader.
             start_new_session=not terminal,
         )
-        with self._lock:
-            self._live.add(proc)
         try:
-            if stdin is not None:
+            if stdin is not None and proc.stdin is not None:
                 proc.stdin.write(stdin.encode())
                 proc.stdin.close()
-            for raw in proc.stdout:
+            for raw in proc.stdout or ():
                 line = raw.decode("utf-8", "replace").rstrip("\r\n")
                 tail.append(line)
                 self.echo(line, label)
             retcode = proc.wait()
         finally:
-            if proc.poll() is None:
-                _stop(proc)
-                proc.wait()
-            with self._lock:
-                self._live.discard(proc)
+            self._finish(proc)
         output = "\n".join(tail)
         if retcode != 0:
             raise CommandFailed(args, retcode, "", output)
@@ -156,8 +179,10 @@ class Runner:
             shutil.rmtree(folder, ignore_errors=True)
 
     def terminate_all(self) -> None:
-        """Stop every program still running, e.g. after Ctrl-C in the main thread."""
+        """Stop every program still running, and start no more: after Ctrl-C
+        or SIGTERM/SIGHUP in the main thread."""
         with self._lock:
+            self._stopping = True
             live = list(self._live)
         for proc in live:
             if proc.poll() is None:
@@ -174,11 +199,6 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             proc.terminate()
         else:
             os.killpg(group, signal.SIGTERM)
-
-
-def _retcode(err: ProcessExecutionError) -> int | None:
-    code = err.retcode
-    return code if isinstance(code, int) else None
 
 
 def _text(value: object) -> str:
