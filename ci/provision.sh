@@ -40,6 +40,7 @@ command -v update-binfmts >/dev/null || need+=(binfmt-support)
 command -v gpg >/dev/null || need+=(gnupg)
 command -v gpgv >/dev/null || need+=(gpgv)
 command -v curl >/dev/null || need+=(curl)
+command -v htpasswd >/dev/null || need+=(apache2-utils)  # bcrypt htpasswd for the registry auth tests
 updated=0
 apt_update() {
     [ "$updated" -eq 1 ] && return 0

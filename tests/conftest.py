@@ -8,6 +8,7 @@ part is missing the test fails and says how to get it.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -96,64 +97,82 @@ class Registry:
         ]
     )
 
-    def __init__(self, host: str) -> None:
+    def __init__(self, host: str, auth: tuple[str, str] | None = None) -> None:
         self.host = host
         self.url = f"http://{host}/v2"
+        self.auth = auth
 
     def catalog(self) -> list[str]:
-        return list(requests.get(f"{self.url}/_catalog", timeout=10).json()["repositories"])
+        return list(requests.get(f"{self.url}/_catalog", auth=self.auth, timeout=10).json()["repositories"])
 
     def tags(self, name: str) -> list[str]:
-        response = requests.get(f"{self.url}/{name}/tags/list", timeout=10)
+        response = requests.get(f"{self.url}/{name}/tags/list", auth=self.auth, timeout=10)
         return list(response.json().get("tags") or []) if response.ok else []
 
     def manifest(self, name: str, tag: str) -> tuple[str, dict[str, object]]:
         response = requests.get(
-            f"{self.url}/{name}/manifests/{tag}", headers={"Accept": self.MANIFEST_TYPES}, timeout=10
+            f"{self.url}/{name}/manifests/{tag}", headers={"Accept": self.MANIFEST_TYPES}, auth=self.auth, timeout=10
         )
         response.raise_for_status()
         return response.headers["Docker-Content-Digest"], response.json()
 
     def blob(self, name: str, digest: str) -> bytes:
-        response = requests.get(f"{self.url}/{name}/blobs/{digest}", timeout=60)
+        response = requests.get(f"{self.url}/{name}/blobs/{digest}", auth=self.auth, timeout=60)
         response.raise_for_status()
         return response.content
 
 
+class RunningRegistry:
+    """A registry process a test starts, stops, kills and starts again on the same port and storage."""
+
+    def __init__(self, folder: Path, *, htpasswd: Path | None = None) -> None:
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.registry = Registry(f"127.0.0.1:{self.port}")
+        auth = f"auth: {{htpasswd: {{realm: xcompile-test, path: {htpasswd}}}}}\n" if htpasswd else ""
+        self.config = folder / "config.yml"
+        self.config.write_text(
+            "version: 0.1\n"
+            "log: {level: warn}\n"
+            f"storage: {{filesystem: {{rootdirectory: {folder / 'data'}}}}}\n"
+            f"http: {{addr: 127.0.0.1:{self.port}}}\n" + auth
+        )
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Registry:
+        log = (self.folder / "log").open("a")
+        try:
+            self.proc = subprocess.Popen(
+                ["docker-registry", "serve", str(self.config)], stdout=subprocess.DEVNULL, stderr=log
+            )
+        except FileNotFoundError:
+            pytest.fail(f"docker-registry not installed; {PROVISION_HINT}")
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                # 401: up, and wanting a login.
+                if requests.get(f"{self.registry.url}/", timeout=1).status_code in (200, 401):
+                    return self.registry
+            except requests.ConnectionError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.proc.kill()
+                pytest.fail(f"registry did not start: {(self.folder / 'log').read_text()[-500:]}")
+            time.sleep(0.1)
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    folder = tmp_path_factory.mktemp("registry")
-    port = free_port()
-    config = folder / "config.yml"
-    config.write_text(
-        "version: 0.1\n"
-        "log: {level: warn}\n"
-        f"storage: {{filesystem: {{rootdirectory: {folder / 'data'}}}}}\n"
-        f"http: {{addr: 127.0.0.1:{port}}}\n"
-    )
-    try:
-        proc = subprocess.Popen(
-            ["docker-registry", "serve", str(config)],
-            stdout=subprocess.DEVNULL,
-            stderr=(folder / "log").open("w"),
-        )
-    except FileNotFoundError:
-        pytest.fail(f"docker-registry not installed; {PROVISION_HINT}")
-    registry = Registry(f"127.0.0.1:{port}")
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            if requests.get(f"{registry.url}/", timeout=1).ok:
-                break
-        except requests.ConnectionError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"registry did not start: {(folder / 'log').read_text()[-500:]}")
-        time.sleep(0.1)
-    yield registry
-    proc.terminate()
-    proc.wait(timeout=10)
+    running = RunningRegistry(tmp_path_factory.mktemp("registry"))
+    yield running.start()
+    running.stop()
 
 
 BASE_TAGS = ("3.7", "3.7-slim", "a", "b", "c")

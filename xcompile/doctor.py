@@ -10,15 +10,12 @@ from __future__ import annotations
 import dataclasses
 import os
 import platform
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
-import requests
-
-from xcompile import binfmt, dockerconfig, elf, emulation, engine, platforms, qemu, reference
+from xcompile import binfmt, dockerconfig, elf, emulation, engine, platforms, preflight, qemu
 from xcompile.config import Config
 from xcompile.errors import EnvironmentProblem, XcompileError
 from xcompile.platforms import Arch
@@ -176,47 +173,10 @@ def _existing_parent(path: Path) -> Path:
     return Path("/")
 
 
-def _registry(config: Config, runner: Runner) -> Iterator[Check]:
-    host = reference.registry_host(config.repo)
-    auth_keys: tuple[str, ...]
-    if host is None:
-        # Docker Hub: its address and credential key are the daemon's to say.
-        try:
-            index = runner.run("docker", "info", "--format", "{{.IndexServerAddress}}", timeout=30).strip()
-        except XcompileError as err:
-            yield Check("registry Docker Hub", "warn", f"cannot ask the daemon for its address: {err.message}")
-            return
-        name, base, auth_keys = "Docker Hub", f"https://{urlsplit(index).netloc}", (index,)
-    else:
-        scheme = "http" if reference.is_loopback(host) else "https"
-        name, base, auth_keys = host, f"{scheme}://{host}", (host, f"https://{host}", f"http://{host}")
+def _registry(config: Config, runner: Runner) -> list[Check]:
+    """The build's preflight (see preflight.py), as checks."""
     try:
-        answer = requests.get(f"{base}/v2/", timeout=5)
-    except requests.RequestException as err:
-        yield Check(f"registry {name}", "warn", f"{base} not reachable ({type(err).__name__}): pushes will fail",
-                    "check the network, or use --no-push")  # fmt: skip
-        return
-    if answer.status_code not in (200, 401):
-        yield Check(f"registry {name}", "warn", f"{base}/v2/ answered HTTP {answer.status_code}")
-        return
-    yield Check(f"registry {name}", "pass", f"{base} answers")
-    if answer.status_code == 200:
-        yield Check("registry login", "pass", f"{name} needs no login")
-    else:
-        yield _login(config.docker_config, name, auth_keys, "docker login" + ("" if host is None else f" {host}"))
-
-
-def _login(path: Path, name: str, keys: tuple[str, ...], login: str) -> Check:
-    try:
-        data = dockerconfig.read(path) or {}
+        found = preflight.for_config(config, runner)
     except XcompileError as err:
-        return Check("registry login", "fail", err.message, err.hint or "")
-    if any(key in (data.get("auths") or {}) for key in keys):
-        return Check("registry login", "pass", f"credentials for {name} in {path}")
-    helpers = data.get("credHelpers") or {}
-    store = next((helpers[key] for key in keys if key in helpers), None) or data.get("credsStore")
-    if store:
-        return Check(
-            "registry login", "warn", f"credentials for {name} may be in docker-credential-{store}; not checked"
-        )
-    return Check("registry login", "fail", f"no credentials for {name} in {path}", f"`{login}`")
+        return [Check("registry Docker Hub", "warn", f"cannot ask the daemon for its address: {err.message}")]
+    return [Check(f.name, f.status, f.detail, f.fix) for f in preflight.check(found, config.docker_config)]

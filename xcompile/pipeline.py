@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from xcompile import dockerconfig, download, emulation, engine, files, qemu, reference
+from xcompile import dockerconfig, download, emulation, engine, files, preflight, qemu, reference
 from xcompile.config import Config
 from xcompile.errors import CommandFailed, ProofFailed, XcompileError
 from xcompile.platforms import Arch
@@ -176,6 +176,7 @@ class Pipeline:
         """Check what would stop everything, say what binfmt means here, and plan."""
         dockerconfig.plan(self.config.docker_config)  # refuse a broken file before any work
         docker = engine.versions(self.runner)
+        self.check_registries()
         host = emulation.survey(self.config.targets)
         for assessment in host.values():
             self.say(assessment.note, None)
@@ -183,6 +184,13 @@ class Pipeline:
         images = {image: _outcome(image) for image in the_plan.images}
         manifests = {m: Outcome(m.name, m.platform, None) for m in the_plan.manifests}
         return Result([*images.values(), *manifests.values()], docker), images, manifests
+
+    def check_registries(self) -> None:
+        """Before any build: each registry answers, and has credentials where it wants them."""
+        if not self.config.push or self.runner.dry_run:
+            return
+        found = preflight.for_config(self.config, self.runner)
+        self.say(preflight.ensure(found, self.config.docker_config), None)
 
     def ensure_qemu(self) -> list[qemu.Qemu]:
         return qemu.ensure_all(self.config.targets, self.runner, self.config, lambda line: self.say(line, None),

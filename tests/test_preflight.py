@@ -1,0 +1,158 @@
+"""The preflight before any build of a run that pushes (issue 11): each registry
+answers `GET /v2/`, and one that wants a login has credentials in the engine's
+auth config. Real registries on 127.0.0.1 (Debian's docker-registry), one the
+test stopped and one with bcrypt htpasswd auth; a real `docker login`."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import Registry, RunningRegistry, docker, run_xcompile
+
+from xcompile import preflight
+
+pytestmark = pytest.mark.integration
+
+
+def one_line_error(stderr: str) -> str:
+    assert "Traceback" not in stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("xcompile: error:")]
+    assert len(errors) == 1 and stderr.strip().splitlines()[-1] == errors[0], stderr
+    return errors[0]
+
+
+@pytest.fixture
+def stopped(tmp_path: Path) -> Registry:
+    running = RunningRegistry(tmp_path / "stopped-registry")
+    found = running.start()
+    running.stop()
+    return found
+
+
+def test_a_registry_that_is_down_stops_the_run_before_any_build(
+    stopped: Registry, armhf_base: str, tmp_path: Path, user_env: dict[str, str]
+) -> None:
+    result = run_xcompile("--base", armhf_base, "--repo", f"{stopped.host}/team/app", "--tag", "a",
+                          cwd=tmp_path, env=user_env)  # fmt: skip
+    assert result.returncode == 3, result.stderr
+    assert one_line_error(result.stderr) == (
+        f"xcompile: error: registry {stopped.host} is not reachable at http://{stopped.host}"
+        " (connection refused or host unknown): the push would fail"
+        " — start it or check the network, or build with --no-push"
+    )
+    assert "docker build" not in result.stderr and "+ cp " not in result.stderr
+    assert result.stdout == ""
+
+
+def test_no_push_skips_the_preflight(
+    stopped: Registry, armhf_base: str, tmp_path: Path, user_env: dict[str, str]
+) -> None:
+    repo = f"{stopped.host}/nopush-{uuid.uuid4().hex[:8]}/app"
+    try:
+        result = run_xcompile("--base", armhf_base, "--repo", repo, "--tag", "a", "--no-push", "--no-verify",
+                              cwd=tmp_path, env=user_env)  # fmt: skip
+    finally:
+        docker("rmi", f"{repo}:a", check=False)
+    assert result.returncode == 0, result.stderr
+    assert "preflight" not in result.stderr
+    assert result.stdout.splitlines()[1].split()[2] == "built"
+
+
+def test_doctor_reports_the_same(stopped: Registry, tmp_path: Path, user_env: dict[str, str]) -> None:
+    result = run_xcompile("doctor", "--repo", f"{stopped.host}/team/app", cwd=tmp_path, env=user_env)
+    assert result.returncode == 3
+    assert f"fail  registry {stopped.host}" in result.stdout
+    assert f"registry {stopped.host} is not reachable at http://{stopped.host}" in result.stdout
+
+
+def test_a_registry_that_answers_is_quick(registry: Registry, tmp_path: Path) -> None:
+    found = preflight.registries([f"{registry.host}/a/b"], insecure=None, index_address=lambda: "unused")
+    line = preflight.ensure(found, tmp_path / "no-config.json")
+    assert line.startswith(f"preflight: {registry.host} ready for the push (")
+    seconds = float(line.rsplit("(", 1)[1].split()[0])
+    assert seconds < 1.0, line  # a loopback registry answers in milliseconds; the timeout is seconds
+
+
+def test_credentials_are_looked_up_as_docker_keys_them(tmp_path: Path) -> None:
+    for data, where in [
+        ({"auths": {"127.0.0.1:5000": {"auth": "x"}}}, "auths"),
+        ({"auths": {"http://127.0.0.1:5000/v1/": {}}}, "auths"),
+        ({"credHelpers": {"127.0.0.1:5000": "pass"}}, "credHelpers"),
+        ({"credsStore": "secretservice"}, "credsStore"),
+        ({"auths": {"127.0.0.1:5001": {}}}, None),
+        ({}, None),
+    ]:
+        assert preflight._credentials(data, "127.0.0.1:5000") == where, data
+
+
+# --- a registry with htpasswd auth ------------------------------------------------
+
+
+@pytest.fixture
+def locked(tmp_path: Path) -> Iterator[tuple[Registry, str, str]]:
+    """A registry that wants a login, its user and password (bcrypt, via stdin: never in argv)."""
+    folder = tmp_path / "locked-registry"
+    folder.mkdir()
+    user, password = "builder", secrets.token_urlsafe(16)
+    made = subprocess.run(["htpasswd", "-Bni", user], input=password, capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.fail(f"htpasswd failed ({made.stderr.strip()}); run ci/provision.sh (apache2-utils)")
+    (folder / "htpasswd").write_text(made.stdout)
+    running = RunningRegistry(folder, htpasswd=folder / "htpasswd")
+    found = running.start()
+    yield Registry(found.host, auth=(user, password)), user, password
+    running.stop()
+
+
+def test_a_registry_wanting_a_login_nobody_gave(
+    locked: tuple[Registry, str, str], armhf_base: str, tmp_path: Path, user_env: dict[str, str]
+) -> None:
+    registry, _, password = locked
+    result = run_xcompile("--base", armhf_base, "--repo", f"{registry.host}/team/app", "--tag", "a",
+                          cwd=tmp_path, env=user_env)  # fmt: skip
+    assert result.returncode == 3, result.stderr
+    config = Path(user_env["DOCKER_CONFIG"]) / "config.json"
+    assert one_line_error(result.stderr) == (
+        f"xcompile: error: registry {registry.host} wants a login, and {config} has no credentials for it"
+        f" — `docker login {registry.host}`"
+    )
+    assert "docker build" not in result.stderr
+    doctor = run_xcompile("doctor", "--repo", f"{registry.host}/team/app", cwd=tmp_path, env=user_env)
+    assert doctor.returncode == 3
+    assert f"fix: `docker login {registry.host}`" in doctor.stdout
+    assert password not in result.stderr + result.stdout + doctor.stdout
+
+
+def test_after_docker_login_the_run_pushes_and_no_password_shows(
+    locked: tuple[Registry, str, str], armhf_base: str, tmp_path: Path, user_env: dict[str, str]
+) -> None:
+    registry, user, password = locked
+    login = subprocess.run(
+        ["docker", "login", "--username", user, "--password-stdin", registry.host],
+        input=password, env=user_env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert login.returncode == 0, login.stderr
+    name = f"auth-{uuid.uuid4().hex[:8]}/app"
+    repo = f"{registry.host}/{name}"
+    report = tmp_path / "report.json"
+    argv = ["--base", armhf_base, "--repo", repo, "--tag", "a", "--report", str(report)]
+    try:
+        result = run_xcompile(*argv, cwd=tmp_path, env=user_env)
+    finally:
+        docker("rmi", f"{repo}:a", check=False)
+    assert result.returncode == 0, result.stderr
+    assert f"xcompile: preflight: {registry.host} ready for the push" in result.stderr
+    assert registry.tags(name) == ["a"]
+    assert json.loads(report.read_text())["images"][0]["status"] == "pushed"
+    # The password is nowhere: not in what the user saw, the report, or any argv xcompile ran.
+    for seen in (result.stdout, result.stderr, report.read_text(), " ".join(argv)):
+        assert password not in seen
+    assert all(password not in line for line in result.stderr.splitlines() if line.lstrip("[]a ").startswith("+"))
+    # The login went to the test's own DOCKER_CONFIG only.
+    assert registry.host in json.loads((Path(user_env["DOCKER_CONFIG"]) / "config.json").read_text())["auths"]

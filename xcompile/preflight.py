@@ -1,0 +1,187 @@
+"""Before any build of a run that pushes: can each registry take the push?
+
+A registry that is down, or that wants a login nobody gave, is otherwise found
+only at `docker push`, after every build and proof. So, for each registry
+host, all at once and with a short timeout:
+
+- ``GET /v2/`` answers (the registry API's version check);
+- if it answers 401 to an anonymous request, the engine's auth config has
+  credentials for the host (``auths``, ``credHelpers`` or ``credsStore``).
+
+Only the registry's answer decides; no registry hostname is written here.
+Docker Hub's address comes from the daemon. `xcompile doctor` shows the same
+findings.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import requests
+
+from xcompile import dockerconfig, reference
+from xcompile.config import Config
+from xcompile.errors import EnvironmentProblem, XcompileError
+from xcompile.runner import Runner
+
+Status = Literal["pass", "warn", "fail"]
+TIMEOUT = (2.0, 3.0)
+"""Seconds to connect, and to wait for the answer: a registry that is up answers at once."""
+
+
+@dataclass(frozen=True)
+class Registry:
+    name: str
+    """What the user reads: the host, or "Docker Hub"."""
+    host: str
+    """host[:port], as credentials are keyed."""
+    url: str
+    """scheme://host[:port]"""
+    login: str
+    """The command that gives credentials, e.g. `docker login HOST`."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    name: str
+    status: Status
+    detail: str
+    fix: str = ""
+
+
+def for_config(config: Config, runner: Runner) -> list[Registry]:
+    """The registries a run of ``config`` pushes to."""
+    return registries([config.repo], insecure=config.insecure, index_address=lambda: hub_address(runner))
+
+
+def hub_address(runner: Runner) -> str:
+    """Docker Hub's address, which is also its credential key: the daemon's to say."""
+    return runner.run("docker", "info", "--format", "{{.IndexServerAddress}}", timeout=30).strip()
+
+
+def registries(
+    repos: Iterable[str],
+    *,
+    insecure: bool | None,
+    index_address: Callable[[], str],
+    program: str = "docker",
+) -> list[Registry]:
+    """The registries ``repos`` push to, once each. ``index_address`` asks the
+    daemon for Docker Hub's address (only called when a repo has no host)."""
+    found: dict[str, Registry] = {}
+    for repo in repos:
+        host = reference.registry_host(repo)
+        if host is None:
+            address = index_address()
+            hub = urlsplit(address).netloc or address
+            found.setdefault(hub, Registry("Docker Hub", hub, f"https://{hub}", f"`{program} login`"))
+            continue
+        plain = insecure if insecure is not None else reference.is_loopback(host)
+        scheme = "http" if plain else "https"
+        found.setdefault(host, Registry(host, host, f"{scheme}://{host}", f"`{program} login {host}`"))
+    return list(found.values())
+
+
+def check(found: list[Registry], auth_file: Path) -> list[Finding]:
+    """Ask every registry at once; two findings each (reachable, login)."""
+    if not found:
+        return []
+    with ThreadPoolExecutor(max_workers=len(found), thread_name_prefix="preflight") as pool:
+        answers = list(pool.map(_ask, found))
+    findings: list[Finding] = []
+    for registry, answer in zip(found, answers, strict=True):
+        findings += _judge(registry, answer, auth_file)
+    return findings
+
+
+def ensure(found: list[Registry], auth_file: Path) -> str:
+    """Raise EnvironmentProblem (exit 3) for the first registry that cannot
+    take a push; else return one line for the user."""
+    started = time.monotonic()
+    findings = check(found, auth_file)
+    for finding in findings:
+        if finding.status == "fail":
+            raise EnvironmentProblem(finding.detail, hint=finding.fix or None)
+    names = ", ".join(registry.name for registry in found)
+    return f"preflight: {names} ready for the push ({time.monotonic() - started:.2f} s)"
+
+
+# --- one registry -------------------------------------------------------------
+
+_Answer = requests.Response | requests.RequestException
+
+
+def _ask(registry: Registry) -> _Answer:
+    try:
+        with requests.Session() as session:
+            session.trust_env = False  # a proxy from the environment is not what the engine uses for loopback
+            return session.get(f"{registry.url}/v2/", timeout=TIMEOUT, allow_redirects=True)
+    except requests.RequestException as err:
+        return err
+
+
+def _judge(registry: Registry, answer: _Answer, auth_file: Path) -> list[Finding]:
+    label = f"registry {registry.name}"
+    if isinstance(answer, requests.RequestException):
+        why = f"registry {registry.name} is not reachable at {registry.url} ({_why(answer)}): the push would fail"
+        return [Finding(label, "fail", why, "start it or check the network, or build with --no-push")]
+    if answer.status_code not in (200, 401):
+        why = f"registry {registry.name} answered HTTP {answer.status_code} at {registry.url}/v2/, not as a registry"
+        return [Finding(label, "fail", why, "check the repository's host, or build with --no-push")]
+    reach = Finding(label, "pass", f"{registry.url} answers")
+    if answer.status_code == 200:
+        return [reach, Finding("registry login", "pass", f"{registry.name} needs no login")]
+    return [reach, _login(registry, auth_file)]
+
+
+def _login(registry: Registry, auth_file: Path) -> Finding:
+    try:
+        data = dockerconfig.read(auth_file) or {}
+    except XcompileError as err:
+        return Finding("registry login", "fail", err.message, err.hint or "")
+    where = _credentials(data, registry.host)
+    if where:
+        return Finding("registry login", "pass", f"credentials for {registry.name} in {where} of {auth_file}")
+    return Finding(
+        "registry login",
+        "fail",
+        f"registry {registry.name} wants a login, and {auth_file} has no credentials for it",
+        registry.login,
+    )
+
+
+def _credentials(data: Mapping[str, Any], host: str) -> str | None:
+    """Which part of an auth config holds credentials for ``host``, if any.
+    Keys are compared as docker does: without scheme and path."""
+    auths = data.get("auths") if isinstance(data.get("auths"), dict) else {}
+    if any(_hostname(key) == host for key in auths or {}):
+        return "auths"
+    helpers = data.get("credHelpers") if isinstance(data.get("credHelpers"), dict) else {}
+    if any(_hostname(key) == host for key in helpers or {}):
+        return "credHelpers"
+    if data.get("credsStore"):
+        return "credsStore"
+    return None
+
+
+def _hostname(key: str) -> str:
+    for scheme in ("https://", "http://"):
+        if key.startswith(scheme):
+            key = key[len(scheme) :]
+    return key.split("/", 1)[0]
+
+
+def _why(err: requests.RequestException) -> str:
+    if isinstance(err, requests.Timeout):
+        return f"no answer within {TIMEOUT[1]:g} s"
+    if isinstance(err, requests.exceptions.SSLError):
+        return "its TLS certificate is not trusted here"
+    if isinstance(err, requests.ConnectionError):
+        return "connection refused or host unknown"
+    return type(err).__name__
