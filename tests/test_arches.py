@@ -115,13 +115,13 @@ def test_debian_binfmt_p_path_gets_a_copy(
         (
             "lost",
             "no binfmt entry qemu-arm, so linux/arm/v7 images cannot run here — run `xcompile doctor --fix`",
-            "uname in the image fails with 'exec format error': this host has no working binfmt entry for arm32v7"
+            "the image does not run: 'exec format error', so this host has no working binfmt entry for arm32v7"
             " — run `xcompile doctor`",
         ),
         (
             "wrapper",
             "runs /usr/local/bin/qemu-arm-wrapper with the P flag, a wrapper that qemu cannot stand in for",
-            "uname in the image fails with 'no such file or directory': the emulator that binfmt names for arm32v7"
+            "the image does not run: 'no such file or directory', so the emulator that binfmt names for arm32v7"
             " is not in the image — run `xcompile doctor` to see where binfmt looks for it",
         ),
     ],

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from xcompile import dockerconfig, download, emulation, engine, files, preflight, qemu, reference
+from xcompile import dockerconfig, download, emulation, engine, files, preflight, proof, qemu, reference
 from xcompile.config import Config
-from xcompile.errors import CommandFailed, ProofFailed, XcompileError
+from xcompile.errors import CommandFailed, XcompileError
 from xcompile.platforms import Arch
 from xcompile.runner import Runner
 
@@ -155,6 +155,8 @@ class Pipeline:
         self._interrupted = threading.Event()
         self.result: Result | None = None
         """The run's result so far, for the summary when it is interrupted."""
+        self._sha256: dict[str, str] = {}
+        """Each qemu binary's SHA256, taken when it is copied in (the proof compares against it)."""
 
     # --- the flow -----------------------------------------------------------
 
@@ -209,6 +211,7 @@ class Pipeline:
             context = work.context(one.binary)
             self.runner.make_folder(context)
             self.runner.run("cp", one.path, context / one.binary)
+            self._sha256[one.binary] = _sha256_or_none(one.path) or f"<SHA256 of {one.path}>"
 
     def enable_experimental(self, docker: engine.DockerVersions) -> dockerconfig.Edit | None:
         if not engine.needs_experimental(docker.client):
@@ -265,55 +268,67 @@ class Pipeline:
         )  # fmt: skip
 
     def verify(self, image: Image, work: Workspace) -> None:
-        """Prove the image before it is pushed: labelled right, qemu inside, and it runs.
-        Each check judges what was just seen; the labels come first, since a
-        mislabelled image would not even start for the target platform."""
-        self._judge(check_labels, image, self.look_at_config(image))
-        self._judge(check_qemu_inside, image, self.look_at_qemu(image, work))
-        self._judge(check_machine, image, self.run_inside(image))
+        """Prove the image before it is pushed: labelled right, qemu inside, and it
+        runs (see proof.py). The labels come first, since a mislabelled image
+        would not even start for the target platform."""
+        config = self.look_at(image)
+        self._judge(proof.check_labels, image, config)
+        self._judge(proof.check_qemu_inside, image, self.qemu_inside(image, config, work))
+        self._judge(proof.check_machine, image, self.run_inside(image))
 
-    def _judge(self, check: Callable[[Image, _Seen], None], image: Image, seen: _Seen) -> None:
+    def _judge(self, check: Callable[[Arch, _Seen], None], image: Image, seen: _Seen) -> None:
         # A dry run has run nothing, so it has nothing to judge: the commands were the plan.
         if not self.runner.dry_run:
-            check(image, seen)
+            check(image.arch, seen)
 
-    def look_at_config(self, image: Image) -> str:
-        return self.runner.run("docker", "image", "inspect", "--format", "{{.Os}}/{{.Architecture}}/{{.Variant}}",
-                               image.name, label=image.label).strip()  # fmt: skip
+    def look_at(self, image: Image) -> proof.ImageConfig:
+        """The image's config, labels and layer folders: one native call."""
+        out = self.runner.run("docker", "image", "inspect", image.name, label=image.label)
+        return proof.ImageConfig.from_inspect(out)
 
-    def look_at_qemu(self, image: Image, work: Workspace) -> QemuSeen:
+    def qemu_inside(self, image: Image, config: proof.ImageConfig, work: Workspace) -> proof.QemuSeen:
+        """The SHA256 of what the image has at each qemu path, read natively."""
+        wanted = self._sha256[image.arch.qemu_binary]
+        if config.layer_dirs:
+            found = tuple((path, _sha256_or_none(proof.find_in_layers(config.layer_dirs, path)))
+                          for path in image.qemu_paths)  # fmt: skip
+            return proof.QemuSeen(wanted, found)
+        # Where the layers are not on this host (a remote daemon, another
+        # storage driver), copy the files out of a container that never starts.
         run = self.runner.run
         container = run("docker", "create", "--platform", image.platform, image.name, "true", label=image.label)
         container = container.strip() or "CONTAINER"
-        copies = []
+        copies: list[tuple[str, str | None]] = []
         try:
             for path in image.qemu_paths:
                 copied = work.scratch / f"{image.label}-{Path(path).name}"
-                run("docker", "cp", f"{container}:{path}", copied, label=image.label)
-                copies.append((path, copied))
+                try:
+                    run("docker", "cp", f"{container}:{path}", copied, label=image.label)
+                except CommandFailed:
+                    copies.append((path, None))
+                else:
+                    copies.append((path, _sha256_or_none(copied)))
         finally:
             with contextlib.suppress(CommandFailed):
                 run("docker", "rm", container, label=image.label)
-        return QemuSeen(tuple(copies), work.context(image.arch.qemu_binary) / image.arch.qemu_binary)
+        return proof.QemuSeen(wanted, tuple(copies))
 
-    def run_inside(self, image: Image) -> Machine:
-        uname = self._run_in(image, "uname", "-m")
-        try:
-            machine: str | None = self._run_in(image, "python3", "-c", "import platform; print(platform.machine())")
-        except ProofFailed as err:
-            if "not found" not in str(err):
-                raise
-            self.say("no python3 in the image; checked with uname only", image.label)
-            machine = None
-        return Machine(uname, machine)
-
-    def _run_in(self, image: Image, *command: str) -> str:
-        try:
-            out = self.runner.run("docker", "run", "--rm", "--platform", image.platform, image.name, *command,
-                            label=image.label)  # fmt: skip
-        except CommandFailed as err:
-            raise _run_failed(image, command[0], err) from None
-        return out.strip()
+    def run_inside(self, image: Image) -> proof.Machine:
+        """One emulated run, with the shell; without one, python3 or uname as the entrypoint."""
+        for probe in proof.PROBES:
+            try:
+                out = self.runner.run("docker", "run", "--rm", "--platform", image.platform,
+                                      "--entrypoint", probe.entrypoint, image.name, *probe.args,
+                                      label=image.label)  # fmt: skip
+            except CommandFailed as err:
+                if proof.lacks_program(err, probe.entrypoint):
+                    continue
+                raise proof.run_failed(image.arch, err) from None
+            machine = proof.read_probe(probe, out)
+            if machine.python is None and machine.uname is not None:
+                self.say("no python3 in the image; checked with uname only", image.label)
+            return machine
+        raise proof.nothing_to_run()
 
     def push(self, image: Image) -> str | None:
         out = self.runner.run("docker", "push", image.name, label=image.label, stream=True)
@@ -396,79 +411,12 @@ class Pipeline:
         return host is not None and reference.is_loopback(host)
 
 
-# --- the checks of the proof: each judges what a look_at_* or run_inside saw ---
-
-
-@dataclass(frozen=True)
-class QemuSeen:
-    copies: tuple[tuple[str, Path], ...]
-    """(path in the image, its copy on this host), for each place qemu must be."""
-    original: Path
-
-
-@dataclass(frozen=True)
-class Machine:
-    """What the image said about itself under emulation."""
-
-    uname: str
-    python: str | None
-    """platform.machine() of its python3; None: the image has no python3."""
-
-
 _Seen = TypeVar("_Seen")
-
-
-def check_labels(image: Image, platform: str) -> None:
-    if not _platform_matches(platform, image.arch):
-        raise ProofFailed(
-            f"image config says {platform.rstrip('/')}, not {image.arch.platform}",
-            hint="the base or the build ran for the wrong platform (an emulated build labelled with"
-            " the host's architecture?)",
-        )
-
-
-def check_qemu_inside(image: Image, seen: QemuSeen) -> None:
-    wanted = files.sha256_of(seen.original)
-    copies = dict(seen.copies)
-    for path in image.qemu_paths:
-        if files.sha256_of(copies[path]) != wanted:
-            raise ProofFailed(f"{path} in the image is not the qemu that was copied in")
-
-
-def check_machine(image: Image, machine: Machine) -> None:
-    wanted = image.arch.uname_m
-    if wanted is None:
-        return  # i386 reports the host kernel's view
-    if machine.uname != wanted:
-        raise ProofFailed(f"`uname -m` in the image printed {machine.uname!r}, not {wanted!r}")
-    if machine.python is not None and machine.python != wanted:
-        raise ProofFailed(f"python3 in the image reports {machine.python!r}, not {wanted!r}")
 
 
 def _outcome(image: Image) -> Outcome:
     return Outcome(image.name, image.platform, image.base)
 
 
-def _platform_matches(labels: str, arch: Arch) -> bool:
-    os_, architecture, variant = [*labels.split("/"), "", "", ""][:3]
-    return arch.matches(os_, architecture, variant)
-
-
-def _run_failed(image: Image, program: str, err: CommandFailed) -> ProofFailed:
-    text = f"{err.stderr}\n{err.stdout}"
-    arch = image.arch
-    if "exec format error" in text:
-        return ProofFailed(
-            f"{program} in the image fails with 'exec format error': this host has no working binfmt"
-            f" entry for {arch.name}",
-            hint="run `xcompile doctor`",
-        )
-    if re.search(r"executable file not found|exec: \"?" + re.escape(program), text) or err.retcode == 127:
-        return ProofFailed(f"{program} not found in the image")
-    if "no such file or directory" in text:
-        return ProofFailed(
-            f"{program} in the image fails with 'no such file or directory': the emulator that binfmt"
-            f" names for {arch.name} is not in the image",
-            hint="run `xcompile doctor` to see where binfmt looks for it",
-        )
-    return ProofFailed(f"running {program} in the image failed: {err}")
+def _sha256_or_none(path: Path | None) -> str | None:
+    return files.sha256_of(path) if path is not None and path.is_file() else None

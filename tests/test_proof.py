@@ -1,0 +1,202 @@
+"""The proof at the cost of one run: what it runs, and every way it fails an image.
+
+Integration tests build with the real daemon and push to the real registry;
+where the build must come out wrong (qemu missing or different), a docker
+shim on PATH changes the build context or Dockerfile before the real docker
+builds it, as a broken builder would.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+from conftest import Registry, docker, run_xcompile
+
+from xcompile import platforms, proof
+from xcompile.errors import CommandFailed, ProofFailed
+
+ARM = platforms.get("arm32v7")
+
+
+# --- unit: the pure parts ------------------------------------------------------
+
+
+def test_the_script_reports_uname_and_python() -> None:
+    machine = proof.read_probe(proof.PROBES[0], "uname armv7l\npython armv7l\n")
+    assert (machine.uname, machine.python) == ("armv7l", "armv7l")
+    assert proof.read_probe(proof.PROBES[0], "uname armv7l\n").python is None
+    assert proof.read_probe(proof.PROBES[1], "aarch64\n") == proof.Machine(None, "aarch64", "python")
+
+
+@pytest.mark.parametrize(
+    ("machine", "error"),
+    [
+        (proof.Machine("armv7l", None), None),
+        (proof.Machine("armv7l", "armv7l"), None),
+        (proof.Machine(None, "armv7l", "python"), None),
+        (proof.Machine("x86_64", None), "`uname -m` in the image printed 'x86_64', not 'armv7l'"),
+        (proof.Machine("armv7l", "x86_64"), "python3 in the image reports 'x86_64', not 'armv7l'"),
+        (proof.Machine(None, None), "the image has a shell, but neither uname nor python3"),
+    ],
+)
+def test_check_machine(machine: proof.Machine, error: str | None) -> None:
+    if error is None:
+        proof.check_machine(ARM, machine)
+    else:
+        with pytest.raises(ProofFailed, match=error.replace("(", r"\(")):
+            proof.check_machine(ARM, machine)
+
+
+def test_qemu_found_in_the_topmost_layer_and_hidden_by_a_whiteout(tmp_path: Path) -> None:
+    top, middle, bottom = (tmp_path / name for name in ("top", "middle", "bottom"))
+    for layer in (top, middle, bottom):
+        (layer / "usr/bin").mkdir(parents=True)
+    (bottom / "usr/bin/qemu-arm-static").write_bytes(b"old")
+    (middle / "usr/bin/qemu-arm-static").write_bytes(b"new")
+    assert proof.find_in_layers((top, middle, bottom), "/usr/bin/qemu-arm-static") == middle / "usr/bin/qemu-arm-static"
+    os.mknod(top / "usr/bin/qemu-arm-static", 0o600 | 0o020000, os.makedev(0, 0))  # overlay's whiteout
+    assert proof.find_in_layers((top, middle, bottom), "/usr/bin/qemu-arm-static") is None
+    assert proof.find_in_layers((top, middle, bottom), "/usr/bin/nothing") is None
+
+
+def test_check_qemu_inside_names_the_path() -> None:
+    proof.check_qemu_inside(ARM, proof.QemuSeen("aa", (("/usr/bin/qemu-arm-static", "aa"),)))
+    with pytest.raises(ProofFailed, match="/usr/bin/qemu-arm-static is missing from the image"):
+        proof.check_qemu_inside(ARM, proof.QemuSeen("aa", (("/usr/bin/qemu-arm-static", None),)))
+    with pytest.raises(ProofFailed, match="/x/q in the image is not the qemu that was copied in"):
+        proof.check_qemu_inside(ARM, proof.QemuSeen("aa", (("/usr/bin/qemu-arm-static", "aa"), ("/x/q", "bb"))))
+
+
+def test_inspect_without_layers_on_this_host() -> None:
+    text = '[{"Id": "sha256:1", "Os": "linux", "Architecture": "arm", "Variant": "v7",'
+    text += ' "Config": {"Labels": {"a": "b"}}, "GraphDriver": {"Name": "overlay2", "Data": {"UpperDir": "/nowhere"}}}]'
+    config = proof.ImageConfig.from_inspect(text)
+    assert (config.platform, config.id, config.labels, config.layer_dirs) == (
+        "linux/arm/v7",
+        "sha256:1",
+        {"a": "b"},
+        (),
+    )
+    assert proof.ImageConfig.from_inspect("").platform == ""
+
+
+@pytest.mark.parametrize(
+    ("stderr", "program", "lacks"),
+    [
+        ('exec: "/bin/sh": stat /bin/sh: no such file or directory: unknown', "/bin/sh", True),
+        ('exec: "python3": executable file not found in $PATH: unknown', "python3", True),
+        ("exec /bin/sh: exec format error", "/bin/sh", False),
+        ("exec /bin/sh: no such file or directory", "/bin/sh", False),  # binfmt's emulator is missing
+    ],
+)
+def test_a_missing_program_is_told_from_a_missing_emulator(stderr: str, program: str, lacks: bool) -> None:
+    assert proof.lacks_program(CommandFailed(["docker", "run"], 127, "", stderr), program) is lacks
+
+
+# --- integration: real daemon, real registry ------------------------------------
+
+
+def docker_shim(tmp_path: Path, on_build: str) -> str:
+    """A PATH entry whose `docker` runs ``on_build`` (sh, with the build's argv) before a real build."""
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    real = shutil.which("docker")
+    (shim / "docker").write_text(f'#!/bin/sh\nif [ "$1" = build ]; then\n{on_build}\nfi\nexec {real} "$@"\n')
+    (shim / "docker").chmod(0o755)
+    return str(shim)
+
+
+def refused(result: subprocess.CompletedProcess[str], registry: Registry, name: str, error: str) -> None:
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert f"{registry.host}/{name}:a: {error}" in result.stdout, result.stdout
+    assert registry.tags(name) == []
+    assert "docker push" not in result.stderr
+
+
+@pytest.mark.integration
+def test_qemu_different_from_the_one_copied_in_is_refused(
+    registry: Registry, armhf_base: str, user_env: dict[str, str], tmp_path: Path
+) -> None:
+    # The context's last argument; its qemu is swapped for another emulator before the build.
+    swap = 'for ctx; do :; done; cp /usr/bin/qemu-aarch64-static "$ctx/qemu-arm-static"'
+    env = {**user_env, "PATH": f"{docker_shim(tmp_path, swap)}:{user_env['PATH']}"}
+    name = f"proof-{uuid.uuid4().hex[:6]}/different"
+    result = run_xcompile(
+        "--base", armhf_base, "--repo", f"{registry.host}/{name}", "--tag", "a", env=env, cwd=tmp_path
+    )
+    refused(result, registry, name, "/usr/bin/qemu-arm-static in the image is not the qemu that was copied in")
+
+
+@pytest.mark.integration
+def test_qemu_missing_from_the_image_is_refused(
+    registry: Registry, armhf_base: str, user_env: dict[str, str], tmp_path: Path
+) -> None:
+    # The Dockerfile (after -f) loses its COPY line before the build.
+    drop = 'prev=; for arg; do [ "$prev" = -f ] && sed -i "/^COPY/d" "$arg"; prev=$arg; done'
+    env = {**user_env, "PATH": f"{docker_shim(tmp_path, drop)}:{user_env['PATH']}"}
+    name = f"proof-{uuid.uuid4().hex[:6]}/missing"
+    result = run_xcompile(
+        "--base", armhf_base, "--repo", f"{registry.host}/{name}", "--tag", "a", env=env, cwd=tmp_path
+    )
+    refused(result, registry, name, "/usr/bin/qemu-arm-static is missing from the image")
+
+
+def scratch_base(tmp_path: Path, armhf_base: str, copies: dict[str, str]) -> str:
+    """An armhf image FROM scratch holding only busybox, under the names given (no shell unless asked)."""
+    ref = f"xcompile-test-{uuid.uuid4().hex[:8]}/noshell:a"
+    context = tmp_path / "noshell"
+    context.mkdir()
+    lines = ["FROM scratch"] + [f"COPY --from={armhf_base}:a {src} {dst}" for dst, src in copies.items()]
+    (context / "Dockerfile").write_text("\n".join(lines) + "\n")
+    docker("build", "-q", "--platform", ARM.platform, "-t", ref, str(context))
+    return ref
+
+
+@pytest.mark.integration
+def test_image_without_a_shell_is_proven_with_uname(
+    registry: Registry, armhf_base: str, user_env: dict[str, str], tmp_path: Path
+) -> None:
+    ref = scratch_base(tmp_path, armhf_base, {"/bin/uname": "/bin/busybox"})
+    name = f"proof-{uuid.uuid4().hex[:6]}/noshell"
+    try:
+        result = run_xcompile("--base", ref.rsplit(":", 1)[0], "--repo", f"{registry.host}/{name}", "--tag", "a",
+                              env=user_env, cwd=tmp_path)  # fmt: skip
+    finally:
+        docker("rmi", ref, f"{registry.host}/{name}:a", check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "--entrypoint uname" in result.stderr  # the shell was not there, uname was
+    assert registry.tags(name) == ["a"]
+
+
+@pytest.mark.integration
+def test_image_with_nothing_to_run_is_refused(
+    registry: Registry, armhf_base: str, user_env: dict[str, str], tmp_path: Path
+) -> None:
+    ref = scratch_base(tmp_path, armhf_base, {"/bin/busybox": "/bin/busybox"})
+    name = f"proof-{uuid.uuid4().hex[:6]}/nothing"
+    try:
+        result = run_xcompile("--base", ref.rsplit(":", 1)[0], "--repo", f"{registry.host}/{name}", "--tag", "a",
+                              env=user_env, cwd=tmp_path)  # fmt: skip
+    finally:
+        docker("rmi", ref, f"{registry.host}/{name}:a", check=False)
+    refused(result, registry, name, "the image has none of /bin/sh, python3, uname to prove that it runs")
+
+
+@pytest.mark.integration
+def test_the_proof_is_one_inspect_and_one_run(
+    registry: Registry, armhf_base: str, user_env: dict[str, str], tmp_path: Path
+) -> None:
+    name = f"proof-{uuid.uuid4().hex[:6]}/one"
+    result = run_xcompile("--base", armhf_base, "--repo", f"{registry.host}/{name}", "--tag", "a",
+                          env=user_env, cwd=tmp_path)  # fmt: skip
+    docker("rmi", f"{registry.host}/{name}:a", check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    commands = [line.split("+ ", 1)[1] for line in result.stderr.splitlines() if line.startswith("[a] + docker ")]
+    verbs = [command.split()[1] for command in commands]
+    assert verbs.count("run") == 1 and verbs.count("image") == 1, commands
+    assert "create" not in verbs and "cp" not in verbs  # qemu's bytes were read natively
