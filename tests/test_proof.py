@@ -21,6 +21,9 @@ from xcompile import platforms, proof
 from xcompile.errors import CommandFailed, ProofFailed
 
 ARM = platforms.get("arm32v7")
+# Each integration test sets up the binfmt state it asserts in (issue 12).
+BUILDS_HERE = pytest.mark.parametrize("host_binfmt", ["debian", "seed"], indirect=True)
+DEBIAN = pytest.mark.parametrize("host_binfmt", ["debian"], indirect=True)
 
 
 # --- unit: the pure parts ------------------------------------------------------
@@ -119,8 +122,9 @@ def refused(result: subprocess.CompletedProcess[str], registry: Registry, name: 
 
 
 @pytest.mark.integration
+@DEBIAN
 def test_qemu_different_from_the_one_copied_in_is_refused(
-    registry: Registry, armhf_base: str, user_env: dict[str, str], tmp_path: Path
+    host_binfmt: str, registry: Registry, armhf_base: str, user_env: dict[str, str], tmp_path: Path
 ) -> None:
     # The context's last argument; its qemu is swapped for another emulator before the build.
     swap = 'for ctx; do :; done; cp /usr/bin/qemu-aarch64-static "$ctx/qemu-arm-static"'
@@ -133,8 +137,9 @@ def test_qemu_different_from_the_one_copied_in_is_refused(
 
 
 @pytest.mark.integration
+@DEBIAN
 def test_qemu_missing_from_the_image_is_refused(
-    registry: Registry, armhf_base: str, user_env: dict[str, str], tmp_path: Path
+    host_binfmt: str, registry: Registry, armhf_base: str, user_env: dict[str, str], tmp_path: Path
 ) -> None:
     # The Dockerfile (after -f) loses its COPY line before the build.
     drop = 'prev=; for arg; do [ "$prev" = -f ] && sed -i "/^COPY/d" "$arg"; prev=$arg; done'
@@ -158,8 +163,9 @@ def scratch_base(tmp_path: Path, armhf_base: str, copies: dict[str, str]) -> str
 
 
 @pytest.mark.integration
+@BUILDS_HERE
 def test_image_without_a_shell_is_proven_with_uname(
-    registry: Registry, armhf_base: str, user_env: dict[str, str], tmp_path: Path
+    host_binfmt: str, registry: Registry, armhf_base: str, user_env: dict[str, str], tmp_path: Path
 ) -> None:
     ref = scratch_base(tmp_path, armhf_base, {"/bin/uname": "/bin/busybox"})
     name = f"proof-{uuid.uuid4().hex[:6]}/noshell"
@@ -174,8 +180,9 @@ def test_image_without_a_shell_is_proven_with_uname(
 
 
 @pytest.mark.integration
+@DEBIAN
 def test_image_with_nothing_to_run_is_refused(
-    registry: Registry, armhf_base: str, user_env: dict[str, str], tmp_path: Path
+    host_binfmt: str, registry: Registry, armhf_base: str, user_env: dict[str, str], tmp_path: Path
 ) -> None:
     ref = scratch_base(tmp_path, armhf_base, {"/bin/busybox": "/bin/busybox"})
     name = f"proof-{uuid.uuid4().hex[:6]}/nothing"
@@ -188,8 +195,9 @@ def test_image_with_nothing_to_run_is_refused(
 
 
 @pytest.mark.integration
+@BUILDS_HERE
 def test_the_proof_is_one_inspect_and_one_run(
-    registry: Registry, armhf_base: str, user_env: dict[str, str], tmp_path: Path
+    host_binfmt: str, registry: Registry, armhf_base: str, user_env: dict[str, str], tmp_path: Path
 ) -> None:
     name = f"proof-{uuid.uuid4().hex[:6]}/one"
     result = run_xcompile("--base", armhf_base, "--repo", f"{registry.host}/{name}", "--tag", "a",
