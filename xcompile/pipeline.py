@@ -331,7 +331,10 @@ class Pipeline:
         raise proof.nothing_to_run()
 
     def push(self, image: Image) -> str | None:
-        out = self.runner.run("docker", "push", image.name, label=image.label, stream=True)
+        try:
+            out = self.runner.run("docker", "push", image.name, label=image.label, stream=True)
+        except CommandFailed as err:
+            raise preflight.gone(err, self.config.repo) or err from None
         match = re.search(r"digest: " + _DIGEST.pattern, out)
         return match.group(1) if match else None
 

@@ -15,6 +15,7 @@ findings.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +28,7 @@ import requests
 
 from xcompile import dockerconfig, reference
 from xcompile.config import Config
-from xcompile.errors import EnvironmentProblem, XcompileError
+from xcompile.errors import CommandFailed, EnvironmentProblem, XcompileError
 from xcompile.runner import Runner
 
 Status = Literal["pass", "warn", "fail"]
@@ -110,6 +111,24 @@ def ensure(found: list[Registry], auth_file: Path) -> str:
             raise EnvironmentProblem(finding.detail, hint=finding.fix or None)
     names = ", ".join(registry.name for registry in found)
     return f"preflight: {names} ready for the push ({time.monotonic() - started:.2f} s)"
+
+
+# Docker's words when the registry is not there (any more): a dead port, a
+# dropped connection, a name that no longer resolves.
+_GONE = re.compile(r"connection refused|connection reset|no such host|i/o timeout|unexpected EOF|server misbehaving")
+
+
+def gone(err: CommandFailed, repo: str) -> XcompileError | None:
+    """A push's failure, in one line, when it failed because the registry went away."""
+    text = f"{err.stderr}\n{err.stdout}"
+    found = _GONE.search(text)
+    if found is None:
+        return None
+    host = reference.registry_host(repo) or "Docker Hub"
+    return XcompileError(
+        f"push failed: registry {host} is not answering ({found.group(0)})",
+        hint="run the same command again once it is back",
+    )
 
 
 # --- one registry -------------------------------------------------------------
