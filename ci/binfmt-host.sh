@@ -2,7 +2,8 @@
 # Puts this host's qemu binfmt_misc registrations into one of the three states
 # the suite must pass in (issue 12), and saves/restores them exactly.
 # Registrations are kernel state shared by everything on the machine: save
-# first, restore afterwards, and hold /tmp/xcompile-suite.lock meanwhile.
+# first, restore afterwards. Each command holds the lock the tests take around
+# their own changes (tests/binfmt.py), so it never lands in the middle of one.
 #
 # Usage: ci/binfmt-host.sh save DIR         copy every /proc/.../qemu-* entry to DIR
 #        ci/binfmt-host.sh restore DIR      make the qemu-* entries exactly what DIR holds
@@ -32,6 +33,9 @@ register_from() { # FILE NAME: register NAME as FILE (a saved /proc entry) descr
 }
 
 [ -e "$ROOT/register" ] || die "binfmt_misc is not mounted at $ROOT"
+LOCK=${XCOMPILE_BINFMT_LOCK:-/tmp/xcompile-binfmt.lock}
+exec 9>>"$LOCK"
+flock -w 900 9 || die "another process held $LOCK for 900 s"
 case "${1:-}" in
 save)
     dir=${2:?usage: $0 save DIR}

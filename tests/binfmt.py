@@ -5,14 +5,24 @@ No test may take the host's registrations as given (issue 12): a test whose
 outcome depends on them sets up the state it asserts, with `host_state` (the
 `host_binfmt` fixture) or `replaced`/`removed`, and these restore it afterwards.
 The suite must pass whichever of `HOST_STATES` the host starts in.
+
+Each of these holds a machine-wide lock (`exclusive`) while the registrations
+are changed, so two test runs on one host (CI jobs sharing a runner, or
+engineers sharing a machine) never see each other's half-set state.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
+import os
 import subprocess
+import time
 from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
 
 from xcompile import binfmt, platforms
 from xcompile.binfmt import Entry, read
@@ -41,6 +51,48 @@ def seed_world(arch: platforms.Arch, interpreter: str | None = None, flags: str 
     return dataclasses.replace(entry, flags=flags)
 
 
+LOCK = Path(os.environ.get("XCOMPILE_BINFMT_LOCK", "/tmp/xcompile-binfmt.lock"))
+"""Also taken by ci/binfmt-host.sh."""
+LOCK_WAIT = 900.0
+
+
+class _Exclusive:
+    """The binfmt lock, re-entrant within this process (host_state nests replaced and removed)."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.fd = -1
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[None]:
+        if self.depth == 0:
+            self.fd = self._acquire()
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
+            if self.depth == 0:
+                os.close(self.fd)  # closing the descriptor releases the flock
+
+    @staticmethod
+    def _acquire() -> int:
+        fd = os.open(LOCK, os.O_RDWR | os.O_CREAT, 0o666)
+        deadline = time.monotonic() + LOCK_WAIT
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return fd
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    os.close(fd)
+                    pytest.fail(f"another process held {LOCK} (binfmt registrations) for {LOCK_WAIT:.0f} s")
+                time.sleep(0.1)
+
+
+exclusive = _Exclusive()
+
+
 def state_entry(state: str, arch: platforms.Arch) -> Entry | None:
     if state not in HOST_STATES:
         raise ValueError(f"unknown host state {state!r}; known: {', '.join(HOST_STATES)}")
@@ -58,13 +110,14 @@ def snapshot() -> dict[str, str]:
 def host_state(state: str, arches: tuple[platforms.Arch, ...] = EMULATED) -> Iterator[str]:
     """Put the host's registrations for ``arches`` in ``state``; afterwards they are
     exactly as before, for every entry, or this fails and says which differ."""
-    before = snapshot()
-    with contextlib.ExitStack() as stack:
-        for arch in arches:
-            entry = state_entry(state, arch)
-            stack.enter_context(replaced(entry) if entry else removed(arch.binfmt_name))
-        yield state
-    after = snapshot()
+    with exclusive():
+        before = snapshot()
+        with contextlib.ExitStack() as stack:
+            for arch in arches:
+                entry = state_entry(state, arch)
+                stack.enter_context(replaced(entry) if entry else removed(arch.binfmt_name))
+            yield state
+        after = snapshot()
     changed = sorted(name for name in before.keys() | after.keys() if before.get(name) != after.get(name))
     assert not changed, f"binfmt registrations not restored: {', '.join(changed)}"
 
@@ -72,7 +125,7 @@ def host_state(state: str, arches: tuple[platforms.Arch, ...] = EMULATED) -> Ite
 @contextlib.contextmanager
 def replaced(entry: Entry) -> Iterator[Entry]:
     """Register ``entry`` in place of whatever has its name; restore afterwards."""
-    with removed(entry.name):
+    with exclusive(), removed(entry.name):
         for write in binfmt.register_writes(entry):
             write.apply()
         yield entry
@@ -80,36 +133,39 @@ def replaced(entry: Entry) -> Iterator[Entry]:
 
 @contextlib.contextmanager
 def removed(name: str) -> Iterator[None]:
-    saved = read(name)
-    if saved is not None:
-        binfmt.remove_write(name).apply()
-    try:
-        yield
-    finally:
-        if read(name) is not None:
-            binfmt.remove_write(name).apply()
+    with exclusive():
+        saved = read(name)
         if saved is not None:
-            for write in binfmt.register_writes(saved):
-                write.apply()
+            binfmt.remove_write(name).apply()
+        try:
+            yield
+        finally:
+            if read(name) is not None:
+                binfmt.remove_write(name).apply()
+            if saved is not None:
+                for write in binfmt.register_writes(saved):
+                    write.apply()
 
 
 @contextlib.contextmanager
 def all_restored() -> Iterator[None]:
     """For tests that unmount binfmt_misc, which drops every registration on this kernel."""
-    root = binfmt.ROOT
-    saved = [read(p.name) for p in root.iterdir() if p.name not in ("register", "status")] if binfmt.mounted() else []
-    try:
-        yield
-    finally:
-        if not binfmt.mounted():
-            subprocess.run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(root)], check=True)
-        for entry in saved:
-            if entry is None:
-                continue
-            if read(entry.name) is not None:
-                binfmt.remove_write(entry.name).apply()
-            for write in binfmt.register_writes(entry):
-                write.apply()
+    with exclusive():
+        root = binfmt.ROOT
+        names = [p.name for p in root.iterdir() if p.name not in ("register", "status")] if binfmt.mounted() else []
+        saved = [read(name) for name in names]
+        try:
+            yield
+        finally:
+            if not binfmt.mounted():
+                subprocess.run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(root)], check=True)
+            for entry in saved:
+                if entry is None:
+                    continue
+                if read(entry.name) is not None:
+                    binfmt.remove_write(entry.name).apply()
+                for write in binfmt.register_writes(entry):
+                    write.apply()
 
 
 __all__ = [
@@ -119,6 +175,7 @@ __all__ = [
     "Entry",
     "all_restored",
     "debian_default",
+    "exclusive",
     "host_state",
     "read",
     "removed",
