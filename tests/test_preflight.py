@@ -129,8 +129,9 @@ def test_a_registry_wanting_a_login_nobody_gave(
     assert password not in result.stderr + result.stdout + doctor.stdout
 
 
+@pytest.mark.parametrize("host_binfmt", ["debian"], indirect=True)  # the image is proven under emulation
 def test_after_docker_login_the_run_pushes_and_no_password_shows(
-    locked: tuple[Registry, str, str], armhf_base: str, tmp_path: Path, user_env: dict[str, str]
+    host_binfmt: str, locked: tuple[Registry, str, str], armhf_base: str, tmp_path: Path, user_env: dict[str, str]
 ) -> None:
     registry, user, password = locked
     login = subprocess.run(

@@ -22,7 +22,10 @@ from conftest import RunningRegistry, docker
 pytestmark = pytest.mark.integration
 
 
-def test_registry_killed_between_two_pushes(armhf_base: str, tmp_path: Path, user_env: dict[str, str]) -> None:
+@pytest.mark.parametrize("host_binfmt", ["seed"], indirect=True)  # each image is proven under emulation
+def test_registry_killed_between_two_pushes(
+    host_binfmt: str, armhf_base: str, tmp_path: Path, user_env: dict[str, str]
+) -> None:
     running = RunningRegistry(tmp_path / "dying-registry")
     registry = running.start()
     name = f"dies-{uuid.uuid4().hex[:8]}/app"
