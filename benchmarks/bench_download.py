@@ -44,9 +44,8 @@ BINARY = "qemu-arm-static"
 FETCH = """
 import sys
 from pathlib import Path
-from xcompile.debian import fetch_qemu
-fetch_qemu(sys.argv[1], mirror=sys.argv[2], suite="bookworm", cache_dir=Path(sys.argv[3]),
-           keyring=Path(sys.argv[4]))
+from xcompile.debian import Archive, fetch_qemu
+fetch_qemu(sys.argv[1], Archive(sys.argv[2], "bookworm", keyrings=(Path(sys.argv[4]),)), Path(sys.argv[3]))
 """
 IMPORTS = "import requests, debian.deb822, xcompile.debian"
 BASELINE = "curl -o + dpkg-deb -x"

@@ -131,6 +131,13 @@ if ! ls "$CACHE"/qemu-user-static_*_"$(dpkg --print-architecture)".deb >/dev/nul
     (cd "$CACHE" && $SUDO apt-get download -qq -o APT::Sandbox::User=root qemu-user-static)
 fi
 
+# Real packages in their real layouts, with their real Packages paragraphs and the
+# Debian-signed InRelease of their suite, for the download tests' archive (issue 7):
+# bookworm holds qemu-arm-static in qemu-user-static; trixie links it to qemu-user's.
+command -v xz >/dev/null || { apt_update; DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq xz-utils >/dev/null; }
+$SUDO bash "$(dirname "$0")/fetch-deb.sh" "$CACHE/debian" bookworm qemu-user-static
+$SUDO bash "$(dirname "$0")/fetch-deb.sh" "$CACHE/debian" trixie qemu-user-static qemu-user
+
 # Leave apt as we found it: a foreign arch makes every later `apt-get update`
 # fetch (and on some snapshots fail) its indexes.
 for arch in armhf arm64; do

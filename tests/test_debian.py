@@ -24,20 +24,19 @@ from debian_archive import QEMU, Archive, GpgKey, build_deb, file_handler, real_
 from pytest_httpserver import HTTPServer
 from werkzeug.wrappers import Request, Response
 
-from xcompile.debian import (
-    NO_KEYRING_NOTE,
+from xcompile import debian
+from xcompile.aptsources import debian_mirror as mirror_from_apt_sources
+from xcompile.debian import FetchResult, fetch_qemu
+from xcompile.download import MAX_BODY_RESUMES, ProgressEvent, make_session
+from xcompile.elf import host_debian_arch
+from xcompile.errors import (
     CacheError,
     DownloadError,
-    FetchResult,
     PackageMissing,
-    ProgressEvent,
+    QemuUnavailable,
+    UsageError,
     VerificationError,
-    fetch_qemu,
-    host_debian_arch,
-    mirror_from_apt_sources,
 )
-from xcompile.download import MAX_BODY_RESUMES, make_session
-from xcompile.errors import QemuUnavailable, UsageError
 
 PREFIX = "/debian"
 ARCH = host_debian_arch()
@@ -102,13 +101,27 @@ class Site:
             file_handler(self.archive.root, PREFIX)
         )
 
-    def fetch(self, binary: str = "qemu-arm-static", **kwargs: Any) -> FetchResult:
-        kwargs.setdefault("keyring", self.key.keyring)
+    def fetch(
+        self,
+        binary: str = "qemu-arm-static",
+        *,
+        keyring: Path | str | None = "default",
+        mirror: str | None = None,
+        suite: str | None = None,
+        allow_unsigned: bool = False,
+        cache_dir: Path | None = None,
+        **kwargs: Any,
+    ) -> FetchResult:
+        """fetch_qemu against this site, trusting its key unless ``keyring`` says otherwise (None: the defaults)."""
+        ring = self.key.keyring if keyring == "default" else keyring
+        archive = debian.Archive(
+            mirror or self.mirror,
+            suite or self.archive.suite,
+            keyrings=(Path(ring),) if ring else (),
+            allow_unsigned=allow_unsigned,
+        )
         kwargs.setdefault("timeout", 5.0)
-        kwargs.setdefault("cache_dir", self.cache)
-        kwargs.setdefault("mirror", self.mirror)
-        kwargs.setdefault("suite", self.archive.suite)
-        return fetch_qemu(binary, **kwargs)
+        return fetch_qemu(binary, archive, cache_dir or self.cache, **kwargs)
 
     def paths(self) -> list[str]:
         return [request.path for request, _ in self.server.log]
@@ -133,7 +146,7 @@ def assert_nothing_kept(cache: Path) -> None:
     """No partial file and no package or binary: a failure leaves the cache as it was."""
     assert leftovers(cache) == []
     kept = [p for p in cache.rglob("*") if p.is_file()] if cache.exists() else []
-    assert [p for p in kept if p.parent.name != "index"] == []
+    assert kept == []
 
 
 def cut_response(data: bytes, keep: int) -> Response:
@@ -289,7 +302,7 @@ def test_apt_sources_none(tmp_path: Path) -> None:
 )
 def test_mirror_must_be_an_http_url(tmp_path: Path, mirror: str) -> None:
     with pytest.raises(UsageError, match="is not an http\\(s\\) URL") as err:
-        fetch_qemu("qemu-arm-static", mirror=mirror, suite="bookworm", cache_dir=tmp_path)
+        fetch_qemu("qemu-arm-static", debian.Archive(mirror, "bookworm"), tmp_path)
     assert err.value.exit_code == 2
     assert not (tmp_path / "debs").exists()
 
@@ -297,7 +310,7 @@ def test_mirror_must_be_an_http_url(tmp_path: Path, mirror: str) -> None:
 @pytest.mark.parametrize(("binary", "suite"), [("../../etc/passwd", "bookworm"), ("qemu-arm-static", "../bookworm")])
 def test_names_that_would_escape_are_refused(tmp_path: Path, binary: str, suite: str) -> None:
     with pytest.raises(UsageError):
-        fetch_qemu(binary, mirror="http://127.0.0.1:9/debian", suite=suite, cache_dir=tmp_path)
+        fetch_qemu(binary, debian.Archive("http://127.0.0.1:9/debian", suite), tmp_path)
 
 
 def test_missing_keyring_file_is_a_usage_error(site: Site) -> None:
@@ -313,13 +326,13 @@ def test_good_signature(site: Site) -> None:
     site.serve()
     events: list[ProgressEvent] = []
     result = site.fetch(mirror=site.mirror + "//", progress=events.append)
-    assert result.verified_signature and result.downloaded
+    assert result.signer.startswith("Test Archive") and result.downloaded
     assert result.notes == ()
     assert result.version == "1:7.2+dfsg-7"
-    assert result.path == site.cache / "bin" / result.deb_sha256 / "qemu-arm-static"
+    assert result.path.parent.parent == site.cache / "bin" and result.path.name == "qemu-arm-static"
     assert result.path.read_bytes().startswith(b"\x7fELF")
     assert stat.S_IMODE(result.path.stat().st_mode) == 0o755
-    assert (site.cache / "debs" / f"{result.deb_sha256}.deb").is_file()
+    assert (site.cache / "debs" / f"{result.path.parent.name}.deb").is_file()
     assert leftovers(site.cache) == []
     deb_events = [e for e in events if e.what.endswith(".deb")]
     assert deb_events[0].done_bytes == 0 and deb_events[-1].finished
@@ -330,7 +343,7 @@ def test_good_signature(site: Site) -> None:
 def test_good_detached_signature_on_release(site: Site) -> None:
     site.archive.write(site.key, inrelease=False, release_gpg=True)
     site.serve()
-    assert site.fetch().verified_signature
+    assert site.fetch().signer
     assert site.paths()[:3] == [f"{PREFIX}/dists/bookworm/{n}" for n in ("InRelease", "Release", "Release.gpg")]
 
 
@@ -354,31 +367,87 @@ def test_tampered_inrelease_is_refused(site: Site) -> None:
     assert_nothing_kept(site.cache)
 
 
-def test_unsigned_release_is_refused_when_a_keyring_is_in_use(site: Site) -> None:
+def test_unsigned_release_is_refused(site: Site) -> None:
     site.archive.write(None)
     site.serve()
-    with pytest.raises(VerificationError, match="not signed"):
-        site.fetch()
+    with pytest.raises(VerificationError, match="not signed") as err:
+        site.fetch(keyring=None)
+    assert "--allow-unsigned" in str(err.value)
+    assert site.deb_requests() == []
+    assert_nothing_kept(site.cache)
 
 
-def test_no_keyring_checks_integrity_only(site: Site, tmp_path: Path) -> None:
+def test_unsigned_release_is_taken_with_allow_unsigned_and_warned_every_run(site: Site) -> None:
+    site.archive.write(None)
     site.serve()
-    empty = tmp_path / "no-keyrings"
-    empty.mkdir()
-    result = site.fetch(keyring=None, keyring_dir=empty)
-    assert not result.verified_signature
-    assert result.notes == (NO_KEYRING_NOTE,)
-    assert "integrity only" in result.notes[0]
-    assert result.path.is_file()
+    first = site.fetch(keyring=None, allow_unsigned=True)
+    assert first.signer == "" and first.path.is_file()
+    assert len(first.notes) == 1 and "NOT verified" in first.notes[0]
+    again = site.fetch(keyring=None, allow_unsigned=True)
+    assert not again.downloaded and "NOT verified" in again.notes[0]
+    offline = site.fetch(keyring=None, allow_unsigned=True, offline=True)
+    assert "NOT verified" in offline.notes[0]
 
 
-def test_default_keyring_is_found_in_keyring_dir(site: Site, tmp_path: Path) -> None:
+def test_archive_signed_by_an_untrusted_key_is_refused_by_the_default_trust(site: Site, tmp_path: Path) -> None:
+    # Neither the bundled Debian keys nor the host's know the test key.
+    site.serve()
+    with pytest.raises(VerificationError, match="no good signature") as err:
+        site.fetch(keyring=None)
+    assert "--keyring" in str(err.value)
+    assert site.deb_requests() == []
+    assert_nothing_kept(site.cache)
+    # ...and --allow-unsigned takes it, saying so.
+    taken = site.fetch(keyring=None, allow_unsigned=True)
+    assert taken.signer == "" and "no good signature" in taken.notes[0]
+
+
+def test_trusted_keyring_dirs_count(site: Site, tmp_path: Path) -> None:
+    site.serve()
+    keyrings = tmp_path / "trusted.gpg.d"
+    keyrings.mkdir()
+    shutil.copy(site.key.keyring, keyrings / "test-archive.gpg")
+    result = site.fetch(keyring=None, keyring_dirs=(keyrings,))
+    assert result.signer.startswith("Test Archive") and site.key.fingerprint in result.signer
+    assert result.notes == ()
+
+
+def test_ascii_armored_host_key_counts(site: Site, tmp_path: Path) -> None:
+    site.serve()
+    keyrings = tmp_path / "trusted.gpg.d"
+    keyrings.mkdir()
+    armored = subprocess.run(
+        ["gpg", "--homedir", str(site.key.home), "--armor", "--export", site.key.fingerprint],
+        check=True,
+        capture_output=True,
+    ).stdout
+    (keyrings / "test-archive.asc").write_bytes(armored)
+    assert site.fetch(keyring=None, keyring_dirs=(keyrings,)).signer.startswith("Test Archive")
+
+
+def test_third_party_keys_in_usr_share_keyrings_do_not_count(site: Site, tmp_path: Path) -> None:
     site.serve()
     keyrings = tmp_path / "keyrings"
     keyrings.mkdir()
-    shutil.copy(site.key.keyring, keyrings / "debian-archive-keyring.gpg")
-    result = site.fetch(keyring=None, keyring_dir=keyrings)
-    assert result.verified_signature and result.notes == ()
+    shutil.copy(site.key.keyring, keyrings / "nodesource.gpg")
+    with pytest.raises(VerificationError, match="no good signature"):
+        site.fetch(keyring=None, keyring_dirs=(keyrings,))
+    shutil.copy(site.key.keyring, keyrings / "debian-archive-test.gpg")
+    assert site.fetch(keyring=None, keyring_dirs=(keyrings,)).signer
+
+
+def test_without_gpgv_pysequoia_verifies(site: Site, tmp_path: Path) -> None:
+    site.serve()
+    from xcompile.runner import Runner
+
+    class NoGpgv(Runner):
+        def which(self, program: str) -> Path | None:
+            return None if program == "gpgv" else super().which(program)
+
+    result = site.fetch(runner=NoGpgv(lambda line, label: None))
+    assert result.signer.startswith("Test Archive") and site.key.fingerprint in result.signer
+    with pytest.raises(VerificationError, match="no good signature"):
+        site.fetch(runner=NoGpgv(lambda line, label: None), keyring=None, cache_dir=tmp_path / "other")
 
 
 def test_release_of_another_suite_is_refused(site: Site) -> None:
@@ -535,10 +604,8 @@ def test_unreachable_mirror(tmp_path: Path, keys: tuple[GpgKey, GpgKey]) -> None
     with pytest.raises(DownloadError, match="cannot connect"):
         fetch_qemu(
             "qemu-arm-static",
-            mirror="http://127.0.0.1:9/debian",
-            suite="bookworm",
-            cache_dir=tmp_path,
-            keyring=keys[0].keyring,
+            debian.Archive("http://127.0.0.1:9/debian", "bookworm", keyrings=(keys[0].keyring,)),
+            tmp_path,
             session=make_session(retries=0),
             timeout=2,
         )
@@ -556,7 +623,7 @@ def test_index_without_the_package(site: Site, tmp_path: Path) -> None:
     site.archive.add(other, package="qemu-user-static-extra", version="1.0", arch=ARCH)
     site.archive.write(site.key)
     site.serve()
-    with pytest.raises(PackageMissing, match=f"no {QEMU} for {ARCH}") as err:
+    with pytest.raises(PackageMissing, match="no package holds usr/bin/qemu-arm-static") as err:
         site.fetch()
     assert err.value.exit_code == 3
     assert site.deb_requests() == []
@@ -584,7 +651,7 @@ def test_highest_version_wins(site: Site, tmp_path: Path) -> None:
 
 def test_binary_not_in_the_package(site: Site) -> None:
     site.serve()
-    with pytest.raises(PackageMissing, match="has no usr/bin/qemu-mips-static"):
+    with pytest.raises(PackageMissing, match="no package holds usr/bin/qemu-mips-static"):
         site.fetch("qemu-mips-static")
     assert leftovers(site.cache) == []
     assert not (site.cache / "bin").exists() or not any((site.cache / "bin").rglob("qemu-*"))
@@ -668,7 +735,7 @@ def test_new_upload_is_fetched(site: Site, tmp_path: Path) -> None:
     site.archive.write(site.key)
     second = site.fetch()
     assert second.downloaded and second.version == "1:7.2+dfsg-7+deb12u1"
-    assert second.deb_sha256 != first.deb_sha256 and first.path.is_file()
+    assert second.sha256 != first.sha256 and first.path.is_file()
 
 
 def test_offline_serves_from_cache_without_any_request(site: Site) -> None:
@@ -677,7 +744,7 @@ def test_offline_serves_from_cache_without_any_request(site: Site) -> None:
     site.server.clear()
     offline = site.fetch(offline=True)
     assert offline.path == online.path and not offline.downloaded
-    assert offline.verified_signature and offline.notes == ()
+    assert offline.signer == online.signer and offline.notes == ()
     # Another binary of the same cached package: extracted, still without the network.
     other = site.fetch("qemu-aarch64-static", offline=True)
     assert other.path.is_file() and other.path.parent == online.path.parent
@@ -706,7 +773,7 @@ def test_real_qemu_runs_armhf_busybox(tmp_path: Path, httpserver: HTTPServer, ke
     site.serve()
 
     result = site.fetch()
-    assert result.downloaded and result.verified_signature
+    assert result.downloaded and result.signer
     assert result.version == archive.entries[0].version
     version = subprocess.run([str(result.path), "--version"], check=True, capture_output=True, text=True).stdout
     assert "qemu-arm version" in version

@@ -79,7 +79,7 @@ def test_build_downloads_verifies_caches_and_the_image_runs(
     assert mirror.deb_requests() == before + 1
     assert f"xcompile: qemu: {tmp_path}/cache/xcompile/bin/" in first.stderr
     assert f"(downloaded from {mirror.url} ({SUITE}, qemu-user-static " in first.stderr
-    assert "signature verified)" in first.stderr
+    assert "signed by Mirror Key <mirror-key@example.invalid> (" in first.stderr
     assert "apt-get" not in first.stderr
     cached = next((tmp_path / "cache" / "xcompile" / "bin").glob("*/qemu-arm-static"))
     _, manifest = registry.manifest("downloaded/rpi", "a")

@@ -181,8 +181,12 @@ class _QemuSwitches(_Switches):
     """Where the static qemu comes from, when it is not on PATH."""
 
     mirror = _Setting("mirror", "Debian archive to download qemu from", argname="URL")
-    suite = _Setting("suite", "its suite, by codename", argname="CODENAME")
-    keyring = _Setting("keyring", "keyring to check its signature", argname="FILE")
+    suite = _Setting("suite", "its suite: stable (the default), oldstable, testing, or a codename", argname="SUITE")
+    keyring = _Setting(
+        "keyring", "check its signature with FILE only (default: Debian's keys, bundled, and the host's)",
+        argname="FILE",
+    )  # fmt: skip
+    allow_unsigned = _Toggle("allow_unsigned", "take an archive whose signature cannot be verified (warns)")
     offline = _Toggle("offline", "use only qemu already on PATH or in the cache")
     qemu_url = _Setting("qemu_url", "a static qemu binary to download", argname="URL")
     qemu_sha256 = _Setting("qemu_sha256", "its SHA256 (required)", argname="HEX")

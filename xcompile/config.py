@@ -25,7 +25,7 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 DEFAULT_JOBS = 4
-DEFAULT_SUITE = "trixie"  # the current stable, by codename: "stable" moves under a cache
+DEFAULT_SUITE = "stable"  # whatever the archive's stable is; the cache is keyed by the codename it names
 QEMU_SOURCES = ("auto", "path", "apt", "download")
 
 
@@ -56,6 +56,9 @@ class Config:
     """A Debian archive's base URL; None: the host's apt sources."""
     suite: str = DEFAULT_SUITE
     keyring: Path | None = None
+    """Replaces xcompile's bundled Debian keys and the host's (see trust.py)."""
+    allow_unsigned: bool = False
+    """Take an archive whose signature cannot be verified (warned on every run)."""
     offline: bool = False
     qemu_url: str | None = None
     qemu_sha256: str | None = None
@@ -182,6 +185,7 @@ KEYS: dict[str, Callable[[Any, str], Any]] = {
     "mirror": _url,
     "suite": _text,
     "keyring": _path,
+    "allow_unsigned": _bool,
     "offline": _bool,
     "qemu_url": _url,
     "qemu_sha256": _sha256,

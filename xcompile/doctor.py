@@ -75,6 +75,12 @@ def fixes(
                 _apply([binfmt.enable_write(arch.binfmt_name, root)], show, runner.dry_run)
             continue
         found = qemu.ensure(arch, runner, config)
+        # The qemu registered here runs every foreign binary on the host:
+        # whatever the download had to say about it (an unverified
+        # signature above all) is shown, not dropped.
+        for note in found.notes:
+            show(f"warning: {note}")
+        show(f"{found.binary}: {found.how}")
         interpreter = str(found.path) if fix_binary else arch.qemu_path_in_image
         unflagged = dataclasses.replace(entry, flags="") if entry is not None else None
         if unflagged is not None and fix_binary and emulation.interpreter_problem(unflagged) is None:

@@ -36,13 +36,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import MaxRetryError
 from urllib3.util.retry import Retry
 
 from .errors import CacheError, DownloadError, VerificationError
+from .urls import redact, scrub
 
 CHUNK_SIZE = 256 * 1024
 PROGRESS_STEP = 1 << 20
@@ -52,6 +54,35 @@ MAX_BODY_RESUMES = 3
 # The answer to a 5xx, 429 or dropped connection; 429 is here because a
 # mirror that rate-limits says when to come back (Retry-After).
 RETRY_STATUSES = (429, 500, 502, 503, 504)
+# The longest Retry-After we wait out (and never longer than the timeout): a
+# mirror that asks for more gets its answer reported instead (issue 7).
+MAX_RETRY_AFTER = 60.0
+
+
+class _CappedRetry(Retry):
+    """urllib3's Retry, except that a Retry-After beyond the cap ends the retries at once.
+
+    Raising MaxRetryError here makes urllib3 (with ``raise_on_status=False``)
+    hand back that response, so the error names the status and the wait asked for.
+    """
+
+    cap: float = MAX_RETRY_AFTER
+
+    def new(self, **kw: Any) -> _CappedRetry:
+        retry = super().new(**kw)
+        assert isinstance(retry, _CappedRetry)
+        retry.cap = self.cap
+        return retry
+
+    def increment(  # type: ignore[override]  # the same parameters, spelled through **kw
+        self, method: str | None = None, url: str | None = None, **kw: Any
+    ) -> Retry:
+        response = kw.get("response")
+        if response is not None and self.respect_retry_after_header:
+            wait = self.get_retry_after(response)
+            if wait is not None and wait > self.cap:
+                raise MaxRetryError(kw.get("_pool"), url or "", None)  # type: ignore[arg-type]
+        return super().increment(method, url, **kw)
 
 
 @dataclass(frozen=True)
@@ -72,21 +103,23 @@ class ProgressEvent:
 ProgressCallback = Callable[[ProgressEvent], None]
 
 
-def make_session(*, retries: int = 3, backoff: float = 0.25) -> requests.Session:
+def make_session(*, retries: int = 3, backoff: float = 0.25, max_wait: float = MAX_RETRY_AFTER) -> requests.Session:
     """A session that retries connection errors and 5xx answers on GET.
 
     ``raise_on_status=False`` hands us the last 5xx response once the retries
     are spent, so the error can name the status instead of urllib3's
-    "Max retries exceeded".
+    "Max retries exceeded". No wait between tries exceeds ``max_wait``.
     """
-    retry = Retry(
+    retry = _CappedRetry(
         total=retries,
         backoff_factor=backoff,
+        backoff_max=max_wait,
         status_forcelist=RETRY_STATUSES,
         allowed_methods=frozenset({"GET"}),
         respect_retry_after_header=True,
         raise_on_status=False,
     )
+    retry.cap = max_wait
     adapter = HTTPAdapter(max_retries=retry)
     session = requests.Session()
     session.mount("http://", adapter)
@@ -166,7 +199,7 @@ def download_file(
             timeout=timeout,
             size=size,
             sha256=sha256,
-            what=what or url.rsplit("/", 1)[-1],
+            what=what or redact(url).rsplit("/", 1)[-1],
             source=source,
             progress=progress,
         )
@@ -180,7 +213,7 @@ def download_file(
 def fetch_bytes(session: requests.Session, url: str, *, timeout: float, limit: int = 64 << 20) -> bytes:
     """A small file (Release, InRelease, a signature) in memory, at most ``limit`` bytes."""
     buf = io.BytesIO()
-    stream_to(session, url, buf, timeout=timeout, limit=limit, what=url.rsplit("/", 1)[-1])
+    stream_to(session, url, buf, timeout=timeout, limit=limit, what=redact(url).rsplit("/", 1)[-1])
     return buf.getvalue()
 
 
@@ -198,6 +231,7 @@ def stream_to(
     progress: ProgressCallback | None = None,
 ) -> str:
     """The download loop: GET, then resume or restart on a cut-off body; returns the SHA256 hex."""
+    shown = redact(url)
     hasher = hashlib.sha256()
     done = 0
     resumes = 0
@@ -220,7 +254,7 @@ def stream_to(
         with resp:
             if resp.status_code == 206:
                 if not done or _range_start(resp) != done:
-                    raise DownloadError(url, "the server answered with a range we did not ask for")
+                    raise DownloadError(shown, "the server answered with a range we did not ask for")
             elif resp.status_code == 200:
                 if done:
                     # The server ignored our Range: start over.
@@ -231,7 +265,7 @@ def stream_to(
                     report()
             else:
                 raise DownloadError(
-                    url,
+                    shown,
                     _status_text(resp),
                     status=resp.status_code,
                     hint=_status_hint(resp.status_code),
@@ -241,7 +275,7 @@ def stream_to(
                 total = done + length
             if size is not None and length is not None and done + length != size:
                 raise VerificationError(
-                    f"{url}: the server announces {done + length} bytes, {source} says {size}",
+                    f"{shown}: the server announces {done + length} bytes, {source} says {size}",
                     hint="the mirror is inconsistent or tampered with; try another mirror",
                 )
             cut: str | None = None
@@ -249,7 +283,7 @@ def stream_to(
                 for chunk in resp.iter_content(CHUNK_SIZE):
                     if cap is not None and done + len(chunk) > cap:
                         raise VerificationError(
-                            f"{url}: more than {cap} bytes" + (f", {source} says {size}" if size is not None else ""),
+                            f"{shown}: more than {cap} bytes" + (f", {source} says {size}" if size is not None else ""),
                             hint="the mirror is inconsistent or tampered with; try another mirror",
                         )
                     out.write(chunk)
@@ -267,7 +301,7 @@ def stream_to(
         resumes += 1
         if resumes > MAX_BODY_RESUMES:
             raise DownloadError(
-                url,
+                shown,
                 f"the body was cut off {resumes} times, gave up (last time: {cut})",
                 hint="the connection to the mirror is unstable; retry later or choose another mirror",
             )
@@ -275,20 +309,21 @@ def stream_to(
     digest = hasher.hexdigest()
     if sha256 is not None and digest != sha256.lower():
         raise VerificationError(
-            f"{url}: SHA256 mismatch: got {digest}, {source} says {sha256.lower()}",
+            f"{shown}: SHA256 mismatch: got {digest}, {source} says {sha256.lower()}",
             hint="the download is corrupt or tampered with; nothing was kept",
         )
     return digest
 
 
 def _get(session: requests.Session, url: str, headers: dict[str, str], timeout: float) -> requests.Response:
+    shown = redact(url)
     try:
         return session.get(url, headers=headers, stream=True, timeout=(timeout, timeout), allow_redirects=True)
     except requests.exceptions.RetryError as err:
-        raise DownloadError(url, f"gave up after retries: {_reason(err, timeout)}") from err
+        raise DownloadError(shown, f"gave up after retries: {_reason(err, timeout)}") from err
     except requests.exceptions.Timeout as err:
         raise DownloadError(
-            url,
+            shown,
             f"no answer within {timeout:g} s (timed out)",
             hint="the mirror is slow or unreachable; retry or choose another",
         ) from err
@@ -296,10 +331,11 @@ def _get(session: requests.Session, url: str, headers: dict[str, str], timeout: 
         reason = _reason(err, timeout)
         if "timed out" in reason:
             # A read timeout that outlasted Retry surfaces as a ConnectionError.
-            raise DownloadError(url, reason, hint="the mirror is slow or unreachable; retry or choose another") from err
-        raise DownloadError(url, f"cannot connect: {reason}", hint="check the mirror URL and the network") from err
+            hint = "the mirror is slow or unreachable; retry or choose another"
+            raise DownloadError(shown, reason, hint=hint) from err
+        raise DownloadError(shown, f"cannot connect: {reason}", hint="check the mirror URL and the network") from err
     except requests.RequestException as err:
-        raise DownloadError(url, _reason(err, timeout)) from err
+        raise DownloadError(shown, _reason(err, timeout)) from err
 
 
 def _range_start(resp: requests.Response) -> int | None:
@@ -324,7 +360,11 @@ def _status_text(resp: requests.Response) -> str:
         text = f"HTTP {resp.status_code}"
     retries = getattr(resp.raw, "retries", None)
     tries = 1 + len(retries.history) if retries is not None else 1
-    return text + (f" (after {tries} attempts)" if tries > 1 else "")
+    text += f" (after {tries} attempts)" if tries > 1 else ""
+    wait = resp.headers.get("Retry-After", "").strip()
+    if wait and (not wait.isdigit() or int(wait) > MAX_RETRY_AFTER):
+        text += f"; it asks to wait {wait}{' s' if wait.isdigit() else ''}, longer than xcompile waits"
+    return text
 
 
 def _status_hint(status: int) -> str | None:
@@ -337,7 +377,7 @@ def _status_hint(status: int) -> str | None:
 
 def _reason(err: BaseException, timeout: float) -> str:
     """The useful clause of a requests/urllib3 error, whose str() nests several reprs."""
-    text = str(err)
+    text = scrub(str(err))
     if "timed out" in text.lower():
         return f"no data for {timeout:g} s (read timed out)"
     incomplete = re.search(r"IncompleteRead\((\d+) bytes read, (\d+) more expected\)", text)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import shlex
 from collections.abc import Sequence
 
+from .urls import redact
+
 
 class XcompileError(Exception):
     """Base class. ``str(err)`` is the one line the user sees."""
@@ -63,6 +65,7 @@ class DownloadError(QemuUnavailable):
     """A file could not be fetched (exit 3). ``status`` is the HTTP status, if there was one."""
 
     def __init__(self, url: str, reason: str, *, status: int | None = None, hint: str | None = None) -> None:
+        url = redact(url)
         super().__init__(f"download of {url} failed: {reason}", hint=hint)
         self.url = url
         self.status = status

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from xcompile import debian, download, elf, files, platforms
+from xcompile import aptsources, debian, download, elf, files, platforms
 from xcompile.config import Config
 from xcompile.errors import CommandFailed, QemuUnavailable, XcompileError
 from xcompile.platforms import Arch
@@ -42,6 +42,7 @@ def ensure(arch: Arch, runner: Runner, config: Config, progress: download.Progre
     if source in ("auto", "path"):
         found = runner.which(arch.qemu_binary)
         if found is not None:
+            _check_on_path(found, runner)
             return Qemu(arch.qemu_binary, found, "found on PATH")
         if source == "path":
             raise QemuUnavailable(
@@ -71,6 +72,21 @@ def ensure(arch: Arch, runner: Runner, config: Config, progress: download.Progre
         )
     fetched = _download(arch, runner, config, progress, mirror)
     return Qemu(fetched.binary, fetched.path, fetched.how, (*apt_failed, *fetched.notes))
+
+
+def _check_on_path(found: Path, runner: Runner) -> None:
+    """A qemu on PATH goes into every image: it must be a static ELF for this host."""
+    if runner.dry_run:
+        return
+    try:
+        elf.check_static(found.resolve(), platforms.host(), f"{found} (on PATH)")
+    except OSError as err:
+        raise QemuUnavailable(f"{found} (on PATH) cannot be read: {err.strerror or err}") from err
+    except XcompileError as err:
+        raise QemuUnavailable(
+            err.message,
+            hint="put Debian's qemu-user-static (or another static build) first on PATH, or use --qemu-source download",
+        ) from err
 
 
 # --- apt -------------------------------------------------------------------
@@ -130,7 +146,7 @@ def _has_candidate(runner: Runner, package: str) -> bool:
 
 def _apt_mirror(runner: Runner) -> str | None:
     # A host's apt sources count only where it has apt to use them.
-    return debian.mirror_from_apt_sources() if runner.which("apt-get") else None
+    return aptsources.debian_mirror() if runner.which("apt-get") else None
 
 
 def _download(
@@ -143,22 +159,21 @@ def _download(
             f"no Debian mirror to download {arch.qemu_binary} from",
             hint="give one with --mirror URL, XCOMPILE_MIRROR, or `mirror =` in the config file",
         )
+    archive = debian.Archive(
+        mirror,
+        config.suite,
+        keyrings=(config.keyring,) if config.keyring else (),
+        allow_unsigned=config.allow_unsigned,
+    )
     if runner.dry_run:
         return Qemu(arch.qemu_binary, config.cache_dir / "bin" / "SHA256" / arch.qemu_binary,
-                    f"to be downloaded from {mirror} ({config.suite})")  # fmt: skip
+                    f"to be downloaded from {archive.shown} ({config.suite})")  # fmt: skip
     result = debian.fetch_qemu(
-        arch.qemu_binary,
-        mirror=mirror,
-        suite=config.suite,
-        cache_dir=config.cache_dir,
-        keyring=config.keyring,
-        offline=config.offline,
-        progress=progress,
-        runner=runner,
+        arch.qemu_binary, archive, config.cache_dir, offline=config.offline, progress=progress, runner=runner
     )
-    trust = "signature verified" if result.verified_signature else "integrity checked"
+    trust = f"signed by {result.signer}" if result.signer else "signature NOT verified"
     where = "downloaded from" if result.downloaded else "cached from"
-    how = f"{where} {mirror} ({config.suite}, qemu-user-static {result.version}, {trust})"
+    how = f"{where} {archive.shown} ({result.codename}, {result.package} {result.version}, {trust})"
     return Qemu(arch.qemu_binary, result.path, how, result.notes)
 
 
@@ -200,13 +215,17 @@ def ensure_all(
 
 
 def copy_to(found: Qemu, folder: Path, runner: Runner) -> Path:
-    """Copy the binary into ``folder``: whole, or not at all."""
+    """Copy the binary into ``folder``: whole, or not at all.
+
+    Through a private temp file made there (mkstemp), so a planted symlink is
+    never written through, and two runs at once each rename a whole file of
+    their own into place.
+    """
     final = folder / found.binary
-    part = folder / f".{found.binary}.part"
     try:
-        runner.run("cp", found.path, part)
-        runner.rename(part, final)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            part.unlink()
+        with runner.temp_file(folder, f".{found.binary}.", mode=0o755) as part:
+            runner.run("cp", found.path, part)
+            runner.rename(part, final)
+    except OSError as err:
+        raise QemuUnavailable(f"cannot write {final}: {err.strerror or err}") from err
     return final

@@ -161,6 +161,24 @@ class Runner:
         if not self.dry_run:
             os.replace(source, target)
 
+    @contextlib.contextmanager
+    def temp_file(self, folder: Path, prefix: str, *, mode: int = 0o600) -> Iterator[Path]:
+        """A fresh private file in ``folder`` (mkstemp: a new name, never a planted link),
+        removed afterwards unless renamed away. A dry run names one and makes nothing."""
+        if self.dry_run:
+            yield folder / f"{prefix}XXXXXX.part"
+            return
+        fd, raw = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=".part")
+        try:
+            os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
+        try:
+            yield Path(raw)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(raw)
+
     def make_folder(self, path: Path) -> None:
         if not self.dry_run:
             path.mkdir(parents=True, exist_ok=True)
