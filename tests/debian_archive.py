@@ -257,6 +257,49 @@ class Entry:
     arch: str
     deb: Path
     filename: str
+    paragraph: str | None = None
+    """The real Packages paragraph, served as it is (its Filename, Size and SHA256 included)."""
+
+
+@dataclass(frozen=True)
+class RealPackage:
+    """A .deb fetched from the real archive by ci/fetch-deb.sh, with its real Packages paragraph."""
+
+    deb: Path
+    paragraph: str
+
+    @property
+    def name(self) -> str:
+        return self.field("Package")
+
+    def field(self, key: str) -> str:
+        for line in self.paragraph.splitlines():
+            if line.startswith(f"{key}: "):
+                return line.split(": ", 1)[1]
+        raise KeyError(key)
+
+
+def real_suite_dir(codename: str) -> Path:
+    return test_cache_dir() / "debian" / codename
+
+
+def real_package(codename: str, package: str) -> RealPackage:
+    """``package`` of the real ``codename`` for this host, fetched once per machine (ci/fetch-deb.sh)."""
+    arch = host_debian_arch()
+    folder = real_suite_dir(codename)
+    deb, para = folder / f"{package}_{arch}.deb", folder / f"{package}_{arch}.paragraph"
+    if not deb.is_file() or not para.is_file():
+        script = Path(__file__).resolve().parents[1] / "ci" / "fetch-deb.sh"
+        subprocess.run(["bash", str(script), str(test_cache_dir() / "debian"), codename, package], check=True)
+    return RealPackage(deb, para.read_text())
+
+
+def real_inrelease(codename: str) -> Path:
+    """The real, Debian-signed InRelease that ci/fetch-deb.sh kept for ``codename``."""
+    path = real_suite_dir(codename) / "InRelease"
+    if not path.is_file():
+        raise RuntimeError(f"{path} is missing: run ci/provision.sh (it fetches the real packages)")
+    return path
 
 
 @dataclass
@@ -287,6 +330,18 @@ class Archive:
         self.entries.append(entry)
         return entry
 
+    def add_real(self, real: RealPackage) -> Entry:
+        """A real package at its real Filename, listed with its real paragraph."""
+        filename = real.field("Filename")
+        target = self.root / filename
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.unlink(missing_ok=True)
+        target.symlink_to(real.deb.resolve())
+        entry = Entry(real.name, real.field("Version"), real.field("Architecture"), real.deb, filename,
+                      real.paragraph.strip() + "\n")  # fmt: skip
+        self.entries.append(entry)
+        return entry
+
     @property
     def dists(self) -> Path:
         return self.root / "dists" / self.suite
@@ -298,6 +353,9 @@ class Archive:
     def packages_text(self) -> bytes:
         paras = []
         for e in self.entries:
+            if e.paragraph is not None:
+                paras.append(e.paragraph)
+                continue
             data = e.deb.read_bytes()
             paras.append(
                 f"Package: {e.package}\nVersion: {e.version}\nArchitecture: {e.arch}\n"
@@ -316,9 +374,15 @@ class Archive:
         inrelease: bool = True,
         release_gpg: bool = False,
         suite_field: str | None = None,
+        codename: str | None = None,
         packages: bytes | None = None,
+        date: float | None = None,
+        valid_until: float | None = None,
     ) -> None:
-        """Write Packages.xz, Release, and (with ``key``) InRelease and/or Release.gpg."""
+        """Write Packages.xz, Release, and (with ``key``) InRelease and/or Release.gpg.
+
+        ``date`` and ``valid_until`` are Unix times (default: now, and none).
+        """
         self.packages_xz.parent.mkdir(parents=True, exist_ok=True)
         text = self.packages_text() if packages is None else packages
         self.packages_xz.write_bytes(lzma.compress(text))
@@ -330,8 +394,9 @@ class Archive:
         release = self.dists / "Release"
         release.write_text(
             f"Origin: xcompile tests\nLabel: xcompile tests\nSuite: {suite_field or 'oldstable'}\n"
-            f"Codename: {self.suite}\nDate: {email.utils.formatdate(usegmt=True)}\n"
-            f"Architectures: {self.arch}\nComponents: main\n"
+            f"Codename: {codename or self.suite}\nDate: {email.utils.formatdate(date, usegmt=True)}\n"
+            + (f"Valid-Until: {email.utils.formatdate(valid_until, usegmt=True)}\n" if valid_until else "")
+            + f"Architectures: {self.arch}\nComponents: main\n"
             f"Description: archive for xcompile's tests\nSHA256:\n" + "\n".join(listing) + "\n"
         )
         for name in ("InRelease", "Release.gpg"):

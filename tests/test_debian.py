@@ -791,3 +791,167 @@ def test_real_qemu_runs_armhf_busybox(tmp_path: Path, httpserver: HTTPServer, ke
     assert not again.downloaded and again.path == result.path
     assert site.deb_requests() == []
     assert os.access(again.path, os.X_OK)
+
+
+# --- freshness ------------------------------------------------------------------------------------
+
+
+def cache_files(cache: Path) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in sorted(cache.rglob("*")) if p.is_file()} if cache.exists() else {}
+
+
+def test_expired_valid_until_is_refused(site: Site) -> None:
+    site.archive.write(site.key, date=time.time() - 10 * 86400, valid_until=time.time() - 3 * 86400)
+    site.serve()
+    with pytest.raises(VerificationError, match=r"expired on .* \(Valid-Until\)") as err:
+        site.fetch()
+    assert err.value.exit_code == 1
+    assert site.deb_requests() == []
+    assert_nothing_kept(site.cache)
+
+
+def test_valid_until_in_the_future_is_fine(site: Site) -> None:
+    site.archive.write(site.key, valid_until=time.time() + 7 * 86400)
+    site.serve()
+    assert site.fetch().path.is_file()
+
+
+def test_release_dated_in_the_future_is_refused(site: Site) -> None:
+    site.archive.write(site.key, date=time.time() + 3600)
+    site.serve()
+    with pytest.raises(VerificationError, match="in the future"):
+        site.fetch()
+    assert_nothing_kept(site.cache)
+
+
+def test_small_clock_skew_is_tolerated(site: Site) -> None:
+    site.archive.write(site.key, date=time.time() + 120)
+    site.serve()
+    assert site.fetch().path.is_file()
+
+
+def test_rollback_to_an_older_release_is_refused(site: Site, tmp_path: Path) -> None:
+    site.serve()
+    site.fetch()
+    before = cache_files(site.cache)
+    # The mirror now serves a properly signed, but older, Release (and a different package).
+    older = build_deb(tmp_path / "older.deb", version="1:7.0-1", files={"usr/bin/qemu-arm-static": tiny_elf()})
+    site.archive.entries.clear()
+    site.archive.add(older, package=QEMU, version="1:7.0-1", arch=ARCH)
+    site.archive.write(site.key, date=time.time() - 86400)
+    site.server.clear_log()
+    with pytest.raises(VerificationError, match="a rollback"):
+        site.fetch()
+    assert site.deb_requests() == []
+    assert cache_files(site.cache) == before
+    assert leftovers(site.cache) == []
+
+
+def test_rollback_is_judged_per_mirror_and_suite(site: Site) -> None:
+    site.serve()
+    site.fetch()
+    site.archive.write(site.key, date=time.time() - 86400)
+    # Another cache (another user) has seen nothing newer: the older Release is all it knows.
+    assert site.fetch(cache_dir=site.cache.parent / "other-cache").path.is_file()
+
+
+# --- a cache that cannot hand out damage ----------------------------------------------------------
+
+
+def cut_short(path: Path) -> None:
+    """Keep the ELF header and program headers, lose the rest: still looks like a static ELF."""
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def test_cached_binary_cut_short_is_extracted_again_from_the_cached_deb(site: Site) -> None:
+    site.serve()
+    first = site.fetch()
+    whole = first.path.read_bytes()
+    cut_short(first.path)
+    site.server.clear_log()
+    again = site.fetch()
+    assert again.path == first.path and again.path.read_bytes() == whole
+    assert site.deb_requests() == []  # the cached .deb served, re-hashed first
+    cut_short(first.path)
+    offline = site.fetch(offline=True)
+    assert offline.path.read_bytes() == whole
+
+
+def test_cached_binary_and_deb_both_damaged_are_downloaded_again(site: Site) -> None:
+    site.serve()
+    first = site.fetch()
+    whole = first.path.read_bytes()
+    deb = site.cache / "debs" / f"{first.path.parent.name}.deb"
+    cut_short(first.path)
+    deb.write_bytes(deb.read_bytes()[:-100] + b"\0" * 100)
+    site.server.clear_log()
+    again = site.fetch()
+    assert again.path.read_bytes() == whole and again.downloaded
+    assert len(site.deb_requests()) == 1
+
+
+def test_offline_never_hands_out_a_damaged_binary(site: Site) -> None:
+    site.serve()
+    first = site.fetch()
+    cut_short(first.path)
+    (site.cache / "debs" / f"{first.path.parent.name}.deb").unlink()
+    with pytest.raises(QemuUnavailable, match="offline: no cached"):
+        site.fetch(offline=True)
+    assert not first.path.exists()
+
+
+# --- what a mirror can make us do ---------------------------------------------------------------
+
+
+def test_huge_retry_after_is_not_waited_out(site: Site) -> None:
+    site.server.expect_request(f"{PREFIX}/dists/bookworm/InRelease").respond_with_response(
+        Response("busy", status=503, headers={"Retry-After": "86400"})
+    )
+    site.serve()
+    start = time.monotonic()
+    with pytest.raises(DownloadError, match=r"HTTP 503.*asks to wait 86400 s") as err:
+        site.fetch()
+    assert time.monotonic() - start < 5
+    assert err.value.exit_code == 3
+    assert sum(1 for r, _ in site.server.log if r.path.endswith("InRelease")) == 1  # no retries either
+    assert_nothing_kept(site.cache)
+
+
+def test_short_retry_after_is_waited_out(site: Site) -> None:
+    inrelease = site.archive.dists / "InRelease"
+    site.server.expect_ordered_request(f"{PREFIX}/dists/bookworm/InRelease").respond_with_response(
+        Response("busy", status=503, headers={"Retry-After": "1"})
+    )
+    site.server.expect_ordered_request(f"{PREFIX}/dists/bookworm/InRelease").respond_with_data(
+        inrelease.read_bytes()
+    )
+    site.serve()
+    assert site.fetch().path.is_file()
+
+
+def test_credentials_in_the_mirror_url_are_never_shown_or_recorded(site: Site) -> None:
+    site.serve()
+    secret_mirror = site.mirror.replace("http://", "http://alice:s3cret-pw@")
+    result = site.fetch(mirror=secret_mirror)
+    assert result.path.is_file()
+    for path, data in cache_files(site.cache).items():
+        assert b"s3cret" not in data and b"alice" not in data, path
+    # A 404 (a wrong path) puts the URL in the message.
+    with pytest.raises(DownloadError) as err:
+        site.fetch(mirror=secret_mirror.replace("/debian", "/nowhere"))
+    assert "s3cret" not in str(err.value) and "alice" not in str(err.value)
+    assert "/nowhere/dists/bookworm/InRelease" in str(err.value)
+    for bad in ("ftp://alice:s3cret-pw@host/debian", "http://alice:s3cret-pw@host/debian?token=s3cret"):
+        with pytest.raises(UsageError) as refused:
+            fetch_qemu("qemu-arm-static", debian.Archive(bad), site.cache)
+        assert "s3cret" not in str(refused.value)
+
+
+def test_a_huge_packages_paragraph_is_refused(site: Site) -> None:
+    para = site.archive.packages_text() + b"\n\nPackage: x\nDescription: y\n" + b" z" * (1 << 20) + b"\n"
+    site.archive.write(site.key, packages=para)
+    site.serve()
+    with pytest.raises(VerificationError, match="a paragraph larger than 1024 KiB"):
+        site.fetch()
+    assert_nothing_kept(site.cache)

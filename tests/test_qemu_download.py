@@ -9,7 +9,8 @@ import hashlib
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -160,3 +161,67 @@ def test_bad_sources(no_apt_env: dict[str, str], tmp_path: Path, args: list[str]
     result = run_xcompile("qemu", *args, cwd=tmp_path, env=no_apt_env)
     assert result.returncode == code, result.stderr
     assert result.stderr.splitlines()[-1].startswith(message)
+
+
+def test_credentials_in_the_mirror_are_never_printed(
+    mirror: Mirror, no_apt_env: dict[str, str], tmp_path: Path
+) -> None:
+    secret = mirror.url.replace("http://", "http://bob:hunter2-pw@")
+    got = run_xcompile("qemu", "--source", "download", "--mirror", secret, "--suite", SUITE, "--keyring",
+                       str(mirror.keyring), "-v", cwd=tmp_path, env=no_apt_env)  # fmt: skip
+    assert got.returncode == 0, got.stderr
+    assert "hunter2" not in got.stdout + got.stderr and "bob" not in got.stdout + got.stderr
+    assert f"from {mirror.url} (" in got.stderr
+    failed = run_xcompile("qemu", "--source", "download", "--mirror", secret + "/nowhere", "--suite", SUITE,
+                          "-v", cwd=tmp_path, env=no_apt_env)  # fmt: skip
+    assert failed.returncode == 3
+    assert "hunter2" not in failed.stdout + failed.stderr and "bob:" not in failed.stdout + failed.stderr
+    cache = tmp_path / "cache" / "xcompile"
+    assert all(b"hunter2" not in p.read_bytes() for p in cache.rglob("*") if p.is_file() and p.suffix != ".deb")
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: p.write_text("#!/bin/sh\necho fake qemu\n"), "is not an ELF executable"),
+        (lambda p: p.symlink_to(shutil.which("ls") or "/bin/ls"), "is dynamically linked, not static"),
+    ],
+)
+def test_a_qemu_on_path_must_be_a_static_host_elf(
+    no_apt_env: dict[str, str], tmp_path: Path, make: Callable[[Path], object], message: str
+) -> None:
+    fake = Path(no_apt_env["PATH"]) / "qemu-arm-static"
+    make(fake)
+    if not fake.is_symlink():
+        fake.chmod(0o755)
+    for source in ("path", "auto"):
+        got = run_xcompile("qemu", "--source", source, cwd=tmp_path, env=no_apt_env)
+        assert got.returncode == 3, got.stderr
+        last = got.stderr.splitlines()[-1]
+        assert last.startswith("xcompile: error: ") and message in last and "Traceback" not in got.stderr
+
+
+def test_dest_never_writes_through_a_planted_link_and_two_runs_do_not_clobber(
+    mirror: Mirror, no_apt_env: dict[str, str], tmp_path: Path
+) -> None:
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    victim = tmp_path / "victim"
+    victim.write_text("keep me\n")
+    (dest / ".qemu-arm-static.part").symlink_to(victim)  # the old fixed name
+    (dest / "qemu-arm-static").symlink_to(victim)
+    argv = [sys.executable, "-m", "xcompile", "qemu", "--source", "download", "--mirror", mirror.url, "--suite",
+            SUITE, "--keyring", str(mirror.keyring), "--dest", str(dest)]  # fmt: skip
+    warm = run_xcompile(*argv[3:], cwd=tmp_path, env=no_apt_env)  # fills the cache once
+    assert warm.returncode == 0, warm.stderr
+    runs = [subprocess.Popen(argv, cwd=tmp_path, env=no_apt_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True) for _ in range(4)]  # fmt: skip
+    for run in runs:
+        _, err = run.communicate(timeout=120)
+        assert run.returncode == 0, err
+    assert victim.read_text() == "keep me\n"
+    final = dest / "qemu-arm-static"
+    assert not final.is_symlink() and final.read_bytes() == next(
+        (tmp_path / "cache" / "xcompile" / "bin").glob("*/qemu-arm-static")
+    ).read_bytes()
+    assert sorted(p.name for p in dest.iterdir()) == [".qemu-arm-static.part", "qemu-arm-static"]

@@ -107,6 +107,11 @@ class Archive:
                 f"mirror {redact(self.mirror)!r} is not an http(s) URL",
                 hint="give the archive's base URL, e.g. http://HOST/debian",
             )
+        if "?" in self.mirror or "#" in self.mirror:
+            raise UsageError(
+                f"mirror {redact(self.mirror)}: a query or fragment cannot be part of an archive's base URL",
+                hint="give the archive's base URL, e.g. http://HOST/debian",
+            )
         object.__setattr__(self, "mirror", self.mirror.rstrip("/"))
         if not re.fullmatch(r"[a-z][a-z0-9.-]*", self.suite):
             raise UsageError(

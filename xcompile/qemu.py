@@ -18,6 +18,7 @@ from xcompile.config import Config
 from xcompile.errors import CommandFailed, QemuUnavailable, XcompileError
 from xcompile.platforms import Arch
 from xcompile.runner import Runner
+from xcompile.urls import redact
 
 # Debian 12 has no package named "qemu" (the original script asked for it and
 # died there), so only packages that exist are asked for, and only the first
@@ -179,21 +180,22 @@ def _download(
 
 def _fetch_direct(arch: Arch, runner: Runner, config: Config, progress: download.ProgressCallback | None) -> Qemu:
     url, sha256 = str(config.qemu_url), str(config.qemu_sha256)
+    shown = redact(url)
     final = config.cache_dir / "url" / sha256 / arch.qemu_binary
     if runner.dry_run:
-        return Qemu(arch.qemu_binary, final, f"to be downloaded from {url}")
+        return Qemu(arch.qemu_binary, final, f"to be downloaded from {shown}")
     host = platforms.host()
     if final.is_file() and files.sha256_of(final) == sha256:
-        return Qemu(arch.qemu_binary, final, f"cached from {url}")
+        return Qemu(arch.qemu_binary, final, f"cached from {shown}")
     if config.offline:
-        raise QemuUnavailable(f"offline: {url} is not in the cache ({final})", hint="run once without --offline")
+        raise QemuUnavailable(f"offline: {shown} is not in the cache ({final})", hint="run once without --offline")
     with contextlib.closing(download.make_session()) as session, download.part_file(final.parent, final.name) as part:
         download.download_file(session, url, part, timeout=30.0, sha256=sha256, what=arch.qemu_binary,
                                source="--qemu-sha256", progress=progress)  # fmt: skip
-        elf.check_static(part, host, url)
+        elf.check_static(part, host, shown)
         part.chmod(0o755)
         download.publish(part, final)
-    return Qemu(arch.qemu_binary, final, f"downloaded from {url} (SHA256 checked)")
+    return Qemu(arch.qemu_binary, final, f"downloaded from {shown} (SHA256 checked)")
 
 
 def ensure_all(
