@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: help venv provision provision-demo test test-host-states unit lint demo images bench clean
+.PHONY: help venv provision provision-demo test test-host-states unit lint demo images bench live-check clean
 
 help:
 	@echo "make test    provision docker/registry/qemu, then lint, type-check and run every test"
@@ -13,6 +13,7 @@ help:
 	@echo "make demo    build the default job against a local registry and a local armhf base"
 	@echo "make images  the real job: build and push the images configured in setup.cfg"
 	@echo "make bench   time xcompile against the sequential original flow, and the qemu download"
+	@echo "make live-check  download every emulator from the real Debian archive (default suite, oldstable)"
 
 $(BIN)/xcompile: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +61,16 @@ images: venv
 bench: provision venv
 	$(BIN)/python benchmarks/bench_flow.py
 	$(BIN)/python benchmarks/bench_download.py
+
+# Not part of `make test`: it needs the real Debian archive (the host's apt mirror). As root,
+# the host's keyrings are hidden in a private mount namespace, so the bundled keys alone count.
+live-check: venv
+	@if [ "$$(id -u)" -eq 0 ] && command -v unshare >/dev/null; then \
+		unshare -m sh -c 'for d in /usr/share/keyrings /etc/apt/trusted.gpg.d; do \
+			[ -d "$$d" ] && mount -t tmpfs none "$$d"; done; exec "$$@"' - $(BIN)/python ci/live_check.py; \
+	else \
+		$(BIN)/python ci/live_check.py; \
+	fi
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache

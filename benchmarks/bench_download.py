@@ -1,4 +1,4 @@
-"""Cold and warm fetch of the real qemu-user-static from a local archive, against curl + dpkg-deb.
+"""Cold and warm fetch of the real qemu from a local archive, in both layouts, against curl + dpkg-deb.
 
 Every measured run is a child process, so its wall time and peak RSS
 (``ru_maxrss`` from ``os.wait4``, which covers the child's own waited-for
@@ -6,17 +6,20 @@ children too) are its own. The archive is served by the stdlib's threaded
 HTTP server on 127.0.0.1, the same for every contender.
 
 - xcompile cold: InRelease + gpgv, Packages.xz, the .deb streamed and hashed,
-  then only usr/bin/qemu-arm-static extracted.
+  then only usr/bin/qemu-arm-static extracted. For bookworm's layout that is
+  one .deb (qemu-user-static, 62.6 MB); for trixie's, the 77 kB
+  qemu-user-static whose qemu-arm-static is a link, then qemu-user (71 MB)
+  through its Depends.
 - xcompile warm: the same call again (InRelease + gpgv, no download).
-- curl + dpkg-deb -x: the download, then the whole package unpacked (no
-  verification at all).
+- curl + dpkg-deb -x: the download of the .deb that holds the binary, then
+  the whole package unpacked (no verification at all): the baseline.
 - curl + one file: the download, then ``dpkg-deb --fsys-tarfile | tar -x`` of
   the one binary, which is the fairer comparison.
 - small .deb: a 1 MiB synthetic package (xz preset 6, like dpkg-deb's), to
   show that peak memory does not grow with the size of the file.
 
-Run: ``python benchmarks/bench_download.py [ROUNDS]`` (needs the real .deb in
-the test cache; tests/debian_archive.py fetches it once with apt-get).
+Run: ``python benchmarks/bench_download.py [ROUNDS]`` (needs the real .debs in
+the test cache; ci/provision.sh fetches them once with ci/fetch-deb.sh).
 """
 
 from __future__ import annotations
@@ -38,14 +41,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-from debian_archive import QEMU, Archive, GpgKey, build_deb, real_deb, tiny_elf  # noqa: E402
+from debian_archive import QEMU, Archive, GpgKey, build_deb, real_package, tiny_elf  # noqa: E402
 
 BINARY = "qemu-arm-static"
 FETCH = """
 import sys
 from pathlib import Path
 from xcompile.debian import Archive, fetch_qemu
-fetch_qemu(sys.argv[1], Archive(sys.argv[2], "bookworm", keyrings=(Path(sys.argv[4]),)), Path(sys.argv[3]))
+fetch_qemu(sys.argv[1], Archive(sys.argv[2], sys.argv[5], keyrings=(Path(sys.argv[4]),)), Path(sys.argv[3]))
 """
 IMPORTS = "import requests, debian.deb822, xcompile.debian"
 BASELINE = "curl -o + dpkg-deb -x"
@@ -104,14 +107,26 @@ def archive_with(root: Path, deb: Path, key: GpgKey, **fields: str) -> Archive:
     return archive
 
 
+def real_archive(root: Path, key: GpgKey, codename: str, packages: tuple[str, ...]) -> Archive:
+    archive = Archive(root, suite=codename)
+    for package in packages:
+        archive.add_real(real_package(codename, package))
+    archive.write(key)
+    return archive
+
+
+LAYOUTS = {"bookworm": ("qemu-user-static",), "trixie": ("qemu-user-static", "qemu-user")}
+
+
 def main() -> None:
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 3
     key = GpgKey.create("Bench Archive")
     work = Path(tempfile.mkdtemp(prefix="xcompile-bench-"))
+    holder: dict[str, Path] = {}
     try:
-        real = real_deb(QEMU)
+        archives = {c: real_archive(work / c, key, c, pkgs) for c, pkgs in LAYOUTS.items()}
+        holder = {c: a.entries[-1].deb for c, a in archives.items()}  # the .deb that holds the binary
         fields = {"package": QEMU, "version": "1:7.2+dfsg-7", "arch": "amd64"}
-        archives = {"real": archive_with(work / "real", real, key)}
         for label, size in (("1 MiB", 1 << 20), ("16 MiB", 16 << 20)):
             deb = build_deb(work / f"{size}.deb", files={f"usr/bin/{BINARY}": tiny_elf(size=size)})
             archives[label] = archive_with(work / label.replace(" ", ""), deb, key, **fields)
@@ -122,39 +137,48 @@ def main() -> None:
 
         with contextlib.ExitStack() as stack:
             urls = {label: stack.enter_context(serve(a.root)) for label, a in archives.items()}
-            deb_url = f"{urls['real']}/{archives['real'].entries[0].filename}"
             for i in range(rounds):
                 out = work / f"out{i}"
                 out.mkdir()
                 record("true (the measuring floor)", ["true"])
                 record("python + imports only", [sys.executable, "-c", IMPORTS])
-                for label in ("1 MiB", "16 MiB", "real"):
+                for label in ("1 MiB", "16 MiB"):
                     cache = work / f"cache-{label}-{i}"
-                    fetch = [sys.executable, "-c", FETCH, BINARY, urls[label], str(cache), str(key.keyring)]
-                    name = f"real {real.stat().st_size / 1e6:.1f} MB" if label == "real" else f"{label} synthetic"
-                    record(f"xcompile cold ({name} .deb)", fetch)
-                    if label == "real":
-                        record("xcompile warm (real .deb)", fetch)
-                record("curl -o only", ["curl", "-sSf", "-o", str(out / "only.deb"), deb_url])
-                copy = str(out / "q.deb")
-                all_files = 'curl -sSf -o "$1" "$2" && dpkg-deb -x "$1" "$3"'
-                record(BASELINE, ["sh", "-c", all_files, "-", copy, deb_url, str(out / "all")])
-                (out / "one").mkdir()
-                one_file = 'curl -sSf -o "$1" "$2" && dpkg-deb --fsys-tarfile "$1" | tar -x -C "$3" "./usr/bin/$4"'
-                record(FAIR, ["sh", "-c", one_file, "-", copy, deb_url, str(out / "one"), BINARY])
+                    fetch = [sys.executable, "-c", FETCH, BINARY, urls[label], str(cache), str(key.keyring), "bookworm"]
+                    record(f"xcompile cold ({label} synthetic .deb)", fetch)
+                for codename, archive in archives.items():
+                    if codename not in LAYOUTS:
+                        continue
+                    cache = work / f"cache-{codename}-{i}"
+                    fetch = [sys.executable, "-c", FETCH, BINARY, urls[codename], str(cache), str(key.keyring),
+                             codename]  # fmt: skip
+                    record(f"{codename}: xcompile cold", fetch)
+                    record(f"{codename}: xcompile warm", fetch)
+                    deb_url = f"{urls[codename]}/{archive.entries[-1].filename}"
+                    copy = str(out / f"{codename}.deb")
+                    all_files = 'curl -sSf -o "$1" "$2" && dpkg-deb -x "$1" "$3"'
+                    record(f"{codename}: {BASELINE}", ["sh", "-c", all_files, "-", copy, deb_url, str(out / codename)])
+                    (out / f"{codename}-one").mkdir()
+                    member = "./usr/bin/" + ("qemu-arm" if codename == "trixie" else BINARY)
+                    one_file = 'curl -sSf -o "$1" "$2" && dpkg-deb --fsys-tarfile "$1" | tar -x -C "$3" "$4"'
+                    record(f"{codename}: {FAIR}", ["sh", "-c", one_file, "-", copy, deb_url,
+                                                   str(out / f"{codename}-one"), member])  # fmt: skip
                 shutil.rmtree(out)
     finally:
         key.close()
         shutil.rmtree(work, ignore_errors=True)
 
-    base = statistics.median(t for t, _ in results[BASELINE])
-    fair = statistics.median(t for t, _ in results[FAIR])
-    print(f"{rounds} rounds: median wall time, highest peak RSS; real .deb {real.stat().st_size / 1e6:.1f} MB")
-    print(f"{'':40} {'time':>8} {'peak RSS':>10} {'/ dpkg -x':>10} {'/ tar one':>10}")
+    print(f"{rounds} rounds: median wall time, highest peak RSS")
+    for codename, deb in holder.items():
+        print(f"  {codename}: the binary's .deb is {deb.name}, {deb.stat().st_size / 1e6:.1f} MB")
+    print(f"{'':48} {'time':>8} {'peak RSS':>10} {'/ dpkg -x':>10} {'/ tar one':>10}")
     for name, runs in results.items():
+        codename = name.split(":")[0] if ":" in name else "bookworm"
+        base = statistics.median(t for t, _ in results[f"{codename}: {BASELINE}"])
+        fair = statistics.median(t for t, _ in results[f"{codename}: {FAIR}"])
         wall = statistics.median(t for t, _ in runs)
         rss = max(r for _, r in runs)
-        print(f"{name:40} {wall:7.2f}s {rss / 1024:8.1f}MB {wall / base:9.2f}x {wall / fair:9.2f}x")
+        print(f"{name:48} {wall:7.2f}s {rss / 1024:8.1f}MB {wall / base:9.2f}x {wall / fair:9.2f}x")
 
 
 if __name__ == "__main__":

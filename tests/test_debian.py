@@ -387,6 +387,8 @@ def test_unsigned_release_is_taken_with_allow_unsigned_and_warned_every_run(site
     assert not again.downloaded and "NOT verified" in again.notes[0]
     offline = site.fetch(keyring=None, allow_unsigned=True, offline=True)
     assert "NOT verified" in offline.notes[0]
+    with pytest.raises(VerificationError, match="not verified"):
+        site.fetch(keyring=None, offline=True)
 
 
 def test_archive_signed_by_an_untrusted_key_is_refused_by_the_default_trust(site: Site, tmp_path: Path) -> None:

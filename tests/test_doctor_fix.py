@@ -10,12 +10,15 @@ tests change kernel state shared by the machine, so run them under
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from binfmt import read, removed, replaced
 from conftest import run_xcompile
+from debian_archive import Archive, build_deb, file_handler, tiny_elf
 
 from xcompile import binfmt, doctor, platforms
 from xcompile.config import Config
@@ -147,3 +150,19 @@ def test_real_failure_after_removal_restores_the_old_line(
     assert str(err.value).endswith(f"Invalid argument; {ARM.binfmt_name} was restored as it was")
     assert read(ARM.binfmt_name) == BROKEN
     assert read(PROBE) is None
+
+
+def test_stand_in_fix_shows_every_note_of_the_qemu_step(stand_in: Path, tmp_path: Path, httpserver: Any) -> None:
+    """The qemu --fix registers runs every foreign binary on the host: an unverified download says so."""
+    (stand_in / "register").write_text("")
+    archive = Archive(tmp_path / "archive")
+    archive.add(build_deb(tmp_path / "q.deb", files={"usr/bin/qemu-arm-static": tiny_elf()}))
+    archive.write(None)  # unsigned
+    httpserver.expect_request(re.compile("^/debian/")).respond_with_handler(file_handler(archive.root))
+    config = Config(arches=("arm32v7",), qemu_source="download", mirror=httpserver.url_for("/debian"),
+                    suite="bookworm", allow_unsigned=True, cache_dir=tmp_path / "cache")  # fmt: skip
+    shown: list[str] = []
+    doctor.fixes(config, Runner(lambda line, label: None), fix_binary=True, show=shown.append, root=stand_in)
+    warnings = [line for line in shown if line.startswith("warning: ")]
+    assert len(warnings) == 1 and "NOT verified (--allow-unsigned)" in warnings[0]
+    assert shown.index(warnings[0]) < next(i for i, line in enumerate(shown) if line.startswith("+ echo"))

@@ -324,6 +324,13 @@ def _fetch_offline(fetch: _Fetch, binary: str) -> FetchResult:
     record = cache.load_record(last[0], fetch.arch) if last else None
     if record is None:
         raise fetch.miss(binary)
+    if not record.signer and not archive.allow_unsigned:
+        # Cached from an unverified index: taken again only as it was taken then.
+        raise VerificationError(
+            f"the cached {binary} for {archive.shown} {archive.suite} came from an index whose signature was"
+            " not verified",
+            hint="run online to verify it, or accept it with --allow-unsigned",
+        )
     found = record.binaries.get(binary)
     path = cache.cached_binary(binary, found, fetch.host) if found else None
     if found is not None and path is None:

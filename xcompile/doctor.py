@@ -80,7 +80,6 @@ def fixes(
         # signature above all) is shown, not dropped.
         for note in found.notes:
             show(f"warning: {note}")
-        show(f"{found.binary}: {found.how}")
         interpreter = str(found.path) if fix_binary else arch.qemu_path_in_image
         unflagged = dataclasses.replace(entry, flags="") if entry is not None else None
         if unflagged is not None and fix_binary and emulation.interpreter_problem(unflagged) is None:
