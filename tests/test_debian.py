@@ -957,3 +957,23 @@ def test_a_huge_packages_paragraph_is_refused(site: Site) -> None:
     with pytest.raises(VerificationError, match="a paragraph larger than 1024 KiB"):
         site.fetch()
     assert_nothing_kept(site.cache)
+
+
+def test_a_trickling_mirror_is_bounded_by_the_timeout(site: Site) -> None:
+    data = (site.archive.dists / "InRelease").read_bytes()
+
+    def trickle(request: Request) -> Response:
+        def body() -> Iterator[bytes]:
+            for i in range(0, len(data), 32):
+                time.sleep(0.1)  # always within the read timeout
+                yield data[i : i + 32]
+
+        return Response(body(), status=200, headers={"Content-Length": str(len(data))})
+
+    site.server.expect_request(f"{PREFIX}/dists/bookworm/InRelease").respond_with_handler(trickle)
+    site.serve()
+    start = time.monotonic()
+    with pytest.raises(DownloadError, match="not done within 1 s"):
+        site.fetch(timeout=0.5)
+    assert time.monotonic() - start < 5
+    assert_nothing_kept(site.cache)

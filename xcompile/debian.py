@@ -51,6 +51,7 @@ from debian.debian_support import Version
 
 from . import debpkg, files, trust
 from .download import (
+    MAX_RETRY_AFTER,
     ProgressCallback,
     cache_writes,
     download_file,
@@ -307,7 +308,7 @@ def fetch_qemu(
     if arch not in BY_DEBIAN:
         raise UsageError(f"unknown Debian architecture {arch!r}", hint=f"use one of {', '.join(sorted(BY_DEBIAN))}")
     cache = _Cache(cache_dir, archive)
-    http = session if session is not None else make_session()
+    http = session if session is not None else make_session(max_wait=min(MAX_RETRY_AFTER, timeout))
     try:
         fetch = _Fetch(archive, cache, http, BY_DEBIAN[arch], arch, timeout, progress,
                        runner or Runner(lambda line, label: None), keyring_dirs, offline)  # fmt: skip

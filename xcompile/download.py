@@ -31,6 +31,8 @@ import io
 import os
 import re
 import tempfile
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -57,6 +59,10 @@ RETRY_STATUSES = (429, 500, 502, 503, 504)
 # The longest Retry-After we wait out (and never longer than the timeout): a
 # mirror that asks for more gets its answer reported instead (issue 7).
 MAX_RETRY_AFTER = 60.0
+# The whole of one download (retries, waits and resumes included) gets twice
+# the timeout plus its size at this rate: a mirror trickling a byte just
+# inside each read timeout cannot hold a run forever (issue 7).
+SLOWEST_RATE = 100_000  # bytes per second
 
 
 class _CappedRetry(Retry):
@@ -232,6 +238,17 @@ def stream_to(
 ) -> str:
     """The download loop: GET, then resume or restart on a cut-off body; returns the SHA256 hex."""
     shown = redact(url)
+    budget = 2 * timeout + (size or 0) / SLOWEST_RATE
+    deadline = time.monotonic() + budget
+
+    def check_deadline() -> None:
+        if time.monotonic() > deadline:
+            raise DownloadError(
+                shown,
+                f"not done within {budget:.0f} s (the whole download is bounded by its timeout and size)",
+                hint="the mirror is too slow; retry later or choose another mirror",
+            )
+
     hasher = hashlib.sha256()
     done = 0
     resumes = 0
@@ -245,12 +262,9 @@ def stream_to(
         if progress is not None:
             progress(ProgressEvent(what, done, total, finished))
 
-    report()
-    while True:
-        headers = {"Accept-Encoding": "identity"}
-        if done:
-            headers["Range"] = f"bytes={done}-"
-        resp = _get(session, url, headers, timeout)
+    def read_body(resp: requests.Response) -> str | None:
+        """Read one response into ``out``; the reason it was cut off, or None when it is whole."""
+        nonlocal hasher, done, total
         with resp:
             if resp.status_code == 206:
                 if not done or _range_start(resp) != done:
@@ -293,11 +307,33 @@ def stream_to(
                         report()
             except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ConnectionError) as err:
                 cut = _reason(err, timeout)
+            except Exception:
+                check_deadline()  # the watchdog closed it mid-read: say so
+                raise
+            check_deadline()  # a closed response may also just end early
             if cut is None and size is not None and done < size:
                 # A server that closes early without Content-Length raises nothing.
                 cut = f"the body ended after {done} of {size} bytes"
+        return cut
+
+    report()
+    while True:
+        headers = {"Accept-Encoding": "identity"}
+        if done:
+            headers["Range"] = f"bytes={done}-"
+        resp = _get(session, url, headers, timeout)
+        # A read blocks until its chunk is full, however slowly it fills: the
+        # watchdog closes the response at the deadline, which ends the read.
+        watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), resp.close)
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            cut = read_body(resp)
+        finally:
+            watchdog.cancel()
         if cut is None:
             break
+        check_deadline()
         resumes += 1
         if resumes > MAX_BODY_RESUMES:
             raise DownloadError(
