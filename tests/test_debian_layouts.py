@@ -28,6 +28,7 @@ from xcompile.debian import FetchResult, fetch_qemu
 from xcompile.errors import VerificationError
 from xcompile.runner import Runner
 
+pytestmark = pytest.mark.integration  # the real packages provisioning fetched; root for unshare
 PREFIX = "/debian"
 QUIET = Runner(lambda line, label: None)
 
