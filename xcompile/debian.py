@@ -724,7 +724,7 @@ def _scan(xz_path: Path, packages: Iterable[str], arch: str, url: str) -> list[t
     try:
         with lzma.open(xz_path, "rb") as stream:
             pending = b""
-            while block := stream.read(4 * _CHUNK):
+            while block := stream.read(_CHUNK):
                 total += len(block)
                 if total > MAX_INDEX:
                     raise VerificationError(f"{url}: more than {MAX_INDEX >> 20} MiB uncompressed; refused")

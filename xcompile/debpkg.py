@@ -82,8 +82,8 @@ def _data_member(f: BinaryIO, deb: Path) -> Any:
 def _data_tar(member: Any) -> tarfile.TarFile:
     raw = cast(BinaryIO, member)
     if member.name.endswith(".zst"):
-        return tarfile.open(fileobj=_zstd_reader(raw), mode="r|", bufsize=CHUNK)
-    return tarfile.open(fileobj=raw, mode="r|*", bufsize=CHUNK)
+        return tarfile.open(fileobj=_zstd_reader(raw), mode="r|")
+    return tarfile.open(fileobj=raw, mode="r|*")
 
 
 def _zstd_reader(raw: BinaryIO) -> BinaryIO:
