@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tarfile
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -53,14 +54,16 @@ def pushed(
     host_binfmt: str, registry: Registry, armhf_base: str, user_env: dict[str, str], tmp_path: Path
 ) -> dict[str, object]:
     """Two tags built and pushed by xcompile, with the run's report, on a host in state ``host_binfmt``."""
-    repo = f"{registry.host}/team/rpi-python"
+    # A name of its own: a second run to the same name would find it unchanged.
+    name = f"team-{uuid.uuid4().hex[:6]}/rpi-python"
+    repo = f"{registry.host}/{name}"
     report = tmp_path / "report.json"
     result = run_xcompile(
         "build", "--base", armhf_base, "--repo", repo, "--tag", "3.7", "--tag", "3.7-slim",
         "--report", str(report), cwd=tmp_path, env=user_env,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    return {"repo": repo, "name": "team/rpi-python", "report": report, "result": result}
+    return {"repo": repo, "name": name, "report": report, "result": result}
 
 
 @BUILDS_HERE
@@ -148,9 +151,12 @@ def test_dry_run_prints_the_original_job_and_changes_nothing(
         ctx = f"{user_env['TMPDIR']}/xcompile-XXXXXX/context-qemu-arm-static"
         build = (
             f"+ docker build --platform linux/arm/v7 --no-cache"
-            f" -f {ctx}/Dockerfile.{tag} -t brewblox/rpi-python:{tag} {ctx}"
+            f" -f {ctx}/Dockerfile.{tag} -t brewblox/rpi-python:{tag}"
+            f" --label org.opencontainers.image.base.name=arm32v7/python:{tag}"
+            f" --label 'org.opencontainers.image.base.digest=<digest of arm32v7/python:{tag}>'"
         )
-        assert f"[{tag}] {build}\n" in log
+        assert f"[{tag}] {build} --label xcompile.qemu.sha256=" in log
+        assert f"[{tag}] + docker pull -q --platform linux/arm/v7 arm32v7/python:{tag}\n" in log
         assert f"+ docker push brewblox/rpi-python:{tag}\n" in log
         assert f"FROM arm32v7/python:{tag}; COPY qemu-arm-static /usr/bin/qemu-arm-static" in log
     assert log.count("+ docker build") == 4 and log.count("+ docker push") == 4
@@ -182,7 +188,7 @@ def test_dry_run_without_qemu_shows_apt(tmp_path: Path, user_env: dict[str, str]
 def test_a_failure_stops_the_rest_unless_keep_going(
     host_binfmt: str, registry: Registry, armhf_base: str, user_env: dict[str, str], tmp_path: Path, keep_going: bool
 ) -> None:
-    # Tag "missing" has no base image anywhere, so its build fails.
+    # Tag "missing" has no base image anywhere, so it fails before its build.
     repo = f"{registry.host}/fail-{int(keep_going)}/img"
     base = f"{registry.host}/nowhere/python"
     docker("tag", f"{armhf_base}:a", f"{base}:a")
@@ -195,7 +201,7 @@ def test_a_failure_stops_the_rest_unless_keep_going(
     assert result.returncode == 1
     statuses = {row.split()[0].rsplit(":", 1)[1]: row.split()[2] for row in result.stdout.splitlines()[1:4]}
     assert statuses == {"a": "pushed", "missing": "failed", "c": "pushed" if keep_going else "skipped"}
-    assert f"{repo}:missing: docker build failed (exit 1)" in result.stdout
+    assert f"{repo}:missing: base {base}:missing is not on this host, and the pull failed: " in result.stdout
     expected = ["a", "c"] if keep_going else ["a"]
     assert sorted(registry.tags(f"fail-{int(keep_going)}/img")) == expected
     assert "Traceback" not in result.stderr

@@ -209,6 +209,11 @@ class _BuildSwitches(_QemuSwitches):
     jobs = _Setting("jobs", f"images at once (default {config.DEFAULT_JOBS})", argname="N")
     keep_going = _Toggle("keep_going", "go on with the other images after a failure")
     report = _Setting("report", "also write the summary as JSON", argname="FILE")
+    rebuild = _Setting(
+        "rebuild", "changed (the default): only images whose base, qemu or recipe differ from the registry's;"
+        " always: every image", argname="WHEN",
+    )  # fmt: skip
+    pull = _Setting("pull", "pull each base first: always (the default), missing, never", argname="POLICY")
 
     def build(self) -> int:
         console, settings, runner = self.session()

@@ -27,6 +27,8 @@ else:  # pragma: no cover - exercised on 3.10 only
 DEFAULT_JOBS = 4
 DEFAULT_SUITE = "stable"  # whatever the archive's stable is; the cache is keyed by the codename it names
 QEMU_SOURCES = ("auto", "path", "apt", "download")
+REBUILD = ("changed", "always")
+PULL = ("always", "missing", "never")
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,10 @@ class Config:
     jobs: int = DEFAULT_JOBS
     keep_going: bool = False
     report: Path | None = None
+    rebuild: str = "changed"
+    """changed: build and push only where the registry's image differs in base, qemu or recipe."""
+    pull: str = "always"
+    """Pull each base before building: always, missing (only when not here), never."""
     # Where the static qemu comes from (see qemu.py).
     qemu_source: str = "auto"
     mirror: str | None = None
@@ -182,6 +188,8 @@ KEYS: dict[str, Callable[[Any, str], Any]] = {
     "keep_going": _bool,
     "report": _path,
     "qemu_source": _choice(*QEMU_SOURCES),
+    "rebuild": _choice(*REBUILD),
+    "pull": _choice(*PULL),
     "mirror": _url,
     "suite": _text,
     "keyring": _path,

@@ -93,6 +93,10 @@ class ProofFailed(XcompileError):
     exit_code = 1
 
 
+class BaseUnavailable(XcompileError):
+    """An image's base can be neither pulled nor found on this host: that image fails (exit 1)."""
+
+
 class CacheError(EnvironmentProblem):
     """The download cache cannot be written (exit 3)."""
 

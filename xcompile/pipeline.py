@@ -14,6 +14,7 @@ touch the world.
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import threading
 import time
@@ -23,13 +24,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from xcompile import dockerconfig, download, emulation, engine, files, preflight, proof, qemu, reference
+from xcompile import (
+    dockerconfig,
+    download,
+    emulation,
+    engine,
+    files,
+    preflight,
+    proof,
+    qemu,
+    recipe,
+    reference,
+    registry,
+)
 from xcompile.config import Config
-from xcompile.errors import CommandFailed, XcompileError
+from xcompile.errors import BaseUnavailable, CommandFailed, XcompileError
 from xcompile.platforms import Arch
 from xcompile.runner import Runner
 
-Status = Literal["pushed", "built", "failed", "skipped", "planned", "interrupted"]
+Status = Literal["pushed", "built", "unchanged", "failed", "skipped", "planned", "interrupted"]
 Say = Callable[[str, "str | None"], None]
 _DIGEST = re.compile(r"(sha256:[0-9a-f]{64})")
 
@@ -60,12 +73,16 @@ class Image:
         return f"Dockerfile.{self.label}"
 
     @property
-    def dockerfile(self) -> str:
+    def dockerfile_template(self) -> str:
         # The original's two lines. The path matters: hosts whose binfmt entry
         # lacks the F flag make the kernel look the emulator up in the image.
-        lines = [f"FROM {self.base}"]
+        lines = ["FROM {base}"]
         lines += [f"COPY {self.arch.qemu_binary} {path}" for path in self.qemu_paths]
         return "\n".join(lines) + "\n"
+
+    @property
+    def dockerfile(self) -> str:
+        return self.dockerfile_template.replace("{base}", self.base)
 
 
 @dataclass(frozen=True)
@@ -156,6 +173,8 @@ class Pipeline:
         self.result: Result | None = None
         """The run's result so far, for the summary when it is interrupted."""
         self._sha256: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._registry: registry.Reader | None = None
         """Each qemu binary's SHA256, taken when it is copied in (the proof compares against it)."""
 
     # --- the flow -----------------------------------------------------------
@@ -244,7 +263,12 @@ class Pipeline:
         if self._stopped(outcome, "not started: an earlier image failed"):
             return
         with self._attempt(outcome):
-            self.build(image, work.context(image.arch.qemu_binary))
+            base_digest = self.newest_base(image)
+            labels = recipe.labels(image.base, base_digest, self._sha256[image.arch.qemu_binary],
+                                   image.dockerfile_template)  # fmt: skip
+            if self.unchanged(image, labels, outcome):
+                return
+            self.build(image, work.context(image.arch.qemu_binary), labels)
             outcome.status = "built"
             if self.config.verify:
                 self.verify(image, work)
@@ -254,7 +278,85 @@ class Pipeline:
                 outcome.digest = self.push(image)
                 outcome.status = "pushed"
 
-    def build(self, image: Image, context: Path) -> None:
+    def newest_base(self, image: Image) -> str:
+        """Pull the base (policy ``pull``), and return its digest: the registry's
+        where it came from one, else the local image ID."""
+        why = None
+        if self.config.pull == "always":
+            why = self._pull(image)
+        found = self._base_digest(image)
+        if found is None and self.config.pull == "missing":
+            why = self._pull(image)
+            found = self._base_digest(image)
+        if found is None:
+            if self.runner.dry_run:
+                return f"<digest of {image.base}>"
+            pulled = f", and the pull failed: {why}" if why else ""
+            raise BaseUnavailable(f"base {image.base} is not on this host{pulled}",
+                                  hint="check its name, or log in to its registry")  # fmt: skip
+        if why:
+            self.say(f"base {image.base}: not pulled ({why}); using the one on this host, {found[:19]}", image.label)
+        return found
+
+    def _pull(self, image: Image) -> str | None:
+        """None when the pull worked, else why not (in one line)."""
+        try:
+            self.runner.run("docker", "pull", "-q", "--platform", image.platform, image.base, label=image.label)
+        except CommandFailed as err:
+            return _last_words(err)
+        return None
+
+    def _base_digest(self, image: Image) -> str | None:
+        try:
+            out = self.runner.run("docker", "image", "inspect", "--format", "{{json .RepoDigests}} {{.Id}}",
+                                  image.base, label=image.label)  # fmt: skip
+        except CommandFailed:
+            return None
+        if not out.strip():
+            return None
+        repo_digests, _, image_id = out.strip().rpartition(" ")
+        name = image.base.rsplit(":", 1)[0]
+        for entry in json.loads(repo_digests or "[]") or []:
+            repo, _, digest = str(entry).partition("@")
+            if repo == name or repo.endswith("/" + name):
+                return digest
+        return image_id
+
+    def unchanged(self, image: Image, labels: dict[str, str], outcome: Outcome) -> bool:
+        """Is the registry's image under this tag already what a build would make?"""
+        if self.config.rebuild == "always" or not self.config.push:
+            return False
+        remote = self._read_remote(image.name, image.label)
+        if remote is None or remote.is_list:
+            return False
+        differs = recipe.differences(labels, remote.labels)
+        if differs:
+            self.say(f"changed since {remote.digest[:19]}: {', '.join(differs)}; building", image.label)
+            return False
+        self.say(f"unchanged: {image.name} is {remote.digest} (same base, qemu and recipe)", image.label)
+        outcome.status = "unchanged"
+        outcome.digest = remote.digest
+        return True
+
+    def _read_remote(self, name: str, label: str) -> registry.Remote | None:
+        # A dry run reads nothing: it plans every build.
+        if self.runner.dry_run:
+            return None
+        path, tag = registry.split(name)
+        try:
+            return self._reader().read(path, tag)
+        except (registry.RegistryUnreadable, ValueError) as err:
+            self.say(f"cannot read {name} from the registry ({err}); building", label)
+            return None
+
+    def _reader(self) -> registry.Reader:
+        with self._lock:
+            if self._registry is None:
+                (where,) = preflight.for_config(self.config, self.runner)
+                self._registry = registry.Reader(where, self.config.docker_config, self.runner)
+            return self._registry
+
+    def build(self, image: Image, context: Path, labels: dict[str, str]) -> None:
         dockerfile = context / image.dockerfile_name
         self.runner.write_file(dockerfile, image.dockerfile, label=image.label)
         self.runner.run(
@@ -263,6 +365,7 @@ class Pipeline:
             "--no-cache",
             "-f", dockerfile,
             "-t", image.name,
+            *[arg for key, value in labels.items() for arg in ("--label", f"{key}={value}")],
             context,
             label=image.label, stream=True,
         )  # fmt: skip
@@ -343,9 +446,16 @@ class Pipeline:
             self.push_manifest(manifest, outcome, [images[image] for image in manifest.images])
 
     def push_manifest(self, manifest: ManifestList, outcome: Outcome, parts: list[Outcome]) -> None:
-        if self._stop.is_set() or any(p.status not in ("pushed", "planned") for p in parts):
+        if self._stop.is_set() or any(p.status not in ("pushed", "unchanged", "planned") for p in parts):
             outcome.error = "not joined: not every image of this tag was pushed"
             return
+        if all(p.status == "unchanged" for p in parts):
+            label = manifest.name.rsplit(":", 1)[1]
+            remote = self._read_remote(manifest.name, label)
+            if remote is not None and remote.parts == {p.digest for p in parts}:
+                self.say(f"unchanged: {manifest.name} is {remote.digest} (every image in it unchanged)", label)
+                outcome.status, outcome.digest = "unchanged", remote.digest
+                return
         insecure = ["--insecure"] if self._insecure() else []
         label = manifest.name.rsplit(":", 1)[1]
         members = [image.name for image in manifest.images]
@@ -423,3 +533,8 @@ def _outcome(image: Image) -> Outcome:
 
 def _sha256_or_none(path: Path | None) -> str | None:
     return files.sha256_of(path) if path is not None and path.is_file() else None
+
+
+def _last_words(err: CommandFailed) -> str:
+    lines = [line.strip() for line in f"{err.stderr}\n{err.stdout}".splitlines() if line.strip()]
+    return lines[-1] if lines else str(err)
