@@ -6,6 +6,12 @@ cut off mid-stream (requests raises ``ChunkedEncodingError``, or nothing at all
 when there is no Content-Length), so :func:`stream_to` resumes with
 ``Range: bytes=N-`` itself, or restarts when the server ignores ranges.
 
+What a mirror can make us wait is bounded: a ``Retry-After`` beyond 60 s (or
+the timeout) ends the retries at once, and one download as a whole, retries
+and resumes included, gets twice the timeout plus its size at 100 kB/s.
+Messages show URLs through :func:`xcompile.urls.redact`: no credentials, no
+query.
+
 Every file is written to a ``*.part`` path made by :func:`part_file`, which
 removes it on every way out (errors and Ctrl-C included); callers rename it
 into place only once its size and SHA256 have been checked.
