@@ -24,6 +24,11 @@ for applet in sh uname echo cat ls true false; do
 done
 tar -C "$work/root" --owner=0 --group=0 --numeric-owner -cf "$work/ctx/rootfs.tar" .
 printf 'FROM scratch\nADD rootfs.tar /\nCMD ["/bin/sh"]\n' >"$work/ctx/Dockerfile"
+# The test suite labels its bases with its session; every image built FROM
+# them, and every container of those, carries the label too.
+if [ -n "${XCOMPILE_TEST_LABEL:-}" ]; then
+    printf 'LABEL %s\n' "$XCOMPILE_TEST_LABEL" >>"$work/ctx/Dockerfile"
+fi
 tags=()
 for ref in "$@"; do tags+=(-t "$ref"); done
 docker build -q --platform "$platform" "${tags[@]}" "$work/ctx" >/dev/null

@@ -178,14 +178,71 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
 BASE_TAGS = ("3.7", "3.7-slim", "a", "b", "c")
 
 
+SESSION = uuid.uuid4().hex[:12]
+SESSION_LABEL = f"xcompile-test-session={SESSION}"
+"""On every base image this session makes, so on every image built from them and every container of those."""
+BASE_REFS: set[str] = set()
+"""The bases, which the session keeps until its end."""
+
+
 def make_base(debian_arch: str, platform: str, name: str) -> Iterator[str]:
     """A local foreign image, made from Debian's busybox-static, tagged for the tags tests use."""
     refs = [f"{name}:{tag}" for tag in BASE_TAGS]
-    made = subprocess.run(["bash", str(MAKE_BASE), debian_arch, platform, *refs], capture_output=True, text=True)
+    made = subprocess.run(
+        ["bash", str(MAKE_BASE), debian_arch, platform, *refs],
+        capture_output=True, text=True, env={**os.environ, "XCOMPILE_TEST_LABEL": SESSION_LABEL},
+    )  # fmt: skip
     if made.returncode != 0:
         pytest.fail(f"could not make the {debian_arch} base image: {made.stderr.strip()}; {PROVISION_HINT}")
+    BASE_REFS.update(refs)
     yield name
     docker("rmi", *refs, check=False)
+    BASE_REFS.difference_update(refs)
+
+
+def session_containers() -> list[str]:
+    found = docker("ps", "-a", "--filter", f"label={SESSION_LABEL}", "--format", "{{.ID}} {{.Image}} {{.Status}}")
+    return found.stdout.splitlines()
+
+
+def session_images() -> list[tuple[str, str]]:
+    """(ID, repository:tag) of every image of this session; the tag is <none> for dangling ones."""
+    found = docker("images", "--filter", f"label={SESSION_LABEL}", "--format", "{{.ID}} {{.Repository}}:{{.Tag}}")
+    return [(line.split()[0], line.split()[1]) for line in found.stdout.splitlines()]
+
+
+@pytest.fixture(autouse=True)
+def remove_built_images(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After each integration test, remove the images it built under its test
+    repositories, by name. Dangling images and containers are not removed
+    here: they are leaks, and clean_host fails the session for them."""
+    yield
+    if request.node.get_closest_marker("integration") is None:
+        return
+    tagged = [ref for _, ref in session_images() if not ref.endswith(":<none>") and ref not in BASE_REFS]
+    if tagged:
+        docker("rmi", *tagged, check=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def clean_host() -> Iterator[None]:
+    """The suite leaves the shared docker as it found it: no containers, no
+    dangling images, no images under its test repositories (issue 11). Only
+    what this session made is judged (its label), since other suites may run
+    on the same daemon at the same time."""
+    yield
+    try:
+        containers, images = session_containers(), session_images()
+    except (OSError, subprocess.SubprocessError):
+        return  # no docker here: nothing could have been left on it
+    # Leave the host clean either way, then say what was left.
+    if containers:
+        docker("rm", "-f", *[line.split()[0] for line in containers], check=False)
+    if images:
+        docker("rmi", "-f", *dict.fromkeys(image_id for image_id, _ in images), check=False)
+    assert not containers and not images, (
+        f"the test session left on docker: containers {containers}, images {[ref for _, ref in images]}"
+    )
 
 
 @pytest.fixture(scope="session")

@@ -268,7 +268,9 @@ class Pipeline:
                                    image.dockerfile_template)  # fmt: skip
             if self.unchanged(image, labels, outcome):
                 return
+            replaced = self.image_id(image)
             self.build(image, work.context(image.arch.qemu_binary), labels)
+            self.drop_replaced(image, replaced)
             outcome.status = "built"
             if self.config.verify:
                 self.verify(image, work)
@@ -369,6 +371,20 @@ class Pipeline:
             context,
             label=image.label, stream=True,
         )  # fmt: skip
+
+    def image_id(self, image: Image) -> str | None:
+        """The ID the image's name points to now, if any."""
+        out = self.runner.run("docker", "image", "inspect", "--format", "{{.Id}}", image.name,
+                              label=image.label, ok_codes=(0, 1)).strip()  # fmt: skip
+        return out if out.startswith("sha256:") else None
+
+    def drop_replaced(self, image: Image, replaced: str | None) -> None:
+        """Remove the image the new build took the name from, so that reruns
+        leave no `<none>` images behind. Docker refuses (and so nothing goes)
+        where a container, a child image or another tag still uses it."""
+        if replaced is None or replaced == self.image_id(image):
+            return
+        self.runner.run("docker", "image", "rm", replaced, label=image.label, ok_codes=(0, 1))
 
     def verify(self, image: Image, work: Workspace) -> None:
         """Prove the image before it is pushed: labelled right, qemu inside, and it
