@@ -205,6 +205,8 @@ def test_the_proof_is_one_inspect_and_one_run(
     docker("rmi", f"{registry.host}/{name}:a", check=False)
     assert result.returncode == 0, result.stderr[-2000:]
     commands = [line.split("+ ", 1)[1] for line in result.stderr.splitlines() if line.startswith("[a] + docker ")]
+    # The proof is what follows the build (before it, the name's old image ID is looked up).
+    commands = commands[next(i for i, command in enumerate(commands) if command.startswith("docker build")) :]
     built = f"{registry.host}/{name}:a"
     verbs = [command.split()[1] for command in commands if command.split()[-1] == built or f" {built} " in command]
     assert verbs.count("run") == 1 and verbs.count("image") == 1, commands
