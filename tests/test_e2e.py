@@ -151,11 +151,11 @@ def test_dry_run_prints_the_original_job_and_changes_nothing(
         ctx = f"{user_env['TMPDIR']}/xcompile-XXXXXX/context-qemu-arm-static"
         build = (
             f"+ docker build --platform linux/arm/v7 --no-cache"
-            f" -f {ctx}/Dockerfile.{tag} -t brewblox/rpi-python:{tag}"
-            f" --label org.opencontainers.image.base.name=arm32v7/python:{tag}"
-            f" --label 'org.opencontainers.image.base.digest=<digest of arm32v7/python:{tag}>'"
+            f" -f {ctx}/Dockerfile.{tag} -t brewblox/rpi-python:{tag} {ctx}"
         )
-        assert f"[{tag}] {build} --label xcompile.qemu.sha256=" in log
+        assert f"[{tag}] {build}\n" in log
+        labels = f'LABEL org.opencontainers.image.base.name="arm32v7/python:{tag}"'
+        assert f"FROM arm32v7/python:{tag}; COPY qemu-arm-static /usr/bin/qemu-arm-static; {labels}" in log
         assert f"[{tag}] + docker pull -q --platform linux/arm/v7 arm32v7/python:{tag}\n" in log
         assert f"+ docker push brewblox/rpi-python:{tag}\n" in log
         assert f"FROM arm32v7/python:{tag}; COPY qemu-arm-static /usr/bin/qemu-arm-static" in log

@@ -360,14 +360,16 @@ class Pipeline:
 
     def build(self, image: Image, context: Path, labels: dict[str, str]) -> None:
         dockerfile = context / image.dockerfile_name
-        self.runner.write_file(dockerfile, image.dockerfile, label=image.label)
+        # One LABEL line, not one `--label` each: the classic builder makes
+        # every label switch a step of its own, with a container commit each.
+        text = image.dockerfile + "LABEL " + " ".join(f"{key}={json.dumps(value)}" for key, value in labels.items())
+        self.runner.write_file(dockerfile, text + "\n", label=image.label)
         self.runner.run(
             "docker", "build",
             "--platform", image.platform,
             "--no-cache",
             "-f", dockerfile,
             "-t", image.name,
-            *[arg for key, value in labels.items() for arg in ("--label", f"{key}={value}")],
             context,
             label=image.label, stream=True,
         )  # fmt: skip
