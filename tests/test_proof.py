@@ -211,3 +211,19 @@ def test_the_proof_is_one_inspect_and_one_run(
     verbs = [command.split()[1] for command in commands if command.split()[-1] == built or f" {built} " in command]
     assert verbs.count("run") == 1 and verbs.count("image") == 1, commands
     assert "create" not in verbs and "cp" not in verbs  # qemu's bytes were read natively
+
+
+def test_the_layers_choose_one_program_to_run(tmp_path: Path) -> None:
+    layer = tmp_path / "layer"
+    (layer / "usr/bin").mkdir(parents=True)
+    (layer / "bin").mkdir()
+    with_layers = proof.ImageConfig("linux/arm/v7", layer_dirs=(layer,))
+    assert proof.probes_for(proof.ImageConfig("linux/arm/v7")) == proof.PROBES  # layers unknown: the chain
+    assert proof.probes_for(with_layers) == proof.PROBES  # nothing known to run: the chain, which says so
+    (layer / "bin/uname").symlink_to("busybox")
+    assert proof.probes_for(with_layers)[0] == proof.PROBES[2]  # uname alone: one emulated exec
+    (layer / "usr/bin/python3").symlink_to("python3.11")
+    first = proof.probes_for(with_layers)[0]
+    assert first == proof.PYTHON_BOTH  # python3 reports both
+    said = proof.read_probe(first, "uname armv7l\npython armv7l\n")
+    assert (said.uname, said.python) == ("armv7l", "armv7l")

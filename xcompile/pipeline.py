@@ -395,7 +395,7 @@ class Pipeline:
         config = self.look_at(image)
         self._judge(proof.check_labels, image, config)
         self._judge(proof.check_qemu_inside, image, self.qemu_inside(image, config, work))
-        self._judge(proof.check_machine, image, self.run_inside(image))
+        self._judge(proof.check_machine, image, self.run_inside(image, proof.probes_for(config)))
 
     def _judge(self, check: Callable[[Arch, _Seen], None], image: Image, seen: _Seen) -> None:
         # A dry run has run nothing, so it has nothing to judge: the commands were the plan.
@@ -434,9 +434,9 @@ class Pipeline:
                 run("docker", "rm", container, label=image.label)
         return proof.QemuSeen(wanted, tuple(copies))
 
-    def run_inside(self, image: Image) -> proof.Machine:
-        """One emulated run, with the shell; without one, python3 or uname as the entrypoint."""
-        for probe in proof.PROBES:
+    def run_inside(self, image: Image, probes: tuple[proof.Probe, ...]) -> proof.Machine:
+        """One emulated run: the first probe whose program the image has."""
+        for probe in probes:
             try:
                 out = self.runner.run("docker", "run", "--rm", "--platform", image.platform,
                                       "--entrypoint", probe.entrypoint, image.name, *probe.args,

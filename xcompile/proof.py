@@ -52,6 +52,27 @@ PROBES = (
     Probe("python3", ("-c", PYTHON_MACHINE), "python"),
     Probe("uname", ("-m",), "uname"),
 )
+# Where the layers show what the image has, one emulated program says it all:
+# python3 reports both (os.uname() is the syscall `uname -m` makes), else uname.
+PYTHON_BOTH = Probe(
+    "python3",
+    ("-c", 'import os, platform; print("uname", os.uname().machine); print("python", platform.machine())'),
+    "script",
+)
+_PYTHON_PATHS = ("/usr/local/bin/python3", "/usr/bin/python3")
+_UNAME_PATHS = ("/bin/uname", "/usr/bin/uname")
+
+
+def probes_for(config: ImageConfig) -> tuple[Probe, ...]:
+    """The probes to try, cheapest first: a single program where the layers
+    show what the image has, then the general chain should that fail."""
+    if not config.layer_dirs:
+        return PROBES
+    if any(exists_in_layers(config.layer_dirs, path) for path in _PYTHON_PATHS):
+        return (PYTHON_BOTH, *PROBES)
+    if any(exists_in_layers(config.layer_dirs, path) for path in _UNAME_PATHS):
+        return (PROBES[2], *PROBES)
+    return PROBES
 
 
 @dataclass(frozen=True)
@@ -105,11 +126,22 @@ def find_in_layers(layer_dirs: tuple[Path, ...], path: str) -> Path | None:
         candidate = layer / path.lstrip("/")
         try:
             mode = candidate.lstat().st_mode
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             continue
         # A whiteout (a 0/0 character device) deletes what lower layers have.
         return candidate if stat.S_ISREG(mode) else None
     return None
+
+
+def exists_in_layers(layer_dirs: tuple[Path, ...], path: str) -> bool:
+    """Is there a file or link at ``path`` as the image sees it?"""
+    for layer in layer_dirs:
+        try:
+            mode = (layer / path.lstrip("/")).lstat().st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        return not stat.S_ISCHR(mode)  # a whiteout deletes it
+    return False
 
 
 @dataclass(frozen=True)
