@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: help venv provision provision-demo test test-host-states unit lint demo images bench live-check clean
+.PHONY: help venv provision provision-demo test test-host-states unit lint demo login images bench live-check clean
 
 help:
 	@echo "make test    provision docker/registry/qemu, then lint, type-check and run every test"
@@ -51,11 +51,15 @@ provision-demo:
 test-host-states: provision venv
 	bash ci/test-host-states.sh
 
-# CI's real job. Credentials, when given, go to docker on stdin, never argv.
-images: venv
+# Credentials, when given, go to docker on stdin, never argv.
+login:
 	@if [ -n "$${REGISTRY_USER:-}" ]; then \
 		printf '%s' "$$REGISTRY_PASSWORD" | docker login -u "$$REGISTRY_USER" --password-stdin $${REGISTRY:-}; \
 	fi
+
+# CI's real job on one machine (a CI matrix uses `xcompile matrix`,
+# `xcompile build --only` and `xcompile join` instead; see the README).
+images: venv login
 	$(BIN)/xcompile build --report images-report.json
 
 bench: provision venv

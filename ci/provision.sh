@@ -114,16 +114,46 @@ if podman_rlimit_fails; then
     fi
 fi
 
-# --- the busybox-static .debs the test base images are made from.
+# --- the busybox-static .debs the test base images are made from: armhf,
+# arm64 and the host's own (amd64 here), one base per arch the tests build.
 $SUDO mkdir -p "$CACHE"
-for arch in armhf arm64; do
+native=$(dpkg --print-architecture)
+for arch in armhf arm64 "$native"; do
     if ! ls "$CACHE"/busybox-static_*_"$arch".deb >/dev/null 2>&1; then
         log "fetching busybox-static for $arch"
-        dpkg --print-foreign-architectures | grep -qx "$arch" || { $SUDO dpkg --add-architecture "$arch"; updated=0; }
+        if [ "$arch" != "$native" ]; then
+            dpkg --print-foreign-architectures | grep -qx "$arch" || { $SUDO dpkg --add-architecture "$arch"; updated=0; }
+        fi
         apt_update
         (cd "$CACHE" && $SUDO apt-get download -qq -o APT::Sandbox::User=root "busybox-static:$arch")
     fi
 done
+
+# --- a package from another suite of the host's own Debian archive (the
+# mirror its apt sources name), with apt itself and a private list folder, so
+# the host's sources stay as they are: apt_download_from SUITE PACKAGE.
+apt_download_from() {
+    local suite=$1 package=$2 mirror work
+    mirror=$(apt-get indextargets --format '$(REPO_URI)' 'Identifier: Packages' 2>/dev/null \
+        | grep -v -- '-security' | head -n 1)
+    [ -n "$mirror" ] || { log "no Debian archive in the host's apt sources for $package ($suite)"; return 1; }
+    work=$(mktemp -d)
+    mkdir -p "$work/lists/partial" "$work/cache/archives/partial"
+    echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror $suite main" >"$work/sources.list"
+    local private=(-o "Dir::Etc::SourceList=$work/sources.list" -o "Dir::Etc::SourceParts=$work/none"
+        -o "Dir::State::Lists=$work/lists" -o "Dir::Cache=$work/cache" -o APT::Sandbox::User=root)
+    $SUDO apt-get "${private[@]}" update -qq \
+        && (cd "$CACHE" && $SUDO apt-get "${private[@]}" download -qq "$package")
+    local rc=$?
+    $SUDO rm -rf "$work"
+    return $rc
+}
+# trixie's docker-buildx: the tests put it in a private $DOCKER_CONFIG/cli-plugins
+# (never globally) for `xcompile join` through `docker buildx imagetools`.
+if ! ls "$CACHE"/docker-buildx_*_"$native".deb >/dev/null 2>&1; then
+    log "fetching docker-buildx from trixie"
+    apt_download_from trixie docker-buildx
+fi
 # The real qemu-user-static .deb, served by the download tests' own archive.
 if ! ls "$CACHE"/qemu-user-static_*_"$(dpkg --print-architecture)".deb >/dev/null 2>&1; then
     log "fetching the qemu-user-static .deb"

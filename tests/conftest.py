@@ -253,3 +253,44 @@ def armhf_base(docker_daemon: None) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def arm64_base(docker_daemon: None) -> Iterator[str]:
     yield from make_base("arm64", "linux/arm64/v8", f"xcompile-test-{uuid.uuid4().hex[:8]}/arm64-python")
+
+
+@pytest.fixture(scope="session")
+def amd64_base(docker_daemon: None) -> Iterator[str]:
+    # The host's own busybox-static (provisioning caches it for amd64 here).
+    yield from make_base("amd64", "linux/amd64", f"xcompile-test-{uuid.uuid4().hex[:8]}/amd64-python")
+
+
+CACHE = Path(os.environ.get("XCOMPILE_TEST_CACHE", "/var/cache/xcompile-test"))
+
+
+@pytest.fixture(scope="session")
+def buildx_plugin(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """trixie's docker-buildx, unpacked for tests to place in their own
+    $DOCKER_CONFIG/cli-plugins (never installed for the whole host)."""
+    debs = sorted(CACHE.glob("docker-buildx_*.deb"))
+    if not debs:
+        pytest.fail(f"no docker-buildx .deb in {CACHE}; {PROVISION_HINT}")
+    folder = tmp_path_factory.mktemp("buildx")
+    subprocess.run(["dpkg-deb", "-x", str(debs[-1]), str(folder)], check=True)
+    plugin = folder / "usr/libexec/docker/cli-plugins/docker-buildx"
+    if not plugin.is_file():
+        pytest.fail(f"{debs[-1]} has no usr/libexec/docker/cli-plugins/docker-buildx")
+    return plugin
+
+
+def with_buildx(env: dict[str, str], plugin: Path) -> dict[str, str]:
+    """``env`` with buildx in its own DOCKER_CONFIG's cli-plugins."""
+    plugins = Path(env["DOCKER_CONFIG"]) / "cli-plugins"
+    plugins.mkdir(parents=True, exist_ok=True)
+    if not (plugins / "docker-buildx").exists():
+        (plugins / "docker-buildx").symlink_to(plugin)
+    return env
+
+
+def remove_local_images(prefix: str) -> None:
+    """Every local image whose name starts with ``prefix`` (what a test's builds and pulls left)."""
+    listed = docker("images", "--format", "{{.Repository}}:{{.Tag}}", check=False).stdout.split()
+    mine = [ref for ref in listed if ref.startswith(prefix)]
+    if mine:
+        docker("rmi", *mine, check=False)

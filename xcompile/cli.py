@@ -22,7 +22,7 @@ from plumbum import cli
 from plumbum.cli.application import ShowCompletion, ShowHelp, ShowHelpAll, ShowVersion
 from plumbum.cli.switches import SwitchError
 
-from xcompile import __version__, config, dockerconfig, doctor, download, platforms, qemu, report
+from xcompile import __version__, config, dockerconfig, doctor, download, join, matrix, platforms, qemu, report
 from xcompile.errors import Interrupted, UsageError, XcompileError
 from xcompile.pipeline import Pipeline, Result
 from xcompile.runner import Runner
@@ -214,6 +214,10 @@ class _BuildSwitches(_QemuSwitches):
         " always: every image", argname="WHEN",
     )  # fmt: skip
     pull = _Setting("pull", "pull each base first: always (the default), missing, never", argname="POLICY")
+    only = _Setting(
+        "only", "build, prove and push only this cell (repeatable), as a CI matrix job does; never a manifest"
+        " list (see `xcompile matrix` and `xcompile join`)", argname="TAG/ARCH",
+    )  # fmt: skip
 
     def build(self) -> int:
         console, settings, runner = self.session()
@@ -264,6 +268,36 @@ class BuildCommand(_BuildSwitches):
 
     def main(self) -> int:
         return self.build()
+
+
+@XcompileApp.subcommand("matrix")
+class MatrixCommand(_BuildSwitches):
+    """Print the configured cells (tag x arch) as JSON, for a CI matrix."""
+
+    fmt = cli.SwitchAttr(
+        "--format", str, default="json", argname="FORMAT",
+        help="json: a list of {tag, arch, only}; github: one line {\"include\": [...]} for $GITHUB_OUTPUT;"
+        " lines: one TAG/ARCH a line",
+    )  # fmt: skip
+
+    def main(self) -> int:
+        if self.fmt not in matrix.FORMATS:
+            raise UsageError(f"--format: expected one of {', '.join(matrix.FORMATS)}, got {self.fmt!r}")
+        console, settings, _ = self.session()
+        console.result(matrix.render(settings, self.fmt))
+        return 0
+
+
+@XcompileApp.subcommand("join")
+class JoinCommand(_BuildSwitches):
+    """Push one manifest list per configured tag from parts that `build --only` pushed."""
+
+    def main(self) -> int:
+        console, settings, runner = self.session()
+        for done in join.join(settings, runner, console.say):
+            state = "planned" if settings.dry_run else "joined" if done.changed else "unchanged"
+            console.result(f"{done.name}  {', '.join(done.platforms)}  {state}  {done.digest or '-'}")
+        return 0
 
 
 @XcompileApp.subcommand("qemu")

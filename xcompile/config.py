@@ -70,6 +70,8 @@ class Config:
     qemu_sha256: str | None = None
     cache_dir: Path = field(default=Path("~/.cache/xcompile"))
     # Set by switches only: they describe one run, not a project.
+    only: tuple[str, ...] = ()
+    """Cells to build, as "TAG/ARCH" (a CI matrix job's share); empty: every cell."""
     dry_run: bool = False
     verbose: bool = False
     # Derived from the environment, as docker itself does.
@@ -82,6 +84,11 @@ class Config:
     @property
     def targets(self) -> tuple[platforms.Arch, ...]:
         return tuple(platforms.get(name) for name in self.arches)
+
+    @property
+    def cells(self) -> tuple[str, ...]:
+        """Every configured "TAG/ARCH", tag by tag: what a CI matrix fans out."""
+        return tuple(f"{tag}/{arch}" for tag in self.tags for arch in self.arches)
 
     def base_for(self, arch: platforms.Arch) -> str:
         override = dict(self.bases).get(arch.name)
@@ -174,6 +181,17 @@ def _arches(value: Any, key: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(platforms.get(word).name for word in _words(value, key)))
 
 
+def _cells(value: Any, key: str) -> tuple[str, ...]:
+    """TAG/ARCH words, the arch by its row name (3.7/aarch64 is 3.7/arm64v8)."""
+    cells = []
+    for word in _words(value, key):
+        tag, slash, arch = word.partition("/")
+        if not slash or not tag or not arch:
+            raise ConfigError(f"{key}: expected TAG/ARCH, got {word!r}")
+        cells.append(f"{tag}/{platforms.get(arch).name}")
+    return tuple(dict.fromkeys(cells))
+
+
 KEYS: dict[str, Callable[[Any, str], Any]] = {
     "image": _text,
     "base": _text,
@@ -198,6 +216,8 @@ KEYS: dict[str, Callable[[Any, str], Any]] = {
     "qemu_url": _url,
     "qemu_sha256": _sha256,
 }
+SWITCH_KEYS: dict[str, Callable[[Any, str], Any]] = {"only": _cells}
+"""Keys only a switch sets: they describe one run, not a project."""
 ALIASES = {"arch": "arches", "tag": "tags", "source": "qemu_source"}
 """Other spellings a file, variable or switch may use for a key."""
 PER_ARCH = "base_"
@@ -239,7 +259,7 @@ def load(
     for key, value in switches.items():
         if value is None:
             continue
-        parse = KEYS.get(key)
+        parse = KEYS.get(key) or SWITCH_KEYS.get(key)
         values[key] = parse(value, f"--{_switch_name(key)}") if parse else value
 
     if env.get("DOCKER_CONFIG"):
@@ -358,7 +378,7 @@ DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(Config)}
 
 def repeatable(key: str) -> bool:
     """Does the key take several values (a repeatable switch)?"""
-    return KEYS.get(key) in (_words, _arches)
+    return (KEYS.get(key) or SWITCH_KEYS.get(key)) in (_words, _arches, _cells)
 
 
 def switch_names(key: str) -> tuple[str, ...]:
@@ -396,3 +416,9 @@ def _validate(config: Config, warnings: list[str]) -> None:
             # must still be a tag; refused now, not at the first push.
             for arch in config.targets:
                 reference.check_tag(tag, suffix=f"-{arch.name}")
+    unknown = [cell for cell in config.only if cell not in config.cells]
+    if unknown:
+        raise ConfigError(
+            f"--only {', '.join(unknown)}: not a configured cell",
+            hint=f"valid cells: {', '.join(config.cells)}",
+        )

@@ -151,9 +151,12 @@ def plan(config: Config, host: Mapping[str, emulation.Assessment]) -> Plan:
         )
         for tag in config.tags
         for arch in config.targets
+        # A CI matrix cell builds its share; the names stay those of the whole
+        # configured set, so that `xcompile join` finds every part.
+        if not config.only or f"{tag}/{arch.name}" in config.only
     )
     manifests: tuple[ManifestList, ...] = ()
-    if several and config.push and config.manifest:
+    if several and config.push and config.manifest and not config.only:
         manifests = tuple(
             ManifestList(f"{config.repo}:{tag}", tuple(i for i in images if i.tag == tag)) for tag in config.tags
         )
