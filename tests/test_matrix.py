@@ -127,7 +127,11 @@ def test_only_plans_its_cells_and_no_list(tmp_path: Path, user_env: dict[str, st
 
 
 @pytest.mark.integration
+# The seed's world (no F): the kernel looks for qemu inside each image, so every
+# platform pulled back from a list runs only because its image carries qemu.
+@pytest.mark.parametrize("host_binfmt", ["seed"], indirect=True)
 def test_three_runners_of_two_cells_then_join(
+    host_binfmt: str,
     registry: Registry,
     bases: dict[str, str],
     prefix: str,
