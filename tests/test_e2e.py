@@ -84,7 +84,8 @@ def test_build_pushes_every_tag_with_qemu_inside(registry: Registry, pushed: dic
         assert entry["digest"] == digest  # the summary's digest is the registry's
         assert entry["platform"] == "linux/arm/v7"
         assert entry["error"] is None
-    assert report["docker"]["server"] and report["docker"]["client"]
+    assert report["engine"]["name"] == "docker"
+    assert report["engine"]["server"] and report["engine"]["client"]
     assert report["xcompile"]
 
 
@@ -227,7 +228,7 @@ def test_daemon_down(tmp_path: Path, user_env: dict[str, str]) -> None:
     last = result.stderr.strip().splitlines()[-1]
     assert last == (
         f"xcompile: error: docker daemon not reachable at unix://{tmp_path}/nothing.sock"
-        " — start it (e.g. `sudo systemctl start docker`, or `sudo dockerd &`)"
+        " — start it (e.g. `sudo systemctl start docker`, or `sudo dockerd &`), or use `--engine podman`"
     )
     assert "+ cp" not in result.stderr and "apt-get" not in result.stderr
     assert not Path(user_env["DOCKER_CONFIG"]).exists()

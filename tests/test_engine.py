@@ -12,7 +12,7 @@ from plumbum import local
 from xcompile import engine
 from xcompile.config import load
 from xcompile.engine import DOCKER, PODMAN, Platform, Versions
-from xcompile.errors import DockerUnavailable, ProgramMissing
+from xcompile.errors import ConfigError, DockerUnavailable, ProgramMissing
 from xcompile.runner import Runner
 
 ARM_V7 = Platform("linux", "arm", "v7")
@@ -52,7 +52,7 @@ def test_podman_shapes() -> None:
         "podman", "push", "--tls-verify=false", "--digestfile", "/w/d", "localhost:5000/r:a",
     )  # fmt: skip
     assert PODMAN.pull("localhost:5000/r:a", "linux/arm/v7", insecure=True) == (
-        "podman", "pull", "--platform", "linux/arm/v7", "--tls-verify=false", "localhost:5000/r:a",
+        "podman", "pull", "-q", "--platform", "linux/arm/v7", "--tls-verify=false", "localhost:5000/r:a",
     )  # fmt: skip
     assert PODMAN.manifest_create("r:a", ["r:a-x"], insecure=True) == ("podman", "manifest", "create", "r:a")
     assert PODMAN.manifest_member("r:a", "h/r:a-x", ARM_V7, insecure=True) == (
@@ -84,8 +84,8 @@ def test_experimental_is_docker_only() -> None:
 
 def test_auth_files_follow_each_engines_rules(tmp_path: Path) -> None:
     def auth(env: dict[str, str], name: str) -> Path:
-        settings, _ = load({}, env, tmp_path, Path("/home/u"))
-        return engine.ENGINES[name].auth_file(settings.docker_config, settings.podman_auth_file)
+        settings, _ = load({"engine": name}, env, tmp_path, Path("/home/u"))
+        return engine.ENGINES[settings.engine].auth_file(settings.docker_config, settings.podman_auth_file)
 
     assert auth({}, "docker") == Path("/home/u/.docker/config.json")
     assert auth({"DOCKER_CONFIG": "/dc"}, "docker") == Path("/dc/config.json")
@@ -93,6 +93,14 @@ def test_auth_files_follow_each_engines_rules(tmp_path: Path) -> None:
     assert auth({"XDG_RUNTIME_DIR": "/run/user/7"}, "podman") == Path("/run/user/7/containers/auth.json")
     both = {"XDG_RUNTIME_DIR": "/run/user/7", "REGISTRY_AUTH_FILE": "/a.json"}
     assert auth(both, "podman") == Path("/a.json")
+
+
+def test_engine_setting(tmp_path: Path) -> None:
+    assert load({}, {}, tmp_path, Path("/h"))[0].engine == "docker"
+    assert load({}, {"XCOMPILE_ENGINE": "Podman"}, tmp_path, Path("/h"))[0].engine == "podman"
+    assert load({"engine": "auto"}, {"XCOMPILE_ENGINE": "podman"}, tmp_path, Path("/h"))[0].engine == "auto"
+    with pytest.raises(ConfigError, match="expected one of docker, podman, auto"):
+        load({"engine": "rkt"}, {}, tmp_path, Path("/h"))
 
 
 def shims(folder: Path, **programs: str) -> str:
@@ -155,3 +163,19 @@ def test_versions_of_each_engine(tmp_path: Path) -> None:
     broken = shims(tmp_path / "broken", podman="echo 'Error: database is locked' >&2; exit 125")
     with local.env(PATH=broken), pytest.raises(DockerUnavailable, match=r"podman cannot run: .*database is locked"):
         PODMAN.versions(runner)
+
+
+def test_podmans_inspect_without_variant_still_checks_os_and_architecture() -> None:
+    from xcompile import platforms, proof
+    from xcompile.errors import ProofFailed
+
+    arm = platforms.get("arm32v7")
+    podman_says = proof.ImageConfig.from_inspect('[{"Os": "linux", "Architecture": "arm", "Config": {}}]')
+    assert not podman_says.variant_known
+    proof.check_labels(arm, podman_says)
+    amd64 = proof.ImageConfig.from_inspect('[{"Os": "linux", "Architecture": "amd64", "Config": {}}]')
+    with pytest.raises(ProofFailed, match="image config says linux/amd64, not linux/arm/v7"):
+        proof.check_labels(arm, amd64)
+    docker_says = proof.ImageConfig.from_inspect('[{"Os": "linux", "Architecture": "arm", "Variant": "v6"}]')
+    with pytest.raises(ProofFailed):
+        proof.check_labels(arm, docker_says)

@@ -22,7 +22,7 @@ from plumbum import cli
 from plumbum.cli.application import ShowCompletion, ShowHelp, ShowHelpAll, ShowVersion
 from plumbum.cli.switches import SwitchError
 
-from xcompile import __version__, config, dockerconfig, doctor, download, join, matrix, platforms, qemu, report
+from xcompile import __version__, config, dockerconfig, doctor, download, engine, join, matrix, platforms, qemu, report
 from xcompile.errors import Interrupted, UsageError, XcompileError
 from xcompile.pipeline import Pipeline, Result
 from xcompile.runner import Runner
@@ -196,7 +196,16 @@ class _QemuSwitches(_Switches):
     )  # fmt: skip
 
 
-class _BuildSwitches(_QemuSwitches):
+class _EngineSwitches(_QemuSwitches):
+    """The container engine, for the commands that drive one."""
+
+    engine = _Setting(
+        "engine", f"container engine: {', '.join(engine.CHOICES)} (default docker; auto: docker when its daemon"
+        " answers, else podman)", argname="ENGINE",
+    )  # fmt: skip
+
+
+class _BuildSwitches(_EngineSwitches):
     image = _Setting("image", "official image to start from (base: <arch namespace>/NAME)", argname="NAME")
     base = _Setting(
         "base", "foreign base image name, without tag; {namespace} stands for the arch's namespace", argname="IMAGE"
@@ -329,7 +338,7 @@ class ExperimentalCommand(_Switches):
 
 
 @XcompileApp.subcommand("doctor")
-class DoctorCommand(_QemuSwitches):
+class DoctorCommand(_EngineSwitches):
     """Check this host for building and running foreign images; --fix repairs binfmt."""
 
     repo = _Setting("repo", "repository whose registry to check", argname="NAME")

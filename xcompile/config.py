@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from xcompile import platforms, reference
+from xcompile import engine, platforms, reference
 from xcompile.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -42,6 +42,8 @@ class Config:
     """Per-arch overrides of ``base``: (arch name, base)."""
     tags: tuple[str, ...] = ("3.6", "3.6-slim", "3.7", "3.7-slim")
     repo: str = "brewblox/rpi-python"
+    engine: str = "docker"
+    """docker, podman, or auto: docker when its daemon answers, else podman."""
     arches: tuple[str, ...] = ("arm32v7",)
     push: bool = True
     verify: bool = True
@@ -76,6 +78,9 @@ class Config:
     verbose: bool = False
     # Derived from the environment, as docker itself does.
     docker_config: Path = field(default=Path("~/.docker/config.json"))
+    named_auth_files: tuple[tuple[str, Path], ...] = ()
+    """The credential files an environment variable names (DOCKER_CONFIG,
+    REGISTRY_AUTH_FILE): podman 4 fails to run containers when one is missing."""
     podman_auth_file: Path = field(default=Path("/run/containers/0/auth.json"))
     """Podman's credentials: REGISTRY_AUTH_FILE, else $XDG_RUNTIME_DIR/containers/auth.json."""
     source: str = "built-in defaults"
@@ -197,6 +202,7 @@ KEYS: dict[str, Callable[[Any, str], Any]] = {
     "base": _text,
     "tags": _words,
     "repo": _text,
+    "engine": _choice(*engine.CHOICES),
     "arches": _arches,
     "push": _bool,
     "verify": _bool,
@@ -267,6 +273,8 @@ def load(
     else:
         values["docker_config"] = home / ".docker" / "config.json"
     values["podman_auth_file"] = _podman_auth_file(env)
+    named = {"DOCKER_CONFIG": values["docker_config"], "REGISTRY_AUTH_FILE": values["podman_auth_file"]}
+    values["named_auth_files"] = tuple((name, path) for name, path in named.items() if env.get(name))
     cache_home = Path(env["XDG_CACHE_HOME"]) if env.get("XDG_CACHE_HOME") else home / ".cache"
     values["cache_dir"] = cache_home / "xcompile"
     for key in ("report", "keyring"):

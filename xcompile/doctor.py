@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import platform
+import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any, Literal
 
 from xcompile import binfmt, dockerconfig, elf, emulation, engine, platforms, preflight, qemu
 from xcompile.config import Config
-from xcompile.errors import EnvironmentProblem, XcompileError
+from xcompile.errors import CommandFailed, EnvironmentProblem, XcompileError
 from xcompile.platforms import Arch
 from xcompile.runner import Runner
 
@@ -37,7 +38,16 @@ def checks(config: Config, runner: Runner, machine: str | None = None) -> list[C
     """Every check, in the order a newcomer would fix them."""
     machine = machine or platform.machine()
     found: list[Check] = []
-    found += _docker(runner)
+    try:
+        chosen, why = engine.choose(config.engine, runner)
+    except XcompileError as err:
+        return [Check("engine", "fail", err.message, err.hint or "")]
+    found.append(Check("engine", "pass", why.removeprefix("engine: ")))
+    found += _ENGINE_CHECKS[chosen.name](runner)
+    try:
+        chosen.check_setup(config.named_auth_files)
+    except XcompileError as err:
+        found.append(Check(f"{chosen.name} setup", "fail", err.message, err.hint or ""))
     found.append(
         Check("binfmt_misc", "pass", f"mounted at {binfmt.ROOT}")
         if binfmt.mounted()
@@ -47,9 +57,10 @@ def checks(config: Config, runner: Runner, machine: str | None = None) -> list[C
         found.append(Check(f"binfmt {name}", seen.status, seen.detail, seen.fix))
     for arch in platforms.one_per_emulator(config.targets):
         found.append(_qemu(arch, runner))
-    found.append(_docker_config(config.docker_config))
+    if chosen.has_experimental:
+        found.append(_docker_config(config.docker_config))
     if config.push:
-        found += _registry(config, runner)
+        found += _registry(config, runner, chosen)
     return found
 
 
@@ -146,6 +157,39 @@ def _experimental(versions: engine.DockerVersions) -> Check:
     return Check("experimental", "pass", f"not needed with client {versions.client}, server {versions.server}")
 
 
+def _podman(runner: Runner) -> list[Check]:
+    where = runner.which("podman")
+    if where is None:
+        fix = "install podman (e.g. `apt-get install podman`, `dnf install podman`)"
+        return [Check("podman", "fail", "podman is not on PATH", fix)]
+    try:
+        versions = engine.PODMAN.versions(runner)
+    except XcompileError as err:
+        return [Check("podman", "fail", err.message, err.hint or "")]
+    return [Check("podman", "pass", f"{versions.client} at {where}"), _podman_runs(runner),
+            Check("experimental", "pass", "not needed: experimental is docker's alone")]  # fmt: skip
+
+
+def _podman_runs(runner: Runner) -> Check:
+    """Whether the runtime can start a container here. An empty rootfs and a
+    missing program get as far as the rlimits without any image."""
+    with tempfile.TemporaryDirectory(prefix="xcompile-doctor-") as root:
+        try:
+            runner.run(*engine.PODMAN.probe(Path(root)), timeout=60)
+        except XcompileError as err:
+            text = err.details() if isinstance(err, CommandFailed) else str(err)
+            if "setting rlimit" in text:
+                return Check("podman run", "fail", "the runtime cannot set podman's default ulimits (above this"
+                             " host's hard limits)", "add a containers.conf.d/*.conf with [containers] default_ulimits"
+                             ' = ["nofile=N:N", "nproc=M:M"] at or under `ulimit -Hn`/`-Hu`')  # fmt: skip
+            if "xcompile-probe" not in text:  # anything but the missing program: it did not start
+                return Check("podman run", "fail", f"cannot start a container: {err}", err.hint or "")
+    return Check("podman run", "pass", "containers start")
+
+
+_ENGINE_CHECKS: dict[str, Callable[[Runner], list[Check]]] = {"docker": _docker, "podman": _podman}
+
+
 def _qemu(arch: Arch, runner: Runner) -> Check:
     name = arch.qemu_binary
     found = runner.which(name)
@@ -178,10 +222,11 @@ def _existing_parent(path: Path) -> Path:
     return Path("/")
 
 
-def _registry(config: Config, runner: Runner) -> list[Check]:
-    """The build's preflight (see preflight.py), as checks."""
+def _registry(config: Config, runner: Runner, chosen: engine.Engine) -> list[Check]:
+    """The build's preflight (see preflight.py), as checks, with the chosen engine's credentials."""
     try:
-        found = preflight.for_config(config, runner)
+        found = preflight.for_config(config, runner, chosen)
     except XcompileError as err:
         return [Check("registry Docker Hub", "warn", f"cannot ask the daemon for its address: {err.message}")]
-    return [Check(f.name, f.status, f.detail, f.fix) for f in preflight.check(found, config.docker_config)]
+    auth_file = chosen.auth_file(config.docker_config, config.podman_auth_file)
+    return [Check(f.name, f.status, f.detail, f.fix) for f in preflight.check(found, auth_file)]

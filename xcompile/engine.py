@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from xcompile.errors import CommandFailed, DockerUnavailable, ProgramMissing
+from xcompile.errors import CommandFailed, DockerUnavailable, EnvironmentProblem, ProgramMissing
 from xcompile.runner import Runner
 
 EngineName = Literal["docker", "podman"]
@@ -53,6 +53,8 @@ class Engine:
     """Whether `image inspect` can show the config's variant (podman 4 cannot)."""
     run_options: Argv = ()
     build_options: Argv = ()
+    missing_image_codes: tuple[int, ...] = (0, 1)
+    """What `image inspect` may exit with, beside 0, when there is no such image."""
 
     @property
     def program(self) -> str:
@@ -86,6 +88,9 @@ class Engine:
     def unavailable(self, err: CommandFailed) -> DockerUnavailable:
         return _docker_unavailable(err)
 
+    def check_setup(self, named_auth_files: tuple[tuple[str, Path], ...]) -> None:
+        """Refuse, before any work, a setup this engine cannot work in."""
+
     def needs_experimental(self, versions: Versions) -> bool:
         """Unknown (a dry run) counts as needing it: the plan shows the edit."""
         return self.has_experimental and needs_experimental(versions.client)
@@ -94,22 +99,44 @@ class Engine:
         """Where this engine keeps registry credentials (both paths come from config.load)."""
         return docker_config
 
+    def hub_address(self, runner: Runner) -> str:
+        """Docker Hub's address, which is also its key among the credentials."""
+        return runner.run(self.program, "info", "--format", "{{.IndexServerAddress}}", timeout=30).strip()
+
+    def probe(self, empty_root: Path) -> Argv:
+        """A container start that needs no image: it fails with "no such file"
+        once the runtime has set everything up (podman only)."""
+        return (self.program, "run", "--rm", *self.run_options, "--rootfs", str(empty_root), "/xcompile-probe")
+
     def login_hint(self, host: str | None) -> str:
         return f"{self.program} login" + ("" if host is None else f" {host}")
 
     # --- images -----------------------------------------------------------------
 
-    def build(self, platform: str, dockerfile: Path, name: str, context: Path) -> Argv:
+    def build(
+        self, platform: str, dockerfile: Path, name: str, context: Path, labels: dict[str, str] | None = None
+    ) -> Argv:
+        labelled = [arg for key, value in (labels or {}).items() for arg in ("--label", f"{key}={value}")]
         return (self.program, "build", "--platform", platform, "--no-cache", *self.build_options,
-                "-f", str(dockerfile), "-t", name, str(context))  # fmt: skip
+                "-f", str(dockerfile), "-t", name, *labelled, str(context))  # fmt: skip
+
+    def inspect(self, image: str, template: str | None = None) -> Argv:
+        """`image inspect`: JSON, or the Go template's text."""
+        return (self.program, "image", "inspect", *(("--format", template) if template else ()), image)
+
+    def image_id(self, text: str) -> str | None:
+        """An ID as `image inspect` prints it, as docker writes it (podman leaves out "sha256:")."""
+        found = re.fullmatch(r"(?:sha256:)?([0-9a-f]{64})", text.strip())
+        return f"sha256:{found.group(1)}" if found else None
 
     def inspect_platform(self, image: str) -> Argv:
         """Prints os/architecture/variant (the variant empty where the engine cannot say)."""
         variant = "{{.Variant}}" if self.reports_variant else ""
         return (self.program, "image", "inspect", "--format", "{{.Os}}/{{.Architecture}}/" + variant, image)
 
-    def run(self, platform: str, image: str, *command: str) -> Argv:
-        return (self.program, "run", "--rm", *self.run_options, "--platform", platform, image, *command)
+    def run(self, platform: str, image: str, *command: str, entrypoint: str | None = None) -> Argv:
+        chosen = ("--entrypoint", entrypoint) if entrypoint else ()
+        return (self.program, "run", "--rm", *self.run_options, "--platform", platform, *chosen, image, *command)
 
     def create(self, platform: str, image: str, *command: str) -> Argv:
         return (self.program, "create", *self.run_options, "--platform", platform, image, *command)
@@ -127,7 +154,7 @@ class Engine:
         # Docker's daemon decides plain HTTP for push and pull itself
         # (loopback registries are plain HTTP to it).
         on = ("--platform", platform) if platform else ()
-        return (self.program, "pull", *on, image)
+        return (self.program, "pull", "-q", *on, image)
 
     def push(self, image: str, *, insecure: bool, digest_file: Path | None = None) -> Argv:
         return (self.program, "push", image)
@@ -172,6 +199,7 @@ class Podman(Engine):
     # network use; neither the build (no RUN) nor the proof needs a network.
     run_options: Argv = ("--network", "none")
     build_options: Argv = ("--network", "none")
+    missing_image_codes: tuple[int, ...] = (0, 125)
 
     def unavailable(self, err: CommandFailed) -> DockerUnavailable:
         return DockerUnavailable(f"podman cannot run: {err}", hint="see `podman info`")
@@ -179,9 +207,23 @@ class Podman(Engine):
     def auth_file(self, docker_config: Path, podman_auth_file: Path) -> Path:
         return podman_auth_file
 
+    def check_setup(self, named_auth_files: tuple[tuple[str, Path], ...]) -> None:
+        # Seen with podman 4.3: `podman run` (not build) stats the credential
+        # files that DOCKER_CONFIG and REGISTRY_AUTH_FILE name, and fails with
+        # "no such file or directory" when one is missing.
+        for variable, path in named_auth_files:
+            if not path.exists():
+                raise EnvironmentProblem(
+                    f"podman cannot run containers while {variable} names a file that does not exist ({path})",
+                    hint=f"create it (`echo {{}} > {path}`), or unset {variable}",
+                )
+
+    def hub_address(self, runner: Runner) -> str:
+        return "docker.io"  # podman's key for Docker Hub in auth.json
+
     def pull(self, image: str, platform: str | None = None, *, insecure: bool = False) -> Argv:
         on = ("--platform", platform) if platform else ()
-        return (self.program, "pull", *on, *self._insecure(insecure), image)
+        return (self.program, "pull", "-q", *on, *self._insecure(insecure), image)
 
     def push(self, image: str, *, insecure: bool, digest_file: Path | None = None) -> Argv:
         return (self.program, "push", *self._insecure(insecure), *_digest_to(digest_file), image)
@@ -307,7 +349,7 @@ def _docker_unavailable(err: CommandFailed) -> DockerUnavailable:
     if found:
         return DockerUnavailable(
             f"docker daemon not reachable at {found.group(1)}",
-            hint="start it (e.g. `sudo systemctl start docker`, or `sudo dockerd &`)",
+            hint="start it (e.g. `sudo systemctl start docker`, or `sudo dockerd &`), or use `--engine podman`",
         )
     if "permission denied" in text.lower():
         return DockerUnavailable(

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -44,7 +43,6 @@ from xcompile.runner import Runner
 
 Status = Literal["pushed", "built", "unchanged", "failed", "skipped", "planned", "interrupted"]
 Say = Callable[[str, "str | None"], None]
-_DIGEST = re.compile(r"(sha256:[0-9a-f]{64})")
 
 
 @dataclass(frozen=True)
@@ -130,7 +128,7 @@ class Outcome:
 @dataclass
 class Result:
     outcomes: list[Outcome]
-    docker: engine.DockerVersions
+    engine: engine.Versions
 
     @property
     def ok(self) -> bool:
@@ -171,6 +169,8 @@ class Pipeline:
         self.progress = progress
         self.runner = runner
         self.say = say
+        self.engine: engine.Engine = engine.ENGINES.get(config.engine, engine.DOCKER)
+        """docker or podman: every container command comes from it. Settled in _prepare (auto asks)."""
         self._stop = threading.Event()
         self._interrupted = threading.Event()
         self.result: Result | None = None
@@ -191,15 +191,18 @@ class Pipeline:
             emulators = self.ensure_qemu()
             with self.workspace() as work:
                 self.copy_qemu(emulators, work)
-                self.enable_experimental(result.docker)
+                self.enable_experimental(result.engine)
                 self.build_all(images, work)
-                self.join_all(manifests, images)
+                self.join_all(manifests, images, work)
         return result
 
     def _prepare(self) -> tuple[Result, dict[Image, Outcome], dict[ManifestList, Outcome]]:
         """Check what would stop everything, say what binfmt means here, and plan."""
         dockerconfig.plan(self.config.docker_config)  # refuse a broken file before any work
-        docker = engine.versions(self.runner)
+        self.engine, why = engine.choose(self.config.engine, self.runner)
+        versions = self.engine.versions(self.runner)
+        self.engine.check_setup(self.config.named_auth_files)
+        self.say(why + (f" {versions.client}" if versions.client else ""), None)
         self.check_registries()
         host = emulation.survey(self.config.targets)
         for assessment in host.values():
@@ -207,14 +210,14 @@ class Pipeline:
         the_plan = plan(self.config, host)
         images = {image: _outcome(image) for image in the_plan.images}
         manifests = {m: Outcome(m.name, m.platform, None) for m in the_plan.manifests}
-        return Result([*images.values(), *manifests.values()], docker), images, manifests
+        return Result([*images.values(), *manifests.values()], versions), images, manifests
 
     def check_registries(self) -> None:
         """Before any build: each registry answers, and has credentials where it wants them."""
         if not self.config.push or self.runner.dry_run:
             return
-        found = preflight.for_config(self.config, self.runner)
-        self.say(preflight.ensure(found, self.config.docker_config), None)
+        found = preflight.for_config(self.config, self.runner, self.engine)
+        self.say(preflight.ensure(found, self._auth_file()), None)
 
     def ensure_qemu(self) -> list[qemu.Qemu]:
         return qemu.ensure_all(self.config.targets, self.runner, self.config, lambda line: self.say(line, None),
@@ -235,13 +238,16 @@ class Pipeline:
             self.runner.run("cp", one.path, context / one.binary)
             self._sha256[one.binary] = _sha256_or_none(one.path) or f"<SHA256 of {one.path}>"
 
-    def enable_experimental(self, docker: engine.DockerVersions) -> dockerconfig.Edit | None:
-        if not engine.needs_experimental(docker.client):
-            self.say(f"experimental: not needed with docker client {docker.client}", None)
+    def enable_experimental(self, versions: engine.Versions) -> dockerconfig.Edit | None:
+        if not self.engine.has_experimental:
+            self.say(f"experimental: docker only; nothing to do with {self.engine.name}", None)
+            return None
+        if not self.engine.needs_experimental(versions):
+            self.say(f"experimental: not needed with docker client {versions.client}", None)
             return None
         edit = dockerconfig.enable_experimental(self.config.docker_config, dry_run=self.runner.dry_run)
         line = edit.describe(done=not self.runner.dry_run)
-        if docker.client is None and edit.action != "unchanged":
+        if versions.client is None and edit.action != "unchanged":
             line += f" (only where the docker client is older than {engine.EXPERIMENTAL_SINCE_TEXT})"
         self.say(line, None)
         return edit
@@ -280,7 +286,7 @@ class Pipeline:
             if self.config.push:
                 if self._stopped(outcome, "not pushed: an earlier image failed"):
                     return
-                outcome.digest = self.push(image)
+                outcome.digest = self.push(image, work)
                 outcome.status = "pushed"
 
     def newest_base(self, image: Image) -> str:
@@ -306,15 +312,17 @@ class Pipeline:
     def _pull(self, image: Image) -> str | None:
         """None when the pull worked, else why not (in one line)."""
         try:
-            self.runner.run("docker", "pull", "-q", "--platform", image.platform, image.base, label=image.label)
+            host = reference.registry_host(image.base)
+            insecure = host is not None and reference.is_loopback(host)
+            self.runner.run(*self.engine.pull(image.base, image.platform, insecure=insecure), label=image.label)
         except CommandFailed as err:
             return _last_words(err)
         return None
 
     def _base_digest(self, image: Image) -> str | None:
         try:
-            out = self.runner.run("docker", "image", "inspect", "--format", "{{json .RepoDigests}} {{.Id}}",
-                                  image.base, label=image.label)  # fmt: skip
+            out = self.runner.run(*self.engine.inspect(image.base, "{{json .RepoDigests}} {{.Id}}"),
+                                  label=image.label)  # fmt: skip
         except CommandFailed:
             return None
         if not out.strip():
@@ -357,8 +365,8 @@ class Pipeline:
     def _reader(self) -> registry.Reader:
         with self._lock:
             if self._registry is None:
-                (where,) = preflight.for_config(self.config, self.runner)
-                self._registry = registry.Reader(where, self.config.docker_config, self.runner)
+                (where,) = preflight.for_config(self.config, self.runner, self.engine)
+                self._registry = registry.Reader(where, self._auth_file(), self.runner)
             return self._registry
 
     def build(self, image: Image, context: Path, labels: dict[str, str]) -> None:
@@ -367,21 +375,14 @@ class Pipeline:
         # every label switch a step of its own, with a container commit each.
         text = image.dockerfile + "LABEL " + " ".join(f"{key}={json.dumps(value)}" for key, value in labels.items())
         self.runner.write_file(dockerfile, text + "\n", label=image.label)
-        self.runner.run(
-            "docker", "build",
-            "--platform", image.platform,
-            "--no-cache",
-            "-f", dockerfile,
-            "-t", image.name,
-            context,
-            label=image.label, stream=True,
-        )  # fmt: skip
+        self.runner.run(*self.engine.build(image.platform, dockerfile, image.name, context),
+                        label=image.label, stream=True)  # fmt: skip
 
     def image_id(self, image: Image) -> str | None:
         """The ID the image's name points to now, if any."""
-        out = self.runner.run("docker", "image", "inspect", "--format", "{{.Id}}", image.name,
-                              label=image.label, ok_codes=(0, 1)).strip()  # fmt: skip
-        return out if out.startswith("sha256:") else None
+        out = self.runner.run(*self.engine.inspect(image.name, "{{.Id}}"), label=image.label,
+                              ok_codes=self.engine.missing_image_codes)  # fmt: skip
+        return self.engine.image_id(out)
 
     def drop_replaced(self, image: Image, replaced: str | None) -> None:
         """Remove the image the new build took the name from, so that reruns
@@ -389,7 +390,7 @@ class Pipeline:
         where a container, a child image or another tag still uses it."""
         if replaced is None or replaced == self.image_id(image):
             return
-        self.runner.run("docker", "image", "rm", replaced, label=image.label, ok_codes=(0, 1))
+        self.runner.run(*self.engine.remove_images(replaced), label=image.label, ok_codes=(0, 1))
 
     def verify(self, image: Image, work: Workspace) -> None:
         """Prove the image before it is pushed: labelled right, qemu inside, and it
@@ -407,7 +408,7 @@ class Pipeline:
 
     def look_at(self, image: Image) -> proof.ImageConfig:
         """The image's config, labels and layer folders: one native call."""
-        out = self.runner.run("docker", "image", "inspect", image.name, label=image.label)
+        out = self.runner.run(*self.engine.inspect(image.name), label=image.label)
         return proof.ImageConfig.from_inspect(out)
 
     def qemu_inside(self, image: Image, config: proof.ImageConfig, work: Workspace) -> proof.QemuSeen:
@@ -420,30 +421,29 @@ class Pipeline:
         # Where the layers are not on this host (a remote daemon, another
         # storage driver), copy the files out of a container that never starts.
         run = self.runner.run
-        container = run("docker", "create", "--platform", image.platform, image.name, "true", label=image.label)
+        container = run(*self.engine.create(image.platform, image.name, "true"), label=image.label)
         container = container.strip() or "CONTAINER"
         copies: list[tuple[str, str | None]] = []
         try:
             for path in image.qemu_paths:
                 copied = work.scratch / f"{image.label}-{Path(path).name}"
                 try:
-                    run("docker", "cp", f"{container}:{path}", copied, label=image.label)
+                    run(*self.engine.copy_out(container, path, copied), label=image.label)
                 except CommandFailed:
                     copies.append((path, None))
                 else:
                     copies.append((path, _sha256_or_none(copied)))
         finally:
             with contextlib.suppress(CommandFailed):
-                run("docker", "rm", container, label=image.label)
+                run(*self.engine.remove_container(container), label=image.label)
         return proof.QemuSeen(wanted, tuple(copies))
 
     def run_inside(self, image: Image, probes: tuple[proof.Probe, ...]) -> proof.Machine:
         """One emulated run: the first probe whose program the image has."""
         for probe in probes:
             try:
-                out = self.runner.run("docker", "run", "--rm", "--platform", image.platform,
-                                      "--entrypoint", probe.entrypoint, image.name, *probe.args,
-                                      label=image.label)  # fmt: skip
+                argv = self.engine.run(image.platform, image.name, *probe.args, entrypoint=probe.entrypoint)
+                out = self.runner.run(*argv, label=image.label)
             except CommandFailed as err:
                 if proof.lacks_program(err, probe.entrypoint):
                     continue
@@ -454,19 +454,20 @@ class Pipeline:
             return machine
         raise proof.nothing_to_run()
 
-    def push(self, image: Image) -> str | None:
+    def push(self, image: Image, work: Workspace) -> str | None:
+        digest_file = work.scratch / f"{image.label}.digest"
+        argv = self.engine.push(image.name, insecure=self._insecure(), digest_file=digest_file)
         try:
-            out = self.runner.run("docker", "push", image.name, label=image.label, stream=True)
+            out = self.runner.run(*argv, label=image.label, stream=True)
         except CommandFailed as err:
             raise preflight.gone(err, self.config.repo) or err from None
-        match = re.search(r"digest: " + _DIGEST.pattern, out)
-        return match.group(1) if match else None
+        return self.engine.pushed_digest(out, digest_file)
 
-    def join_all(self, manifests: dict[ManifestList, Outcome], images: dict[Image, Outcome]) -> None:
+    def join_all(self, manifests: dict[ManifestList, Outcome], images: dict[Image, Outcome], work: Workspace) -> None:
         for manifest, outcome in manifests.items():
-            self.push_manifest(manifest, outcome, [images[image] for image in manifest.images])
+            self.push_manifest(manifest, outcome, [images[image] for image in manifest.images], work)
 
-    def push_manifest(self, manifest: ManifestList, outcome: Outcome, parts: list[Outcome]) -> None:
+    def push_manifest(self, manifest: ManifestList, outcome: Outcome, parts: list[Outcome], work: Workspace) -> None:
         if self._stop.is_set() or any(p.status not in ("pushed", "unchanged", "planned") for p in parts):
             outcome.error = "not joined: not every image of this tag was pushed"
             return
@@ -477,20 +478,20 @@ class Pipeline:
                 self.say(f"unchanged: {manifest.name} is {remote.digest} (every image in it unchanged)", label)
                 outcome.status, outcome.digest = "unchanged", remote.digest
                 return
-        insecure = ["--insecure"] if self._insecure() else []
+        insecure = self._insecure()
         label = manifest.name.rsplit(":", 1)[1]
+        digest_file = work.scratch / f"{label}.list.digest"
         members = [image.name for image in manifest.images]
+        run, shapes = self.runner.run, self.engine
         with self._attempt(outcome):
-            self.runner.run("docker", "manifest", "rm", manifest.name, label=label, ok_codes=(0, 1))
-            self.runner.run("docker", "manifest", "create", *insecure, manifest.name, *members, label=label)
+            run(*shapes.manifest_remove(manifest.name), label=label, ok_codes=(0, 1))
+            run(*shapes.manifest_create(manifest.name, members, insecure=insecure), label=label)
             for image in manifest.images:
                 arch = image.arch
-                variant = ["--variant", arch.variant] if arch.variant else []
-                self.runner.run("docker", "manifest", "annotate", manifest.name, image.name,
-                          "--os", arch.os, "--arch", arch.architecture, *variant, label=label)  # fmt: skip
-            out = self.runner.run("docker", "manifest", "push", *insecure, "--purge", manifest.name, label=label)
-            found = _DIGEST.search(out)
-            outcome.digest = found.group(1) if found else None
+                where = engine.Platform(arch.os, arch.architecture, arch.variant)
+                run(*shapes.manifest_member(manifest.name, image.name, where, insecure=insecure), label=label)
+            out = run(*shapes.manifest_push(manifest.name, insecure=insecure, digest_file=digest_file), label=label)
+            outcome.digest = shapes.manifest_digest(out, digest_file)
             outcome.status = "pushed"
 
     # --- helpers ------------------------------------------------------------
@@ -537,6 +538,9 @@ class Pipeline:
                 self._stop.set()
         finally:
             outcome.seconds = time.monotonic() - started
+
+    def _auth_file(self) -> Path:
+        return self.engine.auth_file(self.config.docker_config, self.config.podman_auth_file)
 
     def _insecure(self) -> bool:
         if self.config.insecure is not None:

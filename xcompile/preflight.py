@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from xcompile import dockerconfig, reference
+from xcompile import dockerconfig, engine, reference
 from xcompile.config import Config
 from xcompile.errors import CommandFailed, EnvironmentProblem, XcompileError
 from xcompile.runner import Runner
@@ -56,14 +56,17 @@ class Finding:
     fix: str = ""
 
 
-def for_config(config: Config, runner: Runner) -> list[Registry]:
-    """The registries a run of ``config`` pushes to."""
-    return registries([config.repo], insecure=config.insecure, index_address=lambda: hub_address(runner))
+def for_config(config: Config, runner: Runner, chosen: engine.Engine = engine.DOCKER) -> list[Registry]:
+    """The registries a run of ``config`` pushes to, with ``chosen``'s login command."""
+    return registries(
+        [config.repo], insecure=config.insecure, index_address=lambda: chosen.hub_address(runner),
+        program=chosen.program,
+    )  # fmt: skip
 
 
 def hub_address(runner: Runner) -> str:
     """Docker Hub's address, which is also its credential key: the daemon's to say."""
-    return runner.run("docker", "info", "--format", "{{.IndexServerAddress}}", timeout=30).strip()
+    return engine.DOCKER.hub_address(runner)
 
 
 def registries(

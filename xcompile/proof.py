@@ -85,6 +85,8 @@ class ImageConfig:
     labels: dict[str, str] = field(default_factory=dict)
     layer_dirs: tuple[Path, ...] = ()
     """Its layer folders, topmost first, when the engine keeps them readable on this host."""
+    variant_known: bool = True
+    """False where the engine's inspect has no Variant field at all (podman 4)."""
 
     @classmethod
     def from_inspect(cls, text: str) -> ImageConfig:
@@ -103,6 +105,7 @@ class ImageConfig:
             id=str(info.get("Id") or ""),
             labels={str(k): str(v) for k, v in (config.get("Labels") or {}).items()},
             layer_dirs=_layer_dirs(info.get("GraphDriver") or {}),
+            variant_known="Variant" in info,
         )
 
 
@@ -178,6 +181,9 @@ def read_probe(probe: Probe, output: str) -> Machine:
 
 def check_labels(arch: Arch, config: ImageConfig) -> None:
     os_, architecture, variant = [*config.platform.split("/"), "", "", ""][:3]
+    if not config.variant_known:
+        # The build's --platform set it; os and architecture are still checked.
+        variant = arch.variant or ""
     if not arch.matches(os_, architecture, variant):
         raise ProofFailed(
             f"image config says {config.platform.rstrip('/')}, not {arch.platform}",

@@ -16,7 +16,7 @@ COLUMNS = ("image", "platform", "status", "digest", "seconds")
 def as_dict(result: Result) -> dict[str, Any]:
     return {
         "xcompile": __version__,
-        "docker": {"client": result.docker.client, "server": result.docker.server},
+        "engine": {"name": result.engine.engine, "client": result.engine.client, "server": result.engine.server},
         "images": [
             {
                 "name": o.name,

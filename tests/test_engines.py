@@ -1,0 +1,224 @@
+"""The whole flow on each engine, docker and podman, against the same real
+registry: build, prove, push, the manifest list, a failure; then every
+platform pulled back fresh and run. With podman, no docker command is run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import BASE_TAGS, PROVISION_HINT, Registry, docker, run_xcompile
+
+from xcompile import platforms
+
+pytestmark = pytest.mark.integration
+ARM = platforms.get("arm32v7")
+ARM64 = platforms.get("arm64v8")
+ENGINES = ("docker", "podman")
+
+
+def podman(*args: str, check: bool = True, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(["podman", *args], capture_output=True, text=True, check=check, timeout=timeout)
+    except FileNotFoundError:
+        pytest.fail(f"podman not installed; {PROVISION_HINT}")
+
+
+def engine_cli(name: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return podman(*args, check=check) if name == "podman" else docker(*args, check=check)
+
+
+def podman_images() -> set[str]:
+    listed = podman("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
+    return {name for name in listed if not name.startswith("<none>")}
+
+
+@pytest.fixture(scope="session")
+def podman_store(docker_daemon: None, armhf_base: str, arm64_base: str) -> Iterator[None]:
+    """The test bases in podman's own store too: podman cannot see docker's
+    images, so they go across with `docker save | podman load`. A short name
+    then resolves to localhost/<name>, in FROM as anywhere."""
+    if podman("info", "--format", "{{.Store.GraphDriverName}}", check=False).returncode != 0:
+        pytest.fail(f"podman does not work here; {PROVISION_HINT}")
+    before = podman_images()
+    refs = [f"{base}:{tag}" for base in (armhf_base, arm64_base) for tag in BASE_TAGS]
+    with subprocess.Popen(["docker", "save", *refs], stdout=subprocess.PIPE) as save:
+        loaded = subprocess.run(["podman", "load"], stdin=save.stdout, capture_output=True, text=True)
+    assert save.returncode == 0 and loaded.returncode == 0, loaded.stderr
+    yield
+    made = podman_images() - before
+    if made:
+        podman("rmi", "--force", *made, check=False)
+    podman("image", "prune", "--force", check=False)
+
+
+@pytest.fixture(params=ENGINES)
+def engine_name(request: pytest.FixtureRequest, podman_store: None) -> Iterator[str]:
+    name = str(request.param)
+    yield name
+
+
+@pytest.fixture
+def engine_env(user_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    """A user's environment for either engine: podman 4 needs the config.json
+    that DOCKER_CONFIG names to exist, and reads its credentials from
+    REGISTRY_AUTH_FILE; both the test's own, never the host's."""
+    docker_config = Path(user_env["DOCKER_CONFIG"])
+    docker_config.mkdir()
+    (docker_config / "config.json").write_text("{}\n")
+    (tmp_path / "auth.json").write_text("{}\n")
+    return {**user_env, "REGISTRY_AUTH_FILE": str(tmp_path / "auth.json")}
+
+
+@pytest.fixture
+def two_arch_env(engine_env: dict[str, str], armhf_base: str, arm64_base: str) -> dict[str, str]:
+    return {**engine_env, "XCOMPILE_BASE_ARM32V7": armhf_base, "XCOMPILE_BASE_ARM64V8": arm64_base}
+
+
+def echoed(stderr: str) -> list[str]:
+    """Every command xcompile echoed, without the image label."""
+    lines = [line.split("] ", 1)[1] if line.startswith("[") else line for line in stderr.splitlines()]
+    return [line[2:] for line in lines if line.startswith("+ ")]
+
+
+def pull_back_and_run(name: str, image: str, arch: platforms.Arch, *, insecure: bool) -> str:
+    """A fresh pull of ``image`` for ``arch``, run under emulation: its `uname -m`."""
+    engine_cli(name, "rmi", image, check=False)
+    tls = ["--tls-verify=false"] if name == "podman" and insecure else []
+    engine_cli(name, "pull", "--platform", arch.platform, *tls, image)
+    network = ["--network", "none"] if name == "podman" else []
+    try:
+        ran = engine_cli(name, "run", "--rm", *network, "--platform", arch.platform, image, "uname", "-m")
+    finally:
+        engine_cli(name, "rmi", image, check=False)
+    return ran.stdout.strip()
+
+
+def test_two_arches_on_each_engine(
+    registry: Registry, engine_name: str, two_arch_env: dict[str, str], tmp_path: Path
+) -> None:
+    name = f"engine-{engine_name}-{uuid.uuid4().hex[:6]}/rpi"
+    repo = f"{registry.host}/{name}"
+    result = run_xcompile(
+        "build", "--engine", engine_name, "--arch", "arm32v7", "--arch", "arm64v8", "--repo", repo,
+        "--tag", "a", "--report", "r.json", cwd=tmp_path, env=two_arch_env,
+    )  # fmt: skip
+    try:
+        assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+        assert sorted(registry.tags(name)) == ["a", "a-arm32v7", "a-arm64v8"]
+        for arch in (ARM, ARM64):
+            _, manifest = registry.manifest(name, f"a-{arch.name}")
+            config = json.loads(registry.blob(name, manifest["config"]["digest"]))  # type: ignore[index]
+            assert (config["os"], config["architecture"], config.get("variant")) == (
+                arch.os, arch.architecture, arch.variant,
+            )  # fmt: skip
+        digest, index = registry.manifest(name, "a")
+        listed = {(m["platform"]["architecture"], m["platform"].get("variant")) for m in index["manifests"]}  # type: ignore[index, union-attr]
+        assert listed == {("arm", "v7"), ("arm64", "v8")}
+
+        commands = echoed(result.stderr)
+        programs = {argv.split()[0] for argv in commands}
+        other = "docker" if engine_name == "podman" else "podman"
+        assert engine_name in programs and other not in programs, commands
+        # The proof ran on this engine, before the push.
+        for arch in (ARM, ARM64):
+            assert any(c.startswith(f"{engine_name} run --rm") and arch.platform in c for c in commands), commands
+
+        report = json.loads((tmp_path / "r.json").read_text())
+        assert [(i["name"], i["status"]) for i in report["images"]] == [
+            (f"{repo}:a-arm32v7", "pushed"),
+            (f"{repo}:a-arm64v8", "pushed"),
+            (f"{repo}:a", "pushed"),
+        ]
+        assert report["images"][2]["digest"] == digest
+        for entry in report["images"][:2]:
+            assert entry["digest"] == registry.manifest(name, entry["name"].rsplit(":", 1)[1])[0]
+        assert report["engine"]["name"] == engine_name and report["engine"]["client"]
+    finally:
+        for arch in (ARM, ARM64):
+            engine_cli(engine_name, "rmi", f"{repo}:a-{arch.name}", check=False)
+
+    # Each platform, pulled back fresh through the list, runs.
+    for arch in (ARM, ARM64):
+        assert pull_back_and_run(engine_name, f"{repo}:a", arch, insecure=True) == arch.uname_m
+
+
+def test_a_missing_base_fails_on_each_engine(
+    registry: Registry, engine_name: str, armhf_base: str, engine_env: dict[str, str], tmp_path: Path
+) -> None:
+    name = f"fail-{engine_name}-{uuid.uuid4().hex[:6]}/img"
+    repo = f"{registry.host}/{name}"
+    result = run_xcompile(
+        "build", "--engine", engine_name, "--base", armhf_base, "--repo", repo,
+        "--tag", "a", "--tag", "missing", "--jobs", "1", "--keep-going", cwd=tmp_path, env=engine_env,
+    )  # fmt: skip
+    engine_cli(engine_name, "rmi", f"{repo}:a", check=False)
+    assert result.returncode == 1
+    rows = {row.split()[0]: row.split()[2] for row in result.stdout.splitlines()[1:3]}
+    assert rows == {f"{repo}:a": "pushed", f"{repo}:missing": "failed"}
+    assert f"{repo}:missing: {engine_name} build failed (exit" in result.stdout
+    assert registry.tags(name) == ["a"]
+    assert "Traceback" not in result.stderr
+    assert list(Path(engine_env["TMPDIR"]).iterdir()) == []
+
+
+def test_podman_refuses_a_named_credentials_file_that_is_missing(tmp_path: Path, user_env: dict[str, str]) -> None:
+    result = run_xcompile("--engine", "podman", "--tag", "3.7", cwd=tmp_path, env=user_env)
+    config_json = Path(user_env["DOCKER_CONFIG"]) / "config.json"
+    assert result.returncode == 3
+    assert result.stderr.strip().splitlines()[-1] == (
+        "xcompile: error: podman cannot run containers while DOCKER_CONFIG names a file that does not exist"
+        f" ({config_json}) — create it (`echo {{}} > {config_json}`), or unset DOCKER_CONFIG"
+    )
+    assert not config_json.parent.exists()
+
+
+def test_podman_dry_run_says_experimental_is_dockers(tmp_path: Path, engine_env: dict[str, str]) -> None:
+    result = run_xcompile("--engine", "podman", "--dry-run", "--tag", "3.7", cwd=tmp_path, env=engine_env)
+    assert result.returncode == 0, result.stderr
+    assert "xcompile: experimental: docker only; nothing to do with podman\n" in result.stderr
+    commands = echoed(result.stderr)
+    assert commands[0] == "podman version --format '{{json .}}'"
+    assert not any(c.startswith("docker") for c in commands), commands
+    (push,) = [c for c in commands if c.startswith("podman push")]
+    assert push.startswith("podman push --digestfile ") and push.endswith(" brewblox/rpi-python:3.7")
+    assert (Path(engine_env["DOCKER_CONFIG"]) / "config.json").read_text() == "{}\n"  # no experimental edit
+
+
+def test_podman_missing(tmp_path: Path, user_env: dict[str, str]) -> None:
+    env = {**user_env, "PATH": str(tmp_path)}
+    result = run_xcompile("--engine", "podman", "--tag", "3.7", cwd=tmp_path, env=env)
+    assert result.returncode == 3
+    assert result.stderr.strip().splitlines()[-1] == (
+        "xcompile: error: podman: not found on PATH — install podman (e.g. `sudo apt-get install podman`,"
+        " or `sudo dnf install podman`)"
+    )
+
+
+def test_auto_falls_back_to_podman_when_docker_does_not_answer(tmp_path: Path, engine_env: dict[str, str]) -> None:
+    env = {**engine_env, "DOCKER_HOST": f"unix://{tmp_path}/nothing.sock"}
+    result = run_xcompile("doctor", "--engine", "auto", "--no-push", cwd=tmp_path, env=env)
+    lines = [" ".join(line.split()) for line in result.stdout.splitlines()]
+    assert f"pass engine auto chose podman (docker daemon not reachable at unix://{tmp_path}/nothing.sock)" in lines
+    assert any(line.startswith("pass podman 4.") for line in lines), lines
+    assert "pass podman run containers start" in lines
+    assert not any(line.split()[1:2] == ["docker"] for line in lines)
+
+
+def test_doctor_names_podmans_ulimit_problem(tmp_path: Path, engine_env: dict[str, str]) -> None:
+    """The sandbox's problem, made on purpose on any host: a nofile above the
+    kernel's nr_open, which not even root may set (CONTAINERS_CONF replaces
+    podman's config for this process only)."""
+    conf = tmp_path / "containers.conf"
+    too_many = int(Path("/proc/sys/fs/nr_open").read_text()) + 1
+    conf.write_text(f'[containers]\ndefault_ulimits = ["nofile={too_many}:{too_many}"]\n')
+    env = {**engine_env, "CONTAINERS_CONF": str(conf)}
+    result = run_xcompile("doctor", "--engine", "podman", "--no-push", cwd=tmp_path, env=env)
+    assert result.returncode == 3, result.stdout
+    row = next(line for line in result.stdout.splitlines() if line.startswith("fail  podman run"))
+    assert "cannot set podman's default ulimits" in row
+    assert "default_ulimits" in result.stdout
