@@ -160,7 +160,8 @@ def test_a_missing_base_fails_on_each_engine(
     assert result.returncode == 1
     rows = {row.split()[0]: row.split()[2] for row in result.stdout.splitlines()[1:3]}
     assert rows == {f"{repo}:a": "pushed", f"{repo}:missing": "failed"}
-    assert f"{repo}:missing: {engine_name} build failed (exit" in result.stdout
+    assert f"{repo}:missing: base {armhf_base}:missing is not on this host, and the pull failed: " in result.stdout
+    assert f"+ {engine_name} pull -q --platform linux/arm/v7 {armhf_base}:missing" in result.stderr
     assert registry.tags(name) == ["a"]
     assert "Traceback" not in result.stderr
     assert list(Path(engine_env["TMPDIR"]).iterdir()) == []
