@@ -223,3 +223,13 @@ def test_doctor_names_podmans_ulimit_problem(tmp_path: Path, engine_env: dict[st
     row = next(line for line in result.stdout.splitlines() if line.startswith("fail  podman run"))
     assert "cannot set podman's default ulimits" in row
     assert "default_ulimits" in result.stdout
+
+
+def test_join_says_it_is_dockers_only(tmp_path: Path, engine_env: dict[str, str]) -> None:
+    result = run_xcompile("join", "--engine", "podman", "--arch", "arm32v7", "--arch", "arm64v8", "--tag", "a",
+                          cwd=tmp_path, env=engine_env)  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "xcompile: error: join drives docker only, not podman — run `xcompile join` where a docker daemon answers,"
+        " or join in `xcompile build --engine podman`"
+    ]

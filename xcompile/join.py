@@ -172,6 +172,12 @@ def join(config: Config, runner: Runner, say: Say) -> list[Joined]:
     """Check every part of every tag, then make (or leave) each tag's list."""
     if config.only:
         raise UsageError("join makes every configured tag's list; --only is for build")
+    if config.engine == "podman":
+        # Not yet ported (issue 10): it reads parts through buildx or `docker manifest`.
+        raise UsageError(
+            "join drives docker only, not podman",
+            hint="run `xcompile join` where a docker daemon answers, or join in `xcompile build --engine podman`",
+        )
     if len(config.targets) < 2:
         # Not an error: the same CI pipeline works while a project has one arch.
         say(f"nothing to join: with one architecture ({config.arches[0]}) each tag is pushed as the image itself")
