@@ -10,7 +10,7 @@ import pytest
 from xcompile import binfmt, emulation, engine, platforms
 from xcompile.config import Config, load
 from xcompile.errors import ConfigError
-from xcompile.pipeline import plan
+from xcompile.pipeline import Local, _placed, plan
 
 ARM = platforms.get("arm32v7")
 
@@ -105,3 +105,25 @@ def test_binfmt_magic_matches_debians_registration() -> None:
 )
 def test_experimental_only_for_old_clients(client: str | None, needed: bool) -> None:
     assert engine.needs_experimental(client) is needed
+
+
+def test_one_inspect_places_every_name() -> None:
+    """The store's survey: one `image inspect` of many names, read back per name
+    (RepoTags show Docker Hub names without docker.io/library/)."""
+    names = ["127.0.0.1:5000/x/rpi:3.7", "arm32v7/python:3.7", "docker.io/library/python:3", "gone/base:1", "odd:1"]
+    base = "sha256:" + "a" * 64
+    out = "\n".join([
+        '["arm32v7/python:3.7","arm32v7/python:latest"] ["arm32v7/python@sha256:' + "d" * 64 + f'"] {base}',
+        '["python:3"] null sha256:' + "b" * 64,
+    ])  # fmt: skip
+    missing = (
+        "Error response from daemon: no such image: 127.0.0.1:5000/x/rpi:3.7: No such image: 127.0.0.1:5000/x/rpi:3.7\n"
+        "Error: No such image: gone/base:1\n"
+    )
+    placed = _placed(names, out, missing)
+    assert placed == {
+        "arm32v7/python:3.7": Local(base, ("arm32v7/python@sha256:" + "d" * 64,)),
+        "docker.io/library/python:3": Local("sha256:" + "b" * 64),
+        "127.0.0.1:5000/x/rpi:3.7": None,
+        "gone/base:1": None,
+    }  # "odd:1" is neither found nor said missing: it is looked up on its own

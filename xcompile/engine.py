@@ -124,6 +124,11 @@ class Engine:
         """`image inspect`: JSON, or the Go template's text."""
         return (self.program, "image", "inspect", *(("--format", template) if template else ()), image)
 
+    def inspect_all(self, images: list[str], template: str) -> Argv:
+        """One `image inspect` of many names: a line of the template's text for
+        each one found, and an error line for each one missing."""
+        return (self.program, "image", "inspect", "--format", template, *images)
+
     def image_id(self, text: str) -> str | None:
         """An ID as `image inspect` prints it, as docker writes it (podman leaves out "sha256:")."""
         found = re.fullmatch(r"(?:sha256:)?([0-9a-f]{64})", text.strip())

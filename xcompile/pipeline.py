@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -43,6 +44,16 @@ from xcompile.runner import Runner
 
 Status = Literal["pushed", "built", "unchanged", "failed", "skipped", "planned", "interrupted"]
 Say = Callable[[str, "str | None"], None]
+# What one `image inspect` of many names says of each one it found.
+_INSPECT_FORMAT = "{{json .RepoTags}} {{json .RepoDigests}} {{.Id}}"
+
+
+@dataclass(frozen=True)
+class Local:
+    """An image in the local store, as `image inspect` shows it."""
+
+    id: str
+    repo_digests: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -179,6 +190,10 @@ class Pipeline:
         self._lock = threading.Lock()
         self._registry: registry.Reader | None = None
         """Each qemu binary's SHA256, taken when it is copied in (the proof compares against it)."""
+        self._local: dict[str, Local | None] = {}
+        """What the store held under each base and target name at the start (None: nothing);
+        a name missing here is looked up on its own."""
+        self._cleanup: ThreadPoolExecutor | None = None
 
     # --- the flow -----------------------------------------------------------
 
@@ -203,11 +218,17 @@ class Pipeline:
         versions = self.engine.versions(self.runner)
         self.engine.check_setup(self.config.named_auth_files)
         self.say(why + (f" {versions.client}" if versions.client else ""), None)
-        self.check_registries()
         host = emulation.survey(self.config.targets)
+        the_plan = plan(self.config, host)
+        # Independent probes, at once (issue 8: the fixed cost is what stands
+        # between xcompile and the floor): the registries over HTTP in a
+        # thread, the local store in one engine call here.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="preflight") as pool:
+            ready = pool.submit(self.check_registries)
+            self.survey_store(the_plan.images)
+            ready.result()
         for assessment in host.values():
             self.say(assessment.note, None)
-        the_plan = plan(self.config, host)
         images = {image: _outcome(image) for image in the_plan.images}
         manifests = {m: Outcome(m.name, m.platform, None) for m in the_plan.manifests}
         return Result([*images.values(), *manifests.values()], versions), images, manifests
@@ -218,6 +239,20 @@ class Pipeline:
             return
         found = preflight.for_config(self.config, self.runner, self.engine)
         self.say(preflight.ensure(found, self._auth_file()), None)
+
+    def survey_store(self, images: tuple[Image, ...]) -> None:
+        """What every base and target name points to now, in one `image inspect`
+        instead of two per image; a name it cannot place is looked up later on its own."""
+        names = sorted({image.base for image in images} | {image.name for image in images})
+        if not names or self.runner.dry_run:
+            return
+        try:
+            out, missing = self.runner.run(*self.engine.inspect_all(names, _INSPECT_FORMAT)), ""
+        except CommandFailed as err:
+            if err.retcode not in self.engine.missing_image_codes:
+                return
+            out, missing = err.stdout, err.stderr
+        self._local = _placed(names, out, missing)
 
     def ensure_qemu(self) -> list[qemu.Qemu]:
         return qemu.ensure_all(self.config.targets, self.runner, self.config, lambda line: self.say(line, None),
@@ -256,7 +291,11 @@ class Pipeline:
         # Different images are independent; a dry run stays sequential so the
         # plan reads in order.
         jobs = 1 if self.runner.dry_run else self.config.jobs
-        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="xcompile") as pool:
+        # The removals' pool closes last: an image still running takes it to the end.
+        with (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="xcompile-rm") as self._cleanup,
+            ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="xcompile") as pool,
+        ):
             futures = [pool.submit(self.build_verify_push, image, outcome, work) for image, outcome in images.items()]
             try:
                 for future in futures:
@@ -278,8 +317,8 @@ class Pipeline:
             if self.unchanged(image, labels, outcome):
                 return
             replaced = self.image_id(image)
-            self.build(image, work.context(image.arch.qemu_binary), labels)
-            self.drop_replaced(image, replaced)
+            built = self.build(image, work.context(image.arch.qemu_binary), labels)
+            self.drop_replaced(image, replaced, built)
             outcome.status = "built"
             if self.config.verify:
                 self.verify(image, work)
@@ -295,7 +334,8 @@ class Pipeline:
         why = None
         if self.config.pull == "always":
             why = self._pull(image)
-        found = self._base_digest(image)
+        # A pull that failed changed nothing: what the store held at the start stands.
+        found = self._base_digest(image, known=why is not None or self.config.pull != "always")
         if found is None and self.config.pull == "missing":
             why = self._pull(image)
             found = self._base_digest(image)
@@ -319,21 +359,26 @@ class Pipeline:
             return _last_words(err)
         return None
 
-    def _base_digest(self, image: Image) -> str | None:
-        try:
-            out = self.runner.run(*self.engine.inspect(image.base, "{{json .RepoDigests}} {{.Id}}"),
-                                  label=image.label)  # fmt: skip
-        except CommandFailed:
+    def _base_digest(self, image: Image, *, known: bool = False) -> str | None:
+        if known and image.base in self._local:
+            local = self._local[image.base]
+        else:
+            local = self._inspect(image.base, image.label)
+        if local is None:
             return None
-        if not out.strip():
-            return None
-        repo_digests, _, image_id = out.strip().rpartition(" ")
         name = image.base.rsplit(":", 1)[0]
-        for entry in json.loads(repo_digests or "[]") or []:
-            repo, _, digest = str(entry).partition("@")
+        for entry in local.repo_digests:
+            repo, _, digest = entry.partition("@")
             if repo == name or repo.endswith("/" + name):
                 return digest
-        return image_id
+        return local.id
+
+    def _inspect(self, name: str, label: str) -> Local | None:
+        try:
+            out = self.runner.run(*self.engine.inspect(name, _INSPECT_FORMAT), label=label)
+        except CommandFailed:
+            return None
+        return _parse_inspect(out)
 
     def unchanged(self, image: Image, labels: dict[str, str], outcome: Outcome) -> bool:
         """Is the registry's image under this tag already what a build would make?"""
@@ -369,28 +414,49 @@ class Pipeline:
                 self._registry = registry.Reader(where, self._auth_file(), self.runner)
             return self._registry
 
-    def build(self, image: Image, context: Path, labels: dict[str, str]) -> None:
+    def build(self, image: Image, context: Path, labels: dict[str, str]) -> str | None:
+        """Build; returns the start of the new image's ID where the builder printed it."""
         dockerfile = context / image.dockerfile_name
         # One LABEL line, not one `--label` each: the classic builder makes
         # every label switch a step of its own, with a container commit each.
         text = image.dockerfile + "LABEL " + " ".join(f"{key}={json.dumps(value)}" for key, value in labels.items())
         self.runner.write_file(dockerfile, text + "\n", label=image.label)
-        self.runner.run(*self.engine.build(image.platform, dockerfile, image.name, context),
-                        label=image.label, stream=True)  # fmt: skip
+        out = self.runner.run(*self.engine.build(image.platform, dockerfile, image.name, context),
+                              label=image.label, stream=True)  # fmt: skip
+        found = _BUILT.search(out)
+        return found.group(1) if found else None
 
     def image_id(self, image: Image) -> str | None:
-        """The ID the image's name points to now, if any."""
+        """The ID the image's name points to now (at the start of the run, where known), if any."""
+        if image.name in self._local:
+            local = self._local.pop(image.name)
+            return local.id if local else None
         out = self.runner.run(*self.engine.inspect(image.name, "{{.Id}}"), label=image.label,
                               ok_codes=self.engine.missing_image_codes)  # fmt: skip
         return self.engine.image_id(out)
 
-    def drop_replaced(self, image: Image, replaced: str | None) -> None:
+    def drop_replaced(self, image: Image, replaced: str | None, built: str | None = None) -> None:
         """Remove the image the new build took the name from, so that reruns
         leave no `<none>` images behind. Docker refuses (and so nothing goes)
-        where a container, a child image or another tag still uses it."""
-        if replaced is None or replaced == self.image_id(image):
+        where a container, a child image or another tag still uses it.
+        It runs beside the proof and the push, off the image's path."""
+        if replaced is None:
             return
-        self.runner.run(*self.engine.remove_images(replaced), label=image.label, ok_codes=(0, 1))
+        if built is not None:
+            if replaced.removeprefix("sha256:").startswith(built):
+                return
+        elif replaced == self.image_id(image):
+            return
+        if self._cleanup is None or self.runner.dry_run:
+            self._remove(image, replaced)
+        else:
+            self._cleanup.submit(self._remove, image, replaced)
+
+    def _remove(self, image: Image, replaced: str) -> None:
+        try:
+            self.runner.run(*self.engine.remove_images(replaced), label=image.label, ok_codes=(0, 1))
+        except XcompileError as err:  # the new image is built and good: a leftover is worth a line, no more
+            self.say(f"the image it replaced, {replaced[:19]}, is left: {err}", image.label)
 
     def verify(self, image: Image, work: Workspace) -> None:
         """Prove the image before it is pushed: labelled right, qemu inside, and it
@@ -554,6 +620,47 @@ _Seen = TypeVar("_Seen")
 
 def _outcome(image: Image) -> Outcome:
     return Outcome(image.name, image.platform, image.base)
+
+
+_BUILT = re.compile(r"^Successfully built ([0-9a-f]{12,64})$", re.MULTILINE)
+_NO_SUCH_IMAGE = re.compile(r"No such image: (\S+)")
+_ID = re.compile(r"(?:sha256:)?([0-9a-f]{64})")
+
+
+def _parse_inspect(line: str) -> Local | None:
+    """One line of _INSPECT_FORMAT (podman prints the ID without "sha256:")."""
+    rest = line.strip().partition(" ")[2]
+    digests, _, image_id = rest.rpartition(" ")
+    found = _ID.fullmatch(image_id)
+    if found is None:
+        return None
+    return Local(f"sha256:{found.group(1)}", tuple(str(d) for d in json.loads(digests or "null") or ()))
+
+
+def _placed(names: list[str], out: str, missing: str) -> dict[str, Local | None]:
+    """Each name that one `image inspect` of ``names`` answered for: its image,
+    or None where the engine said it has no such image. Names it cannot place
+    (spelled otherwise in RepoTags) are left out."""
+    placed: dict[str, Local | None] = {}
+    for line in out.splitlines():
+        local = _parse_inspect(line)
+        if local is None:
+            continue
+        tags = {_familiar(str(tag)) for tag in json.loads(line.strip().partition(" ")[0] or "null") or ()}
+        placed.update((name, local) for name in names if _familiar(name) in tags)
+    for name in _NO_SUCH_IMAGE.findall(missing):
+        if name in names and name not in placed:
+            placed[name] = None
+    return placed
+
+
+def _familiar(name: str) -> str:
+    """A name as RepoTags shows it (docker.io/library/ left out)."""
+    for prefix in ("docker.io/", "index.docker.io/"):
+        name = name.removeprefix(prefix)
+    if name.startswith("library/") and name.count("/") == 1:
+        name = name.removeprefix("library/")
+    return name
 
 
 def _sha256_or_none(path: Path | None) -> str | None:
