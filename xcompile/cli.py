@@ -16,16 +16,19 @@ import threading
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NamedTuple, TextIO
+from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
 
 from plumbum import cli
 from plumbum.cli.application import ShowCompletion, ShowHelp, ShowHelpAll, ShowVersion
 from plumbum.cli.switches import SwitchError
 
-from xcompile import __version__, config, dockerconfig, doctor, download, engine, join, matrix, platforms, qemu, report
+from xcompile import __version__, config, dockerconfig, doctor, engine, join, matrix, platforms, qemu, report
 from xcompile.errors import Interrupted, UsageError, XcompileError
 from xcompile.pipeline import Pipeline, Result
 from xcompile.runner import Runner
+
+if TYPE_CHECKING:
+    from xcompile import download
 
 _PLUMBUM_EXITS = (ShowHelp, ShowHelpAll, ShowVersion, ShowCompletion)
 

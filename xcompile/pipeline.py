@@ -22,11 +22,10 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 from xcompile import (
     dockerconfig,
-    download,
     emulation,
     engine,
     files,
@@ -35,12 +34,14 @@ from xcompile import (
     qemu,
     recipe,
     reference,
-    registry,
 )
 from xcompile.config import Config
 from xcompile.errors import BaseUnavailable, CommandFailed, XcompileError
 from xcompile.platforms import Arch
 from xcompile.runner import Runner
+
+if TYPE_CHECKING:  # requests loads only when a registry is read (issue 8: start-up time)
+    from xcompile import download, registry
 
 Status = Literal["pushed", "built", "unchanged", "failed", "skipped", "planned", "interrupted"]
 Say = Callable[[str, "str | None"], None]
@@ -400,6 +401,8 @@ class Pipeline:
         # A dry run reads nothing: it plans every build.
         if self.runner.dry_run:
             return None
+        from xcompile import registry
+
         path, tag = registry.split(name)
         try:
             return self._reader().read(path, tag)
@@ -408,6 +411,8 @@ class Pipeline:
             return None
 
     def _reader(self) -> registry.Reader:
+        from xcompile import registry
+
         with self._lock:
             if self._registry is None:
                 (where,) = preflight.for_config(self.config, self.runner, self.engine)

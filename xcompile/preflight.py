@@ -21,15 +21,20 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 from urllib.parse import urlsplit
-
-import requests
 
 from xcompile import dockerconfig, engine, reference
 from xcompile.config import Config
 from xcompile.errors import CommandFailed, EnvironmentProblem, XcompileError
 from xcompile.runner import Runner
+
+# requests loads in the thread that asks the registries, beside the run's other
+# start-up work (issue 8: its import is a good part of the fixed cost).
+if TYPE_CHECKING:
+    import requests
+
+    _Answer: TypeAlias = requests.Response | requests.RequestException
 
 Status = Literal["pass", "warn", "fail"]
 TIMEOUT = (2.0, 3.0)
@@ -136,10 +141,11 @@ def gone(err: CommandFailed, repo: str) -> XcompileError | None:
 
 # --- one registry -------------------------------------------------------------
 
-_Answer = requests.Response | requests.RequestException
 
 
 def _ask(registry: Registry) -> _Answer:
+    import requests
+
     try:
         with requests.Session() as session:
             session.trust_env = False  # a proxy from the environment is not what the engine uses for loopback
@@ -149,6 +155,8 @@ def _ask(registry: Registry) -> _Answer:
 
 
 def _judge(registry: Registry, answer: _Answer, auth_file: Path) -> list[Finding]:
+    import requests
+
     label = f"registry {registry.name}"
     if isinstance(answer, requests.RequestException):
         why = f"registry {registry.name} is not reachable at {registry.url} ({_why(answer)}): the push would fail"
@@ -200,6 +208,8 @@ def _hostname(key: str) -> str:
 
 
 def _why(err: requests.RequestException) -> str:
+    import requests
+
     if isinstance(err, requests.Timeout):
         return f"no answer within {TIMEOUT[1]:g} s"
     if isinstance(err, requests.exceptions.SSLError):

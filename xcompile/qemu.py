@@ -12,13 +12,19 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from xcompile import aptsources, debian, download, elf, files, platforms
+from xcompile import elf, files, platforms
 from xcompile.config import Config
 from xcompile.errors import CommandFailed, QemuUnavailable, XcompileError
 from xcompile.platforms import Arch
 from xcompile.runner import Runner
 from xcompile.urls import redact
+
+# The archive's modules (requests, python-debian) load only where qemu is not
+# on PATH: every run pays their import otherwise (issue 8's fixed cost).
+if TYPE_CHECKING:
+    from xcompile import download
 
 # Debian 12 has no package named "qemu" (the original script asked for it and
 # died there), so only packages that exist are asked for, and only the first
@@ -147,6 +153,8 @@ def _has_candidate(runner: Runner, package: str) -> bool:
 
 def _apt_mirror(runner: Runner) -> str | None:
     # A host's apt sources count only where it has apt to use them.
+    from xcompile import aptsources
+
     return aptsources.debian_mirror() if runner.which("apt-get") else None
 
 
@@ -160,6 +168,8 @@ def _download(
             f"no Debian mirror to download {arch.qemu_binary} from",
             hint="give one with --mirror URL, XCOMPILE_MIRROR, or `mirror =` in the config file",
         )
+    from xcompile import debian
+
     archive = debian.Archive(
         mirror,
         config.suite,
@@ -179,6 +189,8 @@ def _download(
 
 
 def _fetch_direct(arch: Arch, runner: Runner, config: Config, progress: download.ProgressCallback | None) -> Qemu:
+    from xcompile import download
+
     url, sha256 = str(config.qemu_url), str(config.qemu_sha256)
     shown = redact(url)
     final = config.cache_dir / "url" / sha256 / arch.qemu_binary
