@@ -215,6 +215,8 @@ class Pipeline:
     def _prepare(self) -> tuple[Result, dict[Image, Outcome], dict[ManifestList, Outcome]]:
         """Check what would stop everything, say what binfmt means here, and plan."""
         dockerconfig.plan(self.config.docker_config)  # refuse a broken file before any work
+        if self.config.push and not self.runner.dry_run:
+            preflight.load_http()
         self.engine, why = engine.choose(self.config.engine, self.runner)
         versions = self.engine.versions(self.runner)
         self.engine.check_setup(self.config.named_auth_files)
