@@ -85,14 +85,17 @@ def test_experimental_is_docker_only() -> None:
 def test_auth_files_follow_each_engines_rules(tmp_path: Path) -> None:
     def auth(env: dict[str, str], name: str) -> Path:
         settings, _ = load({"engine": name}, env, tmp_path, Path("/home/u"))
-        return engine.ENGINES[settings.engine].auth_file(settings.docker_config, settings.podman_auth_file)
+        return engine.ENGINES[settings.engine].auth_files(settings.docker_config, settings.podman_auth_file)[0]
 
     assert auth({}, "docker") == Path("/home/u/.docker/config.json")
     assert auth({"DOCKER_CONFIG": "/dc"}, "docker") == Path("/dc/config.json")
     assert auth({}, "podman") == Path(f"/run/containers/{os.getuid()}/auth.json")
     assert auth({"XDG_RUNTIME_DIR": "/run/user/7"}, "podman") == Path("/run/user/7/containers/auth.json")
-    both = {"XDG_RUNTIME_DIR": "/run/user/7", "REGISTRY_AUTH_FILE": "/a.json"}
+    both = {"XDG_RUNTIME_DIR": "/run/user/7", "REGISTRY_AUTH_FILE": "/a.json", "DOCKER_CONFIG": "/dc"}
     assert auth(both, "podman") == Path("/a.json")
+    settings, _ = load({"engine": "podman"}, both, tmp_path, Path("/home/u"))
+    # then docker's, which podman reads too (containers-auth.json(5))
+    assert engine.PODMAN.auth_files(settings.docker_config, settings.podman_auth_file)[1] == Path("/dc/config.json")
 
 
 def test_engine_setting(tmp_path: Path) -> None:

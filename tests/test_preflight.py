@@ -5,6 +5,7 @@ test stopped and one with bcrypt htpasswd auth; a real `docker login`."""
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 import subprocess
@@ -16,6 +17,7 @@ import pytest
 from conftest import Registry, RunningRegistry, docker, run_xcompile
 
 from xcompile import preflight
+from xcompile.engine import PODMAN
 
 pytestmark = pytest.mark.integration
 
@@ -73,7 +75,7 @@ def test_doctor_reports_the_same(stopped: Registry, tmp_path: Path, user_env: di
 
 def test_a_registry_that_answers_is_quick(registry: Registry, tmp_path: Path) -> None:
     found = preflight.registries([f"{registry.host}/a/b"], insecure=None, index_address=lambda: "unused")
-    line = preflight.ensure(found, tmp_path / "no-config.json")
+    line = preflight.ensure(found, (tmp_path / "no-config.json",))
     assert line.startswith(f"preflight: {registry.host} ready for the push (")
     seconds = float(line.rsplit("(", 1)[1].split()[0])
     assert seconds < 1.0, line  # a loopback registry answers in milliseconds; the timeout is seconds
@@ -157,3 +159,25 @@ def test_after_docker_login_the_run_pushes_and_no_password_shows(
     assert all(password not in line for line in result.stderr.splitlines() if line.lstrip("[]a ").startswith("+"))
     # The login went to the test's own DOCKER_CONFIG only.
     assert registry.host in json.loads((Path(user_env["DOCKER_CONFIG"]) / "config.json").read_text())["auths"]
+
+
+def test_podman_reads_its_own_auth_file_then_dockers(locked: tuple[Registry, str, str], tmp_path: Path) -> None:
+    """As containers-auth.json(5) says: podman's auth file first, then docker's config.json."""
+    registry, user, password = locked
+    podman_file, docker_file = tmp_path / "auth.json", tmp_path / "config.json"
+    files = PODMAN.auth_files(docker_file, podman_file)
+    assert files == (podman_file, docker_file)
+    found = preflight.registries([f"{registry.host}/team/app"], insecure=None, index_address=lambda: "unused")
+
+    login = preflight.check(found, files)[1]
+    assert login.status == "fail"
+    assert login.detail == (
+        f"registry {registry.host} wants a login, and neither {podman_file} nor {docker_file} has credentials for it"
+    )
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    docker_file.write_text(json.dumps({"auths": {registry.host: {"auth": token}}}))
+    login = preflight.check(found, files)[1]
+    assert (login.status, login.detail) == ("pass", f"credentials for {registry.host} in auths of {docker_file}")
+    podman_file.write_text(json.dumps({"auths": {registry.host: {"auth": token}}}))
+    assert preflight.check(found, files)[1].detail.endswith(f"in auths of {podman_file}")
+    assert password not in repr(preflight.check(found, files))

@@ -228,5 +228,5 @@ def _registry(config: Config, runner: Runner, chosen: engine.Engine) -> list[Che
         found = preflight.for_config(config, runner, chosen)
     except XcompileError as err:
         return [Check("registry Docker Hub", "warn", f"cannot ask the daemon for its address: {err.message}")]
-    auth_file = chosen.auth_file(config.docker_config, config.podman_auth_file)
-    return [Check(f.name, f.status, f.detail, f.fix) for f in preflight.check(found, auth_file)]
+    auth_files = chosen.auth_files(config.docker_config, config.podman_auth_file)
+    return [Check(f.name, f.status, f.detail, f.fix) for f in preflight.check(found, auth_files)]

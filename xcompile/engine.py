@@ -95,9 +95,10 @@ class Engine:
         """Unknown (a dry run) counts as needing it: the plan shows the edit."""
         return self.has_experimental and needs_experimental(versions.client)
 
-    def auth_file(self, docker_config: Path, podman_auth_file: Path) -> Path:
-        """Where this engine keeps registry credentials (both paths come from config.load)."""
-        return docker_config
+    def auth_files(self, docker_config: Path, podman_auth_file: Path) -> tuple[Path, ...]:
+        """Where this engine looks for registry credentials, in its order (both
+        paths come from config.load); the first file that has a host wins."""
+        return (docker_config,)
 
     def hub_address(self, runner: Runner) -> str:
         """Docker Hub's address, which is also its key among the credentials."""
@@ -209,8 +210,10 @@ class Podman(Engine):
     def unavailable(self, err: CommandFailed) -> DockerUnavailable:
         return DockerUnavailable(f"podman cannot run: {err}", hint="see `podman info`")
 
-    def auth_file(self, docker_config: Path, podman_auth_file: Path) -> Path:
-        return podman_auth_file
+    def auth_files(self, docker_config: Path, podman_auth_file: Path) -> tuple[Path, ...]:
+        # containers-auth.json(5): podman's own file first, then docker's
+        # config.json, so a `docker login` counts for podman too.
+        return (podman_auth_file, docker_config)
 
     def check_setup(self, named_auth_files: tuple[tuple[str, Path], ...]) -> None:
         # Seen with podman 4.3: `podman run` (not build) stats the credential

@@ -241,7 +241,7 @@ class Pipeline:
         if not self.config.push or self.runner.dry_run:
             return
         found = preflight.for_config(self.config, self.runner, self.engine)
-        self.say(preflight.ensure(found, self._auth_file()), None)
+        self.say(preflight.ensure(found, self._auth_files()), None)
 
     def survey_store(self, images: tuple[Image, ...]) -> None:
         """What every base and target name points to now, in one `image inspect`
@@ -418,7 +418,7 @@ class Pipeline:
         with self._lock:
             if self._registry is None:
                 (where,) = preflight.for_config(self.config, self.runner, self.engine)
-                self._registry = registry.Reader(where, self._auth_file(), self.runner)
+                self._registry = registry.Reader(where, self._auth_files(), self.runner)
             return self._registry
 
     def build(self, image: Image, context: Path, labels: dict[str, str]) -> str | None:
@@ -612,8 +612,8 @@ class Pipeline:
         finally:
             outcome.seconds = time.monotonic() - started
 
-    def _auth_file(self) -> Path:
-        return self.engine.auth_file(self.config.docker_config, self.config.podman_auth_file)
+    def _auth_files(self) -> tuple[Path, ...]:
+        return self.engine.auth_files(self.config.docker_config, self.config.podman_auth_file)
 
     def _insecure(self) -> bool:
         if self.config.insecure is not None:

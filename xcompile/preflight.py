@@ -105,7 +105,7 @@ def registries(
     return list(found.values())
 
 
-def check(found: list[Registry], auth_file: Path) -> list[Finding]:
+def check(found: list[Registry], auth_files: tuple[Path, ...]) -> list[Finding]:
     """Ask every registry at once; two findings each (reachable, login)."""
     if not found:
         return []
@@ -113,15 +113,15 @@ def check(found: list[Registry], auth_file: Path) -> list[Finding]:
         answers = list(pool.map(_ask, found))
     findings: list[Finding] = []
     for registry, answer in zip(found, answers, strict=True):
-        findings += _judge(registry, answer, auth_file)
+        findings += _judge(registry, answer, auth_files)
     return findings
 
 
-def ensure(found: list[Registry], auth_file: Path) -> str:
+def ensure(found: list[Registry], auth_files: tuple[Path, ...]) -> str:
     """Raise EnvironmentProblem (exit 3) for the first registry that cannot
     take a push; else return one line for the user."""
     started = time.monotonic()
-    findings = check(found, auth_file)
+    findings = check(found, auth_files)
     for finding in findings:
         if finding.status == "fail":
             raise EnvironmentProblem(finding.detail, hint=finding.fix or None)
@@ -162,7 +162,7 @@ def _ask(registry: Registry) -> _Answer:
         return err
 
 
-def _judge(registry: Registry, answer: _Answer, auth_file: Path) -> list[Finding]:
+def _judge(registry: Registry, answer: _Answer, auth_files: tuple[Path, ...]) -> list[Finding]:
     import requests
 
     label = f"registry {registry.name}"
@@ -175,23 +175,30 @@ def _judge(registry: Registry, answer: _Answer, auth_file: Path) -> list[Finding
     reach = Finding(label, "pass", f"{registry.url} answers")
     if answer.status_code == 200:
         return [reach, Finding("registry login", "pass", f"{registry.name} needs no login")]
-    return [reach, _login(registry, auth_file)]
+    return [reach, _login(registry, auth_files)]
 
 
-def _login(registry: Registry, auth_file: Path) -> Finding:
-    try:
-        data = dockerconfig.read(auth_file) or {}
-    except XcompileError as err:
-        return Finding("registry login", "fail", err.message, err.hint or "")
-    where = _credentials(data, registry.host)
-    if where:
-        return Finding("registry login", "pass", f"credentials for {registry.name} in {where} of {auth_file}")
+def _login(registry: Registry, auth_files: tuple[Path, ...]) -> Finding:
+    for auth_file in auth_files:
+        try:
+            data = dockerconfig.read(auth_file) or {}
+        except XcompileError as err:
+            return Finding("registry login", "fail", err.message, err.hint or "")
+        where = _credentials(data, registry.host)
+        if where:
+            return Finding("registry login", "pass", f"credentials for {registry.name} in {where} of {auth_file}")
     return Finding(
         "registry login",
         "fail",
-        f"registry {registry.name} wants a login, and {auth_file} has no credentials for it",
+        f"registry {registry.name} wants a login, and {_none_of(auth_files)} for it",
         registry.login,
     )
+
+
+def _none_of(auth_files: tuple[Path, ...]) -> str:
+    if len(auth_files) == 1:
+        return f"{auth_files[0]} has no credentials"
+    return f"neither {' nor '.join(map(str, auth_files))} has credentials"
 
 
 def _credentials(data: Mapping[str, Any], host: str) -> str | None:

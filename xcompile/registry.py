@@ -54,9 +54,9 @@ class RegistryUnreadable(XcompileError):
 
 
 class Reader:
-    def __init__(self, where: preflight.Registry, auth_file: Path, runner: Runner) -> None:
+    def __init__(self, where: preflight.Registry, auth_files: tuple[Path, ...], runner: Runner) -> None:
         self.where = where
-        self.auth_file = auth_file
+        self.auth_files = auth_files
         self.runner = runner
         self._auth: str | None = None
         """An Authorization header that worked, reused for the next requests."""
@@ -117,7 +117,14 @@ class Reader:
         return f"Bearer {value}" if value else None
 
     def _credentials(self) -> tuple[str, str] | None:
-        data = dockerconfig.read(self.auth_file) or {}
+        """From the first of the engine's auth files that knows this host."""
+        for auth_file in self.auth_files:
+            found = self._credentials_in(dockerconfig.read(auth_file) or {})
+            if found is not None:
+                return found
+        return None
+
+    def _credentials_in(self, data: dict[str, Any]) -> tuple[str, str] | None:
         host = self.where.host
         for key, entry in (data.get("auths") or {}).items():
             if _hostname(key) == host and isinstance(entry, dict) and entry.get("auth"):
