@@ -225,11 +225,52 @@ def test_doctor_names_podmans_ulimit_problem(tmp_path: Path, engine_env: dict[st
     assert "default_ulimits" in result.stdout
 
 
-def test_join_says_it_is_dockers_only(tmp_path: Path, engine_env: dict[str, str]) -> None:
-    result = run_xcompile("join", "--engine", "podman", "--arch", "arm32v7", "--arch", "arm64v8", "--tag", "a",
-                          cwd=tmp_path, env=engine_env)  # fmt: skip
-    assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [
-        "xcompile: error: join drives docker only, not podman — run `xcompile join` where a docker daemon answers,"
-        " or join in `xcompile build --engine podman`"
-    ]
+def test_join_on_podman(registry: Registry, podman_store: None, two_arch_env: dict[str, str], tmp_path: Path) -> None:
+    """Cells pushed by `build --only`, then `join --engine podman`: the parts are
+    checked first, the list made with podman's manifest commands, and a second
+    join leaves it alone. No docker command runs."""
+    name = f"join-podman-{uuid.uuid4().hex[:6]}/rpi"
+    repo = f"{registry.host}/{name}"
+    common = ("--engine", "podman", "--arch", "arm32v7", "--arch", "arm64v8", "--repo", repo)
+    cells = [f"--only=a/{arch.name}" for arch in (ARM, ARM64)]
+    try:
+        built = run_xcompile("build", *common, "--tag", "a", *cells, "--no-verify", cwd=tmp_path, env=two_arch_env)
+        assert built.returncode == 0, built.stderr[-3000:]
+        assert sorted(registry.tags(name)) == ["a-arm32v7", "a-arm64v8"]
+
+        # A missing part: nothing is joined, and the error names it.
+        missing = run_xcompile("join", *common, "--tag", "a", "--tag", "b", cwd=tmp_path, env=two_arch_env)
+        assert missing.returncode == 1, missing.stderr
+        assert missing.stderr.splitlines()[-1].startswith(
+            f"xcompile: error: cannot join: {repo}:b-arm32v7 is not in the registry;"
+            f" {repo}:b-arm64v8 is not in the registry"
+        ), missing.stderr
+        assert "a" not in registry.tags(name)
+
+        first = run_xcompile("join", *common, "--tag", "a", cwd=tmp_path, env=two_arch_env)
+        assert first.returncode == 0, first.stderr
+        assert "join: with podman manifest" in first.stderr
+        digest, index = registry.manifest(name, "a")
+        listed = {(m["platform"]["architecture"], m["platform"].get("variant")) for m in index["manifests"]}  # type: ignore[index, union-attr]
+        assert listed == {("arm", "v7"), ("arm64", "v8")}
+        parts = {registry.manifest(name, f"a-{arch.name}")[0] for arch in (ARM, ARM64)}
+        assert {m["digest"] for m in index["manifests"]} == parts  # type: ignore[index, union-attr]
+        assert first.stdout.split() == [f"{repo}:a", "linux/arm/v7,", "linux/arm64/v8", "joined", digest]
+
+        second = run_xcompile("join", *common, "--tag", "a", cwd=tmp_path, env=two_arch_env)
+        assert second.returncode == 0, second.stderr
+        assert second.stdout.split()[-2:] == ["unchanged", digest]
+        assert registry.manifest(name, "a")[0] == digest
+        assert not [c for c in echoed(second.stderr) if "manifest" in c], second.stderr
+
+        for result in (built, missing, first, second):
+            commands = echoed(result.stderr)
+            assert not [c for c in commands if c.split()[0] == "docker"], commands
+        assert any(c.startswith("podman manifest push") for c in echoed(first.stderr))
+    finally:
+        for arch in (ARM, ARM64):
+            podman("rmi", f"{repo}:a-{arch.name}", check=False)
+
+    # Each platform, pulled back fresh through the list, runs.
+    for arch in (ARM, ARM64):
+        assert pull_back_and_run("podman", f"{repo}:a", arch, insecure=True) == arch.uname_m

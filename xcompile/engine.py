@@ -51,6 +51,8 @@ class Engine:
     """Whether the client config's "experimental" gates anything (docker only)."""
     reports_variant: bool = True
     """Whether `image inspect` can show the config's variant (podman 4 cannot)."""
+    has_imagetools: bool = True
+    """Whether a buildx plugin may make manifest lists (`buildx imagetools`; docker only)."""
     run_options: Argv = ()
     build_options: Argv = ()
     missing_image_codes: tuple[int, ...] = (0, 1)
@@ -201,6 +203,7 @@ class Podman(Engine):
     name: EngineName = "podman"
     has_experimental: bool = False
     reports_variant: bool = False
+    has_imagetools: bool = False
     # Podman makes a CNI bridge and firewall rules on a container's first
     # network use; neither the build (no RUN) nor the proof needs a network.
     run_options: Argv = ("--network", "none")

@@ -7,19 +7,23 @@ before any list is made (it exists, and its image config says the right
 platform), and a list that already holds exactly those parts is left alone,
 so a join can be run again.
 
-Two tools make the list: `docker buildx imagetools create` where the buildx
-plugin is present (no experimental flag, nothing pulled), else
-`docker manifest` (the engine's command shapes).
+Two tools make the list: `docker buildx imagetools create` where the engine
+is docker and the buildx plugin is present (no experimental flag, nothing
+pulled), else the chosen engine's own manifest commands (`docker manifest`,
+`podman manifest`: the engine's command shapes), with the parts read through
+the registry API (registry.py).
 """
 
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
-from xcompile import dockerconfig, engine, reference
+from xcompile import dockerconfig, engine, preflight, reference, registry
 from xcompile.config import Config
 from xcompile.engine import Platform
 from xcompile.errors import CommandFailed, UsageError, XcompileError
@@ -104,51 +108,68 @@ class Imagetools:
         return None
 
 
-class DockerManifest:
-    """`docker manifest`: needs the client's experimental flag before 20.10."""
+class EngineManifest:
+    """The chosen engine's `manifest` commands make the list (docker's needs the
+    client's experimental flag before 20.10); the registry API reads the parts,
+    with that engine's credentials, so no engine has to inspect anything."""
 
-    name = "docker manifest"
-
-    def __init__(self, runner: Runner, *, insecure: bool) -> None:
+    def __init__(
+        self, runner: Runner, shapes: engine.Engine, reader: Callable[[], registry.Reader], *, insecure: bool
+    ) -> None:
         self.runner = runner
+        self.shapes = shapes
+        self.reader = reader
         self.insecure = insecure
+        self.name = f"{shapes.program} manifest"
 
     def inspect(self, ref: str) -> Remote | None:
-        insecure = ("--insecure",) if self.insecure else ()
-        try:
-            out = self.runner.run("docker", "manifest", "inspect", "--verbose", *insecure, ref)
-        except CommandFailed as err:
-            _raise_unless_missing(err)
+        path, tag = registry.split(ref)
+        found = self.reader().read(path, tag)
+        if found is None:
             return None
-        data: Any = json.loads(out)
-        if isinstance(data, list):  # a list: one entry per member
-            members = tuple(
-                (str(m["Descriptor"]["digest"]), _platform(m["Descriptor"].get("platform") or {})) for m in data
-            )
-            # Its own digest is not shown; the members are what matter here.
-            return Remote(ref, "", members=members)
-        descriptor = data.get("Descriptor") or {}
-        return Remote(ref, str(descriptor.get("digest", "")), platform=_platform(descriptor.get("platform") or {}))
+        if found.is_list:
+            # Only the members' digests are compared, not their platforms.
+            return Remote(ref, found.digest, members=tuple((d, Platform("", "")) for d in sorted(found.parts)))
+        return Remote(ref, found.digest, platform=Platform(*found.platform) if found.platform else None)
 
     def create(self, name: str, parts: list[tuple[str, Arch]]) -> str | None:
-        shapes = engine.DOCKER
-        self.runner.run(*shapes.manifest_remove(name), ok_codes=(0, 1))
-        self.runner.run(*shapes.manifest_create(name, [ref for ref, _ in parts], insecure=self.insecure))
+        shapes, run = self.shapes, self.runner.run
+        run(*shapes.manifest_remove(name), ok_codes=(0, 1))
+        run(*shapes.manifest_create(name, [ref for ref, _ in parts], insecure=self.insecure))
         for ref, arch in parts:
             platform = Platform(arch.os, arch.architecture, arch.variant)
-            self.runner.run(*shapes.manifest_member(name, ref, platform, insecure=self.insecure))
-        return shapes.manifest_digest(self.runner.run(*shapes.manifest_push(name, insecure=self.insecure)))
+            run(*shapes.manifest_member(name, ref, platform, insecure=self.insecure))
+        with tempfile.TemporaryDirectory(prefix="xcompile-join-") as scratch:
+            digest_file = Path(scratch) / "list.digest"
+            out = run(*shapes.manifest_push(name, insecure=self.insecure, digest_file=digest_file))
+            return shapes.manifest_digest(out, digest_file)
 
 
 def choose_tool(config: Config, runner: Runner, say: Say) -> ListTool:
-    """buildx's imagetools where the plugin answers, else docker manifest."""
-    try:
-        runner.run("docker", "buildx", "version")
-    except CommandFailed:
-        if not runner.dry_run:
-            _enable_experimental(config, runner, say)
-        return DockerManifest(runner, insecure=insecure(config))
-    return Imagetools(runner)
+    """buildx's imagetools where the engine has it and the plugin answers,
+    else the engine's own manifest commands."""
+    shapes, why = engine.choose(config.engine, runner)
+    if config.engine == "auto":
+        say(why)
+    if shapes.has_imagetools:
+        try:
+            runner.run(shapes.program, "buildx", "version")
+        except CommandFailed:
+            pass
+        else:
+            return Imagetools(runner)
+    if not runner.dry_run and shapes.needs_experimental(shapes.versions(runner)):
+        say(dockerconfig.enable_experimental(config.docker_config).describe(done=True))
+    auth_file = shapes.auth_file(config.docker_config, config.podman_auth_file)
+    readers: list[registry.Reader] = []
+
+    def reader() -> registry.Reader:
+        if not readers:
+            (where,) = preflight.for_config(config, runner, shapes)
+            readers.append(registry.Reader(where, auth_file, runner))
+        return readers[0]
+
+    return EngineManifest(runner, shapes, reader, insecure=insecure(config))
 
 
 def insecure(config: Config) -> bool:
@@ -172,12 +193,6 @@ def join(config: Config, runner: Runner, say: Say) -> list[Joined]:
     """Check every part of every tag, then make (or leave) each tag's list."""
     if config.only:
         raise UsageError("join makes every configured tag's list; --only is for build")
-    if config.engine == "podman":
-        # Not yet ported (issue 10): it reads parts through buildx or `docker manifest`.
-        raise UsageError(
-            "join drives docker only, not podman",
-            hint="run `xcompile join` where a docker daemon answers, or join in `xcompile build --engine podman`",
-        )
     if len(config.targets) < 2:
         # Not an error: the same CI pipeline works while a project has one arch.
         say(f"nothing to join: with one architecture ({config.arches[0]}) each tag is pushed as the image itself")
@@ -235,12 +250,6 @@ def _join_one(tool: ListTool, name: str, its_parts: list[Part], remotes: list[Re
     if made is None or made.members is None:
         raise JoinFailed(f"{name}: {tool.name} reported success, but the registry has no list there")
     return Joined(name, made.digest or pushed, True, platforms)
-
-
-def _enable_experimental(config: Config, runner: Runner, say: Say) -> None:
-    versions = engine.versions(runner)
-    if engine.DOCKER.needs_experimental(versions):
-        say(dockerconfig.enable_experimental(config.docker_config).describe(done=True))
 
 
 def _platform(data: dict[str, Any]) -> Platform:

@@ -43,6 +43,8 @@ class Remote:
     """An image's config labels; empty for a list."""
     parts: frozenset[str] = frozenset()
     """A list's manifests, by digest; empty for an image."""
+    platform: tuple[str, str, str | None] | None = None
+    """An image's (os, architecture, variant), from its config; None for a list."""
 
     @property
     def is_list(self) -> bool:
@@ -79,8 +81,10 @@ class Reader:
                 return Remote(digest)  # a schema 1 manifest: no labels to compare
             blob = self._get(session, f"/v2/{name}/blobs/{config_digest}", name, {})
             _raise_for(blob)
-            labels = (json.loads(blob.content).get("config") or {}).get("Labels") or {}
-            return Remote(digest, labels={str(k): str(v) for k, v in labels.items()})
+            config = json.loads(blob.content)
+            labels = (config.get("config") or {}).get("Labels") or {}
+            platform = (str(config.get("os", "")), str(config.get("architecture", "")), config.get("variant") or None)
+            return Remote(digest, labels={str(k): str(v) for k, v in labels.items()}, platform=platform)
 
     def _get(self, session: requests.Session, path: str, name: str, headers: dict[str, str]) -> requests.Response:
         url = self.where.url + path
