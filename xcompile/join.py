@@ -21,14 +21,17 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from xcompile import dockerconfig, engine, preflight, reference, registry
+from xcompile import dockerconfig, engine, preflight, reference
 from xcompile.config import Config
 from xcompile.engine import Platform
 from xcompile.errors import CommandFailed, UsageError, XcompileError
 from xcompile.platforms import Arch
 from xcompile.runner import Runner
+
+if TYPE_CHECKING:  # requests loads only when a registry is read (issue 8: start-up time)
+    from xcompile import registry
 
 Say = Callable[[str], None]
 _LIST_TYPES = (
@@ -123,6 +126,8 @@ class EngineManifest:
         self.name = f"{shapes.program} manifest"
 
     def inspect(self, ref: str) -> Remote | None:
+        from xcompile import registry
+
         path, tag = registry.split(ref)
         found = self.reader().read(path, tag)
         if found is None:
@@ -164,6 +169,8 @@ def choose_tool(config: Config, runner: Runner, say: Say) -> ListTool:
     readers: list[registry.Reader] = []
 
     def reader() -> registry.Reader:
+        from xcompile import registry
+
         if not readers:
             (where,) = preflight.for_config(config, runner, shapes)
             readers.append(registry.Reader(where, auth_file, runner))
