@@ -165,7 +165,7 @@ def choose_tool(config: Config, runner: Runner, say: Say) -> ListTool:
             return Imagetools(runner)
     if not runner.dry_run and shapes.needs_experimental(shapes.versions(runner)):
         say(dockerconfig.enable_experimental(config.docker_config).describe(done=True))
-    auth_file = shapes.auth_file(config.docker_config, config.podman_auth_file)
+    auth_files = shapes.auth_files(config.docker_config, config.podman_auth_file)
     readers: list[registry.Reader] = []
 
     def reader() -> registry.Reader:
@@ -173,7 +173,7 @@ def choose_tool(config: Config, runner: Runner, say: Say) -> ListTool:
 
         if not readers:
             (where,) = preflight.for_config(config, runner, shapes)
-            readers.append(registry.Reader(where, auth_file, runner))
+            readers.append(registry.Reader(where, auth_files, runner))
         return readers[0]
 
     return EngineManifest(runner, shapes, reader, insecure=insecure(config))
