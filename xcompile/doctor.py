@@ -12,9 +12,9 @@ import os
 import platform
 import tempfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from xcompile import binfmt, dockerconfig, elf, emulation, engine, platforms, preflight, qemu
 from xcompile.config import Config
@@ -22,16 +22,10 @@ from xcompile.errors import CommandFailed, EnvironmentProblem, XcompileError
 from xcompile.platforms import Arch
 from xcompile.runner import Runner
 
-Status = Literal["pass", "warn", "fail"]
 MOUNT = ("mount", "-t", "binfmt_misc", "binfmt_misc", str(binfmt.ROOT))
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    status: Status
-    detail: str
-    fix: str = ""
+# A check is what the build's preflight calls a finding: one record for both.
+Check = preflight.Finding
+Status = preflight.Status
 
 
 def checks(config: Config, runner: Runner, machine: str | None = None) -> list[Check]:
@@ -229,4 +223,4 @@ def _registry(config: Config, runner: Runner, chosen: engine.Engine) -> list[Che
     except XcompileError as err:
         return [Check("registry Docker Hub", "warn", f"cannot ask the daemon for its address: {err.message}")]
     auth_files = chosen.auth_files(config.docker_config, config.podman_auth_file)
-    return [Check(f.name, f.status, f.detail, f.fix) for f in preflight.check(found, auth_files)]
+    return preflight.check(found, auth_files)
