@@ -12,9 +12,11 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
+from typing import IO
 
 import pytest
 from conftest import RunningRegistry, docker
@@ -36,12 +38,32 @@ def test_registry_killed_between_two_pushes(
     try:
         proc = subprocess.Popen(argv, cwd=tmp_path, env=user_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True)  # fmt: skip
+        # Kill it once docker has said a's push is done. The tag shows in the
+        # registry a moment before docker hears the answer to its last PUT, so
+        # killing on the tag alone would now and then cut a's push short too.
+        pushed_a = threading.Event()
+        lines: dict[str, list[str]] = {"out": [], "err": []}
+
+        def read(stream: IO[str], into: list[str]) -> None:
+            for line in stream:
+                into.append(line)
+                if line.startswith("[a] a: digest: sha256:"):
+                    pushed_a.set()
+
+        assert proc.stdout is not None and proc.stderr is not None
+        readers = [threading.Thread(target=read, args=(proc.stdout, lines["out"])),
+                   threading.Thread(target=read, args=(proc.stderr, lines["err"]))]  # fmt: skip
+        for reader in readers:
+            reader.start()
         deadline = time.monotonic() + 180
-        while registry.tags(name) != ["a"]:
-            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-            time.sleep(0.05)
+        while not pushed_a.wait(0.05):
+            assert proc.poll() is None and time.monotonic() < deadline, "".join(lines["err"])
+        assert registry.tags(name) == ["a"]
         running.stop(signal.SIGKILL)
-        out, err = proc.communicate(timeout=300)
+        proc.wait(timeout=300)
+        for reader in readers:
+            reader.join(timeout=30)
+        out, err = "".join(lines["out"]), "".join(lines["err"])
 
         assert proc.returncode == 1, err
         assert "Traceback" not in err
