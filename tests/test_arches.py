@@ -156,7 +156,9 @@ def test_mislabelled_build_is_caught(registry: Registry, user_env: dict[str, str
     try:
         result = build("--base", base, "--repo", repo, "--tag", "a", env=user_env, cwd=tmp_path)
     finally:
-        docker("rmi", f"{base}:a", check=False)
+        # This base is made here, without the session label, so neither are the
+        # images built on it: remove them by name.
+        docker("rmi", f"{repo}:a", f"{base}:a", check=False)
     assert result.returncode == 1
     assert f"{repo}:a: image config says linux/amd64, not linux/arm/v7" in result.stdout
     assert registry.tags("mislabelled/out") == []
