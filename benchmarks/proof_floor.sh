@@ -2,16 +2,4 @@
 # The proof floor: the floor plus one emulated `docker run IMAGE uname -m` per
 # image between its build and its push.
 # Usage: proof_floor.sh CONTEXT BASE REPO TAG... (CONTEXT holds qemu-arm-static)
-set -euo pipefail
-ctx=$1 base=$2 repo=$3; shift 3
-pids=()
-for tag in "$@"; do
-    (
-        printf 'FROM %s:%s\nCOPY qemu-arm-static /usr/bin/qemu-arm-static\n' "$base" "$tag" >"$ctx/Dockerfile.$tag"
-        docker build -q --platform linux/arm/v7 --no-cache -f "$ctx/Dockerfile.$tag" -t "$repo:$tag" "$ctx" >/dev/null
-        [ "$(docker run --rm --platform linux/arm/v7 "$repo:$tag" uname -m)" = armv7l ]
-        docker push -q "$repo:$tag" >/dev/null
-    ) &
-    pids+=($!)
-done
-for pid in "${pids[@]}"; do wait "$pid"; done  # each one's failure fails the floor
+PROVE=1 exec bash "$(dirname "$0")/floor.sh" "$@"
