@@ -49,8 +49,6 @@ class Engine:
     name: EngineName = "docker"
     has_experimental: bool = True
     """Whether the client config's "experimental" gates anything (docker only)."""
-    reports_variant: bool = True
-    """Whether `image inspect` can show the config's variant (podman 4 cannot)."""
     has_imagetools: bool = True
     """Whether a buildx plugin may make manifest lists (`buildx imagetools`; docker only)."""
     run_options: Argv = ()
@@ -111,9 +109,6 @@ class Engine:
         once the runtime has set everything up (podman only)."""
         return (self.program, "run", "--rm", *self.run_options, "--rootfs", str(empty_root), "/xcompile-probe")
 
-    def login_hint(self, host: str | None) -> str:
-        return f"{self.program} login" + ("" if host is None else f" {host}")
-
     # --- images -----------------------------------------------------------------
 
     def build(
@@ -136,11 +131,6 @@ class Engine:
         """An ID as `image inspect` prints it, as docker writes it (podman leaves out "sha256:")."""
         found = re.fullmatch(r"(?:sha256:)?([0-9a-f]{64})", text.strip())
         return f"sha256:{found.group(1)}" if found else None
-
-    def inspect_platform(self, image: str) -> Argv:
-        """Prints os/architecture/variant (the variant empty where the engine cannot say)."""
-        variant = "{{.Variant}}" if self.reports_variant else ""
-        return (self.program, "image", "inspect", "--format", "{{.Os}}/{{.Architecture}}/" + variant, image)
 
     def run(self, platform: str, image: str, *command: str, entrypoint: str | None = None) -> Argv:
         chosen = ("--entrypoint", entrypoint) if entrypoint else ()
@@ -202,7 +192,6 @@ class Podman(Engine):
 
     name: EngineName = "podman"
     has_experimental: bool = False
-    reports_variant: bool = False
     has_imagetools: bool = False
     # Podman makes a CNI bridge and firewall rules on a container's first
     # network use; neither the build (no RUN) nor the proof needs a network.
