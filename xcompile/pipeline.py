@@ -19,7 +19,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TypeVar
@@ -188,22 +188,22 @@ class Pipeline:
         self.result: Result | None = None
         """The run's result so far, for the summary when it is interrupted."""
         self._sha256: dict[str, str] = {}
+        """Each qemu binary's SHA256, taken when it is copied in (the proof compares against it)."""
         self._lock = threading.Lock()
         self._registry: registry.Reader | None = None
-        """Each qemu binary's SHA256, taken when it is copied in (the proof compares against it)."""
         self._local: dict[str, Local | None] = {}
         """What the store held under each base and target name at the start (None: nothing);
         a name missing here is looked up on its own."""
         self._cleanup: ThreadPoolExecutor | None = None
+        self._pulls: dict[Image, Future[str | None]] = {}
+        """Each base's pull, started in _prepare: None when it worked, else why not."""
 
     # --- the flow -----------------------------------------------------------
 
     def run(self) -> Result:
         """The original's four steps. Raises only for problems that stop
         everything; per-image failures are in the result."""
-        result, images, manifests = self._prepare()
-        self.result = result
-        with self._interruptible(result):
+        with self._prepare() as (result, images, manifests):
             emulators = self.ensure_qemu()
             with self.workspace() as work:
                 self.copy_qemu(emulators, work)
@@ -212,36 +212,55 @@ class Pipeline:
                 self.join_all(manifests, images, work)
         return result
 
-    def _prepare(self) -> tuple[Result, dict[Image, Outcome], dict[ManifestList, Outcome]]:
-        """Check what would stop everything, say what binfmt means here, and plan."""
+    @contextlib.contextmanager
+    def _prepare(self) -> Iterator[tuple[Result, dict[Image, Outcome], dict[ManifestList, Outcome]]]:
+        """Plan, and ask at once what the run needs to know before it builds
+        (issue 8: this fixed cost is what stands between xcompile and the
+        floor): once the engine answers, the local store, the registries and
+        the newest bases. The store and the registries are awaited here, each
+        base's pull by its build, so that qemu is settled and copied while
+        the bases come. Whatever still runs when the run stops is stopped."""
         dockerconfig.plan(self.config.docker_config)  # refuse a broken file before any work
-        if self.config.push and not self.runner.dry_run:
-            preflight.load_http()
         self.engine, why = engine.choose(self.config.engine, self.runner)
+        # The engine answers first: where it cannot, that is the one thing to say.
         versions = self.engine.versions(self.runner)
         self.engine.check_setup(self.config.named_auth_files)
         self.say(why + (f" {versions.client}" if versions.client else ""), None)
         host = emulation.survey(self.config.targets)
         the_plan = plan(self.config, host)
-        # Independent probes, at once (issue 8: the fixed cost is what stands
-        # between xcompile and the floor): the registries over HTTP in a
-        # thread, the local store in one engine call here.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="preflight") as pool:
-            ready = pool.submit(self.check_registries)
-            self.survey_store(the_plan.images)
-            ready.result()
-        for assessment in host.values():
-            self.say(assessment.note, None)
-        images = {image: _outcome(image) for image in the_plan.images}
-        manifests = {m: Outcome(m.name, m.platform, None) for m in the_plan.manifests}
-        return Result([*images.values(), *manifests.values()], versions), images, manifests
+        # A dry run asks nothing more here, so its plan reads in order.
+        with ThreadPoolExecutor(max_workers=self.config.jobs + 1, thread_name_prefix="xcompile-ask") as asking:
+            try:
+                ready = asking.submit(self.check_registries)
+                self._pulls = {image: asking.submit(self._pull, image) for image in self._prefetched(the_plan.images)}
+                self.survey_store(the_plan.images)
+                said = ready.result()  # before any work: a registry that cannot take the push stops the run here
+                if said:
+                    self.say(said, None)
+                for assessment in host.values():
+                    self.say(assessment.note, None)
+                images = {image: _outcome(image) for image in the_plan.images}
+                manifests = {m: Outcome(m.name, m.platform, None) for m in the_plan.manifests}
+                self.result = Result([*images.values(), *manifests.values()], versions)
+                with self._interruptible(self.result):
+                    yield self.result, images, manifests
+            except BaseException:
+                # Nothing waits for the answers any more: stop the pulls still
+                # running (a base can take minutes) rather than wait for them.
+                self.runner.terminate_all()
+                raise
 
-    def check_registries(self) -> None:
-        """Before any build: each registry answers, and has credentials where it wants them."""
+    def _prefetched(self, images: tuple[Image, ...]) -> tuple[Image, ...]:
+        """The images whose base is pulled while the run prepares (policy
+        ``always``). A dry run lists each pull in its image's place instead."""
+        return images if self.config.pull == "always" and not self.runner.dry_run else ()
+
+    def check_registries(self) -> str | None:
+        """Each registry answers, and has credentials where it wants them: the line that says so."""
         if not self.config.push or self.runner.dry_run:
-            return
+            return None
         found = preflight.for_config(self.config, self.runner, self.engine)
-        self.say(preflight.ensure(found, self._auth_files()), None)
+        return preflight.ensure(found, self._auth_files())
 
     def survey_store(self, images: tuple[Image, ...]) -> None:
         """What every base and target name points to now, in one `image inspect`
@@ -336,7 +355,8 @@ class Pipeline:
         where it came from one, else the local image ID."""
         why = None
         if self.config.pull == "always":
-            why = self._pull(image)
+            pulling = self._pulls.pop(image, None)
+            why = pulling.result() if pulling is not None else self._pull(image)
         # A pull that failed changed nothing: what the store held at the start stands.
         found = self._base_digest(image, known=why is not None or self.config.pull != "always")
         if found is None and self.config.pull == "missing":

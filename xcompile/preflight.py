@@ -15,9 +15,7 @@ findings.
 
 from __future__ import annotations
 
-import importlib
 import re
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -61,12 +59,6 @@ class Finding:
     status: Status
     detail: str
     fix: str = ""
-
-
-def load_http() -> None:
-    """Start importing requests in the background, where a run will ask the
-    registries: its import (about 0.1 s) then overlaps the engine's first answers."""
-    threading.Thread(target=importlib.import_module, args=("requests",), name="import-requests", daemon=True).start()
 
 
 def for_config(config: Config, runner: Runner, chosen: engine.Engine = engine.DOCKER) -> list[Registry]:
