@@ -221,6 +221,8 @@ class Pipeline:
         base's pull by its build, so that qemu is settled and copied while
         the bases come. Whatever still runs when the run stops is stopped."""
         dockerconfig.plan(self.config.docker_config)  # refuse a broken file before any work
+        if self.config.push and not self.runner.dry_run:
+            preflight.load_http()
         self.engine, why = engine.choose(self.config.engine, self.runner)
         # The engine answers first: where it cannot, that is the one thing to say.
         versions = self.engine.versions(self.runner)
