@@ -35,6 +35,8 @@ INSTALL_HINTS = {
     "sudo": "run as root, or install sudo",
 }
 _OUTPUT_TAIL = 400
+_GRACE = 10
+"""Seconds a stopped program has to end after SIGTERM before it gets SIGKILL."""
 
 
 class Runner:
@@ -112,7 +114,12 @@ class Runner:
         """Reap ``proc``; stop its whole group first if it still runs (timeout, interrupt)."""
         if proc.poll() is None:
             _stop(proc)
-            proc.wait()
+            try:
+                proc.wait(timeout=_GRACE)
+            except subprocess.TimeoutExpired:
+                # e.g. `docker run`, which passes SIGTERM on to a container that ignores it
+                _stop(proc, signal.SIGKILL)
+                proc.wait()
         with self._lock:
             self._live.discard(proc)
 
@@ -207,16 +214,16 @@ class Runner:
                 _stop(proc)
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
+def _stop(proc: subprocess.Popen[bytes], sig: signal.Signals = signal.SIGTERM) -> None:
     try:
         group = os.getpgid(proc.pid)
     except ProcessLookupError:
         return
     with contextlib.suppress(ProcessLookupError):
         if group == os.getpgrp():  # a `terminal` program shares our group: stop just it
-            proc.terminate()
+            proc.send_signal(sig)
         else:
-            os.killpg(group, signal.SIGTERM)
+            os.killpg(group, sig)
 
 
 def _text(value: object) -> str:
