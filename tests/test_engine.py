@@ -23,7 +23,7 @@ def test_docker_shapes_are_the_first_rounds() -> None:
         "docker", "build", "--platform", "linux/arm/v7", "--no-cache", "-f", "/c/Dockerfile.a", "-t", "r:a", "/c",
     )  # fmt: skip
     assert DOCKER.run("linux/arm/v7", "r:a", "uname", "-m") == (
-        "docker", "run", "--rm", "--platform", "linux/arm/v7", "r:a", "uname", "-m",
+        "docker", "run", "--rm", "--network", "none", "--platform", "linux/arm/v7", "r:a", "uname", "-m",
     )  # fmt: skip
     # The daemon decides plain HTTP for push and pull; only `docker manifest` asks.
     assert DOCKER.push("127.0.0.1:5000/r:a", insecure=True, digest_file=Path("/d")) == (

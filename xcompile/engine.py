@@ -51,7 +51,9 @@ class Engine:
     """Whether the client config's "experimental" gates anything (docker only)."""
     has_imagetools: bool = True
     """Whether a buildx plugin may make manifest lists (`buildx imagetools`; docker only)."""
-    run_options: Argv = ()
+    run_options: Argv = ("--network", "none")
+    """The proof's run needs no network, and a container without one starts
+    faster (no bridge endpoint to set up: about 0.06 s each here)."""
     build_options: Argv = ()
     missing_image_codes: tuple[int, ...] = (0, 1)
     """What `image inspect` may exit with, beside 0, when there is no such image."""
@@ -132,9 +134,13 @@ class Engine:
         found = re.fullmatch(r"(?:sha256:)?([0-9a-f]{64})", text.strip())
         return f"sha256:{found.group(1)}" if found else None
 
-    def run(self, platform: str, image: str, *command: str, entrypoint: str | None = None) -> Argv:
+    def run(
+        self, platform: str, image: str, *command: str, entrypoint: str | None = None, name: str | None = None
+    ) -> Argv:
         chosen = ("--entrypoint", entrypoint) if entrypoint else ()
-        return (self.program, "run", "--rm", *self.run_options, "--platform", platform, *chosen, image, *command)
+        named = ("--name", name) if name else ()
+        return (self.program, "run", "--rm", *named, *self.run_options, "--platform", platform, *chosen, image,
+                *command)  # fmt: skip
 
     def create(self, platform: str, image: str, *command: str) -> Argv:
         return (self.program, "create", *self.run_options, "--platform", platform, image, *command)
@@ -142,8 +148,8 @@ class Engine:
     def copy_out(self, container: str, path: str, dest: Path) -> Argv:
         return (self.program, "cp", f"{container}:{path}", str(dest))
 
-    def remove_container(self, container: str) -> Argv:
-        return (self.program, "rm", container)
+    def remove_container(self, container: str, *, force: bool = False) -> Argv:
+        return (self.program, "rm", *(("--force",) if force else ()), container)
 
     def remove_images(self, *images: str) -> Argv:
         return (self.program, "rmi", *images)
