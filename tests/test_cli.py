@@ -21,6 +21,8 @@ from conftest import run_xcompile
         (["--arch", "armv9"], "xcompile: error: unknown architecture 'armv9' — did you mean 'arm32v7'?"),
         (["--jobs", "0"], "xcompile: error: --jobs: expected 1 to 64, got 0"),
         (["--jobs", "two"], "xcompile: error: --jobs: expected a whole number, got 'two'"),
+        (["--proof-timeout", "0"], "xcompile: error: --proof-timeout: expected 1 to 3600, got 0"),
+        (["--proof-timeout", "1.5"], "xcompile: error: --proof-timeout: expected a whole number, got '1.5'"),
         (["--frobnicate"], "xcompile: error: Unknown switch --frobnicate — see `xcompile --help`"),
         (["biuld"], "xcompile: error: unknown command 'biuld' — did you mean 'build'?"),
         (["--config", "missing.cfg"], "xcompile: error: config file missing.cfg not found"),

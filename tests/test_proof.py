@@ -195,6 +195,35 @@ def test_image_with_nothing_to_run_is_refused(
 
 
 @pytest.mark.integration
+@DEBIAN
+def test_a_proof_run_that_does_not_end_fails_its_image_and_leaves_no_container(
+    host_binfmt: str, registry: Registry, armhf_base: str, user_env: dict[str, str], tmp_path: Path
+) -> None:
+    # An image whose `uname` never ends, run as the container's PID 1, which
+    # ignores the SIGTERM that the stopped `docker run` passes on.
+    ref = f"xcompile-test-{uuid.uuid4().hex[:8]}/hangs:a"
+    context = tmp_path / "hangs"
+    context.mkdir()
+    (context / "uname").write_text("#!/bin/sh\nexec /bin/busybox sleep 600\n")
+    (context / "uname").chmod(0o755)
+    (context / "Dockerfile").write_text(
+        f"FROM scratch\nCOPY --from={armhf_base}:a /bin/busybox /bin/busybox\n"
+        f"COPY --from={armhf_base}:a /bin/busybox /bin/sh\nCOPY uname /bin/uname\n"
+    )
+    docker("build", "-q", "--platform", ARM.platform, "-t", ref, str(context))
+    name = f"proof-{uuid.uuid4().hex[:6]}/hangs"
+    try:
+        result = run_xcompile("--base", ref.rsplit(":", 1)[0], "--repo", f"{registry.host}/{name}", "--tag", "a",
+                              "--proof-timeout", "5", env=user_env, cwd=tmp_path, timeout=120)  # fmt: skip
+        containers = docker("ps", "-a", "--filter", f"ancestor={registry.host}/{name}:a", "-q").stdout.split()
+    finally:
+        docker("rmi", ref, f"{registry.host}/{name}:a", check=False)
+    refused(result, registry, name, "the proof's emulated run of the image did not end: timed out after 5 s")
+    assert "--entrypoint uname" in result.stderr and "+ docker rm --force xcompile-proof-" in result.stderr
+    assert containers == []
+
+
+@pytest.mark.integration
 @BUILDS_HERE
 def test_the_proof_is_one_inspect_and_one_run(
     host_binfmt: str, registry: Registry, armhf_base: str, user_env: dict[str, str], tmp_path: Path

@@ -219,6 +219,10 @@ class _BuildSwitches(_EngineSwitches):
     verify = _Toggle("verify", "do not prove each image (labels, qemu inside, runs) before pushing")
     manifest = _Toggle("manifest", "with several --arch, do not join each tag in a manifest list")
     jobs = _Setting("jobs", f"images at once (default {config.DEFAULT_JOBS})", argname="N")
+    proof_timeout = _Setting(
+        "proof_timeout", f"seconds each image's emulated proof run may take (default {config.DEFAULT_PROOF_TIMEOUT})",
+        argname="SECONDS",
+    )  # fmt: skip
     keep_going = _Toggle("keep_going", "go on with the other images after a failure")
     report = _Setting("report", "also write the summary as JSON", argname="FILE")
     rebuild = _Setting(

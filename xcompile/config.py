@@ -25,6 +25,7 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 DEFAULT_JOBS = 4
+DEFAULT_PROOF_TIMEOUT = 300
 DEFAULT_SUITE = "stable"  # whatever the archive's stable is; the cache is keyed by the codename it names
 QEMU_SOURCES = ("auto", "path", "apt", "download")
 REBUILD = ("changed", "always")
@@ -52,6 +53,9 @@ class Config:
     """Talk plain HTTP to the registry for `docker manifest`; None: only for
     loopback hosts, as the docker daemon does."""
     jobs: int = DEFAULT_JOBS
+    proof_timeout: int = DEFAULT_PROOF_TIMEOUT
+    """Seconds the proof's emulated run may take before the image fails (a daemon
+    that loses a container's exit would otherwise hold the run forever)."""
     keep_going: bool = False
     report: Path | None = None
     rebuild: str = "changed"
@@ -141,17 +145,20 @@ def _bool(value: Any, key: str) -> bool:
     raise ConfigError(f"{key}: expected true or false, got {value!r}")
 
 
-def _jobs(value: Any, key: str) -> int:
-    # int(True) is 1 and int(2.5) is 2: a boolean or a fraction is a mistake, not a number.
-    if not isinstance(value, (int, str)) or isinstance(value, bool):
-        raise ConfigError(f"{key}: expected a whole number, got {value!r}")
-    try:
-        jobs = int(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{key}: expected a whole number, got {value!r}") from None
-    if not 1 <= jobs <= 64:
-        raise ConfigError(f"{key}: expected 1 to 64, got {jobs}")
-    return jobs
+def _whole(low: int, high: int) -> Callable[[Any, str], int]:
+    def parse(value: Any, key: str) -> int:
+        # int(True) is 1 and int(2.5) is 2: a boolean or a fraction is a mistake, not a number.
+        if not isinstance(value, (int, str)) or isinstance(value, bool):
+            raise ConfigError(f"{key}: expected a whole number, got {value!r}")
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key}: expected a whole number, got {value!r}") from None
+        if not low <= number <= high:
+            raise ConfigError(f"{key}: expected {low} to {high}, got {number}")
+        return number
+
+    return parse
 
 
 def _path(value: Any, key: str) -> Path:
@@ -208,7 +215,8 @@ KEYS: dict[str, Callable[[Any, str], Any]] = {
     "verify": _bool,
     "manifest": _bool,
     "insecure": _bool,
-    "jobs": _jobs,
+    "jobs": _whole(1, 64),
+    "proof_timeout": _whole(1, 3600),
     "keep_going": _bool,
     "report": _path,
     "qemu_source": _choice(*QEMU_SOURCES),

@@ -139,6 +139,7 @@ class CommandFailed(XcompileError):
         self.retcode = retcode
         self.stdout = stdout
         self.stderr = stderr
+        self.reason = reason
         why = reason or _last_line(stderr) or _last_line(stdout) or "no output"
         status = "timed out" if retcode is None else f"exit {retcode}"
         super().__init__(

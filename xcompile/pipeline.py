@@ -18,6 +18,7 @@ import json
 import re
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -536,18 +537,31 @@ class Pipeline:
     def run_inside(self, image: Image, probes: tuple[proof.Probe, ...]) -> proof.Machine:
         """One emulated run: the first probe whose program the image has."""
         for probe in probes:
+            # Named, so that a run that outlives --proof-timeout can be stopped:
+            # its program, as PID 1, ignores the SIGTERM the client passes on.
+            container = f"xcompile-proof-{uuid.uuid4().hex[:12]}"
+            argv = self.engine.run(image.platform, image.name, *probe.args, entrypoint=probe.entrypoint,
+                                   name=container)  # fmt: skip
             try:
-                argv = self.engine.run(image.platform, image.name, *probe.args, entrypoint=probe.entrypoint)
-                out = self.runner.run(*argv, label=image.label)
+                out = self.runner.run(*argv, label=image.label, timeout=self.config.proof_timeout)
             except CommandFailed as err:
+                if err.retcode is None:
+                    self._remove_container(container, image.label)
                 if proof.lacks_program(err, probe.entrypoint):
                     continue
-                raise proof.run_failed(image.arch, err) from None
+                raise proof.run_failed(image.arch, err, self.engine.program) from None
             machine = proof.read_probe(probe, out)
             if machine.python is None and machine.uname is not None:
                 self.say("no python3 in the image; checked with uname only", image.label)
             return machine
         raise proof.nothing_to_run()
+
+    def _remove_container(self, container: str, label: str) -> None:
+        try:
+            self.runner.run(*self.engine.remove_container(container, force=True), label=label,
+                            timeout=_REMOVE_TIMEOUT)  # fmt: skip
+        except XcompileError as err:  # the image has failed already; this is worth a line, no more
+            self.say(f"its container {container} is left: {err}", label)
 
     def push(self, image: Image, work: Workspace) -> str | None:
         digest_file = work.scratch / f"{image.label}.digest"
@@ -651,6 +665,9 @@ def _outcome(image: Image) -> Outcome:
     return Outcome(image.name, image.platform, image.base)
 
 
+_REMOVE_TIMEOUT = 60
+"""Seconds to remove a proof container that outlived its run: an engine that
+lost the container's exit does not answer at all."""
 _BUILT = re.compile(r"^Successfully built ([0-9a-f]{12,64})$", re.MULTILINE)
 _NO_SUCH_IMAGE = re.compile(r"No such image: (\S+)")
 _ID = re.compile(r"(?:sha256:)?([0-9a-f]{64})")

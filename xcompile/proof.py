@@ -223,7 +223,13 @@ def lacks_program(err: CommandFailed, program: str) -> bool:
     return bool(re.search(rf"executable file not found|stat {name}: no such file|exec: \"{name}\": stat", text))
 
 
-def run_failed(arch: Arch, err: CommandFailed) -> ProofFailed:
+def run_failed(arch: Arch, err: CommandFailed, program: str = "docker") -> ProofFailed:
+    if err.retcode is None:  # the runner's timeout stopped it
+        return ProofFailed(
+            f"the proof's emulated run of the image did not end: {err.reason}",
+            hint=f"a slow image needs a longer --proof-timeout; a container that `{program} ps` still shows as"
+            " Up after its program ended means the engine lost its exit, and restarting the engine clears it",
+        )
     text = f"{err.stderr}\n{err.stdout}"
     if "exec format error" in text:
         return ProofFailed(
