@@ -2,16 +2,31 @@
 # The floor: the job's builds and pushes issued at once by hand, no checks.
 # With PROVE=1 (proof_floor.sh), the proof floor: plus one emulated
 # `docker run IMAGE uname -m` per image between its build and its push.
+# With SAME=1, the same docker work as xcompile's: the Dockerfile also carries
+# one LABEL line of four labels, and the proof (with PROVE=1) runs what
+# xcompile's does, without network: python3 where the base has it (PYTHON=1),
+# else uname.
 # Usage: floor.sh CONTEXT BASE REPO TAG... (CONTEXT holds qemu-arm-static)
 set -euo pipefail
 ctx=$1 base=$2 repo=$3; shift 3
+label=""
+if [ "${SAME:-0}" = 1 ]; then
+    label='LABEL org.opencontainers.image.base.name="b" org.opencontainers.image.base.digest="sha256:0" xcompile.qemu.sha256="0" xcompile.recipe="r"'
+fi
 pids=()
 for tag in "$@"; do
     (
-        printf 'FROM %s:%s\nCOPY qemu-arm-static /usr/bin/qemu-arm-static\n' "$base" "$tag" >"$ctx/Dockerfile.$tag"
+        printf 'FROM %s:%s\nCOPY qemu-arm-static /usr/bin/qemu-arm-static\n%s\n' "$base" "$tag" "$label" >"$ctx/Dockerfile.$tag"
         docker build -q --platform linux/arm/v7 --no-cache -f "$ctx/Dockerfile.$tag" -t "$repo:$tag" "$ctx" >/dev/null
         if [ "${PROVE:-0}" = 1 ]; then
-            [ "$(docker run --rm --platform linux/arm/v7 "$repo:$tag" uname -m)" = armv7l ]
+            if [ "${SAME:-0}" = 1 ] && [ "${PYTHON:-0}" = 1 ]; then
+                [ "$(docker run --rm --network none --platform linux/arm/v7 --entrypoint python3 "$repo:$tag" \
+                    -c 'import os, platform; print(os.uname().machine, platform.machine())')" = "armv7l armv7l" ]
+            elif [ "${SAME:-0}" = 1 ]; then
+                [ "$(docker run --rm --network none --platform linux/arm/v7 --entrypoint uname "$repo:$tag" -m)" = armv7l ]
+            else
+                [ "$(docker run --rm --platform linux/arm/v7 "$repo:$tag" uname -m)" = armv7l ]
+            fi
         fi
         docker push -q "$repo:$tag" >/dev/null
     ) &
