@@ -151,12 +151,17 @@ def test_qemu_missing_from_the_image_is_refused(
     refused(result, registry, name, "/usr/bin/qemu-arm-static is missing from the image")
 
 
-def scratch_base(tmp_path: Path, armhf_base: str, copies: dict[str, str]) -> str:
-    """An armhf image FROM scratch holding only busybox, under the names given (no shell unless asked)."""
+def scratch_base(tmp_path: Path, armhf_base: str, copies: dict[str, str], scripts: dict[str, str] | None = None) -> str:
+    """An armhf image FROM scratch holding only busybox, under the names given
+    (no shell unless asked), and the executable scripts given (path: text)."""
     ref = f"xcompile-test-{uuid.uuid4().hex[:8]}/noshell:a"
     context = tmp_path / "noshell"
     context.mkdir()
     lines = ["FROM scratch"] + [f"COPY --from={armhf_base}:a {src} {dst}" for dst, src in copies.items()]
+    for number, (dst, text) in enumerate((scripts or {}).items()):
+        (context / f"script{number}").write_text(text)
+        (context / f"script{number}").chmod(0o755)
+        lines.append(f"COPY script{number} {dst}")
     (context / "Dockerfile").write_text("\n".join(lines) + "\n")
     docker("build", "-q", "--platform", ARM.platform, "-t", ref, str(context))
     return ref
@@ -201,16 +206,8 @@ def test_a_proof_run_that_does_not_end_fails_its_image_and_leaves_no_container(
 ) -> None:
     # An image whose `uname` never ends, run as the container's PID 1, which
     # ignores the SIGTERM that the stopped `docker run` passes on.
-    ref = f"xcompile-test-{uuid.uuid4().hex[:8]}/hangs:a"
-    context = tmp_path / "hangs"
-    context.mkdir()
-    (context / "uname").write_text("#!/bin/sh\nexec /bin/busybox sleep 600\n")
-    (context / "uname").chmod(0o755)
-    (context / "Dockerfile").write_text(
-        f"FROM scratch\nCOPY --from={armhf_base}:a /bin/busybox /bin/busybox\n"
-        f"COPY --from={armhf_base}:a /bin/busybox /bin/sh\nCOPY uname /bin/uname\n"
-    )
-    docker("build", "-q", "--platform", ARM.platform, "-t", ref, str(context))
+    shell = {"/bin/busybox": "/bin/busybox", "/bin/sh": "/bin/busybox"}
+    ref = scratch_base(tmp_path, armhf_base, shell, {"/bin/uname": "#!/bin/sh\nexec /bin/busybox sleep 600\n"})
     name = f"proof-{uuid.uuid4().hex[:6]}/hangs"
     try:
         result = run_xcompile("--base", ref.rsplit(":", 1)[0], "--repo", f"{registry.host}/{name}", "--tag", "a",
