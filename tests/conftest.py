@@ -7,6 +7,7 @@ part is missing the test fails and says how to get it.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -265,9 +266,11 @@ CACHE = Path(os.environ.get("XCOMPILE_TEST_CACHE", "/var/cache/xcompile-test"))
 
 
 @pytest.fixture(scope="session")
-def buildx_plugin(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def buildx_plugin(tmp_path_factory: pytest.TempPathFactory, docker_daemon: None) -> Iterator[Path]:
     """trixie's docker-buildx, unpacked for tests to place in their own
-    $DOCKER_CONFIG/cli-plugins (never installed for the whole host)."""
+    $DOCKER_CONFIG/cli-plugins (never installed for the whole host). The
+    BuildKit cache that their builds leave on the daemon (the classic builder
+    keeps none) is pruned afterwards: the daemon keeps only what it had."""
     debs = sorted(CACHE.glob("docker-buildx_*.deb"))
     if not debs:
         pytest.fail(f"no docker-buildx .deb in {CACHE}; {PROVISION_HINT}")
@@ -276,7 +279,19 @@ def buildx_plugin(tmp_path_factory: pytest.TempPathFactory) -> Path:
     plugin = folder / "usr/libexec/docker/cli-plugins/docker-buildx"
     if not plugin.is_file():
         pytest.fail(f"{debs[-1]} has no usr/libexec/docker/cli-plugins/docker-buildx")
-    return plugin
+    before = build_cache_ids()
+    yield plugin
+    for _ in range(3):  # a record goes once the records made from it have gone
+        for cache_id in build_cache_ids() - before:
+            docker("builder", "prune", "--all", "--force", "--filter", f"id={cache_id}", check=False)
+    left = build_cache_ids() - before
+    assert not left, f"the BuildKit cache of this session's builds is left on the daemon: {sorted(left)}"
+
+
+def build_cache_ids() -> set[str]:
+    """The daemon's BuildKit cache records (`docker system df -v`)."""
+    out = docker("system", "df", "-v", "--format", "{{json .BuildCache}}").stdout
+    return {str(entry["ID"]) for entry in json.loads(out or "null") or ()}
 
 
 def with_buildx(env: dict[str, str], plugin: Path) -> dict[str, str]:
