@@ -46,8 +46,11 @@ def test_two_arches_push_verified_images_and_a_manifest_list(
         host_qemu = Path("/usr/bin", arch.qemu_binary).read_bytes()
         assert layer_file(registry, name, manifest, arch.qemu_path_in_image.lstrip("/")) == host_qemu
         # The proof ran: uname under emulation, before the push.
-        assert re.search(rf"\[3\.7-{arch.name}\] \+ docker run --rm --name xcompile-proof-[0-9a-f]{{12}}"
-                         rf" --network none --platform {arch.platform} ", result.stderr), result.stderr[-3000:]
+        assert re.search(
+            rf"\[3\.7-{arch.name}\] \+ docker run --rm --name xcompile-proof-[0-9a-f]{{12}}"
+            rf" --network none --platform {arch.platform} ",
+            result.stderr,
+        ), result.stderr[-3000:]
 
     digest, index = registry.manifest(name, "3.7")
     assert index["mediaType"] == "application/vnd.docker.distribution.manifest.list.v2+json"
