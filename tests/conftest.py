@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 from binfmt import HOST_STATES, host_state
+from pytest_httpserver import HTTPServer
 
 REPO = Path(__file__).resolve().parents[1]
 MAKE_BASE = REPO / "ci" / "make-base-image.sh"
@@ -263,6 +264,17 @@ def amd64_base(docker_daemon: None) -> Iterator[str]:
 
 
 CACHE = Path(os.environ.get("XCOMPILE_TEST_CACHE", "/var/cache/xcompile-test"))
+
+
+@pytest.fixture(scope="session")
+def make_httpserver() -> Iterator[HTTPServer]:
+    """pytest-httpserver's server (behind its ``httpserver`` fixture) on 127.0.0.1,
+    threaded, so that a stalled handler does not hold up the requests behind it."""
+    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
+    server.start()
+    yield server
+    server.clear()
+    server.stop()
 
 
 @pytest.fixture(scope="session")

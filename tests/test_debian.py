@@ -44,16 +44,6 @@ DEB_URI = re.compile(r".*\.deb$")
 
 
 @pytest.fixture(scope="session")
-def make_httpserver() -> Iterator[HTTPServer]:
-    # Threaded, so that a stalled handler does not hold up the requests behind it.
-    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
-    server.start()
-    yield server
-    server.clear()
-    server.stop()
-
-
-@pytest.fixture(scope="session")
 def keys() -> Iterator[tuple[GpgKey, GpgKey]]:
     good, wrong = GpgKey.create("Test Archive"), GpgKey.create("Wrong Key")
     yield good, wrong

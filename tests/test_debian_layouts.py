@@ -40,15 +40,6 @@ def key() -> Iterator[GpgKey]:
     made.close()
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[HTTPServer]:
-    served = HTTPServer(host="127.0.0.1", port=0, threaded=True)
-    served.start()
-    yield served
-    served.clear()
-    served.stop()
-
-
 def serve(server: HTTPServer, root: Path) -> str:
     server.clear()
     server.expect_request(re.compile(f"^{PREFIX}/")).respond_with_handler(file_handler(root, PREFIX))
@@ -71,15 +62,15 @@ def runs(path: Path, name: str) -> str:
 
 
 def test_bookworm_layout_the_binary_is_in_qemu_user_static(
-    tmp_path: Path, server: HTTPServer, key: GpgKey
+    tmp_path: Path, httpserver: HTTPServer, key: GpgKey
 ) -> None:
     archive = Archive(tmp_path / "archive", suite="bookworm")
     archive.add_real(real_package("bookworm", "qemu-user-static"))
     archive.write(key)
-    result = fetch(serve(server, archive.root), "bookworm", key, tmp_path / "cache")
+    result = fetch(serve(httpserver, archive.root), "bookworm", key, tmp_path / "cache")
     assert (result.package, result.codename) == ("qemu-user-static", "bookworm")
     assert result.version.startswith("1:7.2")
-    assert debs_fetched(server) == [archive.entries[0].filename.rsplit("/", 1)[-1]]
+    assert debs_fetched(httpserver) == [archive.entries[0].filename.rsplit("/", 1)[-1]]
     runs(result.path, "qemu-arm")
 
 
@@ -92,15 +83,15 @@ def trixie_archive(root: Path, key: GpgKey, *, suite: str = "trixie", with_stati
     return archive
 
 
-def test_trixie_layout_follows_the_link_and_the_depends(tmp_path: Path, server: HTTPServer, key: GpgKey) -> None:
+def test_trixie_layout_follows_the_link_and_the_depends(tmp_path: Path, httpserver: HTTPServer, key: GpgKey) -> None:
     archive = trixie_archive(tmp_path / "archive", key)
-    mirror = serve(server, archive.root)
+    mirror = serve(httpserver, archive.root)
     cache = tmp_path / "cache"
     result = fetch(mirror, "trixie", key, cache)
     # qemu-arm-static -> qemu-arm, which qemu-user-static lacks; its Depends name qemu-user.
     assert (result.package, result.codename) == ("qemu-user", "trixie")
     assert result.version == real_package("trixie", "qemu-user").field("Version")
-    assert debs_fetched(server) == sorted(
+    assert debs_fetched(httpserver) == sorted(
         e.filename.rsplit("/", 1)[-1] for e in archive.entries
     )  # qemu-user-binfmt, the other dependency, is never needed
     assert "10.0" in runs(result.path, "qemu-arm")
@@ -108,34 +99,35 @@ def test_trixie_layout_follows_the_link_and_the_depends(tmp_path: Path, server: 
 
     # A link to a link (qemu-armel-static -> qemu-arm-static -> qemu-arm), and another emulator:
     # both from the cached packages, with neither the index nor a .deb fetched again.
-    server.clear_log()
+    httpserver.clear_log()
     armel = fetch(mirror, "trixie", key, cache, "qemu-armel-static")
     aarch64 = fetch(mirror, "trixie", key, cache, "qemu-aarch64-static")
     assert armel.sha256 == result.sha256
     runs(aarch64.path, "qemu-aarch64")
-    assert [r.path.rsplit("/", 1)[-1] for r, _ in server.log] == ["InRelease", "InRelease"]
+    assert [r.path.rsplit("/", 1)[-1] for r, _ in httpserver.log] == ["InRelease", "InRelease"]
 
 
-def test_forky_layout_without_qemu_user_static(tmp_path: Path, server: HTTPServer, key: GpgKey) -> None:
+def test_forky_layout_without_qemu_user_static(tmp_path: Path, httpserver: HTTPServer, key: GpgKey) -> None:
     archive = trixie_archive(tmp_path / "archive", key, suite="forky", with_static=False)
-    result = fetch(serve(server, archive.root), "forky", key, tmp_path / "cache")
+    result = fetch(serve(httpserver, archive.root), "forky", key, tmp_path / "cache")
     assert (result.package, result.codename) == ("qemu-user", "forky")
     runs(result.path, "qemu-arm")
 
 
 def test_suite_name_resolves_to_its_codename_and_keys_the_cache(
-    tmp_path: Path, server: HTTPServer, key: GpgKey
+    tmp_path: Path, httpserver: HTTPServer, key: GpgKey
 ) -> None:
     archive = Archive(tmp_path / "archive", suite="stable")
     archive.add_real(real_package("trixie", "qemu-user-static"))
     archive.add_real(real_package("trixie", "qemu-user"))
     archive.write(key, suite_field="stable", codename="trixie")
     cache = tmp_path / "cache"
-    result = fetch(serve(server, archive.root), "stable", key, cache)
+    mirror = serve(httpserver, archive.root)
+    result = fetch(mirror, "stable", key, cache)
     assert result.codename == "trixie"
     assert [p.name.split("_")[0] for p in (cache / "index").glob("*.json")] == ["trixie"]
     # --offline with the suite's name finds the codename's record.
-    offline = fetch_qemu("qemu-arm-static", debian.Archive(serve(server, archive.root), "stable"), cache, offline=True)
+    offline = fetch_qemu("qemu-arm-static", debian.Archive(mirror, "stable"), cache, offline=True)
     assert offline.path == result.path and not offline.downloaded
 
 
@@ -156,14 +148,14 @@ def zstd_qemu_user(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return cached
 
 
-def test_a_zstd_deb_works(tmp_path: Path, server: HTTPServer, key: GpgKey, zstd_qemu_user: Path) -> None:
+def test_a_zstd_deb_works(tmp_path: Path, httpserver: HTTPServer, key: GpgKey, zstd_qemu_user: Path) -> None:
     members = subprocess.run(["ar", "t", str(zstd_qemu_user)], capture_output=True, text=True, check=True).stdout
     assert "data.tar.zst" in members.split()
     archive = Archive(tmp_path / "archive", suite="trixie")
     archive.add_real(real_package("trixie", "qemu-user-static"))
     archive.add(zstd_qemu_user, package="qemu-user", version="1:10.0.13+ds-0+deb13u1", arch="amd64")
     archive.write(key, codename="trixie")
-    result = fetch(serve(server, archive.root), "trixie", key, tmp_path / "cache")
+    result = fetch(serve(httpserver, archive.root), "trixie", key, tmp_path / "cache")
     assert result.package == "qemu-user"
     runs(result.path, "qemu-arm")
 
@@ -219,12 +211,12 @@ def test_the_bundled_keys_refuse_a_real_inrelease_that_was_changed() -> None:
 
 
 def test_with_keyrings_hidden_an_archive_signed_by_a_throwaway_key_is_refused(
-    tmp_path: Path, server: HTTPServer, key: GpgKey
+    tmp_path: Path, httpserver: HTTPServer, key: GpgKey
 ) -> None:
     archive = Archive(tmp_path / "archive", suite="bookworm")
     archive.add_real(real_package("bookworm", "qemu-user-static"))
     archive.write(key)
-    mirror = serve(server, archive.root)
+    mirror = serve(httpserver, archive.root)
     dest = tmp_path / "dest"
     dest.mkdir()
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
@@ -241,4 +233,4 @@ def test_with_keyrings_hidden_an_archive_signed_by_a_throwaway_key_is_refused(
     assert list(dest.iterdir()) == []
     cache = tmp_path / "cache"
     assert not cache.exists() or [p for p in cache.rglob("*") if p.is_file()] == []
-    assert debs_fetched(server) == []
+    assert debs_fetched(httpserver) == []
