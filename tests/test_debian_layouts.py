@@ -61,12 +61,17 @@ def runs(path: Path, name: str) -> str:
     return out.splitlines()[0]
 
 
+def bookworm_archive(root: Path, key: GpgKey) -> Archive:
+    archive = Archive(root, suite="bookworm")
+    archive.add_real(real_package("bookworm", "qemu-user-static"))
+    archive.write(key)
+    return archive
+
+
 def test_bookworm_layout_the_binary_is_in_qemu_user_static(
     tmp_path: Path, httpserver: HTTPServer, key: GpgKey
 ) -> None:
-    archive = Archive(tmp_path / "archive", suite="bookworm")
-    archive.add_real(real_package("bookworm", "qemu-user-static"))
-    archive.write(key)
+    archive = bookworm_archive(tmp_path / "archive", key)
     result = fetch(serve(httpserver, archive.root), "bookworm", key, tmp_path / "cache")
     assert (result.package, result.codename) == ("qemu-user-static", "bookworm")
     assert result.version.startswith("1:7.2")
@@ -213,9 +218,7 @@ def test_the_bundled_keys_refuse_a_real_inrelease_that_was_changed() -> None:
 def test_with_keyrings_hidden_an_archive_signed_by_a_throwaway_key_is_refused(
     tmp_path: Path, httpserver: HTTPServer, key: GpgKey
 ) -> None:
-    archive = Archive(tmp_path / "archive", suite="bookworm")
-    archive.add_real(real_package("bookworm", "qemu-user-static"))
-    archive.write(key)
+    archive = bookworm_archive(tmp_path / "archive", key)
     mirror = serve(httpserver, archive.root)
     dest = tmp_path / "dest"
     dest.mkdir()
