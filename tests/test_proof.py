@@ -114,6 +114,13 @@ def docker_shim(tmp_path: Path, on_build: str) -> str:
     return str(shim)
 
 
+def build_a(base: str, registry: Registry, name: str, env: dict[str, str], cwd: Path, *extra: str,
+            timeout: float = 300) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    """xcompile building tag ``a`` of ``base`` (named without its tag) into ``registry`` as ``name``."""
+    return run_xcompile("--base", base, "--repo", f"{registry.host}/{name}", "--tag", "a", *extra,
+                        env=env, cwd=cwd, timeout=timeout)  # fmt: skip
+
+
 def refused(result: subprocess.CompletedProcess[str], registry: Registry, name: str, error: str) -> None:
     assert result.returncode == 1, result.stderr[-2000:]
     assert f"{registry.host}/{name}:a: {error}" in result.stdout, result.stdout
@@ -130,9 +137,7 @@ def test_qemu_different_from_the_one_copied_in_is_refused(
     swap = 'for ctx; do :; done; cp /usr/bin/qemu-aarch64-static "$ctx/qemu-arm-static"'
     env = {**user_env, "PATH": f"{docker_shim(tmp_path, swap)}:{user_env['PATH']}"}
     name = f"proof-{uuid.uuid4().hex[:6]}/different"
-    result = run_xcompile(
-        "--base", armhf_base, "--repo", f"{registry.host}/{name}", "--tag", "a", env=env, cwd=tmp_path
-    )
+    result = build_a(armhf_base, registry, name, env, tmp_path)
     refused(result, registry, name, "/usr/bin/qemu-arm-static in the image is not the qemu that was copied in")
 
 
@@ -145,9 +150,7 @@ def test_qemu_missing_from_the_image_is_refused(
     drop = 'prev=; for arg; do [ "$prev" = -f ] && sed -i "/^COPY/d" "$arg"; prev=$arg; done'
     env = {**user_env, "PATH": f"{docker_shim(tmp_path, drop)}:{user_env['PATH']}"}
     name = f"proof-{uuid.uuid4().hex[:6]}/missing"
-    result = run_xcompile(
-        "--base", armhf_base, "--repo", f"{registry.host}/{name}", "--tag", "a", env=env, cwd=tmp_path
-    )
+    result = build_a(armhf_base, registry, name, env, tmp_path)
     refused(result, registry, name, "/usr/bin/qemu-arm-static is missing from the image")
 
 
@@ -175,8 +178,7 @@ def test_image_without_a_shell_is_proven_with_uname(
     ref = scratch_base(tmp_path, armhf_base, {"/bin/uname": "/bin/busybox"})
     name = f"proof-{uuid.uuid4().hex[:6]}/noshell"
     try:
-        result = run_xcompile("--base", ref.rsplit(":", 1)[0], "--repo", f"{registry.host}/{name}", "--tag", "a",
-                              env=user_env, cwd=tmp_path)  # fmt: skip
+        result = build_a(ref.rsplit(":", 1)[0], registry, name, user_env, tmp_path)
     finally:
         docker("rmi", ref, f"{registry.host}/{name}:a", check=False)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -192,8 +194,7 @@ def test_image_with_nothing_to_run_is_refused(
     ref = scratch_base(tmp_path, armhf_base, {"/bin/busybox": "/bin/busybox"})
     name = f"proof-{uuid.uuid4().hex[:6]}/nothing"
     try:
-        result = run_xcompile("--base", ref.rsplit(":", 1)[0], "--repo", f"{registry.host}/{name}", "--tag", "a",
-                              env=user_env, cwd=tmp_path)  # fmt: skip
+        result = build_a(ref.rsplit(":", 1)[0], registry, name, user_env, tmp_path)
     finally:
         docker("rmi", ref, f"{registry.host}/{name}:a", check=False)
     refused(result, registry, name, "the image has none of /bin/sh, python3, uname to prove that it runs")
@@ -210,8 +211,7 @@ def test_a_proof_run_that_does_not_end_fails_its_image_and_leaves_no_container(
     ref = scratch_base(tmp_path, armhf_base, shell, {"/bin/uname": "#!/bin/sh\nexec /bin/busybox sleep 600\n"})
     name = f"proof-{uuid.uuid4().hex[:6]}/hangs"
     try:
-        result = run_xcompile("--base", ref.rsplit(":", 1)[0], "--repo", f"{registry.host}/{name}", "--tag", "a",
-                              "--proof-timeout", "5", env=user_env, cwd=tmp_path, timeout=120)  # fmt: skip
+        result = build_a(ref.rsplit(":", 1)[0], registry, name, user_env, tmp_path, "--proof-timeout", "5", timeout=120)
         containers = docker("ps", "-a", "--filter", f"ancestor={registry.host}/{name}:a", "-q").stdout.split()
     finally:
         docker("rmi", ref, f"{registry.host}/{name}:a", check=False)
@@ -226,8 +226,7 @@ def test_the_proof_is_one_inspect_and_one_run(
     host_binfmt: str, registry: Registry, armhf_base: str, user_env: dict[str, str], tmp_path: Path
 ) -> None:
     name = f"proof-{uuid.uuid4().hex[:6]}/one"
-    result = run_xcompile("--base", armhf_base, "--repo", f"{registry.host}/{name}", "--tag", "a",
-                          env=user_env, cwd=tmp_path)  # fmt: skip
+    result = build_a(armhf_base, registry, name, user_env, tmp_path)
     docker("rmi", f"{registry.host}/{name}:a", check=False)
     assert result.returncode == 0, result.stderr[-2000:]
     commands = [line.split("+ ", 1)[1] for line in result.stderr.splitlines() if line.startswith("[a] + docker ")]
