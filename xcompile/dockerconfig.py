@@ -56,6 +56,15 @@ def enable_experimental(path: Path, *, dry_run: bool = False) -> Edit:
     return edit
 
 
+def key_host(key: str) -> str:
+    """The host of an ``auths`` or ``credHelpers`` key, as docker compares
+    them: without scheme and path."""
+    for scheme in ("https://", "http://"):
+        if key.startswith(scheme):
+            key = key[len(scheme) :]
+    return key.split("/", 1)[0]
+
+
 def read(path: Path) -> dict[str, Any] | None:
     """The parsed object, or None when there is no file yet."""
     try:

@@ -205,21 +205,14 @@ def _credentials(data: Mapping[str, Any], host: str) -> str | None:
     """Which part of an auth config holds credentials for ``host``, if any.
     Keys are compared as docker does: without scheme and path."""
     auths = data.get("auths") if isinstance(data.get("auths"), dict) else {}
-    if any(_hostname(key) == host for key in auths or {}):
+    if any(dockerconfig.key_host(key) == host for key in auths or {}):
         return "auths"
     helpers = data.get("credHelpers") if isinstance(data.get("credHelpers"), dict) else {}
-    if any(_hostname(key) == host for key in helpers or {}):
+    if any(dockerconfig.key_host(key) == host for key in helpers or {}):
         return "credHelpers"
     if data.get("credsStore"):
         return "credsStore"
     return None
-
-
-def _hostname(key: str) -> str:
-    for scheme in ("https://", "http://"):
-        if key.startswith(scheme):
-            key = key[len(scheme) :]
-    return key.split("/", 1)[0]
 
 
 def _why(err: requests.RequestException) -> str:

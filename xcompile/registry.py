@@ -131,7 +131,7 @@ class Reader:
     def _credentials_in(self, data: dict[str, Any]) -> tuple[str, str] | None:
         host = self.where.host
         for key, entry in (data.get("auths") or {}).items():
-            if _hostname(key) == host and isinstance(entry, dict) and entry.get("auth"):
+            if dockerconfig.key_host(key) == host and isinstance(entry, dict) and entry.get("auth"):
                 user, _, password = base64.b64decode(str(entry["auth"])).decode("utf-8", "replace").partition(":")
                 return user, password
         helper = (data.get("credHelpers") or {}).get(host) or data.get("credsStore")
@@ -153,11 +153,6 @@ def _basic(user_pass: tuple[str, str]) -> str:
 def _raise_for(response: requests.Response) -> None:
     if not response.ok:
         raise RegistryUnreadable(f"HTTP {response.status_code} for {response.url}")
-
-
-def _hostname(key: str) -> str:
-    """An auths key as docker compares it: without scheme and path."""
-    return re.sub(r"^https?://", "", key).split("/", 1)[0]
 
 
 def split(image_name: str) -> tuple[str, str]:
