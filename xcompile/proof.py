@@ -123,28 +123,28 @@ def _layer_dirs(driver: dict[str, Any]) -> tuple[Path, ...]:
     return paths
 
 
-def find_in_layers(layer_dirs: tuple[Path, ...], path: str) -> Path | None:
-    """The file at ``path`` as the image sees it, or None where it has none (or a whiteout hides it)."""
+def _topmost(layer_dirs: tuple[Path, ...], path: str) -> tuple[Path, int] | None:
+    """The entry at ``path`` in the topmost layer that has one, with its mode;
+    None where no layer has one, or a whiteout (a 0/0 character device) deletes it."""
     for layer in layer_dirs:
         candidate = layer / path.lstrip("/")
         try:
             mode = candidate.lstat().st_mode
         except (FileNotFoundError, NotADirectoryError):
             continue
-        # A whiteout (a 0/0 character device) deletes what lower layers have.
-        return candidate if stat.S_ISREG(mode) else None
+        return None if stat.S_ISCHR(mode) else (candidate, mode)
     return None
+
+
+def find_in_layers(layer_dirs: tuple[Path, ...], path: str) -> Path | None:
+    """The regular file at ``path`` as the image sees it, or None where it has none."""
+    found = _topmost(layer_dirs, path)
+    return found[0] if found is not None and stat.S_ISREG(found[1]) else None
 
 
 def exists_in_layers(layer_dirs: tuple[Path, ...], path: str) -> bool:
     """Is there a file or link at ``path`` as the image sees it?"""
-    for layer in layer_dirs:
-        try:
-            mode = (layer / path.lstrip("/")).lstat().st_mode
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        return not stat.S_ISCHR(mode)  # a whiteout deletes it
-    return False
+    return _topmost(layer_dirs, path) is not None
 
 
 @dataclass(frozen=True)
