@@ -12,10 +12,13 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from xcompile.errors import CommandFailed, DockerUnavailable, EnvironmentProblem, ProgramMissing
 from xcompile.runner import Runner
+
+if TYPE_CHECKING:
+    from xcompile.platforms import Arch
 
 EngineName = Literal["docker", "podman"]
 CHOICES = ("docker", "podman", "auto")
@@ -188,6 +191,25 @@ class Engine:
         found = _DIGEST.search(output)
         return found.group(1) if found else None
 
+    def push_list(
+        self,
+        runner: Runner,
+        name: str,
+        members: list[tuple[str, Platform]],
+        *,
+        insecure: bool,
+        digest_file: Path,
+        label: str | None = None,
+    ) -> str | None:
+        """Make the manifest list ``name`` afresh from ``members`` (each pushed
+        image with its platform), push it, and return its digest."""
+        runner.run(*self.manifest_remove(name), label=label, ok_codes=(0, 1))
+        runner.run(*self.manifest_create(name, [ref for ref, _ in members], insecure=insecure), label=label)
+        for ref, platform in members:
+            runner.run(*self.manifest_member(name, ref, platform, insecure=insecure), label=label)
+        out = runner.run(*self.manifest_push(name, insecure=insecure, digest_file=digest_file), label=label)
+        return self.manifest_digest(out, digest_file)
+
     def _insecure(self, insecure: bool) -> Argv:
         return ("--insecure",) if insecure else ()
 
@@ -266,6 +288,10 @@ class Platform:
     os: str
     architecture: str
     variant: str | None = None
+
+    @classmethod
+    def of(cls, arch: Arch) -> Platform:
+        return cls(arch.os, arch.architecture, arch.variant)
 
     def flags(self) -> Argv:
         return ("--os", self.os, "--arch", self.architecture, *(("--variant", self.variant) if self.variant else ()))

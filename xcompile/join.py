@@ -138,16 +138,10 @@ class EngineManifest:
         return Remote(ref, found.digest, platform=Platform(*found.platform) if found.platform else None)
 
     def create(self, name: str, parts: list[tuple[str, Arch]]) -> str | None:
-        shapes, run = self.shapes, self.runner.run
-        run(*shapes.manifest_remove(name), ok_codes=(0, 1))
-        run(*shapes.manifest_create(name, [ref for ref, _ in parts], insecure=self.insecure))
-        for ref, arch in parts:
-            platform = Platform(arch.os, arch.architecture, arch.variant)
-            run(*shapes.manifest_member(name, ref, platform, insecure=self.insecure))
+        members = [(ref, Platform.of(arch)) for ref, arch in parts]
         with tempfile.TemporaryDirectory(prefix="xcompile-join-") as scratch:
-            digest_file = Path(scratch) / "list.digest"
-            out = run(*shapes.manifest_push(name, insecure=self.insecure, digest_file=digest_file))
-            return shapes.manifest_digest(out, digest_file)
+            return self.shapes.push_list(self.runner, name, members, insecure=self.insecure,
+                                         digest_file=Path(scratch) / "list.digest")  # fmt: skip
 
 
 def choose_tool(config: Config, runner: Runner, say: Say) -> ListTool:

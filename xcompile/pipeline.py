@@ -590,17 +590,10 @@ class Pipeline:
         insecure = self._insecure()
         label = manifest.name.rsplit(":", 1)[1]
         digest_file = work.scratch / f"{label}.list.digest"
-        members = [image.name for image in manifest.images]
-        run, shapes = self.runner.run, self.engine
+        members = [(image.name, engine.Platform.of(image.arch)) for image in manifest.images]
         with self._attempt(outcome):
-            run(*shapes.manifest_remove(manifest.name), label=label, ok_codes=(0, 1))
-            run(*shapes.manifest_create(manifest.name, members, insecure=insecure), label=label)
-            for image in manifest.images:
-                arch = image.arch
-                where = engine.Platform(arch.os, arch.architecture, arch.variant)
-                run(*shapes.manifest_member(manifest.name, image.name, where, insecure=insecure), label=label)
-            out = run(*shapes.manifest_push(manifest.name, insecure=insecure, digest_file=digest_file), label=label)
-            outcome.digest = shapes.manifest_digest(out, digest_file)
+            outcome.digest = self.engine.push_list(self.runner, manifest.name, members, insecure=insecure,
+                                                   digest_file=digest_file, label=label)  # fmt: skip
             outcome.status = "pushed"
 
     # --- helpers ------------------------------------------------------------
