@@ -130,28 +130,26 @@ def refused(result: subprocess.CompletedProcess[str], registry: Registry, name: 
 
 @pytest.mark.integration
 @DEBIAN
-def test_qemu_different_from_the_one_copied_in_is_refused(
-    host_binfmt: str, registry: Registry, armhf_base: str, user_env: dict[str, str], tmp_path: Path
-) -> None:
-    # The context's last argument; its qemu is swapped for another emulator before the build.
-    swap = 'for ctx; do :; done; cp /usr/bin/qemu-aarch64-static "$ctx/qemu-arm-static"'
-    env = {**user_env, "PATH": f"{docker_shim(tmp_path, swap)}:{user_env['PATH']}"}
-    name = f"proof-{uuid.uuid4().hex[:6]}/different"
+@pytest.mark.parametrize(
+    ("on_build", "error"),
+    [
+        # The context's last argument; its qemu is swapped for another emulator before the build.
+        ('for ctx; do :; done; cp /usr/bin/qemu-aarch64-static "$ctx/qemu-arm-static"',
+         "/usr/bin/qemu-arm-static in the image is not the qemu that was copied in"),
+        # The Dockerfile (after -f) loses its COPY line before the build.
+        ('prev=; for arg; do [ "$prev" = -f ] && sed -i "/^COPY/d" "$arg"; prev=$arg; done',
+         "/usr/bin/qemu-arm-static is missing from the image"),
+    ],
+    ids=["different", "missing"],
+)  # fmt: skip
+def test_qemu_different_or_missing_in_the_image_is_refused(
+    host_binfmt: str, registry: Registry, armhf_base: str, user_env: dict[str, str], tmp_path: Path,
+    on_build: str, error: str,
+) -> None:  # fmt: skip
+    env = {**user_env, "PATH": f"{docker_shim(tmp_path, on_build)}:{user_env['PATH']}"}
+    name = f"proof-{uuid.uuid4().hex[:6]}/qemu"
     result = build_a(armhf_base, registry, name, env, tmp_path)
-    refused(result, registry, name, "/usr/bin/qemu-arm-static in the image is not the qemu that was copied in")
-
-
-@pytest.mark.integration
-@DEBIAN
-def test_qemu_missing_from_the_image_is_refused(
-    host_binfmt: str, registry: Registry, armhf_base: str, user_env: dict[str, str], tmp_path: Path
-) -> None:
-    # The Dockerfile (after -f) loses its COPY line before the build.
-    drop = 'prev=; for arg; do [ "$prev" = -f ] && sed -i "/^COPY/d" "$arg"; prev=$arg; done'
-    env = {**user_env, "PATH": f"{docker_shim(tmp_path, drop)}:{user_env['PATH']}"}
-    name = f"proof-{uuid.uuid4().hex[:6]}/missing"
-    result = build_a(armhf_base, registry, name, env, tmp_path)
-    refused(result, registry, name, "/usr/bin/qemu-arm-static is missing from the image")
+    refused(result, registry, name, error)
 
 
 def scratch_base(tmp_path: Path, armhf_base: str, copies: dict[str, str], scripts: dict[str, str] | None = None) -> str:
