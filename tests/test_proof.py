@@ -8,10 +8,12 @@ builds it, as a broken builder would.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -152,9 +154,14 @@ def test_qemu_different_or_missing_in_the_image_is_refused(
     refused(result, registry, name, error)
 
 
-def scratch_base(tmp_path: Path, armhf_base: str, copies: dict[str, str], scripts: dict[str, str] | None = None) -> str:
+@contextlib.contextmanager
+def scratch_base(
+    tmp_path: Path, armhf_base: str, built: str, copies: dict[str, str], scripts: dict[str, str] | None = None
+) -> Iterator[str]:
     """An armhf image FROM scratch holding only busybox, under the names given
-    (no shell unless asked), and the executable scripts given (path: text)."""
+    (no shell unless asked), and the executable scripts given (path: text).
+    Yields its name without the tag (a); afterwards it and ``built``, the image
+    made from it, are removed."""
     ref = f"xcompile-test-{uuid.uuid4().hex[:8]}/noshell:a"
     context = tmp_path / "noshell"
     context.mkdir()
@@ -165,7 +172,10 @@ def scratch_base(tmp_path: Path, armhf_base: str, copies: dict[str, str], script
         lines.append(f"COPY script{number} {dst}")
     (context / "Dockerfile").write_text("\n".join(lines) + "\n")
     docker("build", "-q", "--platform", ARM.platform, "-t", ref, str(context))
-    return ref
+    try:
+        yield ref.rsplit(":", 1)[0]
+    finally:
+        docker("rmi", ref, built, check=False)
 
 
 @pytest.mark.integration
@@ -173,12 +183,9 @@ def scratch_base(tmp_path: Path, armhf_base: str, copies: dict[str, str], script
 def test_image_without_a_shell_is_proven_with_uname(
     host_binfmt: str, registry: Registry, armhf_base: str, user_env: dict[str, str], tmp_path: Path
 ) -> None:
-    ref = scratch_base(tmp_path, armhf_base, {"/bin/uname": "/bin/busybox"})
     name = f"proof-{uuid.uuid4().hex[:6]}/noshell"
-    try:
-        result = build_a(ref.rsplit(":", 1)[0], registry, name, user_env, tmp_path)
-    finally:
-        docker("rmi", ref, f"{registry.host}/{name}:a", check=False)
+    with scratch_base(tmp_path, armhf_base, f"{registry.host}/{name}:a", {"/bin/uname": "/bin/busybox"}) as base:
+        result = build_a(base, registry, name, user_env, tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "--entrypoint uname" in result.stderr  # the shell was not there, uname was
     assert registry.tags(name) == ["a"]
@@ -189,12 +196,9 @@ def test_image_without_a_shell_is_proven_with_uname(
 def test_image_with_nothing_to_run_is_refused(
     host_binfmt: str, registry: Registry, armhf_base: str, user_env: dict[str, str], tmp_path: Path
 ) -> None:
-    ref = scratch_base(tmp_path, armhf_base, {"/bin/busybox": "/bin/busybox"})
     name = f"proof-{uuid.uuid4().hex[:6]}/nothing"
-    try:
-        result = build_a(ref.rsplit(":", 1)[0], registry, name, user_env, tmp_path)
-    finally:
-        docker("rmi", ref, f"{registry.host}/{name}:a", check=False)
+    with scratch_base(tmp_path, armhf_base, f"{registry.host}/{name}:a", {"/bin/busybox": "/bin/busybox"}) as base:
+        result = build_a(base, registry, name, user_env, tmp_path)
     refused(result, registry, name, "the image has none of /bin/sh, python3, uname to prove that it runs")
 
 
@@ -206,13 +210,12 @@ def test_a_proof_run_that_does_not_end_fails_its_image_and_leaves_no_container(
     # An image whose `uname` never ends, run as the container's PID 1, which
     # ignores the SIGTERM that the stopped `docker run` passes on.
     shell = {"/bin/busybox": "/bin/busybox", "/bin/sh": "/bin/busybox"}
-    ref = scratch_base(tmp_path, armhf_base, shell, {"/bin/uname": "#!/bin/sh\nexec /bin/busybox sleep 600\n"})
+    hangs = {"/bin/uname": "#!/bin/sh\nexec /bin/busybox sleep 600\n"}
     name = f"proof-{uuid.uuid4().hex[:6]}/hangs"
-    try:
-        result = build_a(ref.rsplit(":", 1)[0], registry, name, user_env, tmp_path, "--proof-timeout", "5", timeout=120)
-        containers = docker("ps", "-a", "--filter", f"ancestor={registry.host}/{name}:a", "-q").stdout.split()
-    finally:
-        docker("rmi", ref, f"{registry.host}/{name}:a", check=False)
+    built = f"{registry.host}/{name}:a"
+    with scratch_base(tmp_path, armhf_base, built, shell, hangs) as base:
+        result = build_a(base, registry, name, user_env, tmp_path, "--proof-timeout", "5", timeout=120)
+        containers = docker("ps", "-a", "--filter", f"ancestor={built}", "-q").stdout.split()
     refused(result, registry, name, "the proof's emulated run of the image did not end: timed out after 5 s")
     assert "--entrypoint uname" in result.stderr and "+ docker rm --force xcompile-proof-" in result.stderr
     assert containers == []
