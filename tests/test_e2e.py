@@ -143,23 +143,29 @@ def test_dry_run_prints_the_original_job_and_changes_nothing(
     result = run_xcompile("--dry-run", cwd=tmp_path, env=user_env)
     assert result.returncode == 0, result.stderr
     log = result.stderr
-    assert "qemu-arm-static" in log and "+ cp " in log
+    ctx = f"{user_env['TMPDIR']}/xcompile-XXXXXX/context-qemu-arm-static"
+    tree = f"{ctx}/qemu-layer"
+    assert f"+ cp {HOST_QEMU} {tree}/usr/bin/qemu-arm-static\n" in log
+    stamped = f"{tree} {tree}/usr {tree}/usr/bin {tree}/usr/bin/qemu-arm-static"
+    assert f"stamp 0755, 1970-01-01 00:00:01 UTC: {stamped}\n" in log
     assert (
         f'would set "experimental": "enabled" in {user_env["DOCKER_CONFIG"]}/config.json (new file)'
         " (only where the docker client is older than 20.10)\n"
     ) in log
     for tag in ("3.6", "3.6-slim", "3.7", "3.7-slim"):
-        ctx = f"{user_env['TMPDIR']}/xcompile-XXXXXX/context-qemu-arm-static"
         build = (
             f"+ docker build --platform linux/arm/v7 --no-cache"
             f" -f {ctx}/Dockerfile.{tag} -t brewblox/rpi-python:{tag} {ctx}"
         )
         assert f"[{tag}] {build}\n" in log
         labels = f'LABEL org.opencontainers.image.base.name="arm32v7/python:{tag}"'
-        assert f"FROM arm32v7/python:{tag}; COPY qemu-arm-static /usr/bin/qemu-arm-static; {labels}" in log
+        dockerfile = (
+            f"FROM arm32v7/python:{tag}; # qemu-layer/ holds qemu-arm-static at /usr/bin/qemu-arm-static;"
+            " COPY qemu-layer/ /"
+        )
+        assert f"[{tag}] write {ctx}/Dockerfile.{tag}: {dockerfile}; {labels}" in log
         assert f"[{tag}] + docker pull -q --platform linux/arm/v7 arm32v7/python:{tag}\n" in log
         assert f"+ docker push brewblox/rpi-python:{tag}\n" in log
-        assert f"FROM arm32v7/python:{tag}; COPY qemu-arm-static /usr/bin/qemu-arm-static" in log
     assert log.count("+ docker build") == 4 and log.count("+ docker push") == 4
     # Commands in the original's order: cp, then the edit, then build/push.
     assert log.index("+ cp ") < log.index("would set") < log.index("+ docker build")

@@ -136,7 +136,7 @@ def refused(result: subprocess.CompletedProcess[str], registry: Registry, name: 
     ("on_build", "error"),
     [
         # The context's last argument; its qemu is swapped for another emulator before the build.
-        ('for ctx; do :; done; cp /usr/bin/qemu-aarch64-static "$ctx/qemu-arm-static"',
+        ('for ctx; do :; done; cp /usr/bin/qemu-aarch64-static "$ctx/qemu-layer/usr/bin/qemu-arm-static"',
          "/usr/bin/qemu-arm-static in the image is not the qemu that was copied in"),
         # The Dockerfile (after -f) loses its COPY line before the build.
         ('prev=; for arg; do [ "$prev" = -f ] && sed -i "/^COPY/d" "$arg"; prev=$arg; done',

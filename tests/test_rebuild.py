@@ -4,9 +4,12 @@ and a real registry whose own access log counts the manifest PUTs."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import os
 import shutil
 import subprocess
+import tarfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -30,6 +33,9 @@ class LoggedRegistry(Registry):
 
     def manifest_puts(self, name: str) -> int:
         return self.log.read_text().count(f'"PUT /v2/{name}/manifests/')
+
+    def blob_uploads(self, name: str) -> int:
+        return self.log.read_text().count(f'"POST /v2/{name}/blobs/uploads/')
 
     def labels(self, name: str, tag: str) -> dict[str, str]:
         _, manifest = self.manifest(name, tag)
@@ -115,6 +121,48 @@ def test_rerun_unchanged_makes_no_push_and_says_unchanged(
     assert logged_registry.manifest_puts(job["name"]) == 4
 
 
+def qemu_layer(registry: LoggedRegistry, name: str, tag: str) -> tuple[str, list[tarfile.TarInfo], bytes]:
+    """The digest of the image's topmost layer (qemu's), its entries, and the bytes of its qemu."""
+    _, manifest = registry.manifest(name, tag)
+    digest = str(manifest["layers"][-1]["digest"])  # type: ignore[index]
+    with tarfile.open(fileobj=io.BytesIO(registry.blob(name, digest)), mode="r:*") as tar:
+        entries = tar.getmembers()
+        qemu = tar.extractfile("usr/bin/qemu-arm-static")
+        assert qemu is not None
+        return digest, entries, qemu.read()
+
+
+def test_the_qemu_layer_is_the_same_bytes_on_every_base_and_in_every_run(
+    host_binfmt: str, logged_registry: LoggedRegistry, job: dict[str, str], user_env: dict[str, str], tmp_path: Path
+) -> None:
+    """On two bases whose /usr/bin differ, in runs seconds apart, under a umask
+    that would make the tree private: one qemu layer, world-readable, and a
+    rebuild uploads no layer, only each image's new config."""
+    other = tmp_path / "other-base"
+    other.mkdir()
+    (other / "marker").write_text("b\n")
+    (other / "Dockerfile").write_text(f"FROM {job['base']}:b\nCOPY marker /usr/bin/marker\n")
+    docker("build", "-q", "--platform", ARM.platform, "-t", f"{job['base']}:b", str(other))
+    umask = os.umask(0o077)
+    try:
+        build(job, user_env, tmp_path)
+        first = {tag: qemu_layer(logged_registry, job["name"], tag) for tag in ("a", "b")}
+        time.sleep(1.1)  # layer times are whole seconds
+        uploads = logged_registry.blob_uploads(job["name"])
+        build(job, user_env, tmp_path, "--rebuild", "always")
+    finally:
+        os.umask(umask)
+    again = {tag: qemu_layer(logged_registry, job["name"], tag) for tag in ("a", "b")}
+    assert {tag: status for tag, (status, _) in statuses(tmp_path).items()} == {"a": "pushed", "b": "pushed"}
+    assert first["a"][0] == first["b"][0] == again["a"][0] == again["b"][0]
+    _, entries, qemu = first["a"]
+    assert qemu == Path("/usr/bin/qemu-arm-static").read_bytes()
+    assert [(e.name.strip("./"), e.mode & 0o7777, e.mtime, e.uid, e.gid) for e in entries] == [
+        ("usr", 0o755, 1, 0, 0), ("usr/bin", 0o755, 1, 0, 0), ("usr/bin/qemu-arm-static", 0o755, 1, 0, 0),
+    ]  # fmt: skip
+    assert logged_registry.blob_uploads(job["name"]) - uploads == 2  # the two configs: no layer again
+
+
 def test_a_changed_base_rebuilds_only_its_tag(
     host_binfmt: str, logged_registry: LoggedRegistry, job: dict[str, str], user_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -146,7 +194,7 @@ def test_a_recipe_change_rebuilds(
     host_binfmt: str, logged_registry: LoggedRegistry, job: dict[str, str], user_env: dict[str, str], tmp_path: Path
 ) -> None:
     """A host whose binfmt entry (no F) looks for qemu elsewhere gets another
-    Dockerfile (a second COPY): another recipe."""
+    Dockerfile (qemu at a second path): another recipe."""
     build(job, user_env, tmp_path)
     with replaced(seed_world(ARM, interpreter="/usr/local/bin/qemu-arm-static")):
         result = build(job, user_env, tmp_path)

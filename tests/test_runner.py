@@ -48,6 +48,19 @@ def test_file_verbs_print_the_same_plan_and_act_only_for_real(tmp_path: Path, dr
     assert made.name.endswith("XXXXXX") is dry_run
 
 
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_stamp_sets_one_mode_and_time_whatever_the_umask(tmp_path: Path, dry_run: bool) -> None:
+    folder, file = tmp_path / "tree", tmp_path / "tree" / "q"
+    folder.mkdir(mode=0o700)
+    file.write_bytes(b"q")
+    file.chmod(0o600)
+    seen = Recorder()
+    Runner(seen, dry_run=dry_run).stamp([folder, file], mode=0o755, mtime=1)
+    assert seen.lines == [(f"stamp 0755, 1970-01-01 00:00:01 UTC: {folder} {file}", None)]
+    stamped = [(path.stat().st_mode & 0o7777, path.stat().st_mtime == 1) for path in (folder, file)]
+    assert stamped == ([(0o700, False), (0o600, False)] if dry_run else [(0o755, True), (0o755, True)])
+
+
 def test_failure_carries_argv_status_and_output() -> None:
     with pytest.raises(CommandFailed) as err:
         Runner(Recorder()).run("sh", "-c", "echo out; echo first >&2; echo 'the reason' >&2; exit 7")

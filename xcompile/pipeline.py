@@ -19,7 +19,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +58,17 @@ class Local:
     repo_digests: tuple[str, ...] = ()
 
 
+QEMU_LAYER = "qemu-layer"
+"""The build context's tree of qemu at each path the image has it. Its files
+and folders get one mode and one time (QEMU_LAYER_MODE, QEMU_LAYER_MTIME), so
+that the layer `COPY qemu-layer/ /` makes is the same bytes on every base and
+in every run: the registry stores it once, a push after the first uploads it
+no more, and a device pulling several tags downloads it once."""
+QEMU_LAYER_MODE = 0o755
+QEMU_LAYER_MTIME = 1
+"""1970-01-01 00:00:01 UTC: fixed, and not 0, which some tools read as "no time"."""
+
+
 @dataclass(frozen=True)
 class Image:
     tag: str
@@ -85,11 +96,12 @@ class Image:
 
     @property
     def dockerfile_template(self) -> str:
-        # The original's two lines. The path matters: hosts whose binfmt entry
-        # lacks the F flag make the kernel look the emulator up in the image.
-        lines = ["FROM {base}"]
-        lines += [f"COPY {self.arch.qemu_binary} {path}" for path in self.qemu_paths]
-        return "\n".join(lines) + "\n"
+        # The original's two lines, with qemu in a tree of its own (QEMU_LAYER)
+        # and the comment naming where the tree puts it. The paths matter:
+        # hosts whose binfmt entry lacks the F flag make the kernel look the
+        # emulator up in the image.
+        return (f"FROM {{base}}\n# {QEMU_LAYER}/ holds {self.arch.qemu_binary} at {', '.join(self.qemu_paths)}\n"
+                f"COPY {QEMU_LAYER}/ /\n")  # fmt: skip
 
     @property
     def dockerfile(self) -> str:
@@ -207,7 +219,7 @@ class Pipeline:
         with self._prepare() as (result, images, manifests):
             emulators = self.ensure_qemu()
             with self.workspace() as work:
-                self.copy_qemu(emulators, work)
+                self.copy_qemu(emulators, work, images)
                 self.enable_experimental(result.engine)
                 self.build_all(images, work)
                 self.join_all(manifests, images, work)
@@ -291,11 +303,20 @@ class Pipeline:
             self.runner.make_folder(work.scratch)
             yield work
 
-    def copy_qemu(self, found: list[qemu.Qemu], work: Workspace) -> None:
+    def copy_qemu(self, found: list[qemu.Qemu], work: Workspace, images: Iterable[Image]) -> None:
+        """cp each qemu into its build context, at every path its images have
+        it, then give the tree fixed modes and times (see QEMU_LAYER)."""
         for one in found:
-            context = work.context(one.binary)
-            self.runner.make_folder(context)
-            self.runner.run("cp", one.path, context / one.binary)
+            tree = work.context(one.binary) / QEMU_LAYER
+            paths = sorted({path for image in images if image.arch.qemu_binary == one.binary
+                            for path in image.qemu_paths})  # fmt: skip
+            stamped = {tree}
+            for path in paths:
+                target = tree / path.lstrip("/")
+                self.runner.make_folder(target.parent)
+                self.runner.run("cp", one.path, target)
+                stamped |= {target, *(folder for folder in target.parents if folder.is_relative_to(tree))}
+            self.runner.stamp(sorted(stamped), mode=QEMU_LAYER_MODE, mtime=QEMU_LAYER_MTIME)
             self._sha256[one.binary] = _sha256_or_none(one.path) or f"<SHA256 of {one.path}>"
 
     def enable_experimental(self, versions: engine.Versions) -> dockerconfig.Edit | None:

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -185,6 +186,16 @@ class Runner:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(raw)
+
+    def stamp(self, paths: list[Path], *, mode: int, mtime: int) -> None:
+        """Give each path the same mode and modification time (whatever the umask
+        and the clock were when it was made), echoing it on one line."""
+        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(mtime))
+        self.echo(f"stamp {mode:04o}, {when}: " + " ".join(str(path) for path in paths), None)
+        if not self.dry_run:
+            for path in paths:
+                os.chmod(path, mode)
+                os.utime(path, (mtime, mtime))
 
     def make_folder(self, path: Path) -> None:
         if not self.dry_run:
