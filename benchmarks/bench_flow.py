@@ -6,6 +6,10 @@ process, in interleaved rounds, so that a noisy machine slows every variant alik
 - the proof floor (proof_floor.sh): the floor plus one emulated
   `docker run IMAGE uname -m` per image between its build and its push.
 
+Two more floors do xcompile's own docker work by hand (floor.sh with SAME=1:
+qemu from a tree of fixed modes and times, the LABEL line, and python3 in the
+proof where the base has it), so that what xcompile itself adds shows apart.
+
 Then xcompile as a user runs it (with the proof) and with --no-verify, both with
 --rebuild always so that every round builds and pushes, and a rerun with
 nothing changed (the default --rebuild changed), which must push nothing.
@@ -108,7 +112,7 @@ def main() -> None:
             argv = ["bash", str(path), str(work / "floor-ctx"), base]
             return lambda repo: timed([*argv, repo, *TAGS], env={**os.environ, **same})
 
-        # The same docker work as xcompile's (its LABEL line; its proof: python3 where the base has it).
+        # The same docker work as xcompile's (its qemu tree and LABEL line; its proof: python3 where the base has it).
         same = {"SAME": "1", "PYTHON": "1" if choice == "python" else os.environ.get("BENCH_PYTHON", "0")}
 
         rerun_repo = f"127.0.0.1:{port}/bench-xc/rpi-python"
