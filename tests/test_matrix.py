@@ -121,6 +121,10 @@ def test_only_plans_its_cells_and_no_list(tmp_path: Path, user_env: dict[str, st
         ["127.0.0.1:5000/team/py:3.7-slim-amd64", "linux/amd64", "planned"],
     ]
     assert "docker manifest" not in result.stderr and "imagetools" not in result.stderr
+    # Only the cells' emulators are settled and copied in: none for arm32v7, which no cell builds.
+    assert "xcompile: qemu: /usr/bin/qemu-aarch64-static" in result.stderr
+    assert "xcompile: qemu: /usr/bin/qemu-x86_64-static" in result.stderr
+    assert "arm32v7" not in result.stderr and "qemu-arm-static" not in result.stderr
 
 
 # --- cells on separate runners, then the join ----------------------------------------------------

@@ -19,7 +19,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -217,7 +217,7 @@ class Pipeline:
         """The original's four steps. Raises only for problems that stop
         everything; per-image failures are in the result."""
         with self._prepare() as (result, images, manifests):
-            emulators = self.ensure_qemu()
+            emulators = self.ensure_qemu(images)
             with self.workspace() as work:
                 self.copy_qemu(emulators, work, images)
                 self.enable_experimental(result.engine)
@@ -252,8 +252,10 @@ class Pipeline:
                 said = ready.result()  # before any work: a registry that cannot take the push stops the run here
                 if said:
                     self.say(said, None)
-                for assessment in host.values():
-                    self.say(assessment.note, None)
+                planned = {image.arch.name for image in the_plan.images}
+                for name, assessment in host.items():
+                    if name in planned:  # a CI matrix cell's arches, not every target's
+                        self.say(assessment.note, None)
                 images = {image: _outcome(image) for image in the_plan.images}
                 manifests = {m: Outcome(m.name, m.platform, None) for m in the_plan.manifests}
                 self.result = Result([*images.values(), *manifests.values()], versions)
@@ -291,8 +293,10 @@ class Pipeline:
             out, missing = err.stdout, err.stderr
         self._local = _placed(names, out, missing)
 
-    def ensure_qemu(self) -> list[qemu.Qemu]:
-        return qemu.ensure_all(self.config.targets, self.runner, self.config, lambda line: self.say(line, None),
+    def ensure_qemu(self, images: Collection[Image]) -> list[qemu.Qemu]:
+        """A qemu for each emulator the planned images need (a CI matrix cell's, not every target's)."""
+        arches = tuple(dict.fromkeys(image.arch for image in images))
+        return qemu.ensure_all(arches, self.runner, self.config, lambda line: self.say(line, None),
                                self.progress)  # fmt: skip
 
     @contextlib.contextmanager
@@ -303,7 +307,7 @@ class Pipeline:
             self.runner.make_folder(work.scratch)
             yield work
 
-    def copy_qemu(self, found: list[qemu.Qemu], work: Workspace, images: Iterable[Image]) -> None:
+    def copy_qemu(self, found: list[qemu.Qemu], work: Workspace, images: Collection[Image]) -> None:
         """cp each qemu into its build context, at every path its images have
         it, then give the tree fixed modes and times (see QEMU_LAYER)."""
         for one in found:
