@@ -61,6 +61,17 @@ def test_stamp_sets_one_mode_and_time_whatever_the_umask(tmp_path: Path, dry_run
     assert stamped == ([(0o700, False), (0o600, False)] if dry_run else [(0o755, True), (0o755, True)])
 
 
+def test_on_timeout_runs_before_the_program_is_stopped(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    script = f"trap 'echo stopped >> {log}; exit 0' TERM; echo started > {log}; while :; do sleep 0.05; done"
+    seen: list[str] = []
+    with pytest.raises(CommandFailed) as err:
+        Runner(Recorder()).run("sh", "-c", script, timeout=0.5, on_timeout=lambda: seen.append(log.read_text()))
+    assert err.value.retcode is None and err.value.reason == "timed out after 0.5 s"
+    assert seen == ["started\n"]  # called once, while the program still ran
+    assert log.read_text() == "started\nstopped\n"  # then stopped
+
+
 def test_failure_carries_argv_status_and_output() -> None:
     with pytest.raises(CommandFailed) as err:
         Runner(Recorder()).run("sh", "-c", "echo out; echo first >&2; echo 'the reason' >&2; exit 7")

@@ -14,6 +14,7 @@ touch the world.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import re
 import threading
@@ -562,16 +563,16 @@ class Pipeline:
     def run_inside(self, image: Image, probes: tuple[proof.Probe, ...]) -> proof.Machine:
         """One emulated run: the first probe whose program the image has."""
         for probe in probes:
-            # Named, so that a run that outlives --proof-timeout can be stopped:
-            # its program, as PID 1, ignores the SIGTERM the client passes on.
+            # Named, so that a run that outlives --proof-timeout can be removed:
+            # its program, as PID 1, ignores the SIGTERM the client passes on,
+            # and the client waits for it.
             container = f"xcompile-proof-{uuid.uuid4().hex[:12]}"
             argv = self.engine.run(image.platform, image.name, *probe.args, entrypoint=probe.entrypoint,
                                    name=container)  # fmt: skip
+            remove = functools.partial(self._remove_container, container, image.label)
             try:
-                out = self.runner.run(*argv, label=image.label, timeout=self.config.proof_timeout)
+                out = self.runner.run(*argv, label=image.label, timeout=self.config.proof_timeout, on_timeout=remove)
             except CommandFailed as err:
-                if err.retcode is None:
-                    self._remove_container(container, image.label)
                 if proof.lacks_program(err, probe.entrypoint):
                     continue
                 raise proof.run_failed(image.arch, err, self.engine.program) from None

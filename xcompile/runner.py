@@ -61,6 +61,7 @@ class Runner:
         stream: bool = False,
         stdin: str | None = None,
         timeout: float | None = None,
+        on_timeout: Callable[[], None] | None = None,
         terminal: bool = False,
         ok_codes: tuple[int, ...] = (0,),
     ) -> str:
@@ -71,6 +72,9 @@ class Runner:
         ``stdin`` is fed to the program and never echoed: secrets go here.
         ``terminal`` lets a streamed program talk to the user's terminal
         (sudo's password prompt) instead of running in a session of its own.
+        ``on_timeout`` runs when ``timeout`` has passed, before the program is
+        stopped: what makes it end at once (a container to remove, which the
+        `docker run` client would otherwise wait on past SIGTERM).
         """
         args = [str(arg) for arg in argv]
         # Echo before stdin is attached: str(cmd << secret) would show it.
@@ -94,6 +98,8 @@ class Runner:
         try:
             out, err = proc.communicate(None if stdin is None else stdin.encode(), timeout=timeout)
         except subprocess.TimeoutExpired:
+            if on_timeout is not None:
+                on_timeout()
             raise CommandFailed(args, None, reason=f"timed out after {timeout:g} s") from None
         finally:
             self._finish(proc)
