@@ -28,6 +28,7 @@ provision:
 
 lint: venv
 	$(BIN)/ruff check xcompile tests benchmarks
+	$(BIN)/ruff format --check xcompile tests benchmarks
 	$(BIN)/mypy
 
 unit: venv

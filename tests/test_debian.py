@@ -915,9 +915,7 @@ def test_short_retry_after_is_waited_out(site: Site) -> None:
     site.server.expect_ordered_request(f"{PREFIX}/dists/bookworm/InRelease").respond_with_response(
         Response("busy", status=503, headers={"Retry-After": "1"})
     )
-    site.server.expect_ordered_request(f"{PREFIX}/dists/bookworm/InRelease").respond_with_data(
-        inrelease.read_bytes()
-    )
+    site.server.expect_ordered_request(f"{PREFIX}/dists/bookworm/InRelease").respond_with_data(inrelease.read_bytes())
     site.serve()
     assert site.fetch().path.is_file()
 

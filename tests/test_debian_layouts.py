@@ -68,9 +68,7 @@ def bookworm_archive(root: Path, key: GpgKey) -> Archive:
     return archive
 
 
-def test_bookworm_layout_the_binary_is_in_qemu_user_static(
-    tmp_path: Path, httpserver: HTTPServer, key: GpgKey
-) -> None:
+def test_bookworm_layout_the_binary_is_in_qemu_user_static(tmp_path: Path, httpserver: HTTPServer, key: GpgKey) -> None:
     archive = bookworm_archive(tmp_path / "archive", key)
     result = fetch(serve(httpserver, archive.root), "bookworm", key, tmp_path / "cache")
     assert (result.package, result.codename) == ("qemu-user-static", "bookworm")

@@ -221,7 +221,8 @@ def test_dest_never_writes_through_a_planted_link_and_two_runs_do_not_clobber(
         assert run.returncode == 0, err
     assert victim.read_text() == "keep me\n"
     final = dest / "qemu-arm-static"
-    assert not final.is_symlink() and final.read_bytes() == next(
-        (tmp_path / "cache" / "xcompile" / "bin").glob("*/qemu-arm-static")
-    ).read_bytes()
+    assert (
+        not final.is_symlink()
+        and final.read_bytes() == next((tmp_path / "cache" / "xcompile" / "bin").glob("*/qemu-arm-static")).read_bytes()
+    )
     assert sorted(p.name for p in dest.iterdir()) == [".qemu-arm-static.part", "qemu-arm-static"]

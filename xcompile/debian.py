@@ -646,10 +646,10 @@ def _check_fresh(release: Release, archive: Archive, cache: _Cache) -> datetime:
     last = cache.last_release(archive.suite)
     if last is not None and last[1] > date:
         raise VerificationError(
-                f"{where} is dated {date:%Y-%m-%d %H:%M} UTC, older than the one seen before "
-                f"({last[1]:%Y-%m-%d %H:%M} UTC): a rollback",
-                hint="the mirror is stale or replaying an old Release; use an up-to-date mirror",
-            )
+            f"{where} is dated {date:%Y-%m-%d %H:%M} UTC, older than the one seen before "
+            f"({last[1]:%Y-%m-%d %H:%M} UTC): a rollback",
+            hint="the mirror is stale or replaying an old Release; use an up-to-date mirror",
+        )
     return date
 
 

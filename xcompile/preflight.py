@@ -150,7 +150,6 @@ def gone(err: CommandFailed, repo: str) -> XcompileError | None:
 # --- one registry -------------------------------------------------------------
 
 
-
 def _ask(registry: Registry) -> _Answer:
     import requests
 
