@@ -116,12 +116,9 @@ class Engine:
 
     # --- images -----------------------------------------------------------------
 
-    def build(
-        self, platform: str, dockerfile: Path, name: str, context: Path, labels: dict[str, str] | None = None
-    ) -> Argv:
-        labelled = [arg for key, value in (labels or {}).items() for arg in ("--label", f"{key}={value}")]
+    def build(self, platform: str, dockerfile: Path, name: str, context: Path) -> Argv:
         return (self.program, "build", "--platform", platform, "--no-cache", *self.build_options,
-                "-f", str(dockerfile), "-t", name, *labelled, str(context))  # fmt: skip
+                "-f", str(dockerfile), "-t", name, str(context))  # fmt: skip
 
     def inspect(self, image: str, template: str | None = None) -> Argv:
         """`image inspect`: JSON, or the Go template's text."""
@@ -131,11 +128,6 @@ class Engine:
         """One `image inspect` of many names: a line of the template's text for
         each one found, and an error line for each one missing."""
         return (self.program, "image", "inspect", "--format", template, *images)
-
-    def image_id(self, text: str) -> str | None:
-        """An ID as `image inspect` prints it, as docker writes it (podman leaves out "sha256:")."""
-        found = re.fullmatch(r"(?:sha256:)?([0-9a-f]{64})", text.strip())
-        return f"sha256:{found.group(1)}" if found else None
 
     def run(
         self, platform: str, image: str, *command: str, entrypoint: str | None = None, name: str | None = None
@@ -222,8 +214,7 @@ class Podman(Engine):
     has_experimental: bool = False
     has_imagetools: bool = False
     # Podman makes a CNI bridge and firewall rules on a container's first
-    # network use; neither the build (no RUN) nor the proof needs a network.
-    run_options: Argv = ("--network", "none")
+    # network use; the build (no RUN) needs no network, as the proof needs none.
     build_options: Argv = ("--network", "none")
     missing_image_codes: tuple[int, ...] = (0, 125)
 
@@ -315,6 +306,12 @@ DOCKER = Engine()
 PODMAN = Podman()
 ENGINES: dict[str, Engine] = {engine.name: engine for engine in (DOCKER, PODMAN)}
 _DIGEST = re.compile(r"(sha256:[0-9a-f]{64})")
+
+
+def image_id(text: str) -> str | None:
+    """An ID as `image inspect` prints it, as docker writes it (podman leaves out "sha256:")."""
+    found = re.fullmatch(r"(?:sha256:)?([0-9a-f]{64})", text.strip())
+    return f"sha256:{found.group(1)}" if found else None
 
 
 def choose(setting: str, runner: Runner) -> tuple[Engine, str]:

@@ -489,7 +489,7 @@ class Pipeline:
             return local.id if local else None
         out = self.runner.run(*self.engine.inspect(image.name, "{{.Id}}"), label=image.label,
                               ok_codes=self.engine.missing_image_codes)  # fmt: skip
-        return self.engine.image_id(out)
+        return engine.image_id(out)
 
     def drop_replaced(self, image: Image, replaced: str | None, built: str | None = None) -> None:
         """Remove the image the new build took the name from, so that reruns
@@ -689,17 +689,16 @@ _REMOVE_TIMEOUT = 60
 lost the container's exit does not answer at all."""
 _BUILT = re.compile(r"^Successfully built ([0-9a-f]{12,64})$", re.MULTILINE)
 _NO_SUCH_IMAGE = re.compile(r"No such image: (\S+)")
-_ID = re.compile(r"(?:sha256:)?([0-9a-f]{64})")
 
 
 def _parse_inspect(line: str) -> Local | None:
     """One line of _INSPECT_FORMAT (podman prints the ID without "sha256:")."""
     rest = line.strip().partition(" ")[2]
-    digests, _, image_id = rest.rpartition(" ")
-    found = _ID.fullmatch(image_id)
-    if found is None:
+    digests, _, printed = rest.rpartition(" ")
+    image_id = engine.image_id(printed)
+    if image_id is None:
         return None
-    return Local(f"sha256:{found.group(1)}", tuple(str(d) for d in json.loads(digests or "null") or ()))
+    return Local(image_id, tuple(str(d) for d in json.loads(digests or "null") or ()))
 
 
 def _placed(names: list[str], out: str, missing: str) -> dict[str, Local | None]:
