@@ -205,6 +205,8 @@ class Pipeline:
         """Each qemu binary's SHA256, taken when it is copied in (the proof compares against it)."""
         self._lock = threading.Lock()
         self._registry: registry.Reader | None = None
+        self._registries: list[preflight.Registry] = []
+        """Where the run pushes, as the registry check found it."""
         self._local: dict[str, Local | None] = {}
         """What the store held under each base and target name at the start (None: nothing);
         a name missing here is looked up on its own."""
@@ -277,8 +279,8 @@ class Pipeline:
         """Each registry answers, and has credentials where it wants them: the line that says so."""
         if not self.config.push or self.runner.dry_run:
             return None
-        found = preflight.for_config(self.config, self.runner, self.engine)
-        return preflight.ensure(found, self._auth_files())
+        self._registries = preflight.for_config(self.config, self.runner, self.engine)
+        return preflight.ensure(self._registries, self._auth_files())
 
     def survey_store(self, images: tuple[Image, ...]) -> None:
         """What every base and target name points to now, in one `image inspect`
@@ -466,7 +468,8 @@ class Pipeline:
 
         with self._lock:
             if self._registry is None:
-                (where,) = preflight.for_config(self.config, self.runner, self.engine)
+                # The registry check found it (a Docker Hub repo asked the daemon its address): not again.
+                (where,) = self._registries or preflight.for_config(self.config, self.runner, self.engine)
                 self._registry = registry.Reader(where, self._auth_files(), self.runner)
             return self._registry
 
