@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from xcompile.errors import UsageError
-from xcompile.reference import check_name, check_tag
+from xcompile.reference import check_name, check_tag, plain_http
 
 
 @pytest.mark.parametrize("tag", ["3.7", "3.7-slim", "latest", "v1.2_3", "A" * 128, "_x"])
@@ -35,3 +35,12 @@ def test_good_names(name: str) -> None:
 def test_bad_names(name: str) -> None:
     with pytest.raises(UsageError):
         check_name(name)
+
+
+@pytest.mark.parametrize(
+    ("name", "insecure", "plain"),
+    [("127.0.0.1:5000/a", None, True), ("localhost:5000/a/b", None, True), ("registry.example.org/a", None, False),
+     ("brewblox/rpi-python", None, False), ("registry.example.org/a", True, True), ("127.0.0.1:5000/a", False, False)],
+)  # fmt: skip
+def test_plain_http_where_configured_else_for_loopback_only(name: str, insecure: bool | None, plain: bool) -> None:
+    assert plain_http(name, insecure) is plain

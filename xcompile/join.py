@@ -170,16 +170,7 @@ def choose_tool(config: Config, runner: Runner, say: Say) -> ListTool:
             readers.append(registry.Reader(where, auth_files, runner))
         return readers[0]
 
-    return EngineManifest(runner, shapes, reader, insecure=insecure(config))
-
-
-def insecure(config: Config) -> bool:
-    """Plain HTTP for `docker manifest`: as configured, else for loopback
-    registries only, as the docker daemon itself decides."""
-    if config.insecure is not None:
-        return config.insecure
-    host = reference.registry_host(config.repo)
-    return host is not None and reference.is_loopback(host)
+    return EngineManifest(runner, shapes, reader, insecure=reference.plain_http(config.repo, config.insecure))
 
 
 def parts(config: Config) -> dict[str, list[Part]]:

@@ -406,8 +406,7 @@ class Pipeline:
     def _pull(self, image: Image) -> str | None:
         """None when the pull worked, else why not (in one line)."""
         try:
-            host = reference.registry_host(image.base)
-            insecure = host is not None and reference.is_loopback(host)
+            insecure = reference.plain_http(image.base)
             self.runner.run(*self.engine.pull(image.base, image.platform, insecure=insecure), label=image.label)
         except CommandFailed as err:
             return _last_words(err)
@@ -674,10 +673,7 @@ class Pipeline:
         return self.engine.auth_files(self.config.docker_config, self.config.podman_auth_file)
 
     def _insecure(self) -> bool:
-        if self.config.insecure is not None:
-            return self.config.insecure
-        host = reference.registry_host(self.config.repo)
-        return host is not None and reference.is_loopback(host)
+        return reference.plain_http(self.config.repo, self.config.insecure)
 
 
 _Seen = TypeVar("_Seen")

@@ -99,8 +99,7 @@ def registries(
             hub = urlsplit(address).netloc or address
             found.setdefault(hub, Registry("Docker Hub", hub, f"https://{hub}", f"`{program} login`"))
             continue
-        plain = insecure if insecure is not None else reference.is_loopback(host)
-        scheme = "http" if plain else "https"
+        scheme = "http" if reference.plain_http(repo, insecure) else "https"
         found.setdefault(host, Registry(host, host, f"{scheme}://{host}", f"`{program} login {host}`"))
     return list(found.values())
 

@@ -74,5 +74,14 @@ def is_loopback(host: str) -> bool:
     return bool(_LOOPBACK.match(host))
 
 
+def plain_http(name: str, insecure: bool | None = None) -> bool:
+    """Whether pushing or pulling ``name`` speaks plain HTTP: as configured
+    (``insecure``), else for loopback registries only, as the docker daemon decides."""
+    if insecure is not None:
+        return insecure
+    host = registry_host(name)
+    return host is not None and is_loopback(host)
+
+
 def _show(value: str) -> str:
     return repr(value if len(value) <= 60 else value[:57] + "...")
