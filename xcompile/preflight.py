@@ -77,11 +77,6 @@ def for_config(config: Config, runner: Runner, chosen: engine.Engine = engine.DO
     )  # fmt: skip
 
 
-def hub_address(runner: Runner) -> str:
-    """Docker Hub's address, which is also its credential key: the daemon's to say."""
-    return engine.DOCKER.hub_address(runner)
-
-
 def registries(
     repos: Iterable[str],
     *,
