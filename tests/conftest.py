@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from binfmt import HOST_STATES, host_state
+from hostbinfmt import HOST_STATES, host_state
 from pytest_httpserver import HTTPServer
 
 REPO = Path(__file__).resolve().parents[1]

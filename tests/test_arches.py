@@ -11,8 +11,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from binfmt import ARM, ARM64, removed, replaced, seed_world
 from conftest import Registry, docker, run_xcompile
+from hostbinfmt import ARM, ARM64, removed, replaced, seed_world
 from test_e2e import layer_file
 
 pytestmark = pytest.mark.integration

@@ -11,8 +11,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from binfmt import ARM64, all_restored, read, removed, replaced, seed_world, state_entry
 from conftest import Registry, run_xcompile
+from hostbinfmt import ARM64, all_restored, read, removed, replaced, seed_world, state_entry
 
 from xcompile import binfmt, platforms
 

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from binfmt import read, removed, replaced
 from conftest import run_xcompile
 from debian_archive import Archive, build_deb, file_handler, tiny_elf
+from hostbinfmt import read, removed, replaced
 
 from xcompile import binfmt, doctor, platforms
 from xcompile.config import Config

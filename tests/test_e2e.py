@@ -19,8 +19,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-from binfmt import replaced, seed_world, snapshot
 from conftest import REPO, Registry, docker, run_xcompile
+from hostbinfmt import replaced, seed_world, snapshot
 
 from xcompile import platforms
 

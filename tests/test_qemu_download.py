@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from binfmt import replaced, seed_world
 from conftest import Registry, docker, run_xcompile
 from debian_archive import QEMU, Archive, GpgKey, file_handler, real_deb
+from hostbinfmt import replaced, seed_world
 from pytest_httpserver import HTTPServer
 from test_e2e import layer_file
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from binfmt import replaced, seed_world
 from conftest import Registry, docker, free_port, run_xcompile
+from hostbinfmt import replaced, seed_world
 
 from xcompile import platforms, recipe
 
