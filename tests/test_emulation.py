@@ -1,8 +1,11 @@
-"""The one host-aware judgement of binfmt, shared by build and doctor; and the
-ELF facts the architecture table derives from its rows. Pure: the host's
-machine type and registrations are passed in."""
+"""The one host-aware judgement of binfmt, shared by build and doctor; the
+ELF facts the architecture table derives from its rows; and a registration
+read from /proc and written back. Pure: the host's machine type and
+registrations are passed in, /proc's text through a stand-in folder."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
@@ -96,3 +99,49 @@ def test_foreign_states() -> None:
 )  # fmt: skip
 def test_platform_match_and_arm64s_optional_variant(labels: tuple[str, str, str], name: str, ok: bool) -> None:
     assert platforms.get(name).matches(*labels) is ok
+
+
+# What /proc shows for each kind of entry a Debian host has, and the line that registers it
+# again: binfmt-support registers Debian's other formats (jar, python3.11) with no mask.
+SHOWN = {
+    "jar": (
+        "enabled\ninterpreter /usr/bin/jexec\nflags: \noffset 0\nmagic 504b0304\n",
+        ":jar:M:0:\\x50\\x4b\\x03\\x04::/usr/bin/jexec:",
+    ),
+    "qemu-sh4": (
+        "enabled\ninterpreter /usr/libexec/qemu-binfmt/sh4-binfmt-P\nflags: PF\noffset 0\n"
+        "magic 7f454c4601010100000000000000000002002a00\nmask fffffffffffffffcfffffffffffffffffeffffff\n",
+        ":qemu-sh4:M:0:\\x7f\\x45\\x4c\\x46\\x01\\x01\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00"
+        "\\x02\\x00\\x2a\\x00:\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xfc\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xff"
+        "\\xfe\\xff\\xff\\xff:/usr/libexec/qemu-binfmt/sh4-binfmt-P:PF",
+    ),
+    "xcompile-test-ext": (
+        "disabled\ninterpreter /bin/true\nflags: F\nextension .xcompile-test\n",
+        ":xcompile-test-ext:E::xcompile-test::/bin/true:F",
+    ),
+    # ':' may be in a name or path; the kernel takes another separator then.
+    "a:b": (
+        "enabled\ninterpreter /opt/x:y\nflags: OC\noffset 2\nmagic 78633a\nmask ff0fff\n",
+        "|a:b|M|2|\\x78\\x63\\x3a|\\xff\\x0f\\xff|/opt/x:y|OC",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", SHOWN)
+def test_an_entry_registers_again_as_proc_showed_it(name: str, tmp_path: Path) -> None:
+    shown, line = SHOWN[name]
+    (tmp_path / name).write_text(shown)
+    entry = binfmt.read(name, tmp_path)
+    assert entry is not None and entry.register_line() == line
+    writes = binfmt.register_writes(entry, tmp_path)
+    assert writes[0] == binfmt.Write(tmp_path / "register", line)
+    assert writes[0].what() == f"register {name} at {tmp_path / 'register'}"
+    assert writes[1:] == ([] if entry.enabled else [binfmt.Write(tmp_path / name, "0")])
+
+
+def test_read_leaves_out_what_proc_leaves_out(tmp_path: Path) -> None:
+    for name in ("jar", "xcompile-test-ext"):
+        (tmp_path / name).write_text(SHOWN[name][0])
+    assert binfmt.read("jar", tmp_path) == binfmt.Entry("jar", True, "/usr/bin/jexec", "", 0, "504b0304", "")
+    extension = binfmt.Entry("xcompile-test-ext", False, "/bin/true", "F", 0, "", "", extension="xcompile-test")
+    assert binfmt.read("xcompile-test-ext", tmp_path) == extension

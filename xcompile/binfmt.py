@@ -19,23 +19,44 @@ ROOT = Path("/proc/sys/fs/binfmt_misc")
 
 @dataclass(frozen=True)
 class Entry:
+    """One registration, exactly as /proc shows it, so that writing back
+    ``register_line()`` gives the same bytes there again.
+
+    Two kinds: a magic (M) entry matches bytes at ``offset``; an extension (E)
+    entry matches the file name's extension, and has no offset, magic or mask.
+    """
+
     name: str
     enabled: bool
     interpreter: str
     flags: str
     offset: int
     magic: str
-    """Hex, as /proc shows it."""
+    """Hex, as /proc shows it; empty for an extension entry."""
     mask: str
+    """Hex, as /proc shows it; empty where /proc shows no mask line. binfmt-support
+    registers Debian's other formats (jar, python3.11, ...) so: a mask of all ff
+    written back would match the same files, but /proc would show a line more."""
+    extension: str = ""
+    """For an extension entry, the extension as registered (without the dot /proc shows)."""
 
     @property
     def fix_binary(self) -> bool:
         return "F" in self.flags
 
     def register_line(self) -> str:
-        return (
-            f":{self.name}:M:{self.offset}:{_escape(self.magic)}:{_escape(self.mask)}:{self.interpreter}:{self.flags}"
-        )
+        if self.extension:
+            kind, offset, magic, mask = "E", "", self.extension, ""
+        else:
+            kind, offset, magic, mask = "M", str(self.offset), _escape(self.magic), _escape(self.mask)
+        fields = [self.name, kind, offset, magic, mask, self.interpreter, self.flags]
+        # The first character is the field separator; ':' unless a field holds one
+        # (the kernel allows ':' in a name or path, and then another separator).
+        separator = next(c for c in _SEPARATORS if not any(c in field for field in fields))
+        return separator + separator.join(fields)
+
+
+_SEPARATORS = ":|,;#!%@^~"
 
 
 @dataclass(frozen=True)
@@ -59,7 +80,7 @@ class Write:
 
     def what(self) -> str:
         if self.path.name == "register":
-            return f"register {self.text.split(':')[1]} at {self.path}"
+            return f"register {self.text.split(self.text[0])[1]} at {self.path}"
         return f"write '{self.text}' to {self.path}"
 
 
@@ -79,16 +100,16 @@ def read(name: str, root: Path = ROOT) -> Entry | None:
             enabled = line == "enabled"
             continue
         key, _, value = line.partition(" ")
-        fields[key.rstrip(":")] = value.strip()
-    magic = fields.get("magic", "")
+        fields[key.rstrip(":")] = value
     return Entry(
         name=name,
         enabled=enabled,
         interpreter=fields.get("interpreter", ""),
         flags=fields.get("flags", ""),
         offset=int(fields.get("offset", "0")),
-        magic=magic,
-        mask=fields.get("mask", "ff" * (len(magic) // 2)),
+        magic=fields.get("magic", ""),
+        mask=fields.get("mask", ""),  # none shown: none registered, and none written back
+        extension=fields["extension"].removeprefix(".") if "extension" in fields else "",
     )
 
 
