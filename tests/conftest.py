@@ -66,12 +66,14 @@ def user_env(tmp_path: Path) -> dict[str, str]:
 @pytest.fixture(params=HOST_STATES)
 def host_binfmt(request: pytest.FixtureRequest) -> Iterator[str]:
     """The host's qemu-arm and qemu-aarch64 registrations in one of the three states
-    the suite must pass in (tests/binfmt.py), restored exactly afterwards.
+    the suite must pass in (tests/hostbinfmt.py), every entry restored exactly afterwards.
 
     A test whose outcome depends on binfmt takes this fixture instead of reading
-    the host's state. Where only some states make sense it narrows them:
-    ``@pytest.mark.parametrize("host_binfmt", ["seed"], indirect=True)``.
-    Run such tests under ``flock /tmp/xcompile-suite.lock``: the state is the kernel's.
+    the host's state; so does every test that runs a foreign image. Where only
+    some states make sense it narrows them:
+    ``@pytest.mark.parametrize("host_binfmt", ["seed"], indirect=True)``, or
+    widens them to mixed ones (MIXED_STATES, e.g. "none/debian"). Changes hold
+    the lock /tmp/xcompile-binfmt.lock (XCOMPILE_BINFMT_LOCK): the state is the kernel's.
     """
     with host_state(request.param) as state:
         yield state

@@ -1,18 +1,36 @@
 """`xcompile doctor` against host states each test sets up (binfmt_misc
 unmounted, an entry disabled or pointing nowhere, the daemon down), and
 `--fix` repairing them, whichever state the host's registrations start in
-(the `host_binfmt` fixture). Registrations are kernel state: every test restores them."""
+(the `host_binfmt` fixture). Registrations are kernel state: every test
+restores them byte for byte, and so do the suite's own helpers, tested here
+on the kinds of entries a Debian host has besides qemu's."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from conftest import Registry, run_xcompile
-from hostbinfmt import ARM64, all_restored, read, removed, replaced, seed_world, state_entry
+from hostbinfmt import (
+    HOST_STATES,
+    MIXED_STATES,
+    all_restored,
+    arch_states,
+    differing,
+    foreign_entries,
+    host_state,
+    read,
+    removed,
+    replaced,
+    seed_world,
+    snapshot,
+    state_entry,
+    unmounted,
+)
 
 from xcompile import binfmt, platforms
 
@@ -40,14 +58,18 @@ VERDICTS = {
 }
 
 
+def verdict(state: str, arch: platforms.Arch) -> str:
+    name = arch.binfmt_name
+    return VERDICTS[state][1].format(arch=arch.name, name=name, cpu=name.removeprefix("qemu-"))
+
+
+@pytest.mark.parametrize("host_binfmt", [*HOST_STATES, *MIXED_STATES], indirect=True)
 def test_each_host_state(host_binfmt: str, tmp_path: Path, user_env: dict[str, str]) -> None:
     result = doctor("--arch", "arm32v7", "--arch", "arm64v8", env=user_env, cwd=tmp_path)
-    code, verdict = VERDICTS[host_binfmt]
-    assert result.returncode == code, result.stdout
-    for arch in (ARM, ARM64):
-        name = arch.binfmt_name
-        expected = verdict.format(arch=arch.name, name=name, cpu=name.removeprefix("qemu-"))
-        assert line(result.stdout, f"binfmt {arch.name}").startswith(expected), result.stdout
+    states = arch_states(host_binfmt)
+    assert result.returncode == max(VERDICTS[state][0] for state in states.values()), result.stdout
+    for arch, state in states.items():
+        assert line(result.stdout, f"binfmt {arch.name}").startswith(verdict(state, arch)), result.stdout
     assert line(result.stdout, "docker daemon").startswith("pass docker daemon ")
     assert line(result.stdout, "binfmt_misc") == f"pass binfmt_misc mounted at {binfmt.ROOT}"
     assert line(result.stdout, "qemu-arm-static") == "pass qemu-arm-static /usr/bin/qemu-arm-static, static"
@@ -55,26 +77,72 @@ def test_each_host_state(host_binfmt: str, tmp_path: Path, user_env: dict[str, s
 
 
 def test_unmounted_then_fixed(host_binfmt: str, tmp_path: Path, user_env: dict[str, str]) -> None:
-    with all_restored():
-        subprocess.run(["umount", str(binfmt.ROOT)], check=True)
-        before = doctor(env=user_env, cwd=tmp_path)
-        fixed = doctor("--fix", env=user_env, cwd=tmp_path)
+    """binfmt_misc unmounted in a mount namespace of doctor's own: the host's
+    mount and its entries stay, Debian's other formats (no mask) among them.
+    --fix mounts it there again, which shows the host's entries (the same
+    instance), and registers qemu-arm only where the state has none."""
+
+    def doctor_unmounted(*args: str) -> subprocess.CompletedProcess[str]:
+        argv = unmounted(sys.executable, "-m", "xcompile", "doctor", "--no-push", *args)
+        return subprocess.run(argv, cwd=tmp_path, env=user_env, capture_output=True, text=True, timeout=300)
+
+    with foreign_entries(), all_restored():
+        host = snapshot()
+        before = doctor_unmounted()
+        fixed = doctor_unmounted("--fix")
         entry = read(ARM.binfmt_name)
-    assert before.returncode == 3
+        changed = differing(host, snapshot())
+    assert binfmt.mounted()
+    assert before.returncode == 3, before.stdout + before.stderr
     assert line(before.stdout, "binfmt_misc") == f"fail binfmt_misc not mounted at {binfmt.ROOT}"
     assert f"fix: `mount -t binfmt_misc binfmt_misc {binfmt.ROOT}` (or --fix)" in before.stdout
     assert line(before.stdout, "binfmt arm32v7") == "fail binfmt arm32v7 binfmt_misc is not mounted"
 
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
     assert f"+ mount -t binfmt_misc binfmt_misc {binfmt.ROOT}\n" in fixed.stderr
-    assert "+ echo ':qemu-arm:M:0:\\x7f\\x45\\x4c\\x46" in fixed.stderr  # each write shown before it is made
-    assert ":/usr/bin/qemu-arm-static:F' > /proc/sys/fs/binfmt_misc/register\n" in fixed.stderr
-    assert entry is not None and (entry.interpreter, entry.flags, entry.enabled) == (
-        "/usr/bin/qemu-arm-static",
-        "F",
-        True,
-    )
-    assert line(fixed.stdout, "binfmt arm32v7").startswith("pass binfmt arm32v7 qemu-arm -> /usr/bin/qemu-arm-static")
+    if host_binfmt == "none":
+        assert "+ echo ':qemu-arm:M:0:\\x7f\\x45\\x4c\\x46" in fixed.stderr  # each write shown before it is made
+        assert ":/usr/bin/qemu-arm-static:F' > /proc/sys/fs/binfmt_misc/register\n" in fixed.stderr
+        assert entry is not None and (entry.interpreter, entry.flags, entry.enabled) == (
+            "/usr/bin/qemu-arm-static",
+            "F",
+            True,
+        )
+        assert line(fixed.stdout, "binfmt arm32v7").startswith(
+            "pass binfmt arm32v7 qemu-arm -> /usr/bin/qemu-arm-static"
+        )
+    else:
+        assert "register" not in fixed.stderr, fixed.stderr  # the host's entry, seen again, is kept
+        assert entry == state_entry(host_binfmt, ARM)
+        assert line(fixed.stdout, "binfmt arm32v7").startswith(verdict(host_binfmt, ARM))
+    # Only what --fix registered changed on the host; all_restored had no unmount to repair.
+    assert changed == (["qemu-arm"] if host_binfmt == "none" else [])
+
+
+def test_the_suites_helpers_restore_entries_without_a_mask_byte_for_byte() -> None:
+    """removed, replaced and host_state around entries of the kinds binfmt-support
+    makes for Debian's other formats (a magic entry shown without a mask, an
+    extension entry): afterwards /proc is byte for byte what it was. Before,
+    an entry without a mask came back with one (`mask ffffffff`)."""
+    with foreign_entries() as (no_mask, extension):
+        before = snapshot()
+        shown = read(extension)
+        assert shown is not None and read(no_mask) is not None
+        with host_state("none/debian"), removed(no_mask), replaced(dataclasses.replace(shown, enabled=True)):
+            assert read(no_mask) is None and read(ARM.binfmt_name) is None
+        assert differing(before, snapshot()) == []
+
+
+def test_all_restored_registers_again_what_an_unmount_drops() -> None:
+    """all_restored, the second line of defence should an unmount ever reach the
+    host's mount (which drops every entry): each dropped entry comes back as
+    /proc showed it. The drop here is of the test's own entries only."""
+    with foreign_entries() as names:
+        before = snapshot()
+        with all_restored():
+            for name in names:
+                binfmt.remove_write(name).apply()
+        assert differing(before, snapshot()) == []
 
 
 @pytest.mark.parametrize("host_binfmt", ["debian", "seed"], indirect=True)

@@ -4,8 +4,8 @@ line comes back on any failure, the host's flags are kept, and an OSError is
 an environment problem (exit 3).
 
 Against a stand-in for the binfmt folder, and against the real one: the real
-tests change kernel state shared by the machine, so run them under
-`flock /tmp/xcompile-suite.lock`; each restores what it found."""
+tests change kernel state shared by the machine, so each holds the binfmt lock
+(/tmp/xcompile-binfmt.lock) and restores what it found, byte for byte."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from conftest import run_xcompile
 from debian_archive import Archive, build_deb, file_handler, tiny_elf
-from hostbinfmt import read, removed, replaced
+from hostbinfmt import foreign_entries, read, removed, replaced
 
 from xcompile import binfmt, doctor, platforms
 from xcompile.config import Config
@@ -36,10 +36,11 @@ BROKEN = dataclasses.replace(BROKEN, flags="OC")
 def proc_text(entry: binfmt.Entry) -> str:
     """What /proc/sys/fs/binfmt_misc/<name> shows for ``entry``."""
     state = "enabled" if entry.enabled else "disabled"
-    return (
-        f"{state}\ninterpreter {entry.interpreter}\nflags: {entry.flags}\noffset {entry.offset}\n"
-        f"magic {entry.magic}\nmask {entry.mask}\n"
-    )
+    if entry.extension:
+        match = f"extension .{entry.extension}\n"
+    else:
+        match = f"offset {entry.offset}\nmagic {entry.magic}\n" + (f"mask {entry.mask}\n" if entry.mask else "")
+    return f"{state}\ninterpreter {entry.interpreter}\nflags: {entry.flags}\n{match}"
 
 
 def fix(root: Path = binfmt.ROOT) -> list[str]:
@@ -111,6 +112,22 @@ def test_cli_doctor_fix_os_error_is_exit_3(tmp_path: Path, user_env: dict[str, s
 
 
 # --- the real binfmt_misc -------------------------------------------------------
+
+
+def test_real_entries_register_again_byte_for_byte() -> None:
+    """read() and the writes from its Entry give the kernel's own text back, for
+    the kinds of entries binfmt-support makes for Debian's other formats: one
+    shown without a mask gets none, an extension entry stays one, and a
+    disabled one stays disabled. What install restores on a failure is this."""
+    with foreign_entries() as names:
+        for name in names:
+            shown = (binfmt.ROOT / name).read_text()
+            entry = read(name)
+            assert entry is not None and proc_text(entry) == shown
+            binfmt.remove_write(name).apply()
+            for write in binfmt.register_writes(entry):
+                write.apply()
+            assert (binfmt.ROOT / name).read_text() == shown
 
 
 @pytest.fixture
