@@ -1,17 +1,24 @@
 """The whole flow on each engine, docker and podman, against the same real
 registry: build, prove, push, the manifest list, a failure; then every
-platform pulled back fresh and run. With podman, no docker command is run."""
+platform pulled back fresh and run. With podman, no docker command is run.
+
+Each test that runs a foreign image puts the host's binfmt registrations in
+the state it needs (`host_binfmt`): with F, and without F where the image's
+own qemu is run. None relies on the state the host happens to be in."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import BASE_TAGS, PROVISION_HINT, Registry, docker, run_xcompile
+from hostbinfmt import host_state
 
 from xcompile import platforms
 
@@ -19,6 +26,8 @@ pytestmark = pytest.mark.integration
 ARM = platforms.get("arm32v7")
 ARM64 = platforms.get("arm64v8")
 ENGINES = ("docker", "podman")
+RUNS_IMAGES = pytest.mark.parametrize("host_binfmt", ["debian", "seed"], indirect=True)
+"""The states a foreign image runs in (with none, nothing can run it)."""
 
 
 def podman(*args: str, check: bool = True, timeout: float = 180) -> subprocess.CompletedProcess[str]:
@@ -98,8 +107,9 @@ def pull_back_and_run(name: str, image: str, arch: platforms.Arch, *, insecure: 
     return ran.stdout.strip()
 
 
+@RUNS_IMAGES
 def test_two_arches_on_each_engine(
-    registry: Registry, engine_name: str, two_arch_env: dict[str, str], tmp_path: Path
+    host_binfmt: str, registry: Registry, engine_name: str, two_arch_env: dict[str, str], tmp_path: Path
 ) -> None:
     name = f"engine-{engine_name}-{uuid.uuid4().hex[:6]}/rpi"
     repo = f"{registry.host}/{name}"
@@ -147,8 +157,9 @@ def test_two_arches_on_each_engine(
         assert pull_back_and_run(engine_name, f"{repo}:a", arch, insecure=True) == arch.uname_m
 
 
+@RUNS_IMAGES  # tag a is built and proven
 def test_a_missing_base_fails_on_each_engine(
-    registry: Registry, engine_name: str, armhf_base: str, engine_env: dict[str, str], tmp_path: Path
+    host_binfmt: str, registry: Registry, engine_name: str, armhf_base: str, engine_env: dict[str, str], tmp_path: Path
 ) -> None:
     name = f"fail-{engine_name}-{uuid.uuid4().hex[:6]}/img"
     repo = f"{registry.host}/{name}"
@@ -225,7 +236,10 @@ def test_doctor_names_podmans_ulimit_problem(tmp_path: Path, engine_env: dict[st
     assert "default_ulimits" in result.stdout
 
 
-def test_join_on_podman(registry: Registry, podman_store: None, two_arch_env: dict[str, str], tmp_path: Path) -> None:
+@RUNS_IMAGES
+def test_join_on_podman(
+    host_binfmt: str, registry: Registry, podman_store: None, two_arch_env: dict[str, str], tmp_path: Path
+) -> None:
     """Cells pushed by `build --only`, then `join --engine podman`: the parts are
     checked first, the list made with podman's manifest commands, and a second
     join leaves it alone. No docker command runs."""
@@ -274,3 +288,21 @@ def test_join_on_podman(registry: Registry, podman_store: None, two_arch_env: di
     # Each platform, pulled back fresh through the list, runs.
     for arch in (ARM, ARM64):
         assert pull_back_and_run("podman", f"{repo}:a", arch, insecure=True) == arch.uname_m
+
+
+def test_the_image_tests_pass_from_a_host_without_qemu_arm(tmp_path: Path) -> None:
+    """From a host with no qemu-arm but Debian's qemu-aarch64 (what
+    `echo -1 > /proc/sys/fs/binfmt_misc/qemu-arm` leaves), this module's
+    image tests still pass: each sets up the state it runs in. A pytest of
+    its own runs them while this test holds the binfmt lock and the state,
+    so that one takes a lock of its own."""
+    selected = "test_two_arches_on_each_engine and docker and debian or test_a_missing_base and docker and seed"
+    env = {**os.environ, "XCOMPILE_BINFMT_LOCK": str(tmp_path / "binfmt.lock")}
+    with host_state("none/debian"):
+        argv = ["-q", "-p", "no:cacheprovider", f"--basetemp={tmp_path / 'inner'}", "-k", selected, __file__]
+        inner = subprocess.run(
+            [sys.executable, "-m", "pytest", *argv], capture_output=True, text=True, env=env, timeout=900
+        )
+    summary = inner.stdout.strip().splitlines()[-1:]
+    assert inner.returncode == 0, inner.stdout[-5000:] + inner.stderr[-2000:]
+    assert summary and summary[0].startswith("2 passed"), inner.stdout[-3000:]
