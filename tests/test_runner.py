@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -39,13 +40,36 @@ def test_file_verbs_print_the_same_plan_and_act_only_for_real(tmp_path: Path, dr
     with runner.temp_folder("xc-") as folder:
         made = folder
         runner.make_folder(folder / "ctx")
-        runner.write_file(folder / "ctx" / "Dockerfile", "FROM a\nCOPY b /c\n", label="t")
-        runner.rename(folder / "ctx" / "Dockerfile", folder / "ctx" / "Dockerfile.t")
+        written = runner.write_file(folder / "ctx" / "Dockerfile", "FROM a\nCOPY b /c\n", label="t")
+        assert written is not dry_run
+        with runner.replacing(folder / "ctx" / "q", mode=0o755) as part:
+            runner.run("cp", "/bin/true", part)
         if not dry_run:
-            assert (folder / "ctx" / "Dockerfile.t").read_text() == "FROM a\nCOPY b /c\n"
-    assert seen.lines == [(f"write {made}/ctx/Dockerfile: FROM a; COPY b /c", "t")]
+            assert (folder / "ctx" / "Dockerfile").read_text() == "FROM a\nCOPY b /c\n"
+            assert (folder / "ctx" / "q").stat().st_mode & 0o777 == 0o755
+            assert sorted(p.name for p in (folder / "ctx").iterdir()) == ["Dockerfile", "q"]  # no part file left
+    assert seen.lines[0] == (f"write {made}/ctx/Dockerfile: FROM a; COPY b /c", "t")
+    assert seen.lines[1][0].startswith(f"+ cp /bin/true {made}/ctx/.q.")
     assert not made.exists()  # removed afterwards, or never made
     assert made.name.endswith("XXXXXX") is dry_run
+
+
+def test_ask_is_unknown_in_a_dry_run_and_look_asks_nothing() -> None:
+    seen = Recorder()
+    runner = Runner(seen, dry_run=True)
+    assert runner.ask("sh", "-c", "echo yes") is None
+    assert seen.lines == [("+ sh -c 'echo yes'", None)]
+    assert runner.look(lambda: 1 / 0) is None  # never called
+    assert Runner(seen).ask("sh", "-c", "echo yes") == "yes\n"
+    assert Runner(seen).look(lambda: 42) == 42
+
+
+def test_write_file_never_replaces_a_special_file(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(OSError, match="not a regular file"):
+        Runner(Recorder()).write_file(fifo, "x", echo=False)
+    assert fifo.is_fifo() and sorted(p.name for p in tmp_path.iterdir()) == ["fifo"]
 
 
 @pytest.mark.parametrize("dry_run", [False, True])
@@ -98,7 +122,7 @@ def test_timeout() -> None:
 
 def test_stream_labels_each_line_in_order() -> None:
     seen = Recorder()
-    out = Runner(seen).run("sh", "-c", "echo one; echo two >&2; echo three", label="3.7", stream=True)
+    out = Runner(seen).stream("sh", "-c", "echo one; echo two >&2; echo three", label="3.7")
     assert out == "one\ntwo\nthree"
     assert [line for line, _ in seen.lines[1:]] == ["one", "two", "three"]
     assert {label for _, label in seen.lines} == {"3.7"}
@@ -106,14 +130,15 @@ def test_stream_labels_each_line_in_order() -> None:
 
 def test_stream_failure_keeps_output() -> None:
     with pytest.raises(CommandFailed) as err:
-        Runner(Recorder()).run("sh", "-c", "echo step; echo broken >&2; exit 2", stream=True)
+        Runner(Recorder()).stream("sh", "-c", "echo step; echo broken >&2; exit 2")
     assert str(err.value) == "sh -c failed (exit 2): broken"
 
 
 @pytest.mark.parametrize("stream", [False, True])
 def test_secret_on_stdin_is_never_echoed(stream: bool) -> None:
     seen = Recorder()
-    out = Runner(seen).run("cat", stdin="s3cret-token", stream=stream)
+    runner = Runner(seen)
+    out = runner.stream("cat", stdin="s3cret-token") if stream else runner.run("cat", stdin="s3cret-token")
     assert out == "s3cret-token"
     echoed = [line for line, _ in seen.lines if line.startswith("+ ")]
     assert echoed == ["+ cat"]
@@ -129,7 +154,7 @@ def test_terminate_all_stops_a_streaming_program_and_its_children() -> None:
 
     def work() -> None:
         try:
-            runner.run("sh", "-c", "sleep 30; echo never", stream=True)
+            runner.stream("sh", "-c", "sleep 30; echo never")
         except BaseException as err:
             errors.append(err)
 

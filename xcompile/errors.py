@@ -93,6 +93,19 @@ class ProofFailed(XcompileError):
     exit_code = 1
 
 
+class JoinFailed(XcompileError):
+    """A part that `xcompile join` needs is missing or is not what its name says (exit 1)."""
+
+
+class RegistryUnreadable(XcompileError):
+    """The registry would not say what it holds (exit 1, but callers build instead).
+    ``why``: the reason alone, where the registry could not be reached at all."""
+
+    def __init__(self, message: str, *, why: str | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.why = why
+
+
 class BaseUnavailable(XcompileError):
     """An image's base can be neither pulled nor found on this host: that image fails (exit 1)."""
 
@@ -145,6 +158,17 @@ class CommandFailed(XcompileError):
         super().__init__(
             f"{self.argv[0]} {self.argv[1] if len(self.argv) > 1 else ''}".rstrip() + f" failed ({status}): {why}"
         )
+
+    @property
+    def output(self) -> str:
+        """What the program said, stderr then stdout: the text its failure is judged by."""
+        return f"{self.stderr}\n{self.stdout}".strip("\n")
+
+    @property
+    def last_words(self) -> str:
+        """The last line it said, or the one-line error where it said nothing."""
+        lines = [line.strip() for line in self.output.splitlines() if line.strip()]
+        return lines[-1] if lines else str(self)
 
     def details(self) -> str:
         parts = [f"command: {shlex.join(self.argv)}", f"exit status: {self.retcode}"]

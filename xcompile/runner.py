@@ -1,6 +1,17 @@
-"""The one way out to the OS: every program xcompile runs goes through ``Runner``.
+"""The one way out to the OS: every program xcompile runs, and every file it writes, goes through ``Runner``.
 
 So logging, dry-run, secret handling and error translation each exist once.
+The verbs say what they do:
+
+- ``run``: a program that does something; its output comes back at the end.
+- ``stream``: a long program whose output the user watches line by line.
+- ``ask``: a program whose answer steers the run. A dry run echoes it and
+  answers None: unknown, which every caller handles, never a fake success.
+- ``look``: a question asked without a program (a registry over HTTP, a
+  download): None in a dry run, like ``ask``.
+- ``write_file``, ``write_proc``, ``stamp``, ``make_folder``, ``temp_folder``,
+  ``temp_file``: the file system, each echoed on one line.
+
 Programs are resolved when they run, never at import time.
 """
 
@@ -18,15 +29,17 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from plumbum import local
 from plumbum.commands.processes import CommandNotFound
 
-from xcompile.errors import CommandFailed, ProgramMissing, Stopped
+from xcompile import files
+from xcompile.errors import CommandFailed, EnvironmentProblem, ProgramMissing, Stopped
 
 Echo = Callable[[str, "str | None"], None]
 """Receives one line for the user, and the label of the work it belongs to."""
+T = TypeVar("T")
 
 # What to tell a user whose PATH lacks one of the programs xcompile drives.
 INSTALL_HINTS = {
@@ -54,39 +67,111 @@ class Runner:
         except CommandNotFound:
             return None
 
+    # --- programs ---------------------------------------------------------------
+
     def run(
         self,
         *argv: str | Path,
         label: str | None = None,
-        stream: bool = False,
         stdin: str | None = None,
         timeout: float | None = None,
         on_timeout: Callable[[], None] | None = None,
-        terminal: bool = False,
         ok_codes: tuple[int, ...] = (0,),
     ) -> str:
-        """Echo argv, run it (unless dry-run) and return its stdout.
+        """Echo argv, run it (unless dry-run: then "") and return its stdout.
 
-        ``stream`` passes each output line (stdout and stderr merged, in
-        order) to ``echo`` as it comes, and returns the merged output.
         ``stdin`` is fed to the program and never echoed: secrets go here.
-        ``terminal`` lets a streamed program talk to the user's terminal
-        (sudo's password prompt) instead of running in a session of its own.
         ``on_timeout`` runs when ``timeout`` has passed, before the program is
         stopped: what makes it end at once (a container to remove, which the
         `docker run` client would otherwise wait on past SIGTERM).
         """
+        found = self._run(argv, label, stdin, timeout, on_timeout, ok_codes)
+        return "" if found is None else found
+
+    def ask(
+        self,
+        *argv: str | Path,
+        label: str | None = None,
+        stdin: str | None = None,
+        timeout: float | None = None,
+        on_timeout: Callable[[], None] | None = None,
+        ok_codes: tuple[int, ...] = (0,),
+    ) -> str | None:
+        """Echo argv and return its stdout; a dry run asks nothing and returns None
+        (unknown). ``on_timeout`` as for ``run``."""
+        return self._run(argv, label, stdin, timeout, on_timeout, ok_codes)
+
+    def stream(
+        self, *argv: str | Path, label: str | None = None, stdin: str | None = None, terminal: bool = False
+    ) -> str:
+        """Echo argv, run it, and pass each output line (stdout and stderr merged,
+        in order) to ``echo`` as it comes; return the last lines. A dry run returns "".
+
+        ``terminal`` lets the program talk to the user's terminal (sudo's
+        password prompt) instead of running in a session of its own.
+        """
+        args = self._start_echo(argv, label)
+        if self.dry_run:
+            return ""
+        cmd = _command(args)
+        if stdin is not None:
+            stdin_from: int | None = subprocess.PIPE
+        else:
+            stdin_from = None if terminal else subprocess.DEVNULL
+        # Its own process group (unless terminal), so that stopping it stops its
+        # children too: a grandchild holding the pipe open would block the reader.
+        proc = self._start(
+            args,
+            cmd,
+            stdin=stdin_from,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=not terminal,
+        )
+        tail: collections.deque[str] = collections.deque(maxlen=_OUTPUT_TAIL)
+        try:
+            if stdin is not None and proc.stdin is not None:
+                proc.stdin.write(stdin.encode())
+                proc.stdin.close()
+            for raw in proc.stdout or ():
+                line = raw.decode("utf-8", "replace").rstrip("\r\n")
+                tail.append(line)
+                self.echo(line, label)
+            retcode = proc.wait()
+        finally:
+            self._finish(proc)
+        output = "\n".join(tail)
+        if retcode != 0:
+            raise CommandFailed(args, retcode, "", output)
+        return output
+
+    def look(self, question: Callable[[], T]) -> T | None:
+        """``question()``, asked without a program; a dry run asks nothing and returns None (unknown)."""
+        return None if self.dry_run else question()
+
+    def concurrency(self, jobs: int) -> int:
+        """How many pieces of work run at once: one in a dry run, so that its plan reads in order."""
+        return 1 if self.dry_run else jobs
+
+    def _start_echo(self, argv: tuple[str | Path, ...], label: str | None) -> list[str]:
         args = [str(arg) for arg in argv]
         # Echo before stdin is attached: str(cmd << secret) would show it.
         self.echo("+ " + shlex.join(args), label)
+        return args
+
+    def _run(
+        self,
+        argv: tuple[str | Path, ...],
+        label: str | None,
+        stdin: str | None,
+        timeout: float | None,
+        on_timeout: Callable[[], None] | None,
+        ok_codes: tuple[int, ...],
+    ) -> str | None:
+        args = self._start_echo(argv, label)
         if self.dry_run:
-            return ""
-        try:
-            cmd: Any = local[args[0]][args[1:]]
-        except CommandNotFound:
-            raise ProgramMissing(args[0], INSTALL_HINTS.get(args[0])) from None
-        if stream:
-            return self._stream(cmd, args, label, stdin, terminal)
+            return None
+        cmd = _command(args)
         proc = self._start(
             args,
             cmd,
@@ -130,68 +215,49 @@ class Runner:
         with self._lock:
             self._live.discard(proc)
 
-    def _stream(self, cmd: Any, args: list[str], label: str | None, stdin: str | None, terminal: bool) -> str:
-        tail: collections.deque[str] = collections.deque(maxlen=_OUTPUT_TAIL)
-        if stdin is not None:
-            stdin_from: int | None = subprocess.PIPE
-        else:
-            stdin_from = None if terminal else subprocess.DEVNULL
-        proc = self._start(
-            args,
-            cmd,
-            stdin=stdin_from,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            # Its own process group, so that stopping it stops its children
-            # too: a grandchild holding the pipe open would block the reader.
-            start_new_session=not terminal,
-        )
-        try:
-            if stdin is not None and proc.stdin is not None:
-                proc.stdin.write(stdin.encode())
-                proc.stdin.close()
-            for raw in proc.stdout or ():
-                line = raw.decode("utf-8", "replace").rstrip("\r\n")
-                tail.append(line)
-                self.echo(line, label)
-            retcode = proc.wait()
-        finally:
-            self._finish(proc)
-        output = "\n".join(tail)
-        if retcode != 0:
-            raise CommandFailed(args, retcode, "", output)
-        return output
+    def terminate_all(self) -> None:
+        """Stop every program still running, and start no more: after Ctrl-C
+        or SIGTERM/SIGHUP in the main thread."""
+        with self._lock:
+            self._stopping = True
+            live = list(self._live)
+        for proc in live:
+            if proc.poll() is None:
+                _stop(proc)
 
-    # --- the file system, for the steps that write: one dry-run branch each ---
+    # --- the file system: each verb echoes once and acts only for real -----------
 
-    def write_file(self, path: Path, text: str, *, label: str | None = None) -> None:
-        """Write a small generated file (a Dockerfile), echoing it on one line."""
-        self.echo(f"write {path}: " + "; ".join(text.strip().splitlines()), label)
-        if not self.dry_run:
-            path.write_text(text, encoding="utf-8")
-
-    def rename(self, source: Path, target: Path) -> None:
-        """Put a finished file in place atomically (same file system)."""
-        if not self.dry_run:
-            os.replace(source, target)
-
-    @contextlib.contextmanager
-    def temp_file(self, folder: Path, prefix: str, *, mode: int = 0o600) -> Iterator[Path]:
-        """A fresh private file in ``folder`` (mkstemp: a new name, never a planted link),
-        removed afterwards unless renamed away. A dry run names one and makes nothing."""
+    def write_file(
+        self, path: Path, text: str, *, label: str | None = None, echo: bool = True, mode: int = 0o644
+    ) -> bool:
+        """Replace ``path`` with ``text``, whole or not at all (files.atomic), keeping
+        an existing file's mode and owner; a missing folder is made (mode 0700).
+        Echoes the text on one line, unless ``echo`` is False: then the caller
+        reports the write in words of its own (a file that may hold secrets).
+        Returns whether it was written (False in a dry run)."""
+        if echo:
+            self.echo(f"write {path}: " + "; ".join(text.strip().splitlines()), label)
         if self.dry_run:
-            yield folder / f"{prefix}XXXXXX.part"
+            return False
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        files.write_atomic(path, text, mode=mode)
+        return True
+
+    def write_proc(self, path: Path, text: str) -> None:
+        """One write to the kernel (binfmt_misc), shown as the shell line that makes it."""
+        self.echo(f"+ echo '{text}' > {path}", None)
+        if self.dry_run:
             return
-        fd, raw = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=".part")
         try:
-            os.fchmod(fd, mode)
-        finally:
-            os.close(fd)
-        try:
-            yield Path(raw)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(raw)
+            with path.open("w") as out:
+                out.write(text)
+        except OSError as err:
+            # The kernel answers a refused registration with an errno; so does
+            # a folder that is not binfmt_misc. Both are the host's, not ours.
+            what = (
+                f"register {text.split(':')[1]} at {path}" if path.name == "register" else f"write '{text}' to {path}"
+            )
+            raise EnvironmentProblem(f"cannot {what}: {err.strerror or err}") from None
 
     def stamp(self, paths: list[Path], *, mode: int, mtime: int) -> None:
         """Give each path the same mode and modification time (whatever the umask
@@ -220,15 +286,22 @@ class Runner:
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 
-    def terminate_all(self) -> None:
-        """Stop every program still running, and start no more: after Ctrl-C
-        or SIGTERM/SIGHUP in the main thread."""
-        with self._lock:
-            self._stopping = True
-            live = list(self._live)
-        for proc in live:
-            if proc.poll() is None:
-                _stop(proc)
+    @contextlib.contextmanager
+    def replacing(self, target: Path, *, mode: int = 0o644) -> Iterator[Path]:
+        """A private temp path beside ``target`` to fill (with `cp`, say); put in
+        place whole on a clean exit (files.atomic). A dry run names one and makes nothing."""
+        if self.dry_run:
+            yield target.parent / f".{target.name}.XXXXXX.part"
+            return
+        with files.atomic(target, mode=mode) as part:
+            yield part
+
+
+def _command(args: list[str]) -> Any:
+    try:
+        return local[args[0]][args[1:]]
+    except CommandNotFound:
+        raise ProgramMissing(args[0], INSTALL_HINTS.get(args[0])) from None
 
 
 def _stop(proc: subprocess.Popen[bytes], sig: signal.Signals = signal.SIGTERM) -> None:
