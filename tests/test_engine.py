@@ -18,45 +18,45 @@ from xcompile.runner import Runner
 ARM_V7 = Platform("linux", "arm", "v7")
 
 
-def test_docker_shapes_are_the_first_rounds() -> None:
-    assert DOCKER.build("linux/arm/v7", Path("/c/Dockerfile.a"), "r:a", Path("/c")) == (
+def test_docker_shapes() -> None:
+    assert DOCKER.build_cmd("linux/arm/v7", Path("/c/Dockerfile.a"), "r:a", Path("/c")) == (
         "docker", "build", "--platform", "linux/arm/v7", "--no-cache", "-f", "/c/Dockerfile.a", "-t", "r:a", "/c",
     )  # fmt: skip
-    assert DOCKER.run("linux/arm/v7", "r:a", "uname", "-m") == (
+    assert DOCKER.run_cmd("linux/arm/v7", "r:a", "uname", "-m") == (
         "docker", "run", "--rm", "--network", "none", "--platform", "linux/arm/v7", "r:a", "uname", "-m",
     )  # fmt: skip
     # The daemon decides plain HTTP for push and pull; only `docker manifest` asks.
-    assert DOCKER.push("127.0.0.1:5000/r:a", insecure=True, digest_file=Path("/d")) == (
+    assert DOCKER.push_cmd("127.0.0.1:5000/r:a", insecure=True, digest_file=Path("/d")) == (
         "docker", "push", "127.0.0.1:5000/r:a",
     )  # fmt: skip
-    assert DOCKER.manifest_create("r:a", ["r:a-x", "r:a-y"], insecure=True) == (
+    assert DOCKER.manifest_create_cmd("r:a", ["r:a-x", "r:a-y"], insecure=True) == (
         "docker", "manifest", "create", "--insecure", "r:a", "r:a-x", "r:a-y",
     )  # fmt: skip
-    assert DOCKER.manifest_member("r:a", "r:a-x", ARM_V7, insecure=True) == (
+    assert DOCKER.manifest_member_cmd("r:a", "r:a-x", ARM_V7, insecure=True) == (
         "docker", "manifest", "annotate", "r:a", "r:a-x", "--os", "linux", "--arch", "arm", "--variant", "v7",
     )  # fmt: skip
-    assert DOCKER.manifest_push("r:a", insecure=False) == ("docker", "manifest", "push", "--purge", "r:a")
+    assert DOCKER.manifest_push_cmd("r:a", insecure=False) == ("docker", "manifest", "push", "--purge", "r:a")
 
 
 def test_podman_shapes() -> None:
-    assert PODMAN.build("linux/arm64/v8", Path("/c/D"), "r:a", Path("/c"))[:7] == (
+    assert PODMAN.build_cmd("linux/arm64/v8", Path("/c/D"), "r:a", Path("/c"))[:7] == (
         "podman", "build", "--platform", "linux/arm64/v8", "--no-cache", "--network", "none",
     )  # fmt: skip
-    assert PODMAN.run("linux/arm/v7", "r:a", "true") == (
+    assert PODMAN.run_cmd("linux/arm/v7", "r:a", "true") == (
         "podman", "run", "--rm", "--network", "none", "--platform", "linux/arm/v7", "r:a", "true",
     )  # fmt: skip
-    assert PODMAN.push("localhost:5000/r:a", insecure=True, digest_file=Path("/w/d")) == (
+    assert PODMAN.push_cmd("localhost:5000/r:a", insecure=True, digest_file=Path("/w/d")) == (
         "podman", "push", "--tls-verify=false", "--digestfile", "/w/d", "localhost:5000/r:a",
     )  # fmt: skip
-    assert PODMAN.pull("localhost:5000/r:a", "linux/arm/v7", insecure=True) == (
+    assert PODMAN.pull_cmd("localhost:5000/r:a", "linux/arm/v7", insecure=True) == (
         "podman", "pull", "-q", "--platform", "linux/arm/v7", "--tls-verify=false", "localhost:5000/r:a",
     )  # fmt: skip
-    assert PODMAN.manifest_create("r:a", ["r:a-x"], insecure=True) == ("podman", "manifest", "create", "r:a")
-    assert PODMAN.manifest_member("r:a", "h/r:a-x", ARM_V7, insecure=True) == (
+    assert PODMAN.manifest_create_cmd("r:a", ["r:a-x"], insecure=True) == ("podman", "manifest", "create", "r:a")
+    assert PODMAN.manifest_member_cmd("r:a", "h/r:a-x", ARM_V7, insecure=True) == (
         "podman", "manifest", "add", "--tls-verify=false", "--os", "linux", "--arch", "arm", "--variant", "v7",
         "r:a", "docker://h/r:a-x",
     )  # fmt: skip
-    assert PODMAN.manifest_push("h/r:a", insecure=False, digest_file=Path("/w/l")) == (
+    assert PODMAN.manifest_push_cmd("h/r:a", insecure=False, digest_file=Path("/w/l")) == (
         "podman", "manifest", "push", "--all", "--rm", "--digestfile", "/w/l", "h/r:a", "docker://h/r:a",
     )  # fmt: skip
 
@@ -141,9 +141,11 @@ def test_auto_with_neither(tmp_path: Path) -> None:
         choose("auto", shims(tmp_path / "bin"))
 
 
-def test_auto_in_a_dry_run_asks_nothing(tmp_path: Path) -> None:
+def test_auto_in_a_dry_run_runs_nothing(tmp_path: Path) -> None:
+    """The question is shown, not asked: docker on PATH decides, and the line says so."""
     chosen, why, seen = choose("auto", shims(tmp_path / "bin", docker="exit 1", podman="exit 1"), dry_run=True)
-    assert chosen == DOCKER and "not asked in a dry run" in why and seen == []
+    assert chosen == DOCKER and "not asked in a dry run" in why
+    assert seen == ["+ docker version --format '{{json .}}'"]
     chosen, _, _ = choose("auto", shims(tmp_path / "p", podman="exit 1"), dry_run=True)
     assert chosen == PODMAN
 

@@ -1,9 +1,10 @@
-"""The container engine: docker or podman, as one small table of command shapes.
+"""The container engine: docker or podman, as command shapes and one reading of their failures.
 
-The pipeline asks an ``Engine`` for argv and never names a program itself, so
-that docker and podman differ here and only here. An engine is chosen once
-(``choose``), from the ``engine`` setting: docker (the default), podman, or
-auto (docker when its daemon answers, else podman).
+Every ``*_cmd`` method returns argv and runs nothing: the steps hand it to the
+runner. So docker and podman differ here and only here. ``classify`` reads a
+failed command's words into one of a few outcomes the steps act on. An engine
+is chosen once (``choose``), from the ``engine`` setting: docker (the
+default), podman, or auto (docker when its daemon answers, else podman).
 """
 
 from __future__ import annotations
@@ -36,12 +37,10 @@ Argv = tuple[str, ...]
 class Versions:
     engine: EngineName = "docker"
     client: str | None = None
+    """None where unknown (a dry run asks nothing)."""
     server: str | None = None
     """The daemon's version; None for podman, which has none."""
     server_experimental: bool | None = None
-
-
-DockerVersions = Versions  # the name the first rounds used
 
 
 @dataclass(frozen=True)
@@ -67,27 +66,23 @@ class Engine:
 
     # --- the engine itself ---------------------------------------------------
 
-    def version(self) -> Argv:
+    def version_cmd(self) -> Argv:
         return (self.program, "version", "--format", "{{json .}}")
 
     def versions(self, runner: Runner) -> Versions:
-        """The client's version, and the daemon's where there is one; raises when the engine cannot work."""
+        """The client's version, and the daemon's where there is one; raises when
+        the engine cannot work. Unknown in a dry run."""
         try:
-            out = runner.run(*self.version(), timeout=DOCKER_PROBE_TIMEOUT)
+            out = runner.ask(*self.version_cmd(), timeout=DOCKER_PROBE_TIMEOUT)
         except CommandFailed as err:
             raise self.unavailable(err) from None
-        if runner.dry_run:
-            return Versions(self.name)
-        try:
-            info = json.loads(out)
-        except json.JSONDecodeError:
-            return Versions(self.name)
-        server = info.get("Server") or {}
+        info = _json_object(out)
+        server, client = _json_object(info.get("Server")), _json_object(info.get("Client"))
         return Versions(
-            engine=self.name,
-            client=(info.get("Client") or {}).get("Version"),
-            server=server.get("Version"),
-            server_experimental=_server_experimental(server),
+            self.name,
+            _str_or_none(client.get("Version")),
+            _str_or_none(server.get("Version")),
+            _server_experimental(server),
         )
 
     def unavailable(self, err: CommandFailed) -> DockerUnavailable:
@@ -103,104 +98,104 @@ class Engine:
     def auth_files(self, docker_config: Path, podman_auth_file: Path) -> tuple[Path, ...]:
         """Where this engine looks for registry credentials, in its order (both
         paths come from config.load); the first file that has a host wins."""
+        del podman_auth_file  # docker reads its own config only
         return (docker_config,)
 
-    def hub_address(self, runner: Runner) -> str:
-        """Docker Hub's address, which is also its key among the credentials."""
-        return runner.run(self.program, "info", "--format", "{{.IndexServerAddress}}", timeout=30).strip()
+    def hub_address(self, runner: Runner) -> str | None:
+        """Docker Hub's address, which is also its key among the credentials (None: not asked)."""
+        out = runner.ask(self.program, "info", "--format", "{{.IndexServerAddress}}", timeout=30)
+        return None if out is None else out.strip()
 
-    def probe(self, empty_root: Path) -> Argv:
+    def probe_cmd(self, empty_root: Path) -> Argv:
         """A container start that needs no image: it fails with "no such file"
         once the runtime has set everything up (podman only)."""
         return (self.program, "run", "--rm", *self.run_options, "--rootfs", str(empty_root), "/xcompile-probe")
 
     # --- images -----------------------------------------------------------------
 
-    def build(self, platform: str, dockerfile: Path, name: str, context: Path) -> Argv:
-        return (self.program, "build", "--platform", platform, "--no-cache", *self.build_options,
-                "-f", str(dockerfile), "-t", name, str(context))  # fmt: skip
+    def build_cmd(self, platform: str, dockerfile: Path, name: str, context: Path) -> Argv:
+        return (
+            self.program,
+            "build",
+            "--platform",
+            platform,
+            "--no-cache",
+            *self.build_options,
+            "-f",
+            str(dockerfile),
+            "-t",
+            name,
+            str(context),
+        )
 
-    def inspect(self, image: str, template: str | None = None) -> Argv:
+    def inspect_cmd(self, image: str, template: str | None = None) -> Argv:
         """`image inspect`: JSON, or the Go template's text."""
         return (self.program, "image", "inspect", *(("--format", template) if template else ()), image)
 
-    def inspect_all(self, images: list[str], template: str) -> Argv:
+    def inspect_all_cmd(self, images: list[str], template: str) -> Argv:
         """One `image inspect` of many names: a line of the template's text for
         each one found, and an error line for each one missing."""
         return (self.program, "image", "inspect", "--format", template, *images)
 
-    def run(
+    def run_cmd(
         self, platform: str, image: str, *command: str, entrypoint: str | None = None, name: str | None = None
     ) -> Argv:
         chosen = ("--entrypoint", entrypoint) if entrypoint else ()
         named = ("--name", name) if name else ()
-        return (self.program, "run", "--rm", *named, *self.run_options, "--platform", platform, *chosen, image,
-                *command)  # fmt: skip
+        options = (*named, *self.run_options, "--platform", platform, *chosen)
+        return (self.program, "run", "--rm", *options, image, *command)
 
-    def create(self, platform: str, image: str, *command: str) -> Argv:
+    def create_cmd(self, platform: str, image: str, *command: str) -> Argv:
         return (self.program, "create", *self.run_options, "--platform", platform, image, *command)
 
-    def copy_out(self, container: str, path: str, dest: Path) -> Argv:
+    def copy_out_cmd(self, container: str, path: str, dest: Path) -> Argv:
         return (self.program, "cp", f"{container}:{path}", str(dest))
 
-    def remove_container(self, container: str, *, force: bool = False) -> Argv:
+    def remove_container_cmd(self, container: str, *, force: bool = False) -> Argv:
         return (self.program, "rm", *(("--force",) if force else ()), container)
 
-    def remove_images(self, *images: str) -> Argv:
+    def remove_images_cmd(self, *images: str) -> Argv:
         return (self.program, "rmi", *images)
 
-    def pull(self, image: str, platform: str | None = None, *, insecure: bool = False) -> Argv:
+    def pull_cmd(self, image: str, platform: str | None = None, *, insecure: bool = False) -> Argv:
         # Docker's daemon decides plain HTTP for push and pull itself
         # (loopback registries are plain HTTP to it).
+        del insecure
         on = ("--platform", platform) if platform else ()
         return (self.program, "pull", "-q", *on, image)
 
-    def push(self, image: str, *, insecure: bool, digest_file: Path | None = None) -> Argv:
+    def push_cmd(self, image: str, *, insecure: bool, digest_file: Path | None = None) -> Argv:
+        del insecure, digest_file  # the daemon decides; docker prints the digest
         return (self.program, "push", image)
 
     def pushed_digest(self, output: str, digest_file: Path | None = None) -> str | None:
         """The digest a push reports: docker prints it."""
+        del digest_file
         found = re.search(r"digest: " + _DIGEST.pattern, output)
         return found.group(1) if found else None
 
     # --- manifest lists -------------------------------------------------------
 
-    def manifest_remove(self, name: str) -> Argv:
+    def manifest_remove_cmd(self, name: str) -> Argv:
         """Forget a local list of that name; exits 1 when there is none."""
         return (self.program, "manifest", "rm", name)
 
-    def manifest_create(self, name: str, members: list[str], *, insecure: bool) -> Argv:
+    def manifest_create_cmd(self, name: str, members: list[str], *, insecure: bool) -> Argv:
         # Docker takes the members now and annotates them one by one next.
         return (self.program, "manifest", "create", *self._insecure(insecure), name, *members)
 
-    def manifest_member(self, name: str, member: str, platform: Platform, *, insecure: bool) -> Argv:
+    def manifest_member_cmd(self, name: str, member: str, platform: Platform, *, insecure: bool) -> Argv:
+        del insecure  # docker's annotate reads nothing from the registry
         return (self.program, "manifest", "annotate", name, member, *platform.flags())
 
-    def manifest_push(self, name: str, *, insecure: bool, digest_file: Path | None = None) -> Argv:
+    def manifest_push_cmd(self, name: str, *, insecure: bool, digest_file: Path | None = None) -> Argv:
+        del digest_file  # docker prints the digest
         return (self.program, "manifest", "push", *self._insecure(insecure), "--purge", name)
 
     def manifest_digest(self, output: str, digest_file: Path | None = None) -> str | None:
+        del digest_file
         found = _DIGEST.search(output)
         return found.group(1) if found else None
-
-    def push_list(
-        self,
-        runner: Runner,
-        name: str,
-        members: list[tuple[str, Platform]],
-        *,
-        insecure: bool,
-        digest_file: Path,
-        label: str | None = None,
-    ) -> str | None:
-        """Make the manifest list ``name`` afresh from ``members`` (each pushed
-        image with its platform), push it, and return its digest."""
-        runner.run(*self.manifest_remove(name), label=label, ok_codes=(0, 1))
-        runner.run(*self.manifest_create(name, [ref for ref, _ in members], insecure=insecure), label=label)
-        for ref, platform in members:
-            runner.run(*self.manifest_member(name, ref, platform, insecure=insecure), label=label)
-        out = runner.run(*self.manifest_push(name, insecure=insecure, digest_file=digest_file), label=label)
-        return self.manifest_digest(out, digest_file)
 
     def _insecure(self, insecure: bool) -> Argv:
         return ("--insecure",) if insecure else ()
@@ -238,34 +233,38 @@ class Podman(Engine):
                 )
 
     def hub_address(self, runner: Runner) -> str:
+        del runner
         return "docker.io"  # podman's key for Docker Hub in auth.json
 
-    def pull(self, image: str, platform: str | None = None, *, insecure: bool = False) -> Argv:
+    def pull_cmd(self, image: str, platform: str | None = None, *, insecure: bool = False) -> Argv:
         on = ("--platform", platform) if platform else ()
         return (self.program, "pull", "-q", *on, *self._insecure(insecure), image)
 
-    def push(self, image: str, *, insecure: bool, digest_file: Path | None = None) -> Argv:
+    def push_cmd(self, image: str, *, insecure: bool, digest_file: Path | None = None) -> Argv:
         return (self.program, "push", *self._insecure(insecure), *_digest_to(digest_file), image)
 
     def pushed_digest(self, output: str, digest_file: Path | None = None) -> str | None:
         """Podman prints no digest; it writes it to the --digestfile."""
+        del output
         return _digest_in(digest_file)
 
-    def manifest_create(self, name: str, members: list[str], *, insecure: bool) -> Argv:
+    def manifest_create_cmd(self, name: str, members: list[str], *, insecure: bool) -> Argv:
         # An empty list; each member is added with its platform next.
+        del members, insecure
         return (self.program, "manifest", "create", name)
 
-    def manifest_member(self, name: str, member: str, platform: Platform, *, insecure: bool) -> Argv:
+    def manifest_member_cmd(self, name: str, member: str, platform: Platform, *, insecure: bool) -> Argv:
         # From the registry, where the member was just pushed: the list then
         # names the digest the registry holds.
-        return (self.program, "manifest", "add", *self._insecure(insecure), *platform.flags(), name,
-                f"docker://{member}")  # fmt: skip
+        flags = (*self._insecure(insecure), *platform.flags())
+        return (self.program, "manifest", "add", *flags, name, f"docker://{member}")
 
-    def manifest_push(self, name: str, *, insecure: bool, digest_file: Path | None = None) -> Argv:
-        return (self.program, "manifest", "push", "--all", "--rm", *self._insecure(insecure),
-                *_digest_to(digest_file), name, f"docker://{name}")  # fmt: skip
+    def manifest_push_cmd(self, name: str, *, insecure: bool, digest_file: Path | None = None) -> Argv:
+        flags = ("--all", "--rm", *self._insecure(insecure), *_digest_to(digest_file))
+        return (self.program, "manifest", "push", *flags, name, f"docker://{name}")
 
     def manifest_digest(self, output: str, digest_file: Path | None = None) -> str | None:
+        del output
         return _digest_in(digest_file)
 
     def _insecure(self, insecure: bool) -> Argv:
@@ -286,6 +285,9 @@ class Platform:
 
     def flags(self) -> Argv:
         return ("--os", self.os, "--arch", self.architecture, *(("--variant", self.variant) if self.variant else ()))
+
+    def __str__(self) -> str:
+        return "/".join(part for part in (self.os, self.architecture, self.variant) if part)
 
 
 def _digest_to(digest_file: Path | None) -> Argv:
@@ -308,9 +310,9 @@ ENGINES: dict[str, Engine] = {engine.name: engine for engine in (DOCKER, PODMAN)
 _DIGEST = re.compile(r"(sha256:[0-9a-f]{64})")
 
 
-def image_id(text: str) -> str | None:
+def image_id(text: str | None) -> str | None:
     """An ID as `image inspect` prints it, as docker writes it (podman leaves out "sha256:")."""
-    found = re.fullmatch(r"(?:sha256:)?([0-9a-f]{64})", text.strip())
+    found = re.fullmatch(r"(?:sha256:)?([0-9a-f]{64})", (text or "").strip())
     return f"sha256:{found.group(1)}" if found else None
 
 
@@ -319,20 +321,17 @@ def choose(setting: str, runner: Runner) -> tuple[Engine, str]:
     daemon answers, else podman."""
     if setting != "auto":
         return ENGINES[setting], f"engine: {setting}"
-    docker_there = runner.which("docker") is not None
-    if runner.dry_run:
-        # A dry run runs nothing, not even the probe.
-        chosen = DOCKER if docker_there or runner.which("podman") is None else PODMAN
-        return chosen, f"engine: auto chose {chosen.name} (on PATH; the daemon is not asked in a dry run)"
-    if docker_there:
+    why = "docker is not on PATH"
+    if runner.which("docker") is not None:
         try:
-            runner.run(*DOCKER.version(), timeout=DOCKER_PROBE_TIMEOUT)
+            answer = runner.ask(*DOCKER.version_cmd(), timeout=DOCKER_PROBE_TIMEOUT)
         except CommandFailed as err:
             why = _docker_unavailable(err).message
         else:
-            return DOCKER, "engine: auto chose docker (its daemon answers)"
-    else:
-        why = "docker is not on PATH"
+            if answer is not None:
+                return DOCKER, "engine: auto chose docker (its daemon answers)"
+            # Unknown (a dry run asks nothing): what is on PATH decides.
+            return DOCKER, "engine: auto chose docker (on PATH; the daemon is not asked in a dry run)"
     if runner.which("podman") is None:
         raise ProgramMissing(
             "docker or podman", hint=f"{why}; install one of them (e.g. `sudo apt-get install podman`)"
@@ -340,18 +339,75 @@ def choose(setting: str, runner: Runner) -> tuple[Engine, str]:
     return PODMAN, f"engine: auto chose podman ({why})"
 
 
-# --- the docker-only parts, also used by doctor ---------------------------------
+# --- failures, in words ---------------------------------------------------------
+
+FailureKind = Literal[
+    "timeout", "unreachable", "denied", "missing-program", "exec-format", "missing-file", "missing-image", "other"
+]
 
 
-def versions(runner: Runner) -> Versions:
-    """Docker's versions (the first rounds' entry point)."""
-    return DOCKER.versions(runner)
+@dataclass(frozen=True)
+class Failure:
+    """What a failed engine command meant."""
+
+    kind: FailureKind
+    words: str
+    """The words that said so, else the last line the command printed."""
+
+
+_UNREACHABLE = re.compile(
+    r"connection refused|connection reset|no such host|i/o timeout|unexpected EOF|server misbehaving", re.IGNORECASE
+)
+_DENIED = re.compile(r"denied|unauthorized|no basic auth credentials|authentication required", re.IGNORECASE)
+_MISSING_IMAGE = re.compile(r"no such image|no such manifest|manifest unknown|not found", re.IGNORECASE)
+
+
+def classify(err: CommandFailed, program: str | None = None) -> Failure:
+    """One reading of a failed engine command. ``program``: the program a
+    `run` started, so that "the image has no such program" is told apart."""
+    text = err.output
+    if err.retcode is None:
+        return Failure("timeout", err.reason or "timed out")
+    if program is not None:
+        name = re.escape(program)
+        found = re.search(rf"executable file not found|stat {name}: no such file|exec: \"{name}\": stat", text)
+        if found:
+            return Failure("missing-program", found.group(0))
+    for kind, pattern in (
+        ("unreachable", _UNREACHABLE),
+        ("exec-format", re.compile("exec format error")),
+        ("missing-file", re.compile("no such file or directory")),
+        ("denied", _DENIED),
+        ("missing-image", _MISSING_IMAGE),
+    ):
+        found = pattern.search(text)
+        if found:
+            return Failure(kind, found.group(0))  # type: ignore[arg-type]  # the table's kinds are FailureKinds
+    return Failure("other", err.last_words)
+
+
+# --- docker's versions, also used by doctor ---------------------------------------
+
+
+def _json_object(text: object) -> dict[str, Any]:
+    """``text`` as a JSON object (or the object itself); {} for anything else."""
+    if isinstance(text, str):
+        try:
+            text = json.loads(text)
+        except json.JSONDecodeError:
+            return {}
+    return text if isinstance(text, dict) else {}
+
+
+def _str_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _server_experimental(server: dict[str, Any]) -> bool | None:
     for component in server.get("Components") or []:
-        if component.get("Name") == "Engine":
-            flag = (component.get("Details") or {}).get("Experimental")
+        if isinstance(component, dict) and component.get("Name") == "Engine":
+            details = component.get("Details")
+            flag = details.get("Experimental") if isinstance(details, dict) else None
             return None if flag is None else str(flag).lower() == "true"
     flag = server.get("Experimental")
     return None if flag is None else bool(flag)
