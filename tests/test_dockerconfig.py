@@ -13,8 +13,16 @@ from pathlib import Path
 import pytest
 from conftest import run_xcompile
 
-from xcompile.dockerconfig import enable_experimental, plan
+from xcompile import dockerconfig
+from xcompile.dockerconfig import Edit, plan
 from xcompile.errors import ConfigError, EnvironmentProblem
+from xcompile.runner import Runner
+
+
+def enable_experimental(path: Path, *, dry_run: bool = False) -> Edit:
+    edit, written = dockerconfig.enable_experimental(path, Runner(lambda line, label: None, dry_run=dry_run))
+    assert written is (not dry_run and edit.action != "unchanged")
+    return edit
 
 AUTHS = {"auths": {"registry.invalid": {"auth": "c2VjcmV0"}}, "credsStore": "pass"}
 
@@ -40,16 +48,47 @@ def test_other_keys_order_and_mode_kept(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["config.json"]  # no temp file left
 
 
-@pytest.mark.parametrize("value", ["enabled", "disabled", True])
-def test_present_key_left_alone(tmp_path: Path, value: object) -> None:
+def test_present_key_left_alone(tmp_path: Path) -> None:
     path = tmp_path / "config.json"
-    original = json.dumps({"experimental": value, **AUTHS}, indent=1).encode()
+    original = json.dumps({"experimental": "enabled", **AUTHS}, indent=1).encode()
     path.write_bytes(original)
     before = path.stat()
     edit = enable_experimental(path)
-    assert edit.action == "unchanged" and edit.current == value
+    assert edit.action == "unchanged" and edit.current == "enabled"
     assert path.read_bytes() == original
     assert path.stat().st_mtime_ns == before.st_mtime_ns and path.stat().st_ino == before.st_ino
+
+
+@pytest.mark.parametrize("value", ["disabled", True, None])
+def test_another_value_is_set_to_enabled_and_said(tmp_path: Path, value: object) -> None:
+    """The edit is what the original script did: "enabled", whatever was there; the line says what was."""
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"experimental": value, **AUTHS}))
+    edit = enable_experimental(path)
+    assert edit.action == "change" and edit.current == value
+    assert json.loads(path.read_text()) == {"experimental": "enabled", **AUTHS}
+    assert edit.describe(done=True) == f'set "experimental": "enabled" in {path} (it was {json.dumps(value)})'
+
+
+def test_repeated_keys_are_refused_untouched(tmp_path: Path) -> None:
+    """json keeps the last of repeated keys: rewriting would drop the first "auths" and its credentials."""
+    path = tmp_path / "config.json"
+    original = b'{"auths": {"a.example": {"auth": "eA=="}}, "auths": {"b.example": {}}}'
+    path.write_bytes(original)
+    with pytest.raises(ConfigError) as err:
+        enable_experimental(path)
+    assert 'has the key "auths" twice' in str(err.value) and "left unchanged" in str(err.value)
+    assert path.read_bytes() == original
+
+
+def test_a_dangling_link_is_refused_and_nothing_made(tmp_path: Path) -> None:
+    link = tmp_path / ".docker" / "config.json"
+    link.parent.mkdir()
+    link.symlink_to(tmp_path / "gone" / "deeper" / "docker.json")
+    with pytest.raises(EnvironmentProblem) as err:
+        enable_experimental(link)
+    assert "which does not exist; left as it is" in str(err.value)
+    assert not (tmp_path / "gone").exists() and link.is_symlink()
 
 
 @pytest.mark.parametrize("content", [b"", b"  \n"])

@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 from conftest import Registry, RunningRegistry, docker, run_xcompile
 
-from xcompile import preflight
+from xcompile.registry import check as preflight
+from xcompile import registry as xregistry
+from xcompile.registry import credentials
 from xcompile.engine import PODMAN
 
 pytestmark = pytest.mark.integration
@@ -74,7 +76,7 @@ def test_doctor_reports_the_same(stopped: Registry, tmp_path: Path, user_env: di
 
 
 def test_a_registry_that_answers_is_quick(registry: Registry, tmp_path: Path) -> None:
-    found = preflight.registries([f"{registry.host}/a/b"], insecure=None, index_address=lambda: "unused")
+    found = xregistry.for_repos([f"{registry.host}/a/b"], insecure=None, hub_address=lambda: "unused")
     line = preflight.ensure(found, (tmp_path / "no-config.json",))
     assert line.startswith(f"preflight: {registry.host} ready for the push (")
     seconds = float(line.rsplit("(", 1)[1].split()[0])
@@ -90,7 +92,7 @@ def test_credentials_are_looked_up_as_docker_keys_them(tmp_path: Path) -> None:
         ({"auths": {"127.0.0.1:5001": {}}}, None),
         ({}, None),
     ]:
-        assert preflight._credentials(data, "127.0.0.1:5000") == where, data
+        assert credentials.part_for(data, "127.0.0.1:5000") == where, data
 
 
 # --- a registry with htpasswd auth ------------------------------------------------
@@ -167,7 +169,7 @@ def test_podman_reads_its_own_auth_file_then_dockers(locked: tuple[Registry, str
     podman_file, docker_file = tmp_path / "auth.json", tmp_path / "config.json"
     files = PODMAN.auth_files(docker_file, podman_file)
     assert files == (podman_file, docker_file)
-    found = preflight.registries([f"{registry.host}/team/app"], insecure=None, index_address=lambda: "unused")
+    found = xregistry.for_repos([f"{registry.host}/team/app"], insecure=None, hub_address=lambda: "unused")
 
     login = preflight.check(found, files)[1]
     assert login.status == "fail"

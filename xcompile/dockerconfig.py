@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from xcompile import files
 from xcompile.errors import ConfigError, EnvironmentProblem
+from xcompile.runner import Runner
 
 KEY = "experimental"
 VALUE = "enabled"
@@ -24,45 +25,50 @@ NEW_FILE_MODE = 0o600  # it may come to hold credentials
 @dataclass(frozen=True)
 class Edit:
     path: Path
-    action: Literal["create", "add", "unchanged"]
+    action: Literal["create", "add", "change", "unchanged"]
     current: Any = None
-    """The value already there, when the action is "unchanged"."""
+    """The value already there, when the action is "change" or "unchanged"."""
 
     def describe(self, *, done: bool) -> str:
         setting = f'"{KEY}": "{VALUE}"'
         if self.action == "unchanged":
             return f"{self.path}: {KEY} already set to {json.dumps(self.current)}, left as it is"
         verb = ("set" if done else "would set") + f" {setting} in {self.path}"
+        if self.action == "change":
+            return verb + f" (it was {json.dumps(self.current)})"
         return verb + (" (new file)" if self.action == "create" else "")
 
 
 def plan(path: Path) -> Edit:
     """Read and check the file; say what enabling would do. Writes nothing."""
+    if path.is_symlink() and not path.exists():
+        raise EnvironmentProblem(
+            f"{path} is a link to {os.readlink(path)}, which does not exist; left as it is",
+            hint="fix or remove the link, or point DOCKER_CONFIG at another folder",
+        )
     data = read(path)
     if data is None:
         return Edit(path, "create")
-    if KEY in data:
-        return Edit(path, "unchanged", data[KEY])
-    return Edit(path, "add")
+    if KEY not in data:
+        return Edit(path, "add")
+    return Edit(path, "unchanged" if data[KEY] == VALUE else "change", data[KEY])
 
 
-def enable_experimental(path: Path, *, dry_run: bool = False) -> Edit:
+def enable_experimental(path: Path, runner: Runner) -> tuple[Edit, bool]:
+    """Set "experimental": "enabled", keeping every other key. Returns the edit,
+    and whether it was written (not in a dry run, not when already set)."""
     edit = plan(path)
-    if edit.action == "unchanged" or dry_run:
-        return edit
+    if edit.action == "unchanged":
+        return edit, False
     data = read(path) or {}
     data[KEY] = VALUE
-    _write(path, json.dumps(data, indent="\t") + "\n")
-    return edit
-
-
-def key_host(key: str) -> str:
-    """The host of an ``auths`` or ``credHelpers`` key, as docker compares
-    them: without scheme and path."""
-    for scheme in ("https://", "http://"):
-        if key.startswith(scheme):
-            key = key[len(scheme) :]
-    return key.split("/", 1)[0]
+    # Write through a symlink (dotfile managers link config.json) so the link stays.
+    target = path.resolve() if path.is_symlink() else path
+    try:
+        written = runner.write_file(target, json.dumps(data, indent="\t") + "\n", echo=False, mode=NEW_FILE_MODE)
+    except OSError as err:
+        raise _unwritable(path, err) from None
+    return edit, written
 
 
 def read(path: Path) -> dict[str, Any] | None:
@@ -82,7 +88,13 @@ def read(path: Path) -> dict[str, Any] | None:
     if not text.strip():
         return {}  # docker itself reads an empty config as no settings
     try:
-        data = json.loads(text, parse_float=_finite, parse_int=_fits_a_double, parse_constant=_no_constant)
+        data = json.loads(
+            text,
+            parse_float=_finite,
+            parse_int=_fits_a_double,
+            parse_constant=_no_constant,
+            object_pairs_hook=_no_repeated_keys,
+        )
     except json.JSONDecodeError as err:
         raise ConfigError(
             f"{path} is not valid JSON (line {err.lineno}, column {err.colno}: {err.msg}); left unchanged",
@@ -109,6 +121,16 @@ class _Unreadable(ValueError):
     and Python would write 1e400 back as `Infinity`."""
 
 
+def _no_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # json keeps the last of repeated keys: a second "auths" would silently drop the first one's credentials.
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _Unreadable(f"has the key {json.dumps(key)} twice, which docker would read as one")
+        seen[key] = value
+    return seen
+
+
 def _finite(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):
@@ -131,16 +153,6 @@ def _no_constant(text: str) -> float:
 
 def _short(text: str) -> str:
     return text if len(text) <= 20 else text[:17] + "..."
-
-
-def _write(path: Path, text: str) -> None:
-    # Write through a symlink (dotfile managers link config.json) so the link stays.
-    target = path.resolve() if path.is_symlink() else path
-    try:
-        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        files.write_atomic(target, text, new_mode=NEW_FILE_MODE)
-    except OSError as err:
-        raise _unwritable(path, err) from None
 
 
 def _unwritable(path: Path, err: OSError) -> EnvironmentProblem:

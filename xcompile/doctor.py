@@ -16,16 +16,17 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from xcompile import binfmt, dockerconfig, elf, emulation, engine, platforms, preflight, qemu
+from xcompile import binfmt, dockerconfig, elf, emulation, engine, platforms, qemu
 from xcompile.config import Config
 from xcompile.errors import CommandFailed, EnvironmentProblem, XcompileError
 from xcompile.platforms import Arch
+from xcompile.registry import check as registry_check
 from xcompile.runner import Runner
 
 MOUNT = ("mount", "-t", "binfmt_misc", "binfmt_misc", str(binfmt.ROOT))
-# A check is what the build's preflight calls a finding: one record for both.
-Check = preflight.Finding
-Status = preflight.Status
+# A check is what the build's registry check calls a finding: one record for both.
+Check = registry_check.Finding
+Status = registry_check.Status
 
 
 def checks(config: Config, runner: Runner, machine: str | None = None) -> list[Check]:
@@ -127,10 +128,12 @@ def as_json(found: list[Check]) -> dict[str, Any]:
 def _docker(runner: Runner) -> list[Check]:
     if runner.which("docker") is None:
         fix = "install Docker (e.g. `apt-get install docker.io`)"
-        return [Check("docker client", "fail", "docker is not on PATH", fix),
-                Check("docker daemon", "fail", "no client to ask", fix)]  # fmt: skip
+        return [
+            Check("docker client", "fail", "docker is not on PATH", fix),
+            Check("docker daemon", "fail", "no client to ask", fix),
+        ]
     try:
-        versions = engine.versions(runner)
+        versions = engine.DOCKER.versions(runner)
     except XcompileError as err:
         return [
             Check("docker client", "pass", f"{runner.which('docker')}"),
@@ -141,13 +144,21 @@ def _docker(runner: Runner) -> list[Check]:
     return [client, daemon, _experimental(versions)]
 
 
-def _experimental(versions: engine.DockerVersions) -> Check:
+def _experimental(versions: engine.Versions) -> Check:
     if engine.older_than(versions.server, engine.DAEMON_PLATFORM_SINCE) and not versions.server_experimental:
-        return Check("experimental", "fail", f"docker {versions.server} needs an experimental daemon for --platform",
-                     'set "experimental": true in /etc/docker/daemon.json and restart dockerd, or upgrade')  # fmt: skip
+        return Check(
+            "experimental",
+            "fail",
+            f"docker {versions.server} needs an experimental daemon for --platform",
+            'set "experimental": true in /etc/docker/daemon.json and restart dockerd, or upgrade',
+        )
     if engine.needs_experimental(versions.client):
-        return Check("experimental", "warn", f"docker client {versions.client} gates `docker manifest` behind"
-                     " experimental", "`xcompile experimental` (build does it for you)")  # fmt: skip
+        return Check(
+            "experimental",
+            "warn",
+            f"docker client {versions.client} gates `docker manifest` behind experimental",
+            "`xcompile experimental` (build does it for you)",
+        )
     return Check("experimental", "pass", f"not needed with client {versions.client}, server {versions.server}")
 
 
@@ -160,8 +171,11 @@ def _podman(runner: Runner) -> list[Check]:
         versions = engine.PODMAN.versions(runner)
     except XcompileError as err:
         return [Check("podman", "fail", err.message, err.hint or "")]
-    return [Check("podman", "pass", f"{versions.client} at {where}"), _podman_runs(runner),
-            Check("experimental", "pass", "not needed: experimental is docker's alone")]  # fmt: skip
+    return [
+        Check("podman", "pass", f"{versions.client} at {where}"),
+        _podman_runs(runner),
+        Check("experimental", "pass", "not needed: experimental is docker's alone"),
+    ]
 
 
 def _podman_runs(runner: Runner) -> Check:
@@ -169,13 +183,17 @@ def _podman_runs(runner: Runner) -> Check:
     missing program get as far as the rlimits without any image."""
     with tempfile.TemporaryDirectory(prefix="xcompile-doctor-") as root:
         try:
-            runner.run(*engine.PODMAN.probe(Path(root)), timeout=60)
+            runner.run(*engine.PODMAN.probe_cmd(Path(root)), timeout=60)
         except XcompileError as err:
             text = err.details() if isinstance(err, CommandFailed) else str(err)
             if "setting rlimit" in text:
-                return Check("podman run", "fail", "the runtime cannot set podman's default ulimits (above this"
-                             " host's hard limits)", "add a containers.conf.d/*.conf with [containers] default_ulimits"
-                             ' = ["nofile=N:N", "nproc=M:M"] at or under `ulimit -Hn`/`-Hu`')  # fmt: skip
+                return Check(
+                    "podman run",
+                    "fail",
+                    "the runtime cannot set podman's default ulimits (above this host's hard limits)",
+                    "add a containers.conf.d/*.conf with [containers] default_ulimits"
+                    ' = ["nofile=N:N", "nproc=M:M"] at or under `ulimit -Hn`/`-Hu`',
+                )
             if "xcompile-probe" not in text:  # anything but the missing program: it did not start
                 return Check("podman run", "fail", f"cannot start a container: {err}", err.hint or "")
     return Check("podman run", "pass", "containers start")
@@ -217,10 +235,10 @@ def _existing_parent(path: Path) -> Path:
 
 
 def _registry(config: Config, runner: Runner, chosen: engine.Engine) -> list[Check]:
-    """The build's preflight (see preflight.py), as checks, with the chosen engine's credentials."""
+    """The build's registry check (registry/check.py), as checks, with the chosen engine's credentials."""
     try:
-        found = preflight.for_config(config, runner, chosen)
+        found = registry_check.for_config(config, runner, chosen)
     except XcompileError as err:
         return [Check("registry Docker Hub", "warn", f"cannot ask the daemon for its address: {err.message}")]
     auth_files = chosen.auth_files(config.docker_config, config.podman_auth_file)
-    return preflight.check(found, auth_files)
+    return registry_check.check(found, auth_files)

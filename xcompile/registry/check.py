@@ -1,0 +1,131 @@
+"""Before any build of a run that pushes: can each registry take the push?
+
+A registry that is down, or that wants a login nobody gave, is otherwise found
+only at `docker push`, after every build and proof. So, for each registry
+host, all at once and with a short timeout:
+
+- ``GET /v2/`` answers (the registry API's version check);
+- if it answers 401 to an anonymous request, the engine's auth files have
+  credentials for the host (``auths``, ``credHelpers`` or ``credsStore``).
+
+Only the registry's answer decides. `xcompile doctor` shows the same findings.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from xcompile import engine, reference, registry
+from xcompile.config import Config
+from xcompile.errors import CommandFailed, EnvironmentProblem, RegistryUnreadable, XcompileError
+from xcompile.registry import Registry, credentials
+from xcompile.runner import Runner
+
+Status = Literal["pass", "warn", "fail"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    name: str
+    status: Status
+    detail: str
+    fix: str = ""
+
+
+def load_http() -> None:
+    """Start importing requests in the background, where a run will ask the
+    registries: its import (about 0.1 s of CPU) then overlaps the engine's first answer."""
+    threading.Thread(target=importlib.import_module, args=("requests",), name="import-requests", daemon=True).start()
+
+
+def for_config(config: Config, runner: Runner, chosen: engine.Engine = engine.DOCKER) -> list[Registry]:
+    """The registries a run of ``config`` pushes to, with ``chosen``'s login command."""
+    return registry.for_repos(
+        [config.repo], insecure=config.insecure, hub_address=lambda: chosen.hub_address(runner), program=chosen.program
+    )
+
+
+def check(found: list[Registry], auth_files: tuple[Path, ...]) -> list[Finding]:
+    """Ask every registry at once; two findings each (reachable, login)."""
+    if not found:
+        return []
+    with ThreadPoolExecutor(max_workers=len(found), thread_name_prefix="preflight") as pool:
+        answers = list(pool.map(_ask, found))
+    findings: list[Finding] = []
+    for where, answer in zip(found, answers, strict=True):
+        findings += _judge(where, answer, auth_files)
+    return findings
+
+
+def ensure(found: list[Registry], auth_files: tuple[Path, ...]) -> str:
+    """Raise EnvironmentProblem (exit 3) for the first registry that cannot
+    take a push; else return one line for the user."""
+    started = time.monotonic()
+    for finding in check(found, auth_files):
+        if finding.status == "fail":
+            raise EnvironmentProblem(finding.detail, hint=finding.fix or None)
+    names = ", ".join(where.name for where in found)
+    return f"preflight: {names} ready for the push ({time.monotonic() - started:.2f} s)"
+
+
+def gone(err: CommandFailed, repo: str) -> XcompileError | None:
+    """A push's failure, in one line, when it failed because the registry went away."""
+    failure = engine.classify(err)
+    if failure.kind != "unreachable":
+        return None
+    host = reference.registry_host(repo) or "Docker Hub"
+    return XcompileError(
+        f"push failed: registry {host} is not answering ({failure.words})",
+        hint="run the same command again once it is back",
+    )
+
+
+# --- one registry -------------------------------------------------------------
+
+
+def _ask(where: Registry) -> int | RegistryUnreadable:
+    from xcompile.registry import http
+
+    try:
+        with http.session(where.host) as made:
+            status, _, _ = http.get(made, f"{where.url}/v2/", {}, limit=1 << 20)
+            return status
+    except RegistryUnreadable as err:
+        return err
+
+
+def _judge(where: Registry, answer: int | RegistryUnreadable, auth_files: tuple[Path, ...]) -> list[Finding]:
+    label = f"registry {where.name}"
+    if isinstance(answer, RegistryUnreadable):
+        why = answer.why or answer.message
+        detail = f"registry {where.name} is not reachable at {where.url} ({why}): the push would fail"
+        return [Finding(label, "fail", detail, "start it or check the network, or build with --no-push")]
+    if answer not in (200, 401):
+        detail = f"registry {where.name} answered HTTP {answer} at {where.url}/v2/, not as a registry"
+        return [Finding(label, "fail", detail, "check the repository's host, or build with --no-push")]
+    reach = Finding(label, "pass", f"{where.url} answers")
+    if answer == 200:
+        return [reach, Finding("registry login", "pass", f"{where.name} needs no login")]
+    return [reach, _login(where, auth_files)]
+
+
+def _login(where: Registry, auth_files: tuple[Path, ...]) -> Finding:
+    try:
+        found = credentials.where(where.host, auth_files)
+    except XcompileError as err:
+        return Finding("registry login", "fail", err.message, err.hint or "")
+    if found:
+        part, auth_file = found
+        return Finding("registry login", "pass", f"credentials for {where.name} in {part} of {auth_file}")
+    none = (
+        f"{auth_files[0]} has no credentials"
+        if len(auth_files) == 1
+        else f"neither {' nor '.join(map(str, auth_files))} has credentials"
+    )
+    return Finding("registry login", "fail", f"registry {where.name} wants a login, and {none} for it", where.login)

@@ -1,0 +1,123 @@
+"""A registry host's login, from the engine's auth files, as docker and podman read them.
+
+An auth file (docker's ``config.json``, podman's ``auth.json``) may hold, for
+a host: ``auths`` (base64 ``user:password``), ``credHelpers`` (a helper per
+host) or ``credsStore`` (one helper for all). Keys are compared as docker
+compares them: without scheme and path. Whatever the file holds, odd shapes
+included, the answer is a login or none: never an error that ends the run.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from xcompile import dockerconfig
+from xcompile.errors import XcompileError
+from xcompile.runner import Runner
+
+HELPER_TIMEOUT = 30.0
+_HELPER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+@dataclass(frozen=True)
+class Login:
+    username: str
+    secret: str = field(repr=False)
+
+    def basic(self) -> str:
+        """The value of an Authorization header."""
+        return "Basic " + base64.b64encode(f"{self.username}:{self.secret}".encode()).decode()
+
+
+def key_host(key: str) -> str:
+    """The host of an ``auths`` or ``credHelpers`` key: without scheme and path."""
+    for scheme in ("https://", "http://"):
+        key = key.removeprefix(scheme)
+    return key.split("/", 1)[0]
+
+
+def where(host: str, auth_files: tuple[Path, ...]) -> tuple[str, Path] | None:
+    """Which part of which auth file holds credentials for ``host``, without
+    running any helper: ("auths" | "credHelpers" | "credsStore", file).
+    Raises ConfigError for a file that is not a JSON object."""
+    for auth_file in auth_files:
+        found = part_for(dockerconfig.read(auth_file) or {}, host)
+        if found is not None:
+            return found, auth_file
+    return None
+
+
+def part_for(data: Mapping[str, Any], host: str) -> str | None:
+    """Which part of one auth file's ``data`` holds credentials for ``host``, if any."""
+    if any(key_host(str(key)) == host for key in _mapping(data.get("auths"))):
+        return "auths"
+    if _helper_for(data, host, stores=False):
+        return "credHelpers"
+    if _helper_for(data, host, stores=True):
+        return "credsStore"
+    return None
+
+
+def find(host: str, auth_files: tuple[Path, ...], runner: Runner) -> Login | None:
+    """The login for ``host`` from the first auth file that has one; None where
+    none has (a helper that is missing or fails counts as none)."""
+    for auth_file in auth_files:
+        try:
+            data = dockerconfig.read(auth_file) or {}
+        except XcompileError:
+            continue  # the registry check has said what is wrong with it
+        login = _in_auths(data, host) or _from_helper(data, host, runner)
+        if login is not None:
+            return login
+    return None
+
+
+def _in_auths(data: Mapping[str, Any], host: str) -> Login | None:
+    for key, entry in _mapping(data.get("auths")).items():
+        if key_host(str(key)) != host or not isinstance(entry, Mapping):
+            continue
+        if isinstance(entry.get("auth"), str) and entry["auth"]:
+            try:
+                text = base64.b64decode(entry["auth"], validate=True).decode("utf-8", "replace")
+            except (binascii.Error, ValueError):
+                continue
+            user, _, password = text.partition(":")
+            return Login(user, password)
+        if isinstance(entry.get("username"), str) and isinstance(entry.get("password"), str):
+            return Login(entry["username"], entry["password"])
+    return None
+
+
+def _from_helper(data: Mapping[str, Any], host: str, runner: Runner) -> Login | None:
+    helper = _helper_for(data, host, stores=False) or _helper_for(data, host, stores=True)
+    if helper is None:
+        return None
+    try:
+        # The helper prints the secret on stdout; the runner echoes only argv.
+        out = runner.ask(f"docker-credential-{helper}", "get", stdin=host, timeout=HELPER_TIMEOUT)
+        found = json.loads(out or "")
+    except (XcompileError, json.JSONDecodeError):
+        return None  # not installed, failed, or said something else: no login
+    if not isinstance(found, Mapping):
+        return None
+    user, secret = found.get("Username"), found.get("Secret")
+    return Login(user, secret) if isinstance(user, str) and isinstance(secret, str) else None
+
+
+def _helper_for(data: Mapping[str, Any], host: str, *, stores: bool) -> str | None:
+    if stores:
+        helper = data.get("credsStore")
+    else:
+        helper = next((v for k, v in _mapping(data.get("credHelpers")).items() if key_host(str(k)) == host), None)
+    return helper if isinstance(helper, str) and _HELPER_NAME.fullmatch(helper) else None
+
+
+def _mapping(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}

@@ -1,0 +1,141 @@
+"""The one way xcompile speaks HTTP to a registry: trusted as the engine trusts it, bounded, and polite with secrets.
+
+- **Which CAs.** The system's, plus those docker reads for the host
+  (``/etc/docker/certs.d/HOST/*.crt``), plus ``REQUESTS_CA_BUNDLE`` or
+  ``SSL_CERT_FILE`` where set: a registry behind a private CA that `docker
+  push` reaches is reached here too.
+- **No proxy from the environment**: the engine uses none for loopback, and
+  the registry check must ask what the push will reach.
+- **Bounded**: a body is read up to a limit, so a registry cannot make the
+  run hold a 300 MB manifest in memory.
+- **Credentials go to a Bearer realm only over https**, or over plain http
+  where the registry itself is plain HTTP (by configuration, or loopback),
+  as docker does; never in a URL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import ssl
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from xcompile.errors import RegistryUnreadable
+from xcompile.registry import Registry
+from xcompile.registry.credentials import Login
+from xcompile.urls import redact
+
+DOCKER_CERTS = Path("/etc/docker/certs.d")
+TIMEOUT = (3.0, 10.0)
+MAX_BODY = 4 << 20
+"""The most a manifest, a config blob or a token answer may be (real ones are kilobytes)."""
+
+
+class _Adapter(HTTPAdapter):
+    def __init__(self, context: ssl.SSLContext) -> None:
+        self._context = context
+        super().__init__()
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["ssl_context"] = self._context
+        super().init_poolmanager(*args, **kwargs)
+
+
+def trust_for(host: str, env: Mapping[str, str] | None = None, certs: Path = DOCKER_CERTS) -> ssl.SSLContext:
+    """The system's CAs, plus docker's for ``host`` and the environment's bundle."""
+    env = os.environ if env is None else env
+    context = ssl.create_default_context()
+    extra = [Path(env[name]) for name in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE") if env.get(name)]
+    folder = certs / host
+    if folder.is_dir():
+        extra += sorted(path for path in folder.iterdir() if path.suffix == ".crt")
+    for path in extra:
+        try:
+            context.load_verify_locations(cafile=str(path))
+        except (OSError, ssl.SSLError):
+            continue  # an unreadable bundle adds nothing; the check then says the certificate is not trusted
+    return context
+
+
+def session(host: str) -> requests.Session:
+    """A session for one registry host (see the module's notes)."""
+    made = requests.Session()
+    made.trust_env = False
+    made.mount("https://", _Adapter(trust_for(host)))
+    return made
+
+
+def get(
+    made: requests.Session, url: str, headers: Mapping[str, str], *, limit: int = MAX_BODY
+) -> tuple[int, bytes, Mapping[str, str]]:
+    """GET ``url``: (status, body up to ``limit`` bytes, headers). Raises RegistryUnreadable
+    for a connection that fails or a body beyond the limit."""
+    shown = redact(url)
+    try:
+        with made.get(url, headers=dict(headers), timeout=TIMEOUT, stream=True, allow_redirects=True) as response:
+            body = bytearray()
+            for chunk in response.iter_content(64 << 10):
+                body += chunk
+                if len(body) > limit:
+                    raise RegistryUnreadable(f"{shown}: an answer larger than {limit >> 20} MiB")
+            return response.status_code, bytes(body), response.headers
+    except requests.RequestException as err:
+        why = _why(err)
+        raise RegistryUnreadable(f"{shown}: {why}", why=why) from None
+
+
+def json_object(body: bytes, what: str) -> dict[str, Any]:
+    """``body`` as a JSON object, or RegistryUnreadable saying it is not one."""
+    try:
+        found = json.loads(body)
+    except (ValueError, RecursionError):
+        raise RegistryUnreadable(f"{what} is not JSON") from None
+    if not isinstance(found, dict):
+        raise RegistryUnreadable(f"{what} is not a JSON object")
+    return found
+
+
+def challenge(header: str) -> tuple[str, dict[str, str]]:
+    """A WWW-Authenticate header: its scheme (lowercase) and parameters."""
+    scheme, _, params = header.strip().partition(" ")
+    return scheme.lower(), dict(re.findall(r'(\w+)="([^"]*)"', params))
+
+
+def token_auth(made: requests.Session, where: Registry, header: str, scope: str, login: Login | None) -> str | None:
+    """The Authorization header that answers a 401's challenge: Basic, or a
+    Bearer token from the realm; None where there is no answer to give."""
+    scheme, params = challenge(header)
+    if scheme == "basic":
+        return login.basic() if login else None
+    realm = params.get("realm", "")
+    parts = urlsplit(realm)
+    if scheme != "bearer" or parts.scheme not in ("http", "https") or not parts.hostname or parts.username:
+        return None  # an odd or credential-bearing realm is not asked at all
+    # Credentials only over https, or where the registry itself speaks plain HTTP.
+    send = login if parts.scheme == "https" or where.plain_http else None
+    headers = {"Authorization": send.basic()} if send else {}
+    query = {"service": params.get("service", ""), "scope": params.get("scope") or scope}
+    url = requests.Request("GET", realm, params=query).prepare().url or realm
+    status, body, _ = get(made, url, headers)
+    if status != 200:
+        return None
+    found = json_object(body, f"the token answer of {redact(realm)}")
+    value = found.get("token") or found.get("access_token")
+    return f"Bearer {value}" if isinstance(value, str) and value else None
+
+
+def _why(err: requests.RequestException) -> str:
+    if isinstance(err, requests.exceptions.SSLError):
+        return "its TLS certificate is not trusted here"
+    if isinstance(err, requests.Timeout):
+        return f"no answer within {TIMEOUT[1]:g} s"
+    if isinstance(err, requests.ConnectionError):
+        return "connection refused or host unknown"
+    return type(err).__name__

@@ -1,0 +1,89 @@
+"""What a registry holds under a tag, read without pulling: its manifest, and its config's labels.
+
+Through the registry API, with the engine's credentials (``credentials``).
+Two small GETs per image on a warm registry, where `docker pull` would write
+the image into the local store and `docker manifest inspect` shows no
+labels. Whatever the registry answers, the result is a ``Remote``, None (no
+such tag), or RegistryUnreadable, which callers turn into "cannot read …;
+building": never an error that ends the run.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from xcompile.engine import Platform
+from xcompile.errors import RegistryUnreadable
+from xcompile.registry import IMAGE_TYPES, LIST_TYPES, Member, Registry, Remote, credentials, labels_of, platform_of
+from xcompile.registry import http as registry_http
+from xcompile.runner import Runner
+
+ACCEPT = ", ".join(LIST_TYPES + IMAGE_TYPES)
+
+
+class Reader:
+    def __init__(self, where: Registry, auth_files: tuple[Path, ...], runner: Runner) -> None:
+        self.where = where
+        self.auth_files = auth_files
+        self.runner = runner
+        self._auth: str | None = None
+        """An Authorization header that worked, reused for the next requests."""
+        self._lock = threading.Lock()
+
+    def read(self, path: str, reference: str) -> Remote | None:
+        """The image or list at ``path`` under ``reference`` (a tag or a digest);
+        None when the registry has no such tag."""
+        with registry_http.session(self.where.host) as made:
+            status, body, headers = self._get(made, f"/v2/{path}/manifests/{reference}", path, {"Accept": ACCEPT})
+            if status == 404:
+                return None
+            self._ok(status, f"{path}:{reference}")
+            digest = str(headers.get("Docker-Content-Digest", ""))
+            manifest = registry_http.json_object(body, f"the manifest of {path}:{reference}")
+            ref = f"{path}:{reference}"
+            if manifest.get("mediaType") in LIST_TYPES or "manifests" in manifest:
+                return Remote(ref, digest, members=_members(manifest.get("manifests")))
+            config = manifest.get("config")
+            config_digest = config.get("digest") if isinstance(config, dict) else None
+            if not isinstance(config_digest, str) or not config_digest.startswith("sha256:"):
+                return Remote(ref, digest)  # a schema 1 manifest: no labels to compare
+            status, body, _ = self._get(made, f"/v2/{path}/blobs/{config_digest}", path, {})
+            self._ok(status, f"the config of {path}:{reference}")
+            blob = registry_http.json_object(body, f"the config of {path}:{reference}")
+            return Remote(ref, digest, labels=labels_of(blob), platform=platform_of(blob))
+
+    def _get(self, made: requests.Session, path: str, name: str, headers: dict[str, str]) -> tuple[int, bytes, Any]:
+        url = self.where.url + path
+        with self._lock:
+            auth = self._auth
+        status, body, answer = registry_http.get(made, url, {**headers, **({"Authorization": auth} if auth else {})})
+        if status == 401 and not auth:
+            login = credentials.find(self.where.host, self.auth_files, self.runner)
+            header = str(answer.get("WWW-Authenticate", ""))
+            auth = registry_http.token_auth(made, self.where, header, f"repository:{name}:pull", login)
+            if auth:
+                with self._lock:
+                    self._auth = auth
+                status, body, answer = registry_http.get(made, url, {**headers, "Authorization": auth})
+        return status, body, answer
+
+    def _ok(self, status: int, what: str) -> None:
+        if not 200 <= status < 300:
+            raise RegistryUnreadable(f"registry {self.where.name} answered HTTP {status} for {what}")
+
+
+def _members(entries: object) -> tuple[Member, ...]:
+    if not isinstance(entries, list):
+        raise RegistryUnreadable("a manifest list whose manifests are not a list")
+    members = []
+    for entry in entries:
+        digest = entry.get("digest") if isinstance(entry, dict) else None
+        if not isinstance(digest, str):
+            raise RegistryUnreadable("a manifest list entry without a digest")
+        platform = platform_of(entry.get("platform")) if isinstance(entry, dict) else None
+        members.append(Member(digest, platform or Platform("", "")))
+    return tuple(members)
