@@ -10,7 +10,9 @@ import pytest
 from xcompile import binfmt, emulation, engine, platforms
 from xcompile.config import Config, load
 from xcompile.errors import ConfigError
-from xcompile.pipeline import Local, _placed, plan
+from xcompile.plan import plan
+from xcompile.store import Local
+from xcompile.store import placed as _placed
 
 ARM = platforms.get("arm32v7")
 

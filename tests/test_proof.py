@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from conftest import Registry, docker, run_xcompile
 
-from xcompile import platforms, proof
+from xcompile import engine, platforms, proof
 from xcompile.errors import CommandFailed, ProofFailed
 
 ARM = platforms.get("arm32v7")
@@ -70,11 +70,11 @@ def test_qemu_found_in_the_topmost_layer_and_hidden_by_a_whiteout(tmp_path: Path
 
 
 def test_check_qemu_inside_names_the_path() -> None:
-    proof.check_qemu_inside(ARM, proof.QemuSeen("aa", (("/usr/bin/qemu-arm-static", "aa"),)))
+    proof.check_qemu_inside(proof.QemuSeen("aa", (("/usr/bin/qemu-arm-static", "aa"),)))
     with pytest.raises(ProofFailed, match="/usr/bin/qemu-arm-static is missing from the image"):
-        proof.check_qemu_inside(ARM, proof.QemuSeen("aa", (("/usr/bin/qemu-arm-static", None),)))
+        proof.check_qemu_inside(proof.QemuSeen("aa", (("/usr/bin/qemu-arm-static", None),)))
     with pytest.raises(ProofFailed, match="/x/q in the image is not the qemu that was copied in"):
-        proof.check_qemu_inside(ARM, proof.QemuSeen("aa", (("/usr/bin/qemu-arm-static", "aa"), ("/x/q", "bb"))))
+        proof.check_qemu_inside(proof.QemuSeen("aa", (("/usr/bin/qemu-arm-static", "aa"), ("/x/q", "bb"))))
 
 
 def test_inspect_without_layers_on_this_host() -> None:
@@ -100,7 +100,8 @@ def test_inspect_without_layers_on_this_host() -> None:
     ],
 )
 def test_a_missing_program_is_told_from_a_missing_emulator(stderr: str, program: str, lacks: bool) -> None:
-    assert proof.lacks_program(CommandFailed(["docker", "run"], 127, "", stderr), program) is lacks
+    failure = engine.classify(CommandFailed(["docker", "run"], 127, "", stderr), program)
+    assert (failure.kind == "missing-program") is lacks
 
 
 # --- integration: real daemon, real registry ------------------------------------

@@ -11,19 +11,19 @@ It proves three things, at about the cost of one container run:
   has python3, ``platform.machine()``. Images without a shell are run with
   python3, else uname, as their entrypoint.
 
-The pipeline gathers (it owns the runner); this module judges.
+prove.py gathers (it owns the runner); this module judges.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from xcompile.engine import Failure
 from xcompile.errors import CommandFailed, ProofFailed
 from xcompile.platforms import Arch
 
@@ -192,8 +192,7 @@ def check_labels(arch: Arch, config: ImageConfig) -> None:
         )
 
 
-def check_qemu_inside(arch: Arch, seen: QemuSeen) -> None:
-    del arch  # the paths came with what was seen
+def check_qemu_inside(seen: QemuSeen) -> None:
     for path, sha256 in seen.found:
         if sha256 is None:
             raise ProofFailed(f"{path} is missing from the image")
@@ -216,27 +215,19 @@ def check_machine(arch: Arch, machine: Machine) -> None:
 # --- a run that failed, in words ----------------------------------------------
 
 
-def lacks_program(err: CommandFailed, program: str) -> bool:
-    """Did the engine fail to start ``program`` because the image has no such file?"""
-    text = f"{err.stderr}\n{err.stdout}"
-    name = re.escape(program)
-    return bool(re.search(rf"executable file not found|stat {name}: no such file|exec: \"{name}\": stat", text))
-
-
-def run_failed(arch: Arch, err: CommandFailed, program: str = "docker") -> ProofFailed:
-    if err.retcode is None:  # the runner's timeout stopped it
+def run_failed(arch: Arch, failure: Failure, err: CommandFailed, program: str = "docker") -> ProofFailed:
+    if failure.kind == "timeout":  # the runner's timeout stopped it
         return ProofFailed(
             f"the proof's emulated run of the image did not end: {err.reason}",
             hint=f"a slow image needs a longer --proof-timeout; a container that `{program} ps` still shows as"
             " Up after its program ended means the engine lost its exit, and restarting the engine clears it",
         )
-    text = f"{err.stderr}\n{err.stdout}"
-    if "exec format error" in text:
+    if failure.kind == "exec-format":
         return ProofFailed(
             f"the image does not run: 'exec format error', so this host has no working binfmt entry for {arch.name}",
             hint="run `xcompile doctor`",
         )
-    if "no such file or directory" in text:
+    if failure.kind == "missing-file":
         return ProofFailed(
             f"the image does not run: 'no such file or directory', so the emulator that binfmt names for"
             f" {arch.name} is not in the image",

@@ -8,7 +8,7 @@ from typing import Any
 
 from xcompile import __version__, files
 from xcompile.errors import EnvironmentProblem
-from xcompile.pipeline import Result
+from xcompile.plan import Result
 
 COLUMNS = ("image", "platform", "status", "digest", "seconds")
 
@@ -16,7 +16,7 @@ COLUMNS = ("image", "platform", "status", "digest", "seconds")
 def as_dict(result: Result) -> dict[str, Any]:
     return {
         "xcompile": __version__,
-        "engine": {"name": result.engine.engine, "client": result.engine.client, "server": result.engine.server},
+        "engine": {"name": result.versions.engine, "client": result.versions.client, "server": result.versions.server},
         "images": [
             {
                 "name": o.name,

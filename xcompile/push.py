@@ -1,0 +1,110 @@
+"""Step 5: push — and, before the build, whether the registry already has what the build would make.
+
+``Published`` reads the registry's image under a tag (registry.reader) and
+judges it against the labels a build would set (recipe.py): the same means
+``unchanged``, neither built nor pushed. ``push`` and ``push_list`` push an
+image and a tag's manifest list.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from xcompile import engine, recipe, reference
+from xcompile.config import Config
+from xcompile.errors import CommandFailed, RegistryUnreadable
+from xcompile.plan import Image, ManifestList
+from xcompile.runner import Runner
+
+if TYPE_CHECKING:  # requests loads only when a registry is read (start-up time)
+    from xcompile.registry import Registry, Remote
+    from xcompile.registry.reader import Reader
+
+Say = Callable[[str, "str | None"], None]
+
+
+class Published:
+    """What the registry holds under the run's names, read once per name with one reader."""
+
+    def __init__(self, config: Config, runner: Runner, shapes: engine.Engine, say: Say) -> None:
+        self.config = config
+        self.runner = runner
+        self.shapes = shapes
+        self.say = say
+        self.registries: list[Registry] = []
+        """Where the run pushes, as the registry check found it."""
+        self._reader: Reader | None = None
+        self._lock = threading.Lock()
+
+    def read(self, name: str, label: str) -> Remote | None:
+        """The registry's image or list under ``name``; None where it has none,
+        cannot be read (said, and the image is built), or was not asked (a dry run)."""
+        from xcompile import registry
+
+        path, tag = registry.split(name)
+        try:
+            return self.runner.look(lambda: self.reader().read(path, tag))
+        except RegistryUnreadable as err:
+            self.say(f"cannot read {name} from the registry ({err}); building", label)
+            return None
+
+    def unchanged(self, image: Image, labels: dict[str, str]) -> Remote | None:
+        """The registry's image when it is what a build would make again, else None (build it)."""
+        remote = self.read(image.name, image.label)
+        if remote is None or remote.is_list:
+            return None
+        differs = recipe.differences(labels, remote.labels)
+        if differs:
+            self.say(f"changed since {remote.digest[:19]}: {', '.join(differs)}; building", image.label)
+            return None
+        self.say(f"unchanged: {image.name} is {remote.digest} (same base, qemu and recipe)", image.label)
+        return remote
+
+    def reader(self) -> Reader:
+        from xcompile.registry import check
+        from xcompile.registry.reader import Reader
+
+        with self._lock:
+            if self._reader is None:
+                # The registry check found it (a Docker Hub repo asked the engine its address): not again.
+                (where,) = self.registries or check.for_config(self.config, self.runner, self.shapes)
+                self._reader = Reader(where, auth_files(self.config, self.shapes), self.runner)
+            return self._reader
+
+
+def auth_files(config: Config, shapes: engine.Engine) -> tuple[Path, ...]:
+    return shapes.auth_files(config.docker_config, config.podman_auth_file)
+
+
+def push(runner: Runner, shapes: engine.Engine, config: Config, image: Image, digest_file: Path) -> str | None:
+    """Push the image; its digest where the engine says it."""
+    from xcompile.registry import check
+
+    argv = shapes.push_cmd(
+        image.name, insecure=reference.plain_http(config.repo, config.insecure), digest_file=digest_file
+    )
+    try:
+        out = runner.stream(*argv, label=image.label)
+    except CommandFailed as err:
+        raise check.gone(err, config.repo) or err from None
+    return shapes.pushed_digest(out, digest_file)
+
+
+def push_list(
+    runner: Runner, shapes: engine.Engine, config: Config, manifest: ManifestList, digest_file: Path
+) -> str | None:
+    """Make the tag's manifest list afresh from its pushed images, and push it."""
+    from xcompile.registry import lists
+
+    return lists.push_list(
+        runner,
+        shapes,
+        manifest.name,
+        manifest.members(),
+        insecure=reference.plain_http(config.repo, config.insecure),
+        digest_file=digest_file,
+        label=manifest.label,
+    )
