@@ -1,7 +1,7 @@
 """The command line: the only module that prints or chooses an exit code.
 
-Exit codes (see the README): 0 every image done, 1 some image failed,
-2 bad usage/configuration/input, 3 environment problem, 130 interrupted.
+Exit codes (docs/configuration.md): 0 every image done, 1 some image failed,
+2 bad usage/configuration/input, 3 environment problem, 128 + N on signal N.
 """
 
 from __future__ import annotations
@@ -22,10 +22,12 @@ from plumbum import cli
 from plumbum.cli.application import ShowCompletion, ShowHelp, ShowHelpAll, ShowVersion
 from plumbum.cli.switches import SwitchError
 
-from xcompile import __version__, config, dockerconfig, doctor, engine, join, matrix, platforms, qemu, report
+from xcompile import __version__, config, dockerconfig, doctor, join, matrix, qemu, report, switches
 from xcompile.errors import Interrupted, UsageError, XcompileError
-from xcompile.pipeline import Pipeline, Result
+from xcompile.pipeline import Pipeline
+from xcompile.plan import Result
 from xcompile.runner import Runner
+from xcompile.urls import scrub
 
 if TYPE_CHECKING:
     from xcompile import download
@@ -75,35 +77,6 @@ class Console:
                 print(f"{event.what}: {state} {size}", file=self.log, flush=True)
 
 
-class _Setting(cli.SwitchAttr[Any]):
-    """A switch for one ``Config`` key, named once: its spellings come from the
-    key and ``config.ALIASES``, and its text goes to ``config.load`` unparsed
-    (``config.KEYS`` parses it, so a switch and a file say the same errors)."""
-
-    def __init__(self, key: str, help: str, argname: str = "VALUE") -> None:
-        self.key = key
-        names = [f"--{name}" for name in config.switch_names(key)]
-        super().__init__(names, str, default=None, list=config.repeatable(key), argname=argname, help=help)
-
-    def given(self, value: Any) -> Any:
-        return value or None
-
-
-class _Toggle(cli.Flag):
-    """A flag for a true/false ``Config`` key: ``--KEY`` where it defaults to
-    false, ``--no-KEY`` where it defaults to true (--no-push)."""
-
-    def __init__(self, key: str, help: str, *, short: str | None = None) -> None:
-        self.key = key
-        self.turns_off = bool(config.DEFAULTS[key])
-        prefix = "--no-" if self.turns_off else "--"
-        names = [f"{prefix}{name}" for name in config.switch_names(key)] + ([short] if short else [])
-        super().__init__(names, help=help)
-
-    def given(self, value: Any) -> bool | None:
-        return (not self.turns_off) if value else None
-
-
 class _Session(NamedTuple):
     """What every command starts from."""
 
@@ -112,37 +85,10 @@ class _Session(NamedTuple):
     runner: Runner
 
 
-class _Switches(cli.Application):
-    """Switches every command takes."""
-
-    config_file = cli.SwitchAttr(
-        "--config", str, default=None, argname="FILE",
-        help="read settings from FILE ([xcompile] in .cfg/.ini, [tool.xcompile] in .toml)",
-    )  # fmt: skip
-    arches = _Setting(
-        "arches", argname="ARCH",
-        help=f"target architecture (repeatable); known: {', '.join(a.name for a in platforms.ARCHES)}",
-    )  # fmt: skip
-    dry_run = _Toggle("dry_run", "print every command and edit, run and write nothing")
-    verbose = _Toggle("verbose", "show failing commands' output and tracebacks", short="-v")
-
-    def given(self) -> dict[str, Any]:
-        """The switches given on the command line, the parent's first."""
-        values: dict[str, Any] = {}
-        if isinstance(self.parent, _Switches):
-            values.update(self.parent.given())
-        if self.config_file is not None:
-            values["config_file"] = self.config_file
-        for attr in dir(type(self)):
-            switch = getattr(type(self), attr)
-            if isinstance(switch, (_Setting, _Toggle)):
-                value = switch.given(getattr(self, attr))
-                if value is not None:
-                    values[switch.key] = value
-        return values
-
-    def load_config(self, console: Console) -> config.Config:
-        given = self.given()
+class _Command(switches.Common):
+    def session(self) -> _Session:
+        console = Console()
+        given = switches.given(self)
         config_file = given.pop("config_file", None)
         settings, warnings = config.load(
             given,
@@ -153,15 +99,11 @@ class _Switches(cli.Application):
         )
         for warning in warnings:
             console.say(f"warning: {warning}")
-        return settings
-
-    def session(self) -> _Session:
-        console = Console()
-        settings = self.load_config(console)
         return _Session(console, settings, Runner(console.echo, dry_run=settings.dry_run))
 
-    # Plumbum prints a switch error followed by the whole help text; we want
-    # one line and exit code 2, like every other bad input.
+    # Plumbum prints a switch error followed by the whole help text, and offers
+    # no public hook for that (its handler sits inside _parse_and_dispatch); we
+    # want one line and exit code 2, like every other bad input.
     def _parse_args(self, argv: list[str]) -> Any:
         with self._one_line_errors():
             return super()._parse_args(argv)
@@ -180,61 +122,7 @@ class _Switches(cli.Application):
             raise UsageError(str(err), hint=f"see `{self.PROGNAME} --help`") from None
 
 
-class _QemuSwitches(_Switches):
-    """Where the static qemu comes from, when it is not on PATH."""
-
-    mirror = _Setting("mirror", "Debian archive to download qemu from", argname="URL")
-    suite = _Setting("suite", "its suite: stable (the default), oldstable, testing, or a codename", argname="SUITE")
-    keyring = _Setting(
-        "keyring", "check its signature with FILE only (default: Debian's keys, bundled, and the host's)",
-        argname="FILE",
-    )  # fmt: skip
-    allow_unsigned = _Toggle("allow_unsigned", "take an archive whose signature cannot be verified (warns)")
-    offline = _Toggle("offline", "use only qemu already on PATH or in the cache")
-    qemu_url = _Setting("qemu_url", "a static qemu binary to download", argname="URL")
-    qemu_sha256 = _Setting("qemu_sha256", "its SHA256 (required)", argname="HEX")
-    qemu_source = _Setting(
-        "qemu_source", f"where qemu comes from: {', '.join(config.QEMU_SOURCES)}; auto (the default) tries PATH,"
-        " then apt, then the download", argname="SOURCE",
-    )  # fmt: skip
-
-
-class _EngineSwitches(_QemuSwitches):
-    """The container engine, for the commands that drive one."""
-
-    engine = _Setting(
-        "engine", f"container engine: {', '.join(engine.CHOICES)} (default docker; auto: docker when its daemon"
-        " answers, else podman)", argname="ENGINE",
-    )  # fmt: skip
-
-
-class _BuildSwitches(_EngineSwitches):
-    image = _Setting("image", "official image to start from (base: <arch namespace>/NAME)", argname="NAME")
-    base = _Setting(
-        "base", "foreign base image name, without tag; {namespace} stands for the arch's namespace", argname="IMAGE"
-    )
-    repo = _Setting("repo", "repository to build and push to", argname="NAME")
-    tags = _Setting("tags", "a tag to build (repeatable; replaces the configured list)", argname="TAG")
-    push = _Toggle("push", "build only, do not push")
-    verify = _Toggle("verify", "do not prove each image (labels, qemu inside, runs) before pushing")
-    manifest = _Toggle("manifest", "with several --arch, do not join each tag in a manifest list")
-    jobs = _Setting("jobs", f"images at once (default {config.DEFAULT_JOBS})", argname="N")
-    proof_timeout = _Setting(
-        "proof_timeout", f"seconds each image's emulated proof run may take (default {config.DEFAULT_PROOF_TIMEOUT})",
-        argname="SECONDS",
-    )  # fmt: skip
-    keep_going = _Toggle("keep_going", "go on with the other images after a failure")
-    report = _Setting("report", "also write the summary as JSON", argname="FILE")
-    rebuild = _Setting(
-        "rebuild", "changed (the default): only images whose base, qemu or recipe differ from the registry's;"
-        " always: every image", argname="WHEN",
-    )  # fmt: skip
-    pull = _Setting("pull", "pull each base first: always (the default), missing, never", argname="POLICY")
-    only = _Setting(
-        "only", "build, prove and push only this cell (repeatable), as a CI matrix job does; never a manifest"
-        " list (see `xcompile matrix` and `xcompile join`)", argname="TAG/ARCH",
-    )  # fmt: skip
-
+class _Build(_Command, switches.Build):
     def build(self) -> int:
         console, settings, runner = self.session()
         if settings.dry_run:
@@ -258,7 +146,7 @@ class _BuildSwitches(_EngineSwitches):
             console.say(f"report written to {settings.report}")
 
 
-class XcompileApp(_BuildSwitches):
+class XcompileApp(_Build):
     """Build cross-compile-ready base images: a foreign base image plus a static qemu."""
 
     PROGNAME = "xcompile"
@@ -279,22 +167,25 @@ class XcompileApp(_BuildSwitches):
 
 
 @XcompileApp.subcommand("build")
-class BuildCommand(_BuildSwitches):
-    """Run the whole flow: qemu, cp, experimental, then build and push every image."""
+class BuildCommand(_Build):
+    """Run the whole flow: qemu, cp, experimental, then build, prove and push every image."""
 
     def main(self) -> int:
         return self.build()
 
 
 @XcompileApp.subcommand("matrix")
-class MatrixCommand(_BuildSwitches):
+class MatrixCommand(_Command, switches.Cells):
     """Print the configured cells (tag x arch) as JSON, for a CI matrix."""
 
     fmt = cli.SwitchAttr(
-        "--format", str, default="json", argname="FORMAT",
-        help="json: a list of {tag, arch, only}; github: one line {\"include\": [...]} for $GITHUB_OUTPUT;"
+        "--format",
+        str,
+        default="json",
+        argname="FORMAT",
+        help='json: a list of {tag, arch, only}; github: one line {"include": [...]} for $GITHUB_OUTPUT;'
         " lines: one TAG/ARCH a line",
-    )  # fmt: skip
+    )
 
     def main(self) -> int:
         if self.fmt not in matrix.FORMATS:
@@ -305,19 +196,19 @@ class MatrixCommand(_BuildSwitches):
 
 
 @XcompileApp.subcommand("join")
-class JoinCommand(_BuildSwitches):
+class JoinCommand(_Command, switches.Cells, switches.Registry):
     """Push one manifest list per configured tag from parts that `build --only` pushed."""
 
     def main(self) -> int:
         console, settings, runner = self.session()
         for done in join.join(settings, runner, console.say):
-            state = "planned" if settings.dry_run else "joined" if done.changed else "unchanged"
+            state = "planned" if done.digest is None and done.changed else "joined" if done.changed else "unchanged"
             console.result(f"{done.name}  {', '.join(done.platforms)}  {state}  {done.digest or '-'}")
         return 0
 
 
 @XcompileApp.subcommand("qemu")
-class QemuCommand(_QemuSwitches):
+class QemuCommand(_Command, switches.QemuSource):
     """Find, install or download the static qemu for each target and print its path."""
 
     dest = cli.SwitchAttr("--dest", str, default=None, argname="DIR", help="also copy the binary into DIR")
@@ -334,22 +225,21 @@ class QemuCommand(_QemuSwitches):
 
 
 @XcompileApp.subcommand("experimental")
-class ExperimentalCommand(_Switches):
+class ExperimentalCommand(_Command):
     """Set "experimental": "enabled" in the docker client config."""
 
     def main(self) -> int:
-        console, settings, _ = self.session()
-        edit = dockerconfig.enable_experimental(settings.docker_config, dry_run=settings.dry_run)
-        console.result(edit.describe(done=not settings.dry_run))
+        console, settings, runner = self.session()
+        edit, written = dockerconfig.enable_experimental(settings.docker_config, runner)
+        console.result(edit.describe(done=written))
         return 0
 
 
 @XcompileApp.subcommand("doctor")
-class DoctorCommand(_EngineSwitches):
+class DoctorCommand(_Command, switches.QemuSource, switches.Registry):
     """Check this host for building and running foreign images; --fix repairs binfmt."""
 
-    repo = _Setting("repo", "repository whose registry to check", argname="NAME")
-    push = _Toggle("push", "do not check the registry")
+    push = switches.Toggle("push", "do not check the registry")
     as_json = cli.Flag("--json", help="print the checks as JSON")
     fix = cli.Flag("--fix", help="(root) mount binfmt_misc and register missing or broken qemu entries")
     no_fix_binary = cli.Flag("--no-fix-binary", help="with --fix: register without the F flag, as older hosts do")
@@ -363,10 +253,7 @@ class DoctorCommand(_EngineSwitches):
         # The probes are an implementation detail here; -v shows them.
         quiet = Runner(console.echo if settings.verbose else (lambda line, label: None))
         found = doctor.checks(settings, quiet)
-        if self.as_json:
-            console.result(json.dumps(doctor.as_json(found), indent=2))
-        else:
-            console.result(doctor.table(found))
+        console.result(json.dumps(doctor.as_json(found), indent=2) if self.as_json else doctor.table(found))
         return 3 if doctor.worst(found) == "fail" else 0
 
 
@@ -375,6 +262,7 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
 def _on_stop_signal(signum: int, frame: object) -> None:
+    del frame
     # Once: a second signal must not cut the cleanup (children, temp folder) short.
     for other in STOP_SIGNALS:
         signal.signal(other, signal.SIG_IGN)
@@ -403,8 +291,8 @@ def _main(args: list[str], verbose: bool) -> int:
         if verbose:
             details = err.details()
             if details:
-                print(details, file=sys.stderr)
-            traceback.print_exc()
+                print(scrub(details), file=sys.stderr)
+            _traceback()
         return err.exit_code
     except KeyboardInterrupt as stop:
         signum = stop.signum if isinstance(stop, Interrupted) else signal.SIGINT
@@ -413,7 +301,16 @@ def _main(args: list[str], verbose: bool) -> int:
             print(f"xcompile: interrupted{by}", file=sys.stderr)
         return 128 + signum
     except Exception as err:  # a bug: still one line unless -v
-        print(f"xcompile: internal error: {type(err).__name__}: {err} (run with -v for the traceback)", file=sys.stderr)
+        print(
+            scrub(f"xcompile: internal error: {type(err).__name__}: {err} (run with -v for the traceback)"),
+            file=sys.stderr,
+        )
         if verbose:
-            traceback.print_exc()
+            _traceback()
         return 1
+
+
+def _traceback() -> None:
+    # A library's exception chained below ours may quote a URL whole: its
+    # password or token (a query, a presigned signature) is cut out here.
+    print(scrub(traceback.format_exc()), end="", file=sys.stderr)

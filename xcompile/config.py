@@ -1,7 +1,8 @@
 """Settings, resolved in one cascade: defaults < config file < XCOMPILE_* env < switches.
 
-``load`` is pure apart from reading the config file: the environment and the
-home folder come in as parameters, so tests pass a dict.
+``load`` takes the environment, the working folder and the home folder as
+parameters (tests pass a dict); it reads the config file, and checks that the
+files a setting names (report, keyring) can be used.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 from xcompile import engine, platforms, reference
 from xcompile.errors import ConfigError
+from xcompile.urls import redact
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -119,8 +121,10 @@ def _words(value: Any, key: str) -> tuple[str, ...]:
         # TOML's `tags = [3.9, 3.10]` are floats, and 3.10 would become "3.1".
         odd = next((item for item in value if not isinstance(item, str)), None)
         if odd is not None:
-            raise ConfigError(f"{key}: expected strings, got {odd!r} ({type(odd).__name__})",
-                              hint='quote each item: TOML reads 3.10 as the number 3.1')  # fmt: skip
+            raise ConfigError(
+                f"{key}: expected strings, got {odd!r} ({type(odd).__name__})",
+                hint="quote each item: TOML reads 3.10 as the number 3.1",
+            )
         items = value
     else:
         items = re.split(r"[\s,]+", _text(value, key))
@@ -185,7 +189,8 @@ def _sha256(value: Any, key: str) -> str:
 def _url(value: Any, key: str) -> str:
     url = _text(value, key)
     if not re.match(r"https?://[^/\s]+", url):
-        raise ConfigError(f"{key}: {url!r} is not an http(s) URL")
+        # Shown without credentials or query: a mistyped URL may still carry a password.
+        raise ConfigError(f"{key}: {redact(url)!r} is not an http(s) URL")
     return url.rstrip("/")
 
 
@@ -409,13 +414,24 @@ def _switch_name(key: str) -> str:
     return switch_names(key)[0]
 
 
+def _check_report(report: Path) -> None:
+    """The report is written after every build and push: a path it cannot go to is refused now."""
+    if not report.parent.is_dir():
+        raise ConfigError(f"report: folder {report.parent} does not exist")
+    if report.is_dir():
+        raise ConfigError(f"report: {report} is a folder", hint="give a file name, e.g. report.json")
+    if report.exists() and not report.is_file():
+        # /dev/null, a FIFO: never replaced by a regular file, even as root.
+        raise ConfigError(f"report: {report} exists and is not a regular file", hint="give a file name")
+
+
 def _validate(config: Config, warnings: list[str]) -> None:
     for arch in config.targets:
         reference.check_name(config.base_for(arch), what=f"base image for {arch.name}")
     reference.check_name(config.repo)
     # Refused now rather than after every image is built.
-    if config.report is not None and not config.report.parent.is_dir():
-        raise ConfigError(f"report: folder {config.report.parent} does not exist")
+    if config.report is not None:
+        _check_report(config.report)
     if config.keyring is not None and not config.keyring.is_file():
         raise ConfigError(f"keyring: {config.keyring} does not exist")
     if bool(config.qemu_url) != bool(config.qemu_sha256):

@@ -10,6 +10,8 @@ def redact(url: str) -> str:
     """``url`` without credentials, query or fragment."""
     try:
         parts = urlsplit(url)
+        if "@" not in parts.netloc and not parts.query and not parts.fragment and "?" not in url and "#" not in url:
+            return url  # nothing to cut: shown as given
         host = parts.hostname or ""
         port = f":{parts.port}" if parts.port else ""
     except ValueError:
