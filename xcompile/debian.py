@@ -39,6 +39,8 @@ import json
 import lzma
 import os
 import re
+import sys
+import tempfile
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -51,14 +53,14 @@ from debian.debian_support import Version
 
 from . import debpkg, files, trust
 from .download import (
+    MAX_BINARY,
     MAX_RETRY_AFTER,
     ProgressCallback,
     cache_writes,
+    cached,
     download_file,
     fetch_bytes,
     make_session,
-    part_file,
-    publish,
 )
 from .elf import BY_DEBIAN, check_static, host_debian_arch
 from .errors import (
@@ -271,10 +273,8 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def _write_json(final: Path, data: dict[str, Any]) -> None:
-    with part_file(final.parent, final.name) as part:
-        with cache_writes(part):
-            part.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-        publish(part, final)
+    with cached(final) as part, cache_writes(part):
+        part.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
 
 # --- the fetch --------------------------------------------------------------------------------
@@ -310,8 +310,18 @@ def fetch_qemu(
     cache = _Cache(cache_dir, archive)
     http = session if session is not None else make_session(max_wait=min(MAX_RETRY_AFTER, timeout))
     try:
-        fetch = _Fetch(archive, cache, http, BY_DEBIAN[arch], arch, timeout, progress,
-                       runner or Runner(lambda line, label: None), keyring_dirs, offline)  # fmt: skip
+        fetch = _Fetch(
+            archive,
+            cache,
+            http,
+            BY_DEBIAN[arch],
+            arch,
+            timeout,
+            progress,
+            runner or Runner(lambda line, label: None),
+            keyring_dirs,
+            offline,
+        )
         return _fetch_offline(fetch, binary) if offline else fetch.run(binary)
     finally:
         if session is None:
@@ -343,8 +353,9 @@ def _fetch_offline(fetch: _Fetch, binary: str) -> FetchResult:
         record.binaries[binary] = found
         cache.save_record(record)
     notes = () if record.signer else (UNSIGNED_NOTE.format(why="it was not verified when it was cached"),)
-    return FetchResult(path, found.sha256, found.deb.package, found.deb.version, record.codename, False,
-                       record.signer, notes)  # fmt: skip
+    return FetchResult(
+        path, found.sha256, found.deb.package, found.deb.version, record.codename, False, record.signer, notes
+    )
 
 
 class _Fetch:
@@ -402,8 +413,16 @@ class _Fetch:
         # Recorded only now: a refused or failed run leaves no trace in the cache.
         self.cache.save_record(record)
         self.cache.save_release(self.archive.suite, codename, date)
-        return FetchResult(path, found.sha256, found.deb.package, found.deb.version, codename, self.downloaded,
-                           signer, tuple(self.notes))  # fmt: skip
+        return FetchResult(
+            path,
+            found.sha256,
+            found.deb.package,
+            found.deb.version,
+            codename,
+            self.downloaded,
+            signer,
+            tuple(self.notes),
+        )
 
     # --- the signed Release ---
 
@@ -496,17 +515,24 @@ class _Fetch:
         )
 
     def _deb(self, deb: _Deb) -> Path:
-        cached = self.cache.cached_deb(deb)
-        if cached is not None:
-            return cached
+        kept = self.cache.cached_deb(deb)
+        if kept is not None:
+            return kept
         if self.offline:
             raise self.miss(deb.package)
         dest = self.cache.deb(deb.sha256)
-        with part_file(dest.parent, deb.sha256) as part:
-            download_file(self.http, f"{self.archive.mirror}/{deb.filename}", part, timeout=self.timeout,
-                          size=deb.size, sha256=deb.sha256, what=deb.filename.rsplit("/", 1)[-1],
-                          source="Packages", progress=self.progress)  # fmt: skip
-            publish(part, dest)
+        with cached(dest) as part:
+            download_file(
+                self.http,
+                f"{self.archive.mirror}/{deb.filename}",
+                part,
+                timeout=self.timeout,
+                size=deb.size,
+                sha256=deb.sha256,
+                what=deb.filename.rsplit("/", 1)[-1],
+                source="Packages",
+                progress=self.progress,
+            )
         self.downloaded = True
         return dest
 
@@ -542,7 +568,11 @@ class _Holder:
         self.part: Path | None = None
 
     def write(self, source: IO[bytes], size: int) -> None:
-        self.part = self._parts.enter_context(part_file(self.final.parent, self.final.name))
+        if size > MAX_BINARY:
+            raise VerificationError(
+                f"{self.label}: {size} bytes, more than a static qemu can be ({MAX_BINARY} at most)"
+            )
+        self.part = self._parts.enter_context(cached(self.final, mode=0o755))
         digest = hashlib.sha256()
         written = 0
         with cache_writes(self.part), open(self.part, "wb") as out:
@@ -552,22 +582,18 @@ class _Holder:
                 written += len(block)
             out.flush()
             os.fsync(out.fileno())
-        if written != size:
-            self._parts.close()
-            raise VerificationError(f"{self.label}: {written} of {size} bytes in the package")
         try:
+            if written != size:
+                raise VerificationError(f"{self.label}: {written} of {size} bytes in the package")
             check_static(self.part, self.host, self.label)
         except BaseException:
-            self._parts.close()
+            self._parts.__exit__(*sys.exc_info())  # the part file goes, nothing is put in place
             raise
         self.sha256 = digest.hexdigest()
 
     def publish(self) -> Path:
         assert self.part is not None
-        with self._parts:
-            with cache_writes(self.part):
-                self.part.chmod(0o755)
-            publish(self.part, self.final)
+        self._parts.close()
         return self.final
 
 
@@ -680,9 +706,21 @@ class _Index:
             raise self.fetch.miss(f"index for {self.fetch.arch}")
         if self._path is None:
             fetch = self.fetch
-            path = self._stack.enter_context(part_file(fetch.cache.root / "index", "Packages.xz"))
-            download_file(fetch.http, self.raw_url, path, timeout=fetch.timeout, size=self.size, sha256=self.sha256,
-                          what="Packages.xz", source="Release", progress=fetch.progress)  # fmt: skip
+            folder = fetch.cache.root / "index"
+            with cache_writes(folder):
+                folder.mkdir(parents=True, exist_ok=True)
+                path = Path(self._stack.enter_context(tempfile.TemporaryDirectory(dir=folder))) / "Packages.xz"
+            download_file(
+                fetch.http,
+                self.raw_url,
+                path,
+                timeout=fetch.timeout,
+                size=self.size,
+                sha256=self.sha256,
+                what="Packages.xz",
+                source="Release",
+                progress=fetch.progress,
+            )
             self._path = path
         return self._path
 

@@ -2,9 +2,11 @@
 
 urllib3's ``Retry`` (mounted on the session) covers refused connections,
 timeouts before the headers and 5xx answers. It does not cover a body that is
-cut off mid-stream (requests raises ``ChunkedEncodingError``, or nothing at all
-when there is no Content-Length), so :func:`stream_to` resumes with
-``Range: bytes=N-`` itself, or restarts when the server ignores ranges.
+cut off mid-stream (urllib3 raises ``IncompleteRead``, or nothing at all when
+there is no Content-Length), so ``_Transfer`` resumes with ``Range: bytes=N-``
+itself, or restarts when the server ignores ranges. Bytes are kept as served:
+a Content-Encoding is never decoded, and a download without a size from the
+signed chain stops at MAX_BINARY, so a mirror cannot fill the disk.
 
 What a mirror can make us wait is bounded: a ``Retry-After`` beyond 60 s (or
 the timeout) ends the retries at once, and one download as a whole, retries
@@ -12,9 +14,9 @@ and resumes included, gets twice the timeout plus its size at 100 kB/s.
 Messages show URLs through :func:`xcompile.urls.redact`: no credentials, no
 query.
 
-Every file is written to a ``*.part`` path made by :func:`part_file`, which
-removes it on every way out (errors and Ctrl-C included); callers rename it
-into place only once its size and SHA256 have been checked.
+Every file is written to a ``*.part`` path made by :func:`cached`, which
+removes it on every way out (errors and Ctrl-C included) and puts it in place
+only when the caller's block ends cleanly, once its size and SHA256 were checked.
 
 Errors (all in the :mod:`xcompile.errors` hierarchy):
 
@@ -31,16 +33,16 @@ Errors (all in the :mod:`xcompile.errors` hierarchy):
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import io
 import os
 import re
-import tempfile
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
@@ -48,9 +50,11 @@ from typing import Any, BinaryIO
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3 import exceptions as urllib3_errors
 from urllib3.exceptions import MaxRetryError
 from urllib3.util.retry import Retry
 
+from . import files
 from .errors import CacheError, DownloadError, VerificationError
 from .urls import redact, scrub
 
@@ -139,7 +143,7 @@ def make_session(*, retries: int = 3, backoff: float = 0.25, max_wait: float = M
     return session
 
 
-@contextmanager
+@contextlib.contextmanager
 def cache_writes(path: Path) -> Iterator[None]:
     """Turn an OSError from writing ``path`` into a one-line :class:`CacheError`.
 
@@ -160,30 +164,27 @@ def cache_writes(path: Path) -> Iterator[None]:
         ) from err
 
 
-@contextmanager
-def part_file(directory: Path, name: str) -> Iterator[Path]:
-    """A fresh ``<name>.<random>.part`` in ``directory``, removed on the way out unless renamed away.
-
-    The random infix lets two xcompile processes fetch into one cache at once;
-    the final rename is atomic, so the loser simply overwrites with the same bytes.
-    """
-    with cache_writes(directory):
-        directory.mkdir(parents=True, exist_ok=True)
-        fd, raw = tempfile.mkstemp(dir=directory, prefix=f"{name}.", suffix=".part")
-        os.close(fd)
-    path = Path(raw)
-    try:
-        yield path
-    finally:
-        # BaseException paths (Ctrl-C) come through here too.
-        path.unlink(missing_ok=True)
+MAX_BINARY = 256 << 20
+"""The largest file a download without a size from a signed index may be (a static qemu is 5-30 MB)."""
 
 
-def publish(part: Path, final: Path) -> None:
-    """Atomically move a finished ``part`` to ``final``."""
-    with cache_writes(final):
+@contextlib.contextmanager
+def cached(final: Path, *, mode: int = 0o644) -> Iterator[Path]:
+    """A fresh private part file beside ``final`` for the caller to fill and check;
+    put in place whole (files.atomic: fsynced, renamed, folder fsynced) only on a
+    clean exit, and removed on every other way out (errors and Ctrl-C included).
+    Two xcompile processes may fill one cache at once: each renames a whole file."""
+    stack = contextlib.ExitStack()
+    with cache_writes(final.parent):
         final.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(part, final)
+        part = stack.enter_context(files.atomic(final, mode=mode))
+    try:
+        yield part
+    except BaseException:
+        stack.__exit__(*sys.exc_info())  # removes the part file
+        raise
+    with cache_writes(final):
+        stack.close()  # fsync, rename, fsync the folder
 
 
 def download_file(
@@ -201,20 +202,21 @@ def download_file(
     """Stream ``url`` into ``part`` (truncating it), check it, fsync it; return its SHA256 hex.
 
     ``size``/``sha256`` are what the signed chain says; ``source`` names where
-    they came from, for the error message.
+    they came from, for the error message. Without a size, at most MAX_BINARY bytes.
     """
     with cache_writes(part), open(part, "wb") as out:
-        digest = stream_to(
+        transfer = _Transfer(
             session,
             url,
             out,
             timeout=timeout,
             size=size,
-            sha256=sha256,
+            limit=None if size else MAX_BINARY,
             what=what or redact(url).rsplit("/", 1)[-1],
             source=source,
             progress=progress,
         )
+        digest = transfer.run(sha256)
         # The cache is keyed by content hash and never re-hashed on a hit, so
         # a file must be on disk before its name claims it is complete.
         out.flush()
@@ -225,136 +227,150 @@ def download_file(
 def fetch_bytes(session: requests.Session, url: str, *, timeout: float, limit: int = 64 << 20) -> bytes:
     """A small file (Release, InRelease, a signature) in memory, at most ``limit`` bytes."""
     buf = io.BytesIO()
-    stream_to(session, url, buf, timeout=timeout, limit=limit, what=redact(url).rsplit("/", 1)[-1])
+    _Transfer(session, url, buf, timeout=timeout, limit=limit, what=redact(url).rsplit("/", 1)[-1]).run()
     return buf.getvalue()
 
 
-def stream_to(
-    session: requests.Session,
-    url: str,
-    out: BinaryIO,
-    *,
-    timeout: float,
-    size: int | None = None,
-    sha256: str | None = None,
-    limit: int | None = None,
-    what: str,
-    source: str = "the index",
-    progress: ProgressCallback | None = None,
-) -> str:
-    """The download loop: GET, then resume or restart on a cut-off body; returns the SHA256 hex."""
-    shown = redact(url)
-    budget = 2 * timeout + (size or 0) / SLOWEST_RATE
-    deadline = time.monotonic() + budget
+class _Transfer:
+    """One download: GET, then resume or restart on a cut-off body, within one deadline.
 
-    def check_deadline() -> None:
-        if time.monotonic() > deadline:
+    The bytes are the server's as sent: a Content-Encoding is never decoded
+    (we ask for identity), so what is hashed and counted is what was served.
+    """
+
+    def __init__(
+        self,
+        session: requests.Session,
+        url: str,
+        out: BinaryIO,
+        *,
+        timeout: float,
+        size: int | None = None,
+        limit: int | None = None,
+        what: str,
+        source: str = "the index",
+        progress: ProgressCallback | None = None,
+    ) -> None:
+        self.session, self.url, self.out, self.timeout = session, url, out, timeout
+        self.size, self.what, self.source, self.progress = size, what, source, progress
+        self.shown = redact(url)
+        self.cap = size if size is not None else limit
+        self.budget = 2 * timeout + (size or 0) / SLOWEST_RATE
+        self.deadline = time.monotonic() + self.budget
+        self.hasher = hashlib.sha256()
+        self.done = 0
+        self.total: int | None = size
+        self.last_report = 0
+
+    def run(self, sha256: str | None = None) -> str:
+        """Download it all; returns its SHA256 hex, checked against ``sha256`` where given."""
+        self.report()
+        resumes = 0
+        while True:
+            cut = self._attempt()
+            if cut is None:
+                break
+            self.check_deadline()
+            resumes += 1
+            if resumes > MAX_BODY_RESUMES:
+                raise DownloadError(
+                    self.shown,
+                    f"the body was cut off {resumes} times, gave up (last time: {cut})",
+                    hint="the connection to the mirror is unstable; retry later or choose another mirror",
+                )
+        self.report(finished=True)
+        digest = self.hasher.hexdigest()
+        if sha256 is not None and digest != sha256.lower():
+            raise VerificationError(
+                f"{self.shown}: SHA256 mismatch: got {digest}, {self.source} says {sha256.lower()}",
+                hint="the download is corrupt or tampered with; nothing was kept",
+            )
+        return digest
+
+    def report(self, finished: bool = False) -> None:
+        self.last_report = self.done
+        if self.progress is not None:
+            self.progress(ProgressEvent(self.what, self.done, self.total, finished))
+
+    def check_deadline(self) -> None:
+        if time.monotonic() > self.deadline:
             raise DownloadError(
-                shown,
-                f"not done within {budget:.0f} s (the whole download is bounded by its timeout and size)",
+                self.shown,
+                f"not done within {self.budget:.0f} s (the whole download is bounded by its timeout and size)",
                 hint="the mirror is too slow; retry later or choose another mirror",
             )
 
-    hasher = hashlib.sha256()
-    done = 0
-    resumes = 0
-    total: int | None = size
-    last_report = 0
-    cap = size if size is not None else limit
-
-    def report(finished: bool = False) -> None:
-        nonlocal last_report
-        last_report = done
-        if progress is not None:
-            progress(ProgressEvent(what, done, total, finished))
-
-    def read_body(resp: requests.Response) -> str | None:
-        """Read one response into ``out``; the reason it was cut off, or None when it is whole."""
-        nonlocal hasher, done, total
-        with resp:
-            if resp.status_code == 206:
-                if not done or _range_start(resp) != done:
-                    raise DownloadError(shown, "the server answered with a range we did not ask for")
-            elif resp.status_code == 200:
-                if done:
-                    # The server ignored our Range: start over.
-                    out.seek(0)
-                    out.truncate()
-                    hasher = hashlib.sha256()
-                    done = 0
-                    report()
-            else:
-                raise DownloadError(
-                    shown,
-                    _status_text(resp),
-                    status=resp.status_code,
-                    hint=_status_hint(resp.status_code),
-                )
-            length = _content_length(resp)
-            if total is None and length is not None:
-                total = done + length
-            if size is not None and length is not None and done + length != size:
-                raise VerificationError(
-                    f"{shown}: the server announces {done + length} bytes, {source} says {size}",
-                    hint="the mirror is inconsistent or tampered with; try another mirror",
-                )
-            cut: str | None = None
-            try:
-                for chunk in resp.iter_content(CHUNK_SIZE):
-                    if cap is not None and done + len(chunk) > cap:
-                        raise VerificationError(
-                            f"{shown}: more than {cap} bytes" + (f", {source} says {size}" if size is not None else ""),
-                            hint="the mirror is inconsistent or tampered with; try another mirror",
-                        )
-                    out.write(chunk)
-                    hasher.update(chunk)
-                    done += len(chunk)
-                    if done - last_report >= PROGRESS_STEP:
-                        report()
-            except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ConnectionError) as err:
-                cut = _reason(err, timeout)
-            except Exception:
-                check_deadline()  # the watchdog closed it mid-read: say so
-                raise
-            check_deadline()  # a closed response may also just end early
-            if cut is None and size is not None and done < size:
-                # A server that closes early without Content-Length raises nothing.
-                cut = f"the body ended after {done} of {size} bytes"
-        return cut
-
-    report()
-    while True:
+    def _attempt(self) -> str | None:
+        """One GET (ranged after a cut); the reason it was cut off, or None when the body is whole."""
         headers = {"Accept-Encoding": "identity"}
-        if done:
-            headers["Range"] = f"bytes={done}-"
-        resp = _get(session, url, headers, timeout)
+        if self.done:
+            headers["Range"] = f"bytes={self.done}-"
+        resp = _get(self.session, self.url, headers, self.timeout)
         # A read blocks until its chunk is full, however slowly it fills: the
         # watchdog closes the response at the deadline, which ends the read.
-        watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), resp.close)
+        watchdog = threading.Timer(max(0.0, self.deadline - time.monotonic()), resp.close)
         watchdog.daemon = True
         watchdog.start()
         try:
-            cut = read_body(resp)
+            with resp:
+                self._start(resp)
+                return self._body(resp)
         finally:
             watchdog.cancel()
-        if cut is None:
-            break
-        check_deadline()
-        resumes += 1
-        if resumes > MAX_BODY_RESUMES:
+
+    def _start(self, resp: requests.Response) -> None:
+        """Judge the answer's status and length before any byte is kept."""
+        if resp.status_code == 206:
+            if not self.done or _range_start(resp) != self.done:
+                raise DownloadError(self.shown, "the server answered with a range we did not ask for")
+        elif resp.status_code == 200:
+            if self.done:  # the server ignored our Range: start over
+                self.out.seek(0)
+                self.out.truncate()
+                self.hasher = hashlib.sha256()
+                self.done = 0
+                self.report()
+        else:
             raise DownloadError(
-                shown,
-                f"the body was cut off {resumes} times, gave up (last time: {cut})",
-                hint="the connection to the mirror is unstable; retry later or choose another mirror",
+                self.shown, _status_text(resp), status=resp.status_code, hint=_status_hint(resp.status_code)
             )
-    report(finished=True)
-    digest = hasher.hexdigest()
-    if sha256 is not None and digest != sha256.lower():
-        raise VerificationError(
-            f"{shown}: SHA256 mismatch: got {digest}, {source} says {sha256.lower()}",
-            hint="the download is corrupt or tampered with; nothing was kept",
-        )
-    return digest
+        length = _content_length(resp)
+        if self.total is None and length is not None:
+            self.total = self.done + length
+        if self.size is not None and length is not None and self.done + length != self.size:
+            raise VerificationError(
+                f"{self.shown}: the server announces {self.done + length} bytes, {self.source} says {self.size}",
+                hint="the mirror is inconsistent or tampered with; try another mirror",
+            )
+
+    def _body(self, resp: requests.Response) -> str | None:
+        try:
+            for chunk in resp.raw.stream(CHUNK_SIZE, decode_content=False):
+                self._keep(chunk)
+        except (requests.exceptions.RequestException, urllib3_errors.HTTPError, OSError) as err:
+            self.check_deadline()  # the watchdog closed it mid-read: say so
+            return _reason(err, self.timeout)
+        except Exception:
+            self.check_deadline()
+            raise
+        self.check_deadline()  # a closed response may also just end early
+        if self.size is not None and self.done < self.size:
+            # A server that closes early without Content-Length raises nothing.
+            return f"the body ended after {self.done} of {self.size} bytes"
+        return None
+
+    def _keep(self, chunk: bytes) -> None:
+        if self.cap is not None and self.done + len(chunk) > self.cap:
+            said = f", {self.source} says {self.size}" if self.size is not None else ""
+            raise VerificationError(
+                f"{self.shown}: more than {self.cap} bytes{said}",
+                hint="the mirror is inconsistent or tampered with; try another mirror",
+            )
+        self.out.write(chunk)
+        self.hasher.update(chunk)
+        self.done += len(chunk)
+        if self.done - self.last_report >= PROGRESS_STEP:
+            self.report()
 
 
 def _get(session: requests.Session, url: str, headers: dict[str, str], timeout: float) -> requests.Response:

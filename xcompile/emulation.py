@@ -53,37 +53,65 @@ def assess(
     # A registration, where one is enabled, wins over the kernel's own ELF
     # loader, so a native arch is native only without one.
     if arch.native_here(machine) and (entry is None or not entry.enabled or not mounted):
-        return Assessment(arch, "pass", f"runs natively on {machine}",
-                          f"{arch.name}: runs natively on this {machine} host; {arch.qemu_path_in_image} stays"
-                          " in the image for hosts that emulate it", native=True)  # fmt: skip
+        return Assessment(
+            arch,
+            "pass",
+            f"runs natively on {machine}",
+            f"{arch.name}: runs natively on this {machine} host; {arch.qemu_path_in_image} stays"
+            " in the image for hosts that emulate it",
+            native=True,
+        )
     if not mounted:
-        return Assessment(arch, "fail", "binfmt_misc is not mounted",
-                          f"{arch.name}: binfmt_misc is not mounted, so {arch.platform} images cannot run here"
-                          f" — run {FIX}", FIX)  # fmt: skip
+        return Assessment(
+            arch,
+            "fail",
+            "binfmt_misc is not mounted",
+            f"{arch.name}: binfmt_misc is not mounted, so {arch.platform} images cannot run here — run {FIX}",
+            FIX,
+        )
     if entry is None:
-        return Assessment(arch, "fail", f"{name} is not registered: {arch.platform} images cannot run here",
-                          f"{arch.name}: no binfmt entry {name}, so {arch.platform} images cannot run here"
-                          f" — run {FIX}", FIX)  # fmt: skip
+        return Assessment(
+            arch,
+            "fail",
+            f"{name} is not registered: {arch.platform} images cannot run here",
+            f"{arch.name}: no binfmt entry {name}, so {arch.platform} images cannot run here — run {FIX}",
+            FIX,
+        )
     if not entry.enabled:
-        return Assessment(arch, "fail", f"{name} is registered but disabled",
-                          f"{arch.name}: binfmt {name} is disabled, so {arch.platform} images cannot run here"
-                          f" — run {FIX}",
-                          f"`echo 1 > {binfmt.ROOT / name}` (or {FIX})")  # fmt: skip
+        return Assessment(
+            arch,
+            "fail",
+            f"{name} is registered but disabled",
+            f"{arch.name}: binfmt {name} is disabled, so {arch.platform} images cannot run here — run {FIX}",
+            f"`echo 1 > {binfmt.ROOT / name}` (or {FIX})",
+        )
     if entry.fix_binary:
         if problem:
-            return Assessment(arch, "fail", f"{name}: {problem}",
-                              f"{arch.name}: binfmt {name}: {problem}, so {arch.platform} images cannot run here"
-                              f" — run {FIX}", f"{FIX} registers it again")  # fmt: skip
-        return Assessment(arch, "pass", f"{name} -> {entry.interpreter} (flags {entry.flags}): F, so images"
-                          " run here even without qemu inside",
-                          f"{arch.name}: binfmt {name} has the F flag, so the image would run here even without"
-                          f" qemu inside; {arch.qemu_path_in_image} stays in it for hosts without F")  # fmt: skip
+            return Assessment(
+                arch,
+                "fail",
+                f"{name}: {problem}",
+                f"{arch.name}: binfmt {name}: {problem}, so {arch.platform} images cannot run here — run {FIX}",
+                f"{FIX} registers it again",
+            )
+        return Assessment(
+            arch,
+            "pass",
+            f"{name} -> {entry.interpreter} (flags {entry.flags}): F, so images run here even without qemu inside",
+            f"{arch.name}: binfmt {name} has the F flag, so the image would run here even without"
+            f" qemu inside; {arch.qemu_path_in_image} stays in it for hosts without F",
+        )
     if not stands_in(entry) and entry.interpreter != arch.qemu_path_in_image:
-        return Assessment(arch, "fail", f"{name} -> {entry.interpreter} (flags {entry.flags}) without F: a wrapper"
-                          " that qemu cannot stand in for, so images will not run here",
-                          f"{arch.name}: binfmt {name} (no F) runs {entry.interpreter} with the P flag, a wrapper"
-                          " that qemu cannot stand in for, so images will not run here; register it without P,"
-                          f" or with F ({FIX})", f"register it without P, or with F ({FIX})")  # fmt: skip
+        return Assessment(
+            arch,
+            "fail",
+            f"{name} -> {entry.interpreter} (flags {entry.flags}) without F: a wrapper"
+            " that qemu cannot stand in for, so images will not run here",
+            f"{arch.name}: binfmt {name} (no F) runs {entry.interpreter} with the P flag, a wrapper"
+            " that qemu cannot stand in for, so images will not run here; register it without P,"
+            f" or with F ({FIX})",
+            f"register it without P, or with F ({FIX})",
+        )
     # Without F the kernel opens the interpreter at exec time, inside the
     # container: the image carries qemu there, whatever the host has.
     extra = () if entry.interpreter == arch.qemu_path_in_image else (entry.interpreter,)
@@ -92,10 +120,14 @@ def assess(
     if problem:
         # Programs of this arch on the host itself fail; images still run.
         return Assessment(arch, "fail", f"{name}: {problem}", note, f"{FIX} registers it again", extra)
-    return Assessment(arch, "warn", f"{name} -> {entry.interpreter} without F: images need qemu at that path"
-                      " inside (xcompile puts it there)", note,
-                      "nothing to do for xcompile's images; `xcompile doctor --fix` only adds missing entries",
-                      extra)  # fmt: skip
+    return Assessment(
+        arch,
+        "warn",
+        f"{name} -> {entry.interpreter} without F: images need qemu at that path inside (xcompile puts it there)",
+        note,
+        "nothing to do for xcompile's images; `xcompile doctor --fix` only adds missing entries",
+        extra,
+    )
 
 
 def stands_in(entry: binfmt.Entry) -> bool:

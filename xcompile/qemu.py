@@ -49,7 +49,7 @@ def ensure(arch: Arch, runner: Runner, config: Config, progress: download.Progre
     if source in ("auto", "path"):
         found = runner.which(arch.qemu_binary)
         if found is not None:
-            _check_on_path(found, runner)
+            _check_on_path(found)
             return Qemu(arch.qemu_binary, found, "found on PATH")
         if source == "path":
             raise QemuUnavailable(
@@ -81,10 +81,8 @@ def ensure(arch: Arch, runner: Runner, config: Config, progress: download.Progre
     return Qemu(fetched.binary, fetched.path, fetched.how, (*apt_failed, *fetched.notes))
 
 
-def _check_on_path(found: Path, runner: Runner) -> None:
+def _check_on_path(found: Path) -> None:
     """A qemu on PATH goes into every image: it must be a static ELF for this host."""
-    if runner.dry_run:
-        return
     try:
         elf.check_static(found.resolve(), platforms.host(), f"{found} (on PATH)")
     except OSError as err:
@@ -119,22 +117,21 @@ def _apt_install(arch: Arch, runner: Runner) -> Qemu:
             )
         sudo = ("sudo",)
     try:
-        runner.run(*sudo, "apt-get", "update", label="qemu", stream=True, terminal=bool(sudo))
+        runner.stream(*sudo, "apt-get", "update", label="qemu", terminal=bool(sudo))
     except CommandFailed as err:
         # One unreachable or mid-sync index fails the whole update, while
         # the lists apt already has usually still hold qemu-user-static.
         notes.append(f"apt-get update failed ({err}); trying with the package lists apt already has")
-    if runner.dry_run:
-        wanted = list(APT_PACKAGES)
-    else:
-        wanted = [pkg for pkg in APT_PACKAGES if _has_candidate(runner, pkg)]
-        if APT_PACKAGES[0] not in wanted:
-            raise QemuUnavailable(
-                f"apt has no {APT_PACKAGES[0]} package on this release",
-                hint="check the apt sources, or put a static qemu on PATH",
-            )
-    runner.run(*sudo, "apt-get", "install", "-y", *wanted, label="qemu", stream=True, terminal=bool(sudo))
-    if runner.dry_run:
+    candidates = {pkg: _has_candidate(runner, pkg) for pkg in APT_PACKAGES}
+    if candidates[APT_PACKAGES[0]] is False:
+        raise QemuUnavailable(
+            f"apt has no {APT_PACKAGES[0]} package on this release",
+            hint="check the apt sources, or put a static qemu on PATH",
+        )
+    # Unknown (a dry run asks nothing) counts as there: the plan shows the install.
+    wanted = [pkg for pkg, there in candidates.items() if there is not False]
+    runner.stream(*sudo, "apt-get", "install", "-y", *wanted, label="qemu", terminal=bool(sudo))
+    if candidates[APT_PACKAGES[0]] is None:
         return Qemu(arch.qemu_binary, APT_BIN_DIR / arch.qemu_binary, "to be installed with apt", tuple(notes))
     path = runner.which(arch.qemu_binary) or APT_BIN_DIR / arch.qemu_binary
     if not path.is_file():
@@ -142,8 +139,11 @@ def _apt_install(arch: Arch, runner: Runner) -> Qemu:
     return Qemu(arch.qemu_binary, path, "installed with apt", tuple(notes))
 
 
-def _has_candidate(runner: Runner, package: str) -> bool:
-    policy = runner.run("apt-cache", "policy", package, label="qemu")
+def _has_candidate(runner: Runner, package: str) -> bool | None:
+    """Whether apt can install ``package``; None: not asked (a dry run)."""
+    policy = runner.ask("apt-cache", "policy", package, label="qemu")
+    if policy is None:
+        return None
     match = re.search(r"^\s*Candidate:\s*(\S+)", policy, re.MULTILINE)
     return match is not None and match.group(1) != "(none)"
 
@@ -176,12 +176,17 @@ def _download(
         keyrings=(config.keyring,) if config.keyring else (),
         allow_unsigned=config.allow_unsigned,
     )
-    if runner.dry_run:
-        return Qemu(arch.qemu_binary, config.cache_dir / "bin" / "SHA256" / arch.qemu_binary,
-                    f"to be downloaded from {archive.shown} ({config.suite})")  # fmt: skip
-    result = debian.fetch_qemu(
-        arch.qemu_binary, archive, config.cache_dir, offline=config.offline, progress=progress, runner=runner
+    result = runner.look(
+        lambda: debian.fetch_qemu(
+            arch.qemu_binary, archive, config.cache_dir, offline=config.offline, progress=progress, runner=runner
+        )
     )
+    if result is None:  # not fetched (a dry run): the plan names where from
+        return Qemu(
+            arch.qemu_binary,
+            config.cache_dir / "bin" / "SHA256" / arch.qemu_binary,
+            f"to be downloaded from {archive.shown} ({config.suite})",
+        )
     trust = f"signed by {result.signer}" if result.signer else "signature NOT verified"
     where = "downloaded from" if result.downloaded else "cached from"
     how = f"{where} {archive.shown} ({result.codename}, {result.package} {result.version}, {trust})"
@@ -189,25 +194,39 @@ def _download(
 
 
 def _fetch_direct(arch: Arch, runner: Runner, config: Config, progress: download.ProgressCallback | None) -> Qemu:
-    from xcompile import download
 
     url, sha256 = str(config.qemu_url), str(config.qemu_sha256)
     shown = redact(url)
     final = config.cache_dir / "url" / sha256 / arch.qemu_binary
-    if runner.dry_run:
-        return Qemu(arch.qemu_binary, final, f"to be downloaded from {shown}")
+    fetched = runner.look(lambda: _fetch_url(arch, url, sha256, final, config.offline, progress))
+    return Qemu(arch.qemu_binary, final, fetched or f"to be downloaded from {shown}")
+
+
+def _fetch_url(
+    arch: Arch, url: str, sha256: str, final: Path, offline: bool, progress: download.ProgressCallback | None
+) -> str:
+    """``url`` into the cache at ``final`` (unless it is there); how it was had, in words."""
+    from xcompile import download
+
+    shown = redact(url)
     host = platforms.host()
     if final.is_file() and files.sha256_of(final) == sha256:
-        return Qemu(arch.qemu_binary, final, f"cached from {shown}")
-    if config.offline:
+        return f"cached from {shown}"
+    if offline:
         raise QemuUnavailable(f"offline: {shown} is not in the cache ({final})", hint="run once without --offline")
-    with contextlib.closing(download.make_session()) as session, download.part_file(final.parent, final.name) as part:
-        download.download_file(session, url, part, timeout=30.0, sha256=sha256, what=arch.qemu_binary,
-                               source="--qemu-sha256", progress=progress)  # fmt: skip
+    with contextlib.closing(download.make_session()) as session, download.cached(final, mode=0o755) as part:
+        download.download_file(
+            session,
+            url,
+            part,
+            timeout=30.0,
+            sha256=sha256,
+            what=arch.qemu_binary,
+            source="--qemu-sha256",
+            progress=progress,
+        )
         elf.check_static(part, host, shown)
-        part.chmod(0o755)
-        download.publish(part, final)
-    return Qemu(arch.qemu_binary, final, f"downloaded from {shown} (SHA256 checked)")
+    return f"downloaded from {shown} (SHA256 checked)"
 
 
 def ensure_all(
@@ -237,9 +256,8 @@ def copy_to(found: Qemu, folder: Path, runner: Runner) -> Path:
     """
     final = folder / found.binary
     try:
-        with runner.temp_file(folder, f".{found.binary}.", mode=0o755) as part:
+        with runner.replacing(final, mode=0o755) as part:
             runner.run("cp", found.path, part)
-            runner.rename(part, final)
     except OSError as err:
         raise QemuUnavailable(f"cannot write {final}: {err.strerror or err}") from err
     return final
