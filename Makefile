@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 
 help:
 	@echo "make test    provision docker/registry/qemu, then lint, type-check and run every test"
-	@echo "make test-host-states  the suite once per host binfmt state (Debian's default, no F, none)"
+	@echo "make test-host-states  the suite once per host binfmt state (Debian's default, no F, none, mixed)"
 	@echo "make demo    build the default job against a local registry and a local armhf base"
 	@echo "make images  the real job: build and push the images configured in setup.cfg"
 	@echo "make bench   time xcompile against the sequential original flow, and the qemu download"
@@ -45,10 +45,12 @@ demo: provision-demo venv
 provision-demo:
 	bash ci/provision.sh --binfmt
 
-# Issue 12's check: the whole suite with the host's qemu-arm/qemu-aarch64
-# registrations put in each state (Debian's PF default, no F, none), restored
-# exactly afterwards. Slow (three suites), so CI's `make test` relies on the
-# host_binfmt fixture instead. Hold /tmp/xcompile-suite.lock on a shared host.
+# The whole suite once per host binfmt state: qemu-arm/qemu-aarch64 both in
+# Debian's PF default, both without F, both absent, and mixed (none/debian,
+# seed/none), each beside non-qemu entries with no mask. After each run every
+# entry must be byte for byte what the state was; all are restored exactly at
+# the end. Slow (five suites), so CI's `make test` relies on the host_binfmt
+# fixture instead. Each change holds /tmp/xcompile-binfmt.lock, as the tests do.
 test-host-states: provision venv
 	bash ci/test-host-states.sh
 
