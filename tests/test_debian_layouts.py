@@ -129,8 +129,8 @@ def test_suite_name_resolves_to_its_codename_and_keys_the_cache(
     result = fetch(mirror, "stable", key, cache)
     assert result.codename == "trixie"
     assert [p.name.split("_")[0] for p in (cache / "index").glob("*.json")] == ["trixie"]
-    # --offline with the suite's name finds the codename's record.
-    offline = fetch_qemu("qemu-arm-static", debian.Archive(mirror, "stable"), cache, offline=True)
+    # --offline with the suite's name finds the codename's record (with the keys that verified it).
+    offline = fetch_qemu("qemu-arm-static", debian.Archive(mirror, "stable", (key.keyring,)), cache, offline=True)
     assert offline.path == result.path and not offline.downloaded
 
 

@@ -118,9 +118,17 @@ def test_qemu_dest_and_offline(mirror: Mirror, no_apt_env: dict[str, str], tmp_p
     assert version.returncode == 0 and version.stdout.startswith("qemu-arm version")
 
     again = run_xcompile("qemu", "--source", "download", "--offline", "--mirror", mirror.url, "--suite", SUITE,
-                         cwd=tmp_path, env=no_apt_env)  # fmt: skip
+                         "--keyring", str(mirror.keyring), cwd=tmp_path, env=no_apt_env)  # fmt: skip
     assert again.returncode == 0, again.stderr
     assert "cached from" in again.stderr
+    # Offline, the cache serves a binary only to the keys that verified it (here: not the default ones).
+    other = run_xcompile("qemu", "--source", "download", "--offline", "--mirror", mirror.url, "--suite", SUITE,
+                         cwd=tmp_path, env=no_apt_env)  # fmt: skip
+    assert other.returncode == 1
+    assert other.stderr.splitlines()[-1] == (
+        f"xcompile: error: the cached qemu for {mirror.url} {SUITE} was verified with other keys than these"
+        " — run once online with these keys (--keyring), or offline with the keys it was verified with"
+    )
 
 
 def test_direct_url_needs_and_checks_its_sha256(mirror: Mirror, no_apt_env: dict[str, str], tmp_path: Path) -> None:

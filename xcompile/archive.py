@@ -1,0 +1,410 @@
+"""A Debian archive's signed indexes: the Release, checked link by link, and the Packages paragraphs xcompile reads.
+
+The chain, each link checked before the next is used::
+
+    dists/<suite>/InRelease      signed by a trusted key (xcompile.trust), fresh, not older than last time
+      -> SHA256 + size of main/binary-<arch>/Packages.xz
+        -> Filename, SHA256 + size of each .deb it names (debian.py fetches them)
+
+A snapshot archive (its URL ends in a timestamped folder, ``.../20250520T000000Z``)
+is judged as of that time: its old Date is what it should have, and a
+Valid-Until that passed since is no sign of a stale mirror.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import lzma
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from debian.deb822 import PkgRelation
+from debian.deb822 import Release as Deb822Release
+from debian.debian_support import Version
+
+from . import trust
+from .config import DEFAULT_SUITE
+from .errors import DownloadError, PackageMissing, ProgramMissing, UsageError, VerificationError
+from .runner import Runner
+from .urls import redact
+
+SYMBOLIC_SUITES = ("oldstable", "stable", "testing", "unstable")
+"""The names every Debian mirror serves; each is a release, whose codename names its -updates and -backports."""
+# A Release's Date may be this far ahead of our clock (apt allows none by default,
+# but a host's clock a few minutes slow should not break the download).
+DATE_SKEW = timedelta(minutes=10)
+# Bounds on what a mirror can make us read: the largest real paragraph (trixie
+# amd64) is about 76 kB, the largest Packages about 60 MB.
+MAX_PARAGRAPH = 1 << 20
+MAX_INDEX = 512 << 20
+UNSIGNED_NOTE = "the archive's signature is NOT verified (--allow-unsigned): {why}; the mirror chooses the qemu"
+SUITE_NAME = re.compile(r"[a-z][a-z0-9.-]*")
+_SNAPSHOT = re.compile(r"/(\d{8}T\d{6}Z)(?=/|$)")
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Archive:
+    """A Debian archive to fetch from: its URL, a suite (name or codename), and whose keys count.
+
+    ``keyrings`` empty means xcompile's bundled Debian keys plus the host's
+    (see :mod:`xcompile.trust`); given, they replace both.
+    """
+
+    mirror: str
+    suite: str = DEFAULT_SUITE
+    keyrings: tuple[Path, ...] = ()
+    allow_unsigned: bool = False
+
+    def __post_init__(self) -> None:
+        hint = "give the archive's base URL, e.g. http://HOST/debian"
+        if not re.fullmatch(r"https?://[^/\s]+(/\S*)?", self.mirror):
+            raise UsageError(f"mirror {redact(self.mirror)!r} is not an http(s) URL", hint=hint)
+        if "?" in self.mirror or "#" in self.mirror:
+            raise UsageError(
+                f"mirror {redact(self.mirror)}: a query or fragment cannot be part of an archive's base URL", hint=hint
+            )
+        object.__setattr__(self, "mirror", self.mirror.rstrip("/"))
+        if not SUITE_NAME.fullmatch(self.suite):
+            raise UsageError(
+                f"suite {self.suite!r} is not a Debian suite name",
+                hint="use a name (stable, oldstable, testing) or a codename (bookworm, trixie)",
+            )
+        for ring in self.keyrings:
+            if not ring.is_file():
+                raise UsageError(f"keyring {ring} does not exist")
+
+    @property
+    def shown(self) -> str:
+        """The mirror as messages and cache records may show it: no credentials, no query."""
+        return redact(self.mirror)
+
+    def dists(self) -> str:
+        return f"{self.mirror}/dists/{self.suite}"
+
+    def at(self, suite: str) -> Archive:
+        """The same archive and keys, another suite."""
+        return Archive(self.mirror, suite, self.keyrings, self.allow_unsigned)
+
+    @property
+    def keys(self) -> str:
+        """Which keys judge signatures: "default" (bundled and the host's) or the SHA256 of the given keyrings."""
+        if not self.keyrings:
+            return "default"
+        digest = hashlib.sha256()
+        for ring in self.keyrings:
+            digest.update(ring.read_bytes())
+        return f"sha256:{digest.hexdigest()}"
+
+    @property
+    def as_of(self) -> datetime | None:
+        """The time a snapshot archive shows (from its URL), or None for a live mirror."""
+        found = _SNAPSHOT.search(self.mirror)
+        if found is None:
+            return None
+        return datetime.strptime(found.group(1), "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True)
+class Release:
+    """A suite's Release, as its signature covers it."""
+
+    fields: Deb822Release
+    codename: str
+    date: datetime
+    signer: str
+    """Who signed it ("" when taken unverified with --allow-unsigned)."""
+    notes: tuple[str, ...] = ()
+
+    def entry(self, name: str, archive: Archive) -> tuple[str, int]:
+        """The SHA256 and size the Release gives for ``name`` (main/binary-amd64/Packages.xz)."""
+        for entry in self.fields.get("SHA256", []):
+            if entry.get("name") == name:
+                sha256, size = str(entry.get("sha256", "")).lower(), str(entry.get("size", ""))
+                if re.fullmatch(r"[0-9a-f]{64}", sha256) and size.isdigit():
+                    return sha256, int(size)
+        raise PackageMissing(
+            f"{archive.shown}/dists/{archive.suite}/Release lists no SHA256 for {name}",
+            hint="this suite may not carry the architecture; check the suite name",
+        )
+
+
+Fetch = Callable[[str], "bytes | None"]
+"""GET a small file of the archive; None for a 404."""
+
+
+def read_release(
+    get: Fetch, archive: Archive, runner: Runner, keyring_dirs: tuple[Path, ...], last: datetime | None
+) -> Release | None:
+    """The suite's Release, verified and judged fresh; None where the archive has no such suite.
+
+    ``last`` is the Date of the newest Release seen before for this mirror and suite.
+    """
+    base = archive.dists()
+    inrelease = get(f"{base}/InRelease")
+    if inrelease is not None:
+        text, signer, notes = _verified(get, archive, runner, keyring_dirs, inrelease, None, f"{base}/InRelease")
+    else:
+        plain = get(f"{base}/Release")
+        if plain is None:
+            return None
+        signature = get(f"{base}/Release.gpg")
+        if signature is None:
+            why = f"{redact(base)}/Release is not signed (no InRelease, no Release.gpg)"
+            text, signer, notes = plain, "", _unverified(archive, why)
+        else:
+            text, signer, notes = _verified(get, archive, runner, keyring_dirs, plain, signature, f"{base}/Release.gpg")
+    fields = Deb822Release(text)
+    where = f"{archive.shown}/dists/{archive.suite}/Release"
+    codename = str(fields.get("Codename") or archive.suite)
+    if not SUITE_NAME.fullmatch(codename):
+        raise VerificationError(f"{where} names the codename {codename!r}, which is not a Debian suite name")
+    # A valid signature on another suite's Release (an old one, say) must not
+    # pass for this one: apt checks Codename/Suite for the same reason.
+    if archive.suite not in {fields.get("Suite", ""), codename}:
+        raise VerificationError(
+            f"{where} describes suite {fields.get('Suite', '?')!r} ({codename}), not {archive.suite}",
+            hint="the mirror serves the wrong suite, or is replaying an old one",
+        )
+    date = _check_fresh(fields, archive, where, last)
+    return Release(fields, codename, date, signer, notes)
+
+
+def missing_suite(archive: Archive) -> DownloadError:
+    """The archive has no such suite: neither InRelease nor Release."""
+    return DownloadError(
+        f"{archive.shown}/dists/{archive.suite}/InRelease",
+        "HTTP 404, and there is no Release either",
+        status=404,
+        hint="check the mirror URL and the suite name (e.g. stable, oldstable, bookworm, trixie)",
+    )
+
+
+def _verified(
+    get: Fetch,
+    archive: Archive,
+    runner: Runner,
+    keyring_dirs: tuple[Path, ...],
+    signed: bytes,
+    signature: bytes | None,
+    url: str,
+) -> tuple[bytes, str, tuple[str, ...]]:
+    del get  # the signature came with the text
+    rings = trust.keyrings(archive.keyrings, keyring_dirs)
+    try:
+        text, signer = trust.verify(runner, rings, signed, signature)
+    except ProgramMissing as err:
+        if not archive.allow_unsigned:
+            raise
+        return _cleartext(signed) if signature is None else signed, "", _unverified(archive, str(err))
+    except VerificationError as err:
+        why = f"{redact(url)}: {err.message}"
+        if not archive.allow_unsigned:
+            raise VerificationError(
+                why,
+                hint="the mirror is tampered with, or the keys are not the archive's; give the right ones with"
+                " --keyring, or take it unverified with --allow-unsigned",
+                detail=err.detail,
+            ) from err
+        return _cleartext(signed) if signature is None else signed, "", _unverified(archive, why)
+    return text, str(signer), ()
+
+
+def _unverified(archive: Archive, why: str) -> tuple[str, ...]:
+    if not archive.allow_unsigned:
+        raise VerificationError(why, hint="use a signed mirror, or accept it unverified with --allow-unsigned")
+    return (UNSIGNED_NOTE.format(why=why),)
+
+
+def _cleartext(inrelease: bytes) -> bytes:
+    """The text of a clearsigned file whose signature could not be checked (RFC 4880 §7)."""
+    lines = inrelease.split(b"\n")
+    try:
+        start = lines.index(b"") + 1 if lines[0].startswith(b"-----BEGIN PGP SIGNED") else 0
+        end = next(i for i, line in enumerate(lines) if line.startswith(b"-----BEGIN PGP SIGNATURE"))
+    except (ValueError, StopIteration, IndexError):
+        return inrelease
+    return b"\n".join(line[2:] if line.startswith(b"- ") else line for line in lines[start:end])
+
+
+def _release_time(fields: Deb822Release, key: str, where: str) -> datetime | None:
+    value = fields.get(key)
+    if not value:
+        return None
+    try:
+        when = email.utils.parsedate_to_datetime(str(value))
+    except (TypeError, ValueError) as err:
+        raise VerificationError(f"{where}: unreadable {key} {str(value)[:60]!r}") from err
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+def _check_fresh(fields: Deb822Release, archive: Archive, where: str, last: datetime | None) -> datetime:
+    """Refuse a Release that has expired, is dated ahead of us, or is older than one seen before."""
+    now = archive.as_of or datetime.now(timezone.utc)
+    said = f"as of the snapshot's {now:%Y-%m-%d %H:%M} UTC" if archive.as_of else "now"
+    date = _release_time(fields, "Date", where)
+    if date is None:
+        raise VerificationError(f"{where} has no Date", hint="a Release without a Date cannot be checked for replay")
+    if date > now + DATE_SKEW:
+        raise VerificationError(
+            f"{where} is dated {date:%Y-%m-%d %H:%M} UTC, in the future ({said})",
+            hint="check this machine's clock; otherwise the mirror is not to be trusted",
+        )
+    until = _release_time(fields, "Valid-Until", where)
+    if until is not None and until < now:
+        raise VerificationError(
+            f"{where} expired on {until:%Y-%m-%d %H:%M} UTC (Valid-Until)",
+            hint="the mirror is stale or replaying an old Release; use an up-to-date mirror",
+        )
+    if last is not None and last > date:
+        raise VerificationError(
+            f"{where} is dated {date:%Y-%m-%d %H:%M} UTC, older than the one seen before "
+            f"({last:%Y-%m-%d %H:%M} UTC): a rollback",
+            hint="the mirror is stale or replaying an old Release; use an up-to-date mirror",
+        )
+    return date
+
+
+# --- the Packages index -------------------------------------------------------------------------
+
+FIELDS = ("Package", "Version", "Architecture", "Pre-Depends", "Depends", "Filename", "Size", "SHA256")
+"""What the resolution reads of a paragraph; only these are kept in the cache."""
+
+
+@dataclass(frozen=True)
+class Deb:
+    """One package of a verified Packages index."""
+
+    package: str
+    version: str
+    filename: str
+    size: int
+    sha256: str
+
+    @classmethod
+    def of(cls, para: dict[str, Any], url: str) -> Deb:
+        package = str(para.get("Package", ""))
+        filename = str(para.get("Filename", ""))
+        sha256 = str(para.get("SHA256", "")).lower()
+        size = str(para.get("Size", ""))
+        parts = filename.split("/")
+        if (
+            not filename.endswith(".deb")
+            or filename.startswith("/")
+            or "\\" in filename
+            or any(p in ("", ".", "..") for p in parts)
+        ):
+            raise VerificationError(f"{url}: {package} has an unusable Filename {filename[:80]!r}")
+        if not re.fullmatch(r"[0-9a-f]{64}", sha256) or not size.isdigit():
+            raise VerificationError(
+                f"{url}: {package} {para.get('Version')} lacks a SHA256 or Size",
+                hint="without them the .deb cannot be verified; use another mirror",
+            )
+        return cls(package=package, version=str(para["Version"]), filename=filename, size=int(size), sha256=sha256)
+
+
+def version_of(text: str, where: str) -> Version:
+    """A Debian version, or VerificationError naming where an unreadable one came from."""
+    try:
+        return Version(text)
+    except ValueError:
+        raise VerificationError(f"{where}: {text[:60]!r} is not a Debian version") from None
+
+
+def newest(paras: Iterable[dict[str, str]], where: str) -> dict[str, str] | None:
+    """The paragraph with the highest Version, or None."""
+    return max(paras, key=lambda para: version_of(para["Version"], where), default=None)
+
+
+def matches(version: str, pin: str) -> bool:
+    """Does a Debian version satisfy a pin: the exact version, or an upstream prefix (7.2 takes 1:7.2+dfsg-7)?"""
+    if version == pin:
+        return True
+    if ":" in pin or "-" in pin:
+        return False  # an exact pin that is not this version
+    upstream = version.split(":", 1)[-1]
+    return upstream.startswith(pin) and not upstream[len(pin) : len(pin) + 1].isdigit()
+
+
+def depends(para: dict[str, Any]) -> list[str]:
+    """The package names of Pre-Depends and Depends, in order, alternatives included."""
+    names: list[str] = []
+    for key in ("Pre-Depends", "Depends"):
+        if not para.get(key, "").strip():
+            continue
+        for alternatives in PkgRelation.parse_relations(para[key]):
+            names += [str(alt["name"]) for alt in alternatives]
+    return names
+
+
+def scan(xz_path: Path, packages: Iterable[str], arch: str, url: str) -> dict[str, list[dict[str, str]]]:
+    """Every paragraph of ``packages`` for ``arch`` (or ``all``) in a Packages.xz, without parsing the other 60 000.
+
+    python-debian takes about 11 s to parse a whole main Packages; a regex
+    finds the few paragraphs we need. Reading in blocks keeps the 60 MB of
+    uncompressed index out of memory; a paragraph or an index beyond
+    MAX_PARAGRAPH / MAX_INDEX is refused, so a mirror cannot make us read
+    without end.
+    """
+    wanted = list(packages)
+    names = b"|".join(re.escape(p.encode()) for p in wanted)
+    pattern = re.compile(rb"^Package:[ \t]*(" + names + rb")[ \t]*$", re.MULTILINE)
+    found: dict[str, list[dict[str, str]]] = {name: [] for name in wanted}
+
+    def take(region: bytes) -> None:
+        for match in pattern.finditer(region):
+            start = region.rfind(b"\n\n", 0, match.start())
+            start = 0 if start < 0 else start + 2
+            end = region.find(b"\n\n", match.end())
+            para = parse_paragraph(region[start:] if end < 0 else region[start:end])
+            if para.get("Architecture") in (arch, "all") and "Version" in para:
+                version_of(para["Version"], url)
+                found[match.group(1).decode()].append(para)
+
+    for region in _regions(xz_path, url):
+        take(region)
+    return found
+
+
+def _regions(xz_path: Path, url: str) -> Iterable[bytes]:
+    """The decompressed index, cut at paragraph boundaries."""
+    total = 0
+    try:
+        with lzma.open(xz_path, "rb") as stream:
+            pending = b""
+            while block := stream.read(_CHUNK):
+                total += len(block)
+                if total > MAX_INDEX:
+                    raise VerificationError(f"{url}: more than {MAX_INDEX >> 20} MiB uncompressed; refused")
+                pending += block
+                cut = pending.rfind(b"\n\n")
+                if cut >= 0:
+                    yield pending[: cut + 1]
+                    pending = pending[cut + 2 :]
+                if len(pending) > MAX_PARAGRAPH:
+                    raise VerificationError(f"{url}: a paragraph larger than {MAX_PARAGRAPH >> 10} KiB; refused")
+            yield pending
+    except (lzma.LZMAError, EOFError) as err:
+        raise VerificationError(f"{url}: not a valid xz file ({err})") from err
+
+
+def parse_paragraph(raw: bytes) -> dict[str, str]:
+    """The fields of one paragraph that the resolution reads."""
+    fields: dict[str, str] = {}
+    key = ""
+    for line in raw.decode("utf-8", "replace").splitlines():
+        if line[:1] in (" ", "\t"):
+            if key:
+                fields[key] += "\n" + line
+            continue
+        key, sep, value = line.partition(":")
+        if not sep:
+            key = ""
+            continue
+        fields[key] = value.strip()
+    return {k: v for k, v in fields.items() if k in FIELDS}
