@@ -97,9 +97,12 @@ def test_summary_and_echo_are_what_the_user_sees(pushed: dict[str, object]) -> N
     assert f"+ docker push {pushed['repo']}:3.7" in result.stderr
     assert "xcompile: experimental: not needed with docker client " in result.stderr
     header, *rows = result.stdout.splitlines()
-    assert header.split() == ["image", "platform", "status", "digest", "seconds"]
+    assert header.split() == ["image", "platform", "status", "digest", "seconds", "qemu"]
     assert {row.split()[0] for row in rows} == {f"{pushed['repo']}:3.7", f"{pushed['repo']}:3.7-slim"}
     assert all(row.split()[2] == "pushed" and row.split()[3].startswith("sha256:") for row in rows)
+    # The qemu column: the version of the host's qemu-arm-static, which went in (found on PATH).
+    version = subprocess.run([HOST_QEMU, "--version"], capture_output=True, text=True).stdout.split()[2]
+    assert {row.split()[5] for row in rows} == {version}
     assert "Traceback" not in result.stderr
 
 

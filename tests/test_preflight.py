@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from conftest import Registry, RunningRegistry, docker, run_xcompile
 
-from xcompile.registry import check as preflight
 from xcompile import registry as xregistry
-from xcompile.registry import credentials
 from xcompile.engine import PODMAN
+from xcompile.registry import check as preflight
+from xcompile.registry import credentials
 
 pytestmark = pytest.mark.integration
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,9 @@ def test_found_on_path_skips_apt(tmp_path: Path, user_env: dict[str, str]) -> No
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"{shutil.which('qemu-arm-static')}\n"
     assert "apt-get" not in result.stderr
-    assert result.stderr == f"xcompile: qemu: {shutil.which('qemu-arm-static')} (found on PATH)\n"
+    found = shutil.which("qemu-arm-static")
+    first_line = subprocess.run([str(found), "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+    assert result.stderr == f"+ {found} --version\nxcompile: qemu: {found} (found on PATH, {first_line})\n"
 
 
 def test_no_binary_and_no_apt(tmp_path: Path, user_env: dict[str, str]) -> None:

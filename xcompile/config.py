@@ -76,6 +76,8 @@ class Config:
     offline: bool = False
     qemu_url: str | None = None
     qemu_sha256: str | None = None
+    qemu_version: str | None = None
+    """The qemu to use: an exact Debian version, or an upstream prefix (7.2): the newest the mirror has."""
     cache_dir: Path = field(default=Path("~/.cache/xcompile"))
     # Set by switches only: they describe one run, not a project.
     only: tuple[str, ...] = ()
@@ -186,6 +188,16 @@ def _sha256(value: Any, key: str) -> str:
     return digest
 
 
+def _qemu_version(value: Any, key: str) -> str:
+    version = _text(value, key)
+    if not re.fullmatch(r"(\d+:)?\d[A-Za-z0-9.+~-]*", version):
+        raise ConfigError(
+            f"{key}: {version[:60]!r} is not a qemu version",
+            hint="give a Debian version (1:7.2+dfsg-7+deb12u18+b3) or an upstream prefix (7.2, 10.0, 11.1)",
+        )
+    return version
+
+
 def _url(value: Any, key: str) -> str:
     url = _text(value, key)
     if not re.match(r"https?://[^/\s]+", url):
@@ -234,6 +246,7 @@ KEYS: dict[str, Callable[[Any, str], Any]] = {
     "offline": _bool,
     "qemu_url": _url,
     "qemu_sha256": _sha256,
+    "qemu_version": _qemu_version,
 }
 SWITCH_KEYS: dict[str, Callable[[Any, str], Any]] = {"only": _cells}
 """Keys only a switch sets: they describe one run, not a project."""

@@ -51,7 +51,7 @@ def workspace(runner: Runner) -> Iterator[Workspace]:
 def copy_qemu(runner: Runner, found: list[Qemu], work: Workspace, images: Collection[Image]) -> dict[str, str]:
     """cp each qemu into its build context, at every path its images have it,
     then give the tree fixed modes and times. Returns each binary's SHA256
-    (what the proof compares the image's bytes against)."""
+    (what the labels record and the proof compares the image's bytes against)."""
     sha256: dict[str, str] = {}
     for one in found:
         tree = work.context(one.binary) / QEMU_LAYER

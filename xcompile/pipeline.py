@@ -42,6 +42,7 @@ class Pipeline:
         """The run's result so far, for the summary when it is interrupted."""
         self._stop, self._interrupted = threading.Event(), threading.Event()
         self._sha256: dict[str, str] = {}
+        self._qemu: dict[str, qemu.Qemu] = {}
         self._pulls: dict[Image, Future[str | None]] = {}
         """Each base's pull, started in _prepare: None when it worked, else why not."""
         self._cleanup: ThreadPoolExecutor | None = None
@@ -57,6 +58,7 @@ class Pipeline:
                 lambda line: self.say(line, None),
                 self.progress,
             )
+            self._qemu = {one.binary: one for one in emulators}
             with context.workspace(self.runner) as work:
                 self._sha256 = context.copy_qemu(self.runner, emulators, work, images)
                 self.enable_experimental(result.versions)
@@ -153,8 +155,15 @@ class Pipeline:
         if self._stopped(outcome, "not started: an earlier image failed"):
             return
         with self._attempt(outcome):
+            emulator = self._qemu[image.arch.qemu_binary]
+            outcome.qemu_version, outcome.qemu_source = emulator.version or None, emulator.source or None
             labels = recipe.labels(
-                image.base, self.newest_base(image), self._sha256[image.arch.qemu_binary], image.dockerfile_template
+                image.base,
+                self.newest_base(image),
+                self._sha256[emulator.binary],
+                image.dockerfile_template,
+                qemu_version=emulator.version,
+                qemu_source=emulator.source,
             )
             remote = self.published.unchanged(image, labels) if self.config.rebuild == "changed" else None
             if remote is not None:

@@ -92,6 +92,8 @@ class Outcome:
     digest: str | None = None
     seconds: float = 0.0
     error: str | None = None
+    qemu_version: str | None = None
+    qemu_source: str | None = None
 
     @classmethod
     def of(cls, image: Image) -> Outcome:

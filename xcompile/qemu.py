@@ -1,7 +1,12 @@
-"""Step 1: settle on a static qemu for the target.
+"""Step 1: settle on a static qemu for each emulator the targets need, and say which one it is.
 
 Sources, tried in this order by ``auto``: PATH, apt (qemu-user-static), and
 a verified download (a Debian archive, or a direct URL with its SHA256).
+With a pin (``qemu_version``: an exact Debian version, or an upstream prefix
+such as ``7.2``), a qemu on PATH or from apt whose version differs is never
+used silently: ``path`` and ``apt`` refuse, ``auto`` says so and downloads
+the pinned one. Every emulator the download needs comes from one fetch, so
+a package is read once for all of them.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ import contextlib
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,10 +26,10 @@ from xcompile.platforms import Arch
 from xcompile.runner import Runner
 from xcompile.urls import redact
 
-# The archive's modules (requests, python-debian) load only where qemu is not
-# on PATH: every run pays their import otherwise (issue 8's fixed cost).
+# The archive's modules (requests, python-debian) load only where qemu is
+# downloaded: every run pays their import otherwise.
 if TYPE_CHECKING:
-    from xcompile import download
+    from xcompile import debian, download
 
 # Debian 12 has no package named "qemu" (the original script asked for it and
 # died there), so only packages that exist are asked for, and only the first
@@ -40,45 +45,128 @@ class Qemu:
     path: Path
     how: str
     """How it was found, for the user: "found on PATH", "installed with apt", ..."""
+    version: str = ""
+    """The Debian version, or the first line of its --version; "" where unknown (a dry run)."""
+    source: str = ""
+    """Where it came from, for the image's label: "debian trixie qemu-user 1:10.0.13+ds-0+deb13u1",
+    "apt qemu-user-static 1:7.2+dfsg-7+deb12u18+b3", "path /usr/bin/qemu-arm-static", or a URL."""
     notes: tuple[str, ...] = ()
     """Warnings on the way, for the user."""
 
 
+def ensure_all(
+    arches: tuple[Arch, ...],
+    runner: Runner,
+    config: Config,
+    say: Callable[[str], None],
+    progress: download.ProgressCallback | None = None,
+) -> list[Qemu]:
+    """A qemu for each emulator the arches need, saying where each came from."""
+    wanted = platforms.one_per_emulator(arches)
+    found: dict[str, Qemu] = {}
+    fetch: list[Arch] = []
+    notes: dict[str, tuple[str, ...]] = {}
+    for arch in wanted:
+        local, why = _local(arch, runner, config)
+        if local is not None:
+            found[arch.qemu_binary] = local
+        else:
+            fetch.append(arch)
+            notes[arch.qemu_binary] = why
+    for one in _download(fetch, runner, config, progress):
+        found[one.binary] = replace(one, notes=(*notes[one.binary], *one.notes))
+    for arch in wanted:
+        one = found[arch.qemu_binary]
+        for note in one.notes:
+            say(f"warning: {note}")
+        say(f"qemu: {one.path} ({one.how})")
+    return [found[arch.qemu_binary] for arch in wanted]
+
+
 def ensure(arch: Arch, runner: Runner, config: Config, progress: download.ProgressCallback | None = None) -> Qemu:
-    source = config.qemu_source
+    """``ensure_all`` of one arch, saying nothing (its notes are on the result)."""
+    local, why = _local(arch, runner, config)
+    if local is not None:
+        return local
+    fetched = _download([arch], runner, config, progress)[0]
+    return replace(fetched, notes=(*why, *fetched.notes))
+
+
+def _local(arch: Arch, runner: Runner, config: Config) -> tuple[Qemu | None, tuple[str, ...]]:
+    """The emulator from PATH or apt, as the source and the pin allow; else None and why not (notes)."""
+    source, pin = config.qemu_source, config.qemu_version
+    if source == "download":
+        return None, ()
     if source in ("auto", "path"):
         found = runner.which(arch.qemu_binary)
         if found is not None:
             _check_on_path(found)
-            return Qemu(arch.qemu_binary, found, "found on PATH")
+            version = version_of(found, runner)
+            if pin is None or pins_match(version, pin):
+                return Qemu(
+                    arch.qemu_binary,
+                    found,
+                    "found on PATH" + (f", {version}" if version else ""),
+                    version,
+                    f"path {found}",
+                ), ()
+            differs = f"{found} on PATH is {version}, not the pinned {pin}"
+            if source == "path":
+                raise QemuUnavailable(differs, hint="put the pinned qemu first on PATH, or use --qemu-source download")
+            return _not_local(arch, runner, config, (f"{differs}; not used",))
         if source == "path":
             raise QemuUnavailable(
                 f"{arch.qemu_binary} is not on PATH",
                 hint="install qemu-user-static, or use --qemu-source apt or download",
             )
     if source == "apt":
-        return _apt_install(arch, runner)
-    if source == "download":
-        return _download(arch, runner, config, progress, config.mirror or _apt_mirror(runner))
-    # auto: apt where it can work here, else (or when it fails) the download.
-    mirror = config.mirror or _apt_mirror(runner)
-    can_download = bool(config.offline or config.qemu_url or mirror)
-    apt_failed: tuple[str, ...] = ()
+        return _apt_install(arch, runner, pin), ()
+    return _not_local(arch, runner, config, ())
+
+
+def _not_local(
+    arch: Arch, runner: Runner, config: Config, notes: tuple[str, ...]
+) -> tuple[Qemu | None, tuple[str, ...]]:
+    """``auto`` past PATH: apt where it can work here (and has the pin), else (or when it fails) the download."""
+    can_download = bool(config.offline or config.qemu_url or config.mirror or _apt_mirror(runner))
     if not config.offline and _apt_usable(runner):
         try:
-            return _apt_install(arch, runner)
+            return _apt_install(arch, runner, config.qemu_version), notes
         except XcompileError as err:
             if not can_download:
                 raise
-            apt_failed = (f"apt could not provide {arch.qemu_binary} ({err}); downloading it instead",)
-    elif not can_download:
+            return None, (*notes, f"apt could not provide {arch.qemu_binary} ({err}); downloading it instead")
+    if not can_download:
         raise QemuUnavailable(
             f"{arch.qemu_binary} is not on PATH, this host has no usable apt-get, and no Debian mirror is configured",
             hint="give a mirror with --mirror URL (or XCOMPILE_MIRROR, or `mirror =` in the config file),"
             " or put a static qemu on PATH",
         )
-    fetched = _download(arch, runner, config, progress, mirror)
-    return Qemu(fetched.binary, fetched.path, fetched.how, (*apt_failed, *fetched.notes))
+    return None, notes
+
+
+def version_of(path: Path, runner: Runner) -> str:
+    """The first line of ``path --version`` ("" where not asked, a dry run, or where it says nothing)."""
+    try:
+        out = runner.ask(path, "--version", timeout=30)
+    except CommandFailed as err:
+        raise QemuUnavailable(f"{path} --version failed: {err.last_words}", hint="is it qemu?") from None
+    return (out or "").strip().partition("\n")[0]
+
+
+def pins_match(version: str, pin: str) -> bool:
+    """Does a qemu's version (a Debian version, or --version's first line) satisfy a pin?
+
+    ``qemu-arm version 7.2.13 (Debian 1:7.2+dfsg-7+deb12u18+b3)`` satisfies
+    ``7.2``, ``7.2.13`` and ``1:7.2+dfsg-7+deb12u18+b3``. Unknown ("") satisfies any pin.
+    """
+    if not version:
+        return True
+    if ":" in pin or "-" in pin or "+" in pin:
+        return version == pin or f"(Debian {pin})" in version
+    found = re.search(r"version (\d[\w.~+-]*)", version)
+    upstream = found.group(1) if found else version.split(":", 1)[-1]
+    return upstream.startswith(pin) and not upstream[len(pin) : len(pin) + 1].isdigit()
 
 
 def _check_on_path(found: Path) -> None:
@@ -101,8 +189,7 @@ def _apt_usable(runner: Runner) -> bool:
     return runner.which("apt-get") is not None and (os.geteuid() == 0 or runner.which("sudo") is not None)
 
 
-def _apt_install(arch: Arch, runner: Runner) -> Qemu:
-    notes: list[str] = []
+def _apt_install(arch: Arch, runner: Runner, pin: str | None) -> Qemu:
     if runner.which("apt-get") is None:
         raise QemuUnavailable(
             f"{arch.qemu_binary} is not on PATH and this host has no apt-get",
@@ -116,36 +203,40 @@ def _apt_install(arch: Arch, runner: Runner) -> Qemu:
                 hint="run as root, install sudo, or put a static qemu on PATH",
             )
         sudo = ("sudo",)
+    notes: list[str] = []
     try:
         runner.stream(*sudo, "apt-get", "update", label="qemu", terminal=bool(sudo))
     except CommandFailed as err:
         # One unreachable or mid-sync index fails the whole update, while
         # the lists apt already has usually still hold qemu-user-static.
         notes.append(f"apt-get update failed ({err}); trying with the package lists apt already has")
-    candidates = {pkg: _has_candidate(runner, pkg) for pkg in APT_PACKAGES}
-    if candidates[APT_PACKAGES[0]] is False:
+    candidates = {pkg: _candidate(runner, pkg) for pkg in APT_PACKAGES}
+    first = candidates[APT_PACKAGES[0]]
+    if first == "":
         raise QemuUnavailable(
             f"apt has no {APT_PACKAGES[0]} package on this release",
             hint="check the apt sources, or put a static qemu on PATH",
         )
+    if pin is not None and first is not None and not pins_match(first, pin):
+        raise QemuUnavailable(f"apt would install {APT_PACKAGES[0]} {first}, not the pinned {pin}")
     # Unknown (a dry run asks nothing) counts as there: the plan shows the install.
-    wanted = [pkg for pkg, there in candidates.items() if there is not False]
+    wanted = [pkg for pkg, there in candidates.items() if there != ""]
     runner.stream(*sudo, "apt-get", "install", "-y", *wanted, label="qemu", terminal=bool(sudo))
-    if candidates[APT_PACKAGES[0]] is None:
-        return Qemu(arch.qemu_binary, APT_BIN_DIR / arch.qemu_binary, "to be installed with apt", tuple(notes))
+    if first is None:
+        return Qemu(arch.qemu_binary, APT_BIN_DIR / arch.qemu_binary, "to be installed with apt", notes=tuple(notes))
     path = runner.which(arch.qemu_binary) or APT_BIN_DIR / arch.qemu_binary
     if not path.is_file():
         raise QemuUnavailable(f"apt installed {APT_PACKAGES[0]}, but {arch.qemu_binary} is still missing")
-    return Qemu(arch.qemu_binary, path, "installed with apt", tuple(notes))
+    return Qemu(arch.qemu_binary, path, "installed with apt", first, f"apt {APT_PACKAGES[0]} {first}", tuple(notes))
 
 
-def _has_candidate(runner: Runner, package: str) -> bool | None:
-    """Whether apt can install ``package``; None: not asked (a dry run)."""
+def _candidate(runner: Runner, package: str) -> str | None:
+    """The version apt would install ("" where it has none); None: not asked (a dry run)."""
     policy = runner.ask("apt-cache", "policy", package, label="qemu")
     if policy is None:
         return None
     match = re.search(r"^\s*Candidate:\s*(\S+)", policy, re.MULTILINE)
-    return match is not None and match.group(1) != "(none)"
+    return "" if match is None or match.group(1) == "(none)" else match.group(1)
 
 
 # --- download --------------------------------------------------------------
@@ -159,47 +250,64 @@ def _apt_mirror(runner: Runner) -> str | None:
 
 
 def _download(
-    arch: Arch, runner: Runner, config: Config, progress: download.ProgressCallback | None, mirror: str | None
-) -> Qemu:
+    arches: list[Arch], runner: Runner, config: Config, progress: download.ProgressCallback | None
+) -> list[Qemu]:
+    """The emulators from a URL each, or all from one fetch from the Debian archive."""
+    if not arches:
+        return []
     if config.qemu_url and config.qemu_sha256:
-        return _fetch_direct(arch, runner, config, progress)
+        return [_fetch_direct(arch, runner, config, progress) for arch in arches]
+    mirror = config.mirror or _apt_mirror(runner)
     if mirror is None:
         raise QemuUnavailable(
-            f"no Debian mirror to download {arch.qemu_binary} from",
+            f"no Debian mirror to download {arches[0].qemu_binary} from",
             hint="give one with --mirror URL, XCOMPILE_MIRROR, or `mirror =` in the config file",
         )
     from xcompile import debian
 
-    archive = debian.Archive(
-        mirror,
-        config.suite,
-        keyrings=(config.keyring,) if config.keyring else (),
-        allow_unsigned=config.allow_unsigned,
-    )
-    result = runner.look(
-        lambda: debian.fetch_qemu(
-            arch.qemu_binary, archive, config.cache_dir, offline=config.offline, progress=progress, runner=runner
+    archive = debian.Archive(mirror, config.suite, (config.keyring,) if config.keyring else (), config.allow_unsigned)
+    binaries = [arch.qemu_binary for arch in arches]
+    results = runner.look(
+        lambda: debian.fetch_all(
+            binaries,
+            archive,
+            config.cache_dir,
+            pin=config.qemu_version,
+            offline=config.offline,
+            progress=progress,
+            runner=runner,
         )
     )
-    if result is None:  # not fetched (a dry run): the plan names where from
-        return Qemu(
-            arch.qemu_binary,
-            config.cache_dir / "bin" / "SHA256" / arch.qemu_binary,
-            f"to be downloaded from {archive.shown} ({config.suite})",
-        )
+    if results is None:  # not fetched (a dry run): the plan names where from
+        where = f"{archive.shown} ({config.suite})" if config.qemu_version is None else archive.shown
+        pinned = f", qemu {config.qemu_version}" if config.qemu_version else ""
+        return [
+            Qemu(b, config.cache_dir / "bin" / "SHA256" / b, f"to be downloaded from {where}{pinned}") for b in binaries
+        ]
+    return [_from_archive(result, archive, binary) for result, binary in zip(results, binaries, strict=True)]
+
+
+def _from_archive(result: debian.FetchResult, archive: debian.Archive, binary: str) -> Qemu:
     trust = f"signed by {result.signer}" if result.signer else "signature NOT verified"
     where = "downloaded from" if result.downloaded else "cached from"
     how = f"{where} {archive.shown} ({result.codename}, {result.package} {result.version}, {trust})"
-    return Qemu(arch.qemu_binary, result.path, how, result.notes)
+    source = f"debian {result.codename} {result.package} {result.version}"
+    return Qemu(binary, result.path, how, result.version, source, result.notes)
 
 
 def _fetch_direct(arch: Arch, runner: Runner, config: Config, progress: download.ProgressCallback | None) -> Qemu:
-
     url, sha256 = str(config.qemu_url), str(config.qemu_sha256)
     shown = redact(url)
     final = config.cache_dir / "url" / sha256 / arch.qemu_binary
     fetched = runner.look(lambda: _fetch_url(arch, url, sha256, final, config.offline, progress))
-    return Qemu(arch.qemu_binary, final, fetched or f"to be downloaded from {shown}")
+    if fetched is None:
+        return Qemu(arch.qemu_binary, final, f"to be downloaded from {shown}", source=shown)
+    version = version_of(final, runner)
+    if config.qemu_version is not None and not pins_match(version, config.qemu_version):
+        raise QemuUnavailable(
+            f"{shown} is {version or 'a qemu that says no version'}, not the pinned {config.qemu_version}"
+        )
+    return Qemu(arch.qemu_binary, final, fetched, version, shown)
 
 
 def _fetch_url(
@@ -229,31 +337,9 @@ def _fetch_url(
     return f"downloaded from {shown} (SHA256 checked)"
 
 
-def ensure_all(
-    arches: tuple[Arch, ...],
-    runner: Runner,
-    config: Config,
-    say: Callable[[str], None],
-    progress: download.ProgressCallback | None = None,
-) -> list[Qemu]:
-    """``ensure`` once per emulator the arches need, saying where each came from."""
-    found = []
-    for arch in platforms.one_per_emulator(arches):
-        one = ensure(arch, runner, config, progress)
-        for note in one.notes:
-            say(f"warning: {note}")
-        say(f"qemu: {one.path} ({one.how})")
-        found.append(one)
-    return found
-
-
 def copy_to(found: Qemu, folder: Path, runner: Runner) -> Path:
-    """Copy the binary into ``folder``: whole, or not at all.
-
-    Through a private temp file made there (mkstemp), so a planted symlink is
-    never written through, and two runs at once each rename a whole file of
-    their own into place.
-    """
+    """Copy the binary into ``folder``: whole, or not at all (a private temp file there, renamed into
+    place, so a planted symlink is never written through and two runs at once never clobber each other)."""
     final = folder / found.binary
     try:
         with runner.replacing(final, mode=0o755) as part:

@@ -1,9 +1,12 @@
 """What an image is made of, as labels on it, and whether the registry's image is the same.
 
-An image is ``unchanged`` when the registry's image under its tag carries the
-same four labels: the base (OCI's base.name and base.digest), the qemu's
-SHA256, and the recipe (xcompile's version and the Dockerfile template). Then
-a build would make the same thing again, so none is made and nothing is pushed.
+Every image carries six labels: the base (OCI's base.name and base.digest),
+the qemu inside (its SHA256, its version and where it came from), and the
+recipe (xcompile's version and the Dockerfile template). An image is
+``unchanged`` when the registry's image under its tag carries the same base,
+qemu SHA256 and recipe: a build would make the same thing again, so none is
+made and nothing is pushed. The qemu's version and source describe its bytes
+for people (`xcompile inspect`); the SHA256 decides.
 """
 
 from __future__ import annotations
@@ -16,7 +19,11 @@ from xcompile import __version__
 BASE_NAME = "org.opencontainers.image.base.name"
 BASE_DIGEST = "org.opencontainers.image.base.digest"
 QEMU_SHA256 = "xcompile.qemu.sha256"
+QEMU_VERSION = "xcompile.qemu.version"
+QEMU_SOURCE = "xcompile.qemu.source"
 RECIPE = "xcompile.recipe"
+_SAME = {BASE_DIGEST: "base", QEMU_SHA256: "qemu", RECIPE: "recipe", BASE_NAME: "base name"}
+"""The labels that decide whether an image is unchanged, each with its word."""
 
 
 def recipe(template: str) -> str:
@@ -24,16 +31,28 @@ def recipe(template: str) -> str:
     return f"xcompile {__version__}; Dockerfile sha256:{hashlib.sha256(template.encode()).hexdigest()}"
 
 
-def labels(base_name: str, base_digest: str, qemu_sha256: str, template: str) -> dict[str, str]:
+def labels(
+    base_name: str, base_digest: str, qemu_sha256: str, template: str, *, qemu_version: str = "", qemu_source: str = ""
+) -> dict[str, str]:
     return {
         BASE_NAME: base_name,
         BASE_DIGEST: base_digest,
         QEMU_SHA256: qemu_sha256,
+        QEMU_VERSION: qemu_version or "unknown",
+        QEMU_SOURCE: qemu_source or "unknown",
         RECIPE: recipe(template),
     }
 
 
 def differences(wanted: Mapping[str, str], found: Mapping[str, str]) -> list[str]:
-    """Which of the labels differ, in words ([] when the image is the same)."""
-    names = {BASE_DIGEST: "base", QEMU_SHA256: "qemu", RECIPE: "recipe", BASE_NAME: "base name"}
-    return [names.get(key, key) for key, value in wanted.items() if found.get(key) != value]
+    """Which of the deciding labels differ, in words ([] when the image is the same).
+    A qemu that changed is named by its old and new version where both are known."""
+    said = []
+    for key, word in _SAME.items():
+        if key not in wanted or found.get(key) == wanted[key]:
+            continue
+        old, new = found.get(QEMU_VERSION), wanted.get(QEMU_VERSION)
+        if key == QEMU_SHA256 and old and new and old != new:
+            word = f"qemu {old} -> {new}"
+        said.append(word)
+    return said

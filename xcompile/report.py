@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ from xcompile import __version__, files
 from xcompile.errors import EnvironmentProblem
 from xcompile.plan import Result
 
-COLUMNS = ("image", "platform", "status", "digest", "seconds")
+COLUMNS = ("image", "platform", "status", "digest", "seconds", "qemu")
 
 
 def as_dict(result: Result) -> dict[str, Any]:
@@ -26,6 +27,7 @@ def as_dict(result: Result) -> dict[str, Any]:
                 "digest": o.digest,
                 "seconds": round(o.seconds, 2),
                 "error": o.error,
+                "qemu": {"version": o.qemu_version, "source": o.qemu_source},
             }
             for o in result.outcomes
         ],
@@ -40,6 +42,7 @@ def table(result: Result) -> str:
             o.status,
             _short(o.digest),
             f"{o.seconds:.1f}",
+            _qemu(o.qemu_version),
         )
         for o in result.outcomes
     ]
@@ -58,3 +61,13 @@ def write(result: Result, path: Path) -> None:
 
 def _short(digest: str | None) -> str:
     return digest[: len("sha256:") + 12] if digest else "-"
+
+
+def _qemu(version: str | None) -> str:
+    """A qemu version as the table shows it: 1:10.0.13+ds-0+deb13u1 as 10.0.13, a --version line by its number."""
+    if not version:
+        return "-"
+    found = re.search(r"version (\S+)", version)
+    if found:
+        return found.group(1)
+    return version.split(":", 1)[-1].split("+", 1)[0].split("-", 1)[0]

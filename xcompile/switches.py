@@ -112,6 +112,12 @@ class QemuSource(Targets):
         " default) tries PATH, then apt, then the download",
         argname="SOURCE",
     )
+    qemu_version = Setting(
+        "qemu_version",
+        "the qemu to use: a Debian version (1:7.2+dfsg-7+deb12u18+b3) or an upstream prefix (7.2, 10.0, 11.1),"
+        " the newest of which any suite of the mirror holds",
+        argname="VERSION",
+    )
     mirror = Setting("mirror", "Debian archive to download qemu from", argname="URL")
     suite = Setting("suite", "its suite: stable (the default), oldstable, testing, or a codename", argname="SUITE")
     keyring = Setting(
