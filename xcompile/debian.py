@@ -65,6 +65,7 @@ MAX_PACKAGES = 8
 """How many packages the search from qemu-user-static through Depends may read."""
 _CHUNK = 1 << 20
 T = TypeVar("T")
+S = TypeVar("S", bound="_Suites")
 
 
 @dataclass(frozen=True)
@@ -160,8 +161,8 @@ def pick(found: list[Offer], pin: str, where: str) -> Offer:
     return max(fits, key=lambda offer: debarchive.version_of(offer.version, where))
 
 
-class _Mirror:
-    """One run's view of an archive: its suites' Releases and indexes, read once each, and the packages."""
+class _Suites:
+    """One run's view of an archive's suites: their Releases and indexes, read once each."""
 
     def __init__(
         self,
@@ -186,7 +187,7 @@ class _Mirror:
     @classmethod
     @contextlib.contextmanager
     def open(
-        cls,
+        cls: type[S],
         archive: Archive,
         cache_dir: Path,
         host_arch: str | None,
@@ -196,7 +197,7 @@ class _Mirror:
         runner: Runner | None,
         keyring_dirs: tuple[Path, ...],
         offline: bool,
-    ) -> Iterator[_Mirror]:
+    ) -> Iterator[S]:
         arch = host_arch or host_debian_arch()
         if arch not in BY_DEBIAN:
             raise UsageError(f"unknown Debian architecture {arch!r}", hint=f"use one of {', '.join(sorted(BY_DEBIAN))}")
@@ -315,7 +316,9 @@ class _Mirror:
                 return None
             raise
 
-    # --- the fetch ----------------------------------------------------------------
+
+class _Mirror(_Suites):
+    """An archive's suites, and the packages and binaries fetched from them."""
 
     def fetch(self, binaries: list[str], suite: str, version: str | None) -> list[FetchResult]:
         index = self.index(suite)
@@ -386,7 +389,7 @@ class _Index:
     """A suite's verified Packages.xz, downloaded when first needed and scanned once for every package
     asked for by then; ``record`` holds what earlier runs found in this same index."""
 
-    def __init__(self, mirror: _Mirror, at: Archive, url: str, size: int, record: Record) -> None:
+    def __init__(self, mirror: _Suites, at: Archive, url: str, size: int, record: Record) -> None:
         self.mirror, self.at, self.raw_url, self.size, self.record = mirror, at, url, size, record
         self.url = at.shown + url.removeprefix(at.mirror) if url else f"{at.shown}/dists/{at.suite}"
         self.seen_release: tuple[str, datetime] | None = None

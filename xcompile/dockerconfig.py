@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from xcompile.engine import EXPERIMENTAL_SINCE_TEXT, Engine, Versions
 from xcompile.errors import ConfigError, EnvironmentProblem
 from xcompile.runner import Runner
 
@@ -69,6 +70,19 @@ def enable_experimental(path: Path, runner: Runner) -> tuple[Edit, bool]:
     except OSError as err:
         raise _unwritable(path, err) from None
     return edit, written
+
+
+def step(shapes: Engine, versions: Versions, path: Path, runner: Runner) -> str:
+    """The flow's step 3: enable experimental where this docker client needs it; the line that says what happened."""
+    if not shapes.has_experimental:
+        return f"experimental: docker only; nothing to do with {shapes.name}"
+    if not shapes.needs_experimental(versions):
+        return f"experimental: not needed with docker client {versions.client}"
+    edit, written = enable_experimental(path, runner)
+    line = edit.describe(done=written)
+    if versions.client is None and edit.action != "unchanged":
+        line += f" (only where the docker client is older than {EXPERIMENTAL_SINCE_TEXT})"
+    return line
 
 
 def read(path: Path) -> dict[str, Any] | None:

@@ -49,58 +49,49 @@ def assess(
     ``problem`` says why the registered interpreter cannot work (see
     ``interpreter_problem``), or None.
     """
-    name = arch.binfmt_name
     # A registration, where one is enabled, wins over the kernel's own ELF
     # loader, so a native arch is native only without one.
     if arch.native_here(machine) and (entry is None or not entry.enabled or not mounted):
-        return Assessment(
-            arch,
-            "pass",
-            f"runs natively on {machine}",
-            f"{arch.name}: runs natively on this {machine} host; {arch.qemu_path_in_image} stays"
-            " in the image for hosts that emulate it",
-            native=True,
-        )
+        note = f"runs natively on this {machine} host; {arch.qemu_path_in_image} stays in the image for hosts that"
+        return Assessment(arch, "pass", f"runs natively on {machine}", f"{arch.name}: {note} emulate it", native=True)
+    cannot = f"so {arch.platform} images cannot run here — run {FIX}"
     if not mounted:
         return Assessment(
-            arch,
-            "fail",
-            "binfmt_misc is not mounted",
-            f"{arch.name}: binfmt_misc is not mounted, so {arch.platform} images cannot run here — run {FIX}",
-            FIX,
+            arch, "fail", "binfmt_misc is not mounted", f"{arch.name}: binfmt_misc is not mounted, {cannot}", FIX
         )
+    name = arch.binfmt_name
     if entry is None:
-        return Assessment(
-            arch,
-            "fail",
-            f"{name} is not registered: {arch.platform} images cannot run here",
-            f"{arch.name}: no binfmt entry {name}, so {arch.platform} images cannot run here — run {FIX}",
-            FIX,
-        )
+        detail = f"{name} is not registered: {arch.platform} images cannot run here"
+        return Assessment(arch, "fail", detail, f"{arch.name}: no binfmt entry {name}, {cannot}", FIX)
     if not entry.enabled:
+        fix = f"`echo 1 > {binfmt.ROOT / name}` (or {FIX})"
         return Assessment(
-            arch,
-            "fail",
-            f"{name} is registered but disabled",
-            f"{arch.name}: binfmt {name} is disabled, so {arch.platform} images cannot run here — run {FIX}",
-            f"`echo 1 > {binfmt.ROOT / name}` (or {FIX})",
+            arch, "fail", f"{name} is registered but disabled", f"{arch.name}: binfmt {name} is disabled, {cannot}", fix
         )
     if entry.fix_binary:
-        if problem:
-            return Assessment(
-                arch,
-                "fail",
-                f"{name}: {problem}",
-                f"{arch.name}: binfmt {name}: {problem}, so {arch.platform} images cannot run here — run {FIX}",
-                f"{FIX} registers it again",
-            )
-        return Assessment(
-            arch,
-            "pass",
-            f"{name} -> {entry.interpreter} (flags {entry.flags}): F, so images run here even without qemu inside",
-            f"{arch.name}: binfmt {name} has the F flag, so the image would run here even without"
-            f" qemu inside; {arch.qemu_path_in_image} stays in it for hosts without F",
-        )
+        return _fixed_binary(arch, entry, problem, cannot)
+    return _looked_up_inside(arch, entry, problem)
+
+
+def _fixed_binary(arch: Arch, entry: binfmt.Entry, problem: str | None, cannot: str) -> Assessment:
+    """An F entry: the kernel opened the interpreter at registration, so images run without qemu inside."""
+    name = arch.binfmt_name
+    if problem:
+        note = f"{arch.name}: binfmt {name}: {problem}, {cannot}"
+        return Assessment(arch, "fail", f"{name}: {problem}", note, f"{FIX} registers it again")
+    return Assessment(
+        arch,
+        "pass",
+        f"{name} -> {entry.interpreter} (flags {entry.flags}): F, so images run here even without qemu inside",
+        f"{arch.name}: binfmt {name} has the F flag, so the image would run here even without"
+        f" qemu inside; {arch.qemu_path_in_image} stays in it for hosts without F",
+    )
+
+
+def _looked_up_inside(arch: Arch, entry: binfmt.Entry, problem: str | None) -> Assessment:
+    """An entry without F: the kernel opens the interpreter at exec time, inside the
+    container, so the image carries qemu there, whatever the host has."""
+    name = arch.binfmt_name
     if not stands_in(entry) and entry.interpreter != arch.qemu_path_in_image:
         return Assessment(
             arch,
@@ -112,8 +103,6 @@ def assess(
             f" or with F ({FIX})",
             f"register it without P, or with F ({FIX})",
         )
-    # Without F the kernel opens the interpreter at exec time, inside the
-    # container: the image carries qemu there, whatever the host has.
     extra = () if entry.interpreter == arch.qemu_path_in_image else (entry.interpreter,)
     looks = f"{arch.name}: binfmt {name} (no F) looks for {entry.interpreter} inside the container"
     note = f"{looks}; qemu is placed there too" if extra else f"{looks}, where the image has it"

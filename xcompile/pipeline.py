@@ -18,12 +18,12 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from xcompile import build, context, dockerconfig, emulation, engine, prove, push, qemu, recipe, store
 from xcompile.config import Config
-from xcompile.errors import BaseUnavailable, XcompileError
+from xcompile.errors import XcompileError
 from xcompile.plan import Image, ManifestList, Outcome, Result, plan
 from xcompile.runner import Runner
 
@@ -43,9 +43,6 @@ class Pipeline:
         self._stop, self._interrupted = threading.Event(), threading.Event()
         self._sha256: dict[str, str] = {}
         self._qemu: dict[str, qemu.Qemu] = {}
-        self._pulls: dict[Image, Future[str | None]] = {}
-        """Each base's pull, started in _prepare: None when it worked, else why not."""
-        self._cleanup: ThreadPoolExecutor | None = None
 
     def run(self) -> Result:
         """The original's steps. Raises only for problems that stop everything;
@@ -61,7 +58,7 @@ class Pipeline:
             self._qemu = {one.binary: one for one in emulators}
             with context.workspace(self.runner) as work:
                 self._sha256 = context.copy_qemu(self.runner, emulators, work, images)
-                self.enable_experimental(result.versions)
+                self.say(dockerconfig.step(self.shapes, result.versions, self.config.docker_config, self.runner), None)
                 self.build_all(images, work)
                 for manifest, outcome in manifests.items():
                     self.join(manifest, outcome, [images[image] for image in manifest.images], work)
@@ -85,14 +82,13 @@ class Pipeline:
         host = emulation.survey(self.config.targets)
         the_plan = plan(self.config, host)
         self.local, self.published = (
-            store.Store(self.runner, self.shapes),
+            store.Store(self.runner, self.shapes, self.say, pull=self.config.pull),
             push.Published(self.config, self.runner, self.shapes, self.say),
         )
         with ThreadPoolExecutor(max_workers=self.config.jobs + 1, thread_name_prefix="xcompile-ask") as asking:
             try:
                 ready = asking.submit(self._check_registries)
-                if self.config.pull == "always":
-                    self._pulls = {image: asking.submit(self.local.pull, image) for image in the_plan.images}
+                self.local.start_pulls(the_plan.images, asking)
                 self.local.survey(the_plan.images)
                 said = ready.result()  # a registry that cannot take the push stops the run here
                 if said:
@@ -122,22 +118,10 @@ class Pipeline:
 
         return self.runner.look(ask)
 
-    def enable_experimental(self, versions: engine.Versions) -> None:
-        if not self.shapes.has_experimental:
-            self.say(f"experimental: docker only; nothing to do with {self.shapes.name}", None)
-        elif not self.shapes.needs_experimental(versions):
-            self.say(f"experimental: not needed with docker client {versions.client}", None)
-        else:
-            edit, written = dockerconfig.enable_experimental(self.config.docker_config, self.runner)
-            line = edit.describe(done=written)
-            if versions.client is None and edit.action != "unchanged":
-                line += f" (only where the docker client is older than {engine.EXPERIMENTAL_SINCE_TEXT})"
-            self.say(line, None)
-
     def build_all(self, images: dict[Image, Outcome], work: context.Workspace) -> None:
-        # The removals' pool closes last: an image still running takes it to the end.
+        # The removals close last: an image still running takes them to the end.
         with (
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="xcompile-rm") as self._cleanup,
+            self.local.cleaning(),
             ThreadPoolExecutor(self.runner.concurrency(self.config.jobs), thread_name_prefix="xcompile") as pool,
         ):
             futures = [pool.submit(self.build_prove_push, image, outcome, work) for image, outcome in images.items()]
@@ -159,7 +143,7 @@ class Pipeline:
             outcome.qemu_version, outcome.qemu_source = emulator.version or None, emulator.source or None
             labels = recipe.labels(
                 image.base,
-                self.newest_base(image),
+                self.local.newest_base(image),
                 self._sha256[emulator.binary],
                 image.dockerfile_template,
                 qemu_version=emulator.version,
@@ -171,7 +155,7 @@ class Pipeline:
                 return
             replaced = self.local.image_id(image)
             built = build.build(self.runner, self.shapes, image, work.context(image.arch.qemu_binary), labels)
-            self.drop_replaced(image, replaced, built)
+            self.local.drop_replaced(image, replaced, built)
             outcome.status = "built"
             if self.config.verify:
                 prove.Prover(self.runner, self.shapes, self.say, timeout=self.config.proof_timeout).verify(
@@ -182,57 +166,13 @@ class Pipeline:
                 outcome.digest = push.push(self.runner, self.shapes, self.config, image, digest_file)
                 outcome.status = "pushed"
 
-    def newest_base(self, image: Image) -> str:
-        """Pull the base (policy ``pull``), and return its digest: the registry's
-        where it came from one, else the local image ID."""
-        why = None
-        if self.config.pull == "always":
-            pulling = self._pulls.pop(image, None)
-            why = pulling.result() if pulling is not None else self.local.pull(image)
-        # A pull that failed changed nothing: what the store held at the start stands.
-        found = self.local.base_digest(image, known=why is not None or self.config.pull != "always")
-        if found is None and self.config.pull == "missing":
-            why = self.local.pull(image)
-            found = self.local.base_digest(image)
-        if found is None:
-            pulled = f", and the pull failed: {why}" if why else ""
-            raise BaseUnavailable(
-                f"base {image.base} is not on this host{pulled}", hint="check its name, or log in to its registry"
-            )
-        if why:
-            self.say(f"base {image.base}: not pulled ({why}); using the one on this host, {found[:19]}", image.label)
-        return found
-
-    def drop_replaced(self, image: Image, replaced: str | None, built: str | None) -> None:
-        """Remove the image the new build took the name from, beside the proof
-        and the push, off the image's path."""
-        if replaced is None or (built is not None and replaced.removeprefix("sha256:").startswith(built)):
-            return
-        if built is None and replaced == self.local.image_id(image):
-            return
-
-        def remove() -> None:
-            why = self.local.remove(image, replaced)
-            if why:  # the new image is built and good: a leftover is worth a line, no more
-                self.say(f"the image it replaced, {replaced[:19]}, is left: {why}", image.label)
-
-        if self._cleanup is None:
-            remove()
-        else:
-            self._cleanup.submit(remove)
-
     def join(self, manifest: ManifestList, outcome: Outcome, parts: list[Outcome], work: context.Workspace) -> None:
         if self._stop.is_set() or any(p.status not in ("pushed", "unchanged", "planned") for p in parts):
             outcome.error = "not joined: not every image of this tag was pushed"
             return
         if all(p.status == "unchanged" for p in parts):
-            from xcompile.registry import lists
-
-            current = self.published.read(manifest.name, manifest.label)
-            if lists.holds_exactly(current, (str(p.digest) for p in parts)) and current is not None:
-                self.say(
-                    f"unchanged: {manifest.name} is {current.digest} (every image in it unchanged)", manifest.label
-                )
+            current = self.published.unchanged_list(manifest, [str(p.digest) for p in parts])
+            if current is not None:
                 outcome.status, outcome.digest = "unchanged", current.digest
                 return
         with self._attempt(outcome):

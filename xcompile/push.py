@@ -63,6 +63,16 @@ class Published:
         self.say(f"unchanged: {image.name} is {remote.digest} (same base, qemu and recipe)", image.label)
         return remote
 
+    def unchanged_list(self, manifest: ManifestList, digests: list[str]) -> Remote | None:
+        """The registry's list under the tag when it already holds exactly these images, else None."""
+        from xcompile.registry import lists
+
+        current = self.read(manifest.name, manifest.label)
+        if current is None or not lists.holds_exactly(current, digests):
+            return None
+        self.say(f"unchanged: {manifest.name} is {current.digest} (every image in it unchanged)", manifest.label)
+        return current
+
     def reader(self) -> Reader:
         from xcompile.registry import check
         from xcompile.registry.reader import Reader

@@ -53,7 +53,9 @@ _GRACE = 10
 """Seconds a stopped program has to end after SIGTERM before it gets SIGKILL."""
 
 
-class Runner:
+class _Programs:
+    """The programs: run, ask, stream; each child tracked, so that a stop reaches it."""
+
     def __init__(self, echo: Echo, *, dry_run: bool = False) -> None:
         self.echo = echo
         self.dry_run = dry_run
@@ -225,7 +227,10 @@ class Runner:
             if proc.poll() is None:
                 _stop(proc)
 
-    # --- the file system: each verb echoes once and acts only for real -----------
+
+class Runner(_Programs):
+    """The one way out to the OS: the programs, and the file system, each verb echoed once
+    and acting only for real (a dry run echoes and does nothing)."""
 
     def write_file(
         self, path: Path, text: str, *, label: str | None = None, echo: bool = True, mode: int = 0o644

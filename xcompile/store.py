@@ -8,14 +8,19 @@ name (``survey``); each base is pulled (policy ``pull``) and its digest read
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from xcompile import engine, reference
-from xcompile.errors import CommandFailed, XcompileError
+from xcompile.errors import BaseUnavailable, CommandFailed, XcompileError
 from xcompile.plan import Image
 from xcompile.runner import Runner
+
+Say = Callable[[str, "str | None"], None]
 
 _INSPECT_FORMAT = "{{json .RepoTags}} {{json .RepoDigests}} {{.Id}}"
 """What one `image inspect` of many names says of each one it found."""
@@ -31,12 +36,70 @@ class Local:
 
 
 class Store:
-    def __init__(self, runner: Runner, shapes: engine.Engine) -> None:
+    def __init__(self, runner: Runner, shapes: engine.Engine, say: Say, *, pull: str = "always") -> None:
         self.runner = runner
         self.shapes = shapes
+        self.say = say
+        self.policy = pull
+        """When to pull a base: always, missing (only when not here), never."""
         self.known: dict[str, Local | None] = {}
         """What the store held under each name at the start (None: nothing); a
         name missing here is looked up on its own."""
+        self._pulls: dict[Image, Future[str | None]] = {}
+        """Each base's pull, started at once: None when it worked, else why not."""
+        self._cleanup: Executor | None = None
+
+    def start_pulls(self, images: tuple[Image, ...], pool: Executor) -> None:
+        """Start every base's pull (policy ``always``) on ``pool``; each build waits for its own."""
+        if self.policy == "always":
+            self._pulls = {image: pool.submit(self.pull, image) for image in images}
+
+    def newest_base(self, image: Image) -> str:
+        """Pull the base (as the policy says), and return its digest: the registry's
+        where it came from one, else the local image ID."""
+        why = None
+        if self.policy == "always":
+            pulling = self._pulls.pop(image, None)
+            why = pulling.result() if pulling is not None else self.pull(image)
+        # A pull that failed changed nothing: what the store held at the start stands.
+        found = self.base_digest(image, known=why is not None or self.policy != "always")
+        if found is None and self.policy == "missing":
+            why = self.pull(image)
+            found = self.base_digest(image)
+        if found is None:
+            pulled = f", and the pull failed: {why}" if why else ""
+            raise BaseUnavailable(
+                f"base {image.base} is not on this host{pulled}", hint="check its name, or log in to its registry"
+            )
+        if why:
+            self.say(f"base {image.base}: not pulled ({why}); using the one on this host, {found[:19]}", image.label)
+        return found
+
+    @contextlib.contextmanager
+    def cleaning(self) -> Iterator[None]:
+        """Removals of replaced images run beside the builds, on one thread of their own,
+        and all are done when this ends."""
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="xcompile-rm") as self._cleanup:
+            yield
+        self._cleanup = None
+
+    def drop_replaced(self, image: Image, replaced: str | None, built: str | None) -> None:
+        """Remove the image the new build took the name from, beside the proof and
+        the push, off the image's path, so that reruns leave no `<none>` images behind."""
+        if replaced is None or (built is not None and replaced.removeprefix("sha256:").startswith(built)):
+            return
+        if built is None and replaced == self.image_id(image):
+            return
+
+        def remove() -> None:
+            why = self.remove(image, replaced)
+            if why:  # the new image is built and good: a leftover is worth a line, no more
+                self.say(f"the image it replaced, {replaced[:19]}, is left: {why}", image.label)
+
+        if self._cleanup is None:
+            remove()
+        else:
+            self._cleanup.submit(remove)
 
     def survey(self, images: tuple[Image, ...]) -> None:
         """What every base and target name points to now, in one `image inspect`
