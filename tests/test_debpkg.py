@@ -14,6 +14,7 @@ import os
 import random
 import subprocess
 import tarfile
+import threading
 import zlib
 from pathlib import Path
 from typing import IO, BinaryIO, cast
@@ -373,3 +374,27 @@ def test_a_write_that_reads_only_part_of_its_file_does_not_upset_the_pass(deb: P
     found = debpkg.read_members(deb, ["usr/bin/qemu-arm", "usr/bin/qemu-aarch64"], peek)
     assert set(found.values()) == {Found("file")}
     assert digests["usr/bin/qemu-aarch64"] == hashlib.sha256(AARCH64[:1000]).hexdigest()
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_decoder_thread_that_dies_is_an_error_not_a_hang(deb: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only a bug kills a decoding thread (they keep every Exception for the reader); the reader must not wait."""
+
+    def dies(*args: object) -> None:
+        raise SystemExit("a bug")
+
+    monkeypatch.setattr(debpkg, "_decode_xz", dies)
+    monkeypatch.setattr(debpkg, "_streamed", lambda opener: dies)
+    outcome: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            debpkg.read_members(deb, WANTED, Recorder())
+        except BaseException as err:
+            outcome.append(err)
+
+    thread = threading.Thread(target=call, daemon=True)
+    thread.start()
+    thread.join(timeout=60)
+    assert not thread.is_alive(), "the reader hangs"
+    assert isinstance(outcome[0], RuntimeError) and "decoding threads stopped" in str(outcome[0])

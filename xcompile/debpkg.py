@@ -36,7 +36,9 @@ reads under one lock.
 
 from __future__ import annotations
 
+import bz2
 import collections
+import functools
 import gzip
 import importlib
 import lzma
@@ -262,20 +264,36 @@ class _Member:
 def _data_tar(
     source: _Source, name: str, start: int, size: int, workers: int
 ) -> Iterator[tuple[tarfile.TarFile, IO[bytes]]]:
-    """The data member's tar, and the stream it is read from (to drain for the format's checks)."""
+    """The data member's tar, and the stream it is read from (to drain for the format's checks).
+
+    Whatever the compression, decoding runs on threads of its own, beside the
+    reader that parses the tar and writes files out.
+    """
     if name.endswith(".xz"):
-        decoded = _Decoded(source, _xz_units(source, start, size), workers if source.seekable else 1)
-        stream = cast(IO[bytes], decoded)
-        with decoded, tarfile.open(fileobj=stream, mode="r:") as tar:
-            yield tar, stream
-        return
-    stream = cast(IO[bytes], _Member(source, start, size))
-    if name.endswith(".zst"):
-        stream = _zstd_reader(stream)
-    elif name.endswith(".gz"):  # tarfile's own r|gz never checks the trailer's CRC
-        stream = cast(IO[bytes], gzip.GzipFile(fileobj=stream, mode="rb"))
-    with tarfile.open(fileobj=stream, mode="r|*", bufsize=CHUNK) as tar:
+        decoded = _Decoded(source, _xz_units(source, start, size), _decode_xz, workers if source.seekable else 1)
+    else:
+        opener = _STREAMS.get(name.removeprefix("data.tar"))
+        if opener is None:
+            raise VerificationError(f"{source.label}: {name} is compressed in a way dpkg does not write")
+        decoded = _Decoded(source, iter([_Unit(b"", start, size, 0)]), _streamed(opener), 1)
+    stream = cast(IO[bytes], decoded)
+    with decoded, tarfile.open(fileobj=stream, mode="r:") as tar:
         yield tar, stream
+
+
+Decode = Callable[["_Source", "_Unit", Callable[[bytes], None]], None]
+"""Turns a unit into its output, handing it over piece by piece (at most ``CHUNK`` bytes each)."""
+
+
+def _streamed(opener: Callable[[IO[bytes]], IO[bytes]]) -> Decode:
+    """A decoder for a member compressed as one stream: read through ``opener``'s file object."""
+
+    def decode(source: _Source, unit: _Unit, emit: Callable[[bytes], None]) -> None:
+        stream = opener(cast(IO[bytes], _Member(source, unit.offset, unit.length)))
+        while data := stream.read(CHUNK):
+            emit(data)
+
+    return decode
 
 
 def _zstd_reader(raw: IO[bytes]) -> IO[bytes]:
@@ -285,6 +303,17 @@ def _zstd_reader(raw: IO[bytes]) -> IO[bytes]:
     except ImportError:
         zstandard: Any = importlib.import_module("zstandard")
         return cast(IO[bytes], zstandard.ZstdDecompressor().stream_reader(raw, read_size=CHUNK))
+
+
+# By the data member's suffix: what dpkg-deb writes besides xz. gzip's and
+# bz2's file objects check the trailer's CRC at the end (tarfile's own r|gz
+# never does), as zstd's does its checksum.
+_STREAMS: dict[str, Callable[[IO[bytes]], IO[bytes]]] = {
+    "": lambda raw: raw,
+    ".gz": lambda raw: cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb")),
+    ".bz2": lambda raw: cast(IO[bytes], bz2.BZ2File(raw, mode="rb")),
+    ".zst": _zstd_reader,
+}
 
 
 # --- xz, by blocks (the .xz file format, https://tukaani.org/xz/xz-file-format.txt) -----------
@@ -388,6 +417,36 @@ def _rest(
         raise _Damaged("the xz index does not match its blocks")
 
 
+def _decode_xz(source: _Source, unit: _Unit, emit: Callable[[bytes], None]) -> None:
+    decoder = lzma.LZMADecompressor(lzma.FORMAT_XZ)
+
+    def feed(data: bytes) -> None:
+        if decoder.eof:
+            if data.strip(b"\0"):
+                raise _Damaged("data after the end of the xz stream")
+            return
+        out = decoder.decompress(data, CHUNK)
+        while True:
+            if out:
+                emit(out)
+            if decoder.eof or decoder.needs_input:
+                break
+            out = decoder.decompress(b"", CHUNK)
+        if decoder.eof and decoder.unused_data.strip(b"\0"):
+            raise _Damaged("data after the end of the xz stream")
+
+    feed(unit.prefix)
+    for pos in range(unit.offset, unit.offset + unit.length, CHUNK):
+        n = min(CHUNK, unit.offset + unit.length - pos)
+        data = source.pread(pos, n)
+        if len(data) < n:
+            raise _Damaged("the xz stream is cut short")
+        feed(data)
+    feed(unit.suffix)
+    if unit.whole and not decoder.eof:
+        raise _Damaged("the xz stream is cut short")
+
+
 def _check_size(flags: int) -> int:
     if flags & 0xF0:
         raise _Damaged("unknown xz stream flags")
@@ -482,9 +541,10 @@ class _Decoded:
     have been read.
     """
 
-    def __init__(self, source: _Source, units: Iterator[_Unit], workers: int) -> None:
+    def __init__(self, source: _Source, units: Iterator[_Unit], decode: Decode, workers: int) -> None:
         self.source = source
         self.units = units
+        self.decode = decode
         self.workers = max(1, workers)
         self.runs: collections.deque[_Run] = collections.deque()
         self.pos = 0  # the reader's place in the tar stream
@@ -495,6 +555,7 @@ class _Decoded:
         self.cond = threading.Condition()
         self.next_lock = threading.Lock()  # units are taken and queued in their order
         self.threads = [threading.Thread(target=self._work, daemon=True) for _ in range(self.workers)]
+        self.alive = self.workers
 
     def __enter__(self) -> _Decoded:
         for thread in self.threads:
@@ -539,7 +600,7 @@ class _Decoded:
                 elif run.done:
                     self._drop()
                 else:
-                    self.cond.wait()
+                    self._wait()
         return self.pos
 
     def read(self, n: int = -1) -> bytes:
@@ -558,7 +619,7 @@ class _Decoded:
                 elif run.done:
                     self._drop()
                 else:
-                    self.cond.wait()
+                    self._wait()
         return b"".join(parts)
 
     def _head(self, pos: int) -> bool:
@@ -567,8 +628,14 @@ class _Decoded:
         while not self.runs:
             if self.mapped and not self.taking:
                 return False
-            self.cond.wait()
+            self._wait()
         return True
+
+    def _wait(self) -> None:
+        """Wait for the decoders; they never all stop while the reader could want more, except by a bug."""
+        if not self.alive:
+            raise RuntimeError("the decoding threads stopped before the end of the data")
+        self.cond.wait()
 
     def _drop(self) -> None:
         self.runs.popleft().close()
@@ -602,6 +669,14 @@ class _Decoded:
         return data
 
     def _work(self) -> None:
+        try:
+            self._take_units()
+        finally:
+            with self.cond:
+                self.alive -= 1
+                self.cond.notify_all()
+
+    def _take_units(self) -> None:
         while True:
             with self.cond:
                 self.cond.wait_for(lambda: self.stop or self.mapped or len(self.runs) + self.taking <= self.workers)
@@ -626,7 +701,7 @@ class _Decoded:
                 return
             try:
                 if not run.cancelled:
-                    self._decode(run.unit, run)
+                    self.decode(self.source, run.unit, functools.partial(self._emit, run))
             except _Cancelled:
                 if self.stop:
                     return
@@ -639,40 +714,15 @@ class _Decoded:
                 run.done = True
                 self.cond.notify_all()
 
-    def _decode(self, unit: _Unit, run: _Run) -> None:
-        decoder = lzma.LZMADecompressor(lzma.FORMAT_XZ)
-
-        def feed(data: bytes) -> None:
-            if decoder.eof:
-                if data.strip(b"\0"):
-                    raise _Damaged("data after the end of the xz stream")
-                return
-            out = decoder.decompress(data, CHUNK)
-            while True:
-                if out:
-                    self._emit(run, out)
-                if decoder.eof or decoder.needs_input:
-                    break
-                out = decoder.decompress(b"", CHUNK)
-            if decoder.eof and decoder.unused_data.strip(b"\0"):
-                raise _Damaged("data after the end of the xz stream")
-
-        feed(unit.prefix)
-        for pos in range(unit.offset, unit.offset + unit.length, CHUNK):
-            n = min(CHUNK, unit.offset + unit.length - pos)
-            data = self.source.pread(pos, n)
-            if len(data) < n:
-                raise _Damaged("the xz stream is cut short")
-            feed(data)
-        feed(unit.suffix)
-        if unit.whole and not decoder.eof:
-            raise _Damaged("the xz stream is cut short")
-
     def _emit(self, run: _Run, data: bytes) -> None:
         with self.cond:
+            # The head waits for its reader (its output would only be spilled and read back);
+            # the others spill, so that a second core has work while the reader catches up.
+            while not (self.stop or run.cancelled) and run is self.runs[0] and run.in_memory >= AHEAD:
+                self.cond.wait()
             if self.stop or run.cancelled:
                 raise _Cancelled
-            if run is self.runs[0] and run.in_memory < AHEAD:
+            if run is self.runs[0]:
                 run.pieces.append(data)
                 run.in_memory += len(data)
             else:
