@@ -64,6 +64,7 @@ EMULATORS = [f"usr/bin/{a.qemu_binary.removesuffix('-static')}" for a in platfor
 PIECE = 256 * 1024
 FLOOR = "curl + dpkg-deb -x"
 VARIANTS = {"then": "download, then extract", "overlap": "overlapped"}
+IMPORTS = "python + imports only"
 MEASURER = """
 import json, os, subprocess, sys, time
 argv = json.loads(sys.argv[1])
@@ -345,6 +346,10 @@ def main() -> None:
                             raise SystemExit(f"round {i}, {label}, {name}: exit {code}, wrong emulators: run void")
                         results.setdefault((label, name), []).append((elapsed, rss, cpu))
                         shutil.rmtree(dest)
+                # What every xcompile contender pays before its first byte (a running xcompile has paid it).
+                imports = [sys.executable, "-c", "import requests, xcompile.debpkg"]
+                elapsed, code, rss, cpu = measure(imports)
+                results.setdefault(("", IMPORTS), []).append((elapsed, rss, cpu))
                 print(f"round {i + 1}/{rounds} done", file=sys.stderr)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -368,6 +373,11 @@ def report(
             rss = max(r for _, r, _ in runs) / 1024
             print(f"  {VARIANTS.get(name, name):28} {wall:6.2f}s {min(times):5.2f}s {max(times):5.2f}s"
                   f" {wall / floor:7.2f}x {cpu:5.2f}s {cpu / floor_cpu:7.2f}x {rss:6.1f}MiB")  # fmt: skip
+    runs = results[("", IMPORTS)]
+    wall, cpu = statistics.median(t for t, _, _ in runs), statistics.median(c for _, _, c in runs)
+    print(
+        f"{IMPORTS} (in each xcompile row) {wall:.2f}s wall, {cpu:.2f}s CPU, {max(r for _, r, _ in runs) / 1024:.1f}MiB"
+    )
 
 
 if __name__ == "__main__":
