@@ -115,25 +115,17 @@ def test_debian_binfmt_p_path_gets_a_copy(
 
 
 @pytest.mark.parametrize(
-    ("setup", "note", "error"),
+    ("setup", "note"),
     [
-        (
-            "lost",
-            "no binfmt entry qemu-arm, so linux/arm/v7 images cannot run here — run `xcompile doctor --fix`",
-            "the image does not run: 'exec format error', so this host has no working binfmt entry for arm32v7"
-            " — run `xcompile doctor`",
-        ),
-        (
-            "wrapper",
-            "runs /usr/local/bin/qemu-arm-wrapper with the P flag, a wrapper that qemu cannot stand in for",
-            "the image does not run: 'no such file or directory', so the emulator that binfmt names for arm32v7"
-            " is not in the image — run `xcompile doctor` to see where binfmt looks for it",
-        ),
+        ("lost", "no binfmt entry qemu-arm, so linux/arm/v7 images cannot run here — run `xcompile doctor --fix`"),
+        ("wrapper", "runs /usr/local/bin/qemu-arm-wrapper with the P flag, a wrapper that qemu cannot stand in for"),
     ],
 )
-def test_image_that_cannot_run_here_is_failed_and_not_pushed(
-    registry: Registry, armhf_base: str, user_env: dict[str, str], tmp_path: Path, setup: str, note: str, error: str
+def test_a_host_that_cannot_run_the_image_still_proves_the_qemu_that_ships(
+    registry: Registry, armhf_base: str, user_env: dict[str, str], tmp_path: Path, setup: str, note: str
 ) -> None:
+    """The proof runs the image's own qemu as its entrypoint, so it needs no binfmt entry: the
+    image is proven for the hosts it is made for, and the note says this host cannot run it."""
     repo = f"{registry.host}/unrunnable-{setup}/rpi"
     if setup == "lost":  # registrations lost, e.g. after a reboot
         context = removed(ARM.binfmt_name)
@@ -141,13 +133,12 @@ def test_image_that_cannot_run_here_is_failed_and_not_pushed(
         context = replaced(seed_world(ARM, interpreter="/usr/local/bin/qemu-arm-wrapper", flags="P"))
     with context:
         result = build("--base", armhf_base, "--repo", repo, "--tag", "a", env=user_env, cwd=tmp_path)
-    assert result.returncode == 1
+    assert result.returncode == 0, result.stderr[-2000:]
     assert note in result.stderr
+    assert "--entrypoint /usr/bin/qemu-arm-static" in result.stderr
     row = result.stdout.splitlines()[1].split()
-    assert (row[0], row[2]) == (f"{repo}:a", "failed")
-    assert f"{repo}:a: {error}" in result.stdout
-    assert registry.tags(f"unrunnable-{setup}/rpi") == []
-    assert "docker push" not in result.stderr
+    assert (row[0], row[2]) == (f"{repo}:a", "pushed")
+    assert registry.tags(f"unrunnable-{setup}/rpi") == ["a"]
 
 
 def test_mislabelled_build_is_caught(registry: Registry, user_env: dict[str, str], tmp_path: Path) -> None:

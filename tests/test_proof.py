@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import struct
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -31,29 +32,29 @@ DEBIAN = pytest.mark.parametrize("host_binfmt", ["debian"], indirect=True)
 # --- unit: the pure parts ------------------------------------------------------
 
 
-def test_the_script_reports_uname_and_python() -> None:
-    machine = proof.read_probe(proof.PROBES[0], "uname armv7l\npython armv7l\n")
-    assert (machine.uname, machine.python) == ("armv7l", "armv7l")
-    assert proof.read_probe(proof.PROBES[0], "uname armv7l\n").python is None
-    assert proof.read_probe(proof.PROBES[1], "aarch64\n") == proof.Machine(None, "aarch64", "python")
+def test_the_probe_reads_the_last_line() -> None:
+    python = proof.PROBES[0]
+    assert python.program == "/usr/local/bin/python3" and python.says == "python3"
+    assert proof.read_probe(python, "armv7l\n") == proof.Machine("armv7l", python)
+    assert proof.read_probe(proof.PROBES[-1], "") == proof.Machine("", proof.PROBES[-1])
 
 
 @pytest.mark.parametrize(
-    ("machine", "error"),
+    ("value", "probe", "error"),
     [
-        (proof.Machine("armv7l", None), None),
-        (proof.Machine("armv7l", "armv7l"), None),
-        (proof.Machine(None, "armv7l", "python"), None),
-        (proof.Machine("x86_64", None), "`uname -m` in the image printed 'x86_64', not 'armv7l'"),
-        (proof.Machine("armv7l", "x86_64"), "python3 in the image reports 'x86_64', not 'armv7l'"),
-        (proof.Machine(None, None), "the image has a shell, but neither uname nor python3"),
+        ("armv7l", proof.PROBES[0], None),
+        ("armv7l", proof.PROBES[-1], None),
+        ("x86_64", proof.PROBES[-1], "`uname -m` in the image, run by its own qemu, printed 'x86_64', not 'armv7l'"),
+        ("aarch64", proof.PROBES[0], "python3 in the image, run by its own qemu, printed 'aarch64', not 'armv7l'"),
+        ("", proof.PROBES[0], "python3 in the image, run by its own qemu, printed '', not 'armv7l'"),
     ],
 )
-def test_check_machine(machine: proof.Machine, error: str | None) -> None:
+def test_check_machine(value: str, probe: proof.Probe, error: str | None) -> None:
+    machine = proof.Machine(value, probe)
     if error is None:
         proof.check_machine(ARM, machine)
     else:
-        with pytest.raises(ProofFailed, match=error.replace("(", r"\(")):
+        with pytest.raises(ProofFailed, match=error.replace("(", r"\(").replace(")", r"\)")):
             proof.check_machine(ARM, machine)
 
 
@@ -97,6 +98,9 @@ def test_inspect_without_layers_on_this_host() -> None:
         ('exec: "python3": executable file not found in $PATH: unknown', "python3", True),
         ("exec /bin/sh: exec format error", "/bin/sh", False),
         ("exec /bin/sh: no such file or directory", "/bin/sh", False),  # binfmt's emulator is missing
+        # qemu as the entrypoint, on a program the image lacks (qemu 10.x)
+        ("Error while loading /usr/bin/python3: No such file or directory", "/usr/bin/python3", True),
+        ("qemu-arm-static: applet not found", "/usr/bin/python3", False),  # not qemu at all
     ],
 )
 def test_a_missing_program_is_told_from_a_missing_emulator(stderr: str, program: str, lacks: bool) -> None:
@@ -105,6 +109,15 @@ def test_a_missing_program_is_told_from_a_missing_emulator(stderr: str, program:
 
 
 # --- integration: real daemon, real registry ------------------------------------
+
+
+def arm_loop() -> bytes:
+    """A static 32-bit ARM program that never ends: one instruction, `b .` (an ELF of 88 bytes)."""
+    entry = 0x10054
+    header = b"\x7fELF" + bytes([1, 1, 1, 0]) + bytes(8)
+    header += struct.pack("<HHIIIIIHHHHHH", 2, 40, 1, entry, 52, 0, 0x05000400, 52, 32, 1, 40, 0, 0)
+    load = struct.pack("<IIIIIIII", 1, 0, 0x10000, 0x10000, 0x58, 0x58, 5, 0x10000)
+    return header + load + struct.pack("<I", 0xEAFFFFFE)
 
 
 def docker_shim(tmp_path: Path, on_build: str) -> str:
@@ -157,10 +170,10 @@ def test_qemu_different_or_missing_in_the_image_is_refused(
 
 @contextlib.contextmanager
 def scratch_base(
-    tmp_path: Path, armhf_base: str, built: str, copies: dict[str, str], scripts: dict[str, str] | None = None
+    tmp_path: Path, armhf_base: str, built: str, copies: dict[str, str], scripts: dict[str, str | bytes] | None = None
 ) -> Iterator[str]:
     """An armhf image FROM scratch holding only busybox, under the names given
-    (no shell unless asked), and the executable scripts given (path: text).
+    (no shell unless asked), and the executable files given (path: text or bytes).
     Yields its name without the tag (a); afterwards it and ``built``, the image
     made from it, are removed."""
     ref = f"xcompile-test-{uuid.uuid4().hex[:8]}/noshell:a"
@@ -168,7 +181,10 @@ def scratch_base(
     context.mkdir()
     lines = ["FROM scratch"] + [f"COPY --from={armhf_base}:a {src} {dst}" for dst, src in copies.items()]
     for number, (dst, text) in enumerate((scripts or {}).items()):
-        (context / f"script{number}").write_text(text)
+        if isinstance(text, bytes):
+            (context / f"script{number}").write_bytes(text)
+        else:
+            (context / f"script{number}").write_text(text)
         (context / f"script{number}").chmod(0o755)
         lines.append(f"COPY script{number} {dst}")
     (context / "Dockerfile").write_text("\n".join(lines) + "\n")
@@ -188,7 +204,8 @@ def test_image_without_a_shell_is_proven_with_uname(
     with scratch_base(tmp_path, armhf_base, f"{registry.host}/{name}:a", {"/bin/uname": "/bin/busybox"}) as base:
         result = build_a(base, registry, name, user_env, tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "--entrypoint uname" in result.stderr  # the shell was not there, uname was
+    # The image's own qemu runs its uname: no shell, no python3, and no binfmt entry needed.
+    assert "--entrypoint /usr/bin/qemu-arm-static" in result.stderr and " /bin/uname -m" in result.stderr
     assert registry.tags(name) == ["a"]
 
 
@@ -200,7 +217,8 @@ def test_image_with_nothing_to_run_is_refused(
     name = f"proof-{uuid.uuid4().hex[:6]}/nothing"
     with scratch_base(tmp_path, armhf_base, f"{registry.host}/{name}:a", {"/bin/busybox": "/bin/busybox"}) as base:
         result = build_a(base, registry, name, user_env, tmp_path)
-    refused(result, registry, name, "the image has none of /bin/sh, python3, uname to prove that it runs")
+    refused(result, registry, name, "the image has none of /usr/local/bin/python3, /usr/bin/python3, /bin/uname,"
+            " /usr/bin/uname to prove that it runs")  # fmt: skip
 
 
 @pytest.mark.integration
@@ -208,17 +226,17 @@ def test_image_with_nothing_to_run_is_refused(
 def test_a_proof_run_that_does_not_end_fails_its_image_and_leaves_no_container(
     host_binfmt: str, registry: Registry, armhf_base: str, user_env: dict[str, str], tmp_path: Path
 ) -> None:
-    # An image whose `uname` never ends, run as the container's PID 1, which
-    # ignores the SIGTERM that the stopped `docker run` passes on.
+    # An image whose `uname` never ends (an ARM loop), run by its qemu as the
+    # container's PID 1, which ignores the SIGTERM that the stopped `docker run` passes on.
     shell = {"/bin/busybox": "/bin/busybox", "/bin/sh": "/bin/busybox"}
-    hangs = {"/bin/uname": "#!/bin/sh\nexec /bin/busybox sleep 600\n"}
+    hangs: dict[str, str | bytes] = {"/bin/uname": arm_loop()}
     name = f"proof-{uuid.uuid4().hex[:6]}/hangs"
     built = f"{registry.host}/{name}:a"
     with scratch_base(tmp_path, armhf_base, built, shell, hangs) as base:
         result = build_a(base, registry, name, user_env, tmp_path, "--proof-timeout", "5", timeout=120)
         containers = docker("ps", "-a", "--filter", f"ancestor={built}", "-q").stdout.split()
     refused(result, registry, name, "the proof's emulated run of the image did not end: timed out after 5 s")
-    assert "--entrypoint uname" in result.stderr and "+ docker rm --force xcompile-proof-" in result.stderr
+    assert " /bin/uname -m" in result.stderr and "+ docker rm --force xcompile-proof-" in result.stderr
     assert containers == []
 
 
@@ -245,12 +263,10 @@ def test_the_layers_choose_one_program_to_run(tmp_path: Path) -> None:
     (layer / "usr/bin").mkdir(parents=True)
     (layer / "bin").mkdir()
     with_layers = proof.ImageConfig("linux/arm/v7", layer_dirs=(layer,))
-    assert proof.probes_for(proof.ImageConfig("linux/arm/v7")) == proof.PROBES  # layers unknown: the chain
-    assert proof.probes_for(with_layers) == proof.PROBES  # nothing known to run: the chain, which says so
+    assert proof.probes_for(proof.ImageConfig("linux/arm/v7")) == proof.PROBES  # layers unknown: each in turn
+    assert proof.probes_for(with_layers) == ()  # nothing known to run
     (layer / "bin/uname").symlink_to("busybox")
-    assert proof.probes_for(with_layers)[0] == proof.PROBES[2]  # uname alone: one emulated exec
+    assert proof.probes_for(with_layers) == (proof.Probe("/bin/uname", ("-m",)),)  # one emulated run
     (layer / "usr/bin/python3").symlink_to("python3.11")
-    first = proof.probes_for(with_layers)[0]
-    assert first == proof.PYTHON_BOTH  # python3 reports both
-    said = proof.read_probe(first, "uname armv7l\npython armv7l\n")
-    assert (said.uname, said.python) == ("armv7l", "armv7l")
+    (first,) = proof.probes_for(with_layers)
+    assert first.program == "/usr/bin/python3" and first.args == ("-I", "-S", "-c", proof.MACHINE)

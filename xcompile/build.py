@@ -24,5 +24,5 @@ def build(runner: Runner, shapes: engine.Engine, image: Image, context: Path, la
     path = context / image.dockerfile_name
     runner.write_file(path, dockerfile(image, labels), label=image.label)
     out = runner.stream(*shapes.build_cmd(image.platform, path, image.name, context), label=image.label)
-    found = _BUILT.search(out)
+    found = _BUILT.search(out or "")
     return found.group(1) if found else None

@@ -76,6 +76,11 @@ class Config:
     offline: bool = False
     qemu_url: str | None = None
     qemu_sha256: str | None = None
+    proof_command: str | tuple[str, ...] | None = None
+    """Run in every image under emulation, after the machine probe and before the push, as a
+    downstream RUN runs: a shell line (sh -c), or exec form (a TOML list)."""
+    proof_commands: tuple[tuple[str, str | tuple[str, ...]], ...] = ()
+    """Per-arch overrides of ``proof_command``: (arch name, command)."""
     qemu_version: str | None = None
     """The qemu to use: an exact Debian version, or an upstream prefix (7.2): the newest the mirror has."""
     cache_dir: Path = field(default=Path("~/.cache/xcompile"))
@@ -102,6 +107,9 @@ class Config:
     def cells(self) -> tuple[str, ...]:
         """Every configured "TAG/ARCH", tag by tag: what a CI matrix fans out."""
         return tuple(f"{tag}/{arch}" for tag in self.tags for arch in self.arches)
+
+    def proof_command_for(self, arch: platforms.Arch) -> str | tuple[str, ...] | None:
+        return dict(self.proof_commands).get(arch.name, self.proof_command)
 
     def base_for(self, arch: platforms.Arch) -> str:
         override = dict(self.bases).get(arch.name)
@@ -149,6 +157,15 @@ def _bool(value: Any, key: str) -> bool:
     if word in _TRUE | _FALSE:
         return word in _TRUE
     raise ConfigError(f"{key}: expected true or false, got {value!r}")
+
+
+def _command(value: Any, key: str) -> str | tuple[str, ...]:
+    """A shell line (a string), or exec form (a TOML list of strings)."""
+    if isinstance(value, list):
+        if not value or not all(isinstance(item, str) and item for item in value):
+            raise ConfigError(f"{key}: expected a shell line or a list of non-empty strings, got {value!r}")
+        return tuple(value)
+    return _text(value, key)
 
 
 def _whole(low: int, high: int) -> Callable[[Any, str], int]:
@@ -247,13 +264,18 @@ KEYS: dict[str, Callable[[Any, str], Any]] = {
     "qemu_url": _url,
     "qemu_sha256": _sha256,
     "qemu_version": _qemu_version,
+    "proof_command": _command,
 }
 SWITCH_KEYS: dict[str, Callable[[Any, str], Any]] = {"only": _cells}
 """Keys only a switch sets: they describe one run, not a project."""
 ALIASES = {"arch": "arches", "tag": "tags", "source": "qemu_source"}
 """Other spellings a file, variable or switch may use for a key."""
-PER_ARCH = "base_"
-"""``base_<arch>`` overrides the base of one architecture."""
+PER_ARCH: dict[str, tuple[str, Callable[[Any, str], Any]]] = {
+    "base_": ("bases", _text),
+    "proof_command_": ("proof_commands", _command),
+}
+"""``base_<arch>`` overrides the base of one architecture, ``proof_command_<arch>`` its proof command:
+each prefix with the Config field that holds the (arch, value) pairs, and the value's parser."""
 ENV_PREFIX = "XCOMPILE_"
 
 
@@ -282,11 +304,10 @@ def load(
         _parse_layer(file_values, source, warnings, unknown_is_error=True),
         _parse_layer(env_values, "environment", warnings, unknown_is_error=False),
     ):
-        # Per-arch bases merge across layers; every other key replaces.
-        bases = dict(values.get("bases", ())) | dict(layer.pop("bases", ()))
+        # Per-arch values (bases, proof commands) merge across layers; every other key replaces.
+        merged = {field: dict(values.get(field, ())) | dict(layer.pop(field, ())) for field, _ in PER_ARCH.values()}
         values.update(layer)
-        if bases:
-            values["bases"] = tuple(sorted(bases.items()))
+        values.update((field, tuple(sorted(pairs.items()))) for field, pairs in merged.items() if pairs)
 
     for key, value in switches.items():
         if value is None:
@@ -331,20 +352,22 @@ def _asdict(config: Config) -> dict[str, Any]:
 
 def _parse_layer(raw: Mapping[str, Any], where: str, warnings: list[str], *, unknown_is_error: bool) -> dict[str, Any]:
     parsed: dict[str, Any] = {}
-    bases: dict[str, str] = {}
+    per_arch: dict[str, dict[str, Any]] = {}
     for raw_key, value in raw.items():
         key = raw_key.replace("-", "_").lower()
         key = ALIASES.get(key, key)
-        if key.startswith(PER_ARCH):
-            label = f"{ENV_PREFIX}{key.upper()}" if where == "environment" else f"{where}: {key}"
+        label = f"{ENV_PREFIX}{key.upper()}" if where == "environment" else f"{where}: {key}"
+        prefix = next((prefix for prefix in PER_ARCH if key.startswith(prefix)), None)
+        if prefix is not None:
+            field, parse_one = PER_ARCH[prefix]
             try:
-                arch = platforms.get(key[len(PER_ARCH) :])
+                arch = platforms.get(key[len(prefix) :])
             except ConfigError as err:
                 if unknown_is_error:
                     raise ConfigError(f"{label}: {err.message}", hint=err.hint) from None
                 warnings.append(f"{label}: {err.message}, so it is ignored — {err.hint}")
                 continue
-            bases[arch.name] = _text(value, label)
+            per_arch.setdefault(field, {})[arch.name] = parse_one(value, label)
             continue
         parse = KEYS.get(key)
         if parse is None:
@@ -356,10 +379,8 @@ def _parse_layer(raw: Mapping[str, Any], where: str, warnings: list[str], *, unk
                 raise ConfigError(message, hint=hint)
             warnings.append(f"{message} is ignored — {hint}")
             continue
-        label = f"{ENV_PREFIX}{key.upper()}" if where == "environment" else f"{where}: {key}"
         parsed[key] = parse(value, label)
-    if bases:
-        parsed["bases"] = tuple(sorted(bases.items()))
+    parsed.update((field, tuple(sorted(pairs.items()))) for field, pairs in per_arch.items())
     return parsed
 
 

@@ -48,8 +48,10 @@ def checks(config: Config, runner: Runner, machine: str | None = None) -> list[C
         if binfmt.mounted()
         else Check("binfmt_misc", "fail", f"not mounted at {binfmt.ROOT}", f"`{' '.join(MOUNT)}` (or --fix)")
     )
-    for name, seen in emulation.survey(config.targets, machine).items():
+    host = emulation.survey(config.targets, machine)
+    for name, seen in host.items():
         found.append(Check(f"binfmt {name}", seen.status, seen.detail, seen.fix))
+    found.append(_proof(config, host))
     for arch in platforms.one_per_emulator(config.targets):
         found.append(_qemu(arch, runner))
     if chosen.has_experimental:
@@ -200,6 +202,28 @@ def _podman_runs(runner: Runner) -> Check:
 
 
 _ENGINE_CHECKS: dict[str, Callable[[Runner], list[Check]]] = {"docker": _docker, "podman": _podman}
+
+
+def _proof(config: Config, host: dict[str, emulation.Assessment]) -> Check:
+    """What the proof needs of this host: the machine probe runs the image's own qemu and needs
+    no binfmt entry; a proof command starts programs through the kernel's binfmt, so it needs one."""
+    probe = "the machine probe runs each image's own qemu, so it needs no binfmt entry"
+    commands = [arch for arch in config.targets if config.proof_command_for(arch) is not None]
+    if not commands:
+        return Check("proof", "pass", f"{probe}; no proof_command is configured")
+    cannot = [arch.name for arch in commands if host[arch.name].status == "fail" and not host[arch.name].native]
+    if cannot:
+        return Check(
+            "proof",
+            "fail",
+            f"{probe}, but proof_command starts programs through the kernel's binfmt, and"
+            f" {', '.join(cannot)} has no working entry",
+            FIX_ENTRIES,
+        )
+    return Check("proof", "pass", f"{probe}; proof_command starts programs through binfmt, whose entries work")
+
+
+FIX_ENTRIES = "`xcompile doctor --fix`"
 
 
 def _qemu(arch: Arch, runner: Runner) -> Check:

@@ -138,11 +138,18 @@ class Engine:
         return (self.program, "image", "inspect", "--format", template, *images)
 
     def run_cmd(
-        self, platform: str, image: str, *command: str, entrypoint: str | None = None, name: str | None = None
+        self,
+        platform: str,
+        image: str,
+        *command: str,
+        entrypoint: str | None = None,
+        name: str | None = None,
+        network: bool = False,
     ) -> Argv:
+        """``network``: the run gets the engine's default network, as a build's RUN has."""
         chosen = ("--entrypoint", entrypoint) if entrypoint else ()
         named = ("--name", name) if name else ()
-        options = (*named, *self.run_options, "--platform", platform, *chosen)
+        options = (*named, *(() if network else self.run_options), "--platform", platform, *chosen)
         return (self.program, "run", "--rm", *options, image, *command)
 
     def create_cmd(self, platform: str, image: str, *command: str) -> Argv:
@@ -370,7 +377,12 @@ def classify(err: CommandFailed, program: str | None = None) -> Failure:
         return Failure("timeout", err.reason or "timed out")
     if program is not None:
         name = re.escape(program)
-        found = re.search(rf"executable file not found|stat {name}: no such file|exec: \"{name}\": stat", text)
+        found = re.search(
+            rf"executable file not found|stat {name}: no such file|exec: \"{name}\": stat"
+            # qemu run as the entrypoint, on a program the image lacks (10.x; 7.2 says nothing)
+            rf"|Error while loading {name}: No such file|Could not open '{name}'",
+            text,
+        )
         if found:
             return Failure("missing-program", found.group(0))
     for kind, pattern in (

@@ -158,9 +158,11 @@ class Pipeline:
             self.local.drop_replaced(image, replaced, built)
             outcome.status = "built"
             if self.config.verify:
-                prove.Prover(self.runner, self.shapes, self.say, timeout=self.config.proof_timeout).verify(
-                    image, self._sha256[image.arch.qemu_binary], work
-                )
+                prover = prove.Prover(self.runner, self.shapes, self.say, timeout=self.config.proof_timeout)
+                prover.verify(image, self._sha256[emulator.binary], work)
+                command = self.config.proof_command_for(image.arch)
+                if command is not None:
+                    outcome.proof = prover.run_command(image, command, self._sha256[emulator.binary])
             if self.config.push and not self._stopped(outcome, "not pushed: an earlier image failed"):
                 digest_file = work.scratch / f"{image.label}.digest"
                 outcome.digest = push.push(self.runner, self.shapes, self.config, image, digest_file)

@@ -83,6 +83,17 @@ class Plan:
     manifests: tuple[ManifestList, ...]
 
 
+@dataclass(frozen=True)
+class ProofRun:
+    """The user's proof command in one image: what ran, how it ended, and under which qemu."""
+
+    command: str
+    exit: int | None
+    seconds: float
+    qemu: str
+    """Which qemu ran the programs it started: the shipped one, or the host's (binfmt F)."""
+
+
 @dataclass
 class Outcome:
     name: str
@@ -94,6 +105,7 @@ class Outcome:
     error: str | None = None
     qemu_version: str | None = None
     qemu_source: str | None = None
+    proof: ProofRun | None = None
 
     @classmethod
     def of(cls, image: Image) -> Outcome:

@@ -7,9 +7,10 @@ It proves three things, at about the cost of one container run:
 - qemu's bytes at each path the image must carry it. Read natively from the
   image's layer folders where the engine keeps them on this host (overlay2),
   else copied out of a created container.
-- that it runs: one emulated run prints ``uname -m`` and, where the image
-  has python3, ``platform.machine()``. Images without a shell are run with
-  python3, else uname, as their entrypoint.
+- that the qemu it ships runs it: one run whose entrypoint is the image's
+  own qemu, running python3 (else uname) to print the machine. So the proof
+  covers the bytes that hosts without the F flag will run, whatever this
+  host's binfmt entry says; the probe needs no binfmt entry at all.
 
 prove.py gathers (it owns the runner); this module judges.
 """
@@ -27,52 +28,38 @@ from xcompile.engine import Failure
 from xcompile.errors import CommandFailed, ProofFailed
 from xcompile.platforms import Arch
 
-PYTHON_MACHINE = "import platform; print(platform.machine())"
-# One emulated run for images with a shell: uname, then python3 where it exists.
-SCRIPT = (
-    'if command -v uname >/dev/null 2>&1; then m=$(uname -m) || exit 1; echo "uname $m"; fi; '
-    "if command -v python3 >/dev/null 2>&1; then "
-    f"p=$(python3 -c '{PYTHON_MACHINE}') || exit 1; echo \"python $p\"; fi"
-)
+PYTHON_PATHS = ("/usr/local/bin/python3", "/usr/bin/python3")
+UNAME_PATHS = ("/bin/uname", "/usr/bin/uname")
+MACHINE = "import os; print(os.uname().machine)"
+"""All python3 needs to say: the machine the program sees (platform.machine() is this, and `uname -m`'s syscall)."""
 
 
 @dataclass(frozen=True)
 class Probe:
-    """One way to make the image say what machine it is, as entrypoint + arguments."""
+    """A program of the image, and its arguments, that prints the machine it runs on.
+    It is run by the image's own qemu (the container's entrypoint), so no binfmt entry is needed."""
 
-    entrypoint: str
+    program: str
     args: tuple[str, ...]
-    says: str
-    """What its one line of output is: "script" (tagged lines), "uname" or "python"."""
+
+    @property
+    def says(self) -> str:
+        return "python3" if "python" in self.program else "uname"
 
 
-# Tried in order; the next only when the image lacks the previous one's program.
-PROBES = (
-    Probe("/bin/sh", ("-c", SCRIPT), "script"),
-    Probe("python3", ("-c", PYTHON_MACHINE), "python"),
-    Probe("uname", ("-m",), "uname"),
+# Tried in order where the layers cannot be read; the next only when the image lacks the program.
+# -I -S: no site, no user paths: what is left of python's start under emulation is the interpreter's own.
+PROBES = tuple(Probe(path, ("-I", "-S", "-c", MACHINE)) for path in PYTHON_PATHS) + tuple(
+    Probe(path, ("-m",)) for path in UNAME_PATHS
 )
-# Where the layers show what the image has, one emulated program says it all:
-# python3 reports both (os.uname() is the syscall `uname -m` makes), else uname.
-PYTHON_BOTH = Probe(
-    "python3",
-    ("-c", 'import os, platform; print("uname", os.uname().machine); print("python", platform.machine())'),
-    "script",
-)
-_PYTHON_PATHS = ("/usr/local/bin/python3", "/usr/bin/python3")
-_UNAME_PATHS = ("/bin/uname", "/usr/bin/uname")
 
 
 def probes_for(config: ImageConfig) -> tuple[Probe, ...]:
-    """The probes to try, cheapest first: a single program where the layers
-    show what the image has, then the general chain should that fail."""
+    """The probes to try: where the layers show what the image has, just the first program
+    it has (none: nothing to run), else every probe in turn."""
     if not config.layer_dirs:
         return PROBES
-    if any(exists_in_layers(config.layer_dirs, path) for path in _PYTHON_PATHS):
-        return (PYTHON_BOTH, *PROBES)
-    if any(exists_in_layers(config.layer_dirs, path) for path in _UNAME_PATHS):
-        return (PROBES[2], *PROBES)
-    return PROBES
+    return tuple(probe for probe in PROBES if exists_in_layers(config.layer_dirs, probe.program))[:1]
 
 
 @dataclass(frozen=True)
@@ -157,23 +144,16 @@ class QemuSeen:
 
 @dataclass(frozen=True)
 class Machine:
-    """What the image said about itself under emulation."""
+    """What the image said about itself, run by its own qemu."""
 
-    uname: str | None
-    python: str | None
-    """platform.machine() of its python3; None: the image has no python3."""
-    probe: str = "script"
+    value: str
+    """The machine it printed (armv7l, aarch64, ...)."""
+    probe: Probe
 
 
 def read_probe(probe: Probe, output: str) -> Machine:
     lines = [line.strip() for line in output.splitlines() if line.strip()]
-    if probe.says == "script":
-        said = dict(line.split(" ", 1) for line in lines if " " in line)
-        return Machine(said.get("uname"), said.get("python"), probe.says)
-    value = lines[-1] if lines else ""
-    if probe.says == "python":
-        return Machine(None, value, probe.says)
-    return Machine(value, None, probe.says)
+    return Machine(lines[-1] if lines else "", probe)
 
 
 # --- the checks ---------------------------------------------------------------
@@ -201,21 +181,19 @@ def check_qemu_inside(seen: QemuSeen) -> None:
 
 
 def check_machine(arch: Arch, machine: Machine) -> None:
-    if machine.uname is None and machine.python is None:
-        raise ProofFailed("the image has a shell, but neither uname nor python3 to say what machine it is")
     wanted = arch.uname_m
     if wanted is None:
         return  # i386 reports the host kernel's view
-    if machine.uname is not None and machine.uname != wanted:
-        raise ProofFailed(f"`uname -m` in the image printed {machine.uname!r}, not {wanted!r}")
-    if machine.python is not None and machine.python != wanted:
-        raise ProofFailed(f"python3 in the image reports {machine.python!r}, not {wanted!r}")
+    if machine.value != wanted:
+        said = "`uname -m`" if machine.probe.says == "uname" else "python3"
+        raise ProofFailed(f"{said} in the image, run by its own qemu, printed {machine.value!r}, not {wanted!r}")
 
 
 # --- a run that failed, in words ----------------------------------------------
 
 
-def run_failed(arch: Arch, failure: Failure, err: CommandFailed, program: str = "docker") -> ProofFailed:
+def run_failed(qemu: str, probe: Probe, failure: Failure, err: CommandFailed, program: str) -> ProofFailed:
+    """Why the image's own qemu (at ``qemu`` in it) did not print the machine."""
     if failure.kind == "timeout":  # the runner's timeout stopped it
         return ProofFailed(
             f"the proof's emulated run of the image did not end: {err.reason}",
@@ -224,20 +202,34 @@ def run_failed(arch: Arch, failure: Failure, err: CommandFailed, program: str = 
         )
     if failure.kind == "exec-format":
         return ProofFailed(
-            f"the image does not run: 'exec format error', so this host has no working binfmt entry for {arch.name}",
-            hint="run `xcompile doctor`",
+            f"{qemu} in the image is not a program this host can run ('exec format error')",
+            hint="the qemu that ships must be a static binary for the machine that builds and runs the images",
         )
-    if failure.kind == "missing-file":
+    return ProofFailed(
+        f"the image's own qemu ({qemu}) does not run its {probe.program}: {err.last_words}",
+        hint="hosts without the binfmt F flag would run this qemu; use another (--qemu-version, --qemu-source)",
+    )
+
+
+def command_failed(arch: Arch, command: str, err: CommandFailed, failure: Failure, lines: int = 5) -> ProofFailed:
+    """The user's proof command failed or did not end: its last lines of output."""
+    if failure.kind in ("exec-format", "missing-file") and err.retcode in (126, 127, 1):
         return ProofFailed(
-            f"the image does not run: 'no such file or directory', so the emulator that binfmt names for"
-            f" {arch.name} is not in the image",
-            hint="run `xcompile doctor` to see where binfmt looks for it",
+            f"the proof command `{command}` cannot start here: {failure.words}, so this host has no working binfmt"
+            f" entry for {arch.name} (a proof command starts programs through the kernel's binfmt; the machine"
+            " probe needs none)",
+            hint="run `xcompile doctor --fix`",
         )
-    return ProofFailed(f"running the image failed: {err}")
+    tail = [line for line in err.output.splitlines() if line.strip()][-lines:]
+    said = " | ".join(tail) if tail else "no output"
+    if err.retcode is None:
+        return ProofFailed(f"the proof command `{command}` did not end: {err.reason}; last output: {said}",
+                           hint="a slow command needs a longer --proof-timeout")  # fmt: skip
+    return ProofFailed(f"the proof command `{command}` exited {err.retcode}; last output: {said}")
 
 
 def nothing_to_run() -> ProofFailed:
-    names = ", ".join(probe.entrypoint for probe in PROBES)
+    names = ", ".join(dict.fromkeys(probe.program for probe in PROBES))
     return ProofFailed(
         f"the image has none of {names} to prove that it runs",
         hint="prove it yourself, or build with --no-verify",

@@ -1,22 +1,32 @@
 """Step 4: prove a built image before it is pushed — gather what to judge, and judge it (proof.py).
 
-Three looks, at about the cost of one container run: the image config (one
-`image inspect`), qemu's bytes at each path (the layer folders, else copied
-out of a container that never starts), and one emulated run.
+- The image config (one `image inspect`): labelled for the target platform.
+- qemu's bytes at each path (the layer folders, else copied out of a
+  container that never starts): the qemu that was copied in.
+- The machine probe: one run whose entrypoint is the **image's own qemu**,
+  running python3 (else uname). It proves the bytes that hosts without the
+  binfmt F flag run, whatever this host's entry says, and needs no entry.
+- The user's proof command, where one is configured: run as a downstream
+  `RUN` runs (shell form through /bin/sh -c, the engine's network), so every
+  program it starts goes through this host's binfmt entry. Which qemu that
+  is, the shipped one or the host's, is said (``runs_under``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import shlex
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from xcompile import engine, files, proof
+from xcompile import binfmt, engine, files, proof
 from xcompile.context import Workspace
 from xcompile.errors import CommandFailed, XcompileError
-from xcompile.plan import Image
+from xcompile.plan import Image, ProofRun
+from xcompile.platforms import Arch
 from xcompile.runner import Runner
 
 Say = Callable[[str, "str | None"], None]
@@ -33,16 +43,19 @@ class Prover:
         self.timeout = timeout
 
     def verify(self, image: Image, qemu_sha256: str, work: Workspace) -> None:
-        """Prove the image: labelled right, qemu inside, and it runs. The labels
-        come first, since a mislabelled image would not even start for the target
-        platform. What could not be looked at (a dry run) is not judged."""
+        """Prove the image: labelled right, qemu inside, and its own qemu runs it. The labels
+        come first, since a mislabelled image would not even start for the target platform.
+        What could not be looked at (a dry run) is not judged."""
         config = self.look_at(image)
         if config is None:
-            self.run_inside(image, proof.PROBES)  # the plan shows the run
+            self.run_inside(image, proof.PROBES[:1])  # the plan shows the run
             return
         proof.check_labels(image.arch, config)
         proof.check_qemu_inside(self.qemu_inside(image, qemu_sha256, config, work))
-        machine = self.run_inside(image, proof.probes_for(config))
+        probes = proof.probes_for(config)
+        if not probes:
+            raise proof.nothing_to_run()
+        machine = self.run_inside(image, probes)
         if machine is not None:
             proof.check_machine(image.arch, machine)
 
@@ -79,35 +92,75 @@ class Prover:
         return proof.QemuSeen(wanted, tuple(copies))
 
     def run_inside(self, image: Image, probes: tuple[proof.Probe, ...]) -> proof.Machine | None:
-        """One emulated run: the first probe whose program the image has (None: not run)."""
+        """The first probe whose program the image has, run by the image's own qemu (None: not run)."""
+        qemu = image.arch.qemu_path_in_image
         for probe in probes:
-            # Named, so that a run that outlives --proof-timeout can be removed:
-            # its program, as PID 1, ignores the SIGTERM the client passes on,
-            # and the client waits for it.
-            container = f"xcompile-proof-{uuid.uuid4().hex[:12]}"
-            argv = self.shapes.run_cmd(
-                image.platform, image.name, *probe.args, entrypoint=probe.entrypoint, name=container
-            )
+            container = self._container()
+            argv = self.shapes.run_cmd(image.platform, image.name, probe.program, *probe.args, entrypoint=qemu,
+                                       name=container)  # fmt: skip
             remove = functools.partial(self._remove_container, container, image.label)
             try:
                 out = self.runner.ask(*argv, label=image.label, timeout=self.timeout, on_timeout=remove)
             except CommandFailed as err:
-                failure = engine.classify(err, probe.entrypoint)
-                if failure.kind == "missing-program":
+                failure = engine.classify(err, probe.program)
+                # qemu 7.2 says nothing, and exits 1, where the image lacks the program
+                if failure.kind == "missing-program" or (err.retcode == 1 and not err.output.strip()):
                     continue
-                raise proof.run_failed(image.arch, failure, err, self.shapes.program) from None
-            if out is None:
-                return None
-            machine = proof.read_probe(probe, out)
-            if machine.python is None and machine.uname is not None:
-                self.say("no python3 in the image; checked with uname only", image.label)
-            return machine
+                raise proof.run_failed(qemu, probe, failure, err, self.shapes.program) from None
+            return None if out is None else proof.read_probe(probe, out)
         raise proof.nothing_to_run()
+
+    def run_command(self, image: Image, command: str | tuple[str, ...], qemu_sha256: str) -> ProofRun:
+        """The user's proof command in the image, as a downstream RUN runs it; fails the image
+        (ProofFailed) on a non-zero exit or a timeout, with its last lines of output."""
+        shown = command if isinstance(command, str) else shlex.join(command)
+        entrypoint, args = ("/bin/sh", ("-c", command)) if isinstance(command, str) else (command[0], command[1:])
+        container = self._container()
+        argv = self.shapes.run_cmd(image.platform, image.name, *args, entrypoint=entrypoint, name=container,
+                                   network=True)  # fmt: skip
+        under = runs_under(image.arch, qemu_sha256, self.runner)
+        started = time.monotonic()
+        remove = functools.partial(self._remove_container, container, image.label)
+        try:
+            said = self.runner.stream(*argv, label=image.label, timeout=self.timeout, on_timeout=remove)
+        except CommandFailed as err:
+            raise proof.command_failed(image.arch, shown, err, engine.classify(err, entrypoint)) from None
+        if said is None:  # not run (a dry run): planned, not passed
+            return ProofRun(shown, None, 0.0, under)
+        seconds = time.monotonic() - started
+        self.say(f"proof command passed in {seconds:.1f} s, under {under}", image.label)
+        return ProofRun(shown, 0, seconds, under)
+
+    @staticmethod
+    def _container() -> str:
+        # Named, so that a run that outlives --proof-timeout can be removed: its
+        # program, as PID 1, ignores the SIGTERM the client passes on, and the client waits.
+        return f"xcompile-proof-{uuid.uuid4().hex[:12]}"
 
     def _remove_container(self, container: str, label: str) -> None:
         try:
-            self.runner.run(
-                *self.shapes.remove_container_cmd(container, force=True), label=label, timeout=REMOVE_TIMEOUT
-            )
+            argv = self.shapes.remove_container_cmd(container, force=True)
+            self.runner.run(*argv, label=label, timeout=REMOVE_TIMEOUT)
         except XcompileError as err:  # the image has failed already; this is worth a line, no more
             self.say(f"its container {container} is left: {err}", label)
+
+
+def runs_under(arch: Arch, shipped_sha256: str, runner: Runner, root: Path = binfmt.ROOT) -> str:
+    """Which qemu runs the programs a command starts in an ``arch`` image on this host, in words.
+
+    With the F flag the kernel runs the host's own qemu (opened when it was
+    registered); without it, the kernel looks the interpreter up inside the
+    container, where xcompile put the shipped qemu.
+    """
+    entry = binfmt.read(arch.binfmt_name, root) if binfmt.mounted(root) else None
+    if entry is None or not entry.enabled:
+        return "no qemu: this host has no enabled binfmt entry for it, so its programs cannot start"
+    if not entry.fix_binary:
+        return f"the shipped qemu (binfmt {entry.name} has no F flag: the kernel runs {entry.interpreter} in the image)"
+    host = Path(entry.interpreter).resolve()
+    version = ""
+    with contextlib.suppress(XcompileError):
+        version = (runner.ask(host, "--version", timeout=30) or "").strip().partition("\n")[0]
+    same = files.sha256_or_none(host) == shipped_sha256
+    bytes_said = "the same bytes as the shipped one" if same else "NOT the shipped one"
+    return f"the host's qemu ({version or host}, binfmt {entry.name} with F: {bytes_said})"

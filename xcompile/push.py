@@ -100,7 +100,7 @@ def push(runner: Runner, shapes: engine.Engine, config: Config, image: Image, di
         out = runner.stream(*argv, label=image.label)
     except CommandFailed as err:
         raise check.gone(err, config.repo) or err from None
-    return shapes.pushed_digest(out, digest_file)
+    return shapes.pushed_digest(out or "", digest_file)
 
 
 def push_list(

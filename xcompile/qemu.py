@@ -101,15 +101,10 @@ def _local(arch: Arch, runner: Runner, config: Config) -> tuple[Qemu | None, tup
         found = runner.which(arch.qemu_binary)
         if found is not None:
             _check_on_path(found)
-            version = version_of(found, runner)
+            version, notes = version_of(found, runner)
             if pin is None or pins_match(version, pin):
-                return Qemu(
-                    arch.qemu_binary,
-                    found,
-                    "found on PATH" + (f", {version}" if version else ""),
-                    version,
-                    f"path {found}",
-                ), ()
+                how = "found on PATH" + (f", {version}" if version else "")
+                return Qemu(arch.qemu_binary, found, how, version, f"path {found}", notes), ()
             differs = f"{found} on PATH is {version}, not the pinned {pin}"
             if source == "path":
                 raise QemuUnavailable(differs, hint="put the pinned qemu first on PATH, or use --qemu-source download")
@@ -145,13 +140,14 @@ def _not_local(
     return None, notes
 
 
-def version_of(path: Path, runner: Runner) -> str:
-    """The first line of ``path --version`` ("" where not asked, a dry run, or where it says nothing)."""
+def version_of(path: Path, runner: Runner) -> tuple[str, tuple[str, ...]]:
+    """The first line of ``path --version`` ("" where not asked, a dry run, or where it says
+    nothing), and a note where it failed: such a binary is no qemu, and the proof will say so."""
     try:
         out = runner.ask(path, "--version", timeout=30)
     except CommandFailed as err:
-        raise QemuUnavailable(f"{path} --version failed: {err.last_words}", hint="is it qemu?") from None
-    return (out or "").strip().partition("\n")[0]
+        return "", (f"{path} --version failed ({err.last_words}): it may not be qemu",)
+    return (out or "").strip().partition("\n")[0], ()
 
 
 def pins_match(version: str, pin: str) -> bool:
@@ -302,12 +298,12 @@ def _fetch_direct(arch: Arch, runner: Runner, config: Config, progress: download
     fetched = runner.look(lambda: _fetch_url(arch, url, sha256, final, config.offline, progress))
     if fetched is None:
         return Qemu(arch.qemu_binary, final, f"to be downloaded from {shown}", source=shown)
-    version = version_of(final, runner)
+    version, notes = version_of(final, runner)
     if config.qemu_version is not None and not pins_match(version, config.qemu_version):
         raise QemuUnavailable(
             f"{shown} is {version or 'a qemu that says no version'}, not the pinned {config.qemu_version}"
         )
-    return Qemu(arch.qemu_binary, final, fetched, version, shown)
+    return Qemu(arch.qemu_binary, final, fetched, version, shown, notes)
 
 
 def _fetch_url(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -28,6 +29,7 @@ def as_dict(result: Result) -> dict[str, Any]:
                 "seconds": round(o.seconds, 2),
                 "error": o.error,
                 "qemu": {"version": o.qemu_version, "source": o.qemu_source},
+                "proof_command": None if o.proof is None else dataclasses.asdict(o.proof),
             }
             for o in result.outcomes
         ],
@@ -49,7 +51,10 @@ def table(result: Result) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
     errors = [f"{o.name}: {o.error}" for o in result.outcomes if o.error]
-    return "\n".join(lines + errors)
+    # A proof command run under the host's qemu (binfmt F) proves that qemu, not the shipped one: said.
+    hosts = [f"{o.name}: its proof command ran under {o.proof.qemu}" for o in result.outcomes
+             if o.proof is not None and o.proof.qemu.startswith("the host's")]  # fmt: skip
+    return "\n".join(lines + errors + hosts)
 
 
 def write(result: Result, path: Path) -> None:

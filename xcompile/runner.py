@@ -104,17 +104,25 @@ class _Programs:
         return self._run(argv, label, stdin, timeout, on_timeout, ok_codes)
 
     def stream(
-        self, *argv: str | Path, label: str | None = None, stdin: str | None = None, terminal: bool = False
-    ) -> str:
+        self,
+        *argv: str | Path,
+        label: str | None = None,
+        stdin: str | None = None,
+        terminal: bool = False,
+        timeout: float | None = None,
+        on_timeout: Callable[[], None] | None = None,
+    ) -> str | None:
         """Echo argv, run it, and pass each output line (stdout and stderr merged,
-        in order) to ``echo`` as it comes; return the last lines. A dry run returns "".
+        in order) to ``echo`` as it comes; return the last lines. A dry run runs
+        nothing and returns None.
 
         ``terminal`` lets the program talk to the user's terminal (sudo's
         password prompt) instead of running in a session of its own.
+        ``timeout`` and ``on_timeout`` as for ``run``.
         """
         args = self._start_echo(argv, label)
         if self.dry_run:
-            return ""
+            return None
         cmd = _command(args)
         if stdin is not None:
             stdin_from: int | None = subprocess.PIPE
@@ -122,16 +130,22 @@ class _Programs:
             stdin_from = None if terminal else subprocess.DEVNULL
         # Its own process group (unless terminal), so that stopping it stops its
         # children too: a grandchild holding the pipe open would block the reader.
-        proc = self._start(
-            args,
-            cmd,
-            stdin=stdin_from,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=not terminal,
-        )
+        popen = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "start_new_session": not terminal}
+        proc = self._start(args, cmd, stdin=stdin_from, **popen)
+        expired = threading.Event()
+
+        def expire() -> None:
+            expired.set()
+            if on_timeout is not None:
+                on_timeout()
+            _stop(proc)
+
+        watchdog = threading.Timer(timeout, expire) if timeout is not None else None
         tail: collections.deque[str] = collections.deque(maxlen=_OUTPUT_TAIL)
         try:
+            if watchdog is not None:
+                watchdog.daemon = True
+                watchdog.start()
             if stdin is not None and proc.stdin is not None:
                 proc.stdin.write(stdin.encode())
                 proc.stdin.close()
@@ -141,8 +155,12 @@ class _Programs:
                 self.echo(line, label)
             retcode = proc.wait()
         finally:
+            if watchdog is not None:
+                watchdog.cancel()
             self._finish(proc)
         output = "\n".join(tail)
+        if expired.is_set():
+            raise CommandFailed(args, None, "", output, reason=f"timed out after {timeout:g} s")
         if retcode != 0:
             raise CommandFailed(args, retcode, "", output)
         return output

@@ -158,6 +158,11 @@ class Build(Cells, QemuSource, Registry):
         f"seconds each image's emulated proof run may take (default {config.DEFAULT_PROOF_TIMEOUT})",
         argname="SECONDS",
     )
+    proof_command = Setting(
+        "proof_command",
+        "also run this shell line in every image under emulation before the push, as a downstream RUN runs it",
+        argname="COMMAND",
+    )
     keep_going = Toggle("keep_going", "go on with the other images after a failure")
     report = Setting("report", "also write the summary as JSON", argname="FILE")
     rebuild = Setting(
