@@ -22,7 +22,20 @@ from plumbum import cli
 from plumbum.cli.application import ShowCompletion, ShowHelp, ShowHelpAll, ShowVersion
 from plumbum.cli.switches import SwitchError
 
-from xcompile import __version__, config, dockerconfig, doctor, join, matrix, qemu, report, switches
+from xcompile import (
+    __version__,
+    catalog,
+    config,
+    dockerconfig,
+    doctor,
+    inspect,
+    join,
+    matrix,
+    qemu,
+    report,
+    switches,
+    trial,
+)
 from xcompile.errors import Interrupted, UsageError, XcompileError
 from xcompile.pipeline import Pipeline
 from xcompile.plan import Result
@@ -209,12 +222,21 @@ class JoinCommand(_Command, switches.Cells, switches.Registry):
 
 @XcompileApp.subcommand("qemu")
 class QemuCommand(_Command, switches.QemuSource):
-    """Find, install or download the static qemu for each target and print its path."""
+    """Find, install or download the static qemu for each target and print its path;
+    --versions lists the qemu versions the mirror serves instead."""
 
     dest = cli.SwitchAttr("--dest", str, default=None, argname="DIR", help="also copy the binary into DIR")
+    versions = cli.Flag("--versions", help="list every qemu version the mirror's suites hold, and who signed each")
+    fmt = cli.SwitchAttr("--format", cli.Set("text", "json"), default="text", help="with --versions: text or json")
 
     def main(self) -> int:
         console, settings, runner = self.session()
+        if self.versions:
+            offers = catalog.offers(settings, runner)
+            if offers is not None:
+                shown = catalog.as_json(offers, settings.targets) if self.fmt == "json" else None
+                console.result(json.dumps(shown, indent=2) if shown else catalog.table(offers, settings.targets))
+            return 0
         dest = Path(self.dest) if self.dest else None
         if dest is not None and not dest.is_dir():
             raise UsageError(f"--dest {dest}: no such folder")
@@ -222,6 +244,39 @@ class QemuCommand(_Command, switches.QemuSource):
             path = found.path if dest is None else qemu.copy_to(found, dest, runner)
             console.result(str(path))
         return 0
+
+
+@XcompileApp.subcommand("inspect")
+class InspectCommand(_Command, switches.Engine):
+    """What pushed images are made of (base, qemu, recipe), read from the registry without pulling them."""
+
+    fmt = cli.SwitchAttr("--format", cli.Set("text", "json"), default="text", help="text or json")
+
+    def main(self, *names: str) -> int:
+        if not names:
+            raise UsageError("inspect needs at least one image", hint="e.g. `xcompile inspect HOST/team/app:3.7`")
+        console, settings, runner = self.session()
+        found = inspect.inspect(list(names), settings, runner)
+        console.result(
+            json.dumps([seen.as_dict() for seen in found], indent=2) if self.fmt == "json" else inspect.text(found)
+        )
+        return 0
+
+
+@XcompileApp.subcommand("trial")
+class TrialCommand(_Command, switches.Images):
+    """Which qemu works for my images? Build and prove every image with each qemu VERSION; push nothing."""
+
+    def main(self, *versions: str) -> int:
+        console, settings, runner = self.session()
+        for version in versions:
+            config.KEYS["qemu_version"](version, "VERSION")
+        cells = trial.trial(settings, list(versions), runner, console.say)
+        console.result(trial.table(cells, list(versions)))
+        good = trial.passing(cells, list(versions))
+        if not settings.dry_run:
+            console.say(f"every image passes with qemu {', '.join(good)}" if good else "no version passes every image")
+        return 0 if good or settings.dry_run else 1
 
 
 @XcompileApp.subcommand("experimental")

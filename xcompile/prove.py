@@ -42,22 +42,25 @@ class Prover:
         self.say = say
         self.timeout = timeout
 
-    def verify(self, image: Image, qemu_sha256: str, work: Workspace) -> None:
-        """Prove the image: labelled right, qemu inside, and its own qemu runs it. The labels
-        come first, since a mislabelled image would not even start for the target platform.
-        What could not be looked at (a dry run) is not judged."""
+    def verify(self, image: Image, qemu_sha256: str, work: Workspace) -> bool:
+        """Prove the image: labelled right, qemu inside, and its own qemu runs it (raises
+        ProofFailed where it is not). The labels come first, since a mislabelled image would
+        not even start for the target platform. False where nothing could be looked at (a
+        dry run): then nothing was judged."""
         config = self.look_at(image)
         if config is None:
             self.run_inside(image, proof.PROBES[:1])  # the plan shows the run
-            return
+            return False
         proof.check_labels(image.arch, config)
         proof.check_qemu_inside(self.qemu_inside(image, qemu_sha256, config, work))
         probes = proof.probes_for(config)
         if not probes:
             raise proof.nothing_to_run()
         machine = self.run_inside(image, probes)
-        if machine is not None:
-            proof.check_machine(image.arch, machine)
+        if machine is None:
+            return False
+        proof.check_machine(image.arch, machine)
+        return True
 
     def look_at(self, image: Image) -> proof.ImageConfig | None:
         """The image's config, labels and layer folders: one native call (None: not asked)."""

@@ -123,7 +123,7 @@ def _not_local(
     arch: Arch, runner: Runner, config: Config, notes: tuple[str, ...]
 ) -> tuple[Qemu | None, tuple[str, ...]]:
     """``auto`` past PATH: apt where it can work here (and has the pin), else (or when it fails) the download."""
-    can_download = bool(config.offline or config.qemu_url or config.mirror or _apt_mirror(runner))
+    can_download = bool(config.offline or config.qemu_url or config.mirror or apt_mirror(runner))
     if not config.offline and _apt_usable(runner):
         try:
             return _apt_install(arch, runner, config.qemu_version), notes
@@ -238,7 +238,7 @@ def _candidate(runner: Runner, package: str) -> str | None:
 # --- download --------------------------------------------------------------
 
 
-def _apt_mirror(runner: Runner) -> str | None:
+def apt_mirror(runner: Runner) -> str | None:
     # A host's apt sources count only where it has apt to use them.
     from xcompile import aptsources
 
@@ -253,7 +253,7 @@ def _download(
         return []
     if config.qemu_url and config.qemu_sha256:
         return [_fetch_direct(arch, runner, config, progress) for arch in arches]
-    mirror = config.mirror or _apt_mirror(runner)
+    mirror = config.mirror or apt_mirror(runner)
     if mirror is None:
         raise QemuUnavailable(
             f"no Debian mirror to download {arches[0].qemu_binary} from",

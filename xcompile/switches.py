@@ -93,8 +93,11 @@ class Targets(Common):
     )
 
 
-class Cells(Targets):
+class Tags(Targets):
     tags = Setting("tags", "a tag to build (repeatable; replaces the configured list)", argname="TAG")
+
+
+class Cells(Tags):
     only = Setting(
         "only",
         "build, prove and push only this cell (repeatable), as a CI matrix job does; never a"
@@ -103,7 +106,7 @@ class Cells(Targets):
     )
 
 
-class QemuSource(Targets):
+class QemuMirror(Targets):
     """Where the static qemu comes from, when it is not on PATH."""
 
     qemu_source = Setting(
@@ -111,12 +114,6 @@ class QemuSource(Targets):
         f"where qemu comes from: {', '.join(config.QEMU_SOURCES)}; auto (the"
         " default) tries PATH, then apt, then the download",
         argname="SOURCE",
-    )
-    qemu_version = Setting(
-        "qemu_version",
-        "the qemu to use: a Debian version (1:7.2+dfsg-7+deb12u18+b3) or an upstream prefix (7.2, 10.0, 11.1),"
-        " the newest of which any suite of the mirror holds",
-        argname="VERSION",
     )
     mirror = Setting("mirror", "Debian archive to download qemu from", argname="URL")
     suite = Setting("suite", "its suite: stable (the default), oldstable, testing, or a codename", argname="SUITE")
@@ -127,6 +124,17 @@ class QemuSource(Targets):
     )
     allow_unsigned = Toggle("allow_unsigned", "take an archive whose signature cannot be verified (warns)")
     offline = Toggle("offline", "use only qemu already on PATH or in the cache")
+
+
+class QemuSource(QemuMirror):
+    """Which qemu: a pinned version, or one binary from a URL."""
+
+    qemu_version = Setting(
+        "qemu_version",
+        "the qemu to use: a Debian version (1:7.2+dfsg-7+deb12u18+b3) or an upstream prefix (7.2, 10.0, 11.1),"
+        " the newest of which any suite of the mirror holds",
+        argname="VERSION",
+    )
     qemu_url = Setting("qemu_url", "a static qemu binary to download", argname="URL")
     qemu_sha256 = Setting("qemu_sha256", "its SHA256 (required)", argname="HEX")
 
@@ -144,14 +152,13 @@ class Registry(Engine):
     repo = Setting("repo", "repository to build and push to", argname="NAME")
 
 
-class Build(Cells, QemuSource, Registry):
+class Images(Tags, QemuMirror, Engine):
+    """What a trial of the images needs: which images, and how each is built and proven."""
+
     image = Setting("image", "official image to start from (base: <arch namespace>/NAME)", argname="NAME")
     base = Setting(
         "base", "foreign base image name, without tag; {namespace} stands for the arch's namespace", argname="IMAGE"
     )
-    push = Toggle("push", "build only, do not push")
-    verify = Toggle("verify", "do not prove each image (labels, qemu inside, runs) before pushing")
-    manifest = Toggle("manifest", "with several --arch, do not join each tag in a manifest list")
     jobs = Setting("jobs", f"images at once (default {config.DEFAULT_JOBS})", argname="N")
     proof_timeout = Setting(
         "proof_timeout",
@@ -163,6 +170,13 @@ class Build(Cells, QemuSource, Registry):
         "also run this shell line in every image under emulation before the push, as a downstream RUN runs it",
         argname="COMMAND",
     )
+    pull = Setting("pull", "pull each base first: always (the default), missing, never", argname="POLICY")
+
+
+class Build(Images, Cells, QemuSource, Registry):
+    push = Toggle("push", "build only, do not push")
+    verify = Toggle("verify", "do not prove each image (labels, qemu inside, runs) before pushing")
+    manifest = Toggle("manifest", "with several --arch, do not join each tag in a manifest list")
     keep_going = Toggle("keep_going", "go on with the other images after a failure")
     report = Setting("report", "also write the summary as JSON", argname="FILE")
     rebuild = Setting(
@@ -170,4 +184,3 @@ class Build(Cells, QemuSource, Registry):
         "changed (the default): only images whose base, qemu or recipe differ from the registry's; always: every image",
         argname="WHEN",
     )
-    pull = Setting("pull", "pull each base first: always (the default), missing, never", argname="POLICY")

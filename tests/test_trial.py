@@ -1,0 +1,76 @@
+"""`xcompile trial`: every image with each qemu version, proven, pushed nowhere, left nowhere.
+
+The versions come from a test archive of the real bookworm (qemu 7.2) and
+trixie (qemu 10.0) packages on 127.0.0.1, as oldstable and stable.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import docker, run_xcompile
+from debian_archive import Archive, GpgKey, file_handler, real_package
+from pytest_httpserver import HTTPServer
+
+pytestmark = pytest.mark.integration
+PREFIX = "/debian"
+# The shipped qemu says its own version when a proof command runs it (it is a program of the host's machine).
+ONLY_TEN = 'case "$(/usr/bin/qemu-arm-static --version)" in *"version 10."*) exit 0;; *) exit 1;; esac'
+
+
+@pytest.fixture(scope="module")
+def key() -> Iterator[GpgKey]:
+    made = GpgKey.create("Trial Archive")
+    yield made
+    made.close()
+
+
+def two_releases(root: Path, key: GpgKey) -> None:
+    old = Archive(root, suite="oldstable")
+    old.add_real(real_package("bookworm", "qemu-user-static"))
+    old.write(key, suite_field="oldstable", codename="bookworm")
+    new = Archive(root, suite="stable")
+    new.add_real(real_package("trixie", "qemu-user-static"))
+    new.add_real(real_package("trixie", "qemu-user"))
+    new.write(key, suite_field="stable", codename="trixie")
+
+
+@pytest.mark.parametrize("host_binfmt", ["debian"], indirect=True)
+def test_two_versions_two_images_give_the_right_cells_and_leave_nothing(
+    host_binfmt: str, armhf_base: str, user_env: dict[str, str], tmp_path: Path, httpserver: HTTPServer, key: GpgKey
+) -> None:
+    two_releases(tmp_path / "archive", key)
+    httpserver.expect_request(re.compile(f"^{PREFIX}/")).respond_with_handler(
+        file_handler(tmp_path / "archive", PREFIX)
+    )
+    mirror = httpserver.url_for(PREFIX)
+    before = docker("images", "-q", "--filter", "reference=xcompile-trial-*/*").stdout.split()
+    result = run_xcompile(
+        "trial", "7.2", "10.0", "--qemu-source", "download", "--mirror", mirror, "--keyring", str(key.keyring),
+        "--base", armhf_base, "--tag", "a", "--tag", "b", "--proof-command", ONLY_TEN,
+        cwd=tmp_path, env=user_env, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    header, row_a, row_b, *notes = result.stdout.splitlines()
+    assert header.split() == ["image", "7.2", "10.0"]
+    for row, tag in ((row_a, "a"), (row_b, "b")):
+        cells = re.fullmatch(rf"{tag}\s+(\w+) [\d.]+s\s+(\w+) [\d.]+s", row)
+        assert cells is not None and cells.groups() == ("fail", "pass"), row
+    assert notes[0].startswith("7.2: 1:7.2") and notes[1].startswith("10.0: 1:10.0"), notes
+    assert any(line.startswith(f"{tag}@7.2: the proof command ") for line in notes for tag in "ab"), notes
+    assert "xcompile: every image passes with qemu 10.0" in result.stderr
+    assert "docker push" not in result.stderr
+    # Nothing left: no trial image, no container, no temporary folder.
+    assert docker("images", "-q", "--filter", "reference=xcompile-trial-*/*").stdout.split() == before
+    assert docker("ps", "-a", "-q", "--filter", "name=xcompile-proof-").stdout.split() == []
+    assert list(Path(user_env["TMPDIR"]).iterdir()) == []
+    # No version passes every image: exit 1.
+    failing = run_xcompile(
+        "trial", "7.2", "--qemu-source", "download", "--mirror", mirror, "--keyring", str(key.keyring),
+        "--base", armhf_base, "--tag", "a", "--proof-command", ONLY_TEN, cwd=tmp_path, env=user_env, timeout=600,
+    )  # fmt: skip
+    assert failing.returncode == 1, failing.stderr[-3000:]
+    assert "xcompile: no version passes every image" in failing.stderr

@@ -1,0 +1,60 @@
+"""`xcompile qemu --versions`: which qemu versions the mirror serves, suite by suite, and whose key signed each.
+
+Read as a pin is resolved (debian.offers): the release suites and their
+``-updates`` and ``-backports``, each index once, from the cache while its
+InRelease is unchanged. Every emulator comes from the same packages, so each
+emulator's table lists the same suites; the tables say so per emulator, as
+the pin would take it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from xcompile import platforms
+from xcompile.config import Config
+from xcompile.errors import QemuUnavailable
+from xcompile.runner import Runner
+
+if TYPE_CHECKING:
+    from xcompile.debian import Offer
+
+COLUMNS = ("suite", "package", "version", "signed by")
+
+
+def offers(config: Config, runner: Runner) -> list[Offer] | None:
+    """Every qemu package version the configured mirror holds (None: not asked, a dry run)."""
+    from xcompile import debian, qemu
+
+    mirror = config.mirror or qemu.apt_mirror(runner)
+    if mirror is None:
+        raise QemuUnavailable(
+            "no Debian mirror to list qemu versions from",
+            hint="give one with --mirror URL, XCOMPILE_MIRROR, or `mirror =` in the config file",
+        )
+    archive = debian.Archive(mirror, config.suite, (config.keyring,) if config.keyring else (), config.allow_unsigned)
+    return runner.look(lambda: debian.offers(archive, config.cache_dir, offline=config.offline, runner=runner))
+
+
+def table(found: list[Offer], arches: tuple[platforms.Arch, ...]) -> str:
+    """A table for each emulator the targets need."""
+    rows = [(offer.suite, offer.package, offer.version, _signer(offer.signer)) for offer in found]
+    widths = [max(len(row[i]) for row in [COLUMNS, *rows]) for i in range(len(COLUMNS))]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in [COLUMNS, *rows]
+    ]
+    return "\n\n".join(f"{arch.qemu_binary}:\n" + "\n".join(lines) for arch in platforms.one_per_emulator(arches))
+
+
+def as_json(found: list[Offer], arches: tuple[platforms.Arch, ...]) -> dict[str, Any]:
+    rows = [{"suite": o.suite, "package": o.package, "version": o.version, "signer": o.signer} for o in found]
+    return {arch.qemu_binary: rows for arch in platforms.one_per_emulator(arches)}
+
+
+def _signer(signer: str) -> str:
+    """The key's user id without its e-mail and fingerprint; "NOT verified" for none."""
+    if not signer:
+        return "NOT verified"
+    name = signer.split(" <", 1)[0] if " <" in signer else signer.rsplit(" (", 1)[0]
+    return name.strip() or signer

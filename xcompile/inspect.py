@@ -1,0 +1,123 @@
+"""`xcompile inspect IMAGE...`: what a pushed image is made of, read from the registry without pulling it.
+
+For one image, and for each platform of a manifest list: its base and the
+base's digest, the qemu inside (version, source, SHA256), the recipe and the
+xcompile version that built it, all from the labels in its config (recipe.py).
+It reads with the same credentials as the build (registry/reader.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from xcompile import recipe, reference, registry
+from xcompile.config import Config
+from xcompile.errors import RegistryUnreadable, UsageError, XcompileError
+from xcompile.registry import Remote
+from xcompile.runner import Runner
+
+if TYPE_CHECKING:  # requests loads only when a registry is read
+    from xcompile.registry.reader import Reader
+
+FIELDS = (
+    ("base", recipe.BASE_NAME),
+    ("base digest", recipe.BASE_DIGEST),
+    ("qemu version", recipe.QEMU_VERSION),
+    ("qemu source", recipe.QEMU_SOURCE),
+    ("qemu sha256", recipe.QEMU_SHA256),
+    ("recipe", recipe.RECIPE),
+)
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One image, as its labels say; ``platform`` where it is a list's member."""
+
+    name: str
+    digest: str
+    platform: str
+    labels: dict[str, str]
+
+    @property
+    def xcompile(self) -> str:
+        """The version of xcompile that built it (the recipe's first word after "xcompile")."""
+        said = self.labels.get(recipe.RECIPE, "")
+        return said.split(";", 1)[0].removeprefix("xcompile ").strip() if said.startswith("xcompile ") else ""
+
+    def as_dict(self) -> dict[str, Any]:
+        found = {word.replace(" ", "_"): self.labels.get(key) for word, key in FIELDS}
+        return {**asdict(self), **found, "xcompile": self.xcompile or None}
+
+
+def inspect(names: list[str], config: Config, runner: Runner) -> list[Seen]:
+    """Each name's image, or each platform of its list; raises for a name the registry cannot answer for."""
+    from xcompile.engine import ENGINES
+    from xcompile.registry.reader import Reader
+
+    shapes = ENGINES.get(config.engine, ENGINES["docker"])
+    auth_files = shapes.auth_files(config.docker_config, config.podman_auth_file)
+    found: list[Seen] = []
+    for name in names:
+        repo, ref = _split(name)
+        wheres = registry.for_repos(
+            [repo], insecure=config.insecure, program=shapes.program, hub_address=lambda: shapes.hub_address(runner)
+        )
+        if not wheres:
+            continue  # Docker Hub's address was not asked (a dry run)
+        # The same credentials, CAs and bounds as the build's registry reads.
+        reader = Reader(wheres[0], auth_files, runner)
+        path, _ = registry.split(f"{repo}:latest")
+        remote = _read(reader, path, ref, name)
+        found += _members(reader, path, name, remote) if remote.is_list else [_seen(name, remote, "")]
+    return found
+
+
+def _split(name: str) -> tuple[str, str]:
+    """NAME[:TAG|@DIGEST], checked as the build checks names; the tag defaults to latest."""
+    if "@" in name:
+        repo, _, tag = name.partition("@")
+    else:
+        last = name.rsplit("/", 1)[-1]
+        repo, tag = (name.rsplit(":", 1)) if ":" in last else (name, "latest")
+    try:
+        reference.check_name(repo, what="image")
+    except UsageError as err:
+        raise UsageError(f"inspect: {err.message}", hint=err.hint) from None
+    return repo, tag
+
+
+def _read(reader: Reader, path: str, ref: str, name: str) -> Remote:
+    try:
+        remote = reader.read(path, ref)
+    except RegistryUnreadable as err:
+        raise XcompileError(f"cannot read {name} from the registry: {err}") from None
+    if remote is None:
+        raise XcompileError(f"{name}: the registry has no such image", hint="check the name and the tag")
+    return remote
+
+
+def _members(reader: Reader, path: str, name: str, remote: Remote) -> list[Seen]:
+    seen = []
+    for member in remote.members or ():
+        if member.is_attestation:
+            continue
+        one = _read(reader, path, member.digest, f"{name}@{member.digest}")
+        seen.append(_seen(name, one, str(member.platform)))
+    return seen
+
+
+def _seen(name: str, remote: Remote, platform: str) -> Seen:
+    shown = platform or (str(remote.platform) if remote.platform else "")
+    return Seen(name, remote.digest, shown, dict(remote.labels))
+
+
+def text(found: list[Seen]) -> str:
+    """A block per image: its name, platform and digest, then each label in words."""
+    blocks = []
+    for seen in found:
+        lines = [f"{seen.name}  {seen.platform}  {seen.digest}"]
+        lines += [f"  {word:<13} {seen.labels.get(key, '-')}" for word, key in FIELDS]
+        lines.append(f"  {'xcompile':<13} {seen.xcompile or '-'}")
+        blocks.append("\n".join(lines))
+    return "\n".join(blocks)

@@ -1,0 +1,160 @@
+"""`xcompile trial VERSION...`: which qemu works for my images?
+
+Every configured image is built once with each qemu version (pinned as
+``qemu_version`` pins: an exact Debian version or an upstream prefix), and
+each build gets the whole proof, the user's proof command included. The
+cells run at once, bounded by ``--jobs``. Nothing is pushed and nothing is
+left: each trial image is removed once judged, and the build contexts with
+the run's temporary folder. The answer is a table, one row per image and one
+column per version, and the exit code: 0 when some version passes every image.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from xcompile import build, context, emulation, engine, prove, qemu, recipe, store
+from xcompile.config import Config
+from xcompile.errors import UsageError, XcompileError
+from xcompile.plan import Image, plan
+from xcompile.runner import Runner
+
+Say = Callable[[str, "str | None"], None]
+
+
+@dataclass
+class Cell:
+    image: Image
+    version: str
+    passed: bool | None = None
+    """None: not run (a dry run, or stopped)."""
+    seconds: float = 0.0
+    error: str | None = None
+    qemu: str = ""
+    """The qemu the version pin settled on, in the image's label's words."""
+
+
+def trial(config: Config, versions: list[str], runner: Runner, say: Say) -> list[Cell]:
+    """Build, prove and remove every image with each qemu version; the cells, image by image."""
+    if not versions:
+        raise UsageError("trial needs at least one qemu version", hint="e.g. `xcompile trial 7.2 10.0 11.1`")
+    settings = dataclasses.replace(config, push=False, rebuild="always", verify=True)
+    shapes, why = engine.choose(settings.engine, runner)
+    shapes.versions(runner)
+    shapes.check_setup(settings.named_auth_files)
+    say(why, None)
+    images = plan(settings, emulation.survey(settings.targets)).images
+    local = store.Store(runner, shapes, say, pull=settings.pull)
+    local.survey(images)
+    arches = tuple(dict.fromkeys(image.arch for image in images))
+    emulators = {
+        v: qemu.ensure_all(arches, runner, dataclasses.replace(settings, qemu_version=v), lambda line: say(line, None))
+        for v in versions
+    }
+    session = uuid.uuid4().hex[:8]
+    cells = [Cell(_named(image, version, session), version) for image in images for version in versions]
+    with context.workspace(runner) as work, contextlib.ExitStack() as stack:
+        spaces = {v: context.Workspace(work.root / f"qemu-{i}") for i, v in enumerate(versions)}
+        sha256 = {v: context.copy_qemu(runner, emulators[v], spaces[v], images) for v in versions}
+        bases = {image.base: local.newest_base(image) for image in images}
+        pool = stack.enter_context(
+            ThreadPoolExecutor(runner.concurrency(settings.jobs), thread_name_prefix="xcompile-trial")
+        )
+        trier = _Trier(settings, runner, shapes, say)
+        futures = []
+        for cell in cells:
+            one = {e.binary: e for e in emulators[cell.version]}[cell.image.arch.qemu_binary]
+            cell.qemu = one.version or one.source
+            futures.append(
+                pool.submit(trier.run, cell, spaces[cell.version], sha256[cell.version][one.binary], one, bases)
+            )
+        try:
+            for future in futures:
+                future.result()
+        except BaseException:
+            runner.terminate_all()  # Ctrl-C, a signal: every build and run still going stops
+            raise
+    return cells
+
+
+class _Trier:
+    def __init__(self, config: Config, runner: Runner, shapes: engine.Engine, say: Say) -> None:
+        self.config, self.runner, self.shapes, self.say = config, runner, shapes, say
+
+    def run(
+        self, cell: Cell, space: context.Workspace, sha256: str, emulator: qemu.Qemu, bases: dict[str, str]
+    ) -> None:
+        image = cell.image
+        labels = recipe.labels(
+            image.base,
+            bases[image.base],
+            sha256,
+            image.dockerfile_template,
+            qemu_version=emulator.version,
+            qemu_source=emulator.source,
+        )
+        started = time.monotonic()
+        try:
+            with self._removed(image):
+                build.build(self.runner, self.shapes, image, space.context(emulator.binary), labels)
+                prover = prove.Prover(self.runner, self.shapes, self.say, timeout=self.config.proof_timeout)
+                judged = prover.verify(image, sha256, space)
+                command = self.config.proof_command_for(image.arch)
+                run = prover.run_command(image, command, sha256) if command is not None else None
+        except XcompileError as err:
+            cell.passed, cell.error = False, str(err)
+        else:
+            # Not judged (a dry run): planned, never a pass.
+            cell.passed = True if judged and (run is None or run.exit == 0) else None
+        cell.seconds = time.monotonic() - started
+
+    @contextlib.contextmanager
+    def _removed(self, image: Image) -> Iterator[None]:
+        """The trial image goes once judged, whatever the judgement."""
+        try:
+            yield
+        finally:
+            with contextlib.suppress(XcompileError):
+                self.runner.run(*self.shapes.remove_images_cmd(image.name), label=image.label, ok_codes=(0, 1))
+
+
+def _named(image: Image, version: str, session: str) -> Image:
+    """The image as a trial builds it: a local name of the trial's own, never the repo's."""
+    slug = re.sub(r"[^a-z0-9._-]+", "-", version.lower()).strip("-.") or "v"
+    tag = f"{image.tag}-{image.arch.name}-qemu-{slug}"[:128]
+    return dataclasses.replace(image, name=f"xcompile-trial-{session}/image:{tag}", label=f"{image.label}@{version}")
+
+
+def table(cells: list[Cell], versions: list[str]) -> str:
+    """One row per image, one column per version: pass or fail, with the seconds."""
+    rows: dict[str, dict[str, Cell]] = {}
+    for cell in cells:
+        rows.setdefault(cell.image.label.rsplit("@", 1)[0], {})[cell.version] = cell
+    header = ["image", *versions]
+    body = [[label, *(_cell(by[v]) for v in versions)] for label, by in rows.items()]
+    widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in [header, *body]
+    ]
+    qemus = {cell.version: cell.qemu for cell in cells if cell.qemu}
+    lines += [f"{version}: {qemus[version]}" for version in versions if version in qemus]
+    lines += [f"{cell.image.label}: {cell.error}" for cell in cells if cell.error]
+    return "\n".join(lines)
+
+
+def _cell(cell: Cell) -> str:
+    state = {True: "pass", False: "fail", None: "planned"}[cell.passed]
+    return f"{state} {cell.seconds:.1f}s" if cell.passed is not None else state
+
+
+def passing(cells: list[Cell], versions: list[str]) -> list[str]:
+    """The versions under which every image passed."""
+    return [v for v in versions if all(cell.passed for cell in cells if cell.version == v)]
