@@ -269,8 +269,6 @@ class TrialCommand(_Command, switches.Images):
 
     def main(self, *versions: str) -> int:
         console, settings, runner = self.session()
-        for version in versions:
-            config.KEYS["qemu_version"](version, "VERSION")
         cells = trial.trial(settings, list(versions), runner, console.say)
         console.result(trial.table(cells, list(versions)))
         good = trial.passing(cells, list(versions))

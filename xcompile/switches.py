@@ -11,7 +11,7 @@ from typing import Any
 
 from plumbum import cli
 
-from xcompile import config, engine, platforms
+from xcompile import config, engine, platforms, settings
 from xcompile.errors import UsageError
 
 
@@ -20,8 +20,8 @@ class Setting(cli.SwitchAttr[Any]):
 
     def __init__(self, key: str, help: str, argname: str = "VALUE") -> None:
         self.key = key
-        names = [f"--{name}" for name in config.switch_names(key)]
-        super().__init__(names, str, default=None, list=config.repeatable(key), argname=argname, help=help)
+        names = [f"--{name}" for name in settings.switch_names(key)]
+        super().__init__(names, str, default=None, list=settings.repeatable(key), argname=argname, help=help)
 
     def given(self, value: Any) -> Any:
         return value or None
@@ -35,7 +35,7 @@ class Toggle(cli.Flag):
         self.key = key
         self.turns_off = bool(config.DEFAULTS[key])
         prefix = "--no-" if self.turns_off else "--"
-        names = [f"{prefix}{name}" for name in config.switch_names(key)] + ([short] if short else [])
+        names = [f"{prefix}{name}" for name in settings.switch_names(key)] + ([short] if short else [])
         super().__init__(names, help=help)
 
     def given(self, value: Any) -> bool | None:
@@ -51,7 +51,7 @@ def given(app: cli.Application) -> dict[str, Any]:
     if isinstance(parent, cli.Application) and parent is not app:
         for key, value in given(parent).items():
             if key not in own and key != "config_file":
-                shown = config.switch_names(key)[0]
+                shown = settings.switch_names(key)[0]
                 raise UsageError(f"--{shown} is not a switch of `{app.PROGNAME}`", hint=f"see `{app.PROGNAME} --help`")
             values[key] = value
     config_file = getattr(app, "config_file", None)
@@ -111,7 +111,7 @@ class QemuMirror(Targets):
 
     qemu_source = Setting(
         "qemu_source",
-        f"where qemu comes from: {', '.join(config.QEMU_SOURCES)}; auto (the"
+        f"where qemu comes from: {', '.join(settings.QEMU_SOURCES)}; auto (the"
         " default) tries PATH, then apt, then the download",
         argname="SOURCE",
     )
@@ -159,10 +159,10 @@ class Images(Tags, QemuMirror, Engine):
     base = Setting(
         "base", "foreign base image name, without tag; {namespace} stands for the arch's namespace", argname="IMAGE"
     )
-    jobs = Setting("jobs", f"images at once (default {config.DEFAULT_JOBS})", argname="N")
+    jobs = Setting("jobs", f"images at once (default {settings.DEFAULT_JOBS})", argname="N")
     proof_timeout = Setting(
         "proof_timeout",
-        f"seconds each image's emulated proof run may take (default {config.DEFAULT_PROOF_TIMEOUT})",
+        f"seconds each image's emulated proof run may take (default {settings.DEFAULT_PROOF_TIMEOUT})",
         argname="SECONDS",
     )
     proof_command = Setting(

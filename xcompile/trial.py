@@ -25,6 +25,7 @@ from xcompile.config import Config
 from xcompile.errors import UsageError, XcompileError
 from xcompile.plan import Image, plan
 from xcompile.runner import Runner
+from xcompile.settings import KEYS
 
 Say = Callable[[str, "str | None"], None]
 
@@ -45,6 +46,8 @@ def trial(config: Config, versions: list[str], runner: Runner, say: Say) -> list
     """Build, prove and remove every image with each qemu version; the cells, image by image."""
     if not versions:
         raise UsageError("trial needs at least one qemu version", hint="e.g. `xcompile trial 7.2 10.0 11.1`")
+    for version in versions:
+        KEYS["qemu_version"](version, "trial")
     settings = dataclasses.replace(config, push=False, rebuild="always", verify=True)
     shapes, why = engine.choose(settings.engine, runner)
     shapes.versions(runner)

@@ -15,15 +15,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from xcompile.engine import failures
+from xcompile.engine.failures import DOCKER_PROBE_TIMEOUT, Failure, FailureKind, classify
 from xcompile.errors import CommandFailed, DockerUnavailable, EnvironmentProblem, ProgramMissing
 from xcompile.runner import Runner
+
+__all__ = ["DOCKER_PROBE_TIMEOUT", "Failure", "FailureKind", "classify"]
 
 if TYPE_CHECKING:
     from xcompile.platforms import Arch
 
 EngineName = Literal["docker", "podman"]
 CHOICES = ("docker", "podman", "auto")
-DOCKER_PROBE_TIMEOUT = 30.0
 # `docker manifest` (and `build --platform` before 19.03) sat behind the
 # client's experimental flag until docker 20.10. Podman has no such flag.
 EXPERIMENTAL_SINCE = (20, 10)
@@ -86,7 +89,7 @@ class Engine:
         )
 
     def unavailable(self, err: CommandFailed) -> DockerUnavailable:
-        return _docker_unavailable(err)
+        return failures.docker_unavailable(err)
 
     def check_setup(self, named_auth_files: tuple[tuple[str, Path], ...]) -> None:
         """Refuse, before any work, a setup this engine cannot work in."""
@@ -333,7 +336,7 @@ def choose(setting: str, runner: Runner) -> tuple[Engine, str]:
         try:
             answer = runner.ask(*DOCKER.version_cmd(), timeout=DOCKER_PROBE_TIMEOUT)
         except CommandFailed as err:
-            why = _docker_unavailable(err).message
+            why = failures.docker_unavailable(err).message
         else:
             if answer is not None:
                 return DOCKER, "engine: auto chose docker (its daemon answers)"
@@ -344,58 +347,6 @@ def choose(setting: str, runner: Runner) -> tuple[Engine, str]:
             "docker or podman", hint=f"{why}; install one of them (e.g. `sudo apt-get install podman`)"
         )
     return PODMAN, f"engine: auto chose podman ({why})"
-
-
-# --- failures, in words ---------------------------------------------------------
-
-FailureKind = Literal[
-    "timeout", "unreachable", "denied", "missing-program", "exec-format", "missing-file", "missing-image", "other"
-]
-
-
-@dataclass(frozen=True)
-class Failure:
-    """What a failed engine command meant."""
-
-    kind: FailureKind
-    words: str
-    """The words that said so, else the last line the command printed."""
-
-
-_UNREACHABLE = re.compile(
-    r"connection refused|connection reset|no such host|i/o timeout|unexpected EOF|server misbehaving", re.IGNORECASE
-)
-_DENIED = re.compile(r"denied|unauthorized|no basic auth credentials|authentication required", re.IGNORECASE)
-_MISSING_IMAGE = re.compile(r"no such image|no such manifest|manifest unknown|not found", re.IGNORECASE)
-
-
-def classify(err: CommandFailed, program: str | None = None) -> Failure:
-    """One reading of a failed engine command. ``program``: the program a
-    `run` started, so that "the image has no such program" is told apart."""
-    text = err.output
-    if err.retcode is None:
-        return Failure("timeout", err.reason or "timed out")
-    if program is not None:
-        name = re.escape(program)
-        found = re.search(
-            rf"executable file not found|stat {name}: no such file|exec: \"{name}\": stat"
-            # qemu run as the entrypoint, on a program the image lacks (10.x; 7.2 says nothing)
-            rf"|Error while loading {name}: No such file|Could not open '{name}'",
-            text,
-        )
-        if found:
-            return Failure("missing-program", found.group(0))
-    for kind, pattern in (
-        ("unreachable", _UNREACHABLE),
-        ("exec-format", re.compile("exec format error")),
-        ("missing-file", re.compile("no such file or directory")),
-        ("denied", _DENIED),
-        ("missing-image", _MISSING_IMAGE),
-    ):
-        found = pattern.search(text)
-        if found:
-            return Failure(kind, found.group(0))  # type: ignore[arg-type]  # the table's kinds are FailureKinds
-    return Failure("other", err.last_words)
 
 
 # --- docker's versions, also used by doctor ---------------------------------------
@@ -433,24 +384,3 @@ def needs_experimental(client_version: str | None) -> bool:
 def older_than(version: str | None, since: tuple[int, int]) -> bool:
     found = re.match(r"(\d+)\.(\d+)", version or "")
     return found is not None and (int(found.group(1)), int(found.group(2))) < since
-
-
-def _docker_unavailable(err: CommandFailed) -> DockerUnavailable:
-    text = err.stderr or err.stdout
-    if err.retcode is None:
-        return DockerUnavailable(
-            f"docker daemon did not answer within {DOCKER_PROBE_TIMEOUT:g} s",
-            hint="check that dockerd is running and healthy",
-        )
-    found = re.search(r"Cannot connect to the Docker daemon at (\S+?)\.? Is the docker daemon running", text)
-    if found:
-        return DockerUnavailable(
-            f"docker daemon not reachable at {found.group(1)}",
-            hint="start it (e.g. `sudo systemctl start docker`, or `sudo dockerd &`), or use `--engine podman`",
-        )
-    if "permission denied" in text.lower():
-        return DockerUnavailable(
-            "permission denied on the docker daemon's socket",
-            hint="add yourself to the docker group, or run as root",
-        )
-    return DockerUnavailable(f"docker daemon not usable: {err}")
