@@ -68,3 +68,21 @@ def test_version_and_help(tmp_path: Path, user_env: dict[str, str]) -> None:
     assert helped.returncode == 0
     for word in ("--tag", "--no-push", "--keep-going", "--dry-run", "--report", "qemu", "experimental", "build"):
         assert word in helped.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--no-verify", "join"], "xcompile: error: --no-verify is not a switch of `xcompile join`"),
+        (["matrix", "--no-push"], "xcompile: error: Unknown switch --no-push"),
+        (["--tag", "3.7", "qemu"], "xcompile: error: --tag is not a switch of `xcompile qemu`"),
+        (["trial", "7.2", "--report", "r.json"], "xcompile: error: Unknown switch --report"),
+    ],
+)
+def test_a_switch_a_command_would_ignore_is_refused(
+    tmp_path: Path, user_env: dict[str, str], args: list[str], message: str
+) -> None:
+    result = run_xcompile(*args, cwd=tmp_path, env=user_env)
+    assert result.returncode == 2, result
+    assert result.stderr.startswith(message), result.stderr
+    assert len(result.stderr.splitlines()) == 1 and result.stdout == ""
