@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 from hostbinfmt import HOST_STATES, host_state
+from privateca import ServerFiles
 from pytest_httpserver import HTTPServer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -101,27 +102,34 @@ class Registry:
         ]
     )
 
-    def __init__(self, host: str, auth: tuple[str, str] | None = None) -> None:
+    def __init__(self, host: str, auth: tuple[str, str] | None = None, *, ca: Path | None = None) -> None:
         self.host = host
-        self.url = f"http://{host}/v2"
+        self.url = f"{'https' if ca else 'http'}://{host}/v2"
         self.auth = auth
+        self.verify: bool | str = str(ca) if ca else True
+        """For a TLS registry: the CA the test trusts it by."""
 
     def catalog(self) -> list[str]:
-        return list(requests.get(f"{self.url}/_catalog", auth=self.auth, timeout=10).json()["repositories"])
+        response = requests.get(f"{self.url}/_catalog", auth=self.auth, timeout=10, verify=self.verify)
+        return list(response.json()["repositories"])
 
     def tags(self, name: str) -> list[str]:
-        response = requests.get(f"{self.url}/{name}/tags/list", auth=self.auth, timeout=10)
+        response = requests.get(f"{self.url}/{name}/tags/list", auth=self.auth, timeout=10, verify=self.verify)
         return list(response.json().get("tags") or []) if response.ok else []
 
     def manifest(self, name: str, tag: str) -> tuple[str, dict[str, object]]:
         response = requests.get(
-            f"{self.url}/{name}/manifests/{tag}", headers={"Accept": self.MANIFEST_TYPES}, auth=self.auth, timeout=10
+            f"{self.url}/{name}/manifests/{tag}",
+            headers={"Accept": self.MANIFEST_TYPES},
+            auth=self.auth,
+            timeout=10,
+            verify=self.verify,
         )
         response.raise_for_status()
         return response.headers["Docker-Content-Digest"], response.json()
 
     def blob(self, name: str, digest: str) -> bytes:
-        response = requests.get(f"{self.url}/{name}/blobs/{digest}", auth=self.auth, timeout=60)
+        response = requests.get(f"{self.url}/{name}/blobs/{digest}", auth=self.auth, timeout=60, verify=self.verify)
         response.raise_for_status()
         return response.content
 
@@ -129,18 +137,20 @@ class Registry:
 class RunningRegistry:
     """A registry process a test starts, stops, kills and starts again on the same port and storage."""
 
-    def __init__(self, folder: Path, *, htpasswd: Path | None = None) -> None:
+    def __init__(self, folder: Path, *, htpasswd: Path | None = None, tls: ServerFiles | None = None) -> None:
+        """``tls``: serve https with this certificate (its CA is what clients must trust)."""
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
-        self.registry = Registry(f"127.0.0.1:{self.port}")
+        self.registry = Registry(f"127.0.0.1:{self.port}", ca=tls.ca if tls else None)
         auth = f"auth: {{htpasswd: {{realm: xcompile-test, path: {htpasswd}}}}}\n" if htpasswd else ""
+        serve_tls = f", tls: {{certificate: {tls.certificate}, key: {tls.key}}}" if tls else ""
         self.config = folder / "config.yml"
         self.config.write_text(
             "version: 0.1\n"
             "log: {level: warn}\n"
             f"storage: {{filesystem: {{rootdirectory: {folder / 'data'}}}}}\n"
-            f"http: {{addr: 127.0.0.1:{self.port}}}\n" + auth
+            f"http: {{addr: 127.0.0.1:{self.port}{serve_tls}}}\n" + auth
         )
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -156,7 +166,8 @@ class RunningRegistry:
         while True:
             try:
                 # 401: up, and wanting a login.
-                if requests.get(f"{self.registry.url}/", timeout=1).status_code in (200, 401):
+                answer = requests.get(f"{self.registry.url}/", timeout=1, verify=self.registry.verify)
+                if answer.status_code in (200, 401):
                     return self.registry
             except requests.ConnectionError:
                 pass
