@@ -6,7 +6,8 @@ host, all at once and with a short timeout:
 
 - ``GET /v2/`` answers (the registry API's version check);
 - if it answers 401 to an anonymous request, the engine's auth files have
-  credentials for the host (``auths``, ``credHelpers`` or ``credsStore``).
+  credentials for the host (``auths``, ``credHelpers`` or ``credsStore``),
+  and the credential helper they name is installed.
 
 Only the registry's answer decides. `xcompile doctor` shows the same findings.
 """
@@ -14,6 +15,7 @@ Only the registry's answer decides. `xcompile doctor` shows the same findings.
 from __future__ import annotations
 
 import importlib
+import shutil
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -105,7 +107,7 @@ def _judge(where: Registry, answer: int | RegistryUnreadable, auth_files: tuple[
     if isinstance(answer, RegistryUnreadable):
         why = answer.why or answer.message
         detail = f"registry {where.name} is not reachable at {where.url} ({why}): the push would fail"
-        return [Finding(label, "fail", detail, "start it or check the network, or build with --no-push")]
+        return [Finding(label, "fail", detail, _fix_for(where, answer.why))]
     if answer not in (200, 401):
         detail = f"registry {where.name} answered HTTP {answer} at {where.url}/v2/, not as a registry"
         return [Finding(label, "fail", detail, "check the repository's host, or build with --no-push")]
@@ -115,14 +117,33 @@ def _judge(where: Registry, answer: int | RegistryUnreadable, auth_files: tuple[
     return [reach, _login(where, auth_files)]
 
 
+def _fix_for(where: Registry, why: str | None) -> str:
+    from xcompile.registry import http
+
+    if why == http.UNTRUSTED:
+        # Where docker's daemon reads a registry's CA too (for a host it verifies; loopback it does not).
+        return (
+            f"trust its CA: put it in {http.DOCKER_CERTS}/{where.host}/ca.crt, or name it in REQUESTS_CA_BUNDLE;"
+            " or build with --no-push"
+        )
+    if why == http.NOT_TLS:
+        return "if it serves plain HTTP, set insecure = true (XCOMPILE_INSECURE=true); or build with --no-push"
+    return "start it or check the network, or build with --no-push"
+
+
 def _login(where: Registry, auth_files: tuple[Path, ...]) -> Finding:
     try:
         found = credentials.where(where.host, auth_files)
     except XcompileError as err:
         return Finding("registry login", "fail", err.message, err.hint or "")
+    if found and found.helper and not shutil.which(found.helper):
+        # `docker push` then has no credentials for a registry that wants them: it would fail after every build.
+        detail = (
+            f"{found.auth_file} names {found.helper} for {where.name} (in {found.part}), and no such program is on PATH"
+        )
+        return Finding("registry login", "fail", detail, f"install {found.helper}, or {where.login}")
     if found:
-        part, auth_file = found
-        return Finding("registry login", "pass", f"credentials for {where.name} in {part} of {auth_file}")
+        return Finding("registry login", "pass", f"credentials for {where.name} in {found.part} of {found.auth_file}")
     none = (
         f"{auth_files[0]} has no credentials"
         if len(auth_files) == 1

@@ -43,14 +43,26 @@ def key_host(key: str) -> str:
     return key.split("/", 1)[0]
 
 
-def where(host: str, auth_files: tuple[Path, ...]) -> tuple[str, Path] | None:
+@dataclass(frozen=True)
+class Source:
+    """Where a host's credentials are: a part of an auth file, and the helper it names, if any."""
+
+    part: str
+    """"auths", "credHelpers" or "credsStore"."""
+    auth_file: Path
+    helper: str | None = None
+    """The program that holds them (``docker-credential-NAME``), for credHelpers and credsStore."""
+
+
+def where(host: str, auth_files: tuple[Path, ...]) -> Source | None:
     """Which part of which auth file holds credentials for ``host``, without
-    running any helper: ("auths" | "credHelpers" | "credsStore", file).
-    Raises ConfigError for a file that is not a JSON object."""
+    running any helper. Raises ConfigError for a file that is not a JSON object."""
     for auth_file in auth_files:
-        found = part_for(dockerconfig.read(auth_file) or {}, host)
+        data = dockerconfig.read(auth_file) or {}
+        found = part_for(data, host)
         if found is not None:
-            return found, auth_file
+            helper = _helper_for(data, host, stores=found == "credsStore") if found != "auths" else None
+            return Source(found, auth_file, f"docker-credential-{helper}" if helper else None)
     return None
 
 

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -36,6 +37,8 @@ DOCKER_CERTS = Path("/etc/docker/certs.d")
 TIMEOUT = (3.0, 10.0)
 MAX_BODY = 4 << 20
 """The most a manifest, a config blob or a token answer may be (real ones are kilobytes)."""
+UNTRUSTED = "its TLS certificate is not trusted here"
+NOT_TLS = "it answers without TLS"
 
 
 class _Adapter(HTTPAdapter):
@@ -51,17 +54,35 @@ class _Adapter(HTTPAdapter):
 def trust_for(host: str, env: Mapping[str, str] | None = None, certs: Path = DOCKER_CERTS) -> ssl.SSLContext:
     """The system's CAs, plus docker's for ``host`` and the environment's bundle."""
     env = os.environ if env is None else env
-    context = ssl.create_default_context()
     extra = [Path(env[name]) for name in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE") if env.get(name)]
     folder = certs / host
-    if folder.is_dir():
-        extra += sorted(path for path in folder.iterdir() if path.suffix == ".crt")
-    for path in extra:
+    try:
+        if folder.is_dir():
+            extra += sorted(path for path in folder.iterdir() if path.suffix == ".crt")
+    except OSError:
+        pass  # a folder this user cannot read adds nothing, as for docker's client
+    return _context(tuple((str(path), _stamp(path)) for path in dict.fromkeys(extra)))
+
+
+@functools.lru_cache(maxsize=16)
+def _context(files: tuple[tuple[str, tuple[int, int]], ...]) -> ssl.SSLContext:
+    """One context per set of CA files as they are now: loading the system's CAs
+    costs about 20 ms, and every read of the registry opens a session."""
+    context = ssl.create_default_context()
+    for path, _ in files:
         try:
-            context.load_verify_locations(cafile=str(path))
+            context.load_verify_locations(cafile=path)
         except (OSError, ssl.SSLError):
             continue  # an unreadable bundle adds nothing; the check then says the certificate is not trusted
     return context
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    try:
+        found = path.stat()
+    except OSError:
+        return (0, -1)
+    return found.st_mtime_ns, found.st_size
 
 
 def session(host: str) -> requests.Session:
@@ -115,14 +136,17 @@ def token_auth(made: requests.Session, where: Registry, header: str, scope: str,
     if scheme == "basic":
         return login.basic() if login else None
     realm = params.get("realm", "")
-    parts = urlsplit(realm)
+    query = {"service": params.get("service", ""), "scope": params.get("scope") or scope}
+    try:
+        parts = urlsplit(realm)
+        url = requests.Request("GET", realm, params=query).prepare().url or realm
+    except (ValueError, requests.RequestException):  # not a URL: "http://[::1", a port "x" or 99999999
+        return None
     if scheme != "bearer" or parts.scheme not in ("http", "https") or not parts.hostname or parts.username:
         return None  # an odd or credential-bearing realm is not asked at all
     # Credentials only over https, or where the registry itself speaks plain HTTP.
     send = login if parts.scheme == "https" or where.plain_http else None
     headers = {"Authorization": send.basic()} if send else {}
-    query = {"service": params.get("service", ""), "scope": params.get("scope") or scope}
-    url = requests.Request("GET", realm, params=query).prepare().url or realm
     status, body, _ = get(made, url, headers)
     if status != 200:
         return None
@@ -133,9 +157,37 @@ def token_auth(made: requests.Session, where: Registry, header: str, scope: str,
 
 def _why(err: requests.RequestException) -> str:
     if isinstance(err, requests.exceptions.SSLError):
-        return "its TLS certificate is not trusted here"
+        return _tls_why(err)
     if isinstance(err, requests.Timeout):
         return f"no answer within {TIMEOUT[1]:g} s"
     if isinstance(err, requests.ConnectionError):
         return "connection refused or host unknown"
+    if isinstance(err, requests.TooManyRedirects):
+        return "redirected in a loop"
+    if isinstance(err, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)):
+        return "an answer cut short or not as encoded"
     return type(err).__name__
+
+
+def _tls_why(err: BaseException) -> str:
+    """Which TLS failure: a certificate not trusted here, or no TLS at all (a plain-HTTP registry)."""
+    for cause in _causes(err):
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return UNTRUSTED
+        if isinstance(cause, ssl.SSLError) and cause.reason == "WRONG_VERSION_NUMBER":
+            return NOT_TLS
+    return "the TLS handshake failed"
+
+
+def _causes(err: BaseException) -> list[BaseException]:
+    """``err`` and what it wraps: urllib3 keeps the ssl module's error in ``reason`` or ``args``."""
+    found: list[BaseException] = []
+    todo = [err]
+    while todo and len(found) < 20:
+        cause = todo.pop()
+        if cause in found:
+            continue
+        found.append(cause)
+        inner = [getattr(cause, "reason", None), cause.__cause__, cause.__context__, *cause.args]
+        todo += [one for one in inner if isinstance(one, BaseException)]
+    return found
