@@ -124,15 +124,18 @@ def for_repos(
     return list(found.values())
 
 
-def labels_of(config: object) -> dict[str, str]:
-    """An image config's labels, as text; {} where the config holds none or something odd."""
+def labels_of(config: object) -> dict[str, str] | None:
+    """An image config's labels: {} where it holds none; None where they are
+    not text by name, which docker's own ``map[string]string`` would refuse."""
     if not isinstance(config, Mapping):
         return {}
     inner = config.get("config")
     labels = inner.get("Labels") if isinstance(inner, Mapping) else None
-    if not isinstance(labels, Mapping):
+    if labels is None:
         return {}
-    return {str(key): str(value) for key, value in labels.items()}
+    if not isinstance(labels, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
+        return None
+    return dict(labels)
 
 
 def platform_of(data: object) -> Platform | None:

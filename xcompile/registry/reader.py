@@ -54,7 +54,10 @@ class Reader:
             status, body, _ = self._get(made, f"/v2/{path}/blobs/{config_digest}", path, {})
             self._ok(status, f"the config of {path}:{reference}")
             blob = registry_http.json_object(body, f"the config of {path}:{reference}")
-            return Remote(ref, digest, labels=labels_of(blob), platform=platform_of(blob))
+            labels = labels_of(blob)
+            if labels is None:
+                raise RegistryUnreadable(f"the config of {path}:{reference} holds labels that are not text by name")
+            return Remote(ref, digest, labels=labels, platform=platform_of(blob))
 
     def _get(self, made: requests.Session, path: str, name: str, headers: dict[str, str]) -> tuple[int, bytes, Any]:
         url = self.where.url + path
