@@ -1,0 +1,229 @@
+"""The pipeline's order and its stops, driven by a recording fake runner: no docker, no network.
+
+The fake answers each program as a small docker would (versions, inspect,
+build, push) and records every argv; what a test wants to go wrong, it says
+with ``fail`` (argv prefix -> the error to raise). The registry is a dict of
+what it already holds. Each test runs in milliseconds.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from debian_archive import tiny_elf
+
+from xcompile import push, recipe
+from xcompile.config import Config, load
+from xcompile.errors import CommandFailed
+from xcompile.pipeline import Pipeline
+from xcompile.registry import Remote
+from xcompile.runner import Runner
+
+QEMU_VERSION = "qemu-arm version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)"
+
+
+class FakeRunner(Runner):
+    """A Runner whose programs are answered here; file verbs act for real in tmp."""
+
+    def __init__(self, qemu: Path, *, dry_run: bool = False) -> None:
+        self.lines: list[tuple[str, str | None]] = []
+        super().__init__(lambda line, label: self.lines.append((line, label)), dry_run=dry_run)
+        self.qemu = qemu
+        self.fail: dict[tuple[str, ...], BaseException] = {}
+        self.calls: list[tuple[str, ...]] = []
+
+    def which(self, program: str) -> Path | None:
+        return self.qemu if program == "qemu-arm-static" else Path(f"/usr/bin/{program}")
+
+    def _run(self, argv: tuple[Any, ...], label: str | None, stdin: str | None, timeout: float | None,
+             on_timeout: Callable[[], None] | None, ok_codes: tuple[int, ...]) -> str | None:  # fmt: skip
+        args = self._start_echo(argv, label)
+        return None if self.dry_run else self._answer(tuple(args))
+
+    def stream(self, *argv: Any, label: str | None = None, **options: Any) -> str | None:
+        args = self._start_echo(argv, label)
+        return None if self.dry_run else self._answer(tuple(args))
+
+    def _answer(self, args: tuple[str, ...]) -> str:
+        self.calls.append(args)
+        for prefix, error in self.fail.items():
+            if args[: len(prefix)] == prefix:
+                raise error
+        program, verb = args[0], args[1] if len(args) > 1 else ""
+        if program == "cp":  # the qemu layer needs its file
+            shutil.copy(args[1], args[2])
+            return ""
+        if (program, verb) == ("docker", "cp"):  # the proof copies qemu out of the image: what was put in
+            shutil.copy(self.qemu, args[3])
+            return ""
+        if program == str(self.qemu):
+            return QEMU_VERSION + "\n"
+        if (program, verb) == ("docker", "version"):
+            return json.dumps({"Client": {"Version": "28.2.2"}, "Server": {"Version": "20.10.24"}})
+        if (program, verb) == ("docker", "image"):
+            return self._inspect(args)
+        if (program, verb) == ("docker", "build"):
+            return "Successfully built 0123456789ab\n"
+        if (program, verb) == ("docker", "run"):
+            return "armv7l\n"
+        if (program, verb) == ("docker", "push"):
+            return f"a: digest: sha256:{'d' * 64} size: 528\n"
+        return ""
+
+    def _inspect(self, args: tuple[str, ...]) -> str:
+        if "--format" not in args:  # the proof's look at the built image
+            return json.dumps([{"Os": "linux", "Architecture": "arm", "Variant": "v7", "Config": {"Labels": {}}}])
+        names = args[args.index("--format") + 2 :]
+        return "\n".join(f'["{name}"] null sha256:{"b" * 64}' for name in names) + "\n"
+
+    def built(self) -> list[str]:
+        return [args[args.index("-t") + 1] for args in self.calls if args[:2] == ("docker", "build")]
+
+    def pushed(self) -> list[str]:
+        return [args[-1] for args in self.calls if args[:2] == ("docker", "push")]
+
+
+@pytest.fixture
+def qemu(tmp_path: Path) -> Path:
+    path = tmp_path / "bin" / "qemu-arm-static"
+    path.parent.mkdir()
+    path.write_bytes(tiny_elf(size=256))
+    return path
+
+
+@pytest.fixture
+def registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Remote]]:
+    """What the registry holds, by name; it always answers and needs no login."""
+    held: dict[str, Remote] = {}
+    monkeypatch.setattr("xcompile.registry.check.ensure", lambda found, files: "preflight: ready")
+    monkeypatch.setattr("xcompile.registry.check.for_config", lambda config, runner, shapes: [])
+    monkeypatch.setattr(push.Published, "read", lambda self, name, label: self.runner.look(lambda: held.get(name)))
+    yield held
+
+
+def settings(tmp_path: Path, **switches: object) -> Config:
+    found, _ = load({"tags": ["a", "b", "c"], "jobs": "1", **switches}, {"XDG_CACHE_HOME": str(tmp_path)},
+                    tmp_path, tmp_path / "home")  # fmt: skip
+    return found
+
+
+def run(config: Config, runner: FakeRunner) -> tuple[Pipeline, dict[str, tuple[str, str | None]]]:
+    pipeline = Pipeline(config, runner, lambda line, label: runner.lines.append((line, label)))
+    started = time.monotonic()
+    try:
+        pipeline.run()
+    finally:
+        assert time.monotonic() - started < 1.0
+    return pipeline, outcomes(pipeline)
+
+
+def outcomes(pipeline: Pipeline) -> dict[str, tuple[str, str | None]]:
+    assert pipeline.result is not None
+    return {o.name.rsplit(":", 1)[1]: (o.status, o.error) for o in pipeline.result.outcomes}
+
+
+def build_fails(runner: FakeRunner, tag: str) -> None:
+    runner.fail[("docker", "build")] = CommandFailed(["docker", "build"], 1, "", f"step failed for {tag}")
+
+
+def test_a_failure_stops_the_images_not_yet_started(tmp_path: Path, qemu: Path, registry: dict[str, Remote]) -> None:
+    runner = FakeRunner(qemu)
+    build_fails(runner, "a")
+    _, seen = run(settings(tmp_path), runner)
+    assert seen["a"] == ("failed", "docker build failed (exit 1): step failed for a")
+    assert seen["b"] == seen["c"] == ("skipped", "not started: an earlier image failed")
+    assert runner.built() == ["brewblox/rpi-python:a"] and runner.pushed() == []
+
+
+def test_keep_going_goes_on_with_the_others(tmp_path: Path, qemu: Path, registry: dict[str, Remote]) -> None:
+    runner = FakeRunner(qemu)
+    runner.fail[("docker", "push", "brewblox/rpi-python:b")] = CommandFailed(["docker", "push"], 1, "", "denied")
+    _, seen = run(settings(tmp_path, keep_going=True), runner)
+    assert seen == {"a": ("pushed", None), "b": ("failed", "docker push failed (exit 1): denied"),
+                    "c": ("pushed", None)}  # fmt: skip
+    assert runner.built() == [f"brewblox/rpi-python:{tag}" for tag in "abc"]
+
+
+def test_an_interrupt_marks_what_never_finished(tmp_path: Path, qemu: Path, registry: dict[str, Remote]) -> None:
+    """Ctrl-C reaches the main thread while the second image builds: that build is stopped, the third never starts."""
+    runner = FakeRunner(qemu)
+    pipeline = Pipeline(settings(tmp_path), runner, lambda line, label: None)
+    original = runner._answer
+
+    def answer(args: tuple[str, ...]) -> str:
+        if args[:2] == ("docker", "build") and args[args.index("-t") + 1].endswith(":b"):
+            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+            deadline = time.monotonic() + 2
+            while not runner._stopping and time.monotonic() < deadline:  # until the run stops its children
+                time.sleep(0.01)
+            raise CommandFailed(list(args), -15, "", "")
+        return original(args)
+
+    runner._answer = answer  # type: ignore[method-assign]
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.run()
+    seen = outcomes(pipeline)
+    assert seen["a"] == ("pushed", None)
+    assert seen["b"] == ("interrupted", "interrupted")
+    assert seen["c"] == ("interrupted", "interrupted before it started")
+    assert not [args for args in runner.calls if args[:2] == ("docker", "push") and args[-1].endswith(":b")]
+
+
+def test_a_dry_run_plans_every_step_in_order_and_runs_nothing(
+    tmp_path: Path, qemu: Path, registry: dict[str, Remote]
+) -> None:
+    runner = FakeRunner(qemu, dry_run=True)
+    _, seen = run(settings(tmp_path), runner)
+    assert set(seen.values()) == {("planned", None)}
+    assert runner.calls == []  # nothing answered: nothing ran
+    said = [line for line, _ in runner.lines]
+    order = [next(i for i, line in enumerate(said) if line.startswith(prefix))
+             for prefix in ("+ docker version", "+ cp ", "stamp ", "+ docker build", "+ docker push")]  # fmt: skip
+    assert order == sorted(order), said
+    assert not any(line.startswith("proof command passed") for line in said)
+    assert list((tmp_path / "home").glob("**/*")) == []  # no config edit, no file
+
+
+def test_an_unchanged_image_is_neither_built_nor_pushed(
+    tmp_path: Path, qemu: Path, registry: dict[str, Remote]
+) -> None:
+    runner = FakeRunner(qemu)
+    run(settings(tmp_path, tags=["a"]), runner)
+    assert runner.built() == ["brewblox/rpi-python:a"]
+    # The registry now holds what that build made: the same labels.
+    labels = _labels_of(runner)
+    assert set(labels) >= {recipe.BASE_DIGEST, recipe.QEMU_SHA256, recipe.RECIPE, recipe.QEMU_VERSION}
+    registry["brewblox/rpi-python:a"] = Remote("brewblox/rpi-python:a", "sha256:" + "e" * 64, labels=labels)
+    again = FakeRunner(qemu)
+    _, seen = run(settings(tmp_path, tags=["a"]), again)
+    assert seen == {"a": ("unchanged", None)}
+    assert again.built() == [] and again.pushed() == []
+    assert any(line.startswith("unchanged: brewblox/rpi-python:a is sha256:eee") for line, _ in again.lines)
+
+
+def _labels_of(runner: FakeRunner) -> dict[str, str]:
+    """The labels the build wrote, read back from the Dockerfile line it echoed."""
+    line = next(line for line, _ in runner.lines if line.startswith("write ") and "LABEL " in line)
+    pairs = (pair.split("=", 1) for pair in _label_pairs(line.split("LABEL ", 1)[1]))
+    return {key: json.loads(value) for key, value in pairs}
+
+
+def _label_pairs(text: str) -> list[str]:
+    pairs, current, quoted = [], "", False
+    for char in text:
+        if char == '"' and not current.endswith("\\"):
+            quoted = not quoted
+        if char == " " and not quoted:
+            pairs.append(current)
+            current = ""
+        else:
+            current += char
+    return [pair for pair in [*pairs, current] if pair]
