@@ -304,7 +304,7 @@ class DoctorCommand(_Command, switches.QemuSource, switches.Registry):
         if self.fix:
             doctor.fixes(settings, loud, fix_binary=not self.no_fix_binary, show=console.echo)
         # The probes are an implementation detail here; -v shows them.
-        quiet = Runner(console.echo if settings.verbose else (lambda line, label: None))
+        quiet = Runner(console.echo if settings.verbose else (lambda *_: None))
         found = doctor.checks(settings, quiet)
         console.result(json.dumps(doctor.as_json(found), indent=2) if self.as_json else doctor.table(found))
         return 3 if doctor.worst(found) == "fail" else 0

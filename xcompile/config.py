@@ -175,7 +175,7 @@ def load(
             values[key] = cwd / values[key]
 
     config = Config(source=source, **values)
-    _validate(config, warnings)
+    _validate(config)
     deduped = tuple(dict.fromkeys(config.tags))
     if deduped != config.tags:
         warnings.append("tags: duplicates dropped, each tag is built once")
@@ -285,7 +285,7 @@ def _check_report(report: Path) -> None:
         raise ConfigError(f"report: {report} exists and is not a regular file", hint="give a file name")
 
 
-def _validate(config: Config, warnings: list[str]) -> None:
+def _validate(config: Config) -> None:
     for arch in config.targets:
         reference.check_name(config.base_for(arch), what=f"base image for {arch.name}")
     reference.check_name(config.repo)

@@ -223,8 +223,10 @@ def command_failed(arch: Arch, command: str, err: CommandFailed, failure: Failur
     tail = [line for line in err.output.splitlines() if line.strip()][-lines:]
     said = " | ".join(tail) if tail else "no output"
     if err.retcode is None:
-        return ProofFailed(f"the proof command `{command}` did not end: {err.reason}; last output: {said}",
-                           hint="a slow command needs a longer --proof-timeout")  # fmt: skip
+        return ProofFailed(
+            f"the proof command `{command}` did not end: {err.reason}; last output: {said}",
+            hint="a slow command needs a longer --proof-timeout",
+        )
     return ProofFailed(f"the proof command `{command}` exited {err.retcode}; last output: {said}")
 
 

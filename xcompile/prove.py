@@ -99,8 +99,9 @@ class Prover:
         qemu = image.arch.qemu_path_in_image
         for probe in probes:
             container = self._container()
-            argv = self.shapes.run_cmd(image.platform, image.name, probe.program, *probe.args, entrypoint=qemu,
-                                       name=container)  # fmt: skip
+            argv = self.shapes.run_cmd(
+                image.platform, image.name, probe.program, *probe.args, entrypoint=qemu, name=container
+            )
             remove = functools.partial(self._remove_container, container, image.label)
             try:
                 out = self.runner.ask(*argv, label=image.label, timeout=self.timeout, on_timeout=remove)
@@ -119,8 +120,9 @@ class Prover:
         shown = command if isinstance(command, str) else shlex.join(command)
         entrypoint, args = ("/bin/sh", ("-c", command)) if isinstance(command, str) else (command[0], command[1:])
         container = self._container()
-        argv = self.shapes.run_cmd(image.platform, image.name, *args, entrypoint=entrypoint, name=container,
-                                   network=True)  # fmt: skip
+        argv = self.shapes.run_cmd(
+            image.platform, image.name, *args, entrypoint=entrypoint, name=container, network=True
+        )
         under = runs_under(image.arch, qemu_sha256, self.runner)
         started = time.monotonic()
         remove = functools.partial(self._remove_container, container, image.label)

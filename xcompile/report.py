@@ -52,8 +52,11 @@ def table(result: Result) -> str:
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
     errors = [f"{o.name}: {o.error}" for o in result.outcomes if o.error]
     # A proof command run under the host's qemu (binfmt F) proves that qemu, not the shipped one: said.
-    hosts = [f"{o.name}: its proof command ran under {o.proof.qemu}" for o in result.outcomes
-             if o.proof is not None and o.proof.qemu.startswith("the host's")]  # fmt: skip
+    hosts = [
+        f"{o.name}: its proof command ran under {o.proof.qemu}"
+        for o in result.outcomes
+        if o.proof is not None and o.proof.qemu.startswith("the host's")
+    ]
     return "\n".join(lines + errors + hosts)
 
 
