@@ -1,0 +1,838 @@
+"""A registry that answers oddly, or that asks for credentials where they must not go.
+
+Whatever a registry answers, reading it ends as what it holds, as "no such
+tag", or as "cannot read …; building": never an internal error. A Bearer
+realm gets the login only over https, or over plain HTTP where the registry
+itself is plain HTTP (configured so, or loopback), as docker 20.10 does; never
+in a URL. A presigned storage URL is never shown, and no answer beyond 4 MiB
+is held in memory.
+
+The servers are real: pytest-httpserver on 127.0.0.1 (kernel-assigned ports),
+one with TLS from a throwaway CA (tests/privateca.py). The integration tests at
+the end run `python -m xcompile` against a stand-in that answers xcompile's
+own reads with hostile bodies and passes docker's push on to a real registry.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import random
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import privateca
+import pytest
+from conftest import REPO, Registry, docker
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from xcompile import engine
+from xcompile.config import Config
+from xcompile.errors import RegistryUnreadable
+from xcompile.push import Published
+from xcompile.registry import IMAGE_TYPES, LIST_TYPES, check, credentials
+from xcompile.registry import Registry as Where
+from xcompile.registry.reader import Reader
+from xcompile.runner import Runner
+
+USER = "builder"
+PASSWORD = f"pw-{uuid.uuid4().hex}"
+CONFIG_DIGEST = "sha256:" + "c" * 64
+MANIFEST = "/v2/team/app/manifests/a"
+BLOB = f"/v2/team/app/blobs/{CONFIG_DIGEST}"
+
+
+def image_manifest(config_digest: str = CONFIG_DIGEST) -> dict[str, object]:
+    return {
+        "schemaVersion": 2,
+        "mediaType": IMAGE_TYPES[0],
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 2, "digest": config_digest},
+        "layers": [],
+    }
+
+
+def image_config(labels: object) -> dict[str, object]:
+    return {"architecture": "arm", "os": "linux", "variant": "v7", "config": {"Labels": labels}}
+
+
+def auth_file(folder: Path, data: object) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "config.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def login_for(host: str) -> dict[str, object]:
+    return {"auths": {host: {"auth": base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()}}}
+
+
+def basic() -> str:
+    return "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+
+
+def published(repo: str, docker_config: Path, *, insecure: bool | None = None) -> tuple[Published, list[str]]:
+    """What the build reads before it builds (push.Published), and every line it says."""
+    said: list[str] = []
+
+    def say(line: str, label: str | None) -> None:
+        said.append(line)
+
+    config = Config(repo=repo, insecure=insecure, docker_config=docker_config)
+    return Published(config, Runner(say), engine.DOCKER, say), said
+
+
+def host_of(server: HTTPServer) -> str:
+    return f"127.0.0.1:{server.port}"
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[tuple[HTTPServer, privateca.ServerFiles]]:
+    """An https server on 127.0.0.1 whose certificate a throwaway CA signed."""
+    files = privateca.make(tmp_path / "pki")
+    server = HTTPServer(host="127.0.0.1", port=0, ssl_context=files.server_context(), threaded=True)
+    server.start()
+    yield server, files
+    server.clear()
+    server.stop()
+
+
+@pytest.fixture
+def other_server() -> Iterator[HTTPServer]:
+    """A second plain HTTP server on 127.0.0.1, on a port of its own (a realm, a storage)."""
+    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
+    server.start()
+    yield server
+    server.clear()
+    server.stop()
+
+
+def recording(seen: list[Request], answer: Response) -> Callable[[Request], Response]:
+    def handler(request: Request) -> Response:
+        seen.append(request)
+        return answer
+
+    return handler
+
+
+# --- 1. Bearer realms and credentials ---------------------------------------------
+
+
+def test_an_https_registry_never_sends_the_login_to_a_plain_http_realm(
+    tls_server: tuple[HTTPServer, privateca.ServerFiles],
+    other_server: HTTPServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The registry speaks https (its CA trusted through REQUESTS_CA_BUNDLE) and
+    points its Bearer realm at plain http on another loopback port: a downgrade
+    docker refuses to send credentials over. The realm is asked without them,
+    and the read ends as "cannot read …; building"."""
+    server, files = tls_server
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(files.ca))
+    host = host_of(server)
+    realm = other_server.url_for("/token")
+    assert realm.startswith("http://127.0.0.1:")
+    challenge = f'Bearer realm="{realm}",service="registry.test",scope="repository:team/app:pull"'
+    asked: list[Request] = []
+    server.expect_request(MANIFEST).respond_with_handler(
+        recording(asked, Response("", status=401, headers={"WWW-Authenticate": challenge}))
+    )
+    realm_saw: list[Request] = []
+    other_server.expect_request("/token").respond_with_handler(recording(realm_saw, Response("{}", status=401)))
+    reading, said = published(f"{host}/team/app", auth_file(tmp_path / "docker", login_for(host)), insecure=False)
+
+    assert reading.read(f"{host}/team/app:a", "a") is None
+    assert said == [
+        f"cannot read {host}/team/app:a from the registry (registry {host} answered HTTP 401 for team/app:a); building"
+    ]
+    assert len(asked) == 1  # over TLS, trusted through REQUESTS_CA_BUNDLE
+    assert len(realm_saw) == 1, "the realm was not asked at all"
+    assert "Authorization" not in realm_saw[0].headers
+    assert PASSWORD not in realm_saw[0].url and USER not in realm_saw[0].url
+
+
+def test_an_https_realm_gets_the_login(
+    tls_server: tuple[HTTPServer, privateca.ServerFiles], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, files = tls_server
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(files.ca))
+    host = host_of(server)
+    realm = server.url_for("/token")
+    assert realm.startswith("https://")
+    _token_registry(server, realm)
+    reading, said = published(f"{host}/team/app", auth_file(tmp_path / "docker", login_for(host)), insecure=False)
+    remote = reading.read(f"{host}/team/app:a", "a")
+    assert remote is not None and remote.labels == {"org.example": "yes"}, said
+
+
+def test_a_plain_http_loopback_registry_sends_the_login_to_its_loopback_http_realm(
+    httpserver: HTTPServer, other_server: HTTPServer, tmp_path: Path
+) -> None:
+    """As docker 20.10 does: the registry itself is plain HTTP (loopback), so its
+    realm on another loopback port gets Basic credentials, in a header only."""
+    host = host_of(httpserver)
+    realm_saw = _token_registry(httpserver, other_server.url_for("/token"), realm_server=other_server)
+    reading, said = published(f"{host}/team/app", auth_file(tmp_path / "docker", login_for(host)))
+    remote = reading.read(f"{host}/team/app:a", "a")
+    assert remote is not None, said
+    assert remote.labels == {"org.example": "yes"} and remote.digest == "sha256:" + "d" * 64
+    assert [request.headers.get("Authorization") for request in realm_saw] == [basic()]
+    assert realm_saw[0].args.get("scope") == "repository:team/app:pull"
+    assert PASSWORD not in realm_saw[0].url and USER not in realm_saw[0].url
+
+
+def test_a_realm_with_credentials_in_its_url_is_not_asked(
+    httpserver: HTTPServer, other_server: HTTPServer, tmp_path: Path
+) -> None:
+    host = host_of(httpserver)
+    realm = other_server.url_for("/token").replace("http://", "http://someone:secret@")
+    httpserver.expect_request(MANIFEST).respond_with_data(
+        "", status=401, headers={"WWW-Authenticate": f'Bearer realm="{realm}",service="s"'}
+    )
+    realm_saw: list[Request] = []
+    other_server.expect_request("/token").respond_with_handler(recording(realm_saw, Response('{"token": "t"}')))
+    reading, said = published(f"{host}/team/app", auth_file(tmp_path / "docker", login_for(host)))
+    assert reading.read(f"{host}/team/app:a", "a") is None
+    assert realm_saw == []
+    assert len(said) == 1 and "secret" not in said[0] and said[0].endswith("; building")
+
+
+def _token_registry(server: HTTPServer, realm: str, *, realm_server: HTTPServer | None = None) -> list[Request]:
+    """``server`` as a registry that wants a Bearer token from ``realm``, which
+    gives one for the right Basic login; what the realm saw."""
+    token = uuid.uuid4().hex
+    realm_saw: list[Request] = []
+
+    def realm_answer(request: Request) -> Response:
+        realm_saw.append(request)
+        if request.headers.get("Authorization") != basic():
+            return Response("{}", status=401)
+        return Response(json.dumps({"token": token}), content_type="application/json")
+
+    def guarded(body: dict[str, object], headers: dict[str, str]) -> Callable[[Request], Response]:
+        def answer(request: Request) -> Response:
+            if request.headers.get("Authorization") != f"Bearer {token}":
+                return Response("", status=401, headers={"WWW-Authenticate": f'Bearer realm="{realm}",service="s"'})
+            return Response(json.dumps(body), headers=headers, content_type=str(body.get("mediaType", "")))
+
+        return answer
+
+    digest = {"Docker-Content-Digest": "sha256:" + "d" * 64}
+    server.expect_request(MANIFEST).respond_with_handler(guarded(image_manifest(), digest))
+    server.expect_request(BLOB).respond_with_handler(guarded(image_config({"org.example": "yes"}), {}))
+    (realm_server or server).expect_request("/token").respond_with_handler(realm_answer)
+    return realm_saw
+
+
+# --- 2. odd JSON never crashes -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("manifest", "config", "why"),
+    [
+        ([1, 2, 3], None, "the manifest of team/app:a is not a JSON object"),
+        ({"manifests": ["a"]}, None, "a manifest list entry without a digest"),
+        ({"mediaType": LIST_TYPES[0], "manifests": {"a": 1}}, None, "a manifest list whose manifests are not a list"),
+        (image_manifest(), image_config(["a", "b"]), "the config of team/app:a holds labels that are not text by name"),
+        (image_manifest(), image_config({"a": 1}), "the config of team/app:a holds labels that are not text by name"),
+        (image_manifest(), [1], "the config of team/app:a is not a JSON object"),
+        (image_manifest(), b"\xff", "the config of team/app:a is not JSON"),
+    ],
+    ids=["list", "manifests-of-text", "manifests-a-map", "labels-a-list", "labels-a-number", "config-a-list", "bytes"],
+)
+def test_odd_json_is_read_as_cannot_read(
+    httpserver: HTTPServer, tmp_path: Path, manifest: object, config: object, why: str
+) -> None:
+    host = host_of(httpserver)
+    httpserver.expect_request(MANIFEST).respond_with_data(json.dumps(manifest))
+    if config is not None:
+        httpserver.expect_request(BLOB).respond_with_data(config if isinstance(config, bytes) else json.dumps(config))
+    reading, said = published(f"{host}/team/app", tmp_path / "docker" / "config.json")
+    assert reading.read(f"{host}/team/app:a", "a") is None
+    assert said == [f"cannot read {host}/team/app:a from the registry ({why}); building"]
+
+
+@pytest.mark.parametrize(
+    "auths",
+    [
+        {"credHelpers": "oops"},
+        {"credHelpers": {"HOST": "nosuchhelper"}},
+        {"credsStore": "nosuchhelper"},
+        {"credHelpers": {"HOST": "../../bin/sh"}},
+        {"auths": "oops"},
+        {"auths": {"HOST": "oops"}},
+        {"auths": {"HOST": {"auth": "not base64!"}}},
+        {"auths": {"HOST": {"auth": 5}}},
+    ],
+    ids=["helpers-text", "helper-missing", "store-missing", "helper-a-path", "auths-text", "entry-text", "b64", "int"],
+)
+def test_odd_auth_files_give_no_login(httpserver: HTTPServer, tmp_path: Path, auths: dict[str, object]) -> None:
+    """A registry that wants a login: the auth file's odd shapes and a helper
+    that is not installed are no login; the read ends as "cannot read"."""
+    host = host_of(httpserver)
+    data = json.loads(json.dumps(auths).replace("HOST", host))
+    httpserver.expect_request(MANIFEST).respond_with_data(
+        "", status=401, headers={"WWW-Authenticate": 'Basic realm="r"'}
+    )
+    path = auth_file(tmp_path / "docker", data)
+    assert credentials.find(host, (path,), Runner(lambda line, label: None)) is None
+    reading, said = published(f"{host}/team/app", path)
+    assert reading.read(f"{host}/team/app:a", "a") is None
+    assert said[-1] == (
+        f"cannot read {host}/team/app:a from the registry (registry {host} answered HTTP 401 for team/app:a); building"
+    )
+    assert not any("internal error" in line or "Traceback" in line for line in said)
+    assert not any("../" in line for line in said), "a helper named by a path was run"
+
+
+def test_the_check_says_a_credential_helper_is_not_installed(httpserver: HTTPServer, tmp_path: Path) -> None:
+    """`docker push` to a registry that wants a login fails when the helper the
+    auth file names is missing; the check says so before any build."""
+    host = host_of(httpserver)
+    httpserver.expect_request("/v2/").respond_with_data("", status=401, headers={"WWW-Authenticate": 'Basic realm="r"'})
+    path = auth_file(tmp_path / "docker", {"credHelpers": {host: "xcompile-nosuchhelper"}})
+    found = check.for_config(Config(repo=f"{host}/team/app"), Runner(lambda line, label: None))
+    reach, login = check.check(found, (path,))
+    assert reach.status == "pass"
+    assert (login.status, login.detail) == (
+        "fail",
+        f"{path} names docker-credential-xcompile-nosuchhelper for {host} (in credHelpers),"
+        " and no such program is on PATH",
+    )
+    assert login.fix == f"install docker-credential-xcompile-nosuchhelper, or `docker login {host}`"
+    odd = auth_file(tmp_path / "odd", {"credHelpers": "oops"})
+    assert check.check(found, (odd,))[1].detail == f"registry {host} wants a login, and {odd} has no credentials for it"
+
+
+# The property test: random documents, challenges and statuses from a real server.
+
+_KEYS = [
+    *("mediaType", "manifests", "config", "digest", "Labels", "platform", "os", "architecture", "variant"),
+    *("layers", "schemaVersion", "size", "token", "access_token", "auths", "credHelpers", "credsStore", "auth"),
+]
+_TEXTS = [*LIST_TYPES, *IMAGE_TYPES, "", "linux", "arm", "v7", "sha256:", CONFIG_DIGEST, "sha256:../x", "\u2603"]
+_NOT_JSON = [b"", b"{", b"\xff\xfe", b"[" * 100_000, b"nul", b'{"a": NaN}', b"1" * 5000, b'"\\ud800"']
+
+
+def _text(rng: random.Random) -> str:
+    if rng.random() < 0.6:
+        return rng.choice(_TEXTS)
+    code_points = [rng.choice([rng.randrange(32, 127), rng.randrange(0x80, 0x3000)]) for _ in range(rng.randrange(9))]
+    return "".join(map(chr, code_points))
+
+
+def _value(rng: random.Random, depth: int = 0) -> object:
+    kind = rng.randrange(8 if depth < 4 else 5)
+    if kind == 0:
+        return rng.choice([None, True, False])
+    if kind == 1:
+        return rng.choice([0, -1, 1.5, 2**64, 10**30, -(10**18), 1e308, rng.randrange(-(10**6), 10**6)])
+    if kind in (2, 3, 4):
+        return _text(rng)
+    if kind == 5:
+        return [_value(rng, depth + 1) for _ in range(rng.randrange(4))]
+    return {rng.choice([*_KEYS, _text(rng)]): _value(rng, depth + 1) for _ in range(rng.randrange(5))}
+
+
+def _manifest_like(rng: random.Random) -> object:
+    """Mostly shaped like a manifest or a list, with any part of it odd."""
+    if rng.random() < 0.15:
+        return _value(rng)
+    doc = {key: _value(rng, 1) for key in rng.sample(_KEYS, rng.randrange(4))}
+    if rng.random() < 0.5:
+        doc["mediaType"] = rng.choice([*LIST_TYPES, *IMAGE_TYPES])
+    if rng.random() < 0.4:
+        entries = [{"digest": _value(rng, 2), "platform": _value(rng, 2)}, _value(rng, 2)]
+        doc["manifests"] = [rng.choice(entries) for _ in range(rng.randrange(4))]
+    if rng.random() < 0.6:
+        doc["config"] = rng.choice([{"digest": CONFIG_DIGEST}, {"digest": _value(rng, 2)}, _value(rng, 2)])
+    return doc
+
+
+def _config_like(rng: random.Random) -> object:
+    if rng.random() < 0.2:
+        return _value(rng)
+    doc = {key: _value(rng, 1) for key in rng.sample(["os", "architecture", "variant", "config"], rng.randrange(5))}
+    if rng.random() < 0.6:
+        doc["config"] = rng.choice([{"Labels": _value(rng, 2)}, {"Labels": {_text(rng): _value(rng, 3)}}, _value(rng)])
+    return doc
+
+
+def _body(rng: random.Random, shaped: Callable[[random.Random], object]) -> bytes:
+    if rng.random() < 0.1:
+        return rng.choice(_NOT_JSON)
+    return json.dumps(shaped(rng)).encode()
+
+
+def _answer(status: int, body: bytes, kind: str = "plain") -> Response:
+    if kind == "cut":  # says more than it sends: a connection cut mid-body
+        return Response(iter([body[: len(body) // 2]]), status=status, headers={"Content-Length": str(len(body) + 10)})
+    if kind == "gzip":  # says gzip, is not
+        return Response(body, status=status, headers={"Content-Encoding": "gzip"})
+    if kind == "loop":
+        return Response("", status=307, headers={"Location": MANIFEST})
+    return Response(body, status=status)
+
+
+def _challenged(challenge: str, then: Callable[[], Response]) -> Callable[[], Response]:
+    """A 401 with ``challenge`` the first time; ``then`` after."""
+    asked = []
+
+    def answer() -> Response:
+        if not asked:
+            asked.append(True)
+            return Response("", status=401, headers={"WWW-Authenticate": challenge})
+        return then()
+
+    return answer
+
+
+@dataclass
+class Case:
+    """One registry's answers: what its manifest, blob and token URLs say."""
+
+    name: str
+    manifest: Callable[[], Response]
+    blob: Callable[[], Response] = lambda: Response("", status=404)
+    token: Callable[[], Response] = lambda: Response("", status=404)
+    auths: object = None
+
+
+class Scripted:
+    """The server's one handler, answering as the current case says."""
+
+    def __init__(self) -> None:
+        self.case = Case("none", lambda: Response("", status=404))
+
+    def __call__(self, request: Request) -> Response:
+        if request.path.startswith("/v2/team/app/manifests/"):
+            return self.case.manifest()
+        if request.path.startswith("/v2/team/app/blobs/"):
+            return self.case.blob()
+        if request.path == "/token":
+            return self.case.token()
+        if request.path == "/loop":
+            return Response("", status=302, headers={"Location": "/loop"})
+        return Response("", status=404)
+
+
+def _read_each(server: HTTPServer, cases: list[Case], auth: Path) -> list[str]:
+    """Read the tag once per case, each with a reader of its own (none has a
+    token yet); what went wrong other than RegistryUnreadable."""
+    host = host_of(server)
+    scripted = Scripted()
+    server.expect_request(re.compile("/.*")).respond_with_handler(scripted)
+    unexpected = []
+    for case in cases:
+        scripted.case = case
+        auth.write_text(json.dumps(case.auths))
+        where = Where(host, host, f"http://{host}", "`docker login`")
+        try:
+            Reader(where, (auth,), Runner(lambda line, label: None)).read("team/app", "a")
+        except RegistryUnreadable:
+            pass
+        except Exception:  # what the test is looking for
+            unexpected.append(f"{case.name}:\n{traceback.format_exc()}")
+    return unexpected
+
+
+def test_random_documents_are_read_or_unreadable_never_an_error(httpserver: HTTPServer, tmp_path: Path) -> None:
+    """200 random JSON documents as manifests and config blobs, and random auth
+    files: every read gives a Remote, None or RegistryUnreadable."""
+    rng = random.Random(20261205)
+    host = host_of(httpserver)
+    cases = []
+    for number in range(200):
+        manifest, config = _body(rng, _manifest_like), _body(rng, _config_like)
+        status = rng.choice([200] * 6 + [401])
+        headers = {"Docker-Content-Digest": _text(rng).encode("ascii", "replace").decode()}
+        if status == 401:
+            headers["WWW-Authenticate"] = 'Basic realm="r"'
+        helper = {"credHelpers": {host: f"xcompile-nosuch-{number}"}}
+        cases.append(
+            Case(
+                f"case {number}: {manifest[:200]!r} / {config[:200]!r}",
+                manifest=lambda m=manifest, s=status, h=headers: Response(m, status=s, headers=h),
+                blob=lambda c=config: Response(c),
+                auths=rng.choice([login_for(host), helper, _value(rng)]),
+            )
+        )
+    assert _read_each(httpserver, cases, tmp_path / "config.json") == []
+
+
+def test_odd_challenges_statuses_and_bodies_are_unreadable_never_an_error(
+    httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    """Malformed WWW-Authenticate headers, realms and token answers, every
+    status, redirect loops, bodies cut short or wrongly encoded."""
+    rng = random.Random(4011)
+    token = httpserver.url_for("/token")
+    challenges = [
+        "", "Bearer", "Bearer ", "Basic", 'Basic realm="r"', "Negotiate abc", "Bearer realm=", 'Bearer realm="',
+        'Bearer realm=""', 'Bearer realm="ftp://127.0.0.1/x"', 'Bearer realm="file:///etc/passwd"',
+        'Bearer realm="http://"', 'Bearer realm="http://[::1"', 'Bearer realm="http://127.0.0.1:99999999/t"',
+        'Bearer realm="http://127.0.0.1:0/t"', 'Bearer realm="http://127.0.0.1:x/t"', 'Bearer realm="//127.0.0.1/t"',
+        'Bearer realm="/token"', 'Bearer realm="http://[zz]/t"', f'Bearer realm="{token.replace("://", "://u:p@")}"',
+        f'Bearer realm="{token}",scope="{"x" * 8000}"', f'bEaReR REALM="{token}"', f'Bearer realm="{token}",,,=,"',
+        f'Bearer realm="{httpserver.url_for("/loop")}"', *[f'Bearer realm="{token}"'] * 4,
+    ]  # fmt: skip
+    token_answers = [b'{"token": "t"}', b'{"token": 5}', b'{"access_token": ["x"]}', b"[1]", b"", b"\xff", b"{}"]
+    statuses = [200, 201, 202, 203, 204, 206, 300, 301, 302, 303, 304, 305, 307, 308, 400, 401, 403, 404, 405,
+                406, 409, 410, 416, 418, 429, 451, 500, 501, 502, 503, 504, 599]  # fmt: skip
+    cases = []
+    for number in range(120):
+        challenge = challenges[number] if number < len(challenges) else rng.choice(challenges)
+        status, kind = rng.choice(statuses), rng.choice(["plain", "cut", "gzip", "loop"])
+        manifest = _body(rng, _manifest_like)
+        token_body, token_status = rng.choice(token_answers), rng.choice([200, 200, 401, 500, 302])
+        cases.append(
+            Case(
+                f"case {number}: {challenge[:100]!r}, then {status} {kind}; token {token_status} {token_body!r}",
+                manifest=_challenged(challenge, lambda s=status, m=manifest, k=kind: _answer(s, m, k)),
+                blob=lambda s=status, m=manifest, k=kind: _answer(s, m, k),
+                token=lambda b=token_body, s=token_status: Response(b, status=s, headers={"Location": "/token"}),
+                auths=login_for(host_of(httpserver)),
+            )
+        )
+    assert _read_each(httpserver, cases, tmp_path / "config.json") == []
+
+
+# --- 4. presigned URLs are never shown -------------------------------------------
+
+
+SIGNATURE = "f00dfacecafe" + uuid.uuid4().hex
+
+
+def presigned(storage: HTTPServer) -> str:
+    return storage.url_for(
+        f"/bucket/docker/registry/v2/blobs/sha256/cc/{CONFIG_DIGEST[7:]}/data"
+        f"?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAEXAMPLE%2F20261205%2Fus-east-1%2Fs3%2Faws4_request"
+        f"&X-Amz-Expires=1200&X-Amz-SignedHeaders=host&X-Amz-Signature={SIGNATURE}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("storage_answer", "why"),
+    [
+        (Response(f"<Error><Code>AccessDenied</Code><Sig>{SIGNATURE}</Sig></Error>", status=403),
+         "registry HOST answered HTTP 403 for the config of team/app:a"),
+        (Response(f"not json {SIGNATURE}"), "the config of team/app:a is not JSON"),
+        (Response(b" " * (5 << 20)), "http://HOST/v2/team/app/blobs/CONFIG: an answer larger than 4 MiB"),
+    ],
+    ids=["403", "not-json", "too-large"],
+)  # fmt: skip
+def test_a_presigned_blob_url_is_never_shown(
+    httpserver: HTTPServer, other_server: HTTPServer, tmp_path: Path, storage_answer: Response, why: str
+) -> None:
+    host = host_of(httpserver)
+    httpserver.expect_request(MANIFEST).respond_with_json(image_manifest())
+    httpserver.expect_request(BLOB).respond_with_data("", status=307, headers={"Location": presigned(other_server)})
+    other_server.expect_request(re.compile("/bucket/.*")).respond_with_response(storage_answer)
+    reading, said = published(f"{host}/team/app", tmp_path / "docker" / "config.json")
+    assert reading.read(f"{host}/team/app:a", "a") is None
+    why = why.replace("HOST", host).replace("CONFIG", CONFIG_DIGEST)
+    assert said == [f"cannot read {host}/team/app:a from the registry ({why}); building"]
+    assert len(other_server.log) == 1  # the redirect was followed
+
+
+def test_a_storage_that_is_down_is_not_named_with_its_signature(httpserver: HTTPServer, tmp_path: Path) -> None:
+    host = host_of(httpserver)
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        location = f"http://127.0.0.1:{closed.getsockname()[1]}/bucket/blob?X-Amz-Signature={SIGNATURE}"
+    httpserver.expect_request(MANIFEST).respond_with_json(image_manifest())
+    httpserver.expect_request(BLOB).respond_with_data("", status=307, headers={"Location": location})
+    reading, said = published(f"{host}/team/app", tmp_path / "docker" / "config.json")
+    assert reading.read(f"{host}/team/app:a", "a") is None
+    assert len(said) == 1 and SIGNATURE not in said[0] and said[0].endswith("; building"), said
+
+
+# --- 5. unbounded sizes ------------------------------------------------------------
+
+HUGE = 300 << 20
+
+
+def huge_body() -> Iterator[bytes]:
+    """300 MB of a JSON string, made as it is sent: the server holds 1 MiB at a time."""
+    yield b'{"schemaVersion": 2, "pad": "'
+    chunk = b"x" * (1 << 20)
+    for _ in range(HUGE >> 20):
+        yield chunk
+    yield b'"}'
+
+
+def serve_huge(server: HTTPServer, uri: str | re.Pattern[str]) -> None:
+    size = HUGE + len(b'{"schemaVersion": 2, "pad": "') + 2
+    server.expect_request(uri).respond_with_handler(
+        lambda request: Response(huge_body(), headers={"Content-Length": str(size)}, content_type=IMAGE_TYPES[0])
+    )
+
+
+def run_measured(argv: list[str], timeout: float, **popen: Any) -> tuple[int, int]:
+    """Run ``argv``: its exit code, and its peak RSS in bytes.
+
+    The peak is the child's VmHWM, read from /proc while it runs. Not
+    ``ru_maxrss`` (wait4, RUSAGE_CHILDREN): a child that subprocess starts
+    with vfork records its parent's peak at exec, so pytest's own size would
+    count. Popen returns once the child has exec'd, so every VmHWM read here
+    is the child's own memory."""
+    proc = subprocess.Popen(argv, **popen)
+    status, peak = Path(f"/proc/{proc.pid}/status"), 0
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None:
+        with suppress(OSError, ValueError):
+            found = re.search(r"^VmHWM:\s+(\d+) kB", status.read_text(), re.MULTILINE)
+            peak = max(peak, int(found.group(1)) << 10 if found else 0)
+        if time.monotonic() > deadline:
+            proc.kill()
+            proc.wait()
+            pytest.fail(f"{argv[:4]} did not finish within {timeout:g} s")
+        time.sleep(0.01)
+    return proc.returncode, peak
+
+
+READ_ONE = """
+import sys
+from pathlib import Path
+from xcompile.errors import RegistryUnreadable
+from xcompile.registry import Registry
+from xcompile.registry.reader import Reader
+from xcompile.runner import Runner
+host = sys.argv[1]
+reader = Reader(Registry(host, host, f"http://{host}", ""), (Path(sys.argv[2]),), Runner(lambda line, label: None))
+try:
+    reader.read("team/app", "a")
+except RegistryUnreadable as err:
+    print(err)
+"""
+# The reading process's own peak, exactly, as it ends (the parent's polling may miss its last moments).
+REPORT_PEAK = """
+import re
+from pathlib import Path
+print(re.search(r"^VmHWM:\\s+(\\d+) kB", Path("/proc/self/status").read_text(), re.MULTILINE).group(1))
+"""
+
+
+@pytest.mark.parametrize("what", ["manifest", "config"])
+def test_a_300_mb_answer_is_refused_at_4_mib_with_little_memory(
+    httpserver: HTTPServer, tmp_path: Path, what: str
+) -> None:
+    host = host_of(httpserver)
+    if what == "manifest":
+        serve_huge(httpserver, MANIFEST)
+    else:
+        httpserver.expect_request(MANIFEST).respond_with_json(image_manifest())
+        serve_huge(httpserver, BLOB)
+    out = tmp_path / "out"
+    with out.open("wb") as sink:
+        code, polled = run_measured([sys.executable, "-c", READ_ONE + REPORT_PEAK, host, str(tmp_path / "none.json")],
+                                    timeout=120, stdout=sink, stderr=subprocess.STDOUT,
+                                    env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
+    *said, peak_kb = out.read_text().splitlines()
+    peak = max(polled, int(peak_kb) << 10)
+    assert peak < 100 << 20, f"the reading process peaked at {peak >> 20} MiB"
+    path = MANIFEST if what == "manifest" else BLOB
+    assert (code, said) == (0, [f"http://{host}{path}: an answer larger than 4 MiB"]), out.read_text()
+
+
+# --- end to end: `python -m xcompile` against a hostile stand-in ----------------------
+
+
+class Router:
+    """A registry stand-in on 127.0.0.1: a connection whose first request is
+    xcompile's own (python-requests) goes to ``hostile``; every other (the
+    docker daemon's push, its TLS probe) goes byte for byte to ``real``."""
+
+    def __init__(self, real: tuple[str, int], hostile: tuple[str, int]) -> None:
+        self.real, self.hostile = real, hostile
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.routed: list[str] = []
+        self._sockets: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        with suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)
+        self.listener.close()
+        for sock in self._sockets:
+            with suppress(OSError):
+                sock.close()
+        self._thread.join(timeout=5)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            self._sockets.append(client)
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        head = b""
+        client.settimeout(30)
+        with suppress(OSError):
+            while b"\r\n\r\n" not in head and len(head) < 65536:
+                chunk = client.recv(65536)
+                head += chunk
+                if not chunk or not head[:1].isalpha():
+                    break  # closed, or not HTTP (the daemon's TLS hello comes first)
+        client.settimeout(None)
+        agent = re.search(rb"(?im)^user-agent:\s*(\S+)", head)
+        ours = bool(agent and agent.group(1).startswith(b"python-requests"))
+        self.routed.append(("xcompile " if ours else "other ") + head.split(b"\r\n", 1)[0][:100].decode("latin-1"))
+        try:
+            upstream = socket.create_connection(self.hostile if ours else self.real)
+        except OSError:
+            client.close()
+            return
+        self._sockets.append(upstream)
+        with suppress(OSError):
+            upstream.sendall(head)
+        back = threading.Thread(target=_pump, args=(upstream, client), daemon=True)
+        back.start()
+        _pump(client, upstream)
+        back.join()
+        client.close()
+        upstream.close()
+
+
+def _pump(source: socket.socket, sink: socket.socket) -> None:
+    with suppress(OSError):
+        while data := source.recv(1 << 16):
+            sink.sendall(data)
+    with suppress(OSError):
+        sink.shutdown(socket.SHUT_WR)
+
+
+@pytest.fixture
+def stand_in(registry: Registry, httpserver: HTTPServer) -> Iterator[Router]:
+    host, port = registry.host.rsplit(":", 1)
+    router = Router((host, int(port)), ("127.0.0.1", httpserver.port))
+    httpserver.expect_request("/v2/").respond_with_json({})  # the registry check's GET
+    yield router
+    router.close()
+
+
+def cannot_read_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if "cannot read " in line]
+
+
+def hostile_run(
+    stand_in: Router, registry: Registry, armhf_base: str, tmp_path: Path, env: dict[str, str], *extra: str
+) -> tuple[subprocess.CompletedProcess[str], str, int]:
+    """`python -m xcompile` building one image and pushing it through the
+    stand-in: its result, the repository it pushed, and its peak RSS."""
+    name = f"hostile-{uuid.uuid4().hex[:8]}/app"
+    repo = f"127.0.0.1:{stand_in.port}/{name}"
+    argv = [sys.executable, "-m", "xcompile", "--base", armhf_base, "--repo", repo, "--tag", "a", "--no-verify",
+            *extra]  # fmt: skip
+    out, err = tmp_path / "stdout", tmp_path / "stderr"
+    try:
+        with out.open("w") as stdout, err.open("w") as stderr:
+            code, peak = run_measured(argv, timeout=300, cwd=tmp_path, env=env, stdout=stdout, stderr=stderr)
+    finally:
+        docker("rmi", f"{repo}:a", check=False)
+    result = subprocess.CompletedProcess(argv, code, out.read_text(), err.read_text())
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr, result.stderr
+    assert code == 0, result.stderr
+    assert registry.tags(name) == ["a"], "the image was not pushed through the stand-in"
+    assert result.stdout.splitlines()[1].split()[2] == "pushed", result.stdout
+    return result, f"127.0.0.1:{stand_in.port}/{name}", peak
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("manifest", "config", "why"),
+    [
+        (b"[1,2,3]", None, "the manifest of NAME:a is not a JSON object"),
+        (b'{"manifests": ["a"]}', None, "a manifest list entry without a digest"),
+        (json.dumps(image_manifest()).encode(), json.dumps(image_config(["x"])).encode(),
+         "the config of NAME:a holds labels that are not text by name"),
+    ],
+    ids=["list", "manifests-of-text", "labels-a-list"],
+)  # fmt: skip
+def test_a_run_reads_hostile_answers_as_cannot_read_and_builds(
+    stand_in: Router,
+    registry: Registry,
+    httpserver: HTTPServer,
+    armhf_base: str,
+    tmp_path: Path,
+    user_env: dict[str, str],
+    manifest: bytes,
+    config: bytes | None,
+    why: str,
+) -> None:
+    """The registry check passes; then the read before the build gets a hostile
+    manifest or config: one "cannot read …; building" line, and the image is
+    built and pushed (exit 0), with no internal error."""
+    httpserver.expect_request(re.compile(r"/v2/.*/manifests/a")).respond_with_data(manifest)
+    if config is not None:
+        httpserver.expect_request(re.compile(r"/v2/.*/blobs/.*")).respond_with_data(config)
+    result, repo, _ = hostile_run(stand_in, registry, armhf_base, tmp_path, user_env)
+    name = repo.split("/", 1)[1]
+    assert cannot_read_lines(result.stderr) == [
+        f"[a] cannot read {repo}:a from the registry ({why.replace('NAME', name)}); building"
+    ]
+    assert any(line.startswith("xcompile ") and "/manifests/a " in line for line in stand_in.routed), stand_in.routed
+
+
+@pytest.mark.integration
+def test_a_run_with_v_never_shows_a_presigned_url(
+    stand_in: Router,
+    registry: Registry,
+    httpserver: HTTPServer,
+    armhf_base: str,
+    tmp_path: Path,
+    user_env: dict[str, str],
+) -> None:
+    """The registry redirects the config blob to storage with a signed query
+    (as S3 does); the storage refuses. Nothing of the signature shows, with -v too."""
+    httpserver.expect_request(re.compile(r"/v2/.*/manifests/a")).respond_with_json(image_manifest())
+    httpserver.expect_request(re.compile(r"/v2/.*/blobs/.*")).respond_with_data(
+        "", status=307, headers={"Location": presigned(httpserver)}
+    )
+    httpserver.expect_request(re.compile("/bucket/.*")).respond_with_data(f"denied {SIGNATURE}", status=403)
+    result, repo, _ = hostile_run(stand_in, registry, armhf_base, tmp_path, user_env, "-v")
+    name = repo.split("/", 1)[1]
+    assert cannot_read_lines(result.stderr) == [
+        f"[a] cannot read {repo}:a from the registry"
+        f" (registry {repo.split('/')[0]} answered HTTP 403 for the config of {name}:a); building"
+    ]
+    for seen in (result.stdout, result.stderr):
+        assert SIGNATURE not in seen and "X-Amz-Signature" not in seen and "AKIAEXAMPLE" not in seen
+    assert any("/bucket/" in request.path for request, _ in httpserver.log), "the redirect was not followed"
+
+
+@pytest.mark.integration
+def test_a_run_refuses_a_300_mb_manifest_at_4_mib_with_little_memory(
+    stand_in: Router,
+    registry: Registry,
+    httpserver: HTTPServer,
+    armhf_base: str,
+    tmp_path: Path,
+    user_env: dict[str, str],
+) -> None:
+    serve_huge(httpserver, re.compile(r"/v2/.*/manifests/a"))
+    result, repo, peak = hostile_run(stand_in, registry, armhf_base, tmp_path, user_env)
+    assert peak < 200 << 20, f"xcompile peaked at {peak >> 20} MiB"
+    path = repo.split("/", 1)[1]
+    assert cannot_read_lines(result.stderr) == [
+        f"[a] cannot read {repo}:a from the registry"
+        f" (http://{repo.split('/')[0]}/v2/{path}/manifests/a: an answer larger than 4 MiB); building"
+    ]
