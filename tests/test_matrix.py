@@ -5,6 +5,7 @@ here; arm32v7 and arm64v8 under emulation."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 from conftest import REPO, Registry, docker, remove_local_images, run_xcompile, with_buildx
 
 from xcompile import platforms
@@ -280,6 +282,141 @@ def test_join_checks_every_part_first_and_is_idempotent(
     assert second.stdout.split()[-2] == "unchanged"
     assert registry.manifest(name, "a")[0] == digest
     assert "create" not in second.stderr and "push" not in second.stderr
+
+
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYERS = {
+    "application/vnd.docker.image.rootfs.diff.tar.gzip": "application/vnd.oci.image.layer.v1.tar+gzip",
+    "application/vnd.docker.image.rootfs.diff.tar": "application/vnd.oci.image.layer.v1.tar",
+}
+
+
+def put_blob(registry: Registry, name: str, data: bytes) -> dict[str, object]:
+    """Upload ``data`` as a blob (POST, then PUT with its digest): its descriptor, without a media type."""
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    started = requests.post(f"{registry.url}/{name}/blobs/uploads/", timeout=10)
+    assert started.status_code == 202, started.text
+    location = started.headers["Location"]
+    done = requests.put(location, params={"digest": digest}, data=data, timeout=30,
+                        headers={"Content-Type": "application/octet-stream"})  # fmt: skip
+    assert done.status_code == 201, done.text
+    return {"digest": digest, "size": len(data)}
+
+
+def put_manifest(registry: Registry, name: str, reference: str, manifest: dict[str, object]) -> dict[str, object]:
+    """Upload ``manifest`` under ``reference`` (a tag, or its digest): its descriptor."""
+    body = json.dumps(manifest, separators=(",", ":")).encode()
+    media_type = str(manifest["mediaType"])
+    put = requests.put(f"{registry.url}/{name}/manifests/{reference}", data=body, timeout=10,
+                       headers={"Content-Type": media_type})  # fmt: skip
+    assert put.status_code == 201, put.text
+    digest = "sha256:" + hashlib.sha256(body).hexdigest()
+    assert put.headers["Docker-Content-Digest"] == digest
+    return {"mediaType": media_type, "digest": digest, "size": len(body)}
+
+
+def attest(registry: Registry, name: str, tag: str, source: str | None = None, claim: str | None = None) -> str:
+    """Push under ``tag`` what `docker buildx build --provenance=true` (and GitHub's
+    build-push-action) push, from the image ``source`` (else ``tag``) holds: an
+    OCI index of that image (as an OCI manifest, the same config and layers) and
+    an attestation manifest beside it (platform unknown/unknown, one in-toto
+    layer, annotated with the image it attests). The index gives the image the
+    platform its config says, or ``claim`` (os/architecture/variant). Returns the
+    image's digest. BuildKit v0.8 here makes no attestations ("Attestation is
+    not supported for the docker driver"), so they go in through the registry API."""
+    _, manifest = registry.manifest(name, source or tag)
+    config_ref: dict[str, object] = manifest["config"]  # type: ignore[assignment]
+    config = json.loads(registry.blob(name, str(config_ref["digest"])))
+    layers: list[dict[str, object]] = manifest["layers"]  # type: ignore[assignment]
+    image = put_manifest(registry, name, f"{tag}-image", {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {**config_ref, "mediaType": OCI_CONFIG},
+        "layers": [{**layer, "mediaType": OCI_LAYERS[str(layer["mediaType"])]} for layer in layers],
+    })  # fmt: skip
+    statement = json.dumps({
+        "_type": "https://in-toto.io/Statement/v0.1",
+        "predicateType": "https://slsa.dev/provenance/v0.2",
+        "subject": [{"name": f"pkg:docker/{name}@{tag}", "digest": {"sha256": str(image["digest"])[7:]}}],
+        "predicate": {"buildType": "https://mobyproject.org/buildkit@v1", "builder": {"id": ""}},
+    }).encode()  # fmt: skip
+    layer = put_blob(registry, name, statement)
+    unknown = {"architecture": "unknown", "os": "unknown"}
+    att_config = put_blob(registry, name, json.dumps(
+        {**unknown, "config": {}, "rootfs": {"type": "layers", "diff_ids": [layer["digest"]]}}
+    ).encode())  # fmt: skip
+    attestation = put_manifest(registry, name, f"{tag}-attestation", {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {**att_config, "mediaType": OCI_CONFIG},
+        "layers": [{**layer, "mediaType": "application/vnd.in-toto+json",
+                    "annotations": {"in-toto.io/predicate-type": "https://slsa.dev/provenance/v0.2"}}],
+    })  # fmt: skip
+    platform = {key: config[key] for key in ("architecture", "os", "variant") if config.get(key)}
+    if claim is not None:
+        platform = dict(zip(("os", "architecture", "variant"), claim.split("/"), strict=False))
+    put_manifest(registry, name, tag, {
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [
+            {**image, "platform": platform},
+            {**attestation, "platform": unknown, "annotations": {
+                "vnd.docker.reference.digest": image["digest"],
+                "vnd.docker.reference.type": "attestation-manifest",
+            }},
+        ],
+    })  # fmt: skip
+    return str(image["digest"])
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("tool", ["buildx", "manifest"])
+def test_join_takes_the_image_out_of_a_buildkit_index_with_attestations(
+    registry: Registry,
+    parts: Path,
+    prefix: str,
+    buildx_plugin: Path,
+    user_env: dict[str, str],
+    tmp_path: Path,
+    tool: str,
+) -> None:
+    """Two parts pushed as BuildKit pushes with --provenance: the list holds each
+    part's platform image, never the index or its attestation manifest, with
+    the right platforms; with imagetools, and with `docker manifest` (which
+    cannot take an index as a member). The platform is the image config's, not
+    the index's: an index that claims arm64 for an amd64 image is refused."""
+    name = f"{prefix}/py"
+    env = runner_env(user_env, tmp_path, "join")
+    if tool == "buildx":
+        with_buildx(env, buildx_plugin)
+    ref = f"{registry.host}/{name}"
+    for arch in ("amd64", "arm32v7"):
+        attest(registry, name, f"b-{arch}", source=f"a-{arch}")
+    attest(registry, name, "b-arm64v8", source="a-amd64", claim="linux/arm64/v8")
+    wrong = run_xcompile("join", "--tag", "b", cwd=parts, env=env)
+    assert wrong.returncode == 1, wrong.stderr
+    assert wrong.stderr.splitlines()[-1].startswith(
+        f"xcompile: error: cannot join: {ref}:b-arm64v8 is linux/amd64, not linux/arm64/v8"
+    ), wrong.stderr
+    assert "b" not in registry.tags(name)
+
+    expected = {"amd64": registry.manifest(name, "a-amd64")[0]}
+    expected |= {arch: attest(registry, name, f"a-{arch}") for arch in ("arm32v7", "arm64v8")}
+    assert registry.manifest(name, "a-arm32v7")[1]["mediaType"] == OCI_INDEX
+
+    joined = run_xcompile("join", cwd=parts, env=env)
+    assert joined.returncode == 0, joined.stderr
+    members = list_platforms(registry, name, "a")
+    # arch_of: each platform is its arch's (imagetools spells arm64 without v8, as the config may)
+    assert {arch_of(platform): digest for platform, digest in members.items()} == expected
+    digest, _ = registry.manifest(name, "a")
+    assert joined.stdout.split()[-2:] == ["joined", digest]
+
+    again = run_xcompile("join", cwd=parts, env=env)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.split()[-2:] == ["unchanged", digest]
 
 
 @pytest.mark.integration

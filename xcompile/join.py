@@ -5,9 +5,11 @@ This is the last job of a matrix, the way Docker describes multi-platform
 builds across runners: push each part, then merge. Every part is checked
 before any list is made (it exists, and its image config says the right
 platform), and a list that already holds exactly those parts is left alone,
-so a join can be run again. A part that BuildKit pushed as an index with an
-attestation manifest beside the image (`docker buildx build --provenance`)
-counts as its image. The tools that make lists are in registry/lists.py.
+so a join can be run again. A part that BuildKit pushed as an index with
+attestation manifests beside the image (`docker buildx build --provenance`)
+counts as its image, read by its digest, so that the list never holds the
+index and the image's own config says its platform. The tools that make
+lists are in registry/lists.py.
 """
 
 from __future__ import annotations
@@ -99,9 +101,7 @@ def join(config: Config, runner: Runner, say: Say) -> list[Joined]:
     tool = choose_tool(config, runner, say)
     say(f"join: with {tool.name}")
     wanted = parts(config)
-    seen = runner.look(
-        lambda: {part.ref: tool.inspect(part.ref) for its_parts in wanted.values() for part in its_parts}
-    )
+    seen = runner.look(lambda: {part.ref: _image_of(tool, part) for its_parts in wanted.values() for part in its_parts})
     if seen is None:  # not asked (a dry run): the plan makes each list from the names
         for name, its_parts in wanted.items():
             tool.create(name, [(part.ref, Platform.of(part.arch)) for part in its_parts])
@@ -120,16 +120,28 @@ def join(config: Config, runner: Runner, say: Say) -> list[Joined]:
     return [_join_one(tool, name, wanted[name], found[name], say) for name in wanted]
 
 
+def _image_of(tool: ListTool, part: Part) -> Remote | None:
+    """What the registry holds under the part's name; for BuildKit's index of one
+    image and its attestation manifests (buildx >= 0.10 with --provenance or
+    --sbom, as GitHub's build-push-action pushes), that image, read by its
+    digest: a list member is never an index, and its platform is the one its
+    own config says, not the one the index claims for it."""
+    remote = tool.inspect(part.ref)
+    if remote is None or not remote.is_list:
+        return remote
+    real = [member for member in remote.members or () if not member.is_attestation]
+    if len(real) != 1:
+        return remote  # a list of several images: _check refuses it
+    image = tool.inspect(f"{part.ref.rsplit(':', 1)[0]}@{real[0].digest}")
+    return None if image is None else Remote(part.ref, real[0].digest, image.labels, image.platform)
+
+
 def _check(part: Part, remote: Remote | None) -> tuple[Remote | None, str | None]:
     """The part as the registry holds it, or what is wrong with it."""
     if remote is None:
         return None, f"{part.ref} is not in the registry"
     if remote.is_list:
-        real = [member for member in remote.members or () if not member.is_attestation]
-        if len(real) != 1:
-            return None, f"{part.ref} is a manifest list, not one {part.arch.platform} image"
-        # BuildKit's index of one image and its attestations: the image is the part.
-        remote = Remote(part.ref, real[0].digest, platform=real[0].platform)
+        return None, f"{part.ref} is a manifest list, not one {part.arch.platform} image"
     got = remote.platform
     if got is None or not part.arch.matches(got.os, got.architecture, got.variant):
         return None, f"{part.ref} is {got or 'of no platform'}, not {part.arch.platform}"
