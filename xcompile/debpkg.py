@@ -528,11 +528,11 @@ class _Run:
 class _Decoded:
     """The tar stream, decoded from the units by ``workers`` threads, read in order and skipped by ``seek``.
 
-    Up to ``workers + 1`` units are in hand at once. What the reader will
-    want next (the head unit's output) stays in memory up to ``AHEAD`` bytes;
-    everything else goes to an unlinked temporary file until it is read, so
-    memory does not grow with the block size, and a decoder does not wait for
-    a reader that is busy writing (fsync, hashing) while there is work.
+    Up to ``workers + 1`` units are in hand at once. The unit being read (the
+    head) is decoded at most ``AHEAD`` bytes ahead of its reader, in memory;
+    the units after it are decoded into unlinked temporary files until it is
+    their turn. So memory does not grow with the block size, and the other
+    core has work while the reader writes files out (fsync, hashing).
 
     tarfile's ``r:`` mode seeks over the data of members nobody asked for. A
     unit that lies wholly behind such a seek is not decoded at all, or no
@@ -714,15 +714,18 @@ class _Decoded:
                 run.done = True
                 self.cond.notify_all()
 
+    def _is_head(self, run: _Run) -> bool:
+        return bool(self.runs) and run is self.runs[0]
+
     def _emit(self, run: _Run, data: bytes) -> None:
         with self.cond:
             # The head waits for its reader (its output would only be spilled and read back);
             # the others spill, so that a second core has work while the reader catches up.
-            while not (self.stop or run.cancelled) and run is self.runs[0] and run.in_memory >= AHEAD:
+            while not (self.stop or run.cancelled) and self._is_head(run) and run.in_memory >= AHEAD:
                 self.cond.wait()
             if self.stop or run.cancelled:
                 raise _Cancelled
-            if run is self.runs[0]:
+            if self._is_head(run):
                 run.pieces.append(data)
                 run.in_memory += len(data)
             else:
