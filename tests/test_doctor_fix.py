@@ -45,7 +45,8 @@ def proc_text(entry: binfmt.Entry) -> str:
 
 def fix(root: Path = binfmt.ROOT) -> list[str]:
     shown: list[str] = []
-    doctor.fixes(Config(arches=("arm32v7",)), Runner(lambda line, label: None), fix_binary=True,
+    # The writes are echoed by the runner, the qemu step's warnings said through ``show``: one list, in order.
+    doctor.fixes(Config(arches=("arm32v7",)), Runner(lambda line, label: shown.append(line)), fix_binary=True,
                  show=shown.append, root=root)  # fmt: skip
     return shown
 
@@ -77,7 +78,7 @@ def test_stand_in_register_refused_leaves_the_old_entry(stand_in: Path) -> None:
 
 def test_stand_in_order_of_writes_and_flags_kept(stand_in: Path) -> None:
     (stand_in / "register").write_text("")
-    shown = fix(stand_in)
+    shown = [said for said in fix(stand_in) if said.startswith("+ echo ")]  # the writes, not qemu's --version
     line = f"M:0:{binfmt._escape(BROKEN.magic)}:{binfmt._escape(BROKEN.mask)}:/usr/bin/qemu-arm-static:OCF"
     assert shown == [
         f"+ echo ':{PROBE}:{line}' > {stand_in}/register",  # proved first
@@ -152,14 +153,14 @@ def test_real_failure_after_removal_restores_the_old_line(
 ) -> None:
     """The kernel refuses the final registration (injected: every other write
     is real). The old line must be back, and the probe gone."""
-    real_apply = binfmt.Write.apply
+    real_write = Runner.write_proc
 
-    def refuse_final(write: binfmt.Write) -> None:
-        if write.text.startswith(f":{ARM.binfmt_name}:") and "/usr/bin/qemu-arm-static" in write.text:
-            raise EnvironmentProblem(f"cannot {write.what()}: Invalid argument")
-        real_apply(write)
+    def refuse_final(runner: Runner, path: Path, text: str, *, what: str) -> None:
+        if text.startswith(f":{ARM.binfmt_name}:") and "/usr/bin/qemu-arm-static" in text:
+            raise EnvironmentProblem(f"cannot {what}: Invalid argument")
+        real_write(runner, path, text, what=what)
 
-    monkeypatch.setattr(binfmt.Write, "apply", refuse_final)
+    monkeypatch.setattr(Runner, "write_proc", refuse_final)
     with pytest.raises(EnvironmentProblem) as err:
         fix()
     monkeypatch.undo()
@@ -179,7 +180,8 @@ def test_stand_in_fix_shows_every_note_of_the_qemu_step(stand_in: Path, tmp_path
     config = Config(arches=("arm32v7",), qemu_source="download", mirror=httpserver.url_for("/debian"),
                     suite="bookworm", allow_unsigned=True, cache_dir=tmp_path / "cache")  # fmt: skip
     shown: list[str] = []
-    doctor.fixes(config, Runner(lambda line, label: None), fix_binary=True, show=shown.append, root=stand_in)
+    doctor.fixes(config, Runner(lambda line, label: shown.append(line)), fix_binary=True, show=shown.append,
+                 root=stand_in)  # fmt: skip
     warnings = [line for line in shown if line.startswith("warning: ")]
     assert len(warnings) == 1 and "NOT verified (--allow-unsigned)" in warnings[0]
     assert shown.index(warnings[0]) < next(i for i, line in enumerate(shown) if line.startswith("+ echo"))

@@ -7,12 +7,12 @@ kernel opens the interpreter path at exec time, inside the container.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from xcompile.errors import EnvironmentProblem
 from xcompile.platforms import Arch
+from xcompile.runner import Runner
 
 ROOT = Path("/proc/sys/fs/binfmt_misc")
 
@@ -157,9 +157,7 @@ def register_writes(entry: Entry, root: Path = ROOT) -> list[Write]:
     return writes
 
 
-def install(
-    new: Entry, old: Entry | None, show: Callable[[Write], None], *, root: Path = ROOT, dry_run: bool = False
-) -> None:
+def install(new: Entry, old: Entry | None, runner: Runner, *, root: Path = ROOT) -> None:
     """Register ``new`` in place of ``old`` without ever leaving the host worse.
 
     The same line is registered first under a probe name: the kernel checks
@@ -172,9 +170,7 @@ def install(
 
     def do(writes: list[Write]) -> None:
         for write in writes:
-            show(write)
-            if not dry_run:
-                write.apply()
+            runner.write_proc(write.path, write.text, what=write.what())
 
     if old is None:
         do(register_writes(new, root))

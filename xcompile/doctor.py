@@ -80,7 +80,8 @@ def fixes(
         entry = binfmt.read(arch.binfmt_name, root)
         if entry is not None and emulation.interpreter_problem(entry) is None:
             if not entry.enabled:
-                _apply([binfmt.enable_write(arch.binfmt_name, root)], show, runner.dry_run)
+                write = binfmt.enable_write(arch.binfmt_name, root)
+                runner.write_proc(write.path, write.text, what=write.what())
             continue
         found = qemu.ensure(arch, runner, config)
         # The qemu registered here runs every foreign binary on the host:
@@ -95,14 +96,7 @@ def fixes(
             # (Debian's -binfmt-P link): keep it, and with it the P flag.
             interpreter = unflagged.interpreter
         new = binfmt.entry_for(arch, interpreter, fix_binary=fix_binary, like=entry)
-        binfmt.install(new, entry, lambda write: show(f"+ {write}"), root=root, dry_run=runner.dry_run)
-
-
-def _apply(writes: list[binfmt.Write], show: Callable[[str], None], dry_run: bool) -> None:
-    for write in writes:
-        show(f"+ {write}")
-        if not dry_run:
-            write.apply()
+        binfmt.install(new, entry, runner, root=root)
 
 
 def worst(found: list[Check]) -> Status:

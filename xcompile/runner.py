@@ -266,8 +266,9 @@ class Runner(_Programs):
         files.write_atomic(path, text, mode=mode)
         return True
 
-    def write_proc(self, path: Path, text: str) -> None:
-        """One write to the kernel (binfmt_misc), shown as the shell line that makes it."""
+    def write_proc(self, path: Path, text: str, *, what: str) -> None:
+        """One write to the kernel (binfmt_misc), shown as the shell line that makes it;
+        ``what`` says what it does, for the error should the kernel refuse it."""
         self.echo(f"+ echo '{text}' > {path}", None)
         if self.dry_run:
             return
@@ -277,9 +278,6 @@ class Runner(_Programs):
         except OSError as err:
             # The kernel answers a refused registration with an errno; so does
             # a folder that is not binfmt_misc. Both are the host's, not ours.
-            what = (
-                f"register {text.split(':')[1]} at {path}" if path.name == "register" else f"write '{text}' to {path}"
-            )
             raise EnvironmentProblem(f"cannot {what}: {err.strerror or err}") from None
 
     def stamp(self, paths: list[Path], *, mode: int, mtime: int) -> None:
