@@ -35,7 +35,7 @@ from typing import Any
 
 import privateca
 import pytest
-from conftest import REPO, Registry, docker
+from conftest import REPO, Registry, RunningRegistry, docker, run_xcompile
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
@@ -836,3 +836,31 @@ def test_a_run_refuses_a_300_mb_manifest_at_4_mib_with_little_memory(
         f"[a] cannot read {repo}:a from the registry"
         f" (http://{repo.split('/')[0]}/v2/{path}/manifests/a: an answer larger than 4 MiB); building"
     ]
+
+
+@pytest.mark.integration
+def test_a_run_stops_before_any_build_when_the_named_credential_helper_is_missing(
+    armhf_base: str, tmp_path: Path, user_env: dict[str, str]
+) -> None:
+    """A registry that wants a login (htpasswd), and a config.json whose
+    credHelpers names a helper that is not installed: `docker push` would have
+    no credentials, so the run stops at the check, before any build."""
+    made = subprocess.run(["htpasswd", "-Bni", USER], input=PASSWORD, capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.fail(f"htpasswd failed ({made.stderr.strip()}); run ci/provision.sh (apache2-utils)")
+    (tmp_path / "htpasswd").write_text(made.stdout)
+    running = RunningRegistry(tmp_path / "locked-registry", htpasswd=tmp_path / "htpasswd")
+    registry = running.start()
+    try:
+        config = auth_file(Path(user_env["DOCKER_CONFIG"]), {"credHelpers": {registry.host: "xcompile-nosuchhelper"}})
+        result = run_xcompile("--base", armhf_base, "--repo", f"{registry.host}/team/app", "--tag", "a",
+                              cwd=tmp_path, env=user_env)  # fmt: skip
+    finally:
+        running.stop()
+    assert result.returncode == 3, result.stderr
+    assert "Traceback" not in result.stderr and "docker build" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"xcompile: error: {config} names docker-credential-xcompile-nosuchhelper for {registry.host}"
+        " (in credHelpers), and no such program is on PATH"
+        f" — install docker-credential-xcompile-nosuchhelper, or `docker login {registry.host}`"
+    )
