@@ -24,6 +24,7 @@ import struct
 import subprocess
 import tarfile
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -176,9 +177,11 @@ def build_deb(
     package: str = QEMU,
     version: str = "1:7.2+dfsg-7",
     arch: str | None = None,
-    files: Mapping[str, bytes],
+    files: Mapping[str, bytes] | None = None,
+    data_tar_xz: bytes | None = None,
 ) -> Path:
-    """A minimal .deb (ar of debian-binary, control.tar.xz, data.tar.xz) holding ``files``."""
+    """A minimal .deb (ar of debian-binary, control.tar.xz, data.tar.xz) holding ``files``
+    (or the ready ``data_tar_xz``)."""
     arch = arch or host_debian_arch()
     control = (
         f"Package: {package}\nVersion: {version}\nArchitecture: {arch}\n"
@@ -190,11 +193,40 @@ def build_deb(
             [
                 ("debian-binary", b"2.0\n"),
                 ("control.tar.xz", _tar_xz({"control": control})),
-                ("data.tar.xz", _tar_xz(files)),
+                ("data.tar.xz", data_tar_xz if data_tar_xz is not None else _tar_xz(files or {})),
             ]
         )
     )
     return path
+
+
+class _Zeros(io.RawIOBase):
+    def __init__(self, size: int) -> None:
+        self.left = size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        n = min(len(buffer), self.left)
+        buffer[:n] = bytes(n)
+        self.left -= n
+        return n
+
+
+def zeros_tar_xz(member: str, size: int, *, truthful: bool = True) -> bytes:
+    """A data.tar.xz whose ``member`` is ``size`` zero bytes, a few kB compressed, streamed (never
+    ``size`` bytes in memory). Not ``truthful``: the header claims ``size`` and 4 KiB follow."""
+    out = io.BytesIO()
+    with lzma.open(out, "wb", format=lzma.FORMAT_XZ, preset=0) as xz:
+        info = tarfile.TarInfo(f"./{member}")
+        info.size, info.mode = size, 0o755
+        if truthful:
+            with tarfile.open(fileobj=xz, mode="w", format=tarfile.GNU_FORMAT) as tar:
+                tar.addfile(info, _Zeros(size))
+        else:
+            xz.write(info.tobuf(tarfile.GNU_FORMAT) + bytes(4096) + bytes(2 * tarfile.BLOCKSIZE))
+    return out.getvalue()
 
 
 # --- keys ---------------------------------------------------------------------------------------
@@ -259,6 +291,7 @@ class Entry:
     filename: str
     paragraph: str | None = None
     """The real Packages paragraph, served as it is (its Filename, Size and SHA256 included)."""
+    depends: str = ""
 
 
 @dataclass(frozen=True)
@@ -277,6 +310,17 @@ class RealPackage:
             if line.startswith(f"{key}: "):
                 return line.split(": ", 1)[1]
         raise KeyError(key)
+
+    def relisted(self, version: str) -> RealPackage:
+        """The same .deb listed as ``version``, at a pool name of that version: the shape of a
+        backport (whose .deb the tests do not have) for the index, whatever the .deb's control says."""
+        pool = f"pool/main/q/qemu/{self.name}_{version.split(':', 1)[-1]}_{self.field('Architecture')}.deb"
+        swap = {"Version": version, "Filename": pool}
+        lines = [
+            f"{key}: {swap[key]}" if (key := line.partition(": ")[0]) in swap else line
+            for line in self.paragraph.splitlines()
+        ]
+        return RealPackage(self.deb, "\n".join(lines) + "\n")
 
 
 def real_suite_dir(codename: str) -> Path:
@@ -312,7 +356,13 @@ class Archive:
     entries: list[Entry] = field(default_factory=list)
 
     def add(
-        self, deb: Path, *, package: str | None = None, version: str | None = None, arch: str | None = None
+        self,
+        deb: Path,
+        *,
+        package: str | None = None,
+        version: str | None = None,
+        arch: str | None = None,
+        depends: str = "",
     ) -> Entry:
         if package is None or version is None or arch is None:
             fields = deb_fields(deb)
@@ -326,7 +376,7 @@ class Archive:
         target.unlink(missing_ok=True)
         # A symlink: the real qemu .deb is 60 MB and werkzeug follows links.
         target.symlink_to(deb.resolve())
-        entry = Entry(package, version, arch, deb, filename)
+        entry = Entry(package, version, arch, deb, filename, depends=depends)
         self.entries.append(entry)
         return entry
 
@@ -360,7 +410,8 @@ class Archive:
             paras.append(
                 f"Package: {e.package}\nVersion: {e.version}\nArchitecture: {e.arch}\n"
                 f"Maintainer: xcompile tests <tests@example.invalid>\n"
-                f"Filename: {e.filename}\nSize: {len(data)}\n"
+                + (f"Depends: {e.depends}\n" if e.depends else "")
+                + f"Filename: {e.filename}\nSize: {len(data)}\n"
                 f"SHA256: {hashlib.sha256(data).hexdigest()}\n"
                 f"Description: {e.package} for xcompile's tests\n"
                 f" A continuation line: Package: {e.package}\n"
@@ -378,10 +429,12 @@ class Archive:
         packages: bytes | None = None,
         date: float | None = None,
         valid_until: float | None = None,
+        fields: Mapping[str, str] | None = None,
     ) -> None:
         """Write Packages.xz, Release, and (with ``key``) InRelease and/or Release.gpg.
 
-        ``date`` and ``valid_until`` are Unix times (default: now, and none).
+        ``date`` and ``valid_until`` are Unix times (default: now, and none);
+        ``fields`` are more Release fields (``NotAutomatic: yes``).
         """
         self.packages_xz.parent.mkdir(parents=True, exist_ok=True)
         text = self.packages_text() if packages is None else packages
@@ -396,6 +449,7 @@ class Archive:
             f"Origin: xcompile tests\nLabel: xcompile tests\nSuite: {suite_field or 'oldstable'}\n"
             f"Codename: {codename or self.suite}\nDate: {email.utils.formatdate(date, usegmt=True)}\n"
             + (f"Valid-Until: {email.utils.formatdate(valid_until, usegmt=True)}\n" if valid_until else "")
+            + "".join(f"{name}: {value}\n" for name, value in (fields or {}).items())
             + f"Architectures: {self.arch}\nComponents: main\n"
             f"Description: archive for xcompile's tests\nSHA256:\n" + "\n".join(listing) + "\n"
         )
@@ -405,6 +459,40 @@ class Archive:
             key.clearsign(release, self.dists / "InRelease")
         if key is not None and release_gpg:
             key.detach_sign(release, self.dists / "Release.gpg")
+
+
+TRIXIE_BACKPORT = "1:11.1.3+ds-2~bpo13+1"
+"""The qemu-user of the real trixie-backports (NOTES.md, third round)."""
+WEEK = 7 * 24 * 3600
+
+
+def real_mirror(root: Path, key: GpgKey | None, *, date: float | None = None) -> dict[str, Archive]:
+    """The qemu of a Debian mirror's suites, shaped as the real archive has them, under one ``root``:
+
+    - bookworm (Suite: oldstable, served as dists/oldstable too): qemu-user-static 7.2, the binaries in it;
+    - trixie (Suite: stable, and dists/stable): qemu-user-static, transitional, linking into qemu-user 10.0;
+    - trixie-backports: qemu-user only, ``NotAutomatic: yes``, valid for a week from its Date.
+
+    The backport is trixie's real qemu-user .deb re-listed under TRIXIE_BACKPORT in its paragraph
+    (Version and Filename; Size and SHA256 are the .deb's): no backport .deb is fetched for the
+    tests, so its binaries say 10.0.13. ``date`` is each Release's Date (a Unix time; default now);
+    ``key`` None leaves the Releases unsigned.
+    """
+    when = time.time() if date is None else date
+    suites = {name: Archive(root, suite=name) for name in ("bookworm", "trixie", "trixie-backports")}
+    suites["bookworm"].add_real(real_package("bookworm", "qemu-user-static"))
+    suites["bookworm"].write(key, suite_field="oldstable", date=when)
+    suites["trixie"].add_real(real_package("trixie", "qemu-user-static"))
+    suites["trixie"].add_real(real_package("trixie", "qemu-user"))
+    suites["trixie"].write(key, suite_field="stable", date=when)
+    suites["trixie-backports"].add_real(real_package("trixie", "qemu-user").relisted(TRIXIE_BACKPORT))
+    suites["trixie-backports"].write(key, suite_field="stable-backports", date=when, valid_until=when + WEEK,
+                                     fields={"NotAutomatic": "yes", "ButAutomaticUpgrades": "yes"})  # fmt: skip
+    # A mirror's symbolic names are links to the codenames' folders.
+    for name, codename in (("oldstable", "bookworm"), ("stable", "trixie")):
+        (root / "dists" / name).unlink(missing_ok=True)
+        (root / "dists" / name).symlink_to(codename)
+    return suites
 
 
 def file_handler(root: Path, prefix: str = "/debian") -> Callable[[Request], Response]:
