@@ -682,6 +682,7 @@ def test_disk_full(site: Site, tmp_path: Path) -> None:
         with pytest.raises(CacheError, match="no space left") as err:
             site.fetch(cache_dir=small)
         assert err.value.exit_code == 3
+        assert len(site.deb_requests()) == 1  # a full disk is no cut body: nothing is resumed
         assert leftovers(small) == []
         assert not any(small.rglob("*.deb"))
     finally:

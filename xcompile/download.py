@@ -344,15 +344,21 @@ class _Transfer:
             )
 
     def _body(self, resp: requests.Response) -> str | None:
-        try:
-            for chunk in resp.raw.stream(CHUNK_SIZE, decode_content=False):
-                self._keep(chunk)
-        except (requests.exceptions.RequestException, urllib3_errors.HTTPError, OSError) as err:
-            self.check_deadline()  # the watchdog closed it mid-read: say so
-            return _reason(err, self.timeout)
-        except Exception:
-            self.check_deadline()
-            raise
+        chunks = resp.raw.stream(CHUNK_SIZE, decode_content=False)
+        while True:
+            try:
+                chunk = next(chunks, None)
+            except (requests.exceptions.RequestException, urllib3_errors.HTTPError, OSError) as err:
+                self.check_deadline()  # the watchdog closed it mid-read: say so
+                return _reason(err, self.timeout)
+            except Exception:
+                self.check_deadline()
+                raise
+            if chunk is None:
+                break
+            # Outside the try: a write that fails (disk full, a file size limit) is the
+            # cache's problem, for cache_writes to say, not a cut body to resume.
+            self._keep(chunk)
         self.check_deadline()  # a closed response may also just end early
         if self.size is not None and self.done < self.size:
             # A server that closes early without Content-Length raises nothing.
