@@ -26,46 +26,29 @@ import hashlib
 import os
 import re
 import sys
-import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
-from typing import IO, TypeVar
+from typing import IO
 
 import requests
 
 from . import archive as debarchive
 from . import debpkg, trust
-from .archive import Archive, Deb, Release
-from .debcache import Binary, Cache, Record
-from .download import (
-    MAX_BINARY,
-    MAX_RETRY_AFTER,
-    ProgressCallback,
-    cache_writes,
-    cached,
-    download_file,
-    fetch_bytes,
-    make_session,
-)
-from .elf import BY_DEBIAN, check_static, host_debian_arch
-from .errors import DownloadError, PackageMissing, QemuUnavailable, UsageError, VerificationError
+from .archive import Archive, Deb
+from .debcache import Binary, Cache
+from .debsuites import FALLBACK_PACKAGE, FIRST_PACKAGE, QEMU_PACKAGES, Index, Offer, Suites
+from .download import MAX_BINARY, ProgressCallback, cache_writes, cached, download_file
+from .elf import check_static
+from .errors import PackageMissing, UsageError, VerificationError
 from .platforms import Arch
 from .runner import Runner
 
 __all__ = ["Archive", "FetchResult", "Offer", "fetch_all", "fetch_qemu", "offers", "pick"]
 
-FIRST_PACKAGE = "qemu-user-static"
-FALLBACK_PACKAGE = "qemu-user"
-"""Where the archive no longer has qemu-user-static (forky on), the binaries are here."""
-QEMU_PACKAGES = (FIRST_PACKAGE, FALLBACK_PACKAGE)
 MAX_LINKS = 8
 MAX_PACKAGES = 8
 """How many packages the search from qemu-user-static through Depends may read."""
 _CHUNK = 1 << 20
-T = TypeVar("T")
-S = TypeVar("S", bound="_Suites")
 
 
 @dataclass(frozen=True)
@@ -81,16 +64,6 @@ class FetchResult:
     signer: str
     """Who signed the Release ("" when it was taken unverified with --allow-unsigned)."""
     notes: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Offer:
-    """A qemu package version one suite of the mirror holds."""
-
-    suite: str
-    package: str
-    version: str
-    signer: str
 
 
 def fetch_qemu(binary: str, archive: Archive, cache_dir: Path, **options: object) -> FetchResult:
@@ -161,163 +134,7 @@ def pick(found: list[Offer], pin: str, where: str) -> Offer:
     return max(fits, key=lambda offer: debarchive.version_of(offer.version, where))
 
 
-class _Suites:
-    """One run's view of an archive's suites: their Releases and indexes, read once each."""
-
-    def __init__(
-        self,
-        archive: Archive,
-        cache: Cache,
-        http: requests.Session,
-        host: Arch,
-        arch: str,
-        timeout: float,
-        progress: ProgressCallback | None,
-        runner: Runner,
-        keyring_dirs: tuple[Path, ...],
-        offline: bool,
-    ) -> None:
-        self.archive, self.cache, self.http, self.host, self.arch = archive, cache, http, host, arch
-        self.timeout, self.progress, self.runner, self.keyring_dirs = timeout, progress, runner, keyring_dirs
-        self.offline = offline
-        self.notes: list[str] = []
-        self.downloaded = False
-        self._indexes: dict[str, _Index] = {}
-
-    @classmethod
-    @contextlib.contextmanager
-    def open(
-        cls: type[S],
-        archive: Archive,
-        cache_dir: Path,
-        host_arch: str | None,
-        progress: ProgressCallback | None,
-        session: requests.Session | None,
-        timeout: float,
-        runner: Runner | None,
-        keyring_dirs: tuple[Path, ...],
-        offline: bool,
-    ) -> Iterator[S]:
-        arch = host_arch or host_debian_arch()
-        if arch not in BY_DEBIAN:
-            raise UsageError(f"unknown Debian architecture {arch!r}", hint=f"use one of {', '.join(sorted(BY_DEBIAN))}")
-        http = session if session is not None else make_session(max_wait=min(MAX_RETRY_AFTER, timeout))
-        quiet = runner or Runner(lambda line, label: None)
-        mirror = cls(
-            archive,
-            Cache(cache_dir, archive),
-            http,
-            BY_DEBIAN[arch],
-            arch,
-            timeout,
-            progress,
-            quiet,
-            keyring_dirs,
-            offline,
-        )
-        try:
-            yield mirror
-        finally:
-            for index in mirror._indexes.values():
-                index.close()
-            if session is None:
-                http.close()
-
-    # --- suites -------------------------------------------------------------------
-
-    def index(self, suite: str) -> _Index | None:
-        """The suite's verified index, read once per run; None where the mirror has no such
-        suite (offline: where the cache knows none)."""
-        if suite not in self._indexes:
-            at = self.archive.at(suite)
-            if self.offline:
-                found = self._cached_index(at)
-            else:
-                last = self.cache.last_release(suite)
-                release = debarchive.read_release(
-                    self._optional, at, self.runner, self.keyring_dirs, last[1] if last else None
-                )
-                found = None if release is None else self._online_index(at, release)
-            if found is None:
-                return None
-            self._indexes[suite] = found
-            self._indexes.setdefault(found.record.codename, found)
-        return self._indexes[suite]
-
-    def commit(self, result: T) -> T:
-        """Record what this run verified and learned, now that it succeeded: a refused or
-        failed run leaves no trace in the cache."""
-        for index in dict.fromkeys(self._indexes.values()):
-            self.cache.save_record(index.record)
-            if index.seen_release is not None:
-                self.cache.save_release(index.at.suite, *index.seen_release)
-        return result
-
-    def _online_index(self, at: Archive, release: Release) -> _Index:
-        self.notes += release.notes
-        name = f"main/binary-{self.arch}/Packages.xz"
-        sha256, size = release.entry(name, at)
-        record = self.cache.load_record(release.codename, self.arch)
-        if record is None or record.packages_sha256 != sha256 or record.keys != at.keys:
-            record = Record(self.cache.mirror, release.codename, self.arch, sha256, release.signer, at.keys)
-        record.signer = release.signer
-        # From the folder the Release came from: a mirror's dists/stable and
-        # dists/<codename> can be out of step with each other.
-        index = _Index(self, at, f"{at.dists()}/{name}", size, record)
-        index.seen_release = (release.codename, release.date)
-        return index
-
-    def _cached_index(self, at: Archive) -> _Index | None:
-        last = self.cache.last_release(at.suite)
-        record = self.cache.load_record(last[0], self.arch) if last else None
-        if record is None:
-            return None
-        if record.keys != at.keys:
-            raise VerificationError(
-                f"the cached qemu for {at.shown} {at.suite} was verified with other keys than these",
-                hint="run once online with these keys (--keyring), or offline with the keys it was verified with",
-            )
-        if not record.signer and not at.allow_unsigned:
-            # Cached from an unverified index: taken again only as it was taken then.
-            raise VerificationError(
-                f"the cached qemu for {at.shown} {at.suite} came from an index whose signature was not verified",
-                hint="run online to verify it, or accept it with --allow-unsigned",
-            )
-        if not record.signer:
-            self.notes.append(debarchive.UNSIGNED_NOTE.format(why="it was not verified when it was cached"))
-        return _Index(self, at, "", 0, record)
-
-    def offers(self) -> list[Offer]:
-        found: list[Offer] = []
-        codenames: dict[str, None] = {}
-        for name in (*debarchive.SYMBOLIC_SUITES, self.archive.suite):
-            index = self.index(name)
-            if index is not None and index.record.codename not in codenames:
-                codenames[index.record.codename] = None
-                found += index.offers(index.record.codename)
-        for codename in codenames:
-            for suite in (f"{codename}-updates", f"{codename}-backports"):
-                index = self.index(suite)
-                if index is not None:
-                    found += index.offers(suite)
-        return found
-
-    def miss(self, what: str) -> QemuUnavailable:
-        return QemuUnavailable(
-            f"offline: no cached {what} for {self.archive.shown} {self.archive.suite} {self.arch} in {self.cache.root}",
-            hint="run once without --offline",
-        )
-
-    def _optional(self, url: str) -> bytes | None:
-        try:
-            return fetch_bytes(self.http, url, timeout=self.timeout)
-        except DownloadError as err:
-            if err.status == 404:
-                return None
-            raise
-
-
-class _Mirror(_Suites):
+class _Mirror(Suites):
     """An archive's suites, and the packages and binaries fetched from them."""
 
     def fetch(self, binaries: list[str], suite: str, version: str | None) -> list[FetchResult]:
@@ -385,63 +202,10 @@ class _Mirror(_Suites):
         return self.cache.deb(deb.sha256)
 
 
-class _Index:
-    """A suite's verified Packages.xz, downloaded when first needed and scanned once for every package
-    asked for by then; ``record`` holds what earlier runs found in this same index."""
-
-    def __init__(self, mirror: _Suites, at: Archive, url: str, size: int, record: Record) -> None:
-        self.mirror, self.at, self.raw_url, self.size, self.record = mirror, at, url, size, record
-        self.url = at.shown + url.removeprefix(at.mirror) if url else f"{at.shown}/dists/{at.suite}"
-        self.seen_release: tuple[str, datetime] | None = None
-        self._stack = contextlib.ExitStack()
-
-    def close(self) -> None:
-        self._stack.close()
-
-    def all(self, package: str) -> list[dict[str, str]]:
-        """Every paragraph of ``package`` for this arch in the index."""
-        if package not in self.record.paragraphs:
-            wanted = {package, *QEMU_PACKAGES, "qemu-user-binfmt"} - set(self.record.paragraphs)
-            self.record.paragraphs.update(debarchive.scan(self._download(), wanted, self.mirror.arch, self.url))
-        return self.record.paragraphs[package]
-
-    def get(self, package: str, version: str | None = None) -> dict[str, str] | None:
-        """The newest paragraph of ``package`` (of exactly ``version`` where given), None if there is none."""
-        paras = [p for p in self.all(package) if version is None or p["Version"] == version]
-        return debarchive.newest(paras, self.url)
-
-    def offers(self, suite: str) -> list[Offer]:
-        return [
-            Offer(suite, package, version, self.record.signer)
-            for package in QEMU_PACKAGES
-            for version in dict.fromkeys(p["Version"] for p in self.all(package))
-        ]
-
-    def _download(self) -> Path:
-        if self.mirror.offline:
-            raise self.mirror.miss(f"index for {self.mirror.arch}")
-        folder = self.mirror.cache.root / "index"
-        with cache_writes(folder):
-            folder.mkdir(parents=True, exist_ok=True)
-            path = Path(self._stack.enter_context(tempfile.TemporaryDirectory(dir=folder))) / "Packages.xz"
-        download_file(
-            self.mirror.http,
-            self.raw_url,
-            path,
-            timeout=self.mirror.timeout,
-            size=self.size,
-            sha256=self.record.packages_sha256,
-            what="Packages.xz",
-            source="Release",
-            progress=self.mirror.progress,
-        )
-        return path
-
-
 class _Resolve:
     """From qemu-user-static (or qemu-user) through links and Depends, until each binary is a file."""
 
-    def __init__(self, mirror: _Mirror, index: _Index, version: str | None) -> None:
+    def __init__(self, mirror: _Mirror, index: Index, version: str | None) -> None:
         self.mirror, self.index, self.version = mirror, index, version
 
     def run(self, binaries: list[str]) -> dict[str, tuple[Binary, Path]]:
