@@ -3,10 +3,10 @@
 A pin is looked for in every suite the mirror serves (``Suites.offers``): the
 release suites (oldstable, stable, testing, unstable, and the archive's own)
 and each codename's ``-updates`` and ``-backports``. An index is downloaded
-when first needed; while a suite's InRelease names the index the cache
-knows, the paragraphs the cache holds of it stand in for it
-(debcache.Record). Only a run that succeeds records what it verified
-(``Suites.commit``).
+when first needed and kept for the run, however many packages are looked up
+in it; while a suite's InRelease names the index the cache knows, the
+paragraphs the cache holds of it stand in for it (debcache.Record). Only a
+run that succeeds records what it verified (``Suites.commit``).
 """
 
 from __future__ import annotations
@@ -213,6 +213,7 @@ class Index:
         self.url = at.shown + url.removeprefix(at.mirror) if url else f"{at.shown}/dists/{at.suite}"
         self.seen_release: tuple[str, datetime] | None = None
         self._stack = contextlib.ExitStack()
+        self._path: Path | None = None
 
     def close(self) -> None:
         self._stack.close()
@@ -237,6 +238,10 @@ class Index:
         ]
 
     def _download(self) -> Path:
+        """The index, downloaded on first use and kept for the run: a Depends that leads
+        past the packages scanned first is looked up in the same copy."""
+        if self._path is not None:
+            return self._path
         if self.mirror.offline:
             raise self.mirror.miss(f"index for {self.mirror.arch}")
         folder = self.mirror.cache.root / "index"
@@ -254,4 +259,5 @@ class Index:
             source="Release",
             progress=self.mirror.progress,
         )
+        self._path = path
         return path
