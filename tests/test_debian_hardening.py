@@ -257,3 +257,40 @@ def test_an_invalid_version_in_the_index_is_a_one_line_refusal(
     assert said(got.stderr) == [f"xcompile: error: {index_url(mirror)}: {bad!r} is not a Debian version"]
     assert "Traceback" not in got.stderr and got.stdout == ""
     assert files_under(tmp_path / "cache" / "xcompile" / "bin") == []
+
+
+@pytest.mark.parametrize("what", [".deb", "Packages.xz"])
+def test_under_allow_unsigned_a_size_the_mirror_claims_is_not_taken_on_its_word(
+    what: str, httpserver: HTTPServer, user: dict[str, str], tmp_path: Path
+) -> None:
+    claimed = 10 << 30
+    archive = Archive(tmp_path / "archive", suite="bookworm")
+    deb = small_deb(tmp_path / "debs", QEMU, binary=True)
+    archive.add(deb, package=QEMU, version="1:7.2+dfsg-7", arch=ARCH)
+    text = archive.packages_text()
+    if what == ".deb":
+        text = text.replace(f"Size: {deb.stat().st_size}\n".encode(), f"Size: {claimed}\n".encode())
+    archive.write(None, packages=text)
+    if what == "Packages.xz":  # the Release, unsigned, says the index is 10 GiB
+        release = archive.dists / "Release"
+        release.write_text(re.sub(r" \d+ (main/binary-\S+/Packages\.xz)$", rf" {claimed} \1",
+                                  release.read_text(), flags=re.MULTILINE))  # fmt: skip
+
+    def endless(request: Request) -> Response:
+        del request
+        return Response((bytes(1 << 20) for _ in range(512)), mimetype="application/octet-stream")
+
+    httpserver.expect_request(re.compile(rf".*{re.escape(what)}$")).respond_with_handler(endless)
+    mirror = serve(httpserver, archive.root)
+    got = limited("qemu", "--source", "download", "--mirror", mirror, "--suite", "bookworm", "--allow-unsigned",
+                  cwd=tmp_path, env=user, fsize=64 << 20)  # fmt: skip
+    assert got.returncode == 1, got.stderr
+    (line,) = said(got.stderr)
+    source = "Packages" if what == ".deb" else "Release"
+    assert re.fullmatch(
+        rf"xcompile: error: \S+{re.escape(what)}: the {source}, not verified, says {claimed} bytes;"
+        r" more than xcompile takes unverified \(\d+ at most\) — use a signed mirror",
+        line,
+    ), line
+    assert requested(httpserver, what) == []  # refused before the download
+    assert files_under(tmp_path / "cache" / "xcompile" / "bin") == []

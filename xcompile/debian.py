@@ -36,7 +36,7 @@ from . import archive as debarchive
 from . import debpkg, trust
 from .archive import Archive, Deb
 from .debcache import Binary, Cache
-from .debsuites import FALLBACK_PACKAGE, FIRST_PACKAGE, QEMU_PACKAGES, Index, Offer, Suites
+from .debsuites import FALLBACK_PACKAGE, FIRST_PACKAGE, QEMU_PACKAGES, Index, Offer, Suites, check_unverified_size
 from .download import MAX_BINARY, ProgressCallback, cache_writes, cached, download_file
 from .elf import check_static
 from .errors import PackageMissing, UsageError, VerificationError
@@ -147,7 +147,7 @@ class _Mirror(Suites):
         for binary in binaries:
             known = record.binaries.get(binary)
             if known is not None and (version is None or known.deb.version == version):
-                path = self.cache.cached_binary(binary, known, self.host) or self._again(known, binary)
+                path = self.cache.cached_binary(binary, known, self.host) or self._again(known, binary, record.signer)
                 results[binary], paths[binary] = known, path
         missing = [binary for binary in binaries if binary not in results]
         if missing:
@@ -168,9 +168,9 @@ class _Mirror(Suites):
             for b in binaries
         ]
 
-    def _again(self, known: Binary, binary: str) -> Path:
+    def _again(self, known: Binary, binary: str, signer: str) -> Path:
         """A damaged cached binary, extracted again from its .deb (re-verified, or downloaded)."""
-        deb_path = self.deb(known.deb)
+        deb_path = self.deb(known.deb, signer)
         with _Extraction(self.cache, known.deb, self.host, {known.member: binary}) as taking:
             found = debpkg.read_members(deb_path, [known.member], taking.write)
             if found[known.member].kind != "file":
@@ -180,12 +180,15 @@ class _Mirror(Suites):
             raise VerificationError(f"{binary} from {deb_path} is not the one recorded")
         return path
 
-    def deb(self, deb: Deb) -> Path:
+    def deb(self, deb: Deb, signer: str) -> Path:
+        """The verified .deb, from the cache or downloaded; ``signer`` "": its index was not verified."""
         kept = self.cache.cached_deb(deb)
         if kept is not None:
             return kept
         if self.offline:
             raise self.miss(deb.package)
+        if not signer:
+            check_unverified_size(deb.size, MAX_BINARY, f"{self.archive.shown}/{deb.filename}", "Packages")
         with cached(self.cache.deb(deb.sha256)) as part:
             download_file(
                 self.http,
@@ -239,7 +242,7 @@ class _Resolve:
     def _take(self, deb: Deb, pending: dict[str, str]) -> dict[str, tuple[Binary, Path]]:
         """The pending binaries this package holds as files, in one pass (more only for a link to a path
         not asked for); ``pending`` gets the link targets of those it holds as links to elsewhere."""
-        path = self.mirror.deb(deb)
+        path = self.mirror.deb(deb, self.index.record.signer)
         done: dict[str, tuple[Binary, Path]] = {}
         for _ in range(MAX_LINKS):
             # A link to a path not asked for (trixie's qemu-arm-static -> qemu-arm) costs another

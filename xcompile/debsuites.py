@@ -244,6 +244,8 @@ class Index:
             return self._path
         if self.mirror.offline:
             raise self.mirror.miss(f"index for {self.mirror.arch}")
+        if not self.record.signer:
+            check_unverified_size(self.size, debarchive.MAX_INDEX, self.url, "Release")
         folder = self.mirror.cache.root / "index"
         with cache_writes(folder):
             folder.mkdir(parents=True, exist_ok=True)
@@ -261,3 +263,14 @@ class Index:
         )
         self._path = path
         return path
+
+
+def check_unverified_size(size: int, cap: int, url: str, source: str) -> None:
+    """An unverified index's size is the mirror's word, and the download would take it as its
+    bound: beyond what a qemu package (or an index) can be, it is refused before the download."""
+    if size > cap:
+        raise VerificationError(
+            f"{url}: the {source}, not verified, says {size} bytes; more than xcompile takes unverified"
+            f" ({cap} at most)",
+            hint="use a signed mirror",
+        )
