@@ -1,10 +1,10 @@
-"""A Debian archive's signed indexes: the Release, checked link by link, and the Packages paragraphs xcompile reads.
+"""A Debian archive's signed Release, checked link by link; its Packages paragraphs are debindex.py's.
 
 The chain, each link checked before the next is used::
 
     dists/<suite>/InRelease      signed by a trusted key (xcompile.trust), fresh, not older than last time
       -> SHA256 + size of main/binary-<arch>/Packages.xz
-        -> Filename, SHA256 + size of each .deb it names (debian.py fetches them)
+        -> Filename, SHA256 + size of each .deb it names (debindex.py reads them, debian.py fetches them)
 
 A snapshot archive (its URL ends in a timestamped folder, ``.../20250520T000000Z``)
 is judged as of that time: its old Date is what it should have, and a
@@ -15,17 +15,13 @@ from __future__ import annotations
 
 import email.utils
 import hashlib
-import lzma
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
 
-from debian.deb822 import PkgRelation
 from debian.deb822 import Release as Deb822Release
-from debian.debian_support import Version
 
 from . import trust
 from .config import DEFAULT_SUITE
@@ -38,14 +34,9 @@ SYMBOLIC_SUITES = ("oldstable", "stable", "testing", "unstable")
 # A Release's Date may be this far ahead of our clock (apt allows none by default,
 # but a host's clock a few minutes slow should not break the download).
 DATE_SKEW = timedelta(minutes=10)
-# Bounds on what a mirror can make us read: the largest real paragraph (trixie
-# amd64) is about 76 kB, the largest Packages about 60 MB.
-MAX_PARAGRAPH = 1 << 20
-MAX_INDEX = 512 << 20
 UNSIGNED_NOTE = "the archive's signature is NOT verified (--allow-unsigned): {why}; the mirror chooses the qemu"
 SUITE_NAME = re.compile(r"[a-z][a-z0-9.-]*")
 _SNAPSHOT = re.compile(r"/(\d{8}T\d{6}Z)(?=/|$)")
-_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -268,143 +259,3 @@ def _check_fresh(fields: Deb822Release, archive: Archive, where: str, last: date
             hint="the mirror is stale or replaying an old Release; use an up-to-date mirror",
         )
     return date
-
-
-# --- the Packages index -------------------------------------------------------------------------
-
-FIELDS = ("Package", "Version", "Architecture", "Pre-Depends", "Depends", "Filename", "Size", "SHA256")
-"""What the resolution reads of a paragraph; only these are kept in the cache."""
-
-
-@dataclass(frozen=True)
-class Deb:
-    """One package of a verified Packages index."""
-
-    package: str
-    version: str
-    filename: str
-    size: int
-    sha256: str
-
-    @classmethod
-    def of(cls, para: dict[str, Any], url: str) -> Deb:
-        package = str(para.get("Package", ""))
-        filename = str(para.get("Filename", ""))
-        sha256 = str(para.get("SHA256", "")).lower()
-        size = str(para.get("Size", ""))
-        parts = filename.split("/")
-        if (
-            not filename.endswith(".deb")
-            or filename.startswith("/")
-            or "\\" in filename
-            or any(p in ("", ".", "..") for p in parts)
-        ):
-            raise VerificationError(f"{url}: {package} has an unusable Filename {filename[:80]!r}")
-        if not re.fullmatch(r"[0-9a-f]{64}", sha256) or not size.isdigit():
-            raise VerificationError(
-                f"{url}: {package} {para.get('Version')} lacks a SHA256 or Size",
-                hint="without them the .deb cannot be verified; use another mirror",
-            )
-        return cls(package=package, version=str(para["Version"]), filename=filename, size=int(size), sha256=sha256)
-
-
-def version_of(text: str, where: str) -> Version:
-    """A Debian version, or VerificationError naming where an unreadable one came from."""
-    try:
-        return Version(text)
-    except ValueError:
-        raise VerificationError(f"{where}: {text[:60]!r} is not a Debian version") from None
-
-
-def newest(paras: Iterable[dict[str, str]], where: str) -> dict[str, str] | None:
-    """The paragraph with the highest Version, or None."""
-    return max(paras, key=lambda para: version_of(para["Version"], where), default=None)
-
-
-def matches(version: str, pin: str) -> bool:
-    """Does a Debian version satisfy a pin: the exact version, or an upstream prefix (7.2 takes 1:7.2+dfsg-7)?"""
-    if version == pin:
-        return True
-    if ":" in pin or "-" in pin:
-        return False  # an exact pin that is not this version
-    upstream = version.split(":", 1)[-1]
-    return upstream.startswith(pin) and not upstream[len(pin) : len(pin) + 1].isdigit()
-
-
-def depends(para: dict[str, Any]) -> list[str]:
-    """The package names of Pre-Depends and Depends, in order, alternatives included."""
-    names: list[str] = []
-    for key in ("Pre-Depends", "Depends"):
-        if not para.get(key, "").strip():
-            continue
-        for alternatives in PkgRelation.parse_relations(para[key]):
-            names += [str(alt["name"]) for alt in alternatives]
-    return names
-
-
-def scan(xz_path: Path, packages: Iterable[str], arch: str, url: str) -> dict[str, list[dict[str, str]]]:
-    """Every paragraph of ``packages`` for ``arch`` (or ``all``) in a Packages.xz, without parsing the other 60 000.
-
-    python-debian takes about 11 s to parse a whole main Packages; a regex
-    finds the few paragraphs we need. Reading in blocks keeps the 60 MB of
-    uncompressed index out of memory; a paragraph or an index beyond
-    MAX_PARAGRAPH / MAX_INDEX is refused, so a mirror cannot make us read
-    without end.
-    """
-    wanted = list(packages)
-    names = b"|".join(re.escape(p.encode()) for p in wanted)
-    pattern = re.compile(rb"^Package:[ \t]*(" + names + rb")[ \t]*$", re.MULTILINE)
-    found: dict[str, list[dict[str, str]]] = {name: [] for name in wanted}
-
-    def take(region: bytes) -> None:
-        for match in pattern.finditer(region):
-            start = region.rfind(b"\n\n", 0, match.start())
-            start = 0 if start < 0 else start + 2
-            end = region.find(b"\n\n", match.end())
-            para = parse_paragraph(region[start:] if end < 0 else region[start:end])
-            if para.get("Architecture") in (arch, "all") and "Version" in para:
-                version_of(para["Version"], url)
-                found[match.group(1).decode()].append(para)
-
-    for region in _regions(xz_path, url):
-        take(region)
-    return found
-
-
-def _regions(xz_path: Path, url: str) -> Iterable[bytes]:
-    """The decompressed index, cut at paragraph boundaries."""
-    total = 0
-    try:
-        with lzma.open(xz_path, "rb") as stream:
-            pending = b""
-            while block := stream.read(_CHUNK):
-                total += len(block)
-                if total > MAX_INDEX:
-                    raise VerificationError(f"{url}: more than {MAX_INDEX >> 20} MiB uncompressed; refused")
-                pending += block
-                cut = pending.rfind(b"\n\n")
-                if cut >= 0:
-                    yield pending[: cut + 1]
-                    pending = pending[cut + 2 :]
-                if len(pending) > MAX_PARAGRAPH:
-                    raise VerificationError(f"{url}: a paragraph larger than {MAX_PARAGRAPH >> 10} KiB; refused")
-            yield pending
-    except (lzma.LZMAError, EOFError) as err:
-        raise VerificationError(f"{url}: not a valid xz file ({err})") from err
-
-
-def parse_paragraph(raw: bytes) -> dict[str, str]:
-    """The fields of one paragraph that the resolution reads."""
-    fields: dict[str, str] = {}
-    key = ""
-    for line in raw.decode("utf-8", "replace").splitlines():
-        if line[:1] in (" ", "\t"):
-            if key:
-                fields[key] += "\n" + line
-            continue
-        key, sep, value = line.partition(":")
-        if not sep:
-            key = ""
-            continue
-        fields[key] = value.strip()
-    return {k: v for k, v in fields.items() if k in FIELDS}

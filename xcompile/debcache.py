@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from . import files
-from .archive import SUITE_NAME, Archive, Deb
+from .archive import SUITE_NAME, Archive
+from .debindex import Deb
 from .download import cache_writes, cached
 from .elf import check_static
 from .errors import VerificationError

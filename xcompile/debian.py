@@ -32,10 +32,10 @@ from typing import IO
 
 import requests
 
-from . import archive as debarchive
-from . import debpkg, trust
-from .archive import Archive, Deb
+from . import debindex, debpkg, trust
+from .archive import Archive, missing_suite
 from .debcache import Binary, Cache
+from .debindex import Deb
 from .debsuites import FALLBACK_PACKAGE, FIRST_PACKAGE, QEMU_PACKAGES, Index, Offer, Suites, check_unverified_size
 from .download import MAX_BINARY, ProgressCallback, cache_writes, cached, download_file
 from .elf import check_static
@@ -123,15 +123,15 @@ def offers(
 
 
 def pick(found: list[Offer], pin: str, where: str) -> Offer:
-    """The newest offer that satisfies ``pin`` (archive.matches), or PackageMissing listing what there is."""
-    fits = [offer for offer in found if debarchive.matches(offer.version, pin)]
+    """The newest offer that satisfies ``pin`` (debindex.matches), or PackageMissing listing what there is."""
+    fits = [offer for offer in found if debindex.matches(offer.version, pin)]
     if not fits:
-        have = sorted({offer.version for offer in found}, key=lambda v: debarchive.version_of(v, where))
+        have = sorted({offer.version for offer in found}, key=lambda v: debindex.version_of(v, where))
         raise PackageMissing(
             f"no suite of {where} holds qemu {pin}; it has {', '.join(have) or 'no qemu at all'}",
             hint="pin one of those (an exact version, or a prefix such as 7.2), or use another mirror",
         )
-    return max(fits, key=lambda offer: debarchive.version_of(offer.version, where))
+    return max(fits, key=lambda offer: debindex.version_of(offer.version, where))
 
 
 class _Mirror(Suites):
@@ -140,7 +140,7 @@ class _Mirror(Suites):
     def fetch(self, binaries: list[str], suite: str, version: str | None) -> list[FetchResult]:
         index = self.index(suite)
         if index is None:
-            raise self.miss(", ".join(binaries)) if self.offline else debarchive.missing_suite(self.archive.at(suite))
+            raise self.miss(", ".join(binaries)) if self.offline else missing_suite(self.archive.at(suite))
         record = index.record
         results: dict[str, Binary] = {}
         paths: dict[str, Path] = {}
@@ -227,7 +227,7 @@ class _Resolve:
             done.update(got)
             for binary in got:
                 pending.pop(binary)
-            for dep in debarchive.depends(para) if pending else ():
+            for dep in debindex.depends(para) if pending else ():
                 if dep not in seen and len(seen) < MAX_PACKAGES:
                     seen.append(dep)
                     queue.append(dep)

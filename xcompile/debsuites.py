@@ -22,6 +22,7 @@ from typing import TypeVar
 import requests
 
 from . import archive as debarchive
+from . import debindex
 from .archive import Archive, Release
 from .debcache import Cache, Record
 from .download import MAX_RETRY_AFTER, ProgressCallback, cache_writes, download_file, fetch_bytes, make_session
@@ -222,13 +223,13 @@ class Index:
         """Every paragraph of ``package`` for this arch in the index."""
         if package not in self.record.paragraphs:
             wanted = {package, *QEMU_PACKAGES, "qemu-user-binfmt"} - set(self.record.paragraphs)
-            self.record.paragraphs.update(debarchive.scan(self._download(), wanted, self.mirror.arch, self.url))
+            self.record.paragraphs.update(debindex.scan(self._download(), wanted, self.mirror.arch, self.url))
         return self.record.paragraphs[package]
 
     def get(self, package: str, version: str | None = None) -> dict[str, str] | None:
         """The newest paragraph of ``package`` (of exactly ``version`` where given), None if there is none."""
         paras = [p for p in self.all(package) if version is None or p["Version"] == version]
-        return debarchive.newest(paras, self.url)
+        return debindex.newest(paras, self.url)
 
     def offers(self, suite: str) -> list[Offer]:
         return [
@@ -245,7 +246,7 @@ class Index:
         if self.mirror.offline:
             raise self.mirror.miss(f"index for {self.mirror.arch}")
         if not self.record.signer:
-            check_unverified_size(self.size, debarchive.MAX_INDEX, self.url, "Release")
+            check_unverified_size(self.size, debindex.MAX_INDEX, self.url, "Release")
         folder = self.mirror.cache.root / "index"
         with cache_writes(folder):
             folder.mkdir(parents=True, exist_ok=True)

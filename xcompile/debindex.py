@@ -1,0 +1,164 @@
+"""A suite's Packages index: the paragraphs xcompile reads of it, and the Debian versions in them.
+
+The index itself is trusted through the Release that names its SHA256
+(archive.py); what is read here is bounded (MAX_PARAGRAPH, MAX_INDEX), and a
+Version that is not one is a VerificationError naming the index, never a
+ValueError.
+"""
+
+from __future__ import annotations
+
+import lzma
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from debian.deb822 import PkgRelation
+from debian.debian_support import Version
+
+from .errors import VerificationError
+
+# Bounds on what a mirror can make us read: the largest real paragraph (trixie
+# amd64) is about 76 kB, the largest Packages about 60 MB.
+MAX_PARAGRAPH = 1 << 20
+MAX_INDEX = 512 << 20
+_CHUNK = 1 << 20
+
+FIELDS = ("Package", "Version", "Architecture", "Pre-Depends", "Depends", "Filename", "Size", "SHA256")
+"""What the resolution reads of a paragraph; only these are kept in the cache."""
+
+
+@dataclass(frozen=True)
+class Deb:
+    """One package of a verified Packages index."""
+
+    package: str
+    version: str
+    filename: str
+    size: int
+    sha256: str
+
+    @classmethod
+    def of(cls, para: dict[str, Any], url: str) -> Deb:
+        package = str(para.get("Package", ""))
+        filename = str(para.get("Filename", ""))
+        sha256 = str(para.get("SHA256", "")).lower()
+        size = str(para.get("Size", ""))
+        parts = filename.split("/")
+        if (
+            not filename.endswith(".deb")
+            or filename.startswith("/")
+            or "\\" in filename
+            or any(p in ("", ".", "..") for p in parts)
+        ):
+            raise VerificationError(f"{url}: {package} has an unusable Filename {filename[:80]!r}")
+        if not re.fullmatch(r"[0-9a-f]{64}", sha256) or not size.isdigit():
+            raise VerificationError(
+                f"{url}: {package} {para.get('Version')} lacks a SHA256 or Size",
+                hint="without them the .deb cannot be verified; use another mirror",
+            )
+        return cls(package=package, version=str(para["Version"]), filename=filename, size=int(size), sha256=sha256)
+
+
+def version_of(text: str, where: str) -> Version:
+    """A Debian version, or VerificationError naming where an unreadable one came from."""
+    try:
+        return Version(text)
+    except ValueError:
+        raise VerificationError(f"{where}: {text[:60]!r} is not a Debian version") from None
+
+
+def newest(paras: Iterable[dict[str, str]], where: str) -> dict[str, str] | None:
+    """The paragraph with the highest Version, or None."""
+    return max(paras, key=lambda para: version_of(para["Version"], where), default=None)
+
+
+def matches(version: str, pin: str) -> bool:
+    """Does a Debian version satisfy a pin: the exact version, or an upstream prefix (7.2 takes 1:7.2+dfsg-7)?"""
+    if version == pin:
+        return True
+    if ":" in pin or "-" in pin:
+        return False  # an exact pin that is not this version
+    upstream = version.split(":", 1)[-1]
+    return upstream.startswith(pin) and not upstream[len(pin) : len(pin) + 1].isdigit()
+
+
+def depends(para: dict[str, Any]) -> list[str]:
+    """The package names of Pre-Depends and Depends, in order, alternatives included."""
+    names: list[str] = []
+    for key in ("Pre-Depends", "Depends"):
+        if not para.get(key, "").strip():
+            continue
+        for alternatives in PkgRelation.parse_relations(para[key]):
+            names += [str(alt["name"]) for alt in alternatives]
+    return names
+
+
+def scan(xz_path: Path, packages: Iterable[str], arch: str, url: str) -> dict[str, list[dict[str, str]]]:
+    """Every paragraph of ``packages`` for ``arch`` (or ``all``) in a Packages.xz, without parsing the other 60 000.
+
+    python-debian takes about 11 s to parse a whole main Packages; a regex
+    finds the few paragraphs we need. Reading in blocks keeps the 60 MB of
+    uncompressed index out of memory; a paragraph or an index beyond
+    MAX_PARAGRAPH / MAX_INDEX is refused, so a mirror cannot make us read
+    without end.
+    """
+    wanted = list(packages)
+    names = b"|".join(re.escape(p.encode()) for p in wanted)
+    pattern = re.compile(rb"^Package:[ \t]*(" + names + rb")[ \t]*$", re.MULTILINE)
+    found: dict[str, list[dict[str, str]]] = {name: [] for name in wanted}
+
+    def take(region: bytes) -> None:
+        for match in pattern.finditer(region):
+            start = region.rfind(b"\n\n", 0, match.start())
+            start = 0 if start < 0 else start + 2
+            end = region.find(b"\n\n", match.end())
+            para = parse_paragraph(region[start:] if end < 0 else region[start:end])
+            if para.get("Architecture") in (arch, "all") and "Version" in para:
+                version_of(para["Version"], url)
+                found[match.group(1).decode()].append(para)
+
+    for region in _regions(xz_path, url):
+        take(region)
+    return found
+
+
+def _regions(xz_path: Path, url: str) -> Iterable[bytes]:
+    """The decompressed index, cut at paragraph boundaries."""
+    total = 0
+    try:
+        with lzma.open(xz_path, "rb") as stream:
+            pending = b""
+            while block := stream.read(_CHUNK):
+                total += len(block)
+                if total > MAX_INDEX:
+                    raise VerificationError(f"{url}: more than {MAX_INDEX >> 20} MiB uncompressed; refused")
+                pending += block
+                cut = pending.rfind(b"\n\n")
+                if cut >= 0:
+                    yield pending[: cut + 1]
+                    pending = pending[cut + 2 :]
+                if len(pending) > MAX_PARAGRAPH:
+                    raise VerificationError(f"{url}: a paragraph larger than {MAX_PARAGRAPH >> 10} KiB; refused")
+            yield pending
+    except (lzma.LZMAError, EOFError) as err:
+        raise VerificationError(f"{url}: not a valid xz file ({err})") from err
+
+
+def parse_paragraph(raw: bytes) -> dict[str, str]:
+    """The fields of one paragraph that the resolution reads."""
+    fields: dict[str, str] = {}
+    key = ""
+    for line in raw.decode("utf-8", "replace").splitlines():
+        if line[:1] in (" ", "\t"):
+            if key:
+                fields[key] += "\n" + line
+            continue
+        key, sep, value = line.partition(":")
+        if not sep:
+            key = ""
+            continue
+        fields[key] = value.strip()
+    return {k: v for k, v in fields.items() if k in FIELDS}
