@@ -27,7 +27,7 @@ from werkzeug.wrappers import Request, Response
 from xcompile import debian
 from xcompile.aptsources import debian_mirror as mirror_from_apt_sources
 from xcompile.debian import FetchResult, fetch_qemu
-from xcompile.download import MAX_BODY_RESUMES, ProgressEvent, make_session
+from xcompile.download import ProgressEvent, make_session
 from xcompile.elf import host_debian_arch
 from xcompile.errors import (
     CacheError,
@@ -37,6 +37,7 @@ from xcompile.errors import (
     UsageError,
     VerificationError,
 )
+from xcompile.transfer import MAX_BODY_RESUMES
 
 PREFIX = "/debian"
 ARCH = host_debian_arch()
