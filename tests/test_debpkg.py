@@ -400,8 +400,8 @@ def test_a_decoder_thread_that_dies_is_an_error_not_a_hang(deb: Path, monkeypatc
     def dies(*args: object) -> None:
         raise SystemExit("a bug")
 
-    monkeypatch.setattr(debpkg, "_decode_xz", dies)
-    monkeypatch.setattr(debpkg, "_streamed", lambda opener: dies)
+    monkeypatch.setattr(debpkg, "decode_xz", dies)
+    monkeypatch.setattr(debpkg, "streamed", lambda opener: dies)
     outcome: list[BaseException] = []
 
     def call() -> None:
