@@ -12,22 +12,26 @@ import calendar
 import re
 import shutil
 import subprocess
+import time
 from collections import Counter
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 from conftest import run_xcompile
-from debian_archive import TRIXIE_BACKPORT, GpgKey, file_handler, real_mirror, real_package
+from debian_archive import TRIXIE_BACKPORT, WEEK, Archive, GpgKey, file_handler, real_mirror, real_package
 from pytest_httpserver import HTTPServer
 
 from xcompile import debian, debpkg, platforms
 from xcompile.debian import FetchResult
+from xcompile.elf import host_debian_arch
 from xcompile.errors import VerificationError
 
 pytestmark = pytest.mark.integration  # the real packages that provisioning fetched
 PREFIX = "/debian"
 SNAPSHOT = "/archive/debian/20250520T000000Z"
+ARCH = host_debian_arch()
 EIGHT = ("arm32v7", "arm64v8", "i386", "ppc64le", "s390x", "riscv64", "mips64le", "amd64")
 
 
@@ -282,14 +286,54 @@ def test_a_live_mirror_with_that_valid_until_has_expired(
     may_2025: Path, key: GpgKey, httpserver: HTTPServer, user: dict[str, str], tmp_path: Path
 ) -> None:
     mirror = serve(httpserver, may_2025)
-    got = run_xcompile("qemu", "--source", "download", "--mirror", mirror, "--keyring", str(key.keyring),
-                       "--qemu-version", "11.1", cwd=tmp_path, env=user)  # fmt: skip
-    assert got.returncode == 1, got.stderr
-    assert errors(got.stderr) == [
-        f"xcompile: error: {mirror}/dists/trixie-backports/Release expired on 2025-05-24 00:00 UTC (Valid-Until)"
-        " — the mirror is stale or replaying an old Release; use an up-to-date mirror"
+    argv = ("qemu", "--source", "download", "--mirror", mirror, "--keyring", str(key.keyring))
+    expired = f"{mirror}/dists/trixie-backports/Release expired on 2025-05-24 00:00 UTC (Valid-Until)"
+    # The suite asked for, with a pin or without: refused.
+    for pin in ([], ["--qemu-version", "11.1"]):
+        got = run_xcompile(*argv, "--suite", "trixie-backports", *pin, cwd=tmp_path, env=user)
+        assert got.returncode == 1, got.stderr
+        assert errors(got.stderr) == [
+            f"xcompile: error: {expired} — the mirror is stale or replaying an old Release; use an up-to-date mirror"
+        ]
+    # Another suite, in the search for a pin: passed over, as one the mirror lacks would be, and said.
+    missing = run_xcompile(*argv, "--qemu-version", "11.1", cwd=tmp_path, env=user)
+    assert missing.returncode == 3, missing.stderr
+    have = f"{real_version('bookworm', 'qemu-user-static')}, {real_version('trixie', 'qemu-user')}"
+    assert errors(missing.stderr) == [
+        f"xcompile: error: no suite of {mirror} holds qemu 11.1; it has {have} (trixie-backports passed over: expired)"
+        " — pin one of those (an exact version, or a prefix such as 7.2), or use another mirror"
     ]
     assert requested(httpserver, ".deb") == [] and files_under(tmp_path / "cache" / "xcompile" / "bin") == []
+    found = run_xcompile(*argv, "--qemu-version", "10.0", cwd=tmp_path, env=user)
+    assert found.returncode == 0, found.stderr
+    assert f"xcompile: warning: {expired}; passed over in the search for the pinned qemu" in found.stderr.splitlines()
+    assert f"(trixie, qemu-user {real_version('trixie', 'qemu-user')}, " in qemu_line(found.stderr)
+
+
+def test_a_stale_testing_does_not_stop_a_pin_that_another_suite_holds(
+    key: GpgKey, httpserver: HTTPServer, user: dict[str, str], tmp_path: Path
+) -> None:
+    """The real archive this project's hosts use, as of Dec 2026: its testing and unstable expired a
+    month ago, while stable and the backports are fresh."""
+    root = tmp_path / "mirror"
+    real_mirror(root, key)
+    forky = Archive(root, suite="forky")
+    forky.add_real(real_package("trixie", "qemu-user").relisted("1:11.1.5+ds-1"))  # newer than the backport
+    until = time.time() - 30 * 24 * 3600
+    forky.write(key, suite_field="testing", date=until - WEEK, valid_until=until)
+    (root / "dists" / "testing").symlink_to("forky")
+    mirror = serve(httpserver, root)
+    got = run_xcompile("qemu", "--source", "download", "--mirror", mirror, "--keyring", str(key.keyring),
+                       "--qemu-version", "11.1", cwd=tmp_path, env=user)  # fmt: skip
+    assert got.returncode == 0, got.stderr
+    when = datetime.fromtimestamp(until, timezone.utc)
+    assert errors(got.stderr)[0] == (
+        f"xcompile: warning: {mirror}/dists/testing/Release expired on {when:%Y-%m-%d %H:%M} UTC (Valid-Until);"
+        " passed over in the search for the pinned qemu"
+    )
+    assert f"(trixie-backports, qemu-user {TRIXIE_BACKPORT}, " in qemu_line(got.stderr)
+    assert [Path(p).name for p in requested(httpserver, ".deb")] == [f"qemu-user_11.1.3+ds-2~bpo13+1_{ARCH}.deb"]
+    assert requested(httpserver, f"testing/main/binary-{ARCH}/Packages.xz") == []
 
 
 def test_a_snapshot_older_than_its_releases_is_refused(

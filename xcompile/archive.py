@@ -166,6 +166,10 @@ def read_release(
     return Release(fields, codename, date, signer, notes)
 
 
+class Expired(VerificationError):
+    """A Release past its Valid-Until: the mirror is stale, or replays an old one."""
+
+
 def missing_suite(archive: Archive) -> DownloadError:
     """The archive has no such suite: neither InRelease nor Release."""
     return DownloadError(
@@ -248,7 +252,7 @@ def _check_fresh(fields: Deb822Release, archive: Archive, where: str, last: date
         )
     until = _release_time(fields, "Valid-Until", where)
     if until is not None and until < now:
-        raise VerificationError(
+        raise Expired(
             f"{where} expired on {until:%Y-%m-%d %H:%M} UTC (Valid-Until)",
             hint="the mirror is stale or replaying an old Release; use an up-to-date mirror",
         )

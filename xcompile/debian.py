@@ -26,6 +26,7 @@ import hashlib
 import os
 import re
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -103,7 +104,7 @@ def fetch_all(
     with _Mirror.open(archive, cache_dir, host_arch, progress, session, timeout, runner, keyring_dirs, offline) as m:
         if pin is None:
             return m.commit(m.fetch(binaries, archive.suite, None))
-        chosen = pick(m.offers(), pin, archive.shown)
+        chosen = pick(m.offers(), pin, archive.shown, m.passed_over)
         return m.commit(m.fetch(binaries, chosen.suite, chosen.version))
 
 
@@ -122,13 +123,15 @@ def offers(
         return mirror.commit(mirror.offers())
 
 
-def pick(found: list[Offer], pin: str, where: str) -> Offer:
-    """The newest offer that satisfies ``pin`` (debindex.matches), or PackageMissing listing what there is."""
+def pick(found: list[Offer], pin: str, where: str, passed_over: Sequence[str] = ()) -> Offer:
+    """The newest offer that satisfies ``pin`` (debindex.matches), or PackageMissing listing what there is
+    (and the suites ``passed_over``, whose Release had expired)."""
     fits = [offer for offer in found if debindex.matches(offer.version, pin)]
     if not fits:
         have = sorted({offer.version for offer in found}, key=lambda v: debindex.version_of(v, where))
+        expired = f" ({', '.join(passed_over)} passed over: expired)" if passed_over else ""
         raise PackageMissing(
-            f"no suite of {where} holds qemu {pin}; it has {', '.join(have) or 'no qemu at all'}",
+            f"no suite of {where} holds qemu {pin}; it has {', '.join(have) or 'no qemu at all'}{expired}",
             hint="pin one of those (an exact version, or a prefix such as 7.2), or use another mirror",
         )
     return max(fits, key=lambda offer: debindex.version_of(offer.version, where))

@@ -69,6 +69,8 @@ class Suites:
         self.timeout, self.progress, self.runner, self.keyring_dirs = timeout, progress, runner, keyring_dirs
         self.offline = offline
         self.notes: list[str] = []
+        self.passed_over: list[str] = []
+        """The suites a search passed over: their Release had expired (``searched``)."""
         self.downloaded = False
         self._indexes: dict[str, Index] = {}
 
@@ -179,16 +181,31 @@ class Suites:
         found: list[Offer] = []
         codenames: dict[str, None] = {}
         for name in (*debarchive.SYMBOLIC_SUITES, self.archive.suite):
-            index = self.index(name)
+            index = self.searched(name)
             if index is not None and index.record.codename not in codenames:
                 codenames[index.record.codename] = None
                 found += index.offers(index.record.codename)
         for codename in codenames:
             for suite in (f"{codename}-updates", f"{codename}-backports"):
-                index = self.index(suite)
+                index = self.searched(suite)
                 if index is not None:
                     found += index.offers(suite)
         return found
+
+    def searched(self, suite: str) -> Index | None:
+        """``index`` in a search across the mirror's suites, where a suite other than the archive's
+        own whose Release has expired is passed over (and said) as one the mirror lacks would be:
+        its versions are not to be trusted, and a mirror whose testing is stale (as the one this
+        project's hosts use was in Dec 2026) must not stop a pin that bookworm holds. Passing over
+        gives a replaying mirror nothing: it could as well answer 404."""
+        try:
+            return self.index(suite)
+        except debarchive.Expired as err:
+            if suite == self.archive.suite:
+                raise
+            self.passed_over.append(suite)
+            self.notes.append(f"{err.message}; passed over in the search for the pinned qemu")
+            return None
 
     def miss(self, what: str) -> QemuUnavailable:
         return QemuUnavailable(
