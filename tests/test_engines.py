@@ -30,9 +30,20 @@ RUNS_IMAGES = pytest.mark.parametrize("host_binfmt", ["debian", "seed"], indirec
 """The states a foreign image runs in (with none, nothing can run it)."""
 
 
+def podman_env() -> dict[str, str]:
+    """The test's own podman commands need no credentials: without a DOCKER_CONFIG
+    whose config.json is missing (a CI job's fresh folder), on which podman 4 stops."""
+    env = dict(os.environ)
+    if env.get("DOCKER_CONFIG") and not (Path(env["DOCKER_CONFIG"]) / "config.json").exists():
+        del env["DOCKER_CONFIG"]
+    return env
+
+
 def podman(*args: str, check: bool = True, timeout: float = 180) -> subprocess.CompletedProcess[str]:
     try:
-        return subprocess.run(["podman", *args], capture_output=True, text=True, check=check, timeout=timeout)
+        return subprocess.run(
+            ["podman", *args], capture_output=True, text=True, check=check, timeout=timeout, env=podman_env()
+        )
     except FileNotFoundError:
         pytest.fail(f"podman not installed; {PROVISION_HINT}")
 
@@ -56,7 +67,7 @@ def podman_store(docker_daemon: None, armhf_base: str, arm64_base: str) -> Itera
     before = podman_images()
     refs = [f"{base}:{tag}" for base in (armhf_base, arm64_base) for tag in BASE_TAGS]
     with subprocess.Popen(["docker", "save", *refs], stdout=subprocess.PIPE) as save:
-        loaded = subprocess.run(["podman", "load"], stdin=save.stdout, capture_output=True, text=True)
+        loaded = subprocess.run(["podman", "load"], stdin=save.stdout, capture_output=True, text=True, env=podman_env())
     assert save.returncode == 0 and loaded.returncode == 0, loaded.stderr
     yield
     made = podman_images() - before
@@ -178,15 +189,105 @@ def test_a_missing_base_fails_on_each_engine(
     assert list(Path(engine_env["TMPDIR"]).iterdir()) == []
 
 
-def test_podman_refuses_a_named_credentials_file_that_is_missing(tmp_path: Path, user_env: dict[str, str]) -> None:
-    result = run_xcompile("--engine", "podman", "--tag", "3.7", cwd=tmp_path, env=user_env)
-    config_json = Path(user_env["DOCKER_CONFIG"]) / "config.json"
-    assert result.returncode == 3
+def test_podman_refuses_a_REGISTRY_AUTH_FILE_that_is_missing(tmp_path: Path, user_env: dict[str, str]) -> None:
+    """Podman 4 takes that file as its --authfile and stops on it; unlike an empty
+    DOCKER_CONFIG folder, it may be where a later login puts the credentials."""
+    Path(user_env["DOCKER_CONFIG"]).mkdir()
+    auth = tmp_path / "auth.json"
+    env = {**user_env, "REGISTRY_AUTH_FILE": str(auth), "HOME": str(tmp_path)}
+    for command in ("build", "join"):
+        args = ["--arch", "arm32v7", "--arch", "arm64v8"] if command == "join" else ["--tag", "3.7"]
+        result = run_xcompile(command, "--engine", "podman", *args, cwd=tmp_path, env=env)
+        assert result.returncode == 3, result.stderr
+        assert result.stderr.strip().splitlines()[-1] == (
+            "xcompile: error: podman cannot run containers while REGISTRY_AUTH_FILE names a file that does not exist"
+            f" ({auth}) — create it (`echo {{}} > {auth}`), or unset REGISTRY_AUTH_FILE"
+        )
+        assert not [c for c in echoed(result.stderr) if "podman" in c.split()[:4]]  # refused before any
+    assert not auth.exists() and list(Path(user_env["DOCKER_CONFIG"]).iterdir()) == []
+
+
+def test_podman_keeps_the_home_credentials_that_DOCKER_CONFIG_keeps_apart(
+    tmp_path: Path, user_env: dict[str, str]
+) -> None:
+    """Without DOCKER_CONFIG, podman would read ~/.docker/config.json: where that
+    holds credentials, an empty DOCKER_CONFIG folder is still refused."""
+    folder = Path(user_env["DOCKER_CONFIG"])
+    folder.mkdir()
+    home = tmp_path / "home"
+    (home / ".docker").mkdir(parents=True)
+    (home / ".docker" / "config.json").write_text('{"auths": {"127.0.0.1:5000": {"auth": "dTpw"}}}\n')
+    result = run_xcompile("--engine", "podman", "--dry-run", "--tag", "3.7", cwd=tmp_path,
+                          env={**user_env, "HOME": str(home)})  # fmt: skip
+    assert result.returncode == 3, result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
-        "xcompile: error: podman cannot run containers while DOCKER_CONFIG names a file that does not exist"
-        f" ({config_json}) — create it (`echo {{}} > {config_json}`), or unset DOCKER_CONFIG"
+        f"xcompile: error: podman cannot run while DOCKER_CONFIG names a folder without config.json ({folder}),"
+        f" and without DOCKER_CONFIG it would read the credentials in {home}/.docker/config.json, which"
+        f" DOCKER_CONFIG keeps apart — create it (`echo {{}} > {folder}/config.json`), or set REGISTRY_AUTH_FILE"
     )
-    assert not config_json.parent.exists()
+    assert list(folder.iterdir()) == []
+
+
+def test_podman_with_REGISTRY_AUTH_FILE_reads_no_DOCKER_CONFIG(tmp_path: Path, user_env: dict[str, str]) -> None:
+    """REGISTRY_AUTH_FILE names the one file podman reads: an empty DOCKER_CONFIG
+    folder beside it changes nothing, and podman runs as it is."""
+    Path(user_env["DOCKER_CONFIG"]).mkdir()
+    (tmp_path / "auth.json").write_text("{}\n")
+    env = {**user_env, "REGISTRY_AUTH_FILE": str(tmp_path / "auth.json"), "HOME": str(tmp_path)}
+    result = run_xcompile("--engine", "podman", "--dry-run", "--tag", "3.7", cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    commands = echoed(result.stderr)
+    assert commands[0] == "podman version --format '{{json .}}'"
+    assert any(c.startswith("podman push ") for c in commands), commands
+    assert "DOCKER_CONFIG" not in result.stderr
+
+
+@pytest.mark.parametrize("host_binfmt", ["debian"], indirect=True)
+def test_podman_runs_without_a_DOCKER_CONFIG_folder_that_has_no_config_json(
+    host_binfmt: str,
+    registry: Registry,
+    podman_store: None,
+    armhf_base: str,
+    arm64_base: str,
+    user_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    """A CI job's fresh DOCKER_CONFIG folder, and no REGISTRY_AUTH_FILE: every podman
+    command runs without the variable, echoed as it runs (`env -u DOCKER_CONFIG
+    podman ...`) and said once. The cells are pulled, built, proven (podman run)
+    and pushed, then joined (podman manifest add and push); the folder stays empty."""
+    folder = Path(user_env["DOCKER_CONFIG"])
+    folder.mkdir()
+    (tmp_path / "home").mkdir()
+    env = {**user_env, "HOME": str(tmp_path / "home"), "XCOMPILE_BASE_ARM32V7": armhf_base,
+           "XCOMPILE_BASE_ARM64V8": arm64_base}  # fmt: skip
+    env.pop("REGISTRY_AUTH_FILE", None)
+    name = f"podman-no-config-{uuid.uuid4().hex[:6]}/rpi"
+    repo = f"{registry.host}/{name}"
+    common = ("--engine", "podman", "--arch", "arm32v7", "--arch", "arm64v8", "--repo", repo, "--tag", "a")
+    cells = [f"--only=a/{arch.name}" for arch in (ARM, ARM64)]
+    try:
+        built = run_xcompile("build", *common, *cells, cwd=tmp_path, env=env)
+        joined = run_xcompile("join", *common, cwd=tmp_path, env=env)
+    finally:
+        for arch in (ARM, ARM64):
+            podman("rmi", f"{repo}:a-{arch.name}", check=False)
+    note = (
+        f"xcompile: podman: {folder} has no config.json, so podman runs without DOCKER_CONFIG"
+        " (podman 4 stops on the missing file; the folder holds no credentials to lose)"
+    )
+    for result, verbs in ((built, ("pull", "build", "run", "push")), (joined, ("manifest",))):
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert result.stderr.splitlines().count(note) == 1, result.stderr
+        commands = [c for c in echoed(result.stderr) if "podman" in c.split()[:4]]
+        assert commands and all(c.startswith("env -u DOCKER_CONFIG podman ") for c in commands), commands
+        for verb in verbs:
+            assert any(c.split()[4] == verb for c in commands), (verb, commands)
+    assert sorted(registry.tags(name)) == ["a", "a-arm32v7", "a-arm64v8"]
+    _, index = registry.manifest(name, "a")
+    listed = {(m["platform"]["architecture"], m["platform"].get("variant")) for m in index["manifests"]}  # type: ignore[index, union-attr]
+    assert listed == {("arm", "v7"), ("arm64", "v8")}
+    assert list(folder.iterdir()) == []
 
 
 def test_podman_dry_run_says_experimental_is_dockers(tmp_path: Path, engine_env: dict[str, str]) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from xcompile import dockerconfig, engine, reference, registry
@@ -57,6 +58,9 @@ def choose_tool(config: Config, runner: Runner, say: Say) -> ListTool:
     shapes, why = engine.choose(config.engine, runner)
     if config.engine == "auto":
         say(why)
+    fitted = shapes.prepare(runner, config.named_auth_files, Path.home())
+    if fitted:
+        say(fitted)
     if shapes.has_imagetools:
         try:
             answer = runner.ask(shapes.program, "buildx", "version")

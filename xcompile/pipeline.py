@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from xcompile import build, context, dockerconfig, emulation, engine, prove, push, qemu, recipe, store
@@ -76,9 +77,12 @@ class Pipeline:
 
             self.runner.look(check.load_http)
         self.shapes, why = engine.choose(self.config.engine, self.runner)
+        # Before the engine's first command, so that each one runs as the setup needs.
+        fitted = self.shapes.prepare(self.runner, self.config.named_auth_files, Path.home())
         versions = self.shapes.versions(self.runner)  # where it cannot answer, that is the one thing said
-        self.shapes.check_setup(self.config.named_auth_files)
         self.say(why + (f" {versions.client}" if versions.client else ""), None)
+        if fitted:
+            self.say(fitted, None)
         host = emulation.survey(self.config.targets)
         the_plan = plan(self.config, host)
         self.local, self.published = (

@@ -62,12 +62,21 @@ class _Programs:
         self._live: set[subprocess.Popen[bytes]] = set()
         self._lock = threading.Lock()
         self._stopping = False
+        self._without: dict[str, tuple[str, ...]] = {}
+        """Per program, the environment variables it runs without (``run_without``)."""
 
     def which(self, program: str) -> Path | None:
         try:
             return Path(str(local.which(program)))
         except CommandNotFound:
             return None
+
+    def run_without(self, program: str, *variables: str) -> None:
+        """From now on, run ``program`` with ``variables`` taken out of its
+        environment: as `env -u VAR program ...`, which is both what runs and
+        what the echo shows. For the whole run, so that every caller's command
+        of that program gets it, and only names leave the environment, never values."""
+        self._without[program] = tuple(dict.fromkeys((*self._without.get(program, ()), *variables)))
 
     # --- programs ---------------------------------------------------------------
 
@@ -123,11 +132,8 @@ class _Programs:
         args = self._start_echo(argv, label)
         if self.dry_run:
             return None
-        cmd = _command(args)
-        if stdin is not None:
-            stdin_from: int | None = subprocess.PIPE
-        else:
-            stdin_from = None if terminal else subprocess.DEVNULL
+        cmd = _command(args, _env_prefix(self._without.get(args[0], ())))
+        stdin_from = subprocess.PIPE if stdin is not None else None if terminal else subprocess.DEVNULL
         # Its own process group (unless terminal), so that stopping it stops its
         # children too: a grandchild holding the pipe open would block the reader.
         popen = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "start_new_session": not terminal}
@@ -176,7 +182,7 @@ class _Programs:
     def _start_echo(self, argv: tuple[str | Path, ...], label: str | None) -> list[str]:
         args = [str(arg) for arg in argv]
         # Echo before stdin is attached: str(cmd << secret) would show it.
-        self.echo("+ " + shlex.join(args), label)
+        self.echo("+ " + shlex.join([*_env_prefix(self._without.get(args[0], ())), *args]), label)
         return args
 
     def _run(
@@ -191,7 +197,7 @@ class _Programs:
         args = self._start_echo(argv, label)
         if self.dry_run:
             return None
-        cmd = _command(args)
+        cmd = _command(args, _env_prefix(self._without.get(args[0], ())))
         proc = self._start(
             args,
             cmd,
@@ -318,11 +324,21 @@ class Runner(_Programs):
             yield part
 
 
-def _command(args: list[str]) -> Any:
+def _env_prefix(unset: tuple[str, ...]) -> list[str]:
+    """`env -u VAR ...` for a program that runs without these variables, else nothing."""
+    return ["env", *(word for variable in unset for word in ("-u", variable))] if unset else []
+
+
+def _command(args: list[str], prefix: list[str]) -> Any:
+    """The plumbum command for ``args`` (a missing program is ProgramMissing), through
+    ``prefix`` (`env -u VAR`) where there is one: plumbum can add to a child's
+    environment, not take from it."""
     try:
-        return local[args[0]][args[1:]]
-    except CommandNotFound:
-        raise ProgramMissing(args[0], INSTALL_HINTS.get(args[0])) from None
+        program = local[args[0]]
+        return local[prefix[0]][[*prefix[1:], str(program.executable), *args[1:]]] if prefix else program[args[1:]]
+    except CommandNotFound as missing:
+        name = args[0] if missing.program == args[0] else str(missing.program)
+        raise ProgramMissing(name, INSTALL_HINTS.get(name)) from None
 
 
 def _stop(proc: subprocess.Popen[bytes], sig: signal.Signals = signal.SIGTERM) -> None:

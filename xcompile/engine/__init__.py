@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from xcompile.engine import failures
+from xcompile.engine import authfiles, failures
 from xcompile.engine.failures import DOCKER_PROBE_TIMEOUT, Failure, FailureKind, classify
-from xcompile.errors import CommandFailed, DockerUnavailable, EnvironmentProblem, ProgramMissing
+from xcompile.errors import CommandFailed, DockerUnavailable, ProgramMissing
 from xcompile.runner import Runner
 
 __all__ = ["DOCKER_PROBE_TIMEOUT", "Failure", "FailureKind", "classify"]
@@ -92,7 +92,15 @@ class Engine:
         return failures.docker_unavailable(err)
 
     def check_setup(self, named_auth_files: tuple[tuple[str, Path], ...]) -> None:
-        """Refuse, before any work, a setup this engine cannot work in."""
+        """Refuse, before any work, a setup this engine cannot work in as it is."""
+
+    def prepare(self, runner: Runner, named_auth_files: tuple[tuple[str, Path], ...], home: Path) -> str | None:
+        """Before any work: fit the runner to a setup this engine can work in with
+        help (``home``: the user's home folder), and refuse one it cannot; the line
+        that says what was done, if anything."""
+        del runner, home
+        self.check_setup(named_auth_files)
+        return None
 
     def needs_experimental(self, versions: Versions) -> bool:
         """Unknown (a dry run) counts as needing it: the plan shows the edit."""
@@ -232,15 +240,10 @@ class Podman(Engine):
         return (podman_auth_file, docker_config)
 
     def check_setup(self, named_auth_files: tuple[tuple[str, Path], ...]) -> None:
-        # Seen with podman 4.3: `podman run` (not build) stats the credential
-        # files that DOCKER_CONFIG and REGISTRY_AUTH_FILE name, and fails with
-        # "no such file or directory" when one is missing.
-        for variable, path in named_auth_files:
-            if not path.exists():
-                raise EnvironmentProblem(
-                    f"podman cannot run containers while {variable} names a file that does not exist ({path})",
-                    hint=f"create it (`echo {{}} > {path}`), or unset {variable}",
-                )
+        authfiles.check(named_auth_files)
+
+    def prepare(self, runner: Runner, named_auth_files: tuple[tuple[str, Path], ...], home: Path) -> str | None:
+        return authfiles.prepare(runner, self.program, named_auth_files, home)
 
     def hub_address(self, runner: Runner) -> str:
         del runner
