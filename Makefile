@@ -13,7 +13,7 @@ help:
 	@echo "make demo    build the default job against a local registry and a local armhf base"
 	@echo "make images  the real job: build and push the images configured in setup.cfg"
 	@echo "make bench   time xcompile against the sequential original flow, and the qemu download"
-	@echo "make live-check  download every emulator from the real Debian archive (default suite, oldstable)"
+	@echo "make live-check  every emulator, the 7.2 and 11.1 pins, and one pass over qemu-user, against the real Debian archive"
 
 $(BIN)/xcompile: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +68,7 @@ images: venv login
 bench: provision venv
 	$(BIN)/python benchmarks/bench_flow.py
 	$(BIN)/python benchmarks/bench_download.py
+	$(BIN)/python benchmarks/bench_extract.py
 
 # Not part of `make test`: it needs the real Debian archive (the host's apt mirror). As root,
 # the host's keyrings are hidden in a private mount namespace, so the bundled keys alone count.

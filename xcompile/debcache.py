@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -67,10 +68,10 @@ class Cache:
         self.mirror = archive.shown
 
     def deb(self, sha256: str) -> Path:
-        return self.root / "debs" / f"{sha256}.deb"
+        return self.root / "debs" / f"{_hex(sha256)}.deb"
 
     def binary(self, deb_sha256: str, name: str) -> Path:
-        return self.root / "bin" / deb_sha256 / name
+        return self.root / "bin" / _hex(deb_sha256) / name
 
     def _index_path(self, codename: str, arch: str) -> Path:
         return self.root / "index" / f"{_safe(codename)}_{_safe(arch)}_{self.tag}.json"
@@ -136,6 +137,13 @@ class Cache:
                 path.unlink(missing_ok=True)
             return None
         return path
+
+
+def _hex(sha256: str) -> str:
+    """A SHA256 as it may name a path: 64 hex digits, or a refusal (a tampered cache record, say)."""
+    if not re.fullmatch(r"[0-9a-f]{64}", sha256):
+        raise VerificationError(f"{sha256[:80]!r} is not a SHA256 the cache can hold")
+    return sha256
 
 
 def _safe(name: str) -> str:

@@ -75,10 +75,13 @@ def ensure_all(
             notes[arch.qemu_binary] = why
     for one in _download(fetch, runner, config, progress):
         found[one.binary] = replace(one, notes=(*notes[one.binary], *one.notes))
+    said: set[str] = set()
     for arch in wanted:
         one = found[arch.qemu_binary]
         for note in one.notes:
-            say(f"warning: {note}")
+            if note not in said:  # one fetch's note (a suite passed over) is said once, not once per emulator
+                said.add(note)
+                say(f"warning: {note}")
         say(f"qemu: {one.path} ({one.how})")
     return [found[arch.qemu_binary] for arch in wanted]
 
