@@ -13,12 +13,13 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
 
 import pytest
-from conftest import Registry, docker
+from conftest import BASE_TAGS, SESSION_LABEL, Registry, docker, session_containers
 
 pytestmark = pytest.mark.integration
 
@@ -97,3 +98,90 @@ def test_signal_mid_build_stops_everything_and_tells(
         (f"{repo}:c", "interrupted", "interrupted before it started"),
     }
     assert registry.tags(repo_path) == []
+
+
+def dangling_images() -> set[str]:
+    """The session's dangling images: built from its bases, so carrying its label."""
+    found = docker("images", "--quiet", "--no-trunc", "--filter", "dangling=true", "--filter", f"label={SESSION_LABEL}")
+    return set(found.stdout.split())
+
+
+def names(repo: str, tags: tuple[str, ...]) -> dict[str, str | None]:
+    """The image ID each ``repo:tag`` points to, None where it points nowhere."""
+    found = {}
+    for tag in tags:
+        inspected = docker("image", "inspect", "--format", "{{.Id}}", f"{repo}:{tag}", check=False)
+        found[tag] = inspected.stdout.strip() if inspected.returncode == 0 else None
+    return found
+
+
+POINTS = {
+    "build": "+ docker build ",  # the first build sends its context
+    "copy": "Step 2/3 : COPY",  # the daemon checksums the context, then runs the COPY step
+    "label": "Step 3/3 : LABEL",  # the last step
+    "built": "Successfully built ",  # a build has just ended
+    "proof": "+ docker run ",  # a proof's container runs
+    "push": "+ docker push ",
+}
+"""Where the signal lands: just after the run first says the line."""
+IN_BUILDS = ("build", "copy", "label")
+"""Points where every image is still building, or not yet started."""
+
+
+@pytest.mark.parametrize("host_binfmt", ["debian"], indirect=True)  # the proof runs the images
+@pytest.mark.parametrize("point", list(POINTS))
+def test_sigterm_at_any_point_leaves_no_image_and_no_container(
+    host_binfmt: str, registry: Registry, armhf_base: str, tmp_path: Path, user_env: dict[str, str], point: str
+) -> None:
+    """A rebuild of five tags, two at a time, is stopped at ``point``: whatever
+    the builds were doing (the daemon goes on with its step after its client is
+    gone), no `<none>` image and no container of this session is left, and each
+    name still points to an image, as it did before the run. Exit 143, and the
+    rows say what was interrupted. The bases carry the session's label, so every
+    image and container made from them does."""
+    repo = f"{registry.host}/xcompile-sigterm-{uuid.uuid4().hex[:10]}/img"
+    tags = BASE_TAGS
+    args = ["--base", armhf_base, "--repo", repo, "--jobs", "2", "--rebuild", "always"]
+    args += [arg for tag in tags for arg in ("--tag", tag)]
+    first = subprocess.run([sys.executable, "-m", "xcompile", *args], cwd=tmp_path, env=user_env,
+                           capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert first.returncode == 0, first.stdout + first.stderr[-3000:]
+    before = names(repo, tags)
+    dangling, containers = dangling_images(), session_containers()
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "xcompile", *args], cwd=tmp_path, env=user_env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    there, said = threading.Event(), []
+
+    def read() -> None:
+        for line in proc.stderr or ():
+            said.append(line)
+            if POINTS[point] in line and not there.is_set():
+                proc.send_signal(signal.SIGTERM)
+                there.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        out = proc.stdout.read() if proc.stdout else ""  # stderr is the reader's
+        proc.wait(timeout=120)
+        reader.join(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    err = "".join(said)
+    assert there.is_set() and proc.returncode == 143, out + err
+    assert err.strip().splitlines()[-1] == "xcompile: interrupted by SIGTERM"
+    rows = [row.split() for row in out.splitlines()[1 : 1 + len(tags)]]
+    assert {row[2] for row in rows} <= {"pushed", "interrupted"} and "interrupted" in {row[2] for row in rows}, out
+
+    assert dangling_images() - dangling == set(), err[-5000:]
+    assert session_containers() == containers
+    after = names(repo, tags)
+    # Each name points to the image it pointed to before, or to the new one
+    # where that one's build had ended before the signal.
+    assert None not in after.values(), err[-5000:]
+    if point in IN_BUILDS:  # each image a stopped build made is gone, and its name back
+        assert after == before, err[-5000:]

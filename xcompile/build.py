@@ -10,7 +10,12 @@ from xcompile import engine
 from xcompile.plan import Image
 from xcompile.runner import Runner
 
-_BUILT = re.compile(r"^Successfully built ([0-9a-f]{12,64})$", re.MULTILINE)
+_MADE = re.compile(
+    r"^Successfully built ([0-9a-f]{12,64})$"  # the classic builder
+    r"|writing image (sha256:[0-9a-f]{64})"  # BuildKit
+    r"|^([0-9a-f]{64})$",  # podman, last
+    re.MULTILINE,
+)
 
 
 def dockerfile(image: Image, labels: dict[str, str]) -> str:
@@ -20,9 +25,15 @@ def dockerfile(image: Image, labels: dict[str, str]) -> str:
 
 
 def build(runner: Runner, shapes: engine.Engine, image: Image, context: Path, labels: dict[str, str]) -> str | None:
-    """Build; returns the start of the new image's ID where the builder printed it."""
+    """Build; returns what the builder said (its last lines; None in a dry run),
+    from which ``made`` reads the new image's ID."""
     path = context / image.dockerfile_name
     runner.write_file(path, dockerfile(image, labels), label=image.label)
-    out = runner.stream(*shapes.build_cmd(image.platform, path, image.name, context), label=image.label)
-    found = _BUILT.search(out or "")
-    return found.group(1) if found else None
+    return runner.stream(*shapes.build_cmd(image.platform, path, image.name, context), label=image.label)
+
+
+def made(output: str | None) -> str | None:
+    """The ID of the image a build made (or the start of it), where its output says
+    it: also the output of a build that failed, or was cut, after its image was made."""
+    found = [next(group for group in match.groups() if group) for match in _MADE.finditer(output or "")]
+    return found[-1] if found else None

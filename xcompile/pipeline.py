@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from xcompile import build, context, dockerconfig, emulation, engine, prove, push, qemu, recipe, store
 from xcompile.config import Config
-from xcompile.errors import XcompileError
+from xcompile.errors import CommandFailed, XcompileError
 from xcompile.plan import Image, ManifestList, Outcome, Result, plan
 from xcompile.runner import Runner
 
@@ -104,7 +104,7 @@ class Pipeline:
                 images = {image: Outcome.of(image) for image in the_plan.images}
                 manifests = {m: Outcome(m.name, m.platform, None) for m in the_plan.manifests}
                 self.result = Result([*images.values(), *manifests.values()], versions)
-                with self._interruptible(self.result):
+                with _interruptible(self.result):
                     yield self.result, images, manifests
             except BaseException:
                 self.runner.terminate_all()  # the pulls still running: a base can take minutes
@@ -128,8 +128,10 @@ class Pipeline:
             self.local.cleaning(),
             ThreadPoolExecutor(self.runner.concurrency(self.config.jobs), thread_name_prefix="xcompile") as pool,
         ):
-            futures = [pool.submit(self.build_prove_push, image, outcome, work) for image, outcome in images.items()]
-            try:
+            try:  # a stop may come while the first images are being handed out
+                futures = [
+                    pool.submit(self.build_prove_push, image, outcome, work) for image, outcome in images.items()
+                ]
                 for future in futures:
                     future.result()
             except BaseException as err:
@@ -157,16 +159,28 @@ class Pipeline:
             if remote is not None:
                 outcome.status, outcome.digest = "unchanged", remote.digest
                 return
-            replaced = self.local.image_id(image)
-            built = build.build(self.runner, self.shapes, image, work.context(image.arch.qemu_binary), labels)
-            self.local.drop_replaced(image, replaced, built)
+            replaced, said = self.local.image_id(image), None
+            try:  # a stop lets it end: the classic builder's daemon would commit its step after its client is gone
+                with self.runner.finishing():
+                    said = build.build(self.runner, self.shapes, image, work.context(image.arch.qemu_binary), labels)
+            except CommandFailed as err:
+                said = err.output
+                raise
+            finally:
+                if self._interrupted.is_set():  # it ended after the stop: what it made goes, the name goes back
+                    self.local.undo_build(image, replaced, build.made(said))
+            if self._interrupted.is_set():
+                outcome.status, outcome.error = "interrupted", "interrupted"
+                return
+            self.local.drop_replaced(image, replaced, build.made(said))
             outcome.status = "built"
             if self.config.verify:
-                prover = prove.Prover(self.runner, self.shapes, self.say, timeout=self.config.proof_timeout)
-                prover.verify(image, self._sha256[emulator.binary], work)
-                command = self.config.proof_command_for(image.arch)
-                if command is not None:
-                    outcome.proof = prover.run_command(image, command, self._sha256[emulator.binary])
+                with self.runner.finishing():  # a stop lets the proof end: its containers outlive their clients
+                    prover = prove.Prover(self.runner, self.shapes, self.say, timeout=self.config.proof_timeout)
+                    prover.verify(image, self._sha256[emulator.binary], work)
+                    command = self.config.proof_command_for(image.arch)
+                    if command is not None:
+                        outcome.proof = prover.run_command(image, command, self._sha256[emulator.binary])
             if self.config.push and not self._stopped(outcome, "not pushed: an earlier image failed"):
                 digest_file = work.scratch / f"{image.label}.digest"
                 outcome.digest = push.push(self.runner, self.shapes, self.config, image, digest_file)
@@ -187,18 +201,6 @@ class Pipeline:
             outcome.status = "pushed"
 
     # --- stopping ---------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def _interruptible(self, result: Result) -> Iterator[None]:
-        """On Ctrl-C, SIGTERM or SIGHUP (errors.Interrupted), once the
-        workspace is gone and every child stopped: say which never finished."""
-        try:
-            yield
-        except KeyboardInterrupt:
-            for outcome in result.outcomes:
-                if outcome.status == "skipped" and outcome.error is None:
-                    outcome.status, outcome.error = "interrupted", "interrupted"
-            raise
 
     def _stopped(self, outcome: Outcome, why: str) -> bool:
         """Has an earlier failure or an interrupt stopped the run? Then say so on this outcome."""
@@ -229,3 +231,16 @@ class Pipeline:
                 self._stop.set()
         finally:
             outcome.seconds = time.monotonic() - started
+
+
+@contextlib.contextmanager
+def _interruptible(result: Result) -> Iterator[None]:
+    """On Ctrl-C, SIGTERM or SIGHUP (errors.Interrupted), once the
+    workspace is gone and every child stopped: say which never finished."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        for outcome in result.outcomes:
+            if outcome.status == "skipped" and outcome.error is None:
+                outcome.status, outcome.error = "interrupted", "interrupted"
+        raise

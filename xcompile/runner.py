@@ -12,7 +12,10 @@ The verbs say what they do:
 - ``write_file``, ``write_proc``, ``stamp``, ``make_folder``, ``temp_folder``,
   ``temp_file``: the file system, each echoed on one line.
 
-Programs are resolved when they run, never at import time.
+Programs are resolved when they run, never at import time. A stop
+(``terminate_all``) ends them at once, but for the steps a thread marks
+``finishing`` (let end, bounded) and the removals it marks ``undoing``
+(never cut): see children.py.
 """
 
 from __future__ import annotations
@@ -22,7 +25,6 @@ import contextlib
 import os
 import shlex
 import shutil
-import signal
 import subprocess
 import tempfile
 import threading
@@ -34,8 +36,8 @@ from typing import Any, TypeVar
 from plumbum import local
 from plumbum.commands.processes import CommandNotFound
 
-from xcompile import files
-from xcompile.errors import CommandFailed, EnvironmentProblem, ProgramMissing, Stopped
+from xcompile import children, files
+from xcompile.errors import CommandFailed, EnvironmentProblem, ProgramMissing
 
 Echo = Callable[[str, "str | None"], None]
 """Receives one line for the user, and the label of the work it belongs to."""
@@ -49,19 +51,15 @@ INSTALL_HINTS = {
     "sudo": "run as root, or install sudo",
 }
 _OUTPUT_TAIL = 400
-_GRACE = 10
-"""Seconds a stopped program has to end after SIGTERM before it gets SIGKILL."""
 
 
 class _Programs:
-    """The programs: run, ask, stream; each child tracked, so that a stop reaches it."""
+    """The programs: run, ask, stream; each child tracked, so that a stop reaches it (children.py)."""
 
     def __init__(self, echo: Echo, *, dry_run: bool = False) -> None:
         self.echo = echo
         self.dry_run = dry_run
-        self._live: set[subprocess.Popen[bytes]] = set()
-        self._lock = threading.Lock()
-        self._stopping = False
+        self._children = children.Children()
         self._without: dict[str, tuple[str, ...]] = {}
         """Per program, the environment variables it runs without (``run_without``)."""
 
@@ -70,6 +68,16 @@ class _Programs:
             return Path(str(local.which(program)))
         except CommandNotFound:
             return None
+
+    def finishing(self) -> contextlib.AbstractContextManager[None]:
+        """``with runner.finishing():`` the programs this thread starts make one step
+        that a stop lets end (a build, a proof), for children.FINISH_WITHIN seconds."""
+        return self._children.finishing()
+
+    def undoing(self) -> contextlib.AbstractContextManager[None]:
+        """``with runner.undoing():`` the programs this thread starts remove what the
+        run made: they start even during a stop, and a stop never cuts them."""
+        return self._children.undoing()
 
     def run_without(self, program: str, *variables: str) -> None:
         """From now on, run ``program`` with ``variables`` taken out of its
@@ -92,8 +100,8 @@ class _Programs:
         """Echo argv, run it (unless dry-run: then "") and return its stdout.
 
         ``stdin`` is fed to the program and never echoed: secrets go here.
-        ``on_timeout`` runs when ``timeout`` has passed, before the program is
-        stopped: what makes it end at once (a container to remove, which the
+        ``on_timeout`` runs when ``timeout`` has passed, or a stop cuts the program,
+        before it is stopped: what makes it end at once (a container to remove, which the
         `docker run` client would otherwise wait on past SIGTERM).
         """
         found = self._run(argv, label, stdin, timeout, on_timeout, ok_codes)
@@ -137,14 +145,14 @@ class _Programs:
         # Its own process group (unless terminal), so that stopping it stops its
         # children too: a grandchild holding the pipe open would block the reader.
         popen = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "start_new_session": not terminal}
-        proc = self._start(args, cmd, stdin=stdin_from, **popen)
+        proc = self._start(args, cmd, on_timeout, stdin=stdin_from, **popen)
         expired = threading.Event()
 
         def expire() -> None:
             expired.set()
             if on_timeout is not None:
                 on_timeout()
-            _stop(proc)
+            children.stop(proc)
 
         watchdog = threading.Timer(timeout, expire) if timeout is not None else None
         tail: collections.deque[str] = collections.deque(maxlen=_OUTPUT_TAIL)
@@ -163,7 +171,7 @@ class _Programs:
         finally:
             if watchdog is not None:
                 watchdog.cancel()
-            self._finish(proc)
+            self._children.finish(proc)
         output = "\n".join(tail)
         if expired.is_set():
             raise CommandFailed(args, None, "", output, reason=f"timed out after {timeout:g} s")
@@ -201,6 +209,7 @@ class _Programs:
         proc = self._start(
             args,
             cmd,
+            on_timeout,
             stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -213,43 +222,27 @@ class _Programs:
                 on_timeout()
             raise CommandFailed(args, None, reason=f"timed out after {timeout:g} s") from None
         finally:
-            self._finish(proc)
+            self._children.finish(proc)
         if proc.returncode not in ok_codes:
             raise CommandFailed(args, proc.returncode, _text(out), _text(err))
         return _text(out)
 
-    def _start(self, args: list[str], cmd: Any, **popen: Any) -> subprocess.Popen[bytes]:
-        # Every child is tracked from its start, so that terminate_all (a
-        # signal, Ctrl-C) reaches it; none starts once the run is stopping.
-        with self._lock:
-            if self._stopping:
-                raise Stopped(" ".join(args[:2]))
-            proc: subprocess.Popen[bytes] = cmd.popen(**popen)
-            self._live.add(proc)
-        return proc
+    def _start(
+        self, args: list[str], cmd: Any, on_timeout: Callable[[], None] | None, **popen: Any
+    ) -> subprocess.Popen[bytes]:
+        # Every child is tracked from its start, so that terminate_all (a signal,
+        # Ctrl-C) reaches it: ``on_timeout`` ends it at once there too.
+        return self._children.start(" ".join(args[:2]), lambda: cmd.popen(**popen), on_timeout)
 
-    def _finish(self, proc: subprocess.Popen[bytes]) -> None:
-        """Reap ``proc``; stop its whole group first if it still runs (timeout, interrupt)."""
-        if proc.poll() is None:
-            _stop(proc)
-            try:
-                proc.wait(timeout=_GRACE)
-            except subprocess.TimeoutExpired:
-                # e.g. `docker run`, which passes SIGTERM on to a container that ignores it
-                _stop(proc, signal.SIGKILL)
-                proc.wait()
-        with self._lock:
-            self._live.discard(proc)
+    @property
+    def _stopping(self) -> bool:
+        return self._children.stopping
 
     def terminate_all(self) -> None:
-        """Stop every program still running, and start no more: after Ctrl-C
-        or SIGTERM/SIGHUP in the main thread."""
-        with self._lock:
-            self._stopping = True
-            live = list(self._live)
-        for proc in live:
-            if proc.poll() is None:
-                _stop(proc)
+        """Stop every program still running, and start no more, but for steps that a
+        stop lets end (``finishing``) and removals (``undoing``): after Ctrl-C or
+        SIGTERM/SIGHUP in the main thread."""
+        self._children.stop_all()
 
 
 class Runner(_Programs):
@@ -339,18 +332,6 @@ def _command(args: list[str], prefix: list[str]) -> Any:
     except CommandNotFound as missing:
         name = args[0] if missing.program == args[0] else str(missing.program)
         raise ProgramMissing(name, INSTALL_HINTS.get(name)) from None
-
-
-def _stop(proc: subprocess.Popen[bytes], sig: signal.Signals = signal.SIGTERM) -> None:
-    try:
-        group = os.getpgid(proc.pid)
-    except ProcessLookupError:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        if group == os.getpgrp():  # a `terminal` program shares our group: stop just it
-            proc.send_signal(sig)
-        else:
-            os.killpg(group, sig)
 
 
 def _text(value: object) -> str:

@@ -3,7 +3,9 @@
 The store is surveyed once, in one `image inspect` of every base and target
 name (``survey``); each base is pulled (policy ``pull``) and its digest read
 (``base_digest``); and the image a rebuild took the name from is removed
-(``remove``), so that reruns leave no `<none>` images behind.
+(``remove``), so that reruns leave no `<none>` images behind. A build that a
+stop let end is undone (``undo_build``): its image goes, and the name goes
+back to the image it pointed to before.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ Say = Callable[[str, "str | None"], None]
 _INSPECT_FORMAT = "{{json .RepoTags}} {{json .RepoDigests}} {{.Id}}"
 """What one `image inspect` of many names says of each one it found."""
 _NO_SUCH_IMAGE = re.compile(r"No such image: (\S+)")
+_UNDO_TIMEOUT = 60.0
+"""Seconds a removal or a tag may take: a stop does not cut them, so they need a bound."""
 
 
 @dataclass(frozen=True)
@@ -86,7 +90,7 @@ class Store:
     def drop_replaced(self, image: Image, replaced: str | None, built: str | None) -> None:
         """Remove the image the new build took the name from, beside the proof and
         the push, off the image's path, so that reruns leave no `<none>` images behind."""
-        if replaced is None or (built is not None and replaced.removeprefix("sha256:").startswith(built)):
+        if replaced is None or (built is not None and _same(replaced, built)):
             return
         if built is None and replaced == self.image_id(image):
             return
@@ -100,6 +104,28 @@ class Store:
             remove()
         else:
             self._cleanup.submit(remove)
+
+    def undo_build(self, image: Image, replaced: str | None, built: str | None) -> None:
+        """Remove the image a build made after the run was stopped, and put the name
+        back on the image the build took it from, so that a stop leaves the store
+        as the run found it. Where the name cannot go back, the new image keeps it:
+        a name that pointed to an image is never left pointing nowhere."""
+        if built is None or (replaced is not None and _same(replaced, built)):
+            return
+        undone = f"the image this stopped build made, {built[:19]}, is left"
+        with self.runner.undoing():
+            if replaced is not None:
+                try:
+                    self.runner.run(
+                        *self.shapes.tag_cmd(replaced, image.name), label=image.label, timeout=_UNDO_TIMEOUT
+                    )
+                except CommandFailed as err:
+                    self.say(f"{undone} under {image.name}: {err.last_words}", image.label)
+                    return
+            try:
+                self.runner.run(*self.shapes.remove_images_cmd(built), label=image.label, timeout=_UNDO_TIMEOUT)
+            except CommandFailed as err:
+                self.say(f"{undone}: {err.last_words}", image.label)
 
     def survey(self, images: tuple[Image, ...]) -> None:
         """What every base and target name points to now, in one `image inspect`
@@ -154,7 +180,11 @@ class Store:
         else why it is left (docker refuses where a container, a child image
         or another tag still uses it)."""
         try:
-            self.runner.run(*self.shapes.remove_images_cmd(replaced), label=image.label, ok_codes=(0, 1))
+            # A stop does not cut it: the build moved the name, so the old image is
+            # <none> until this removal ends.
+            with self.runner.undoing():
+                argv = self.shapes.remove_images_cmd(replaced)
+                self.runner.run(*argv, label=image.label, ok_codes=(0, 1), timeout=_UNDO_TIMEOUT)
         except XcompileError as err:
             return str(err)
         return None
@@ -194,6 +224,11 @@ def placed(names: list[str], out: str, missing: str) -> dict[str, Local | None]:
         if name in names and name not in found:
             found[name] = None
     return found
+
+
+def _same(image_id: str, built: str) -> bool:
+    """Is ``built`` (an ID, or the start of one, as a builder printed it) ``image_id``?"""
+    return image_id.removeprefix("sha256:").startswith(built.removeprefix("sha256:"))
 
 
 def _json_list(text: str) -> list[object]:

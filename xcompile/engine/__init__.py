@@ -139,6 +139,9 @@ class Engine:
             str(context),
         )
 
+    def tag_cmd(self, image: str, name: str) -> Argv:
+        return (self.program, "tag", image, name)
+
     def inspect_cmd(self, image: str, template: str | None = None) -> Argv:
         """`image inspect`: JSON, or the Go template's text."""
         return (self.program, "image", "inspect", *(("--format", template) if template else ()), image)
