@@ -96,7 +96,11 @@ PODMAN_DROPIN=/etc/containers/containers.conf.d/xcompile-ulimits.conf
 podman_rlimit_fails() {
     local root out
     root=$(mktemp -d)
-    out=$($SUDO podman run --rm --network none --rootfs "$root" /xcompile-probe 2>&1 || true)
+    # A DOCKER_CONFIG folder without config.json (CI keeping credentials apart) makes podman fail
+    # on it before the rlimits: run without it, as xcompile does there.
+    local env=()
+    if [ -n "${DOCKER_CONFIG:-}" ] && [ ! -e "$DOCKER_CONFIG/config.json" ]; then env=(env -u DOCKER_CONFIG); fi
+    out=$($SUDO "${env[@]}" podman run --rm --network none --rootfs "$root" /xcompile-probe 2>&1 || true)
     $SUDO rm -rf "$root"
     case "$out" in *"setting rlimit"*) return 0 ;; *) return 1 ;; esac
 }

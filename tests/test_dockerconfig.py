@@ -24,6 +24,7 @@ def enable_experimental(path: Path, *, dry_run: bool = False) -> Edit:
     assert written is (not dry_run and edit.action != "unchanged")
     return edit
 
+
 AUTHS = {"auths": {"registry.invalid": {"auth": "c2VjcmV0"}}, "credsStore": "pass"}
 
 

@@ -38,11 +38,14 @@ def checks(config: Config, runner: Runner, machine: str | None = None) -> list[C
     except XcompileError as err:
         return [Check("engine", "fail", err.message, err.hint or "")]
     found.append(Check("engine", "pass", why.removeprefix("engine: ")))
-    found += _ENGINE_CHECKS[chosen.name](runner)
-    try:
-        chosen.check_setup(config.named_auth_files)
+    try:  # before the engine's probes, which run as the build would (podman without an empty DOCKER_CONFIG)
+        fitted = chosen.prepare(runner, config.named_auth_files, Path.home())
     except XcompileError as err:
         found.append(Check(f"{chosen.name} setup", "fail", err.message, err.hint or ""))
+    else:
+        if fitted:
+            found.append(Check(f"{chosen.name} setup", "pass", fitted))
+    found += _ENGINE_CHECKS[chosen.name](runner)
     found.append(
         Check("binfmt_misc", "pass", f"mounted at {binfmt.ROOT}")
         if binfmt.mounted()

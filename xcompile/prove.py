@@ -145,7 +145,8 @@ class Prover:
     def _remove_container(self, container: str, label: str) -> None:
         try:
             argv = self.shapes.remove_container_cmd(container, force=True)
-            self.runner.run(*argv, label=label, timeout=REMOVE_TIMEOUT)
+            with self.runner.undoing():  # a stop never cuts the removal of what the run made
+                self.runner.run(*argv, label=label, timeout=REMOVE_TIMEOUT)
         except XcompileError as err:  # the image has failed already; this is worth a line, no more
             self.say(f"its container {container} is left: {err}", label)
 

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 from xcompile import build, context, emulation, engine, prove, qemu, recipe, store
 from xcompile.config import Config
@@ -51,8 +52,10 @@ def trial(config: Config, versions: list[str], runner: Runner, say: Say) -> list
     settings = dataclasses.replace(config, push=False, rebuild="always", verify=True)
     shapes, why = engine.choose(settings.engine, runner)
     shapes.versions(runner)
-    shapes.check_setup(settings.named_auth_files)
+    fitted = shapes.prepare(runner, settings.named_auth_files, Path.home())
     say(why, None)
+    if fitted:
+        say(fitted, None)
     images = plan(settings, emulation.survey(settings.targets)).images
     local = store.Store(runner, shapes, say, pull=settings.pull)
     local.survey(images)
@@ -105,7 +108,9 @@ class _Trier:
         )
         started = time.monotonic()
         try:
-            with self._removed(image):
+            # A stop lets the build and its proof end (the classic builder would commit its step anyway),
+            # then the trial image goes.
+            with self._removed(image), self.runner.finishing():
                 build.build(self.runner, self.shapes, image, space.context(emulator.binary), labels)
                 prover = prove.Prover(self.runner, self.shapes, self.say, timeout=self.config.proof_timeout)
                 judged = prover.verify(image, sha256, space)
@@ -124,7 +129,7 @@ class _Trier:
         try:
             yield
         finally:
-            with contextlib.suppress(XcompileError):
+            with contextlib.suppress(XcompileError), self.runner.undoing():
                 self.runner.run(*self.shapes.remove_images_cmd(image.name), label=image.label, ok_codes=(0, 1))
 
 
