@@ -55,20 +55,22 @@ class Archive:
     def __post_init__(self) -> None:
         hint = "give the archive's base URL, e.g. http://HOST/debian"
         if not re.fullmatch(r"https?://[^/\s]+(/\S*)?", self.mirror):
-            raise UsageError(f"mirror {redact(self.mirror)!r} is not an http(s) URL", hint=hint)
+            msg = f"mirror {redact(self.mirror)!r} is not an http(s) URL"
+            raise UsageError(msg, hint=hint)
         if "?" in self.mirror or "#" in self.mirror:
-            raise UsageError(
-                f"mirror {redact(self.mirror)}: a query or fragment cannot be part of an archive's base URL", hint=hint
-            )
+            msg = f"mirror {redact(self.mirror)}: a query or fragment cannot be part of an archive's base URL"
+            raise UsageError(msg, hint=hint)
         object.__setattr__(self, "mirror", self.mirror.rstrip("/"))
         if not SUITE_NAME.fullmatch(self.suite):
+            msg = f"suite {self.suite!r} is not a Debian suite name"
             raise UsageError(
-                f"suite {self.suite!r} is not a Debian suite name",
+                msg,
                 hint="use a name (stable, oldstable, testing) or a codename (bookworm, trixie)",
             )
         for ring in self.keyrings:
             if not ring.is_file():
-                raise UsageError(f"keyring {ring} does not exist")
+                msg = f"keyring {ring} does not exist"
+                raise UsageError(msg)
 
     @property
     def shown(self) -> str:
@@ -119,8 +121,9 @@ class Release:
                 sha256, size = str(entry.get("sha256", "")).lower(), str(entry.get("size", ""))
                 if re.fullmatch(r"[0-9a-f]{64}", sha256) and size.isdigit():
                     return sha256, int(size)
+        msg = f"{archive.shown}/dists/{archive.suite}/Release lists no SHA256 for {name}"
         raise PackageMissing(
-            f"{archive.shown}/dists/{archive.suite}/Release lists no SHA256 for {name}",
+            msg,
             hint="this suite may not carry the architecture; check the suite name",
         )
 
@@ -154,12 +157,14 @@ def read_release(
     where = f"{archive.shown}/dists/{archive.suite}/Release"
     codename = str(fields.get("Codename") or archive.suite)
     if not SUITE_NAME.fullmatch(codename):
-        raise VerificationError(f"{where} names the codename {codename!r}, which is not a Debian suite name")
+        msg = f"{where} names the codename {codename!r}, which is not a Debian suite name"
+        raise VerificationError(msg)
     # A valid signature on another suite's Release (an old one, say) must not
     # pass for this one: apt checks Codename/Suite for the same reason.
     if archive.suite not in {fields.get("Suite", ""), codename}:
+        msg = f"{where} describes suite {fields.get('Suite', '?')!r} ({codename}), not {archive.suite}"
         raise VerificationError(
-            f"{where} describes suite {fields.get('Suite', '?')!r} ({codename}), not {archive.suite}",
+            msg,
             hint="the mirror serves the wrong suite, or is replaying an old one",
         )
     date = _check_fresh(fields, archive, where, last)
@@ -234,7 +239,8 @@ def _release_time(fields: Deb822Release, key: str, where: str) -> datetime | Non
     try:
         when = email.utils.parsedate_to_datetime(str(value))
     except (TypeError, ValueError) as err:
-        raise VerificationError(f"{where}: unreadable {key} {str(value)[:60]!r}") from err
+        msg = f"{where}: unreadable {key} {str(value)[:60]!r}"
+        raise VerificationError(msg) from err
     return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
@@ -244,22 +250,28 @@ def _check_fresh(fields: Deb822Release, archive: Archive, where: str, last: date
     said = f"as of the snapshot's {now:%Y-%m-%d %H:%M} UTC" if archive.as_of else "now"
     date = _release_time(fields, "Date", where)
     if date is None:
-        raise VerificationError(f"{where} has no Date", hint="a Release without a Date cannot be checked for replay")
+        msg = f"{where} has no Date"
+        raise VerificationError(msg, hint="a Release without a Date cannot be checked for replay")
     if date > now + DATE_SKEW:
+        msg = f"{where} is dated {date:%Y-%m-%d %H:%M} UTC, in the future ({said})"
         raise VerificationError(
-            f"{where} is dated {date:%Y-%m-%d %H:%M} UTC, in the future ({said})",
+            msg,
             hint="check this machine's clock; otherwise the mirror is not to be trusted",
         )
     until = _release_time(fields, "Valid-Until", where)
     if until is not None and until < now:
+        msg = f"{where} expired on {until:%Y-%m-%d %H:%M} UTC (Valid-Until)"
         raise Expired(
-            f"{where} expired on {until:%Y-%m-%d %H:%M} UTC (Valid-Until)",
+            msg,
             hint="the mirror is stale or replaying an old Release; use an up-to-date mirror",
         )
     if last is not None and last > date:
-        raise VerificationError(
+        msg = (
             f"{where} is dated {date:%Y-%m-%d %H:%M} UTC, older than the one seen before "
-            f"({last:%Y-%m-%d %H:%M} UTC): a rollback",
+            f"({last:%Y-%m-%d %H:%M} UTC): a rollback"
+        )
+        raise VerificationError(
+            msg,
             hint="the mirror is stale or replaying an old Release; use an up-to-date mirror",
         )
     return date

@@ -76,7 +76,8 @@ class Write:
         except OSError as err:
             # The kernel answers a refused registration with an errno; so does
             # a folder that is not binfmt_misc. Both are the host's, not ours.
-            raise EnvironmentProblem(f"cannot {self.what()}: {err.strerror or err}") from None
+            msg = f"cannot {self.what()}: {err.strerror or err}"
+            raise EnvironmentProblem(msg) from None
 
     def what(self) -> str:
         if self.path.name == "register":
@@ -186,12 +187,14 @@ def install(new: Entry, old: Entry | None, runner: Runner, *, root: Path = ROOT)
                 do(register_writes(old, root))
         except EnvironmentProblem as again:
             # Keep the probe: a working entry under another name beats none.
+            msg = f"{err.message}; restoring {old.name} failed too ({again.message})"
             raise EnvironmentProblem(
-                f"{err.message}; restoring {old.name} failed too ({again.message})",
+                msg,
                 hint=f"{probe.name} stays registered so that {new.name}'s binaries still run",
             ) from None
         do([remove_write(probe.name, root)])
-        raise EnvironmentProblem(f"{err.message}; {old.name} was restored as it was") from None
+        msg = f"{err.message}; {old.name} was restored as it was"
+        raise EnvironmentProblem(msg) from None
     do([remove_write(probe.name, root)])
 
 

@@ -28,8 +28,9 @@ def offers(config: Config, runner: Runner) -> list[Offer] | None:
 
     mirror = config.mirror or qemu.apt_mirror(runner)
     if mirror is None:
+        msg = "no Debian mirror to list qemu versions from"
         raise QemuUnavailable(
-            "no Debian mirror to list qemu versions from",
+            msg,
             hint="give one with --mirror URL, XCOMPILE_MIRROR, or `mirror =` in the config file",
         )
     archive = debian.Archive(mirror, config.suite, (config.keyring,) if config.keyring else (), config.allow_unsigned)

@@ -173,7 +173,8 @@ class XcompileApp(_Build):
         if args:
             near = difflib.get_close_matches(args[0], self._subcommands, n=1)
             hint = f"did you mean '{near[0]}'?" if near else f"commands: {', '.join(self._subcommands)}"
-            raise UsageError(f"unknown command '{args[0]}'", hint=hint)
+            msg = f"unknown command '{args[0]}'"
+            raise UsageError(msg, hint=hint)
         if self.nested_command:
             return 0
         return self.build()
@@ -202,7 +203,8 @@ class MatrixCommand(_Command, switches.Cells):
 
     def main(self) -> int:
         if self.fmt not in matrix.FORMATS:
-            raise UsageError(f"--format: expected one of {', '.join(matrix.FORMATS)}, got {self.fmt!r}")
+            msg = f"--format: expected one of {', '.join(matrix.FORMATS)}, got {self.fmt!r}"
+            raise UsageError(msg)
         console, settings, _ = self.session()
         console.result(matrix.render(settings, self.fmt))
         return 0
@@ -239,7 +241,8 @@ class QemuCommand(_Command, switches.QemuSource):
             return 0
         dest = Path(self.dest) if self.dest else None
         if dest is not None and not dest.is_dir():
-            raise UsageError(f"--dest {dest}: no such folder")
+            msg = f"--dest {dest}: no such folder"
+            raise UsageError(msg)
         for found in qemu.ensure_all(settings.targets, runner, settings, console.say, console.progress):
             path = found.path if dest is None else qemu.copy_to(found, dest, runner)
             console.result(str(path))
@@ -254,7 +257,8 @@ class InspectCommand(_Command, switches.Engine):
 
     def main(self, *names: str) -> int:
         if not names:
-            raise UsageError("inspect needs at least one image", hint="e.g. `xcompile inspect HOST/team/app:3.7`")
+            msg = "inspect needs at least one image"
+            raise UsageError(msg, hint="e.g. `xcompile inspect HOST/team/app:3.7`")
         console, settings, runner = self.session()
         found = inspect.inspect(list(names), settings, runner)
         console.result(
@@ -299,7 +303,8 @@ class DoctorCommand(_Command, switches.QemuSource, switches.Registry):
 
     def main(self) -> int:
         if self.no_fix_binary and not self.fix:
-            raise UsageError("--no-fix-binary goes with --fix")
+            msg = "--no-fix-binary goes with --fix"
+            raise UsageError(msg)
         console, settings, loud = self.session()
         if self.fix:
             doctor.fixes(settings, loud, fix_binary=not self.no_fix_binary, show=console.echo)

@@ -210,7 +210,8 @@ def _parse_layer(raw: Mapping[str, Any], where: str, warnings: list[str], *, unk
                 arch = platforms.get(key[len(prefix) :])
             except ConfigError as err:
                 if unknown_is_error:
-                    raise ConfigError(f"{label}: {err.message}", hint=err.hint) from None
+                    msg = f"{label}: {err.message}"
+                    raise ConfigError(msg, hint=err.hint) from None
                 warnings.append(f"{label}: {err.message}, so it is ignored — {err.hint}")
                 continue
             per_arch.setdefault(field, {})[arch.name] = parse_one(value, label)
@@ -234,11 +235,13 @@ def _read_file(cwd: Path, explicit: Path | None) -> tuple[dict[str, Any], str]:
     if explicit is not None:
         path = explicit if explicit.is_absolute() else cwd / explicit
         if not path.is_file():
-            raise ConfigError(f"config file {explicit} not found")
+            msg = f"config file {explicit} not found"
+            raise ConfigError(msg)
         section = _section(path)
         if section is None:
             where = "[tool.xcompile]" if path.suffix == ".toml" else "[xcompile]"
-            raise ConfigError(f"{explicit} has no {where} section")
+            msg = f"{explicit} has no {where} section"
+            raise ConfigError(msg)
         return section, str(explicit)
     for name in ("setup.cfg", "pyproject.toml"):
         path = cwd / name
@@ -253,22 +256,26 @@ def _section(path: Path) -> dict[str, Any] | None:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"cannot read {path}: {err}") from None
+        msg = f"cannot read {path}: {err}"
+        raise ConfigError(msg) from None
     if path.suffix == ".toml":
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as err:
-            raise ConfigError(f"{path.name}: not valid TOML: {err}") from None
+            msg = f"{path.name}: not valid TOML: {err}"
+            raise ConfigError(msg) from None
         section = data.get("tool", {}).get("xcompile", data.get("xcompile"))
         if section is not None and not isinstance(section, dict):
-            raise ConfigError(f"{path.name}: [tool.xcompile] must be a table")
+            msg = f"{path.name}: [tool.xcompile] must be a table"
+            raise ConfigError(msg)
         return section
     parser = configparser.ConfigParser(interpolation=None)
     try:
         parser.read_string(text, source=path.name)
     except configparser.Error as err:
         first_line = str(err).splitlines()[0]
-        raise ConfigError(f"{path.name}: not a valid INI file: {first_line}") from None
+        msg = f"{path.name}: not a valid INI file: {first_line}"
+        raise ConfigError(msg) from None
     if not parser.has_section("xcompile"):
         return None
     return dict(parser.items("xcompile"))
@@ -277,12 +284,15 @@ def _section(path: Path) -> dict[str, Any] | None:
 def _check_report(report: Path) -> None:
     """The report is written after every build and push: a path it cannot go to is refused now."""
     if not report.parent.is_dir():
-        raise ConfigError(f"report: folder {report.parent} does not exist")
+        msg = f"report: folder {report.parent} does not exist"
+        raise ConfigError(msg)
     if report.is_dir():
-        raise ConfigError(f"report: {report} is a folder", hint="give a file name, e.g. report.json")
+        msg = f"report: {report} is a folder"
+        raise ConfigError(msg, hint="give a file name, e.g. report.json")
     if report.exists() and not report.is_file():
         # /dev/null, a FIFO: never replaced by a regular file, even as root.
-        raise ConfigError(f"report: {report} exists and is not a regular file", hint="give a file name")
+        msg = f"report: {report} exists and is not a regular file"
+        raise ConfigError(msg, hint="give a file name")
 
 
 def _validate(config: Config) -> None:
@@ -293,14 +303,17 @@ def _validate(config: Config) -> None:
     if config.report is not None:
         _check_report(config.report)
     if config.keyring is not None and not config.keyring.is_file():
-        raise ConfigError(f"keyring: {config.keyring} does not exist")
+        msg = f"keyring: {config.keyring} does not exist"
+        raise ConfigError(msg)
     if bool(config.qemu_url) != bool(config.qemu_sha256):
+        msg = "--qemu-url and --qemu-sha256 go together"
         raise ConfigError(
-            "--qemu-url and --qemu-sha256 go together",
+            msg,
             hint="a downloaded qemu ends up in images shipped to a fleet, so its checksum is mandatory",
         )
     if not config.tags:
-        raise ConfigError("no tags to build", hint="give at least one --tag")
+        msg = "no tags to build"
+        raise ConfigError(msg, hint="give at least one --tag")
     for tag in config.tags:
         reference.check_tag(tag)
         if len(config.targets) > 1:
@@ -310,8 +323,9 @@ def _validate(config: Config) -> None:
                 reference.check_tag(tag, suffix=f"-{arch.name}")
     unknown = [cell for cell in config.only if cell not in config.cells]
     if unknown:
+        msg = f"--only {', '.join(unknown)}: not a configured cell"
         raise ConfigError(
-            f"--only {', '.join(unknown)}: not a configured cell",
+            msg,
             hint=f"valid cells: {', '.join(config.cells)}",
         )
 

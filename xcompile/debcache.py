@@ -142,13 +142,15 @@ class Cache:
 def _hex(sha256: str) -> str:
     """A SHA256 as it may name a path: 64 hex digits, or a refusal (a tampered cache record, say)."""
     if not re.fullmatch(r"[0-9a-f]{64}", sha256):
-        raise VerificationError(f"{sha256[:80]!r} is not a SHA256 the cache can hold")
+        msg = f"{sha256[:80]!r} is not a SHA256 the cache can hold"
+        raise VerificationError(msg)
     return sha256
 
 
 def _safe(name: str) -> str:
     if not SUITE_NAME.fullmatch(name):
-        raise VerificationError(f"{name[:60]!r} is not a name the cache can hold")
+        msg = f"{name[:60]!r} is not a name the cache can hold"
+        raise VerificationError(msg)
     return name
 
 

@@ -98,9 +98,8 @@ def fetch_all(
     """
     for binary in binaries:
         if not re.fullmatch(r"qemu-[A-Za-z0-9_]+-static", binary):
-            raise UsageError(
-                f"{binary!r} is not a static qemu binary name", hint="expected qemu-<arch>-static, e.g. qemu-arm-static"
-            )
+            msg = f"{binary!r} is not a static qemu binary name"
+            raise UsageError(msg, hint="expected qemu-<arch>-static, e.g. qemu-arm-static")
     with _Mirror.open(archive, cache_dir, host_arch, progress, session, timeout, runner, keyring_dirs, offline) as m:
         if pin is None:
             return m.commit(m.fetch(binaries, archive.suite, None))
@@ -130,8 +129,9 @@ def pick(found: list[Offer], pin: str, where: str, passed_over: Sequence[str] = 
     if not fits:
         have = sorted({offer.version for offer in found}, key=lambda v: debindex.version_of(v, where))
         expired = f" ({', '.join(passed_over)} passed over: expired)" if passed_over else ""
+        msg = f"no suite of {where} holds qemu {pin}; it has {', '.join(have) or 'no qemu at all'}{expired}"
         raise PackageMissing(
-            f"no suite of {where} holds qemu {pin}; it has {', '.join(have) or 'no qemu at all'}{expired}",
+            msg,
             hint="pin one of those (an exact version, or a prefix such as 7.2), or use another mirror",
         )
     return max(fits, key=lambda offer: debindex.version_of(offer.version, where))
@@ -177,10 +177,12 @@ class _Mirror(Suites):
         with _Extraction(self.cache, known.deb, self.host, {known.member: binary}) as taking:
             found = debpkg.read_members(deb_path, [known.member], taking.write)
             if found[known.member].kind != "file":
-                raise VerificationError(f"{deb_path} no longer holds {known.member} as a file")
+                msg = f"{deb_path} no longer holds {known.member} as a file"
+                raise VerificationError(msg)
             path, sha256 = taking.keep(known.member)
         if sha256 != known.sha256:
-            raise VerificationError(f"{binary} from {deb_path} is not the one recorded")
+            msg = f"{binary} from {deb_path} is not the one recorded"
+            raise VerificationError(msg)
         return path
 
     def deb(self, deb: Deb, signer: str) -> Path:
@@ -236,8 +238,9 @@ class _Resolve:
                     queue.append(dep)
         if pending:
             members = ", ".join(f"usr/bin/{binary}" for binary in sorted(pending))
+            msg = f"{self.index.url}: no package holds {members} (looked in {', '.join(sorted(seen))})"
             raise PackageMissing(
-                f"{self.index.url}: no package holds {members} (looked in {', '.join(sorted(seen))})",
+                msg,
                 hint="check the binary name, or use a suite that carries it",
             )
         return done
@@ -265,7 +268,8 @@ class _Resolve:
                     again = again or kind == "unread"
             if not again:
                 return done
-        raise VerificationError(f"{deb.filename}: more than {MAX_LINKS} links from {', '.join(sorted(pending))}")
+        msg = f"{deb.filename}: more than {MAX_LINKS} links from {', '.join(sorted(pending))}"
+        raise VerificationError(msg)
 
 
 def _follow(found: dict[str, debpkg.Found], member: str) -> tuple[str, str]:
@@ -301,7 +305,8 @@ class _Extraction:
     def write(self, member: str, source: IO[bytes], size: int) -> None:
         label = f"{member} from {self.label}"
         if size > MAX_BINARY:
-            raise VerificationError(f"{label}: {size} bytes, more than a static qemu can be ({MAX_BINARY} at most)")
+            msg = f"{label}: {size} bytes, more than a static qemu can be ({MAX_BINARY} at most)"
+            raise VerificationError(msg)
         stack = contextlib.ExitStack()
         part = stack.enter_context(cached(self.cache.binary(self.deb.sha256, self.targets[member]), mode=0o755))
         self._parts[member] = (stack, part, "")
@@ -314,7 +319,8 @@ class _Extraction:
             out.flush()
             os.fsync(out.fileno())
         if written != size:
-            raise VerificationError(f"{label}: {written} of {size} bytes in the package")
+            msg = f"{label}: {written} of {size} bytes in the package"
+            raise VerificationError(msg)
         check_static(part, self.host, label)
         self._parts[member] = (stack, part, digest.hexdigest())
 

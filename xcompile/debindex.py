@@ -53,10 +53,12 @@ class Deb:
             or "\\" in filename
             or any(p in ("", ".", "..") for p in parts)
         ):
-            raise VerificationError(f"{url}: {package} has an unusable Filename {filename[:80]!r}")
+            msg = f"{url}: {package} has an unusable Filename {filename[:80]!r}"
+            raise VerificationError(msg)
         if not re.fullmatch(r"[0-9a-f]{64}", sha256) or not size.isdigit():
+            msg = f"{url}: {package} {para.get('Version')} lacks a SHA256 or Size"
             raise VerificationError(
-                f"{url}: {package} {para.get('Version')} lacks a SHA256 or Size",
+                msg,
                 hint="without them the .deb cannot be verified; use another mirror",
             )
         return cls(package=package, version=str(para["Version"]), filename=filename, size=int(size), sha256=sha256)
@@ -67,7 +69,8 @@ def version_of(text: str, where: str) -> Version:
     try:
         return Version(text)
     except ValueError:
-        raise VerificationError(f"{where}: {text[:60]!r} is not a Debian version") from None
+        msg = f"{where}: {text[:60]!r} is not a Debian version"
+        raise VerificationError(msg) from None
 
 
 def newest(paras: Iterable[dict[str, str]], where: str) -> dict[str, str] | None:
@@ -134,17 +137,20 @@ def _regions(xz_path: Path, url: str) -> Iterable[bytes]:
             while block := stream.read(_CHUNK):
                 total += len(block)
                 if total > MAX_INDEX:
-                    raise VerificationError(f"{url}: more than {MAX_INDEX >> 20} MiB uncompressed; refused")
+                    msg = f"{url}: more than {MAX_INDEX >> 20} MiB uncompressed; refused"
+                    raise VerificationError(msg)
                 pending += block
                 cut = pending.rfind(b"\n\n")
                 if cut >= 0:
                     yield pending[: cut + 1]
                     pending = pending[cut + 2 :]
                 if len(pending) > MAX_PARAGRAPH:
-                    raise VerificationError(f"{url}: a paragraph larger than {MAX_PARAGRAPH >> 10} KiB; refused")
+                    msg = f"{url}: a paragraph larger than {MAX_PARAGRAPH >> 10} KiB; refused"
+                    raise VerificationError(msg)
             yield pending
     except (lzma.LZMAError, EOFError) as err:
-        raise VerificationError(f"{url}: not a valid xz file ({err})") from err
+        msg = f"{url}: not a valid xz file ({err})"
+        raise VerificationError(msg) from err
 
 
 def parse_paragraph(raw: bytes) -> dict[str, str]:

@@ -125,9 +125,8 @@ def read_members(
         except Exception as err:
             if not is_damage(err):
                 raise
-            raise VerificationError(
-                f"{source.label}: cannot read its {name}: {err}", hint="the .deb is damaged"
-            ) from err
+            msg = f"{source.label}: cannot read its {name}: {err}"
+            raise VerificationError(msg, hint="the .deb is damaged") from err
     return {path: found.get(path, Found("missing")) for path in wanted}
 
 
@@ -137,7 +136,8 @@ def _take(tar: tarfile.TarFile, info: tarfile.TarInfo, path: str, write: PathWri
     if info.islnk():  # a hard link names another member by its archive path
         return Found("link", _link_target("", "/" + info.linkname.removeprefix("./"), label))
     if not info.isreg():
-        raise VerificationError(f"{label}: {path} is neither a file nor a link")
+        msg = f"{label}: {path} is neither a file nor a link"
+        raise VerificationError(msg)
     stream = tar.extractfile(info)
     assert stream is not None  # isreg() members always have data
     write(path, stream, info.size)
@@ -148,7 +148,8 @@ def _link_target(path: str, linkname: str, label: str) -> str:
     joined = linkname.lstrip("/") if linkname.startswith("/") else posixpath.join(posixpath.dirname(path), linkname)
     target = posixpath.normpath(joined)
     if target.startswith("../") or target in ("..", ".", ""):
-        raise VerificationError(f"{label}: {path} links out of the package ({linkname})")
+        msg = f"{label}: {path} links out of the package ({linkname})"
+        raise VerificationError(msg)
     return target
 
 
@@ -166,7 +167,8 @@ def _data_tar(
     else:
         opener = STREAMS.get(name.removeprefix("data.tar"))
         if opener is None:
-            raise VerificationError(f"{source.label}: {name} is compressed in a way dpkg does not write")
+            msg = f"{source.label}: {name} is compressed in a way dpkg does not write"
+            raise VerificationError(msg)
         decoded = Decoded(source, iter([Unit(b"", start, size, 0)]), streamed(opener), 1)
     stream = cast(IO[bytes], decoded)
     with decoded, tarfile.open(fileobj=stream, mode="r:") as tar:

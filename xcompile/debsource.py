@@ -89,18 +89,22 @@ def open_deb(deb: Path | BinaryIO) -> Iterator[Source]:
 def data_member(source: Source) -> tuple[str, int, int]:
     """The data member's name, offset and size, from the ar headers (other members are not read)."""
     if source.pread(0, 8) != b"!<arch>\n":
-        raise VerificationError(f"{source.label} is not a Debian package (no ar archive header)")
+        msg = f"{source.label} is not a Debian package (no ar archive header)"
+        raise VerificationError(msg)
     pos = 8
     while True:
         head = source.pread(pos, 60)
         if not head:
-            raise VerificationError(f"{source.label} has no data.tar member")
+            msg = f"{source.label} has no data.tar member"
+            raise VerificationError(msg)
         try:
             if len(head) < 60 or head[58:60] != b"`\n":
-                raise ValueError("a bad member header")
+                msg = "a bad member header"
+                raise ValueError(msg)
             name, size = head[:16].decode("ascii").rstrip().rstrip("/"), int(head[48:58])
         except ValueError as err:  # UnicodeDecodeError included
-            raise VerificationError(f"{source.label} is not a Debian package ({err} at byte {pos})") from err
+            msg = f"{source.label} is not a Debian package ({err} at byte {pos})"
+            raise VerificationError(msg) from err
         if name.startswith("data.tar"):
             return name, pos + 60, size
         pos += 60 + size + (size & 1)
@@ -116,7 +120,8 @@ class Member:
         n = self.end - self.pos if n < 0 else min(n, self.end - self.pos)
         data = self.source.pread(self.pos, n) if n > 0 else b""
         if len(data) < n:
-            raise Damaged(f"the member is cut short at byte {self.pos + len(data)}")
+            msg = f"the member is cut short at byte {self.pos + len(data)}"
+            raise Damaged(msg)
         self.pos += len(data)
         return data
 

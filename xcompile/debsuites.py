@@ -90,7 +90,8 @@ class Suites:
     ) -> Iterator[S]:
         arch = host_arch or host_debian_arch()
         if arch not in BY_DEBIAN:
-            raise UsageError(f"unknown Debian architecture {arch!r}", hint=f"use one of {', '.join(sorted(BY_DEBIAN))}")
+            msg = f"unknown Debian architecture {arch!r}"
+            raise UsageError(msg, hint=f"use one of {', '.join(sorted(BY_DEBIAN))}")
         http = session if session is not None else make_session(max_wait=min(MAX_RETRY_AFTER, timeout))
         quiet = runner or Runner(lambda _line, _label: None)
         mirror = cls(
@@ -163,14 +164,16 @@ class Suites:
         if record is None:
             return None
         if record.keys != at.keys:
+            msg = f"the cached qemu for {at.shown} {at.suite} was verified with other keys than these"
             raise VerificationError(
-                f"the cached qemu for {at.shown} {at.suite} was verified with other keys than these",
+                msg,
                 hint="run once online with these keys (--keyring), or offline with the keys it was verified with",
             )
         if not record.signer and not at.allow_unsigned:
             # Cached from an unverified index: taken again only as it was taken then.
+            msg = f"the cached qemu for {at.shown} {at.suite} came from an index whose signature was not verified"
             raise VerificationError(
-                f"the cached qemu for {at.shown} {at.suite} came from an index whose signature was not verified",
+                msg,
                 hint="run online to verify it, or accept it with --allow-unsigned",
             )
         if not record.signer:
@@ -261,7 +264,8 @@ class Index:
         if self._path is not None:
             return self._path
         if self.mirror.offline:
-            raise self.mirror.miss(f"index for {self.mirror.arch}")
+            msg = f"index for {self.mirror.arch}"
+            raise self.mirror.miss(msg)
         if not self.record.signer:
             check_unverified_size(self.size, debindex.MAX_INDEX, self.url, "Release")
         folder = self.mirror.cache.root / "index"
@@ -287,8 +291,10 @@ def check_unverified_size(size: int, cap: int, url: str, source: str) -> None:
     """An unverified index's size is the mirror's word, and the download would take it as its
     bound: beyond what a qemu package (or an index) can be, it is refused before the download."""
     if size > cap:
+        msg = (
+            f"{url}: the {source}, not verified, says {size} bytes; more than xcompile takes unverified ({cap} at most)"
+        )
         raise VerificationError(
-            f"{url}: the {source}, not verified, says {size} bytes; more than xcompile takes unverified"
-            f" ({cap} at most)",
+            msg,
             hint="use a signed mirror",
         )

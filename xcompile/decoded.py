@@ -89,13 +89,8 @@ class Run:
 
 
 class Decoded:
-    """The tar stream, decoded from the units by ``workers`` threads, read in order and skipped by ``seek``.
-
-    Up to ``workers + 1`` units are in hand at once. The unit being read (the
-    head) is decoded at most ``AHEAD`` bytes ahead of its reader, in memory;
-    the units after it are decoded into unlinked temporary files until it is
-    their turn. So memory does not grow with the block size, and the other
-    core has work while the reader writes files out (fsync, hashing).
+    """The tar stream, decoded from the units by ``workers`` threads, read in order and skipped by ``seek``
+    (how the units are held: the module's docstring).
 
     tarfile's ``r:`` mode seeks over the data of members nobody asked for. A
     unit that lies wholly behind such a seek is not decoded at all, or no
@@ -197,7 +192,8 @@ class Decoded:
     def _wait(self) -> None:
         """Wait for the decoders; they never all stop while the reader could want more, except by a bug."""
         if not self.alive:
-            raise RuntimeError("the decoding threads stopped before the end of the data")
+            msg = "the decoding threads stopped before the end of the data"
+            raise RuntimeError(msg)
         self.cond.wait()
 
     def _drop(self) -> None:

@@ -43,8 +43,9 @@ class Edit:
 def plan(path: Path) -> Edit:
     """Read and check the file; say what enabling would do. Writes nothing."""
     if path.is_symlink() and not path.exists():
+        msg = f"{path} is a link to {os.readlink(path)}, which does not exist; left as it is"
         raise EnvironmentProblem(
-            f"{path} is a link to {os.readlink(path)}, which does not exist; left as it is",
+            msg,
             hint="fix or remove the link, or point DOCKER_CONFIG at another folder",
         )
     data = read(path)
@@ -92,13 +93,16 @@ def read(path: Path) -> dict[str, Any] | None:
     except FileNotFoundError:
         return None
     except IsADirectoryError:
-        raise ConfigError(f"{path} is a folder, not a docker config file") from None
+        msg = f"{path} is a folder, not a docker config file"
+        raise ConfigError(msg) from None
     except OSError as err:
-        raise EnvironmentProblem(f"cannot read {path}: {err.strerror}") from None
+        msg = f"cannot read {path}: {err.strerror}"
+        raise EnvironmentProblem(msg) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise ConfigError(f"{path} is not UTF-8 text; left unchanged") from None
+        msg = f"{path} is not UTF-8 text; left unchanged"
+        raise ConfigError(msg) from None
     if not text.strip():
         return {}  # docker itself reads an empty config as no settings
     try:
@@ -110,18 +114,22 @@ def read(path: Path) -> dict[str, Any] | None:
             object_pairs_hook=_no_repeated_keys,
         )
     except json.JSONDecodeError as err:
+        msg = f"{path} is not valid JSON (line {err.lineno}, column {err.colno}: {err.msg}); left unchanged"
         raise ConfigError(
-            f"{path} is not valid JSON (line {err.lineno}, column {err.colno}: {err.msg}); left unchanged",
+            msg,
             hint=_FIX_IT,
         ) from None
     except _Unreadable as err:
-        raise ConfigError(f"{path} {err}; left unchanged", hint=_FIX_IT) from None
+        msg = f"{path} {err}; left unchanged"
+        raise ConfigError(msg, hint=_FIX_IT) from None
     except RecursionError:
-        raise ConfigError(f"{path} is nested too deeply to read; left unchanged", hint=_FIX_IT) from None
+        msg = f"{path} is nested too deeply to read; left unchanged"
+        raise ConfigError(msg, hint=_FIX_IT) from None
     if not isinstance(data, dict):
         kind = "an array" if isinstance(data, list) else f"a JSON {type(data).__name__}"
+        msg = f"{path} holds {kind}, not a JSON object; left unchanged"
         raise ConfigError(
-            f"{path} holds {kind}, not a JSON object; left unchanged",
+            msg,
             hint="a docker config is a JSON object such as {}",
         )
     return data
@@ -140,7 +148,8 @@ def _no_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     seen: dict[str, Any] = {}
     for key, value in pairs:
         if key in seen:
-            raise _Unreadable(f"has the key {json.dumps(key)} twice, which docker would read as one")
+            msg = f"has the key {json.dumps(key)} twice, which docker would read as one"
+            raise _Unreadable(msg)
         seen[key] = value
     return seen
 
@@ -148,7 +157,8 @@ def _no_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def _finite(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):
-        raise _Unreadable(f"holds the number {_short(text)}, beyond what docker can read (a float64)")
+        msg = f"holds the number {_short(text)}, beyond what docker can read (a float64)"
+        raise _Unreadable(msg)
     return value
 
 
@@ -157,12 +167,14 @@ def _fits_a_double(text: str) -> int:
     # 5000 digits raises ValueError on Python 3.11+.
     if not math.isfinite(float(text)):
         digits = len(text.lstrip("-"))
-        raise _Unreadable(f"holds a {digits}-digit integer, beyond what docker can read (a float64)")
+        msg = f"holds a {digits}-digit integer, beyond what docker can read (a float64)"
+        raise _Unreadable(msg)
     return int(text)
 
 
 def _no_constant(text: str) -> float:
-    raise _Unreadable(f"holds {text}, which is not JSON")
+    msg = f"holds {text}, which is not JSON"
+    raise _Unreadable(msg)
 
 
 def _short(text: str) -> str:

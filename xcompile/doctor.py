@@ -74,7 +74,8 @@ def fixes(
     stand-in).
     """
     if os.geteuid() != 0:
-        raise EnvironmentProblem("doctor --fix writes to /proc and needs root", hint="run it with sudo")
+        msg = "doctor --fix writes to /proc and needs root"
+        raise EnvironmentProblem(msg, hint="run it with sudo")
     if not binfmt.mounted(root):
         runner.run(*MOUNT)
     for arch in config.targets:

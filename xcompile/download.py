@@ -131,11 +131,11 @@ def cache_writes(path: Path) -> Iterator[None]:
         raise
     except OSError as err:
         if err.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise CacheError(
-                f"no space left on the device writing {path}", hint="free some space or choose another cache directory"
-            ) from err
+            msg = f"no space left on the device writing {path}"
+            raise CacheError(msg, hint="free some space or choose another cache directory") from err
+        msg = f"cannot write {path}: {err.strerror or err}"
         raise CacheError(
-            f"cannot write {path}: {err.strerror or err}",
+            msg,
             hint="check the cache directory's permissions, or choose another",
         ) from err
 

@@ -32,14 +32,16 @@ def check_static(path: Path, arch: Arch, label: str) -> None:
     with open(path, "rb") as f:
         head = f.read(64)
         if len(head) < 52 or head[:4] != b"\x7fELF" or head[4] not in (1, 2) or head[5] not in (1, 2):
-            raise VerificationError(f"{label} is not an ELF executable")
+            msg = f"{label} is not an ELF executable"
+            raise VerificationError(msg)
         order = "<" if head[5] == 1 else ">"
         e_type, e_machine = struct.unpack_from(order + "HH", head, 16)
         if (e_machine, head[4], head[5]) != (arch.elf_machine, arch.elf_class, arch.elf_data):
-            raise VerificationError(
+            msg = (
                 f"{label} is built for ELF machine {e_machine} ({32 * head[4]}-bit),"
                 f" not for this host ({arch.debian_arch})"
             )
+            raise VerificationError(msg)
         if head[4] == 2:
             (phoff,) = struct.unpack_from(order + "Q", head, 32)
             phentsize, phnum = struct.unpack_from(order + "HH", head, 54)
@@ -47,15 +49,18 @@ def check_static(path: Path, arch: Arch, label: str) -> None:
             (phoff,) = struct.unpack_from(order + "I", head, 28)
             phentsize, phnum = struct.unpack_from(order + "HH", head, 42)
         if e_type not in (2, 3) or phnum == 0 or phentsize < 4:
-            raise VerificationError(f"{label} is not an ELF executable")
+            msg = f"{label} is not an ELF executable"
+            raise VerificationError(msg)
         f.seek(phoff)
         table = f.read(phentsize * phnum)
         if len(table) < phentsize * phnum:
-            raise VerificationError(f"{label} is a truncated ELF file")
+            msg = f"{label} is a truncated ELF file"
+            raise VerificationError(msg)
     for i in range(phnum):
         (p_type,) = struct.unpack_from(order + "I", table, i * phentsize)
         if p_type == _PT_INTERP:
+            msg = f"{label} is dynamically linked, not static"
             raise VerificationError(
-                f"{label} is dynamically linked, not static",
+                msg,
                 hint="a static qemu is needed: it runs inside foreign containers that lack the host's libraries",
             )

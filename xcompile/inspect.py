@@ -83,7 +83,8 @@ def _split(name: str) -> tuple[str, str]:
     try:
         reference.check_name(repo, what="image")
     except UsageError as err:
-        raise UsageError(f"inspect: {err.message}", hint=err.hint) from None
+        msg = f"inspect: {err.message}"
+        raise UsageError(msg, hint=err.hint) from None
     return repo, tag
 
 
@@ -91,9 +92,11 @@ def _read(reader: Reader, path: str, ref: str, name: str) -> Remote:
     try:
         remote = reader.read(path, ref)
     except RegistryUnreadable as err:
-        raise XcompileError(f"cannot read {name} from the registry: {err}") from None
+        msg = f"cannot read {name} from the registry: {err}"
+        raise XcompileError(msg) from None
     if remote is None:
-        raise XcompileError(f"{name}: the registry has no such image", hint="check the name and the tag")
+        msg = f"{name}: the registry has no such image"
+        raise XcompileError(msg, hint="check the name and the tag")
     return remote
 
 

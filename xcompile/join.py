@@ -97,7 +97,8 @@ def parts(config: Config) -> dict[str, list[Part]]:
 def join(config: Config, runner: Runner, say: Say) -> list[Joined]:
     """Check every part of every tag, then make (or leave) each tag's list."""
     if config.only:
-        raise UsageError("join makes every configured tag's list; --only is for build")
+        msg = "join makes every configured tag's list; --only is for build"
+        raise UsageError(msg)
     if len(config.targets) < 2:
         # Not an error: the same CI pipeline works while a project has one arch.
         say(f"nothing to join: with one architecture ({config.arches[0]}) each tag is pushed as the image itself")
@@ -168,5 +169,6 @@ def _join_one(tool: ListTool, name: str, its_parts: list[Part], remotes: list[Re
     pushed = tool.create(name, pinned)
     made = tool.inspect(name)
     if made is None or not made.is_list:
-        raise JoinFailed(f"{name}: {tool.name} reported success, but the registry has no list there")
+        msg = f"{name}: {tool.name} reported success, but the registry has no list there"
+        raise JoinFailed(msg)
     return Joined(name, made.digest or pushed, True, platforms)

@@ -157,9 +157,12 @@ def host(machine: str | None = None) -> Arch:
         return _BY_MACHINE[machine]
     except KeyError:
         known = ", ".join(sorted(_BY_MACHINE))
-        raise QemuUnavailable(
+        msg = (
             f"no static qemu for this host: machine type {machine!r} has no Debian architecture "
-            f"xcompile knows ({known})",
+            f"xcompile knows ({known})"
+        )
+        raise QemuUnavailable(
+            msg,
             hint="install qemu-user-static with the host's package manager and put it on PATH",
         ) from None
 
@@ -176,8 +179,9 @@ def get(name: str) -> Arch:
     except KeyError:
         near = difflib.get_close_matches(name, _BY_ALIAS, n=1)
         hint = f"did you mean '{_BY_ALIAS[near[0]].name}'? " if near else ""
+        msg = f"unknown architecture '{name}'"
         raise ConfigError(
-            f"unknown architecture '{name}'",
+            msg,
             hint=f"{hint}known: {', '.join(_BY_NAME)}",
         ) from None
 

@@ -83,7 +83,8 @@ class ImageConfig:
         try:
             found = json.loads(text)
         except json.JSONDecodeError:
-            raise ProofFailed("image inspect printed something that is not JSON") from None
+            msg = "image inspect printed something that is not JSON"
+            raise ProofFailed(msg) from None
         info: dict[str, Any] = found[0] if isinstance(found, list) and found else {}
         platform = "/".join(str(info.get(key) or "") for key in ("Os", "Architecture", "Variant"))
         config = info.get("Config") or {}
@@ -165,8 +166,9 @@ def check_labels(arch: Arch, config: ImageConfig) -> None:
         # The build's --platform set it; os and architecture are still checked.
         variant = arch.variant or ""
     if not arch.matches(os_, architecture, variant):
+        msg = f"image config says {config.platform.rstrip('/')}, not {arch.platform}"
         raise ProofFailed(
-            f"image config says {config.platform.rstrip('/')}, not {arch.platform}",
+            msg,
             hint="the base or the build ran for the wrong platform (an emulated build labelled with"
             " the host's architecture?)",
         )
@@ -175,9 +177,11 @@ def check_labels(arch: Arch, config: ImageConfig) -> None:
 def check_qemu_inside(seen: QemuSeen) -> None:
     for path, sha256 in seen.found:
         if sha256 is None:
-            raise ProofFailed(f"{path} is missing from the image")
+            msg = f"{path} is missing from the image"
+            raise ProofFailed(msg)
         if sha256 != seen.wanted:
-            raise ProofFailed(f"{path} in the image is not the qemu that was copied in")
+            msg = f"{path} in the image is not the qemu that was copied in"
+            raise ProofFailed(msg)
 
 
 def check_machine(arch: Arch, machine: Machine) -> None:
@@ -186,7 +190,8 @@ def check_machine(arch: Arch, machine: Machine) -> None:
         return  # i386 reports the host kernel's view
     if machine.value != wanted:
         said = "`uname -m`" if machine.probe.says == "uname" else "python3"
-        raise ProofFailed(f"{said} in the image, run by its own qemu, printed {machine.value!r}, not {wanted!r}")
+        msg = f"{said} in the image, run by its own qemu, printed {machine.value!r}, not {wanted!r}"
+        raise ProofFailed(msg)
 
 
 # --- a run that failed, in words ----------------------------------------------

@@ -113,8 +113,9 @@ def _local(arch: Arch, runner: Runner, config: Config) -> tuple[Qemu | None, tup
                 raise QemuUnavailable(differs, hint="put the pinned qemu first on PATH, or use --qemu-source download")
             return _not_local(arch, runner, config, (f"{differs}; not used",))
         if source == "path":
+            msg = f"{arch.qemu_binary} is not on PATH"
             raise QemuUnavailable(
-                f"{arch.qemu_binary} is not on PATH",
+                msg,
                 hint="install qemu-user-static, or use --qemu-source apt or download",
             )
     if source == "apt":
@@ -135,8 +136,9 @@ def _not_local(
                 raise
             return None, (*notes, f"apt could not provide {arch.qemu_binary} ({err}); downloading it instead")
     if not can_download:
+        msg = f"{arch.qemu_binary} is not on PATH, this host has no usable apt-get, and no Debian mirror is configured"
         raise QemuUnavailable(
-            f"{arch.qemu_binary} is not on PATH, this host has no usable apt-get, and no Debian mirror is configured",
+            msg,
             hint="give a mirror with --mirror URL (or XCOMPILE_MIRROR, or `mirror =` in the config file),"
             " or put a static qemu on PATH",
         )
@@ -173,7 +175,8 @@ def _check_on_path(found: Path) -> None:
     try:
         elf.check_static(found.resolve(), platforms.host(), f"{found} (on PATH)")
     except OSError as err:
-        raise QemuUnavailable(f"{found} (on PATH) cannot be read: {err.strerror or err}") from err
+        msg = f"{found} (on PATH) cannot be read: {err.strerror or err}"
+        raise QemuUnavailable(msg) from err
     except XcompileError as err:
         raise QemuUnavailable(
             err.message,
@@ -190,15 +193,17 @@ def _apt_usable(runner: Runner) -> bool:
 
 def _apt_install(arch: Arch, runner: Runner, pin: str | None) -> Qemu:
     if runner.which("apt-get") is None:
+        msg = f"{arch.qemu_binary} is not on PATH and this host has no apt-get"
         raise QemuUnavailable(
-            f"{arch.qemu_binary} is not on PATH and this host has no apt-get",
+            msg,
             hint="install a static qemu (e.g. your distribution's qemu-user-static) and put it on PATH",
         )
     sudo: tuple[str, ...] = ()
     if os.geteuid() != 0:
         if runner.which("sudo") is None:
+            msg = f"{arch.qemu_binary} is not on PATH, and installing it with apt needs root"
             raise QemuUnavailable(
-                f"{arch.qemu_binary} is not on PATH, and installing it with apt needs root",
+                msg,
                 hint="run as root, install sudo, or put a static qemu on PATH",
             )
         sudo = ("sudo",)
@@ -212,12 +217,14 @@ def _apt_install(arch: Arch, runner: Runner, pin: str | None) -> Qemu:
     candidates = {pkg: _candidate(runner, pkg) for pkg in APT_PACKAGES}
     first = candidates[APT_PACKAGES[0]]
     if first == "":
+        msg = f"apt has no {APT_PACKAGES[0]} package on this release"
         raise QemuUnavailable(
-            f"apt has no {APT_PACKAGES[0]} package on this release",
+            msg,
             hint="check the apt sources, or put a static qemu on PATH",
         )
     if pin is not None and first is not None and not pins_match(first, pin):
-        raise QemuUnavailable(f"apt would install {APT_PACKAGES[0]} {first}, not the pinned {pin}")
+        msg = f"apt would install {APT_PACKAGES[0]} {first}, not the pinned {pin}"
+        raise QemuUnavailable(msg)
     # Unknown (a dry run asks nothing) counts as there: the plan shows the install.
     wanted = [pkg for pkg, there in candidates.items() if there != ""]
     runner.stream(*sudo, "apt-get", "install", "-y", *wanted, label="qemu", terminal=bool(sudo))
@@ -225,7 +232,8 @@ def _apt_install(arch: Arch, runner: Runner, pin: str | None) -> Qemu:
         return Qemu(arch.qemu_binary, APT_BIN_DIR / arch.qemu_binary, "to be installed with apt", notes=tuple(notes))
     path = runner.which(arch.qemu_binary) or APT_BIN_DIR / arch.qemu_binary
     if not path.is_file():
-        raise QemuUnavailable(f"apt installed {APT_PACKAGES[0]}, but {arch.qemu_binary} is still missing")
+        msg = f"apt installed {APT_PACKAGES[0]}, but {arch.qemu_binary} is still missing"
+        raise QemuUnavailable(msg)
     return Qemu(arch.qemu_binary, path, "installed with apt", first, f"apt {APT_PACKAGES[0]} {first}", tuple(notes))
 
 
@@ -258,8 +266,9 @@ def _download(
         return [_fetch_direct(arch, runner, config, progress) for arch in arches]
     mirror = config.mirror or apt_mirror(runner)
     if mirror is None:
+        msg = f"no Debian mirror to download {arches[0].qemu_binary} from"
         raise QemuUnavailable(
-            f"no Debian mirror to download {arches[0].qemu_binary} from",
+            msg,
             hint="give one with --mirror URL, XCOMPILE_MIRROR, or `mirror =` in the config file",
         )
     from xcompile import debian
@@ -303,9 +312,8 @@ def _fetch_direct(arch: Arch, runner: Runner, config: Config, progress: download
         return Qemu(arch.qemu_binary, final, f"to be downloaded from {shown}", source=shown)
     version, notes = version_of(final, runner)
     if config.qemu_version is not None and not pins_match(version, config.qemu_version):
-        raise QemuUnavailable(
-            f"{shown} is {version or 'a qemu that says no version'}, not the pinned {config.qemu_version}"
-        )
+        msg = f"{shown} is {version or 'a qemu that says no version'}, not the pinned {config.qemu_version}"
+        raise QemuUnavailable(msg)
     return Qemu(arch.qemu_binary, final, fetched, version, shown, notes)
 
 
@@ -320,7 +328,8 @@ def _fetch_url(
     if final.is_file() and files.sha256_of(final) == sha256:
         return f"cached from {shown}"
     if offline:
-        raise QemuUnavailable(f"offline: {shown} is not in the cache ({final})", hint="run once without --offline")
+        msg = f"offline: {shown} is not in the cache ({final})"
+        raise QemuUnavailable(msg, hint="run once without --offline")
     with contextlib.closing(download.make_session()) as session, download.cached(final, mode=0o755) as part:
         download.download_file(
             session,
@@ -344,5 +353,6 @@ def copy_to(found: Qemu, folder: Path, runner: Runner) -> Path:
         with runner.replacing(final, mode=0o755) as part:
             runner.run("cp", found.path, part)
     except OSError as err:
-        raise QemuUnavailable(f"cannot write {final}: {err.strerror or err}") from err
+        msg = f"cannot write {final}: {err.strerror or err}"
+        raise QemuUnavailable(msg) from err
     return final

@@ -26,13 +26,15 @@ _LOOPBACK = re.compile(r"^(localhost|127(\.\d+){3}|\[::1\])(:\d+)?$")
 def check_tag(tag: str, *, suffix: str = "") -> str:
     """``suffix`` is what the image's tag adds to the user's (``-<arch>``)."""
     if not _TAG.fullmatch(tag):
+        msg = f"invalid tag {_show(tag)}"
         raise UsageError(
-            f"invalid tag {_show(tag)}",
+            msg,
             hint="a tag is 1-128 of letters, digits, '_', '.' and '-', not starting with '.' or '-'",
         )
     if suffix and not _TAG.fullmatch(tag + suffix):
+        msg = f"tag {_show(tag)} is too long for several arches: with {suffix!r} it is {len(tag + suffix)} characters"
         raise UsageError(
-            f"tag {_show(tag)} is too long for several arches: with {suffix!r} it is {len(tag + suffix)} characters",
+            msg,
             hint="a tag is at most 128 characters",
         )
     return tag
@@ -41,8 +43,9 @@ def check_tag(tag: str, *, suffix: str = "") -> str:
 def check_name(name: str, *, what: str = "repository") -> str:
     """A repository name without tag or digest, e.g. ``localhost:5000/team/app``."""
     if ":" in name.rsplit("/", 1)[-1] or "@" in name:
+        msg = f"invalid {what} {_show(name)}: give the name without a tag or digest"
         raise UsageError(
-            f"invalid {what} {_show(name)}: give the name without a tag or digest",
+            msg,
             hint="tags are set with --tag",
         )
     first, _, rest = name.partition("/")
@@ -52,13 +55,15 @@ def check_name(name: str, *, what: str = "repository") -> str:
     if rest and looks_like_host and not _DOMAIN_ONLY.fullmatch(first):
         # 'exa_mple.com/app' matches as a path, but docker reads it as a host
         # (it has a dot) and refuses the '_'.
+        msg = f"invalid {what} {_show(name)}: {_show(first)} is not a valid registry host"
         raise UsageError(
-            f"invalid {what} {_show(name)}: {_show(first)} is not a valid registry host",
+            msg,
             hint="a host is letters, digits, '-' and '.', with an optional :port",
         )
     if len(name) > _NAME_MAX or not _NAME.fullmatch(name) or (rest and not looks_like_host and first != first.lower()):
+        msg = f"invalid {what} {_show(name)}"
         raise UsageError(
-            f"invalid {what} {_show(name)}",
+            msg,
             hint="use lowercase path components like 'team/app', optionally after 'host[:port]/'",
         )
     return name

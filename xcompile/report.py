@@ -64,7 +64,8 @@ def write(result: Result, path: Path) -> None:
     try:
         files.write_atomic(path, json.dumps(as_dict(result), indent=2) + "\n")
     except OSError as err:
-        raise EnvironmentProblem(f"cannot write report {path}: {err.strerror or err}") from None
+        msg = f"cannot write report {path}: {err.strerror or err}"
+        raise EnvironmentProblem(msg) from None
 
 
 def _short(digest: str | None) -> str:

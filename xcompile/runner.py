@@ -277,7 +277,8 @@ class Runner(_Programs):
         except OSError as err:
             # The kernel answers a refused registration with an errno; so does
             # a folder that is not binfmt_misc. Both are the host's, not ours.
-            raise EnvironmentProblem(f"cannot {what}: {err.strerror or err}") from None
+            msg = f"cannot {what}: {err.strerror or err}"
+            raise EnvironmentProblem(msg) from None
 
     def stamp(self, paths: list[Path], *, mode: int, mtime: int) -> None:
         """Give each path the same mode and modification time (whatever the umask

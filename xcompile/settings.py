@@ -27,7 +27,8 @@ PULL = ("always", "missing", "never")
 
 def _text(value: Any, key: str) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"{key}: expected a non-empty string, got {value!r}")
+        msg = f"{key}: expected a non-empty string, got {value!r}"
+        raise ConfigError(msg)
     return value.strip()
 
 
@@ -36,8 +37,9 @@ def _words(value: Any, key: str) -> tuple[str, ...]:
         # TOML's `tags = [3.9, 3.10]` are floats, and 3.10 would become "3.1".
         odd = next((item for item in value if not isinstance(item, str)), None)
         if odd is not None:
+            msg = f"{key}: expected strings, got {odd!r} ({type(odd).__name__})"
             raise ConfigError(
-                f"{key}: expected strings, got {odd!r} ({type(odd).__name__})",
+                msg,
                 hint="quote each item: TOML reads 3.10 as the number 3.1",
             )
         items = value
@@ -45,7 +47,8 @@ def _words(value: Any, key: str) -> tuple[str, ...]:
         items = re.split(r"[\s,]+", _text(value, key))
     words = tuple(item.strip() for item in items if item.strip())
     if not words:
-        raise ConfigError(f"{key}: expected at least one value")
+        msg = f"{key}: expected at least one value"
+        raise ConfigError(msg)
     return words
 
 
@@ -57,18 +60,21 @@ def _bool(value: Any, key: str) -> bool:
     if isinstance(value, bool):
         return value
     if not isinstance(value, str):
-        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        msg = f"{key}: expected true or false, got {value!r}"
+        raise ConfigError(msg)
     word = str(value).strip().lower()
     if word in _TRUE | _FALSE:
         return word in _TRUE
-    raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    msg = f"{key}: expected true or false, got {value!r}"
+    raise ConfigError(msg)
 
 
 def _command(value: Any, key: str) -> str | tuple[str, ...]:
     """A shell line (a string), or exec form (a TOML list of strings)."""
     if isinstance(value, list):
         if not value or not all(isinstance(item, str) and item for item in value):
-            raise ConfigError(f"{key}: expected a shell line or a list of non-empty strings, got {value!r}")
+            msg = f"{key}: expected a shell line or a list of non-empty strings, got {value!r}"
+            raise ConfigError(msg)
         return tuple(value)
     return _text(value, key)
 
@@ -77,13 +83,16 @@ def _whole(low: int, high: int) -> Callable[[Any, str], int]:
     def parse(value: Any, key: str) -> int:
         # int(True) is 1 and int(2.5) is 2: a boolean or a fraction is a mistake, not a number.
         if not isinstance(value, (int, str)) or isinstance(value, bool):
-            raise ConfigError(f"{key}: expected a whole number, got {value!r}")
+            msg = f"{key}: expected a whole number, got {value!r}"
+            raise ConfigError(msg)
         try:
             number = int(value)
         except (TypeError, ValueError):
-            raise ConfigError(f"{key}: expected a whole number, got {value!r}") from None
+            msg = f"{key}: expected a whole number, got {value!r}"
+            raise ConfigError(msg) from None
         if not low <= number <= high:
-            raise ConfigError(f"{key}: expected {low} to {high}, got {number}")
+            msg = f"{key}: expected {low} to {high}, got {number}"
+            raise ConfigError(msg)
         return number
 
     return parse
@@ -97,7 +106,8 @@ def _choice(*choices: str) -> Callable[[Any, str], str]:
     def parse(value: Any, key: str) -> str:
         word = _text(value, key).lower()
         if word not in choices:
-            raise ConfigError(f"{key}: expected one of {', '.join(choices)}, got {value!r}")
+            msg = f"{key}: expected one of {', '.join(choices)}, got {value!r}"
+            raise ConfigError(msg)
         return word
 
     return parse
@@ -106,15 +116,17 @@ def _choice(*choices: str) -> Callable[[Any, str], str]:
 def _sha256(value: Any, key: str) -> str:
     digest = _text(value, key).lower()
     if not re.fullmatch(r"[0-9a-f]{64}", digest):
-        raise ConfigError(f"{key}: expected 64 hex digits (a SHA256), got {value!r}")
+        msg = f"{key}: expected 64 hex digits (a SHA256), got {value!r}"
+        raise ConfigError(msg)
     return digest
 
 
 def _qemu_version(value: Any, key: str) -> str:
     version = _text(value, key)
     if not re.fullmatch(r"(\d+:)?\d[A-Za-z0-9.+~-]*", version):
+        msg = f"{key}: {version[:60]!r} is not a qemu version"
         raise ConfigError(
-            f"{key}: {version[:60]!r} is not a qemu version",
+            msg,
             hint="give a Debian version (1:7.2+dfsg-7+deb12u18+b3) or an upstream prefix (7.2, 10.0, 11.1)",
         )
     return version
@@ -124,7 +136,8 @@ def _url(value: Any, key: str) -> str:
     url = _text(value, key)
     if not re.match(r"https?://[^/\s]+", url):
         # Shown without credentials or query: a mistyped URL may still carry a password.
-        raise ConfigError(f"{key}: {redact(url)!r} is not an http(s) URL")
+        msg = f"{key}: {redact(url)!r} is not an http(s) URL"
+        raise ConfigError(msg)
     return url.rstrip("/")
 
 
@@ -138,7 +151,8 @@ def _cells(value: Any, key: str) -> tuple[str, ...]:
     for word in _words(value, key):
         tag, slash, arch = word.partition("/")
         if not slash or not tag or not arch:
-            raise ConfigError(f"{key}: expected TAG/ARCH, got {word!r}")
+            msg = f"{key}: expected TAG/ARCH, got {word!r}"
+            raise ConfigError(msg)
         cells.append(f"{tag}/{platforms.get(arch).name}")
     return tuple(dict.fromkeys(cells))
 

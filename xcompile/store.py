@@ -72,9 +72,8 @@ class Store:
             found = self.base_digest(image)
         if found is None:
             pulled = f", and the pull failed: {why}" if why else ""
-            raise BaseUnavailable(
-                f"base {image.base} is not on this host{pulled}", hint="check its name, or log in to its registry"
-            )
+            msg = f"base {image.base} is not on this host{pulled}"
+            raise BaseUnavailable(msg, hint="check its name, or log in to its registry")
         if why:
             self.say(f"base {image.base}: not pulled ({why}); using the one on this host, {found[:19]}", image.label)
         return found

@@ -53,7 +53,8 @@ def given(app: cli.Application) -> dict[str, Any]:
             if key not in own and key != "config_file":
                 toggle = next((s for _, s in _switches(type(parent)) if s.key == key and isinstance(s, Toggle)), None)
                 shown = ("no-" if toggle is not None and toggle.turns_off else "") + settings.switch_names(key)[0]
-                raise UsageError(f"--{shown} is not a switch of `{app.PROGNAME}`", hint=f"see `{app.PROGNAME} --help`")
+                msg = f"--{shown} is not a switch of `{app.PROGNAME}`"
+                raise UsageError(msg, hint=f"see `{app.PROGNAME} --help`")
             values[key] = value
     config_file = getattr(app, "config_file", None)
     if config_file is not None:

@@ -109,8 +109,9 @@ class Transfer:
         self.report(finished=True)
         digest = self.hasher.hexdigest()
         if sha256 is not None and digest != sha256.lower():
+            msg = f"{self.shown}: SHA256 mismatch: got {digest}, {self.source} says {sha256.lower()}"
             raise VerificationError(
-                f"{self.shown}: SHA256 mismatch: got {digest}, {self.source} says {sha256.lower()}",
+                msg,
                 hint="the download is corrupt or tampered with; nothing was kept",
             )
         return digest
@@ -166,8 +167,9 @@ class Transfer:
         if self.total is None and length is not None:
             self.total = self.done + length
         if self.size is not None and length is not None and self.done + length != self.size:
+            msg = f"{self.shown}: the server announces {self.done + length} bytes, {self.source} says {self.size}"
             raise VerificationError(
-                f"{self.shown}: the server announces {self.done + length} bytes, {self.source} says {self.size}",
+                msg,
                 hint="the mirror is inconsistent or tampered with; try another mirror",
             )
 
@@ -196,8 +198,9 @@ class Transfer:
     def _keep(self, chunk: bytes) -> None:
         if self.cap is not None and self.done + len(chunk) > self.cap:
             said = f", {self.source} says {self.size}" if self.size is not None else ""
+            msg = f"{self.shown}: more than {self.cap} bytes{said}"
             raise VerificationError(
-                f"{self.shown}: more than {self.cap} bytes{said}",
+                msg,
                 hint="the mirror is inconsistent or tampered with; try another mirror",
             )
         self.out.write(chunk)

@@ -46,7 +46,8 @@ class Cell:
 def trial(config: Config, versions: list[str], runner: Runner, say: Say) -> list[Cell]:
     """Build, prove and remove every image with each qemu version; the cells, image by image."""
     if not versions:
-        raise UsageError("trial needs at least one qemu version", hint="e.g. `xcompile trial 7.2 10.0 11.1`")
+        msg = "trial needs at least one qemu version"
+        raise UsageError(msg, hint="e.g. `xcompile trial 7.2 10.0 11.1`")
     for version in versions:
         KEYS["qemu_version"](version, "trial")
     settings = dataclasses.replace(config, push=False, rebuild="always", verify=True)

@@ -106,7 +106,8 @@ def verify(
         return _gpgv(runner, rings, signed, signature)
     if importlib.util.find_spec("pysequoia") is not None:
         return _sequoia(rings, signed, signature)
-    raise ProgramMissing("gpgv", hint=f"it checks the archive's signature: {NO_VERIFIER_HINT}")
+    msg = "gpgv"
+    raise ProgramMissing(msg, hint=f"it checks the archive's signature: {NO_VERIFIER_HINT}")
 
 
 def _binary_keyring(path: Path, folder: Path) -> Path:
@@ -132,7 +133,8 @@ def dearmor(data: bytes) -> bytes:
             try:
                 packets += base64.b64decode(bytes(chunk))
             except binascii.Error as err:
-                raise VerificationError(f"a damaged ASCII-armored key ({err})") from err
+                msg = f"a damaged ASCII-armored key ({err})"
+                raise VerificationError(msg) from err
         elif inside and not body:
             body = not line  # armor headers end at the first empty line
         elif inside and not line.startswith(b"="):  # "=XXXX" is the CRC line
@@ -161,7 +163,8 @@ def _gpgv(runner: Runner, rings: Sequence[Path], signed: bytes, signature: bytes
         try:
             out = runner.run(*argv, timeout=60, ok_codes=(0, 1, 2))
         except CommandFailed as err:
-            raise VerificationError(f"gpgv failed: {err}", detail=err.details()) from None
+            msg = f"gpgv failed: {err}"
+            raise VerificationError(msg, detail=err.details()) from None
         lines = [line.split(" ", 3)[1:] for line in out.splitlines() if line.startswith("[GNUPG:] ")]
         status = {parts[0] for parts in lines if parts}
         if "GOODSIG" not in status or "BADSIG" in status:
@@ -188,19 +191,22 @@ def _sequoia(rings: Sequence[Path], signed: bytes, signature: bytes | None) -> t
         try:
             certs += pysequoia.Cert.split_bytes(dearmor(data) if data.lstrip().startswith(b"-----BEGIN") else data)
         except Exception as err:  # pysequoia raises plain exceptions for unreadable keys
-            raise VerificationError(f"cannot read keyring {ring}: {err}") from err
+            msg = f"cannot read keyring {ring}: {err}"
+            raise VerificationError(msg) from err
     try:
         detached = pysequoia.Sig.from_bytes(signature) if signature is not None else None
         result = pysequoia.verify(bytes=signed, store=lambda _ids: certs, signature=detached)
     except Exception as err:  # a bad or unknown signature: Sequoia says which in the message
+        msg = "no good signature by a trusted key"
         raise VerificationError(
-            "no good signature by a trusted key",
+            msg,
             hint="the mirror is tampered with, or the keyring is not the archive's",
             detail=f"sequoia: {str(err).splitlines()[0] if str(err) else type(err).__name__}",
         ) from err
     sigs = list(result.valid_sigs)
     if not sigs:
-        raise VerificationError("no good signature by a trusted key")
+        msg = "no good signature by a trusted key"
+        raise VerificationError(msg)
     primary = str(sigs[0].certificate).upper()
     user_id = next(
         (str(u) for c in certs if str(getattr(c, "fingerprint", "")).upper() == primary for u in c.user_ids), ""

@@ -50,7 +50,8 @@ def xz_units(source: Source, start: int, size: int) -> Iterator[Unit]:
     end = start + size
     header = source.pread(start, 12)
     if len(header) < 12 or header[:6] != _XZ_MAGIC or zlib.crc32(header[6:8]) != int.from_bytes(header[8:], "little"):
-        raise Damaged("not an xz stream")
+        msg = "not an xz stream"
+        raise Damaged(msg)
     check = _check_size(header[7])
     pos = start + 12
     records: list[tuple[int, int]] = []
@@ -58,7 +59,8 @@ def xz_units(source: Source, start: int, size: int) -> Iterator[Unit]:
     while True:
         first = source.pread(pos, 1)
         if not first:
-            raise Damaged("the xz stream is cut short")
+            msg = "the xz stream is cut short"
+            raise Damaged(msg)
         if first == b"\0":  # the index
             break
         block_header = first + source.pread(pos + 1, first[0] * 4 + 3)
@@ -73,7 +75,8 @@ def xz_units(source: Source, start: int, size: int) -> Iterator[Unit]:
         unpadded = len(block_header) + compressed + check
         total = (len(block_header) + compressed + 3) // 4 * 4 + check
         if pos + total > end:
-            raise Damaged("an xz block runs past the end of the member")
+            msg = "an xz block runs past the end of the member"
+            raise Damaged(msg)
         records.append((unpadded, uncompressed))
         index = _index([(unpadded, uncompressed)])
         yield Unit(header + block_header, pos + len(block_header), total - len(block_header), out, uncompressed,
@@ -83,10 +86,12 @@ def xz_units(source: Source, start: int, size: int) -> Iterator[Unit]:
     index = _index(records)
     tail = index + _footer(index, header[6:8])
     if source.pread(pos + 1, len(tail) - 1) != tail[1:]:  # its first byte, the index indicator, is read
-        raise Damaged("the xz index or footer does not match its blocks")
+        msg = "the xz index or footer does not match its blocks"
+        raise Damaged(msg)
     for at in range(pos + len(tail), end, CHUNK):  # stream padding; a second stream, dpkg-deb would not read
         if source.pread(at, min(CHUNK, end - at)).strip(b"\0"):
-            raise Damaged("data after the end of the xz stream")
+            msg = "data after the end of the xz stream"
+            raise Damaged(msg)
 
 
 def _rest(
@@ -102,7 +107,8 @@ def _rest(
     footer = source.pread(end - 12, 12)
     index_at = end - 12 - (int.from_bytes(footer[4:8], "little") + 1) * 4
     if len(footer) < 12 or footer[10:] != b"YZ" or index_at <= body:
-        raise Damaged("the xz footer is damaged")
+        msg = "the xz footer is damaged"
+        raise Damaged(msg)
     yield Unit(prefix, body, index_at - body, out, whole=False)
     index = source.pread(index_at, end - 12 - index_at)
     known = b"".join(_encode(u) + _encode(n) for u, n in records)
@@ -112,7 +118,8 @@ def _rest(
         or count <= len(records)
         or index[at : at + len(known)] != known
     ):
-        raise Damaged("the xz index does not match its blocks")
+        msg = "the xz index does not match its blocks"
+        raise Damaged(msg)
 
 
 def decode_xz(source: Source, unit: Unit, emit: Callable[[bytes], None]) -> None:
@@ -121,7 +128,8 @@ def decode_xz(source: Source, unit: Unit, emit: Callable[[bytes], None]) -> None
     def feed(data: bytes) -> None:
         if decoder.eof:
             if data.strip(b"\0"):
-                raise Damaged("data after the end of the xz stream")
+                msg = "data after the end of the xz stream"
+                raise Damaged(msg)
             return
         out = decoder.decompress(data, CHUNK)
         while True:
@@ -131,23 +139,27 @@ def decode_xz(source: Source, unit: Unit, emit: Callable[[bytes], None]) -> None
                 break
             out = decoder.decompress(b"", CHUNK)
         if decoder.eof and decoder.unused_data.strip(b"\0"):
-            raise Damaged("data after the end of the xz stream")
+            msg = "data after the end of the xz stream"
+            raise Damaged(msg)
 
     feed(unit.prefix)
     for pos in range(unit.offset, unit.offset + unit.length, CHUNK):
         n = min(CHUNK, unit.offset + unit.length - pos)
         data = source.pread(pos, n)
         if len(data) < n:
-            raise Damaged("the xz stream is cut short")
+            msg = "the xz stream is cut short"
+            raise Damaged(msg)
         feed(data)
     feed(unit.suffix)
     if unit.whole and not decoder.eof:
-        raise Damaged("the xz stream is cut short")
+        msg = "the xz stream is cut short"
+        raise Damaged(msg)
 
 
 def _check_size(flags: int) -> int:
     if flags & 0xF0:
-        raise Damaged("unknown xz stream flags")
+        msg = "unknown xz stream flags"
+        raise Damaged(msg)
     check = flags & 0x0F
     return 0 if check == 0 else 4 << ((check - 1) // 3)
 
@@ -155,7 +167,8 @@ def _check_size(flags: int) -> int:
 def _block_sizes(block_header: bytes) -> tuple[int | None, int | None]:
     """The compressed and uncompressed sizes a block header records, where it records them."""
     if len(block_header) < 8 or zlib.crc32(block_header[:-4]) != int.from_bytes(block_header[-4:], "little"):
-        raise Damaged("an xz block header is damaged")
+        msg = "an xz block header is damaged"
+        raise Damaged(msg)
     flags, pos = block_header[1], 2
     compressed = uncompressed = None
     if flags & 0x40:
@@ -171,7 +184,8 @@ def _varint(data: bytes, pos: int) -> tuple[int, int]:
         value |= (data[i] & 0x7F) << (7 * (i - pos))
         if not data[i] & 0x80:
             return value, i + 1
-    raise Damaged("an xz size field is damaged")
+    msg = "an xz size field is damaged"
+    raise Damaged(msg)
 
 
 def _encode(value: int) -> bytes:

@@ -349,9 +349,8 @@ def choose(setting: str, runner: Runner) -> tuple[Engine, str]:
             # Unknown (a dry run asks nothing): what is on PATH decides.
             return DOCKER, "engine: auto chose docker (on PATH; the daemon is not asked in a dry run)"
     if runner.which("podman") is None:
-        raise ProgramMissing(
-            "docker or podman", hint=f"{why}; install one of them (e.g. `sudo apt-get install podman`)"
-        )
+        msg = "docker or podman"
+        raise ProgramMissing(msg, hint=f"{why}; install one of them (e.g. `sudo apt-get install podman`)")
     return PODMAN, f"engine: auto chose podman ({why})"
 
 

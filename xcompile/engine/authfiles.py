@@ -26,8 +26,9 @@ def check(named_auth_files: NamedFiles) -> None:
     named = podman_takes(named_auth_files)
     if named is not None and not named[1].exists():
         variable, path = named
+        msg = f"podman cannot run containers while {variable} names a file that does not exist ({path})"
         raise EnvironmentProblem(
-            f"podman cannot run containers while {variable} names a file that does not exist ({path})",
+            msg,
             hint=f"create it (`echo {{}} > {path}`), or unset {variable}",
         )
 
@@ -45,9 +46,12 @@ def prepare(runner: Runner, program: str, named_auth_files: NamedFiles, home: Pa
         return None
     folder, held = named[1].parent, credentials_at_home(home)
     if held is not None:
-        raise EnvironmentProblem(
+        msg = (
             f"podman cannot run while DOCKER_CONFIG names a folder without config.json ({folder}), and without"
-            f" DOCKER_CONFIG it would read the credentials in {held}, which DOCKER_CONFIG keeps apart",
+            f" DOCKER_CONFIG it would read the credentials in {held}, which DOCKER_CONFIG keeps apart"
+        )
+        raise EnvironmentProblem(
+            msg,
             hint=f"create it (`echo {{}} > {named[1]}`), or set REGISTRY_AUTH_FILE",
         )
     runner.run_without(program, "DOCKER_CONFIG")

@@ -105,11 +105,13 @@ def get(
             for chunk in response.iter_content(64 << 10):
                 body += chunk
                 if len(body) > limit:
-                    raise RegistryUnreadable(f"{shown}: an answer larger than {limit >> 20} MiB")
+                    msg = f"{shown}: an answer larger than {limit >> 20} MiB"
+                    raise RegistryUnreadable(msg)
             return response.status_code, bytes(body), response.headers
     except requests.RequestException as err:
         why = _why(err)
-        raise RegistryUnreadable(f"{shown}: {why}", why=why) from None
+        msg = f"{shown}: {why}"
+        raise RegistryUnreadable(msg, why=why) from None
 
 
 def json_object(body: bytes, what: str) -> dict[str, Any]:
@@ -117,9 +119,11 @@ def json_object(body: bytes, what: str) -> dict[str, Any]:
     try:
         found = json.loads(body)
     except (ValueError, RecursionError):
-        raise RegistryUnreadable(f"{what} is not JSON") from None
+        msg = f"{what} is not JSON"
+        raise RegistryUnreadable(msg) from None
     if not isinstance(found, dict):
-        raise RegistryUnreadable(f"{what} is not a JSON object")
+        msg = f"{what} is not a JSON object"
+        raise RegistryUnreadable(msg)
     return found
 
 

@@ -110,15 +110,18 @@ def _from_imagetools(ref: str, out: str) -> Remote:
     try:
         data = json.loads(out)
     except ValueError:
-        raise RegistryUnreadable(f"buildx imagetools printed something that is not JSON for {ref}") from None
+        msg = f"buildx imagetools printed something that is not JSON for {ref}"
+        raise RegistryUnreadable(msg) from None
     manifest = data.get("manifest") if isinstance(data, dict) else None
     if not isinstance(manifest, dict):
-        raise RegistryUnreadable(f"buildx imagetools printed no manifest for {ref}")
+        msg = f"buildx imagetools printed no manifest for {ref}"
+        raise RegistryUnreadable(msg)
     digest = str(manifest.get("digest", ""))
     if manifest.get("mediaType") in registry.LIST_TYPES:
         entries = manifest.get("manifests")
         if not isinstance(entries, list):
-            raise RegistryUnreadable(f"the list {ref} has no manifests")
+            msg = f"the list {ref} has no manifests"
+            raise RegistryUnreadable(msg)
         members = tuple(
             Member(str(entry.get("digest", "")), registry.platform_of(entry.get("platform")) or Platform("", ""))
             for entry in entries

@@ -56,7 +56,8 @@ class Reader:
             blob = registry_http.json_object(body, f"the config of {path}:{reference}")
             labels = labels_of(blob)
             if labels is None:
-                raise RegistryUnreadable(f"the config of {path}:{reference} holds labels that are not text by name")
+                msg = f"the config of {path}:{reference} holds labels that are not text by name"
+                raise RegistryUnreadable(msg)
             return Remote(ref, digest, labels=labels, platform=platform_of(blob))
 
     def _get(self, made: requests.Session, path: str, name: str, headers: dict[str, str]) -> tuple[int, bytes, Any]:
@@ -76,17 +77,20 @@ class Reader:
 
     def _ok(self, status: int, what: str) -> None:
         if not 200 <= status < 300:
-            raise RegistryUnreadable(f"registry {self.where.name} answered HTTP {status} for {what}")
+            msg = f"registry {self.where.name} answered HTTP {status} for {what}"
+            raise RegistryUnreadable(msg)
 
 
 def _members(entries: object) -> tuple[Member, ...]:
     if not isinstance(entries, list):
-        raise RegistryUnreadable("a manifest list whose manifests are not a list")
+        msg = "a manifest list whose manifests are not a list"
+        raise RegistryUnreadable(msg)
     members = []
     for entry in entries:
         digest = entry.get("digest") if isinstance(entry, dict) else None
         if not isinstance(digest, str):
-            raise RegistryUnreadable("a manifest list entry without a digest")
+            msg = "a manifest list entry without a digest"
+            raise RegistryUnreadable(msg)
         platform = platform_of(entry.get("platform")) if isinstance(entry, dict) else None
         members.append(Member(digest, platform or Platform("", "")))
     return tuple(members)
