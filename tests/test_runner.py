@@ -90,7 +90,7 @@ def test_on_timeout_runs_before_the_program_is_stopped(tmp_path: Path) -> None:
     script = f"trap 'echo stopped >> {log}; exit 0' TERM; echo started > {log}; while :; do sleep 0.05; done"
     seen: list[str] = []
     with pytest.raises(CommandFailed) as err:
-        Runner(Recorder()).run("sh", "-c", script, timeout=0.5, on_timeout=lambda: seen.append(log.read_text()))
+        Runner(Recorder()).ask("sh", "-c", script, timeout=0.5, on_timeout=lambda: seen.append(log.read_text()))
     assert err.value.retcode is None and err.value.reason == "timed out after 0.5 s"
     assert seen == ["started\n"]  # called once, while the program still ran
     assert log.read_text() == "started\nstopped\n"  # then stopped
@@ -138,7 +138,7 @@ def test_stream_failure_keeps_output() -> None:
 def test_secret_on_stdin_is_never_echoed(stream: bool) -> None:
     seen = Recorder()
     runner = Runner(seen)
-    out = runner.stream("cat", stdin="s3cret-token") if stream else runner.run("cat", stdin="s3cret-token")
+    out = runner.stream("cat", stdin="s3cret-token") if stream else runner.ask("cat", stdin="s3cret-token")
     assert out == "s3cret-token"
     echoed = [line for line, _ in seen.lines if line.startswith("+ ")]
     assert echoed == ["+ cat"]

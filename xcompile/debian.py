@@ -43,6 +43,7 @@ from .elf import check_static
 from .errors import PackageMissing, UsageError, VerificationError
 from .platforms import Arch
 from .runner import Runner
+from .transfer import Expected
 
 __all__ = ["Archive", "FetchResult", "Offer", "fetch_all", "fetch_qemu", "offers", "pick"]
 
@@ -195,17 +196,9 @@ class _Mirror(Suites):
         if not signer:
             check_unverified_size(deb.size, MAX_BINARY, f"{self.archive.shown}/{deb.filename}", "Packages")
         with cached(self.cache.deb(deb.sha256)) as part:
-            download_file(
-                self.http,
-                f"{self.archive.mirror}/{deb.filename}",
-                part,
-                timeout=self.timeout,
-                size=deb.size,
-                sha256=deb.sha256,
-                what=deb.filename.rsplit("/", 1)[-1],
-                source="Packages",
-                progress=self.progress,
-            )
+            expected = Expected(deb.filename.rsplit("/", 1)[-1], deb.size, deb.sha256, source="Packages")
+            url = f"{self.archive.mirror}/{deb.filename}"
+            download_file(self.http, url, part, expected, timeout=self.timeout, progress=self.progress)
         self.downloaded = True
         return self.cache.deb(deb.sha256)
 

@@ -25,11 +25,19 @@ from . import archive as debarchive
 from . import debindex
 from .archive import Archive, Release
 from .debcache import Cache, Record
-from .download import MAX_RETRY_AFTER, ProgressCallback, cache_writes, download_file, fetch_bytes, make_session
+from .download import (
+    MAX_RETRY_AFTER,
+    ProgressCallback,
+    cache_writes,
+    download_file,
+    fetch_bytes,
+    make_session,
+)
 from .elf import BY_DEBIAN, host_debian_arch
 from .errors import DownloadError, QemuUnavailable, UsageError, VerificationError
 from .platforms import Arch
 from .runner import Runner
+from .transfer import Expected
 
 FIRST_PACKAGE = "qemu-user-static"
 FALLBACK_PACKAGE = "qemu-user"
@@ -272,16 +280,9 @@ class Index:
         with cache_writes(folder):
             folder.mkdir(parents=True, exist_ok=True)
             path = Path(self._stack.enter_context(tempfile.TemporaryDirectory(dir=folder))) / "Packages.xz"
+        expected = Expected("Packages.xz", self.size, self.record.packages_sha256, source="Release")
         download_file(
-            self.mirror.http,
-            self.raw_url,
-            path,
-            timeout=self.mirror.timeout,
-            size=self.size,
-            sha256=self.record.packages_sha256,
-            what="Packages.xz",
-            source="Release",
-            progress=self.mirror.progress,
+            self.mirror.http, self.raw_url, path, expected, timeout=self.mirror.timeout, progress=self.mirror.progress
         )
         self._path = path
         return path

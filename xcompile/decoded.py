@@ -153,12 +153,8 @@ class Decoded:
                     self.pos = run.unit.start + run.unit.size
                 elif run.pieces:
                     self.pos += self._skip(run, target - self.pos)
-                elif run.error is not None:
-                    raise run.error
-                elif run.done:
-                    self._drop()
                 else:
-                    self._wait()
+                    self._settle(run)
         return self.pos
 
     def read(self, n: int = -1) -> bytes:
@@ -172,13 +168,18 @@ class Decoded:
                     self.pos += len(data)
                     n -= len(data) if n > 0 else 0
                     parts.append(data)
-                elif run.error is not None:
-                    raise run.error
-                elif run.done:
-                    self._drop()
                 else:
-                    self._wait()
+                    self._settle(run)
         return b"".join(parts)
+
+    def _settle(self, run: Run) -> None:
+        """The head has no data in hand: raise its error, drop it when it is done, or wait for more."""
+        if run.error is not None:
+            raise run.error
+        if run.done:
+            self._drop()
+        else:
+            self._wait()
 
     def _head(self, pos: int) -> bool:
         """Wait for a unit to read from; False at the end of the stream. ``pos``: where the reader is going."""

@@ -34,6 +34,7 @@ Errors (all in the :mod:`xcompile.errors` hierarchy):
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import io
 import os
@@ -49,7 +50,7 @@ from urllib3.util.retry import Retry
 
 from . import files
 from .errors import CacheError
-from .transfer import MAX_RETRY_AFTER, ProgressCallback, ProgressEvent, Transfer
+from .transfer import MAX_RETRY_AFTER, Expected, ProgressCallback, ProgressEvent, Transfer
 from .urls import redact
 
 __all__ = [
@@ -167,32 +168,17 @@ def download_file(
     session: requests.Session,
     url: str,
     part: Path,
+    expected: Expected,
     *,
     timeout: float,
-    size: int | None = None,
-    sha256: str | None = None,
-    what: str = "",
-    source: str = "the index",
     progress: ProgressCallback | None = None,
 ) -> str:
     """Stream ``url`` into ``part`` (truncating it), check it, fsync it; return its SHA256 hex.
-
-    ``size``/``sha256`` are what the signed chain says; ``source`` names where
-    they came from, for the error message. Without a size, at most MAX_BINARY bytes.
-    """
+    Without a size the signed chain gives, at most MAX_BINARY bytes."""
+    if expected.size is None and expected.limit is None:
+        expected = dataclasses.replace(expected, limit=MAX_BINARY)
     with cache_writes(part), open(part, "wb") as out:
-        transfer = Transfer(
-            session,
-            url,
-            out,
-            timeout=timeout,
-            size=size,
-            limit=None if size else MAX_BINARY,
-            what=what or redact(url).rsplit("/", 1)[-1],
-            source=source,
-            progress=progress,
-        )
-        digest = transfer.run(sha256)
+        digest = Transfer(session, url, out, expected, timeout=timeout, progress=progress).run()
         # The cache is keyed by content hash and never re-hashed on a hit, so
         # a file must be on disk before its name claims it is complete.
         out.flush()
@@ -203,5 +189,5 @@ def download_file(
 def fetch_bytes(session: requests.Session, url: str, *, timeout: float, limit: int = 64 << 20) -> bytes:
     """A small file (Release, InRelease, a signature) in memory, at most ``limit`` bytes."""
     buf = io.BytesIO()
-    Transfer(session, url, buf, timeout=timeout, limit=limit, what=redact(url).rsplit("/", 1)[-1]).run()
+    Transfer(session, url, buf, Expected(redact(url).rsplit("/", 1)[-1], limit=limit), timeout=timeout).run()
     return buf.getvalue()

@@ -321,7 +321,7 @@ def _fetch_url(
     arch: Arch, url: str, sha256: str, final: Path, offline: bool, progress: download.ProgressCallback | None
 ) -> str:
     """``url`` into the cache at ``final`` (unless it is there); how it was had, in words."""
-    from xcompile import download
+    from xcompile import download, transfer
 
     shown = redact(url)
     host = platforms.host()
@@ -331,16 +331,8 @@ def _fetch_url(
         msg = f"offline: {shown} is not in the cache ({final})"
         raise QemuUnavailable(msg, hint="run once without --offline")
     with contextlib.closing(download.make_session()) as session, download.cached(final, mode=0o755) as part:
-        download.download_file(
-            session,
-            url,
-            part,
-            timeout=30.0,
-            sha256=sha256,
-            what=arch.qemu_binary,
-            source="--qemu-sha256",
-            progress=progress,
-        )
+        expected = transfer.Expected(arch.qemu_binary, sha256=sha256, source="--qemu-sha256")
+        download.download_file(session, url, part, expected, timeout=30.0, progress=progress)
         elf.check_static(part, host, shown)
     return f"downloaded from {shown} (SHA256 checked)"
 

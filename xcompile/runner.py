@@ -92,19 +92,11 @@ class _Programs:
         self,
         *argv: str | Path,
         label: str | None = None,
-        stdin: str | None = None,
         timeout: float | None = None,
-        on_timeout: Callable[[], None] | None = None,
         ok_codes: tuple[int, ...] = (0,),
     ) -> str:
-        """Echo argv, run it (unless dry-run: then "") and return its stdout.
-
-        ``stdin`` is fed to the program and never echoed: secrets go here.
-        ``on_timeout`` runs when ``timeout`` has passed, or a stop cuts the program,
-        before it is stopped: what makes it end at once (a container to remove, which the
-        `docker run` client would otherwise wait on past SIGTERM).
-        """
-        found = self._run(argv, label, stdin, timeout, on_timeout, ok_codes)
+        """Echo argv, run it (unless dry-run: then "") and return its stdout."""
+        found = self._run(argv, label, None, timeout, None, ok_codes)
         return "" if found is None else found
 
     def ask(
@@ -116,8 +108,13 @@ class _Programs:
         on_timeout: Callable[[], None] | None = None,
         ok_codes: tuple[int, ...] = (0,),
     ) -> str | None:
-        """Echo argv and return its stdout; a dry run asks nothing and returns None
-        (unknown). ``on_timeout`` as for ``run``."""
+        """Echo argv and return its stdout; a dry run asks nothing and returns None (unknown).
+
+        ``stdin`` is fed to the program and never echoed: secrets go here.
+        ``on_timeout`` runs when ``timeout`` has passed, or a stop cuts the program,
+        before it is stopped: what makes it end at once (a container to remove, which the
+        `docker run` client would otherwise wait on past SIGTERM).
+        """
         return self._run(argv, label, stdin, timeout, on_timeout, ok_codes)
 
     def stream(
@@ -135,7 +132,7 @@ class _Programs:
 
         ``terminal`` lets the program talk to the user's terminal (sudo's
         password prompt) instead of running in a session of its own.
-        ``timeout`` and ``on_timeout`` as for ``run``.
+        ``timeout`` and ``on_timeout`` as for ``ask``.
         """
         args = self._start_echo(argv, label)
         if self.dry_run:

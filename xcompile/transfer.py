@@ -59,6 +59,19 @@ class ProgressEvent:
 ProgressCallback = Callable[[ProgressEvent], None]
 
 
+@dataclass(frozen=True)
+class Expected:
+    """What a download should be, and who says so: ``size`` and ``sha256`` as the signed
+    chain gives them (``source``: where), else at most ``limit`` bytes; ``what``: its name
+    in progress and messages."""
+
+    what: str
+    size: int | None = None
+    sha256: str | None = None
+    limit: int | None = None
+    source: str = "the index"
+
+
 class Transfer:
     """One download: GET, then resume or restart on a cut-off body, within one deadline.
 
@@ -71,18 +84,16 @@ class Transfer:
         session: requests.Session,
         url: str,
         out: BinaryIO,
+        expected: Expected,
         *,
         timeout: float,
-        size: int | None = None,
-        limit: int | None = None,
-        what: str,
-        source: str = "the index",
         progress: ProgressCallback | None = None,
     ) -> None:
-        self.session, self.url, self.out, self.timeout = session, url, out, timeout
-        self.size, self.what, self.source, self.progress = size, what, source, progress
+        self.session, self.url, self.out, self.timeout, self.progress = session, url, out, timeout, progress
+        size = expected.size
+        self.size, self.what, self.source, self.sha256 = size, expected.what, expected.source, expected.sha256
         self.shown = redact(url)
-        self.cap = size if size is not None else limit
+        self.cap = size if size is not None else expected.limit
         self.budget = 2 * timeout + (size or 0) / SLOWEST_RATE
         self.deadline = time.monotonic() + self.budget
         self.hasher = hashlib.sha256()
@@ -90,8 +101,9 @@ class Transfer:
         self.total: int | None = size
         self.last_report = 0
 
-    def run(self, sha256: str | None = None) -> str:
-        """Download it all; returns its SHA256 hex, checked against ``sha256`` where given."""
+    def run(self) -> str:
+        """Download it all; returns its SHA256 hex, checked against the one expected where given."""
+        sha256 = self.sha256
         self.report()
         resumes = 0
         while True:

@@ -34,6 +34,10 @@ Status = Literal["pass", "warn", "fail"]
 
 @dataclass(frozen=True)
 class Finding:
+    """One line of what a check found (the build's registry check, `xcompile doctor`): what was
+    checked ("registry HOST", "registry login"), pass, warn or fail, what was found in words, and
+    what to do about it where it is not a pass."""
+
     name: str
     status: Status
     detail: str
