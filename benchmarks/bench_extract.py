@@ -37,10 +37,7 @@ link, where overlapping the extraction with the download pays off).
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import http.server
-import json
 import os
 import shutil
 import statistics
@@ -48,32 +45,21 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, BinaryIO, cast
+from typing import IO, BinaryIO, cast
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
+from serving import PIECE, measure, serve  # noqa: E402
+
 from xcompile import platforms  # noqa: E402
 
 TRIXIE = Path("/var/cache/xcompile-test/debian/trixie")
 DEBS = {"xz": "qemu-user_amd64.deb", "zstd": "qemu-user_amd64.zst.deb"}
 EMULATORS = [f"usr/bin/{a.qemu_binary.removesuffix('-static')}" for a in platforms.one_per_emulator(platforms.ARCHES)]
-PIECE = 256 * 1024
 FLOOR = "curl + dpkg-deb -x"
 VARIANTS = {"then": "download, then extract", "overlap": "overlapped"}
 IMPORTS = "python + imports only"
-MEASURER = """
-import json, os, subprocess, sys, time
-argv = json.loads(sys.argv[1])
-start = time.perf_counter()
-proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
-_, status, usage = os.wait4(proc.pid, 0)
-cpu = usage.ru_utime + usage.ru_stime
-print(json.dumps([time.perf_counter() - start, os.waitstatus_to_exitcode(status), usage.ru_maxrss, cpu]))
-"""
 
 
 # --- the child: one cold fetch of every emulator -------------------------------------------------
@@ -227,47 +213,6 @@ def fetch(variant: str, url: str, sha256: str, size: int, dest: Path) -> None:
 
 
 # --- the parent: serve, run, check, report -------------------------------------------------------
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    rate = 0.0  # bytes per second; 0: as fast as loopback goes
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-    def copyfile(self, source: Any, outputfile: Any) -> None:
-        if not self.rate:
-            super().copyfile(source, outputfile)
-            return
-        start, sent = time.monotonic(), 0
-        while block := source.read(PIECE):
-            outputfile.write(block)
-            sent += len(block)
-            time.sleep(max(0.0, start + sent / self.rate - time.monotonic()))
-
-
-@contextmanager
-def serve(root: Path, rate: float = 0.0) -> Iterator[str]:
-    """``root`` over HTTP on 127.0.0.1 at a port the kernel picks; ``rate``: a mirror's bytes per second."""
-    handler = functools.partial(type("Handler", (_QuietHandler,), {"rate": rate}), directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def measure(argv: list[str]) -> tuple[float, int, int, float]:
-    """Wall seconds, exit code, peak RSS (KiB) and CPU seconds of one child process and what it waited for."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    out = subprocess.run(
-        [sys.executable, "-S", "-c", MEASURER, json.dumps(argv)], env=env, check=True, capture_output=True, text=True
-    ).stdout
-    elapsed, code, maxrss, cpu = json.loads(out)
-    return float(elapsed), int(code), int(maxrss), float(cpu)
 
 
 def sha256_of(path: Path) -> str:
