@@ -158,7 +158,7 @@ def main() -> None:
     for codename, deb in holder.items():
         print(f"  {codename}: the binary's .deb is {deb.name}, {deb.stat().st_size / 1e6:.1f} MB")
     print(f"{'':48} {'time':>8} {'peak RSS':>10} {'/ dpkg -x':>10} {'/ tar one':>10}")
-    # The limit: all 8 emulators cold at most 1.0x curl + dpkg-deb -x of that .deb, peak RSS at most 64 MiB.
+    # The limit: all 8 emulators cold at most 1.0x curl + dpkg-deb -x of that .deb, peak RSS at most 64 MiB.
     for name, runs in results.items():
         codename = name.split(":")[0] if ":" in name else "bookworm"
         base = statistics.median(t for t, _ in results[f"{codename}: {BASELINE}"])

@@ -1,6 +1,6 @@
 """Every emulator of the arch table out of qemu-user in one pass, against curl + dpkg-deb -x of the same .deb.
 
-The issue: a cold download of several emulators from ``qemu-user`` (trixie
+The limit: a cold download of several emulators from ``qemu-user`` (trixie
 and later) must read its 465 MB data member once, and all eight emulators at
 once must take no longer than ``curl`` + ``dpkg-deb -x`` of that .deb, with a
 peak RSS of at most 64 MiB. This times, in interleaved rounds, for the real

@@ -54,7 +54,7 @@ for tag in "$@"; do
 done
 """
 
-# (name, what it is measured against, the limit the issue sets)
+# (name, what it is measured against, its limit)
 TARGETS = [
     ("xcompile --rebuild always", "proof floor", 1.0),
     ("xcompile --rebuild always", "original", 0.5),
@@ -138,7 +138,7 @@ def main() -> None:
         for name, median in medians.items():
             spread = f"{min(times[name]):.2f}-{max(times[name]):.2f}"
             print(f"  {name:40} {median:6.2f} s  (range {spread} s)  {median / medians['original']:5.2f}x original")
-        print("\nthe issue's limits:")
+        print("\nthe limits:")
         for name, against, limit in TARGETS:
             ratio = medians[name] / medians[against]
             verdict = "holds" if ratio <= limit else "MISSED"

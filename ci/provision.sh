@@ -6,7 +6,7 @@
 # images are made from.
 #
 # The host's binfmt registrations are left as they are: the tests set up the
-# state each one asserts and restore it (tests/binfmt.py, issue 12). Only
+# state each one asserts and restore it (tests/hostbinfmt.py). Only
 # --binfmt (for `make demo`, which runs an image under emulation) registers
 # qemu-arm/qemu-aarch64, and only where the host has no entry; it says so.
 #
@@ -166,7 +166,7 @@ if ! ls "$CACHE"/qemu-user-static_*_"$(dpkg --print-architecture)".deb >/dev/nul
 fi
 
 # Real packages in their real layouts, with their real Packages paragraphs and the
-# Debian-signed InRelease of their suite, for the download tests' archive (issue 7):
+# Debian-signed InRelease of their suite, for the download tests' archive:
 # bookworm holds qemu-arm-static in qemu-user-static; trixie links it to qemu-user's.
 command -v xz >/dev/null || { apt_update; DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq xz-utils >/dev/null; }
 $SUDO bash "$(dirname "$0")/fetch-deb.sh" "$CACHE/debian" bookworm qemu-user-static

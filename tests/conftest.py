@@ -242,7 +242,7 @@ def remove_built_images(request: pytest.FixtureRequest) -> Iterator[None]:
 @pytest.fixture(scope="session", autouse=True)
 def clean_host() -> Iterator[None]:
     """The suite leaves the shared docker as it found it: no containers, no
-    dangling images, no images under its test repositories (issue 11). Only
+    dangling images, no images under its test repositories. Only
     what this session made is judged (its label), since other suites may run
     on the same daemon at the same time."""
     yield

@@ -1,4 +1,4 @@
-"""`doctor --fix` never leaves the host worse (issue 11): the new line is
+"""`doctor --fix` never leaves the host worse: the new line is
 proved by the kernel (under a probe name) before the old entry goes, the old
 line comes back on any failure, the host's flags are kept, and an OSError is
 an environment problem (exit 3).

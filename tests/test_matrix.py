@@ -145,7 +145,7 @@ def test_three_runners_of_two_cells_then_join(
     user_env: dict[str, str],
     tmp_path: Path,
 ) -> None:
-    """Done-when of issue 9: 2 tags x 3 arches through matrix, three parallel
+    """2 tags x 3 arches through matrix, three parallel
     processes of two cells each, and join: 2 lists x 3 platforms, each runnable."""
     name = f"{prefix}/py"
     folder = project(tmp_path / "project", f"{registry.host}/{name}", bases)

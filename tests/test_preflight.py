@@ -1,4 +1,4 @@
-"""The preflight before any build of a run that pushes (issue 11): each registry
+"""The registry check before any build of a run that pushes: each registry
 answers `GET /v2/`, and one that wants a login has credentials in the engine's
 auth config. Real registries on 127.0.0.1 (Debian's docker-registry), one the
 test stopped and one with bcrypt htpasswd auth; a real `docker login`."""

@@ -24,7 +24,7 @@ from xcompile import engine, platforms, proof
 from xcompile.errors import CommandFailed, ProofFailed
 
 ARM = platforms.get("arm32v7")
-# Each integration test sets up the binfmt state it asserts in (issue 12).
+# Each integration test sets up the binfmt state it asserts in.
 BUILDS_HERE = pytest.mark.parametrize("host_binfmt", ["debian", "seed"], indirect=True)
 DEBIAN = pytest.mark.parametrize("host_binfmt", ["debian"], indirect=True)
 

@@ -1,4 +1,4 @@
-"""Bad input, second round (issue 11), through the command as a user runs it:
+"""Bad input, through the command as a user runs it:
 each is refused with one line and exit 2, no traceback, before any work, and
 the file it came from is left byte for byte as it was."""
 

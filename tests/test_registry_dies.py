@@ -1,4 +1,4 @@
-"""A registry that dies mid-run (issue 11): the pushes that fail because it went
+"""A registry that dies mid-run: the pushes that fail because it went
 away mark their images failed with one line, --keep-going still tries the
 rest, the summary and the report say what happened, and with the registry
 back the same command finishes the job.
@@ -86,7 +86,7 @@ def test_registry_killed_between_two_pushes(
         again = subprocess.run(argv, cwd=tmp_path, env=user_env, capture_output=True, text=True, timeout=300)
         assert again.returncode == 0, again.stderr
         assert sorted(registry.tags(name)) == ["a", "b", "c"]
-        # a is in the registry already, as this run would build it: unchanged (issue 8).
+        # a is in the registry already, as this run would build it: unchanged.
         statuses = [i["status"] for i in json.loads(report.read_text())["images"]]
         assert statuses == ["unchanged", "pushed", "pushed"]
     finally:

@@ -1,4 +1,4 @@
-"""SIGTERM and SIGHUP stop a run like Ctrl-C (issue 11): every child's process
+"""SIGTERM and SIGHUP stop a run like Ctrl-C: every child's process
 group stopped, the temporary folder removed, the summary printed with the
 unfinished images `interrupted`, and exit 128 + the signal number.
 

@@ -5,7 +5,7 @@ A .deb is an ar archive whose ``data.tar.*`` member holds the files.
 qemu-user-static), and for ``.zst`` it reads the whole member into memory and
 pipes it through an ``unzstd`` program, which a 71 MB qemu-user makes into some
 450 MB. So the data member is streamed through ``tarfile`` once, however many
-files are wanted (the issue: eight emulators out of qemu-user's 465 MB data
+files are wanted (eight emulators out of qemu-user's 465 MB data
 member cost eight passes, up to 9 s each). zstd (Ubuntu's default since
 21.10) is decompressed as a stream: by the standard library's
 ``compression.zstd`` from Python 3.14, else by the ``zstandard`` binding,
@@ -50,7 +50,7 @@ from .errors import VerificationError
 from .xzblocks import Unit, decode_xz, xz_units
 
 # Two decoders: each holds its dictionary (8 MiB for dpkg's default preset),
-# and two keep a whole run under the issue's 64 MiB; the machines this runs
+# and two keep a whole run under 64 MiB of memory; the machines this runs
 # on have two cores and more would only share them.
 WORKERS = 2
 

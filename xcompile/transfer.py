@@ -33,11 +33,11 @@ PROGRESS_STEP = 1 << 20
 # Retry's own counter does not see these, they happen after the headers.
 MAX_BODY_RESUMES = 3
 # The longest Retry-After we wait out (and never longer than the timeout): a
-# mirror that asks for more gets its answer reported instead (issue 7).
+# mirror that asks for more gets its answer reported instead.
 MAX_RETRY_AFTER = 60.0
 # The whole of one download (retries, waits and resumes included) gets twice
 # the timeout plus its size at this rate: a mirror trickling a byte just
-# inside each read timeout cannot hold a run forever (issue 7).
+# inside each read timeout cannot hold a run forever.
 SLOWEST_RATE = 100_000  # bytes per second
 
 

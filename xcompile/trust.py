@@ -1,7 +1,7 @@
 """Whose signature on an archive's Release counts, and checking it.
 
 The trust root travels with xcompile, because the download exists for hosts
-without apt, which rarely have Debian's keyring (issue 7). ``keys/debian-archive.gpg``
+without apt, which rarely have Debian's keyring. ``keys/debian-archive.gpg``
 is the concatenation of four files of Debian's ``debian-archive-keyring``
 2023.3+deb12u2 (``/usr/share/keyrings/debian-archive-*.gpg`` on a Debian 12 host),
 the keys that signed the InRelease files of bookworm, trixie, forky and sid in
