@@ -25,7 +25,7 @@ from debian.deb822 import Release as Deb822Release
 
 from . import trust
 from .config import DEFAULT_SUITE
-from .errors import DownloadError, PackageMissing, ProgramMissing, UsageError, VerificationError
+from .errors import DownloadError, PackageMissing, ProgramMissing, ReleaseExpired, UsageError, VerificationError
 from .runner import Runner
 from .urls import redact
 
@@ -171,10 +171,6 @@ def read_release(
     return Release(fields, codename, date, signer, notes)
 
 
-class Expired(VerificationError):
-    """A Release past its Valid-Until: the mirror is stale, or replays an old one."""
-
-
 def missing_suite(archive: Archive) -> DownloadError:
     """The archive has no such suite: neither InRelease nor Release."""
     return DownloadError(
@@ -261,7 +257,7 @@ def _check_fresh(fields: Deb822Release, archive: Archive, where: str, last: date
     until = _release_time(fields, "Valid-Until", where)
     if until is not None and until < now:
         msg = f"{where} expired on {until:%Y-%m-%d %H:%M} UTC (Valid-Until)"
-        raise Expired(
+        raise ReleaseExpired(
             msg,
             hint="the mirror is stale or replaying an old Release; use an up-to-date mirror",
         )

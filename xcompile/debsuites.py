@@ -34,7 +34,7 @@ from .download import (
     make_session,
 )
 from .elf import BY_DEBIAN, host_debian_arch
-from .errors import DownloadError, QemuUnavailable, UsageError, VerificationError
+from .errors import DownloadError, QemuUnavailable, ReleaseExpired, UsageError, VerificationError
 from .platforms import Arch
 from .runner import Runner
 from .transfer import Expected
@@ -211,7 +211,7 @@ class Suites:
         gives a replaying mirror nothing: it could as well answer 404."""
         try:
             return self.index(suite)
-        except debarchive.Expired as err:
+        except ReleaseExpired as err:
             if suite == self.archive.suite:
                 raise
             self.passed_over.append(suite)

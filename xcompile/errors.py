@@ -84,6 +84,10 @@ class VerificationError(XcompileError):
         return self.detail
 
 
+class ReleaseExpired(VerificationError):
+    """A Release past its Valid-Until: the mirror is stale, or replays an old one (exit 1)."""
+
+
 class ProofFailed(XcompileError):
     """A built image is not what it claims to be, or does not run (exit 1): it is not pushed.
 
