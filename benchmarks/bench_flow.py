@@ -19,6 +19,8 @@ armhf Python base (make-python-base.sh: Debian's python3 in four layers, 165 MB;
 minutes the first time, then cached); BENCH_BASE=NAME uses your own armhf base
 (tags 3.6, 3.6-slim, 3.7, 3.7-slim; BENCH_PYTHON=1 when it has python3); the
 default is the tiny busybox one, where the fixed costs weigh most.
+BENCH_AGAINST=REV also times xcompile as it was at git revision REV (a worktree
+of it), in the same rounds, so that a change is judged against its own past.
 """
 
 from __future__ import annotations
@@ -69,8 +71,51 @@ def timed(argv: list[str], **kwargs: object) -> tuple[float, str]:
     return time.perf_counter() - start, str(done.stdout)
 
 
+def rounds(
+    variants: dict[str, tuple[str, Callable[[str], tuple[float, str]]]], rerun_repo: str, port: int
+) -> dict[str, list[float]]:
+    """Every variant once a round, in turn; round 0 warms the registry and caches and is not counted."""
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for round_ in range(ROUNDS + 1):
+        for name, (slot, run) in variants.items():
+            repo = rerun_repo if slot == "xc" else f"127.0.0.1:{port}/bench-{slot}/rpi-python"
+            seconds, out = run(repo)
+            if name == "xcompile rerun, nothing changed":
+                rows = out.splitlines()[1:]
+                assert rows and all(row.split()[2] == "unchanged" for row in rows), out  # nothing pushed
+            if round_:
+                times[name].append(seconds)
+            # Untimed: drop what the run built, so that no `<none>` image is left behind.
+            subprocess.run(["docker", "rmi", *[f"{repo}:{t}" for t in TAGS]], capture_output=True)
+    return times
+
+
+def report(times: dict[str, list[float]], proof: str, base: str) -> None:
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    print(f"\n{len(TAGS)} tags, warm, median of {ROUNDS} interleaved rounds, base {base}, proof floor: {proof}")
+    for name, median in medians.items():
+        spread = f"{min(times[name]):.2f}-{max(times[name]):.2f}"
+        print(f"  {name:44} {median:6.2f} s  (range {spread} s)  {median / medians['original']:5.2f}x original")
+    print("\nthe limits:")
+    for name, against, limit in TARGETS:
+        ratio = medians[name] / medians[against]
+        verdict = "holds" if ratio <= limit else "MISSED"
+        print(f"  {name:44} {ratio:5.2f}x {against:12} (limit {limit:.2f}x)  {verdict}")
+    for name in [name for name in medians if name.startswith("xcompile@")]:
+        now = name.split(" ", 1)[1]
+        print(f"  {name:44} {medians['xcompile ' + now] / medians[name]:5.2f}x of it now (xcompile {now})")
+
+
 def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="xcompile-bench-"))
+    revision = os.environ.get("BENCH_AGAINST", "")
+    against = work / "against" if revision else None
+    if against is not None:
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(against), revision],
+            check=True,
+            capture_output=True,
+        )
     port = free_port()
     (work / "registry.yml").write_text(
         f"version: 0.1\nlog: {{level: warn}}\nstorage: {{filesystem: {{rootdirectory: {work}/data}}}}\n"
@@ -87,16 +132,22 @@ def main() -> None:
         time.sleep(1)
         if not own_base:
             made = [f"{base}:{t}" for t in TAGS]
-            maker = ([str(HERE / "make-python-base.sh")] if choice == "python"
-                     else [str(ROOT / "ci/make-base-image.sh"), "armhf", "linux/arm/v7"])  # fmt: skip
+            maker = (
+                [str(HERE / "make-python-base.sh")]
+                if choice == "python"
+                else [str(ROOT / "ci/make-base-image.sh"), "armhf", "linux/arm/v7"]
+            )
             subprocess.run(["bash", *maker, *made], check=True, stdout=subprocess.DEVNULL)
         for name in ("ctx", "floor-ctx"):
             (work / name).mkdir()
         qemu = shutil.which("qemu-arm-static")
         assert qemu, "qemu-arm-static is not on PATH; run ci/provision.sh"
         shutil.copy(qemu, work / "floor-ctx" / "qemu-arm-static")
-        env = {"DOCKER_CONFIG": str(work / "docker-config"), "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-               "PYTHONPATH": str(ROOT)}  # fmt: skip
+        env = {
+            "DOCKER_CONFIG": str(work / "docker-config"),
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "PYTHONPATH": str(ROOT),
+        }
 
         def xcompile(*args: str) -> Callable[[str], tuple[float, str]]:
             argv = [sys.executable, "-m", "xcompile", "--base", base, "--jobs", "4", *args]
@@ -111,39 +162,34 @@ def main() -> None:
 
         rerun_repo = f"127.0.0.1:{port}/bench-xc/rpi-python"
         variants: dict[str, tuple[str, Callable[[str], tuple[float, str]]]] = {
-            "original": ("orig", lambda repo: timed(["bash", "-c", ORIGINAL, "original", str(work / "ctx"), base,
-                                                     repo, *TAGS])),
+            "original": (
+                "orig",
+                lambda repo: timed(["bash", "-c", ORIGINAL, "original", str(work / "ctx"), base, repo, *TAGS]),
+            ),
             "floor": ("floor", script(HERE / "floor.sh")),
+            "floor + LABEL": ("flabel", script(HERE / "floor.sh", LABEL="1")),
             "proof floor": ("proof", script(HERE / "proof_floor.sh", **prove)),
             "xcompile --rebuild always": ("xc", xcompile("--rebuild", "always")),
             "xcompile --no-verify --rebuild always": ("xcnv", xcompile("--no-verify", "--rebuild", "always")),
             # Right after the run above pushed the same images: nothing has changed.
             "xcompile rerun, nothing changed": ("xc", xcompile()),
-        }  # fmt: skip
-        times: dict[str, list[float]] = {name: [] for name in variants}
-        for round_ in range(ROUNDS + 1):  # round 0 warms the registry and caches and is not counted
-            for name, (slot, run) in variants.items():
-                repo = rerun_repo if slot == "xc" else f"127.0.0.1:{port}/bench-{slot}/rpi-python"
-                seconds, out = run(repo)
-                if name == "xcompile rerun, nothing changed":
-                    rows = out.splitlines()[1:]
-                    assert rows and all(row.split()[2] == "unchanged" for row in rows), out  # nothing pushed
-                if round_:
-                    times[name].append(seconds)
-                # Untimed: drop what the run built, so that no `<none>` image is left behind.
-                subprocess.run(["docker", "rmi", *[f"{repo}:{t}" for t in TAGS]], capture_output=True)
-        medians = {name: statistics.median(values) for name, values in times.items()}
-        proof = "python3" if python else "uname -m"
-        print(f"\n{len(TAGS)} tags, warm, median of {ROUNDS} interleaved rounds, base {base}, proof floor: {proof}")
-        for name, median in medians.items():
-            spread = f"{min(times[name]):.2f}-{max(times[name]):.2f}"
-            print(f"  {name:40} {median:6.2f} s  (range {spread} s)  {median / medians['original']:5.2f}x original")
-        print("\nthe limits:")
-        for name, against, limit in TARGETS:
-            ratio = medians[name] / medians[against]
-            verdict = "holds" if ratio <= limit else "MISSED"
-            print(f"  {name:40} {ratio:5.2f}x {against:12} (limit {limit:.2f}x)  {verdict}")
+        }
+        if against:
+            old = dict(env, PYTHONPATH=str(against))
+            for name, args in (
+                ("--rebuild always", ["--rebuild", "always"]),
+                ("--no-verify --rebuild always", ["--no-verify", "--rebuild", "always"]),
+            ):
+                argv = [sys.executable, "-m", "xcompile", "--base", base, "--jobs", "4", *args]
+                variants[f"xcompile@{revision} {name}"] = (
+                    f"old{len(variants)}",
+                    lambda repo, argv=argv: timed([*argv, "--repo", repo], cwd=work, env=old),
+                )
+        times = rounds(variants, rerun_repo, port)
+        report(times, "python3" if python else "uname -m", base)
     finally:
+        if against is not None:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(against)], capture_output=True)
         registry.terminate()
         subprocess.run(["docker", "rmi", *made], capture_output=True)
         shutil.rmtree(work, ignore_errors=True)

@@ -3,7 +3,8 @@
 # With PROVE=python (proof_floor.sh on a Python base), the proof floor: plus one
 # emulated `docker run IMAGE python3 -c 'import os; print(os.uname().machine)'`
 # per image between its build and its push; with PROVE=uname (a base without
-# python3), `uname -m` instead.
+# python3), `uname -m` instead. With LABEL=1, each Dockerfile also carries one
+# LABEL line of six labels, as xcompile's do (the classic builder commits it as a step).
 # Usage: floor.sh CONTEXT BASE REPO TAG... (CONTEXT holds qemu-arm-static)
 set -euo pipefail
 ctx=$1 base=$2 repo=$3; shift 3
@@ -11,6 +12,9 @@ pids=()
 for tag in "$@"; do
     (
         printf 'FROM %s:%s\nCOPY qemu-arm-static /usr/bin/qemu-arm-static\n' "$base" "$tag" >"$ctx/Dockerfile.$tag"
+        if [ "${LABEL:-0}" = 1 ]; then
+            printf 'LABEL a="1" b="2" c="3" d="4" e="5" f="6"\n' >>"$ctx/Dockerfile.$tag"
+        fi
         docker build -q --platform linux/arm/v7 --no-cache -f "$ctx/Dockerfile.$tag" -t "$repo:$tag" "$ctx" >/dev/null
         case "${PROVE:-}" in
         python)
