@@ -74,3 +74,25 @@ def test_two_versions_two_images_give_the_right_cells_and_leave_nothing(
     )  # fmt: skip
     assert failing.returncode == 1, failing.stderr[-3000:]
     assert "xcompile: no version passes every image" in failing.stderr
+
+
+def test_a_base_that_is_not_there_fails_its_row_and_the_others_still_run(
+    armhf_base: str, user_env: dict[str, str], tmp_path: Path, httpserver: HTTPServer, key: GpgKey
+) -> None:
+    two_releases(tmp_path / "archive", key)
+    httpserver.expect_request(re.compile(f"^{PREFIX}/")).respond_with_handler(
+        file_handler(tmp_path / "archive", PREFIX)
+    )
+    result = run_xcompile(
+        "trial", "10.0", "--qemu-source", "download", "--mirror", httpserver.url_for(PREFIX),
+        "--keyring", str(key.keyring), "--base", armhf_base, "--tag", "a", "--tag", "gone", "--pull", "never",
+        cwd=tmp_path, env=user_env, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr[-3000:]
+    header, row_a, row_gone, *notes = result.stdout.splitlines()
+    assert header.split() == ["image", "10.0"]
+    assert re.fullmatch(r"a\s+pass [\d.]+s", row_a), row_a
+    assert row_gone.split() == ["gone", "fail"], row_gone
+    assert f"gone@10.0: base {armhf_base}:gone is not on this host — check its name, or log in to its registry" in notes
+    assert "Traceback" not in result.stderr
+    assert docker("ps", "-a", "-q", "--filter", "name=xcompile-proof-").stdout.split() == []

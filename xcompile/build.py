@@ -20,7 +20,10 @@ _MADE = re.compile(
 
 def dockerfile(image: Image, labels: dict[str, str]) -> str:
     # One LABEL line, not one `--label` each: the classic builder makes every
-    # label switch a step of its own, with a container commit each.
+    # label switch a step of its own, with a container commit each. No labels
+    # (a trial's image, never kept), no step.
+    if not labels:
+        return image.dockerfile
     return image.dockerfile + "LABEL " + " ".join(f"{key}={json.dumps(value)}" for key, value in labels.items()) + "\n"
 
 

@@ -17,11 +17,11 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from xcompile import build, context, emulation, engine, prove, qemu, recipe, store
+from xcompile import build, context, emulation, engine, prove, qemu, store
 from xcompile.config import Config
 from xcompile.errors import UsageError, XcompileError
 from xcompile.plan import Image, plan
@@ -70,18 +70,18 @@ def trial(config: Config, versions: list[str], runner: Runner, say: Say) -> list
     with context.workspace(runner) as work, contextlib.ExitStack() as stack:
         spaces = {v: context.Workspace(work.root / f"qemu-{i}") for i, v in enumerate(versions)}
         sha256 = {v: context.copy_qemu(runner, emulators[v], spaces[v], images) for v in versions}
-        bases = {image.base: local.newest_base(image) for image in images}
         pool = stack.enter_context(
             ThreadPoolExecutor(runner.concurrency(settings.jobs), thread_name_prefix="xcompile-trial")
         )
+        # Each base is pulled once, all at once, ahead of the cells (the pool takes
+        # tasks in order, so a cell only ever waits for a pull already under way).
+        bases = {image.base: pool.submit(local.newest_base, image) for image in images}
         trier = _Trier(settings, runner, shapes, say)
         futures = []
         for cell in cells:
             one = {e.binary: e for e in emulators[cell.version]}[cell.image.arch.qemu_binary]
             cell.qemu = one.version or one.source
-            futures.append(
-                pool.submit(trier.run, cell, spaces[cell.version], sha256[cell.version][one.binary], one, bases)
-            )
+            futures.append(pool.submit(trier.run, cell, spaces[cell.version], sha256[cell.version][one.binary], bases))
         try:
             for future in futures:
                 future.result()
@@ -95,24 +95,20 @@ class _Trier:
     def __init__(self, config: Config, runner: Runner, shapes: engine.Engine, say: Say) -> None:
         self.config, self.runner, self.shapes, self.say = config, runner, shapes, say
 
-    def run(
-        self, cell: Cell, space: context.Workspace, sha256: str, emulator: qemu.Qemu, bases: dict[str, str]
-    ) -> None:
+    def run(self, cell: Cell, space: context.Workspace, sha256: str, bases: dict[str, Future[str]]) -> None:
         image = cell.image
-        labels = recipe.labels(
-            image.base,
-            bases[image.base],
-            sha256,
-            image.dockerfile_template,
-            qemu_version=emulator.version,
-            qemu_source=emulator.source,
-        )
+        try:
+            bases[image.base].result()  # pulled, or refused (BaseUnavailable): the cell fails
+        except XcompileError as err:
+            cell.passed, cell.error = False, str(err)
+            return
         started = time.monotonic()
         try:
             # A stop lets the build and its proof end (the classic builder would commit its step anyway),
-            # then the trial image goes.
+            # then the trial image goes. The image carries no labels: it is never kept nor pushed, and
+            # the classic builder would commit a LABEL line as a step of its own.
             with self._removed(image), self.runner.finishing():
-                build.build(self.runner, self.shapes, image, space.context(emulator.binary), labels)
+                build.build(self.runner, self.shapes, image, space.context(image.arch.qemu_binary), {})
                 prover = prove.Prover(self.runner, self.shapes, self.say, timeout=self.config.proof_timeout)
                 judged = prover.verify(image, sha256, space)
                 command = self.config.proof_command_for(image.arch)
@@ -161,7 +157,7 @@ def table(cells: list[Cell], versions: list[str]) -> str:
 
 def _cell(cell: Cell) -> str:
     state = {True: "pass", False: "fail", None: "planned"}[cell.passed]
-    return f"{state} {cell.seconds:.1f}s" if cell.passed is not None else state
+    return f"{state} {cell.seconds:.1f}s" if cell.passed is not None and cell.seconds else state
 
 
 def passing(cells: list[Cell], versions: list[str]) -> list[str]:

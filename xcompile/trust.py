@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import importlib.util
 import shlex
 import tempfile
@@ -102,12 +103,36 @@ def verify(
     one. Debian signs each InRelease with several keys, so a key missing from
     the keyrings is not a failure while another signature is good.
     """
+    seen = _seen(rings, signed, signature)
+    if seen in _GOOD:
+        return _GOOD[seen]
     if runner.which("gpgv") is not None:
-        return _gpgv(runner, rings, signed, signature)
-    if importlib.util.find_spec("pysequoia") is not None:
-        return _sequoia(rings, signed, signature)
-    msg = "gpgv"
-    raise ProgramMissing(msg, hint=f"it checks the archive's signature: {NO_VERIFIER_HINT}")
+        found = _gpgv(runner, rings, signed, signature)
+    elif importlib.util.find_spec("pysequoia") is not None:
+        found = _sequoia(rings, signed, signature)
+    else:
+        msg = "gpgv"
+        raise ProgramMissing(msg, hint=f"it checks the archive's signature: {NO_VERIFIER_HINT}")
+    if seen is not None:
+        _GOOD[seen] = found
+    return found
+
+
+_GOOD: dict[str, tuple[bytes, Signer]] = {}
+"""The good signatures this process has checked, by ``_seen``: a trial resolves
+each qemu version from the same InRelease files, and checks each once."""
+
+
+def _seen(rings: Sequence[Path], signed: bytes, signature: bytes | None) -> str | None:
+    """One SHA256 of the keyrings' bytes, the signed bytes and the signature; None where
+    a keyring cannot be read (the verifier then says why)."""
+    digest = hashlib.sha256()
+    try:
+        for part in [*(ring.read_bytes() for ring in rings), signed, signature or b""]:
+            digest.update(hashlib.sha256(part).digest())
+    except OSError:
+        return None
+    return digest.hexdigest()
 
 
 def _binary_keyring(path: Path, folder: Path) -> Path:
