@@ -91,7 +91,7 @@ class Pipeline:
         )
         with ThreadPoolExecutor(max_workers=self.config.jobs + 1, thread_name_prefix="xcompile-ask") as asking:
             try:
-                ready = asking.submit(self._check_registries)
+                ready = asking.submit(self.published.check)
                 self.local.start_pulls(the_plan.images, asking)
                 self.local.survey(the_plan.images)
                 said = ready.result()  # a registry that cannot take the push stops the run here
@@ -109,18 +109,6 @@ class Pipeline:
             except BaseException:
                 self.runner.terminate_all()  # the pulls still running: a base can take minutes
                 raise
-
-    def _check_registries(self) -> str | None:
-        """Each registry answers, and has credentials where it wants them: the line that says so."""
-        if not self.config.push:
-            return None
-        from xcompile.registry import check
-
-        def ask() -> str:
-            self.published.registries = check.for_config(self.config, self.runner, self.shapes)
-            return check.ensure(self.published.registries, push.auth_files(self.config, self.shapes))
-
-        return self.runner.look(ask)
 
     def build_all(self, images: dict[Image, Outcome], work: context.Workspace) -> None:
         # The removals close last: an image still running takes them to the end.
@@ -175,12 +163,9 @@ class Pipeline:
             self.local.drop_replaced(image, replaced, build.made(said))
             outcome.status = "built"
             if self.config.verify:
-                with self.runner.finishing():  # a stop lets the proof end: its containers outlive their clients
-                    prover = prove.Prover(self.runner, self.shapes, self.say, timeout=self.config.proof_timeout)
-                    prover.verify(image, self._sha256[emulator.binary], work)
-                    command = self.config.proof_command_for(image.arch)
-                    if command is not None:
-                        outcome.proof = prover.run_command(image, command, self._sha256[emulator.binary])
+                prover = prove.Prover(self.runner, self.shapes, self.say, timeout=self.config.proof_timeout)
+                command = self.config.proof_command_for(image.arch)
+                _, outcome.proof = prover.prove(image, self._sha256[emulator.binary], work, command)
             if self.config.push and not self._stopped(outcome, "not pushed: an earlier image failed"):
                 digest_file = work.scratch / f"{image.label}.digest"
                 outcome.digest = push.push(self.runner, self.shapes, self.config, image, digest_file)

@@ -42,6 +42,20 @@ class Prover:
         self.say = say
         self.timeout = timeout
 
+    def prove(
+        self,
+        image: Image,
+        qemu_sha256: str,
+        work: Workspace,
+        command: str | tuple[str, ...] | None,
+    ) -> tuple[bool, ProofRun | None]:
+        """The whole proof of a built image: ``verify``, then the user's proof command where
+        there is one. A stop lets it end: its containers would outlive their clients.
+        Whether it was judged (``verify``), and the command's run."""
+        with self.runner.finishing():
+            judged = self.verify(image, qemu_sha256, work)
+            return judged, self.run_command(image, command, qemu_sha256) if command is not None else None
+
     def verify(self, image: Image, qemu_sha256: str, work: Workspace) -> bool:
         """Prove the image: labelled right, qemu inside, and its own qemu runs it (raises
         ProofFailed where it is not). The labels come first, since a mislabelled image would

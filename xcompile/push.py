@@ -39,6 +39,19 @@ class Published:
         self._reader: Reader | None = None
         self._lock = threading.Lock()
 
+    def check(self) -> str | None:
+        """Each registry answers, and has credentials where it wants them: the line that says so
+        (None: no push, or not asked)."""
+        if not self.config.push:
+            return None
+        from xcompile.registry import check
+
+        def ask() -> str:
+            self.registries = check.for_config(self.config, self.runner, self.shapes)
+            return check.ensure(self.registries, auth_files(self.config, self.shapes))
+
+        return self.runner.look(ask)
+
     def read(self, name: str, label: str) -> Remote | None:
         """The registry's image or list under ``name``; None where it has none,
         cannot be read (said, and the image is built), or was not asked (a dry run)."""

@@ -107,12 +107,11 @@ class _Trier:
             # A stop lets the build and its proof end (the classic builder would commit its step anyway),
             # then the trial image goes. The image carries no labels: it is never kept nor pushed, and
             # the classic builder would commit a LABEL line as a step of its own.
-            with self._removed(image), self.runner.finishing():
-                build.build(self.runner, self.shapes, image, space.context(image.arch.qemu_binary), {})
+            with self._removed(image):
+                with self.runner.finishing():
+                    build.build(self.runner, self.shapes, image, space.context(image.arch.qemu_binary), {})
                 prover = prove.Prover(self.runner, self.shapes, self.say, timeout=self.config.proof_timeout)
-                judged = prover.verify(image, sha256, space)
-                command = self.config.proof_command_for(image.arch)
-                run = prover.run_command(image, command, sha256) if command is not None else None
+                judged, run = prover.prove(image, sha256, space, self.config.proof_command_for(image.arch))
         except XcompileError as err:
             cell.passed, cell.error = False, str(err)
         else:
