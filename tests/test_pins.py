@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import Registry, run_xcompile
-from debian_archive import GpgKey, file_handler, real_package
+from debian_archive import Archive, GpgKey, file_handler, real_package
 from pytest_httpserver import HTTPServer
 from test_trial import PREFIX, two_releases
 
@@ -57,6 +58,23 @@ def test_qemu_versions_lists_each_suite_and_its_signer(
         {k: row[k] for k in ("suite", "package", "version")} for row in listed
     ]
     assert all(row["signer"].startswith("Pin Archive") for row in listed)
+
+
+def test_qemu_versions_passes_over_an_expired_suite_and_says_so(
+    mirror: list[str], tmp_path: Path, user_env: dict[str, str], key: GpgKey
+) -> None:
+    stale = Archive(tmp_path / "archive", suite="testing")
+    stale.add_real(real_package("trixie", "qemu-user"))
+    day = 24 * 3600
+    stale.write(key, suite_field="testing", codename="forky", date=time.time() - 30 * day, valid_until=time.time() - day)
+    result = run_xcompile("qemu", "--versions", *mirror, cwd=tmp_path, env=user_env)
+    assert result.returncode == 0, result.stderr
+    suites = {line.split()[0] for line in result.stdout.splitlines()[2:]}
+    assert suites == {"bookworm", "trixie"}, result.stdout
+    assert (
+        "xcompile: warning: not listed: testing (its Release has expired on the mirror:"
+        " stale versions are not to be trusted)" in result.stderr.splitlines()
+    )
 
 
 def test_a_missing_pin_lists_what_the_mirror_has(mirror: list[str], tmp_path: Path, user_env: dict[str, str]) -> None:

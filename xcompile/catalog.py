@@ -22,8 +22,9 @@ if TYPE_CHECKING:
 COLUMNS = ("suite", "package", "version", "signed by")
 
 
-def offers(config: Config, runner: Runner) -> list[Offer] | None:
-    """Every qemu package version the configured mirror holds (None: not asked, a dry run)."""
+def offers(config: Config, runner: Runner) -> tuple[list[Offer], list[str]] | None:
+    """Every qemu package version the configured mirror holds, and the suites passed over
+    because their Release had expired (None: not asked, a dry run)."""
     from xcompile import debian, qemu
 
     mirror = config.mirror or qemu.apt_mirror(runner)
@@ -51,6 +52,14 @@ def table(found: list[Offer], arches: tuple[platforms.Arch, ...]) -> str:
 def as_json(found: list[Offer], arches: tuple[platforms.Arch, ...]) -> dict[str, Any]:
     rows = [{"suite": o.suite, "package": o.package, "version": o.version, "signer": o.signer} for o in found]
     return {arch.qemu_binary: rows for arch in platforms.one_per_emulator(arches)}
+
+
+def passed_over(suites: list[str]) -> str | None:
+    """The warning for the suites not listed, if any."""
+    if not suites:
+        return None
+    whose = "its Release has" if len(suites) == 1 else "their Release files have"
+    return f"not listed: {', '.join(suites)} ({whose} expired on the mirror: stale versions are not to be trusted)"
 
 
 def _signer(signer: str) -> str:

@@ -234,10 +234,15 @@ class QemuCommand(_Command, switches.QemuSource):
     def main(self) -> int:
         console, settings, runner = self.session()
         if self.versions:
-            offers = catalog.offers(settings, runner)
-            if offers is not None:
+            listing = catalog.offers(settings, runner)
+            if listing is not None:
+                offers, skipped = listing
+                if (warning := catalog.passed_over(skipped)) is not None:
+                    console.say(f"warning: {warning}")
                 shown = catalog.as_json(offers, settings.targets) if self.fmt == "json" else None
-                console.result(json.dumps(shown, indent=2) if shown else catalog.table(offers, settings.targets))
+                console.result(
+                    json.dumps(shown, indent=2) if shown is not None else catalog.table(offers, settings.targets)
+                )
             return 0
         dest = Path(self.dest) if self.dest else None
         if dest is not None and not dest.is_dir():

@@ -117,10 +117,12 @@ def offers(
     timeout: float = 30.0,
     runner: Runner | None = None,
     keyring_dirs: tuple[Path, ...] = trust.HOST_KEYRING_DIRS,
-) -> list[Offer]:
-    """Every qemu package version in every suite the mirror serves, oldest suite first."""
+) -> tuple[list[Offer], list[str]]:
+    """Every qemu package version in every suite the mirror serves, oldest suite first; and
+    the suites passed over, whose Release had expired."""
     with _Mirror.open(archive, cache_dir, None, None, session, timeout, runner, keyring_dirs, offline) as mirror:
-        return mirror.commit(mirror.offers())
+        found = mirror.offers()
+        return mirror.commit(found), list(mirror.passed_over)
 
 
 def pick(found: list[Offer], pin: str, where: str, passed_over: Sequence[str] = ()) -> Offer:
