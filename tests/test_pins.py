@@ -66,7 +66,9 @@ def test_qemu_versions_passes_over_an_expired_suite_and_says_so(
     stale = Archive(tmp_path / "archive", suite="testing")
     stale.add_real(real_package("trixie", "qemu-user"))
     day = 24 * 3600
-    stale.write(key, suite_field="testing", codename="forky", date=time.time() - 30 * day, valid_until=time.time() - day)
+    stale.write(
+        key, suite_field="testing", codename="forky", date=time.time() - 30 * day, valid_until=time.time() - day
+    )
     result = run_xcompile("qemu", "--versions", *mirror, cwd=tmp_path, env=user_env)
     assert result.returncode == 0, result.stderr
     suites = {line.split()[0] for line in result.stdout.splitlines()[2:]}
