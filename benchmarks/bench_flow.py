@@ -21,6 +21,8 @@ minutes the first time, then cached); BENCH_BASE=NAME uses your own armhf base
 default is the tiny busybox one, where the fixed costs weigh most.
 BENCH_AGAINST=REV also times xcompile as it was at git revision REV (a worktree
 of it), in the same rounds, so that a change is judged against its own past.
+BENCH_PROOF_COMMAND=CMD also times the run with `--proof-command CMD`, and says
+what the command adds.
 """
 
 from __future__ import annotations
@@ -101,6 +103,10 @@ def report(times: dict[str, list[float]], proof: str, base: str) -> None:
         ratio = medians[name] / medians[against]
         verdict = "holds" if ratio <= limit else "MISSED"
         print(f"  {name:44} {ratio:5.2f}x {against:12} (limit {limit:.2f}x)  {verdict}")
+    if "xcompile --rebuild always --proof-command" in medians:
+        extra = medians["xcompile --rebuild always --proof-command"] - medians["xcompile --rebuild always"]
+        ratio = medians["xcompile --rebuild always --proof-command"] / medians["xcompile --rebuild always"]
+        print(f"  the proof command adds {extra:.2f} s to the run ({ratio:.2f}x xcompile --rebuild always)")
     for name in [name for name in medians if name.startswith("xcompile@")]:
         now = name.split(" ", 1)[1]
         print(f"  {name:44} {medians['xcompile ' + now] / medians[name]:5.2f}x of it now (xcompile {now})")
@@ -174,6 +180,12 @@ def main() -> None:
             # Right after the run above pushed the same images: nothing has changed.
             "xcompile rerun, nothing changed": ("xc", xcompile()),
         }
+        command = os.environ.get("BENCH_PROOF_COMMAND")
+        if command:
+            variants["xcompile --rebuild always --proof-command"] = (
+                "xcpc",
+                xcompile("--rebuild", "always", "--proof-command", command),
+            )
         if against:
             old = dict(env, PYTHONPATH=str(against))
             for name, args in (

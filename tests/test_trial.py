@@ -61,6 +61,11 @@ def test_two_versions_two_images_give_the_right_cells_and_leave_nothing(
         assert cells is not None and cells.groups() == ("fail", "pass"), row
     assert notes[0].startswith("7.2: 1:7.2") and notes[1].startswith("10.0: 1:10.0"), notes
     assert any(line.startswith(f"{tag}@7.2: the proof command ") for line in notes for tag in "ab"), notes
+    # With F, the command's programs ran under the host's qemu (7.2 here): said, with the columns it was not.
+    host = [line for line in notes if line.startswith("note: this host's binfmt entry has the F flag")]
+    assert len(host) == 1 and host[0].endswith(
+        "not under the version tried, in the columns 10.0; try them on a host whose entry has no F flag"
+    ), notes
     assert "xcompile: every image passes with qemu 10.0" in result.stderr
     assert "docker push" not in result.stderr
     # Nothing left: no trial image, no container, no temporary folder.

@@ -91,7 +91,11 @@ class ProofRun:
     exit: int | None
     seconds: float
     qemu: str
-    """Which qemu ran the programs it started: the shipped one, or the host's (binfmt F)."""
+    """Which qemu ran the programs it started, in words: the shipped one, or the host's (binfmt F)."""
+    host_qemu: str | None = None
+    """Where the host's qemu ran them: its --version line (or path); None: the shipped one did."""
+    same_bytes: bool = False
+    """Where the host's qemu ran them: whether it is the same bytes as the shipped one."""
 
 
 @dataclass

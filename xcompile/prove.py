@@ -20,6 +20,7 @@ import shlex
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from xcompile import binfmt, engine, files, proof
@@ -145,10 +146,10 @@ class Prover:
         except CommandFailed as err:
             raise proof.command_failed(image.arch, shown, err, engine.classify(err, entrypoint)) from None
         if said is None:  # not run (a dry run): planned, not passed
-            return ProofRun(shown, None, 0.0, under)
+            return ProofRun(shown, None, 0.0, under.said, under.host_qemu, under.same_bytes)
         seconds = time.monotonic() - started
-        self.say(f"proof command passed in {seconds:.1f} s, under {under}", image.label)
-        return ProofRun(shown, 0, seconds, under)
+        self.say(f"proof command passed in {seconds:.1f} s, under {under.said}", image.label)
+        return ProofRun(shown, 0, seconds, under.said, under.host_qemu, under.same_bytes)
 
     @staticmethod
     def _container() -> str:
@@ -165,8 +166,19 @@ class Prover:
             self.say(f"its container {container} is left: {err}", label)
 
 
-def runs_under(arch: Arch, shipped_sha256: str, runner: Runner, root: Path = binfmt.ROOT) -> str:
-    """Which qemu runs the programs a command starts in an ``arch`` image on this host, in words.
+@dataclass(frozen=True)
+class Under:
+    """Which qemu runs the programs a command starts in an image on this host."""
+
+    said: str
+    """In words, for the summary and the report."""
+    host_qemu: str | None = None
+    """The host's qemu (binfmt F): its --version line, or its path; None: not the host's."""
+    same_bytes: bool = False
+
+
+def runs_under(arch: Arch, shipped_sha256: str, runner: Runner, root: Path = binfmt.ROOT) -> Under:
+    """Which qemu runs the programs a command starts in an ``arch`` image on this host.
 
     With the F flag the kernel runs the host's own qemu (opened when it was
     registered); without it, the kernel looks the interpreter up inside the
@@ -174,13 +186,16 @@ def runs_under(arch: Arch, shipped_sha256: str, runner: Runner, root: Path = bin
     """
     entry = binfmt.read(arch.binfmt_name, root) if binfmt.mounted(root) else None
     if entry is None or not entry.enabled:
-        return "no qemu: this host has no enabled binfmt entry for it, so its programs cannot start"
+        return Under("no qemu: this host has no enabled binfmt entry for it, so its programs cannot start")
     if not entry.fix_binary:
-        return f"the shipped qemu (binfmt {entry.name} has no F flag: the kernel runs {entry.interpreter} in the image)"
+        return Under(
+            f"the shipped qemu (binfmt {entry.name} has no F flag: the kernel runs {entry.interpreter} in the image)"
+        )
     host = Path(entry.interpreter).resolve()
     version = ""
     with contextlib.suppress(XcompileError):
         version = (runner.ask(host, "--version", timeout=30) or "").strip().partition("\n")[0]
     same = files.sha256_or_none(host) == shipped_sha256
     bytes_said = "the same bytes as the shipped one" if same else "NOT the shipped one"
-    return f"the host's qemu ({version or host}, binfmt {entry.name} with F: {bytes_said})"
+    said = f"the host's qemu ({version or host}, binfmt {entry.name} with F: {bytes_said})"
+    return Under(said, version or str(host), same)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 from pathlib import Path
@@ -10,7 +9,7 @@ from typing import Any
 
 from xcompile import __version__, files
 from xcompile.errors import EnvironmentProblem
-from xcompile.plan import Result
+from xcompile.plan import ProofRun, Result
 
 COLUMNS = ("image", "platform", "status", "digest", "seconds", "qemu")
 
@@ -29,11 +28,15 @@ def as_dict(result: Result) -> dict[str, Any]:
                 "seconds": round(o.seconds, 2),
                 "error": o.error,
                 "qemu": {"version": o.qemu_version, "source": o.qemu_source},
-                "proof_command": None if o.proof is None else dataclasses.asdict(o.proof),
+                "proof_command": None if o.proof is None else _proof(o.proof),
             }
             for o in result.outcomes
         ],
     }
+
+
+def _proof(run: ProofRun) -> dict[str, object]:
+    return {"command": run.command, "exit": run.exit, "seconds": round(run.seconds, 2), "qemu": run.qemu}
 
 
 def table(result: Result) -> str:
@@ -55,7 +58,7 @@ def table(result: Result) -> str:
     hosts = [
         f"{o.name}: its proof command ran under {o.proof.qemu}"
         for o in result.outcomes
-        if o.proof is not None and o.proof.qemu.startswith("the host's")
+        if o.proof is not None and o.proof.host_qemu is not None
     ]
     return "\n".join(lines + errors + hosts)
 

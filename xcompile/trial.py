@@ -24,7 +24,7 @@ from pathlib import Path
 from xcompile import build, context, emulation, engine, prove, qemu, store
 from xcompile.config import Config
 from xcompile.errors import UsageError, XcompileError
-from xcompile.plan import Image, plan
+from xcompile.plan import Image, ProofRun, plan
 from xcompile.runner import Runner
 from xcompile.settings import KEYS
 
@@ -41,6 +41,8 @@ class Cell:
     error: str | None = None
     qemu: str = ""
     """The qemu the version pin settled on, in the image's label's words."""
+    command: ProofRun | None = None
+    """The proof command's run, where one ran."""
 
 
 def trial(config: Config, versions: list[str], runner: Runner, say: Say) -> list[Cell]:
@@ -61,9 +63,15 @@ def trial(config: Config, versions: list[str], runner: Runner, say: Say) -> list
     local = store.Store(runner, shapes, say, pull=settings.pull)
     local.survey(images)
     arches = tuple(dict.fromkeys(image.arch for image in images))
+    said: set[str] = set()
+
+    def once(line: str) -> None:  # a note of the mirror (a suite passed over) is the same for every version
+        if line not in said:
+            said.add(line)
+            say(line, None)
+
     emulators = {
-        v: qemu.ensure_all(arches, runner, dataclasses.replace(settings, qemu_version=v), lambda line: say(line, None))
-        for v in versions
+        v: qemu.ensure_all(arches, runner, dataclasses.replace(settings, qemu_version=v), once) for v in versions
     }
     session = uuid.uuid4().hex[:8]
     cells = [Cell(_named(image, version, session), version) for image in images for version in versions]
@@ -117,6 +125,7 @@ class _Trier:
         else:
             # Not judged (a dry run): planned, never a pass.
             cell.passed = True if judged and (run is None or run.exit == 0) else None
+            cell.command = run
         cell.seconds = time.monotonic() - started
 
     @contextlib.contextmanager
@@ -150,8 +159,26 @@ def table(cells: list[Cell], versions: list[str]) -> str:
     ]
     qemus = {cell.version: cell.qemu for cell in cells if cell.qemu}
     lines += [f"{version}: {qemus[version]}" for version in versions if version in qemus]
+    lines += _host_notes(cells, versions)
     lines += [f"{cell.image.label}: {cell.error}" for cell in cells if cell.error]
     return "\n".join(lines)
+
+
+def _host_notes(cells: list[Cell], versions: list[str]) -> list[str]:
+    """Where the host's qemu (binfmt F) ran the proof command's programs: which one, and in which
+    columns that was not the version tried (only the machine probe ran each version's own qemu)."""
+    runs = [(cell.version, cell.command) for cell in cells if cell.command is not None]
+    hosts = dict.fromkeys(run.host_qemu for _, run in runs if run.host_qemu is not None)
+    notes = []
+    for host in hosts:
+        other = [v for v in versions if any(run.host_qemu == host and not run.same_bytes for w, run in runs if w == v)]
+        if other:
+            notes.append(
+                f"note: this host's binfmt entry has the F flag, so the proof command's programs ran under the"
+                f" host's qemu ({host}), not under the version tried, in the columns {', '.join(other)}; try them"
+                " on a host whose entry has no F flag"
+            )
+    return notes
 
 
 def _cell(cell: Cell) -> str:
