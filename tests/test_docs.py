@@ -58,5 +58,5 @@ def test_the_map_of_where_things_live_is_xcompiles_own() -> None:
 
 def test_the_docs_show_real_output_not_placeholders() -> None:
     for page in sorted(DOCS.glob("*.md")):
-        left = re.findall(r"\b[A-Z][A-Z_]+_(?:OUTPUT|TABLE|COST)\b", page.read_text(encoding="utf-8"))
+        left = re.findall(r"\b(?!GITHUB_)[A-Z][A-Z_]+_(?:OUTPUT|TABLE|COST)\b", page.read_text(encoding="utf-8"))
         assert not left, f"{page.name}: {left}"
