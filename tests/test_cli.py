@@ -33,6 +33,9 @@ from conftest import run_xcompile
         (["--keyring", "/nonexistent.gpg"], "xcompile: error: keyring: /nonexistent.gpg does not exist"),
         (["--mirror", "notaurl"], "xcompile: error: --mirror: 'notaurl' is not an http(s) URL"),
         (["--tag", ""], "xcompile: error: --tag: expected at least one value"),
+        # Given empty (a CI variable that is unset) is refused, never the file's value or the default.
+        (["--repo", ""], "xcompile: error: --repo: expected a non-empty string, got ''"),
+        (["qemu", "--qemu-version", ""], "xcompile: error: --qemu-version: expected a non-empty string, got ''"),
     ],
 )
 def test_usage_errors(tmp_path: Path, user_env: dict[str, str], args: list[str], message: str) -> None:

@@ -24,7 +24,9 @@ class Setting(cli.SwitchAttr[Any]):
         super().__init__(names, str, default=None, list=settings.repeatable(key), argname=argname, help=help)
 
     def given(self, value: Any) -> Any:
-        return value or None
+        # Not given: None (a repeatable switch, []). Given empty (`--repo "$REPO"` with REPO
+        # unset) is given: its key refuses it, rather than the file's or the default taking over.
+        return None if value is None or value == [] else value
 
 
 class Toggle(cli.Flag):
