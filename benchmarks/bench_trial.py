@@ -28,22 +28,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(HERE)]
-from debian_archive import Archive, GpgKey, real_package  # noqa: E402
+from debian_archive import GpgKey, real_package  # noqa: E402
 from serving import serve  # noqa: E402
+from test_trial import two_releases  # noqa: E402  (the trial test's archive: bookworm's 7.2, trixie's 10.0)
 
 TAGS = ["3.6", "3.6-slim", "3.7", "3.7-slim"]
 VERSIONS = ["7.2", "10.0"]
 LIMIT = 1.2
-
-
-def archive(root: Path, key: GpgKey) -> None:
-    old = Archive(root, suite="oldstable")
-    old.add_real(real_package("bookworm", "qemu-user-static"))
-    old.write(key, suite_field="oldstable", codename="bookworm")
-    new = Archive(root, suite="stable")
-    new.add_real(real_package("trixie", "qemu-user-static"))
-    new.add_real(real_package("trixie", "qemu-user"))
-    new.write(key, suite_field="stable", codename="trixie")
 
 
 def qemu_of(deb: Path, member: str, dest: Path) -> Path:
@@ -70,7 +61,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="xcompile-bench-trial-"))
     times: dict[str, list[float]] = {"hand": [], "xcompile trial": []}
     try:
-        archive(work / "archive", key)
+        two_releases(work / "archive", key)
         qemus = [
             qemu_of(real_package("bookworm", "qemu-user-static").deb, "usr/bin/qemu-arm-static", work / "q72"),
             qemu_of(real_package("trixie", "qemu-user").deb, "usr/bin/qemu-arm", work / "q10"),
