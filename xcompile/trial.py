@@ -61,7 +61,6 @@ def trial(config: Config, versions: list[str], runner: Runner, say: Say) -> list
         say(fitted, None)
     images = plan(settings, emulation.survey(settings.targets)).images
     local = store.Store(runner, shapes, say, pull=settings.pull)
-    local.survey(images)
     arches = tuple(dict.fromkeys(image.arch for image in images))
     said: set[str] = set()
 
@@ -70,20 +69,26 @@ def trial(config: Config, versions: list[str], runner: Runner, say: Say) -> list
             said.add(line)
             say(line, None)
 
-    emulators = {
-        v: qemu.ensure_all(arches, runner, dataclasses.replace(settings, qemu_version=v), once) for v in versions
-    }
     session = uuid.uuid4().hex[:8]
     cells = [Cell(_named(image, version, session), version) for image in images for version in versions]
     with context.workspace(runner) as work, contextlib.ExitStack() as stack:
-        spaces = {v: context.Workspace(work.root / f"qemu-{i}") for i, v in enumerate(versions)}
-        sha256 = {v: context.copy_qemu(runner, emulators[v], spaces[v], images) for v in versions}
         pool = stack.enter_context(
             ThreadPoolExecutor(runner.concurrency(settings.jobs), thread_name_prefix="xcompile-trial")
         )
-        # Each base is pulled once, all at once, ahead of the cells (the pool takes
-        # tasks in order, so a cell only ever waits for a pull already under way).
-        bases = {image.base: pool.submit(local.newest_base, image) for image in images}
+        # The store is surveyed and each base pulled once, all at once, while qemu is settled;
+        # the pool takes tasks in order, so a cell only ever waits for a pull already under way.
+        surveyed = pool.submit(local.survey, images)
+        bases = {image.base: pool.submit(_newest_base, local, surveyed, image) for image in images}
+        try:
+            emulators = {
+                v: qemu.ensure_all(arches, runner, dataclasses.replace(settings, qemu_version=v), once)
+                for v in versions
+            }
+            spaces = {v: context.Workspace(work.root / f"qemu-{i}") for i, v in enumerate(versions)}
+            sha256 = {v: context.copy_qemu(runner, emulators[v], spaces[v], images) for v in versions}
+        except BaseException:
+            runner.terminate_all()  # the pulls still running: a base can take minutes
+            raise
         trier = _Trier(settings, runner, shapes, say)
         futures = []
         for cell in cells:
@@ -97,6 +102,11 @@ def trial(config: Config, versions: list[str], runner: Runner, say: Say) -> list
             runner.terminate_all()  # Ctrl-C, a signal: every build and run still going stops
             raise
     return cells
+
+
+def _newest_base(local: store.Store, surveyed: Future[None], image: Image) -> str:
+    surveyed.result()  # what the store held at the start, before any pull
+    return local.newest_base(image)
 
 
 class _Trier:
