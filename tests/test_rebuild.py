@@ -121,6 +121,30 @@ def test_rerun_unchanged_makes_no_push_and_says_unchanged(
     assert logged_registry.manifest_puts(job["name"]) == 4
 
 
+def test_a_one_part_name_on_a_registry_is_read_where_it_was_pushed(
+    host_binfmt: str, logged_registry: LoggedRegistry, armhf_base: str, user_env: dict[str, str], tmp_path: Path
+) -> None:
+    """`HOST/rpi` is repository `rpi` there (only Docker Hub reads `python` as `library/python`):
+    the rerun finds it unchanged, and `inspect` reads it."""
+    name = f"solo-{uuid.uuid4().hex[:8]}"
+    repo = f"{logged_registry.host}/{name}"
+    argv = ["--base", armhf_base, "--repo", repo, "--tag", "a"]
+    try:
+        first = run_xcompile(*argv, env=user_env, cwd=tmp_path)
+        assert first.returncode == 0, first.stderr[-3000:]
+        again = run_xcompile(*argv, env=user_env, cwd=tmp_path)
+    finally:
+        docker("rmi", f"{repo}:a", check=False)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.splitlines()[1].split()[2] == "unchanged", again.stdout
+    assert logged_registry.manifest_puts(name) == 1 and "+ docker push" not in again.stderr
+    assert "/v2/library/" not in logged_registry.log.read_text()
+    seen = run_xcompile("inspect", f"{repo}:a", "--format", "json", env=user_env, cwd=tmp_path)
+    assert seen.returncode == 0, seen.stderr
+    (image,) = json.loads(seen.stdout)
+    assert image["base"] == f"{armhf_base}:a" and image["platform"] == "linux/arm/v7"
+
+
 def qemu_layer(registry: LoggedRegistry, name: str, tag: str) -> tuple[str, list[tarfile.TarInfo], bytes]:
     """The digest of the image's topmost layer (qemu's), its entries, and the bytes of its qemu."""
     _, manifest = registry.manifest(name, tag)

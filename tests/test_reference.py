@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from xcompile import registry
 from xcompile.errors import UsageError
 from xcompile.reference import check_name, check_tag, plain_http
 
@@ -44,3 +45,20 @@ def test_bad_names(name: str) -> None:
 )  # fmt: skip
 def test_plain_http_where_configured_else_for_loopback_only(name: str, insecure: bool | None, plain: bool) -> None:
     assert plain_http(name, insecure) is plain
+
+
+@pytest.mark.parametrize(
+    ("name", "path"),
+    [
+        ("python:3.7", "library/python"),  # Docker Hub's official images, however Hub is named
+        ("docker.io/python:3.7", "library/python"),
+        ("index.docker.io/python:3.7", "library/python"),
+        ("arm32v7/python:3.7", "arm32v7/python"),
+        ("127.0.0.1:5000/rpi-python:3.7", "rpi-python"),  # another registry's one-part name is itself
+        ("registry.example/rpi-python:3.7", "rpi-python"),
+        ("localhost/rpi:3.7", "rpi"),
+        ("127.0.0.1:5000/team/rpi-python@sha256:" + "0" * 64, "team/rpi-python"),
+    ],
+)
+def test_the_registry_path_of_a_name_is_docker_s(name: str, path: str) -> None:
+    assert registry.split(name)[0] == path

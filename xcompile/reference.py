@@ -69,6 +69,11 @@ def check_name(name: str, *, what: str = "repository") -> str:
     return name
 
 
+HUB_NAMES = ("docker.io", "index.docker.io")
+"""What Docker Hub is called in an image name. Only there is a one-part name an
+official image (``python`` is ``library/python``); elsewhere it is itself."""
+
+
 def registry_host(repo: str) -> str | None:
     """The registry part of a repository name; None for Docker Hub."""
     first, _, rest = repo.partition("/")

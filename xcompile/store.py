@@ -240,8 +240,8 @@ def _json_list(text: str) -> list[object]:
 
 def _familiar(name: str) -> str:
     """A name as RepoTags shows it (docker.io/library/ left out)."""
-    for prefix in ("docker.io/", "index.docker.io/"):
-        name = name.removeprefix(prefix)
+    for hub in reference.HUB_NAMES:
+        name = name.removeprefix(f"{hub}/")
     if name.startswith("library/") and name.count("/") == 1:
         name = name.removeprefix("library/")
     return name

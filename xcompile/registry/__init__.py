@@ -98,8 +98,8 @@ def split(image_name: str) -> tuple[str, str]:
         repo, _, tag = image_name.rpartition(":")
     host = reference.registry_host(repo)
     path = repo[len(host) + 1 :] if host else repo
-    if "/" not in path:
-        path = f"library/{path}"  # Docker Hub's official images
+    if "/" not in path and (host is None or host in reference.HUB_NAMES):
+        path = f"library/{path}"  # Docker Hub's official images; another registry's one-part name is itself
     return path, tag
 
 
