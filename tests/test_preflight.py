@@ -15,11 +15,14 @@ from pathlib import Path
 
 import pytest
 from conftest import Registry, RunningRegistry, docker, run_xcompile
+from plumbum import local
 
 from xcompile import registry as xregistry
 from xcompile.engine import PODMAN
 from xcompile.registry import check as preflight
 from xcompile.registry import credentials
+from xcompile.registry.reader import Reader
+from xcompile.runner import Runner
 
 pytestmark = pytest.mark.integration
 
@@ -183,3 +186,43 @@ def test_podman_reads_its_own_auth_file_then_dockers(locked: tuple[Registry, str
     podman_file.write_text(json.dumps({"auths": {registry.host: {"auth": token}}}))
     assert preflight.check(found, files)[1].detail.endswith(f"in auths of {podman_file}")
     assert password not in repr(preflight.check(found, files))
+
+
+def test_a_credential_helper_is_asked_before_auths_and_for_what_docker_asks_it(
+    locked: tuple[Registry, str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`docker login` with a credsStore leaves an empty (or stale) auths entry beside it: docker
+    takes the helper's login, and asks it for the host, or for Docker Hub's address. So does
+    xcompile; and a credsStore whose helper is missing fails the check, as the push would."""
+    registry, user, password = locked
+    asked, creds, helpers = tmp_path / "asked", tmp_path / "creds.json", tmp_path / "bin"
+    creds.write_text(json.dumps({"Username": user, "Secret": password}))
+    helpers.mkdir()
+    helper = helpers / "docker-credential-xctest"
+    helper.write_text(f"#!/bin/sh\ncat >>'{asked}'\necho >>'{asked}'\ncat '{creds}'\n")
+    helper.chmod(0o755)
+    stale = base64.b64encode(f"{user}:not-the-password".encode()).decode()
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"auths": {registry.host: {"auth": stale}}, "credsStore": "xctest"}))
+    runner = Runner(lambda line, label: None)
+    (where,) = xregistry.for_repos([f"{registry.host}/team/app"], insecure=None, hub_address=lambda: "unused")
+    path = f"{helpers}:{local.env['PATH']}"
+    monkeypatch.setenv("PATH", path)  # the check looks for the helper; the runner runs it
+    with local.env(PATH=path):
+        assert credentials.where(registry.host, (config,)) == credentials.Source(
+            "credsStore", config, "docker-credential-xctest"
+        )
+        assert preflight.check([where], (config,))[1].status == "pass"
+        # The registry answers 404 for a missing tag only to the right login (the stale one gets 401).
+        assert Reader(where, (config,), runner).read("team/app", "nope") is None
+        (hub,) = xregistry.for_repos(["team/app"], insecure=None, hub_address=lambda: "https://index.docker.io/v1/")
+        assert credentials.find(hub.host, (config,), runner, server=hub.server) == credentials.Login(user, password)
+    assert asked.read_text().split() == [registry.host, "https://index.docker.io/v1/"]
+
+    config.write_text(json.dumps({"auths": {registry.host: {}}, "credsStore": "xcompile-nosuchhelper"}))
+    login = preflight.check([where], (config,))[1]
+    assert (login.status, login.detail) == (
+        "fail",
+        f"{config} names docker-credential-xcompile-nosuchhelper for {registry.host} (in credsStore),"
+        " and no such program is on PATH",
+    )

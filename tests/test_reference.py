@@ -62,3 +62,16 @@ def test_plain_http_where_configured_else_for_loopback_only(name: str, insecure:
 )
 def test_the_registry_path_of_a_name_is_docker_s(name: str, path: str) -> None:
     assert registry.split(name)[0] == path
+
+
+def test_docker_hub_is_one_registry_however_it_is_named() -> None:
+    """`docker.io/team/app` is `team/app` on Docker Hub, as docker reads it: read at the
+    Hub's API host (docker.io itself serves a web page), with the engine's address as the
+    helpers' key. Under podman, whose key for the Hub is `docker.io`, the API host is the same."""
+    docker_hub = "https://index.docker.io/v1/"  # what `docker info` gives as IndexServerAddress
+    for names in (["team/app"], ["docker.io/team/app"], ["index.docker.io/team/app", "team/app"]):
+        (found,) = registry.for_repos(names, insecure=None, hub_address=lambda: docker_hub)
+        assert (found.name, found.url, found.server) == ("Docker Hub", "https://index.docker.io", docker_hub)
+    (podman,) = registry.for_repos(["docker.io/team/app"], insecure=None, hub_address=lambda: "docker.io")
+    assert (podman.host, podman.url, podman.server) == ("docker.io", "https://index.docker.io", "docker.io")
+    assert not plain_http("docker.io/team/app") and registry.split("docker.io/team/app:1") == ("team/app", "1")

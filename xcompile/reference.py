@@ -70,14 +70,26 @@ def check_name(name: str, *, what: str = "repository") -> str:
 
 
 HUB_NAMES = ("docker.io", "index.docker.io")
-"""What Docker Hub is called in an image name. Only there is a one-part name an
-official image (``python`` is ``library/python``); elsewhere it is itself."""
+"""What Docker Hub is called in an image name, as docker reads names: ``docker.io/team/app``
+is ``team/app``. Only there is a one-part name an official image (``python`` is
+``library/python``); elsewhere it is itself."""
+HUB_API = "index.docker.io"
+"""Where Docker Hub answers the registry API under either name (docker.io itself serves a web page)."""
 
 
 def registry_host(repo: str) -> str | None:
-    """The registry part of a repository name; None for Docker Hub."""
+    """The registry part of a repository name; None for Docker Hub, however it is written."""
     first, _, rest = repo.partition("/")
-    return first if rest and ("." in first or ":" in first or first == "localhost") else None
+    looks_like_host = rest and ("." in first or ":" in first or first == "localhost")
+    return first if looks_like_host and first not in HUB_NAMES else None
+
+
+def hub_path(repo: str) -> str:
+    """A Docker Hub repository without the Hub's name, if it was written: ``docker.io/team/app`` is ``team/app``."""
+    for hub in HUB_NAMES:
+        if repo.startswith(f"{hub}/"):
+            return repo.removeprefix(f"{hub}/")
+    return repo
 
 
 def is_loopback(host: str) -> bool:

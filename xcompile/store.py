@@ -240,8 +240,7 @@ def _json_list(text: str) -> list[object]:
 
 def _familiar(name: str) -> str:
     """A name as RepoTags shows it (docker.io/library/ left out)."""
-    for hub in reference.HUB_NAMES:
-        name = name.removeprefix(f"{hub}/")
+    name = reference.hub_path(name)
     if name.startswith("library/") and name.count("/") == 1:
         name = name.removeprefix("library/")
     return name

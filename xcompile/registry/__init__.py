@@ -8,7 +8,8 @@
 - ``reader``: what a registry holds under a tag, read without pulling;
 - ``lists``: making and pushing manifest lists, and judging whether one is unchanged.
 
-No registry host name is written here: Docker Hub's address comes from the engine.
+No registry host name is written here: Docker Hub's address comes from the engine,
+and its names (docker.io, its API's host) from ``reference``.
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ class Registry:
     """scheme://host[:port]"""
     login: str
     """The command that gives credentials, e.g. `docker login HOST`."""
+    server: str = ""
+    """What a credential helper is asked for, as docker asks it: Docker Hub's
+    address as the engine gives it (``https://index.docker.io/v1/``); "" for the host."""
 
     @property
     def plain_http(self) -> bool:
@@ -97,8 +101,8 @@ def split(image_name: str) -> tuple[str, str]:
     else:
         repo, _, tag = image_name.rpartition(":")
     host = reference.registry_host(repo)
-    path = repo[len(host) + 1 :] if host else repo
-    if "/" not in path and (host is None or host in reference.HUB_NAMES):
+    path = repo[len(host) + 1 :] if host else reference.hub_path(repo)
+    if "/" not in path and host is None:
         path = f"library/{path}"  # Docker Hub's official images; another registry's one-part name is itself
     return path, tag
 
@@ -116,8 +120,9 @@ def for_repos(
             address = hub_address()
             if not address:
                 continue  # not asked (a dry run): nothing to check there
-            hub = urlsplit(address).netloc or address
-            found.setdefault(hub, Registry("Docker Hub", hub, f"https://{hub}", f"`{program} login`"))
+            hub = urlsplit(address).netloc or address  # docker: https://index.docker.io/v1/; podman: docker.io
+            api = reference.HUB_API if hub in reference.HUB_NAMES else hub
+            found.setdefault(hub, Registry("Docker Hub", hub, f"https://{api}", f"`{program} login`", address))
             continue
         scheme = "http" if reference.plain_http(repo, insecure) else "https"
         found.setdefault(host, Registry(host, host, f"{scheme}://{host}", f"`{program} login {host}`"))

@@ -1,10 +1,14 @@
 """A registry host's login, from the engine's auth files, as docker and podman read them.
 
 An auth file (docker's ``config.json``, podman's ``auth.json``) may hold, for
-a host: ``auths`` (base64 ``user:password``), ``credHelpers`` (a helper per
-host) or ``credsStore`` (one helper for all). Keys are compared as docker
-compares them: without scheme and path. Whatever the file holds, odd shapes
-included, the answer is a login or none: never an error that ends the run.
+a host: ``credHelpers`` (a helper per host), ``credsStore`` (one helper for all)
+or ``auths`` (base64 ``user:password``), asked in that order, as docker asks
+them: where a helper is named, the login is the helper's (``docker login``
+leaves an empty ``auths`` entry beside it). Keys are compared as docker
+compares them: without scheme and path; Docker Hub's names are one host. A
+helper is asked for what docker asks it for: Docker Hub's address as the engine
+gives it, else the host. Whatever the file holds, odd shapes included, the
+answer is a login or none: never an error that ends the run.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from xcompile import dockerconfig
+from xcompile import dockerconfig, reference
 from xcompile.errors import XcompileError
 from xcompile.runner import Runner
 
@@ -41,6 +45,12 @@ def key_host(key: str) -> str:
     for scheme in ("https://", "http://"):
         key = key.removeprefix(scheme)
     return key.split("/", 1)[0]
+
+
+def _keys(key: object, host: str) -> bool:
+    """Whether an auth file's ``key`` is for ``host`` (Docker Hub's names count as one)."""
+    found = key_host(str(key))
+    return found == host or (found in reference.HUB_NAMES and host in reference.HUB_NAMES)
 
 
 @dataclass(frozen=True)
@@ -68,24 +78,25 @@ def where(host: str, auth_files: tuple[Path, ...]) -> Source | None:
 
 def part_for(data: Mapping[str, Any], host: str) -> str | None:
     """Which part of one auth file's ``data`` holds credentials for ``host``, if any."""
-    if any(key_host(str(key)) == host for key in _mapping(data.get("auths"))):
-        return "auths"
     if _helper_for(data, host, stores=False):
         return "credHelpers"
     if _helper_for(data, host, stores=True):
         return "credsStore"
+    if any(_keys(key, host) for key in _mapping(data.get("auths"))):
+        return "auths"
     return None
 
 
-def find(host: str, auth_files: tuple[Path, ...], runner: Runner) -> Login | None:
+def find(host: str, auth_files: tuple[Path, ...], runner: Runner, *, server: str = "") -> Login | None:
     """The login for ``host`` from the first auth file that has one; None where
-    none has (a helper that is missing or fails counts as none)."""
+    none has (a helper that is missing or fails counts as none). ``server``: what
+    a helper is asked for, where it is not the host (Docker Hub's address)."""
     for auth_file in auth_files:
         try:
             data = dockerconfig.read(auth_file) or {}
         except XcompileError:
             continue  # the registry check has said what is wrong with it
-        login = _in_auths(data, host) or _from_helper(data, host, runner)
+        login = _from_helper(data, host, server or host, runner) or _in_auths(data, host)
         if login is not None:
             return login
     return None
@@ -93,7 +104,7 @@ def find(host: str, auth_files: tuple[Path, ...], runner: Runner) -> Login | Non
 
 def _in_auths(data: Mapping[str, Any], host: str) -> Login | None:
     for key, entry in _mapping(data.get("auths")).items():
-        if key_host(str(key)) != host or not isinstance(entry, Mapping):
+        if not _keys(key, host) or not isinstance(entry, Mapping):
             continue
         if isinstance(entry.get("auth"), str) and entry["auth"]:
             try:
@@ -107,13 +118,13 @@ def _in_auths(data: Mapping[str, Any], host: str) -> Login | None:
     return None
 
 
-def _from_helper(data: Mapping[str, Any], host: str, runner: Runner) -> Login | None:
+def _from_helper(data: Mapping[str, Any], host: str, server: str, runner: Runner) -> Login | None:
     helper = _helper_for(data, host, stores=False) or _helper_for(data, host, stores=True)
     if helper is None:
         return None
     try:
         # The helper prints the secret on stdout; the runner echoes only argv.
-        out = runner.ask(f"docker-credential-{helper}", "get", stdin=host, timeout=HELPER_TIMEOUT)
+        out = runner.ask(f"docker-credential-{helper}", "get", stdin=server, timeout=HELPER_TIMEOUT)
         found = json.loads(out or "")
     except (XcompileError, json.JSONDecodeError):
         return None  # not installed, failed, or said something else: no login
@@ -127,7 +138,7 @@ def _helper_for(data: Mapping[str, Any], host: str, *, stores: bool) -> str | No
     if stores:
         helper = data.get("credsStore")
     else:
-        helper = next((v for k, v in _mapping(data.get("credHelpers")).items() if key_host(str(k)) == host), None)
+        helper = next((v for k, v in _mapping(data.get("credHelpers")).items() if _keys(k, host)), None)
     return helper if isinstance(helper, str) and _HELPER_NAME.fullmatch(helper) else None
 
 

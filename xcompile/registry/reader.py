@@ -66,7 +66,7 @@ class Reader:
             auth = self._auth
         status, body, answer = registry_http.get(made, url, {**headers, **({"Authorization": auth} if auth else {})})
         if status == 401 and not auth:
-            login = credentials.find(self.where.host, self.auth_files, self.runner)
+            login = credentials.find(self.where.host, self.auth_files, self.runner, server=self.where.server)
             header = str(answer.get("WWW-Authenticate", ""))
             auth = registry_http.token_auth(made, self.where, header, f"repository:{name}:pull", login)
             if auth:
