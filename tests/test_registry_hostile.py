@@ -194,6 +194,21 @@ def test_a_plain_http_loopback_registry_sends_the_login_to_its_loopback_http_rea
     assert PASSWORD not in realm_saw[0].url and USER not in realm_saw[0].url
 
 
+def test_a_token_that_stopped_working_is_asked_for_again(
+    httpserver: HTTPServer, other_server: HTTPServer, tmp_path: Path
+) -> None:
+    """A token lives minutes (Docker Hub's 300 s) and is for one repository, while a
+    run reads for longer: a read whose token is refused asks the realm again, where
+    it said "cannot read; building" and rebuilt what had not changed."""
+    host = host_of(httpserver)
+    realm_saw = _token_registry(httpserver, other_server.url_for("/token"), realm_server=other_server, lasts=2)
+    reading, said = published(f"{host}/team/app", auth_file(tmp_path / "docker", login_for(host)))
+    for _ in range(3):  # two requests a read: each token is spent by the read that asked for it
+        remote = reading.read(f"{host}/team/app:a", "a")
+        assert remote is not None and remote.labels == {"org.example": "yes"}, said
+    assert said == [] and len(realm_saw) == 3
+
+
 def test_a_realm_with_credentials_in_its_url_is_not_asked(
     httpserver: HTTPServer, other_server: HTTPServer, tmp_path: Path
 ) -> None:
@@ -210,22 +225,29 @@ def test_a_realm_with_credentials_in_its_url_is_not_asked(
     assert len(said) == 1 and "secret" not in said[0] and said[0].endswith("; building")
 
 
-def _token_registry(server: HTTPServer, realm: str, *, realm_server: HTTPServer | None = None) -> list[Request]:
+def _token_registry(
+    server: HTTPServer, realm: str, *, realm_server: HTTPServer | None = None, lasts: int = 0
+) -> list[Request]:
     """``server`` as a registry that wants a Bearer token from ``realm``, which
-    gives one for the right Basic login; what the realm saw."""
-    token = uuid.uuid4().hex
+    gives one for the right Basic login; what the realm saw. ``lasts``: the number
+    of requests a token is good for, as if it expired then (0: no end)."""
+    tokens: dict[str, int] = {}
     realm_saw: list[Request] = []
 
     def realm_answer(request: Request) -> Response:
         realm_saw.append(request)
         if request.headers.get("Authorization") != basic():
             return Response("{}", status=401)
+        token = uuid.uuid4().hex
+        tokens[token] = lasts or -1
         return Response(json.dumps({"token": token}), content_type="application/json")
 
     def guarded(body: dict[str, object], headers: dict[str, str]) -> Callable[[Request], Response]:
         def answer(request: Request) -> Response:
-            if request.headers.get("Authorization") != f"Bearer {token}":
+            token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+            if not tokens.get(token):
                 return Response("", status=401, headers={"WWW-Authenticate": f'Bearer realm="{realm}",service="s"'})
+            tokens[token] -= 1
             return Response(json.dumps(body), headers=headers, content_type=str(body.get("mediaType", "")))
 
         return answer

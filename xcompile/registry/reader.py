@@ -65,7 +65,9 @@ class Reader:
         with self._lock:
             auth = self._auth
         status, body, answer = registry_http.get(made, url, {**headers, **({"Authorization": auth} if auth else {})})
-        if status == 401 and not auth:
+        # A header that worked may have stopped working: a token lives minutes (Docker Hub's 300 s),
+        # a run's reads can take longer, and a token is for one repository. Answer the challenge again.
+        if status == 401:
             login = credentials.find(self.where.host, self.auth_files, self.runner, server=self.where.server)
             header = str(answer.get("WWW-Authenticate", ""))
             auth = registry_http.token_auth(made, self.where, header, f"repository:{name}:pull", login)
