@@ -156,3 +156,20 @@ def test_a_plain_http_registry_spoken_to_in_https_is_named_so(
         " (it answers without TLS): the push would fail"
     ) in doctor.stdout
     assert "fix: if it serves plain HTTP, set insecure = true (XCOMPILE_INSECURE=true)" in doctor.stdout
+
+
+def test_an_https_registry_on_loopback_spoken_to_in_plain_http_is_named_so(
+    tls_registry: tuple[Registry, privateca.ServerFiles], armhf_base: str, tmp_path: Path, user_env: dict[str, str]
+) -> None:
+    """Without ``insecure = false`` a loopback registry is spoken to in plain HTTP (as docker's
+    daemon counts loopback insecure); one that serves https answers 400, and the fix says so."""
+    registry, _ = tls_registry
+    repo = f"{registry.host}/tls-{uuid.uuid4().hex[:8]}/app"
+    result = run_xcompile("--base", armhf_base, "--repo", repo, "--tag", "a", cwd=tmp_path, env=user_env)
+    assert result.returncode == 3, result.stderr
+    assert "Traceback" not in result.stderr and "docker build" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"xcompile: error: registry {registry.host} answered HTTP 400 at http://{registry.host}/v2/,"
+        " not as a registry — if it serves https, set insecure = false (XCOMPILE_INSECURE=false);"
+        " or build with --no-push"
+    )

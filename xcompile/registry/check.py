@@ -114,7 +114,10 @@ def _judge(where: Registry, answer: int | RegistryUnreadable, auth_files: tuple[
         return [Finding(label, "fail", detail, _fix_for(where, answer.why))]
     if answer not in (200, 401):
         detail = f"registry {where.name} answered HTTP {answer} at {where.url}/v2/, not as a registry"
-        return [Finding(label, "fail", detail, "check the repository's host, or build with --no-push")]
+        fix = "check the repository's host, or build with --no-push"
+        if answer == 400 and where.plain_http:  # a TLS server's answer to plain HTTP (loopback is plain by default)
+            fix = "if it serves https, set insecure = false (XCOMPILE_INSECURE=false); or build with --no-push"
+        return [Finding(label, "fail", detail, fix)]
     reach = Finding(label, "pass", f"{where.url} answers")
     if answer == 200:
         return [reach, Finding("registry login", "pass", f"{where.name} needs no login")]
