@@ -101,6 +101,23 @@ def test_tag_too_long_once_the_arch_is_added(tmp_path: Path, user_env: dict[str,
     assert "docker" not in line and "+ " not in result.stderr  # before any work
 
 
+def test_a_tag_that_is_another_tags_image_name_is_refused(tmp_path: Path, user_env: dict[str, str]) -> None:
+    """With several arches tag 3.7's arm64v8 image is pushed as 3.7-arm64v8: a tag of that name
+    would be the manifest list under the same name, overwriting it, and no rerun would settle."""
+    result = run_xcompile(
+        "build", "--repo", "127.0.0.1:9/a", "--arch", "arm32v7", "--arch", "arm64v8",
+        "--tag", "3.7", "--tag", "3.7-arm64v8", cwd=tmp_path, env=user_env,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert refused(result.stderr) == (
+        "xcompile: error: tags 3.7 and 3.7-arm64v8 collide: with several arches 3.7's arm64v8 image is"
+        " 3.7-arm64v8 — drop one of them, or build 3.7-arm64v8 in a run of its own"
+    )
+    assert "+ " not in result.stderr  # before any work
+    one_arch, _ = load({"tags": ["3.7", "3.7-arm64v8"]}, {}, tmp_path, HOME)  # one arch: plain tags, no clash
+    assert one_arch.tags == ("3.7", "3.7-arm64v8")
+
+
 def test_tag_at_the_limit_with_one_arch_is_fine(tmp_path: Path) -> None:
     config, _ = load({"tags": ["t" * 128]}, {}, tmp_path, HOME)
     assert config.tags == ("t" * 128,)

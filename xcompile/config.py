@@ -321,6 +321,10 @@ def _validate(config: Config) -> None:
             # must still be a tag; refused now, not at the first push.
             for arch in config.targets:
                 reference.check_tag(tag, suffix=f"-{arch.name}")
+                image = f"{tag}-{arch.name}"
+                if image in config.tags:  # one name, two things: the list would overwrite the image
+                    msg = f"tags {tag} and {image} collide: with several arches {tag}'s {arch.name} image is {image}"
+                    raise ConfigError(msg, hint=f"drop one of them, or build {image} in a run of its own")
     unknown = [cell for cell in config.only if cell not in config.cells]
     if unknown:
         msg = f"--only {', '.join(unknown)}: not a configured cell"
