@@ -36,6 +36,10 @@ from conftest import run_xcompile
         # Given empty (a CI variable that is unset) is refused, never the file's value or the default.
         (["--repo", ""], "xcompile: error: --repo: expected a non-empty string, got ''"),
         (["qemu", "--qemu-version", ""], "xcompile: error: --qemu-version: expected a non-empty string, got ''"),
+        (["--config", ""], "xcompile: error: --config: expected a file, got ''"),
+        (["qemu", "--dest", ""], "xcompile: error: --dest: expected a folder, got ''"),
+        (["--config", "/"], "xcompile: error: config file / is not a file"),
+        (["qemu", "--dest", "/etc/hostname"], "xcompile: error: --dest /etc/hostname: not a folder"),
     ],
 )
 def test_usage_errors(tmp_path: Path, user_env: dict[str, str], args: list[str], message: str) -> None:

@@ -48,6 +48,17 @@ if TYPE_CHECKING:
 _PLUMBUM_EXITS = (ShowHelp, ShowHelpAll, ShowVersion, ShowCompletion)
 
 
+def _path_or_none(switch: str, value: str | None, what: str) -> Path | None:
+    """A path switch's value; given empty (`--config "$CFG"` with CFG unset) is refused,
+    as every setting's is, rather than read as not given."""
+    if value is None:
+        return None
+    if not value:
+        msg = f"{switch}: expected {what}, got ''"
+        raise UsageError(msg)
+    return Path(value)
+
+
 class Console:
     """Log lines go to stderr (like `set -x`), results to stdout, so that
     `path=$(xcompile qemu)` captures just the path."""
@@ -102,13 +113,13 @@ class _Command(switches.Common):
     def session(self) -> _Session:
         console = Console()
         given = switches.given(self)
-        config_file = given.pop("config_file", None)
+        config_file = _path_or_none("--config", given.pop("config_file", None), "a file")
         settings, warnings = config.load(
             given,
             env=os.environ,
             cwd=Path.cwd(),
             home=Path.home(),
-            config_file=Path(config_file) if config_file else None,
+            config_file=config_file,
         )
         for warning in warnings:
             console.say(f"warning: {warning}")
@@ -244,9 +255,9 @@ class QemuCommand(_Command, switches.QemuSource):
                     json.dumps(shown, indent=2) if shown is not None else catalog.table(offers, settings.targets)
                 )
             return 0
-        dest = Path(self.dest) if self.dest else None
+        dest = _path_or_none("--dest", self.dest, "a folder")
         if dest is not None and not dest.is_dir():
-            msg = f"--dest {dest}: no such folder"
+            msg = f"--dest {dest}: {'not a folder' if dest.exists() else 'no such folder'}"
             raise UsageError(msg)
         for found in qemu.ensure_all(settings.targets, runner, settings, console.say, console.progress):
             path = found.path if dest is None else qemu.copy_to(found, dest, runner)

@@ -235,7 +235,7 @@ def _read_file(cwd: Path, explicit: Path | None) -> tuple[dict[str, Any], str]:
     if explicit is not None:
         path = explicit if explicit.is_absolute() else cwd / explicit
         if not path.is_file():
-            msg = f"config file {explicit} not found"
+            msg = f"config file {explicit} {'is not a file' if path.exists() else 'not found'}"
             raise ConfigError(msg)
         section = _section(path)
         if section is None:
