@@ -71,18 +71,24 @@ def test_a_failing_or_hanging_proof_command_fails_its_image_and_pushes_nothing(
     host_binfmt: str, registry: Registry, armhf_base: str, user_env: dict[str, str], tmp_path: Path
 ) -> None:
     name = f"proof-{uuid.uuid4().hex[:6]}/cmd"
-    folder = project(tmp_path / "fails", registry, name, armhf_base, "proof_command = echo first; echo last; exit 1\n")
-    result = run_xcompile(cwd=folder, env=user_env)
+    folder = project(tmp_path / "fails", registry, name, armhf_base, "proof_command = echo first; echo last; exit 3\n")
+    report = tmp_path / "report.json"
+    result = run_xcompile("--report", str(report), cwd=folder, env=user_env)
     assert result.returncode == 1, result.stderr[-2000:]
     assert (
-        f"{registry.host}/{name}:a: the proof command `echo first; echo last; exit 1` exited 1;"
+        f"{registry.host}/{name}:a: the proof command `echo first; echo last; exit 3` exited 3;"
         " last output: first | last"
     ) in result.stdout
     assert registry.tags(name) == []
+    (image,) = json.loads(report.read_text())["images"]  # the report keeps how the command ended
+    assert image["status"] == "failed"
+    assert (image["proof_command"]["command"], image["proof_command"]["exit"]) == ("echo first; echo last; exit 3", 3)
     hangs = project(tmp_path / "hangs", registry, name, armhf_base, "proof_command = /bin/busybox sleep 600\n")
-    result = run_xcompile(cwd=hangs, env=user_env, timeout=120)
+    result = run_xcompile("--report", str(report), cwd=hangs, env=user_env, timeout=120)
     assert result.returncode == 1, result.stderr[-2000:]
     assert "the proof command `/bin/busybox sleep 600` did not end: timed out after 5 s" in result.stdout
+    (image,) = json.loads(report.read_text())["images"]
+    assert image["proof_command"]["exit"] is None and image["proof_command"]["seconds"] >= 5
     assert "+ docker rm --force xcompile-proof-" in result.stderr
     assert docker("ps", "-a", "-q", "--filter", "name=xcompile-proof-").stdout.split() == []
     assert registry.tags(name) == []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Sequence
+from typing import Any
 
 from .urls import redact
 
@@ -95,6 +96,8 @@ class ProofFailed(XcompileError):
     """
 
     exit_code = 1
+    run: Any = None
+    """Where the user's proof command failed: its run (plan.ProofRun), for the report."""
 
 
 class JoinFailed(XcompileError):

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from xcompile import build, context, dockerconfig, emulation, engine, prove, push, qemu, recipe, store
 from xcompile.config import Config
-from xcompile.errors import CommandFailed, XcompileError
+from xcompile.errors import CommandFailed, ProofFailed, XcompileError
 from xcompile.plan import Image, ManifestList, Outcome, Result, plan
 from xcompile.runner import Runner
 
@@ -165,7 +165,11 @@ class Pipeline:
             if self.config.verify:
                 prover = prove.Prover(self.runner, self.shapes, self.say, timeout=self.config.proof_timeout)
                 command = self.config.proof_command_for(image.arch)
-                _, outcome.proof = prover.prove(image, self._sha256[emulator.binary], work, command)
+                try:
+                    _, outcome.proof = prover.prove(image, self._sha256[emulator.binary], work, command)
+                except ProofFailed as err:
+                    outcome.proof = err.run  # the command's exit and seconds, where it was the command that failed
+                    raise
             if self.config.push and not self._stopped(outcome, "not pushed: an earlier image failed"):
                 digest_file = work.scratch / f"{image.label}.digest"
                 outcome.digest = push.push(self.runner, self.shapes, self.config, image, digest_file)

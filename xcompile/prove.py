@@ -144,7 +144,10 @@ class Prover:
         try:
             said = self.runner.stream(*argv, label=image.label, timeout=self.timeout, on_timeout=remove)
         except CommandFailed as err:
-            raise proof.command_failed(image.arch, shown, err, engine.classify(err, entrypoint)) from None
+            failed = proof.command_failed(image.arch, shown, err, engine.classify(err, entrypoint))
+            seconds = round(time.monotonic() - started, 2)
+            failed.run = ProofRun(shown, err.retcode, seconds, under.said, under.host_qemu, under.same_bytes)
+            raise failed from None
         if said is None:  # not run (a dry run): planned, not passed
             return ProofRun(shown, None, 0.0, under.said, under.host_qemu, under.same_bytes)
         seconds = time.monotonic() - started
