@@ -67,6 +67,16 @@ def test_bad_config_file_key(tmp_path: Path, user_env: dict[str, str]) -> None:
     assert result.stderr == "xcompile: error: setup.cfg: unknown key 'tagz' — did you mean 'tags'?\n"
 
 
+def test_a_proof_command_that_no_verify_skips_is_said(tmp_path: Path, user_env: dict[str, str]) -> None:
+    """A config file's proof command is a gate someone relies on: --no-verify skipping it is said."""
+    (tmp_path / "setup.cfg").write_text("[xcompile]\nproof_command_arm32v7 = ldconfig\n")
+    result = run_xcompile("--dry-run", "--no-verify", "--no-push", cwd=tmp_path, env=user_env)
+    assert result.returncode == 0, result.stderr
+    warning = "xcompile: warning: the proof command is not run: --no-verify (verify = false) skips the whole proof"
+    assert warning in result.stderr.splitlines()
+    assert warning not in run_xcompile("--dry-run", "--no-push", cwd=tmp_path, env=user_env).stderr
+
+
 def test_version_and_help(tmp_path: Path, user_env: dict[str, str]) -> None:
     from xcompile import __version__
 

@@ -151,6 +151,8 @@ class _Build(_Command, switches.Build):
         console, settings, runner = self.session()
         if settings.dry_run:
             console.say(f"dry run, settings from {settings.source}: nothing runs, nothing is written")
+        if not settings.verify and (settings.proof_command is not None or settings.proof_commands):
+            console.say("warning: the proof command is not run: --no-verify (verify = false) skips the whole proof")
         pipeline = Pipeline(settings, runner, console.say, console.progress)
         try:
             result = pipeline.run()
