@@ -72,13 +72,17 @@ def test_two_versions_two_images_give_the_right_cells_and_leave_nothing(
     assert docker("images", "-q", "--filter", "reference=xcompile-trial-*/*").stdout.split() == before
     assert docker("ps", "-a", "-q", "--filter", "name=xcompile-proof-").stdout.split() == []
     assert list(Path(user_env["TMPDIR"]).iterdir()) == []
-    # No version passes every image: exit 1.
+    # No version passes every image: exit 1. A version given twice is tried once (one image per cell).
+    dangling = docker("images", "-q", "--filter", "dangling=true").stdout.split()
     failing = run_xcompile(
-        "trial", "7.2", "--qemu-source", "download", "--mirror", mirror, "--keyring", str(key.keyring),
+        "trial", "7.2", "7.2", "--qemu-source", "download", "--mirror", mirror, "--keyring", str(key.keyring),
         "--base", armhf_base, "--tag", "a", "--proof-command", ONLY_TEN, cwd=tmp_path, env=user_env, timeout=600,
     )  # fmt: skip
     assert failing.returncode == 1, failing.stderr[-3000:]
     assert "xcompile: no version passes every image" in failing.stderr
+    assert "xcompile: warning: versions: duplicates dropped, each version is tried once" in failing.stderr
+    assert failing.stdout.splitlines()[0].split() == ["image", "7.2"]
+    assert docker("images", "-q", "--filter", "dangling=true").stdout.split() == dangling
 
 
 def test_a_base_that_is_not_there_fails_its_row_and_the_others_still_run(

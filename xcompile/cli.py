@@ -289,11 +289,14 @@ class InspectCommand(_Command, switches.Engine):
 class TrialCommand(_Command, switches.Images):
     """Which qemu works for my images? Build and prove every image with each qemu VERSION; push nothing."""
 
-    def main(self, *versions: str) -> int:
+    def main(self, *given: str) -> int:
         console, settings, runner = self.session()
-        cells = trial.trial(settings, list(versions), runner, console.say)
-        console.result(trial.table(cells, list(versions)))
-        good = trial.passing(cells, list(versions))
+        versions = list(dict.fromkeys(given))
+        if len(versions) < len(given):  # one column each: two cells would build, prove and remove one image
+            console.say("warning: versions: duplicates dropped, each version is tried once")
+        cells = trial.trial(settings, versions, runner, console.say)
+        console.result(trial.table(cells, versions))
+        good = trial.passing(cells, versions)
         if not settings.dry_run:
             console.say(f"every image passes with qemu {', '.join(good)}" if good else "no version passes every image")
         return 0 if good or settings.dry_run else 1
