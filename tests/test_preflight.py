@@ -136,6 +136,38 @@ def test_a_registry_wanting_a_login_nobody_gave(
     assert password not in result.stderr + result.stdout + doctor.stdout
 
 
+def test_a_login_the_registry_refuses_or_an_empty_entry_stops_the_run_before_any_build(
+    locked: tuple[Registry, str, str], armhf_base: str, tmp_path: Path, user_env: dict[str, str]
+) -> None:
+    """A wrong password in auths, or the empty entry `docker login` leaves beside a helper
+    with no helper named: the registry is asked, as `docker login` asks it, and the run stops
+    with exit 3 before any build, where `docker push` failed after every build and proof."""
+    registry, user, password = locked
+    config = Path(user_env["DOCKER_CONFIG"]) / "config.json"
+    config.parent.mkdir(exist_ok=True)
+    wrong = base64.b64encode(f"{user}:not-{password}".encode()).decode()
+    for entry, detail, fix in (
+        ({"auth": wrong}, f"registry {registry.host} refused the login of '{user}' in auths of {config}",
+         f"log in again: `docker login {registry.host}`"),
+        ({}, f"registry {registry.host} wants a login, and the entry for it in {config} holds none",
+         f"`docker login {registry.host}`"),
+    ):  # fmt: skip
+        config.write_text(json.dumps({"auths": {registry.host: entry}}))
+        result = run_xcompile("--base", armhf_base, "--repo", f"{registry.host}/team/app", "--tag", "a",
+                              cwd=tmp_path, env=user_env)  # fmt: skip
+        assert result.returncode == 3, result.stderr
+        assert one_line_error(result.stderr) == f"xcompile: error: {detail} — {fix}"
+        assert "docker build" not in result.stderr and password not in result.stderr
+        doctor = run_xcompile("doctor", "--repo", f"{registry.host}/team/app", cwd=tmp_path, env=user_env)
+        assert doctor.returncode == 3 and detail in doctor.stdout, doctor.stdout
+    right = base64.b64encode(f"{user}:{password}".encode()).decode()
+    config.write_text(json.dumps({"auths": {registry.host: {"auth": right}}}))
+    found = xregistry.for_repos([f"{registry.host}/team/app"], insecure=None, hub_address=lambda: "unused")
+    assert preflight.check(found, (config,))[1] == preflight.Finding(
+        "registry login", "pass", f"credentials for {registry.host} in auths of {config}"
+    )
+
+
 @pytest.mark.parametrize("host_binfmt", ["debian"], indirect=True)  # the image is proven under emulation
 def test_after_docker_login_the_run_pushes_and_no_password_shows(
     host_binfmt: str, locked: tuple[Registry, str, str], armhf_base: str, tmp_path: Path, user_env: dict[str, str]

@@ -209,6 +209,26 @@ def test_a_token_that_stopped_working_is_asked_for_again(
     assert said == [] and len(realm_saw) == 3
 
 
+def test_the_check_asks_a_token_realm_whether_it_takes_the_login(
+    httpserver: HTTPServer, other_server: HTTPServer, tmp_path: Path
+) -> None:
+    """As `docker login` asks it: the realm, with the login, then /v2/ with the token."""
+    host = host_of(httpserver)
+    realm_saw = _token_registry(httpserver, other_server.url_for("/token"), realm_server=other_server)
+    (where,) = check.for_config(Config(repo=f"{host}/team/app"), Runner(lambda line, label: None))
+    right = auth_file(tmp_path / "right", login_for(host))
+    assert check.check([where], (right,))[1].status == "pass"
+    wrong_login = {"auths": {host: {"auth": base64.b64encode(f"{USER}:wrong".encode()).decode()}}}
+    wrong = auth_file(tmp_path / "wrong", wrong_login)
+    login = check.check([where], (wrong,))[1]
+    assert (login.status, login.detail) == (
+        "fail",
+        f"registry {host} refused the login of '{USER}' in auths of {wrong}",
+    )
+    assert [request.headers.get("Authorization") for request in realm_saw][-1] != basic()
+    assert all(PASSWORD not in request.url for request in realm_saw)
+
+
 def test_a_realm_with_credentials_in_its_url_is_not_asked(
     httpserver: HTTPServer, other_server: HTTPServer, tmp_path: Path
 ) -> None:
@@ -255,6 +275,7 @@ def _token_registry(
     digest = {"Docker-Content-Digest": "sha256:" + "d" * 64}
     server.expect_request(MANIFEST).respond_with_handler(guarded(image_manifest(), digest))
     server.expect_request(BLOB).respond_with_handler(guarded(image_config({"org.example": "yes"}), {}))
+    server.expect_request("/v2/").respond_with_handler(guarded({}, {}))
     (realm_server or server).expect_request("/token").respond_with_handler(realm_answer)
     return realm_saw
 

@@ -95,23 +95,28 @@ def gone(err: CommandFailed, repo: str) -> XcompileError | None:
 # --- one registry -------------------------------------------------------------
 
 
-def _ask(where: Registry) -> int | RegistryUnreadable:
+Answer = tuple[int, str] | RegistryUnreadable
+"""What ``GET /v2/`` answered: its status and its challenge (WWW-Authenticate), or why there was no answer."""
+
+
+def _ask(where: Registry) -> Answer:
     from xcompile.registry import http
 
     try:
         with http.session(where.host) as made:
-            status, _, _ = http.get(made, f"{where.url}/v2/", {}, limit=1 << 20)
-            return status
+            status, _, headers = http.get(made, f"{where.url}/v2/", {}, limit=1 << 20)
+            return status, str(headers.get("WWW-Authenticate", ""))
     except RegistryUnreadable as err:
         return err
 
 
-def _judge(where: Registry, answer: int | RegistryUnreadable, auth_files: tuple[Path, ...]) -> list[Finding]:
+def _judge(where: Registry, asked: Answer, auth_files: tuple[Path, ...]) -> list[Finding]:
     label = f"registry {where.name}"
-    if isinstance(answer, RegistryUnreadable):
-        why = answer.why or answer.message
+    if isinstance(asked, RegistryUnreadable):
+        why = asked.why or asked.message
         detail = f"registry {where.name} is not reachable at {where.url} ({why}): the push would fail"
-        return [Finding(label, "fail", detail, _fix_for(where, answer.why))]
+        return [Finding(label, "fail", detail, _fix_for(where, asked.why))]
+    answer, challenge = asked
     if answer not in (200, 401):
         detail = f"registry {where.name} answered HTTP {answer} at {where.url}/v2/, not as a registry"
         fix = "check the repository's host, or build with --no-push"
@@ -121,7 +126,7 @@ def _judge(where: Registry, answer: int | RegistryUnreadable, auth_files: tuple[
     reach = Finding(label, "pass", f"{where.url} answers")
     if answer == 200:
         return [reach, Finding("registry login", "pass", f"{where.name} needs no login")]
-    return [reach, _login(where, auth_files)]
+    return [reach, _login(where, auth_files, challenge)]
 
 
 def _fix_for(where: Registry, why: str | None) -> str:
@@ -138,7 +143,7 @@ def _fix_for(where: Registry, why: str | None) -> str:
     return "start it or check the network, or build with --no-push"
 
 
-def _login(where: Registry, auth_files: tuple[Path, ...]) -> Finding:
+def _login(where: Registry, auth_files: tuple[Path, ...], challenge: str) -> Finding:
     try:
         found = credentials.where(where.host, auth_files)
     except XcompileError as err:
@@ -149,6 +154,14 @@ def _login(where: Registry, auth_files: tuple[Path, ...]) -> Finding:
             f"{found.auth_file} names {found.helper} for {where.name} (in {found.part}), and no such program is on PATH"
         )
         return Finding("registry login", "fail", detail, f"install {found.helper}, or {where.login}")
+    # A login in auths is tried, as `docker login` tries it: a wrong or empty one would fail every push.
+    login = credentials.in_auths(where.host, found.auth_file) if found and found.part == "auths" else None
+    if found and login is False:
+        detail = f"registry {where.name} wants a login, and the entry for it in {found.auth_file} holds none"
+        return Finding("registry login", "fail", detail, where.login)
+    if found and isinstance(login, credentials.Login) and _refused(where, challenge, login):
+        detail = f"registry {where.name} refused the login of {login.username!r} in auths of {found.auth_file}"
+        return Finding("registry login", "fail", detail, f"log in again: {where.login}")
     if found:
         return Finding("registry login", "pass", f"credentials for {where.name} in {found.part} of {found.auth_file}")
     none = (
@@ -157,3 +170,14 @@ def _login(where: Registry, auth_files: tuple[Path, ...]) -> Finding:
         else f"neither {' nor '.join(map(str, auth_files))} has credentials"
     )
     return Finding("registry login", "fail", f"registry {where.name} wants a login, and {none} for it", where.login)
+
+
+def _refused(where: Registry, challenge: str, login: credentials.Login) -> bool:
+    """Whether the registry refuses ``login`` (not where it cannot be told, or does not answer)."""
+    from xcompile.registry import http
+
+    try:
+        with http.session(where.host) as made:
+            return http.login_accepted(made, where, challenge, login) is False
+    except RegistryUnreadable:
+        return False  # the push will say; the check has found the registry answering

@@ -102,6 +102,26 @@ def find(host: str, auth_files: tuple[Path, ...], runner: Runner, *, server: str
     return None
 
 
+_SECRETS = ("auth", "username", "password", "identitytoken", "registrytoken")
+"""What an ``auths`` entry may hold a login in (docker's AuthConfig)."""
+
+
+def in_auths(host: str, auth_file: Path) -> Login | bool | None:
+    """The user:password login ``auth_file``'s ``auths`` holds for ``host``; False where its
+    entry holds nothing at all (``{}``: what `docker login` leaves beside a helper); None where
+    it holds something else (an identity token), or the file cannot be read."""
+    try:
+        data = dockerconfig.read(auth_file) or {}
+    except XcompileError:
+        return None
+    login = _in_auths(data, host)
+    if login is not None:
+        return login
+    entries = [e for k, e in _mapping(data.get("auths")).items() if _keys(k, host)]
+    empty = all(not (isinstance(e, Mapping) and any(e.get(key) for key in _SECRETS)) for e in entries)
+    return False if entries and empty else None
+
+
 def _in_auths(data: Mapping[str, Any], host: str) -> Login | None:
     for key, entry in _mapping(data.get("auths")).items():
         if not _keys(key, host) or not isinstance(entry, Mapping):

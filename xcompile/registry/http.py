@@ -136,9 +136,40 @@ def challenge(header: str) -> tuple[str, dict[str, str]]:
 def token_auth(made: requests.Session, where: Registry, header: str, scope: str, login: Login | None) -> str | None:
     """The Authorization header that answers a 401's challenge: Basic, or a
     Bearer token from the realm; None where there is no answer to give."""
-    scheme, params = challenge(header)
+    scheme, _ = challenge(header)
     if scheme == "basic":
         return login.basic() if login else None
+    asked = _realm(where, header, scope, login)
+    if asked is None:
+        return None
+    url, headers = asked
+    status, body, _ = get(made, url, headers)
+    return _token(body, url) if status == 200 else None
+
+
+def login_accepted(made: requests.Session, where: Registry, header: str, login: Login) -> bool | None:
+    """Whether the registry takes ``login``, asked as `docker login` asks it (its
+    realm, then ``/v2/``): True, False where it refuses it, None where it cannot be told."""
+    scheme, _ = challenge(header)
+    if scheme == "basic":
+        auth: str | None = login.basic()
+    else:
+        asked = _realm(where, header, "", login)
+        if asked is None or "Authorization" not in asked[1]:
+            return None  # an odd realm, or one the login is not sent to
+        status, body, _ = get(made, *asked)
+        if status in (401, 403):
+            return False
+        auth = _token(body, asked[0]) if status == 200 else None
+    if auth is None:
+        return None
+    status, _, _ = get(made, f"{where.url}/v2/", {"Authorization": auth})
+    return {200: True, 401: False}.get(status)
+
+
+def _realm(where: Registry, header: str, scope: str, login: Login | None) -> tuple[str, dict[str, str]] | None:
+    """The URL and headers that ask a Bearer challenge's realm for a token; None for an odd realm."""
+    scheme, params = challenge(header)
     realm = params.get("realm", "")
     query = {"service": params.get("service", ""), "scope": params.get("scope") or scope}
     try:
@@ -150,11 +181,11 @@ def token_auth(made: requests.Session, where: Registry, header: str, scope: str,
         return None  # an odd or credential-bearing realm is not asked at all
     # Credentials only over https, or where the registry itself speaks plain HTTP.
     send = login if parts.scheme == "https" or where.plain_http else None
-    headers = {"Authorization": send.basic()} if send else {}
-    status, body, _ = get(made, url, headers)
-    if status != 200:
-        return None
-    found = json_object(body, f"the token answer of {redact(realm)}")
+    return url, ({"Authorization": send.basic()} if send else {})
+
+
+def _token(body: bytes, url: str) -> str | None:
+    found = json_object(body, f"the token answer of {redact(url)}")
     value = found.get("token") or found.get("access_token")
     return f"Bearer {value}" if isinstance(value, str) and value else None
 
