@@ -136,7 +136,10 @@ def test_inspect_reads_each_platform_of_a_list(
     assert platforms["linux/arm/v7"]["qemu_source"].startswith("path ")
     missing = run_xcompile("inspect", f"{repo}:nope", cwd=tmp_path, env=user_env)
     assert missing.returncode == 1
-    assert (
-        missing.stderr.strip()
-        == f"xcompile: error: {repo}:nope: the registry has no such image — check the name and the tag"
-    )
+    said = f"xcompile: error: {repo}:nope: the registry has no such image — check the name and the tag"
+    assert missing.stderr.strip() == said
+    # One name missing among others: the others are still shown, and the run says which one failed.
+    some = run_xcompile("inspect", f"{repo}:a", f"{repo}:nope", "--format", "json", cwd=tmp_path, env=user_env)
+    assert some.returncode == 1
+    assert {image["platform"] for image in json.loads(some.stdout)} == {"linux/arm/v7", "linux/arm64/v8"}
+    assert [line for line in some.stderr.splitlines() if "error" in line] == [said]

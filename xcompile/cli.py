@@ -278,11 +278,15 @@ class InspectCommand(_Command, switches.Engine):
             msg = "inspect needs at least one image"
             raise UsageError(msg, hint="e.g. `xcompile inspect HOST/team/app:3.7`")
         console, settings, runner = self.session()
-        found = inspect.inspect(list(names), settings, runner)
-        console.result(
-            json.dumps([seen.as_dict() for seen in found], indent=2) if self.fmt == "json" else inspect.text(found)
-        )
-        return 0
+        found, failed = inspect.inspect(list(names), settings, runner)
+        if failed and not found and len(failed) == 1:
+            raise failed[0]
+        if found or self.fmt == "json":
+            shown = json.dumps([seen.as_dict() for seen in found], indent=2) if self.fmt == "json" else None
+            console.result(shown if shown is not None else inspect.text(found))
+        for err in failed:  # each name the registry could not answer for, in a line of its own
+            console.say(f"error: {err}")
+        return 1 if failed else 0
 
 
 @XcompileApp.subcommand("trial")

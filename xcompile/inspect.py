@@ -50,16 +50,17 @@ class Seen:
         return {**asdict(self), **found, "xcompile": self.xcompile or None}
 
 
-def inspect(names: list[str], config: Config, runner: Runner) -> list[Seen]:
-    """Each name's image, or each platform of its list; raises for a name the registry cannot answer for."""
+def inspect(names: list[str], config: Config, runner: Runner) -> tuple[list[Seen], list[XcompileError]]:
+    """Each name's image, or each platform of its list; and why the registry could not answer for
+    the names it could not (the others are still read). Every name is checked before any is read."""
     from xcompile.engine import ENGINES
     from xcompile.registry.reader import Reader
 
     shapes = ENGINES.get(config.engine, ENGINES["docker"])
     auth_files = shapes.auth_files(config.docker_config, config.podman_auth_file)
     found: list[Seen] = []
-    for name in names:
-        repo, ref = _split(name)
+    failed: list[XcompileError] = []
+    for name, (repo, ref) in [(name, _split(name)) for name in names]:
         wheres = registry.for_repos(
             [repo], insecure=config.insecure, program=shapes.program, hub_address=lambda: shapes.hub_address(runner)
         )
@@ -68,9 +69,12 @@ def inspect(names: list[str], config: Config, runner: Runner) -> list[Seen]:
         # The same credentials, CAs and bounds as the build's registry reads.
         reader = Reader(wheres[0], auth_files, runner)
         path, _ = registry.split(f"{repo}:latest")
-        remote = _read(reader, path, ref, name)
-        found += _members(reader, path, name, remote) if remote.is_list else [_seen(name, remote, "")]
-    return found
+        try:
+            remote = _read(reader, path, ref, name)
+            found += _members(reader, path, name, remote) if remote.is_list else [_seen(name, remote, "")]
+        except XcompileError as err:
+            failed.append(err)
+    return found, failed
 
 
 def _split(name: str) -> tuple[str, str]:
