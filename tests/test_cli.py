@@ -32,6 +32,10 @@ from conftest import run_xcompile
         (["--report", "/nonexistent/dir/r.json"], "xcompile: error: report: folder /nonexistent/dir does not exist"),
         (["--keyring", "/nonexistent.gpg"], "xcompile: error: keyring: /nonexistent.gpg does not exist"),
         (["--mirror", "notaurl"], "xcompile: error: --mirror: 'notaurl' is not an http(s) URL"),
+        (
+            ["--mirror", "http://u:p@127.0.0.1:1/debian?token=t"],
+            "xcompile: error: --mirror: http://127.0.0.1:1/debian: a query or fragment cannot be part of",
+        ),
         (["--tag", ""], "xcompile: error: --tag: expected at least one value"),
         # Given empty (a CI variable that is unset) is refused, never the file's value or the default.
         (["--repo", ""], "xcompile: error: --repo: expected a non-empty string, got ''"),

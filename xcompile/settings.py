@@ -141,6 +141,15 @@ def _url(value: Any, key: str) -> str:
     return url.rstrip("/")
 
 
+def _mirror(value: Any, key: str) -> str:
+    """An archive's base URL: paths are joined to it, so it has no query or fragment."""
+    url = _url(value, key)
+    if "?" in url or "#" in url:
+        msg = f"{key}: {redact(url)}: a query or fragment cannot be part of an archive's base URL"
+        raise ConfigError(msg, hint="give the archive's base URL, e.g. http://HOST/debian")
+    return url
+
+
 def _arches(value: Any, key: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(platforms.get(word).name for word in _words(value, key)))
 
@@ -175,7 +184,7 @@ KEYS: dict[str, Callable[[Any, str], Any]] = {
     "qemu_source": _choice(*QEMU_SOURCES),
     "rebuild": _choice(*REBUILD),
     "pull": _choice(*PULL),
-    "mirror": _url,
+    "mirror": _mirror,
     "suite": _text,
     "keyring": _path,
     "allow_unsigned": _bool,
