@@ -51,23 +51,6 @@ def test_layers_lowest_first(tmp_path: Path) -> None:
     assert config.source == "setup.cfg"
 
 
-def test_a_higher_layers_base_is_every_archs(tmp_path: Path) -> None:
-    """`--base X` (or XCOMPILE_BASE) builds on X everywhere: it replaces the file's base_<arch> too;
-    within one layer base_<arch> still picks one arch's. The same for proof_command."""
-    (tmp_path / "setup.cfg").write_text(
-        "[xcompile]\narches = arm32v7 arm64v8\nbase_arm32v7 = file/arm\nproof_command_arm32v7 = exit 5\n"
-    )
-    arm, arm64 = settings(tmp_path).targets
-    assert settings(tmp_path).base_for(arm) == "file/arm"
-    switched = settings(tmp_path, {"base": "switch/base", "proof_command": "true"})
-    assert [switched.base_for(a) for a in (arm, arm64)] == ["switch/base", "switch/base"]
-    assert [switched.proof_command_for(a) for a in (arm, arm64)] == ["true", "true"]
-    env = {"XCOMPILE_BASE": "env/base", "XCOMPILE_BASE_ARM64V8": "env/arm64"}
-    layered = settings(tmp_path, env=env)
-    assert [layered.base_for(a) for a in (arm, arm64)] == ["env/base", "env/arm64"]
-    assert layered.proof_command_for(arm) == "exit 5"  # no higher proof_command: the file's stays
-
-
 def test_pyproject_tool_section(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text(
         '[tool.xcompile]\ntags = ["3.9", "3.9-slim"]\npush = false\nkeep-going = true\n'

@@ -151,12 +151,10 @@ def load(
         _parse_layer(env_values, "environment", warnings, unknown_is_error=False),
     ):
         # Per-arch values (bases, proof commands) merge across layers; every other key replaces.
-        _generic_replaces_per_arch(values, layer)
         merged = {field: dict(values.get(field, ())) | dict(layer.pop(field, ())) for field, _ in PER_ARCH.values()}
         values.update(layer)
         values.update((field, tuple(sorted(pairs.items()))) for field, pairs in merged.items() if pairs)
 
-    _generic_replaces_per_arch(values, {key: value for key, value in switches.items() if value is not None})
     for key, value in switches.items():
         if value is None:
             continue
@@ -196,14 +194,6 @@ def _podman_auth_file(env: Mapping[str, str]) -> Path:
 
 def _asdict(config: Config) -> dict[str, Any]:
     return {f.name: getattr(config, f.name) for f in fields(config)}
-
-
-def _generic_replaces_per_arch(values: dict[str, Any], layer: Mapping[str, Any]) -> None:
-    """A layer's ``base`` (``proof_command``) is every arch's: it replaces the lower layers'
-    ``base_<arch>`` (``proof_command_<arch>``) too, so that `--base X` builds on X everywhere."""
-    for prefix, (pairs, _) in PER_ARCH.items():
-        if prefix.removesuffix("_") in layer:
-            values.pop(pairs, None)
 
 
 def _parse_layer(raw: Mapping[str, Any], where: str, warnings: list[str], *, unknown_is_error: bool) -> dict[str, Any]:
