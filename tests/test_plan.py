@@ -11,7 +11,8 @@ from xcompile import binfmt, emulation, engine, platforms
 from xcompile.config import Config, load
 from xcompile.errors import ConfigError
 from xcompile.plan import plan
-from xcompile.store import Local
+from xcompile.runner import Runner
+from xcompile.store import Local, Store
 from xcompile.store import placed as _placed
 
 ARM = platforms.get("arm32v7")
@@ -132,3 +133,20 @@ def test_one_inspect_places_every_name() -> None:
         "127.0.0.1:5000/x/rpi:3.7": None,
         "gone/base:1": None,
     }  # "odd:1" is neither found nor said missing: it is looked up on its own
+
+
+@pytest.mark.parametrize(
+    ("base", "digests", "wanted"),
+    [
+        ("docker.io/arm32v7/python:3.7", ["arm32v7/python@sha256:aa"], "sha256:aa"),
+        ("python:3.7", ["localhost:5000/python@sha256:bb", "python@sha256:aa"], "sha256:aa"),  # not the mirror's
+        ("python:3.7", ["docker.io/library/python@sha256:aa"], "sha256:aa"),
+        ("xcompile-bench/python:3.7", ["localhost/xcompile-bench/python@sha256:cc"], "sha256:cc"),  # podman's
+        ("team/app:1", ["other/app@sha256:dd"], "sha256:" + "e" * 64),  # none of its own: the local ID
+    ],
+)
+def test_a_base_digest_is_its_own_names_as_docker_reads_names(base: str, digests: list[str], wanted: str) -> None:
+    store = Store(Runner(lambda line, label: None), engine.DOCKER, lambda line, label: None)
+    image = plan(Config(base=base.rsplit(":", 1)[0], tags=(base.rsplit(":", 1)[1],)), {}).images[0]
+    store.known = {base: Local("sha256:" + "e" * 64, tuple(digests))}
+    assert store.base_digest(image, known=True) == wanted

@@ -168,11 +168,12 @@ class Store:
         if local is None:
             return None
         name = image.base.rsplit(":", 1)[0]
-        for entry in local.repo_digests:
-            repo, _, digest = entry.partition("@")
-            if repo == name or repo.endswith("/" + name):
-                return digest
-        return local.id
+        pairs = [entry.partition("@")[::2] for entry in local.repo_digests]
+        # The name as docker reads it (docker.io/library/python is python); else one that ends
+        # with it (podman's localhost/NAME), but a mirror's copy of the same name only after that.
+        same = [digest for repo, digest in pairs if _familiar(repo) == _familiar(name)]
+        near = [digest for repo, digest in pairs if repo.endswith("/" + name)]
+        return (same or near or [local.id])[0]
 
     def remove(self, image: Image, replaced: str) -> str | None:
         """Remove the image the new build took the name from; None when done,
