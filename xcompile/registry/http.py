@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
+from requests.adapters import BaseAdapter, HTTPAdapter
 
 from xcompile.errors import RegistryUnreadable
 from xcompile.registry import Registry
@@ -85,11 +85,30 @@ def _stamp(path: Path) -> tuple[int, int]:
     return found.st_mtime_ns, found.st_size
 
 
+class _TrustOnFirstUse(BaseAdapter):
+    """The https adapter, made at the first https request: the CAs cost about 20 ms to
+    load, which a plain-HTTP registry (loopback, insecure) whose realm is too never needs."""
+
+    def __init__(self, host: str) -> None:
+        super().__init__()
+        self._host = host
+        self._made: _Adapter | None = None
+
+    def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        if self._made is None:
+            self._made = _Adapter(trust_for(self._host))
+        return self._made.send(request, *args, **kwargs)
+
+    def close(self) -> None:
+        if self._made is not None:
+            self._made.close()
+
+
 def session(host: str) -> requests.Session:
     """A session for one registry host (see the module's notes)."""
     made = requests.Session()
     made.trust_env = False
-    made.mount("https://", _Adapter(trust_for(host)))
+    made.mount("https://", _TrustOnFirstUse(host))
     return made
 
 
