@@ -66,6 +66,16 @@ def test_setup_cfg_without_section_falls_through_to_pyproject(tmp_path: Path) ->
     assert settings(tmp_path).repo == "from/pyproject"
 
 
+def test_settings_in_both_files_read_setup_cfg_and_say_so(tmp_path: Path) -> None:
+    (tmp_path / "setup.cfg").write_text("[xcompile]\nrepo = from/setup\n")
+    (tmp_path / "pyproject.toml").write_text('[tool.xcompile]\nrepo = "from/pyproject"\n')
+    config, warnings = load({}, {}, tmp_path, HOME)
+    assert config.repo == "from/setup"
+    assert warnings == ["pyproject.toml: its [tool.xcompile] is not read — setup.cfg's [xcompile] is; keep one"]
+    (tmp_path / "pyproject.toml").write_text("[tool.black]\n")  # no settings there: nothing to say
+    assert load({}, {}, tmp_path, HOME)[1] == []
+
+
 def test_explicit_config_file(tmp_path: Path) -> None:
     (tmp_path / "setup.cfg").write_text("[xcompile]\nrepo = not/this\n")
     (tmp_path / "ci.ini").write_text("[xcompile]\nrepo = this/one\n")

@@ -141,6 +141,8 @@ def load(
     values: dict[str, Any] = {}
 
     file_values, source = _read_file(cwd, config_file)
+    if source == "setup.cfg" and _has_section(cwd / "pyproject.toml"):
+        warnings.append("pyproject.toml: its [tool.xcompile] is not read — setup.cfg's [xcompile] is; keep one")
     env_values = {
         key[len(ENV_PREFIX) :].lower(): value
         for key, value in env.items()
@@ -250,6 +252,14 @@ def _read_file(cwd: Path, explicit: Path | None) -> tuple[dict[str, Any], str]:
             if section is not None:
                 return section, name
     return {}, "built-in defaults"
+
+
+def _has_section(path: Path) -> bool:
+    """Whether a file that is not read holds settings (one that cannot be read holds none)."""
+    try:
+        return path.is_file() and _section(path) is not None
+    except ConfigError:
+        return False
 
 
 def _section(path: Path) -> dict[str, Any] | None:
