@@ -224,7 +224,7 @@ class MatrixCommand(_Command, switches.Cells):
 
 
 @XcompileApp.subcommand("join")
-class JoinCommand(_Command, switches.Cells, switches.Registry):
+class JoinCommand(_Command, switches.Tags, switches.Registry):
     """Push one manifest list per configured tag from parts that `build --only` pushed."""
 
     def main(self) -> int:
