@@ -147,6 +147,7 @@ def test_dry_run_prints_the_original_job_and_changes_nothing(
     assert result.returncode == 0, result.stderr
     log = result.stderr
     ctx = f"{user_env['TMPDIR']}/xcompile-XXXXXX/context-qemu-arm-static"
+    dockerfiles = f"{user_env['TMPDIR']}/xcompile-XXXXXX/dockerfiles"  # outside the context its build sends
     tree = f"{ctx}/qemu-layer"
     assert f"+ cp {HOST_QEMU} {tree}/usr/bin/qemu-arm-static\n" in log
     stamped = f"{tree} {tree}/usr {tree}/usr/bin {tree}/usr/bin/qemu-arm-static"
@@ -158,7 +159,7 @@ def test_dry_run_prints_the_original_job_and_changes_nothing(
     for tag in ("3.6", "3.6-slim", "3.7", "3.7-slim"):
         build = (
             f"+ docker build --platform linux/arm/v7 --no-cache"
-            f" -f {ctx}/Dockerfile.{tag} -t brewblox/rpi-python:{tag} {ctx}"
+            f" -f {dockerfiles}/Dockerfile.{tag} -t brewblox/rpi-python:{tag} {ctx}"
         )
         assert f"[{tag}] {build}\n" in log
         labels = f'LABEL org.opencontainers.image.base.name="arm32v7/python:{tag}"'
@@ -166,7 +167,7 @@ def test_dry_run_prints_the_original_job_and_changes_nothing(
             f"FROM arm32v7/python:{tag}; # qemu-layer/ holds qemu-arm-static at /usr/bin/qemu-arm-static;"
             " COPY qemu-layer/ /"
         )
-        assert f"[{tag}] write {ctx}/Dockerfile.{tag}: {dockerfile}; {labels}" in log
+        assert f"[{tag}] write {dockerfiles}/Dockerfile.{tag}: {dockerfile}; {labels}" in log
         assert f"[{tag}] + docker pull -q --platform linux/arm/v7 arm32v7/python:{tag}\n" in log
         assert f"+ docker push brewblox/rpi-python:{tag}\n" in log
     assert log.count("+ docker build") == 4 and log.count("+ docker push") == 4

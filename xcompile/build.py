@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 from xcompile import engine
+from xcompile.context import Workspace
 from xcompile.plan import Image
 from xcompile.runner import Runner
 
@@ -27,11 +27,12 @@ def dockerfile(image: Image, labels: dict[str, str]) -> str:
     return image.dockerfile + "LABEL " + " ".join(f"{key}={json.dumps(value)}" for key, value in labels.items()) + "\n"
 
 
-def build(runner: Runner, shapes: engine.Engine, image: Image, context: Path, labels: dict[str, str]) -> str | None:
+def build(runner: Runner, shapes: engine.Engine, image: Image, work: Workspace, labels: dict[str, str]) -> str | None:
     """Build; returns what the builder said (its last lines; None in a dry run),
     from which ``made`` reads the new image's ID."""
-    path = context / image.dockerfile_name
+    path = work.dockerfiles / image.dockerfile_name
     runner.write_file(path, dockerfile(image, labels), label=image.label)
+    context = work.context(image.arch.qemu_binary)
     return runner.stream(*shapes.build_cmd(image.platform, path, image.name, context), label=image.label)
 
 

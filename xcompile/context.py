@@ -35,6 +35,13 @@ class Workspace:
         return self.root / f"context-{qemu_binary}"
 
     @property
+    def dockerfiles(self) -> Path:
+        """Outside every context: a build sends its whole context while the other
+        images' Dockerfiles are being written, and the engine's tar refuses a file
+        that grows while it reads it ("archive/tar: missed writing N bytes")."""
+        return self.root / "dockerfiles"
+
+    @property
     def scratch(self) -> Path:
         return self.root / "check"
 

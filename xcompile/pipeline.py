@@ -150,7 +150,7 @@ class Pipeline:
             replaced, said = self.local.image_id(image), None
             try:  # a stop lets it end: the classic builder's daemon would commit its step after its client is gone
                 with self.runner.finishing():
-                    said = build.build(self.runner, self.shapes, image, work.context(image.arch.qemu_binary), labels)
+                    said = build.build(self.runner, self.shapes, image, work, labels)
             except CommandFailed as err:
                 said = err.output
                 raise

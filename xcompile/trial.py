@@ -127,7 +127,7 @@ class _Trier:
             # the classic builder would commit a LABEL line as a step of its own.
             with self._removed(image):
                 with self.runner.finishing():
-                    build.build(self.runner, self.shapes, image, space.context(image.arch.qemu_binary), {})
+                    build.build(self.runner, self.shapes, image, space, {})
                 prover = prove.Prover(self.runner, self.shapes, self.say, timeout=self.config.proof_timeout)
                 judged, run = prover.prove(image, sha256, space, self.config.proof_command_for(image.arch))
         except XcompileError as err:
