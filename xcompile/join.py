@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from xcompile import dockerconfig, engine, reference, registry
 from xcompile.config import Config
 from xcompile.engine import Platform
-from xcompile.errors import CommandFailed, JoinFailed, UsageError
+from xcompile.errors import CommandFailed, JoinFailed
 from xcompile.platforms import Arch
 from xcompile.registry import Remote
 from xcompile.runner import Runner
@@ -96,9 +96,6 @@ def parts(config: Config) -> dict[str, list[Part]]:
 
 def join(config: Config, runner: Runner, say: Say) -> list[Joined]:
     """Check every part of every tag, then make (or leave) each tag's list."""
-    if config.only:
-        msg = "join makes every configured tag's list; --only is for build"
-        raise UsageError(msg)
     if len(config.targets) < 2:
         # Not an error: the same CI pipeline works while a project has one arch.
         say(f"nothing to join: with one architecture ({config.arches[0]}) each tag is pushed as the image itself")

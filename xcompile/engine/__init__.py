@@ -91,15 +91,11 @@ class Engine:
     def unavailable(self, err: CommandFailed) -> DockerUnavailable:
         return failures.docker_unavailable(err)
 
-    def check_setup(self, named_auth_files: tuple[tuple[str, Path], ...]) -> None:
-        """Refuse, before any work, a setup this engine cannot work in as it is."""
-
     def prepare(self, runner: Runner, named_auth_files: tuple[tuple[str, Path], ...], home: Path) -> str | None:
         """Before any work: fit the runner to a setup this engine can work in with
         help (``home``: the user's home folder), and refuse one it cannot; the line
-        that says what was done, if anything."""
-        del runner, home
-        self.check_setup(named_auth_files)
+        that says what was done, if anything. Docker needs nothing."""
+        del runner, named_auth_files, home
         return None
 
     def needs_experimental(self, versions: Versions) -> bool:
@@ -241,9 +237,6 @@ class Podman(Engine):
         # containers-auth.json(5): podman's own file first, then docker's
         # config.json, so a `docker login` counts for podman too.
         return (podman_auth_file, docker_config)
-
-    def check_setup(self, named_auth_files: tuple[tuple[str, Path], ...]) -> None:
-        authfiles.check(named_auth_files)
 
     def prepare(self, runner: Runner, named_auth_files: tuple[tuple[str, Path], ...], home: Path) -> str | None:
         return authfiles.prepare(runner, self.program, named_auth_files, home)
