@@ -145,14 +145,13 @@ class Prover:
             said = self.runner.stream(*argv, label=image.label, timeout=self.timeout, on_timeout=remove)
         except CommandFailed as err:
             failed = proof.command_failed(image.arch, shown, err, engine.classify(err, entrypoint))
-            seconds = round(time.monotonic() - started, 2)
-            failed.run = ProofRun(shown, err.retcode, seconds, under.said, under.host_qemu, under.same_bytes)
+            failed.run = under.ran(shown, err.retcode, time.monotonic() - started)
             raise failed from None
         if said is None:  # not run (a dry run): planned, not passed
-            return ProofRun(shown, None, 0.0, under.said, under.host_qemu, under.same_bytes)
+            return under.ran(shown, None, 0.0)
         seconds = time.monotonic() - started
         self.say(f"proof command passed in {seconds:.1f} s, under {under.said}", image.label)
-        return ProofRun(shown, 0, seconds, under.said, under.host_qemu, under.same_bytes)
+        return under.ran(shown, 0, seconds)
 
     @staticmethod
     def _container() -> str:
@@ -178,6 +177,10 @@ class Under:
     host_qemu: str | None = None
     """The host's qemu (binfmt F): its --version line, or its path; None: not the host's."""
     same_bytes: bool = False
+
+    def ran(self, command: str, exit_code: int | None, seconds: float) -> ProofRun:
+        """A proof command's run under this qemu."""
+        return ProofRun(command, exit_code, seconds, self.said, self.host_qemu, self.same_bytes)
 
 
 def runs_under(arch: Arch, shipped_sha256: str, runner: Runner, root: Path = binfmt.ROOT) -> Under:

@@ -86,6 +86,11 @@ class _Programs:
         of that program gets it, and only names leave the environment, never values."""
         self._without[program] = tuple(dict.fromkeys((*self._without.get(program, ()), *variables)))
 
+    def _env_prefix(self, program: str) -> list[str]:
+        """`env -u VAR ...` where ``program`` runs without some variables (``run_without``), else nothing."""
+        unset = self._without.get(program, ())
+        return ["env", *(word for variable in unset for word in ("-u", variable))] if unset else []
+
     # --- programs ---------------------------------------------------------------
 
     def run(
@@ -137,7 +142,7 @@ class _Programs:
         args = self._start_echo(argv, label)
         if self.dry_run:
             return None
-        cmd = _command(args, _env_prefix(self._without.get(args[0], ())))
+        cmd = _command(args, self._env_prefix(args[0]))
         stdin_from = subprocess.PIPE if stdin is not None else None if terminal else subprocess.DEVNULL
         # Its own process group (unless terminal), so that stopping it stops its
         # children too: a grandchild holding the pipe open would block the reader.
@@ -187,7 +192,7 @@ class _Programs:
     def _start_echo(self, argv: tuple[str | Path, ...], label: str | None) -> list[str]:
         args = [str(arg) for arg in argv]
         # Echo before stdin is attached: str(cmd << secret) would show it.
-        self.echo("+ " + shlex.join([*_env_prefix(self._without.get(args[0], ())), *args]), label)
+        self.echo("+ " + shlex.join([*self._env_prefix(args[0]), *args]), label)
         return args
 
     def _run(
@@ -202,7 +207,7 @@ class _Programs:
         args = self._start_echo(argv, label)
         if self.dry_run:
             return None
-        cmd = _command(args, _env_prefix(self._without.get(args[0], ())))
+        cmd = _command(args, self._env_prefix(args[0]))
         proc = self._start(
             args,
             cmd,
@@ -313,11 +318,6 @@ class Runner(_Programs):
             return
         with files.atomic(target, mode=mode) as part:
             yield part
-
-
-def _env_prefix(unset: tuple[str, ...]) -> list[str]:
-    """`env -u VAR ...` for a program that runs without these variables, else nothing."""
-    return ["env", *(word for variable in unset for word in ("-u", variable))] if unset else []
 
 
 def _command(args: list[str], prefix: list[str]) -> Any:
