@@ -25,9 +25,10 @@ import subprocess
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
 
 from debian.debian_support import Version
@@ -277,6 +278,20 @@ class GpgKey:
             ["gpgconf", "--homedir", str(self.home), "--kill", "gpg-agent"], check=False, capture_output=True
         )
         shutil.rmtree(self.home, ignore_errors=True)
+
+
+def key_fixture(name: str) -> Any:
+    """A test module's signing key, made once for the module and removed after it:
+    ``key = key_fixture("Pin Archive")`` (the name is the key's user id, which signers show)."""
+    import pytest  # only the tests take fixtures; the benchmarks import this module too
+
+    @pytest.fixture(scope="module")
+    def key() -> Iterator[GpgKey]:
+        made = GpgKey.create(name)
+        yield made
+        made.close()
+
+    return key
 
 
 # --- the archive --------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 from conftest import run_xcompile
-from debian_archive import QEMU, Archive, GpgKey, build_deb, file_handler, tiny_elf, zeros_tar_xz
+from debian_archive import QEMU, Archive, GpgKey, build_deb, file_handler, key_fixture, tiny_elf, zeros_tar_xz
 from pytest_httpserver import HTTPServer
 from werkzeug.wrappers import Request, Response
 
@@ -36,11 +36,7 @@ ARCH = host_debian_arch()
 ESCAPE = "../../../../tmp/escaped/dir"
 
 
-@pytest.fixture(scope="module")
-def key() -> Iterator[GpgKey]:
-    made = GpgKey.create("Hardening Archive")
-    yield made
-    made.close()
+key = key_fixture("Hardening Archive")
 
 
 @pytest.fixture

@@ -15,12 +15,11 @@ import shutil
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import debian_archive
 import pytest
-from debian_archive import Archive, GpgKey, file_handler, real_inrelease, real_package
+from debian_archive import Archive, GpgKey, file_handler, key_fixture, real_inrelease, real_package
 from pytest_httpserver import HTTPServer
 
 from xcompile import debian, trust
@@ -33,11 +32,7 @@ PREFIX = "/debian"
 QUIET = Runner(lambda line, label: None)
 
 
-@pytest.fixture(scope="module")
-def key() -> Iterator[GpgKey]:
-    made = GpgKey.create("Layout Archive")
-    yield made
-    made.close()
+key = key_fixture("Layout Archive")
 
 
 def serve(server: HTTPServer, root: Path) -> str:

@@ -10,12 +10,11 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import Registry, run_xcompile
-from debian_archive import Archive, GpgKey, file_handler, real_package
+from debian_archive import Archive, GpgKey, file_handler, key_fixture, real_package
 from pytest_httpserver import HTTPServer
 from test_trial import PREFIX, two_releases
 
@@ -24,11 +23,7 @@ SEVEN = real_package("bookworm", "qemu-user-static").field("Version")
 TEN = real_package("trixie", "qemu-user").field("Version")
 
 
-@pytest.fixture(scope="module")
-def key() -> Iterator[GpgKey]:
-    made = GpgKey.create("Pin Archive")
-    yield made
-    made.close()
+key = key_fixture("Pin Archive")
 
 
 @pytest.fixture

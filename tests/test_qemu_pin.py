@@ -14,13 +14,12 @@ import shutil
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 from conftest import run_xcompile
-from debian_archive import TRIXIE_BACKPORT, WEEK, Archive, GpgKey, file_handler, real_mirror, real_package
+from debian_archive import TRIXIE_BACKPORT, WEEK, Archive, GpgKey, file_handler, key_fixture, real_mirror, real_package
 from pytest_httpserver import HTTPServer
 
 from xcompile import debian, debpkg, platforms
@@ -53,11 +52,7 @@ LAYOUTS = {
 }
 
 
-@pytest.fixture(scope="module")
-def key() -> Iterator[GpgKey]:
-    made = GpgKey.create("Pin Archive")
-    yield made
-    made.close()
+key = key_fixture("Pin Archive")
 
 
 @pytest.fixture(scope="module")

@@ -47,6 +47,14 @@ def https_env(user_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
     return {key: value for key, value in user_env.items() if key not in TRUST_VARIABLES}
 
 
+def refused_before_any_build(repo: str, base: str, cwd: Path, env: dict[str, str]) -> str:
+    """A run to ``repo`` that the registry check stops (exit 3, no traceback, no build): its last line."""
+    result = run_xcompile("--base", base, "--repo", repo, "--tag", "a", cwd=cwd, env=env)
+    assert result.returncode == 3, result.stderr
+    assert "Traceback" not in result.stderr and "docker build" not in result.stderr
+    return result.stderr.strip().splitlines()[-1]
+
+
 def snapshot(root: Path) -> dict[str, tuple[int, bytes | str | None]]:
     """Every path under ``root``: its mode and its bytes (a link's target)."""
     found: dict[str, tuple[int, bytes | str | None]] = {}
@@ -129,10 +137,7 @@ def test_an_untrusted_ca_is_refused_before_any_build_and_doctor_says_why(
 ) -> None:
     registry, _ = tls_registry
     repo = f"{registry.host}/tls-{uuid.uuid4().hex[:8]}/app"
-    result = run_xcompile("--base", armhf_base, "--repo", repo, "--tag", "a", cwd=tmp_path, env=https_env)
-    assert result.returncode == 3, result.stderr
-    assert "Traceback" not in result.stderr and "docker build" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1] == (
+    assert refused_before_any_build(repo, armhf_base, tmp_path, https_env) == (
         f"xcompile: error: registry {registry.host} is not reachable at https://{registry.host}"
         " (its TLS certificate is not trusted here): the push would fail"
         f" — trust its CA: put it in {CERTS_D}/{registry.host}/ca.crt, or name it in REQUESTS_CA_BUNDLE;"
@@ -165,10 +170,7 @@ def test_an_https_registry_on_loopback_spoken_to_in_plain_http_is_named_so(
     daemon counts loopback insecure); one that serves https answers 400, and the fix says so."""
     registry, _ = tls_registry
     repo = f"{registry.host}/tls-{uuid.uuid4().hex[:8]}/app"
-    result = run_xcompile("--base", armhf_base, "--repo", repo, "--tag", "a", cwd=tmp_path, env=user_env)
-    assert result.returncode == 3, result.stderr
-    assert "Traceback" not in result.stderr and "docker build" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1] == (
+    assert refused_before_any_build(repo, armhf_base, tmp_path, user_env) == (
         f"xcompile: error: registry {registry.host} answered HTTP 400 at http://{registry.host}/v2/,"
         " not as a registry — if it serves https, set insecure = false (XCOMPILE_INSECURE=false);"
         " or build with --no-push"

@@ -7,12 +7,11 @@ trixie (qemu 10.0) packages on 127.0.0.1, as oldstable and stable.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import docker, run_xcompile
-from debian_archive import Archive, GpgKey, file_handler, real_package
+from debian_archive import Archive, GpgKey, file_handler, key_fixture, real_package
 from pytest_httpserver import HTTPServer
 
 pytestmark = pytest.mark.integration
@@ -21,11 +20,7 @@ PREFIX = "/debian"
 ONLY_TEN = 'case "$(/usr/bin/qemu-arm-static --version)" in *"version 10."*) exit 0;; *) exit 1;; esac'
 
 
-@pytest.fixture(scope="module")
-def key() -> Iterator[GpgKey]:
-    made = GpgKey.create("Trial Archive")
-    yield made
-    made.close()
+key = key_fixture("Trial Archive")
 
 
 def two_releases(root: Path, key: GpgKey) -> None:
