@@ -218,7 +218,3 @@ def switch_names(key: str) -> tuple[str, ...]:
     aliases = [alias for alias, target in ALIASES.items() if target == key]
     names = [*aliases, key] if repeatable(key) else [key, *aliases]
     return tuple(name.replace("_", "-") for name in names)
-
-
-def _switch_name(key: str) -> str:
-    return switch_names(key)[0]
