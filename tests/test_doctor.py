@@ -74,6 +74,7 @@ def test_each_host_state(host_binfmt: str, tmp_path: Path, user_env: dict[str, s
     assert line(result.stdout, "binfmt_misc") == f"pass binfmt_misc mounted at {binfmt.ROOT}"
     assert line(result.stdout, "qemu-arm-static") == "pass qemu-arm-static /usr/bin/qemu-arm-static, static"
     assert line(result.stdout, "docker config").startswith("pass docker config ")
+    assert line(result.stdout, "keys").startswith("pass keys the bundled Debian archive keys at /")
 
 
 def test_unmounted_then_fixed(host_binfmt: str, tmp_path: Path, user_env: dict[str, str]) -> None:

@@ -16,7 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from xcompile import binfmt, dockerconfig, elf, emulation, engine, platforms, qemu
+from xcompile import binfmt, dockerconfig, elf, emulation, engine, platforms, qemu, trust
 from xcompile.config import Config
 from xcompile.errors import CommandFailed, EnvironmentProblem, XcompileError
 from xcompile.platforms import Arch
@@ -57,6 +57,7 @@ def checks(config: Config, runner: Runner, machine: str | None = None) -> list[C
     found.append(_proof(config, host))
     for arch in platforms.one_per_emulator(config.targets):
         found.append(_qemu(arch, runner))
+    found.append(_keys(config.keyring))
     if chosen.has_experimental:
         found.append(_docker_config(config.docker_config))
     if config.push:
@@ -234,6 +235,27 @@ def _qemu(arch: Arch, runner: Runner) -> Check:
     except XcompileError as err:
         return Check(name, "fail", err.message, "install a static build (Debian's qemu-user-static)")
     return Check(name, "pass", f"{found}, static")
+
+
+def _keys(explicit: Path | None, bundled: Path = trust.BUNDLED_KEYRING) -> Check:
+    """The keys a qemu download is checked with. The bundled ones are part of
+    the package: an install without them (a wheel missing its data files) can
+    verify nothing on a host without Debian's keyring."""
+    if explicit is not None:
+        return Check("keys", "pass", f"--keyring {explicit} (replaces the bundled and the host's keys)")
+    try:
+        size = bundled.stat().st_size
+    except OSError:
+        size = 0
+    if size == 0:
+        return Check(
+            "keys",
+            "fail",
+            f"the bundled Debian archive keys are missing at {bundled}: this install of xcompile is incomplete",
+            "reinstall xcompile (`pip install --force-reinstall xcompile`), or give --keyring",
+        )
+    host = len(trust.host_keyrings())
+    return Check("keys", "pass", f"the bundled Debian archive keys at {bundled}, and {host} keyring(s) of the host's")
 
 
 def _docker_config(path: Path) -> Check:
