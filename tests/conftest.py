@@ -43,6 +43,19 @@ def run_xcompile(
     )
 
 
+SUMMARY: list[str] = []
+"""Lines a test asks to show at the end of the session, where CI's log keeps them."""
+
+
+def record_summary(line: str) -> None:
+    SUMMARY.append(line)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for line in SUMMARY:
+        terminalreporter.write_line(line)
+
+
 def docker(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["docker", *args], capture_output=True, text=True, check=check, timeout=timeout)
 
