@@ -5,12 +5,13 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: help venv provision provision-demo test test-host-states unit lint demo login images bench live-check clean
+.PHONY: help venv dist provision provision-demo test test-host-states unit lint demo login images bench live-check clean
 
 help:
 	@echo "make test    provision docker/registry/qemu, then lint, type-check and run every test"
 	@echo "make test-host-states  the suite once per host binfmt state (Debian's default, no F, none, mixed)"
-	@echo "make demo    build the default job against a local registry and a local armhf base"
+	@echo "make demo    build the default job against a local registry and a local armhf base, with the built wheel"
+	@echo "make dist    the sdist and the wheel, in dist/"
 	@echo "make images  the real job: build and push the images configured in setup.cfg"
 	@echo "make bench   time xcompile against the sequential original flow, and the qemu download"
 	@echo "make live-check  every emulator, the 7.2 and 11.1 pins, and one pass over qemu-user, against the real Debian archive"
@@ -22,6 +23,12 @@ $(BIN)/xcompile: setup.cfg pyproject.toml
 	@touch $@
 
 venv: $(BIN)/xcompile
+
+# What users install: the sdist, and the wheel built from it (python -m build).
+dist: venv
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+	$(BIN)/twine check --strict dist/*
 
 provision:
 	bash ci/provision.sh
@@ -39,8 +46,13 @@ test: provision venv lint
 
 # The demo runs an image under emulation, so it registers qemu where the host has
 # no entry (and says so); the tests set up their own binfmt state.
-demo: provision-demo venv
-	bash ci/demo.sh
+# It runs the wheel, installed in a venv of its own, as a user would: not the checkout.
+DEMO_VENV ?= .venv-demo
+demo: provision-demo dist
+	rm -rf $(DEMO_VENV)
+	$(PYTHON) -m venv $(DEMO_VENV)
+	$(DEMO_VENV)/bin/pip install -q dist/xcompile-*.whl
+	XCOMPILE=$(DEMO_VENV)/bin/xcompile bash ci/demo.sh
 
 provision-demo:
 	bash ci/provision.sh --binfmt
@@ -81,4 +93,4 @@ live-check: venv
 	fi
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(DEMO_VENV) dist build *.egg-info .pytest_cache .mypy_cache .ruff_cache

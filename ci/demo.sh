@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 port="${DEMO_REGISTRY_PORT:-5055}"
 reg="127.0.0.1:$port"
 state="${DEMO_STATE:-/var/tmp/xcompile-demo}"
-xcompile=".venv/bin/xcompile"
+# `make demo` passes the installed wheel's xcompile; by hand, the development venv's.
+xcompile="${XCOMPILE:-.venv/bin/xcompile}"
 say() { printf '\n== %s\n' "$*"; }
 
 if ! curl -fsS "http://$reg/v2/" >/dev/null 2>&1; then
@@ -31,7 +32,7 @@ for ref in "${refs[@]}"; do docker push -q "$ref" >/dev/null; done
 # Drop the local copies so the builds pull their bases, as from Docker Hub.
 docker rmi "${refs[@]}" >/dev/null
 
-say "xcompile build (the job in setup.cfg, pointed at $reg)"
+say "xcompile build (the job in setup.cfg, pointed at $reg), with $("$xcompile" --version) from $xcompile"
 start=$(date +%s%N)
 "$xcompile" build --base "$reg/arm32v7/python" --repo "$reg/brewblox/rpi-python" --report demo-report.json
 elapsed_ms=$((($(date +%s%N) - start) / 1000000))
