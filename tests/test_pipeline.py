@@ -20,10 +20,11 @@ from typing import Any
 import pytest
 from debian_archive import tiny_elf
 
-from xcompile import push, recipe
+from xcompile import engine, prove, push, recipe, report
 from xcompile.config import Config, load
 from xcompile.errors import CommandFailed
 from xcompile.pipeline import Pipeline
+from xcompile.plan import Outcome, Result
 from xcompile.registry import Remote
 from xcompile.runner import Runner
 
@@ -250,3 +251,14 @@ def test_a_builds_context_holds_only_the_qemu_layer(tmp_path: Path, qemu: Path, 
     _, seen = run(settings(tmp_path, jobs="3"), runner)
     assert {status for status, _ in seen.values()} == {"pushed"}
     assert sorted(runner.contexts) == [(f"Dockerfile.{tag}", ["qemu-layer"]) for tag in "abc"]
+
+
+def test_a_dry_run_says_under_which_qemu_a_proof_command_would_run_not_that_it_ran() -> None:
+    under = prove.Under("the host's qemu (qemu-arm version 7.2.0, binfmt qemu-arm with F)", "qemu-arm version 7.2.0")
+    outcomes = [
+        Outcome("r/p:a", "linux/arm/v7", "b:a", status="planned", proof=under.ran("true", None, 0.0)),
+        Outcome("r/p:b", "linux/arm/v7", "b:b", status="pushed", proof=under.ran("true", 0, 1.0)),
+    ]
+    said = report.table(Result(outcomes, engine.Versions("docker", "28.2.2", "20.10.24"))).splitlines()
+    assert f"r/p:a: its proof command would run under {under.said}" in said
+    assert f"r/p:b: its proof command ran under {under.said}" in said

@@ -55,8 +55,9 @@ def table(result: Result) -> str:
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
     errors = [f"{o.name}: {o.error}" for o in result.outcomes if o.error]
     # A proof command run under the host's qemu (binfmt F) proves that qemu, not the shipped one: said.
+    # In a dry run nothing ran: the line says what would.
     hosts = [
-        f"{o.name}: its proof command ran under {o.proof.qemu}"
+        f"{o.name}: its proof command {'would run' if o.status == 'planned' else 'ran'} under {o.proof.qemu}"
         for o in result.outcomes
         if o.proof is not None and o.proof.host_qemu is not None
     ]
