@@ -255,6 +255,29 @@ def test_an_invalid_version_in_the_index_is_a_one_line_refusal(
     assert files_under(tmp_path / "cache" / "xcompile" / "bin") == []
 
 
+@pytest.mark.parametrize("epoch", ["9" * 5000, "2147483648", "\u0661"])
+@pytest.mark.parametrize("pinned", [False, True])
+def test_an_epoch_dpkg_refuses_is_a_one_line_refusal_where_versions_are_compared(
+    epoch: str, pinned: bool, key: GpgKey, httpserver: HTTPServer, user: dict[str, str], tmp_path: Path
+) -> None:
+    """dpkg reads the epoch as an int ("epoch in version is too big"); a 5000-digit one made the
+    comparison of two versions raise ValueError ("internal error"), pinned or not."""
+    bad = f"{epoch}:7.2+dfsg-9"
+    archive = Archive(tmp_path / "archive", suite="bookworm")
+    debs = tmp_path / "debs"
+    archive.add(small_deb(debs, QEMU, binary=True), package=QEMU, version="1:7.2+dfsg-7", arch=ARCH)
+    archive.add(small_deb(debs, QEMU, "1:7.2+dfsg-9", binary=True), package=QEMU, version=bad, arch=ARCH)
+    archive.write(key)
+    mirror = serve(httpserver, archive.root)
+    pin = ["--qemu-version", "7.2"] if pinned else []
+    got = run_xcompile("qemu", "--source", "download", "--mirror", mirror, "--suite", "bookworm", "--keyring",
+                       str(key.keyring), *pin, cwd=tmp_path, env=user)  # fmt: skip
+    assert got.returncode == 1, got.stderr
+    assert said(got.stderr) == [f"xcompile: error: {index_url(mirror)}: {bad[:60]!r} is not a Debian version"]
+    assert "Traceback" not in got.stderr and got.stdout == ""
+    assert files_under(tmp_path / "cache" / "xcompile" / "bin") == []
+
+
 @pytest.mark.parametrize("what", [".deb", "Packages.xz"])
 def test_under_allow_unsigned_a_size_the_mirror_claims_is_not_taken_on_its_word(
     what: str, httpserver: HTTPServer, user: dict[str, str], tmp_path: Path

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from debian.deb822 import PkgRelation
-from debian.debian_support import Version
+from debian.debian_support import NativeVersion
 
 from .errors import VerificationError
 
@@ -64,13 +64,54 @@ class Deb:
         return cls(package=package, version=str(para["Version"]), filename=filename, size=int(size), sha256=sha256)
 
 
+EPOCH_MAX = 2**31 - 1
+"""dpkg reads the epoch as an int, and refuses a larger one ("epoch in version is too big")."""
+
+
+class Version(NativeVersion):
+    """python-debian's version, whose numbers compare as dpkg's do: digit by digit, so a 5000-digit
+    number in a hostile index compares (``int()`` raises ValueError past 4300 digits)."""
+
+    @classmethod
+    def _version_cmp_part(cls, va: str, vb: str) -> int:
+        la = cls.re_all_digits_or_not.findall(va)
+        lb = cls.re_all_digits_or_not.findall(vb)
+        while la or lb:
+            a = la.pop(0) if la else "0"
+            b = lb.pop(0) if lb else "0"
+            if a.isdigit() and b.isdigit():
+                ka, kb = _number(a), _number(b)
+                if ka != kb:
+                    return -1 if ka < kb else 1
+            elif res := cls._version_cmp_string(a, b):
+                return res
+        return 0
+
+
+def _number(digits: str) -> tuple[int, str]:
+    """A run of digits as a key that orders as its number does, without int()."""
+    digits = digits.lstrip("0")
+    return len(digits), digits
+
+
 def version_of(text: str, where: str) -> Version:
-    """A Debian version, or VerificationError naming where an unreadable one came from."""
+    """A Debian version as dpkg takes it, or VerificationError naming where an unreadable one came from."""
     try:
-        return Version(text)
+        version = Version(text)
     except ValueError:
+        version = None
+    if version is None or not _epoch_ok(version.epoch):
         msg = f"{where}: {text[:60]!r} is not a Debian version"
         raise VerificationError(msg) from None
+    return version
+
+
+def _epoch_ok(epoch: str | None) -> bool:
+    """dpkg's rule: the epoch is ASCII digits, at most EPOCH_MAX."""
+    if epoch is None:
+        return True
+    length, digits = _number(epoch)
+    return epoch.isascii() and length <= len(str(EPOCH_MAX)) and int(digits or "0") <= EPOCH_MAX
 
 
 def newest(paras: Iterable[dict[str, str]], where: str) -> dict[str, str] | None:
