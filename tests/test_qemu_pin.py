@@ -253,6 +253,38 @@ def test_apt_with_another_version_installs_nothing(
     assert "install" not in log.read_text()
 
 
+@pytest.mark.parametrize("source", ["path", "apt", "download"])
+def test_a_pin_with_a_plus_takes_the_same_qemu_from_path_apt_and_the_download(
+    source: str,
+    host_qemu: str,
+    layouts: Path,
+    key: GpgKey,
+    httpserver: HTTPServer,
+    user: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    """PATH and apt read `+` as an exact pin, the download as a prefix: `7.2+dfsg` refused this host's
+    qemu on PATH and apt's candidate, then the download took that same version (issue 27)."""
+    bookworm = real_version("bookworm", "qemu-user-static")
+    log = fake_apt(Path(user["PATH"]), bookworm)
+    if source != "path":
+        (Path(user["PATH"]) / "qemu-arm-static").unlink()  # apt's qemu lands in /usr/bin, this host's
+    mirror = serve(httpserver, layouts)
+    got = run_xcompile("qemu", "--qemu-source", source, "--qemu-version", "7.2+dfsg", "--mirror", mirror,
+                       "--keyring", str(key.keyring), cwd=tmp_path, env=user)  # fmt: skip
+    assert got.returncode == 0, got.stderr
+    assert errors(got.stderr) == [qemu_line(got.stderr)]
+    how = {
+        "path": f"found on PATH, {host_qemu}",
+        "apt": "installed with apt",
+        "download": f"downloaded from {mirror} (bookworm, qemu-user-static {bookworm}, signed by Pin Archive ",
+    }[source]
+    assert how in qemu_line(got.stderr)
+    assert f"(Debian {bookworm})" in says(Path(got.stdout.strip()))
+    installed = log.exists() and "install -y qemu-user-static" in log.read_text()
+    assert installed is (source == "apt")
+
+
 # --- 3. a snapshot archive ---------------------------------------------------------------------
 
 

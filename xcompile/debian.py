@@ -33,7 +33,7 @@ from typing import IO
 
 import requests
 
-from . import debindex, debpkg, trust
+from . import debindex, debpkg, pins, trust
 from .archive import Archive, missing_suite
 from .debcache import Binary, Cache
 from .debindex import Deb
@@ -126,9 +126,9 @@ def offers(
 
 
 def pick(found: list[Offer], pin: str, where: str, passed_over: Sequence[str] = ()) -> Offer:
-    """The newest offer that satisfies ``pin`` (debindex.matches), or PackageMissing listing what there is
-    (and the suites ``passed_over``, whose Release had expired)."""
-    fits = [offer for offer in found if debindex.matches(offer.version, pin)]
+    """The newest offer that satisfies ``pin`` (pins.satisfies, the rule PATH and apt follow too), or
+    PackageMissing listing what there is (and the suites ``passed_over``, whose Release had expired)."""
+    fits = [offer for offer in found if pins.satisfies(offer.version, pin)]
     if not fits:
         have = sorted({offer.version for offer in found}, key=lambda v: debindex.version_of(v, where))
         expired = f" ({', '.join(passed_over)} passed over: expired)" if passed_over else ""

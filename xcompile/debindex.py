@@ -119,16 +119,6 @@ def newest(paras: Iterable[dict[str, str]], where: str) -> dict[str, str] | None
     return max(paras, key=lambda para: version_of(para["Version"], where), default=None)
 
 
-def matches(version: str, pin: str) -> bool:
-    """Does a Debian version satisfy a pin: the exact version, or an upstream prefix (7.2 takes 1:7.2+dfsg-7)?"""
-    if version == pin:
-        return True
-    if ":" in pin or "-" in pin:
-        return False  # an exact pin that is not this version
-    upstream = version.split(":", 1)[-1]
-    return upstream.startswith(pin) and not upstream[len(pin) : len(pin) + 1].isdigit()
-
-
 def depends(para: dict[str, Any]) -> list[str]:
     """The package names of Pre-Depends and Depends, in order, alternatives included."""
     names: list[str] = []

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from xcompile import elf, files, platforms
+from xcompile import elf, files, pins, platforms
 from xcompile.config import Config
 from xcompile.errors import CommandFailed, QemuUnavailable, XcompileError
 from xcompile.platforms import Arch
@@ -105,7 +105,7 @@ def _local(arch: Arch, runner: Runner, config: Config) -> tuple[Qemu | None, tup
         if found is not None:
             _check_on_path(found)
             version, notes = version_of(found, runner)
-            if pin is None or pins_match(version, pin):
+            if pin is None or pins.satisfies(version, pin):
                 how = "found on PATH" + (f", {version}" if version else "")
                 return Qemu(arch.qemu_binary, found, how, version, f"path {found}", notes), ()
             differs = f"{found} on PATH is {version}, not the pinned {pin}"
@@ -153,21 +153,6 @@ def version_of(path: Path, runner: Runner) -> tuple[str, tuple[str, ...]]:
     except CommandFailed as err:
         return "", (f"{path} --version failed ({err.last_words}): it may not be qemu",)
     return (out or "").strip().partition("\n")[0], ()
-
-
-def pins_match(version: str, pin: str) -> bool:
-    """Does a qemu's version (a Debian version, or --version's first line) satisfy a pin?
-
-    ``qemu-arm version 7.2.13 (Debian 1:7.2+dfsg-7+deb12u18+b3)`` satisfies
-    ``7.2``, ``7.2.13`` and ``1:7.2+dfsg-7+deb12u18+b3``. Unknown ("") satisfies any pin.
-    """
-    if not version:
-        return True
-    if ":" in pin or "-" in pin or "+" in pin:
-        return version == pin or f"(Debian {pin})" in version
-    found = re.search(r"version (\d[\w.~+-]*)", version)
-    upstream = found.group(1) if found else version.split(":", 1)[-1]
-    return upstream.startswith(pin) and not upstream[len(pin) : len(pin) + 1].isdigit()
 
 
 def _check_on_path(found: Path) -> None:
@@ -222,7 +207,7 @@ def _apt_install(arch: Arch, runner: Runner, pin: str | None) -> Qemu:
             msg,
             hint="check the apt sources, or put a static qemu on PATH",
         )
-    if pin is not None and first is not None and not pins_match(first, pin):
+    if pin is not None and first is not None and not pins.satisfies(first, pin):
         msg = f"apt would install {APT_PACKAGES[0]} {first}, not the pinned {pin}"
         raise QemuUnavailable(msg)
     # Unknown (a dry run asks nothing) counts as there: the plan shows the install.
@@ -311,7 +296,7 @@ def _fetch_direct(arch: Arch, runner: Runner, config: Config, progress: download
     if fetched is None:
         return Qemu(arch.qemu_binary, final, f"to be downloaded from {shown}", source=shown)
     version, notes = version_of(final, runner)
-    if config.qemu_version is not None and not pins_match(version, config.qemu_version):
+    if config.qemu_version is not None and not pins.satisfies(version, config.qemu_version):
         msg = f"{shown} is {version or 'a qemu that says no version'}, not the pinned {config.qemu_version}"
         raise QemuUnavailable(msg)
     return Qemu(arch.qemu_binary, final, fetched, version, shown, notes)
