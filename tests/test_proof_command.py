@@ -157,3 +157,31 @@ def test_a_proof_command_needs_a_binfmt_entry_and_says_so(
         " has no working binfmt entry for arm32v7"
     ) in result.stdout
     assert registry.tags(name) == []
+
+
+@DEBIAN
+@pytest.mark.parametrize("verbose", [False, True])
+def test_secrets_in_a_failing_proof_command_and_its_output_reach_neither_the_screen_nor_the_report(
+    verbose: bool, host_binfmt: str, registry: Registry, armhf_base: str, user_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A token in a URL's userinfo or query, and an Authorization line the command prints, were written
+    whole into the report's error and proof_command and onto the screen (issue 27)."""
+    name = f"proof-{uuid.uuid4().hex[:6]}/secret"
+    command = (
+        "echo get https://tok:S3CRET-USER@example.invalid/x?token=S3CRET-QUERY && "
+        "echo 'Authorization: token S3CRET-HEADER' && exit 4"
+    )
+    folder = project(tmp_path / "p", registry, name, armhf_base, f"proof_command = {command}\n")
+    report = tmp_path / "report.json"
+    result = run_xcompile(*(["-v"] if verbose else []), "--report", str(report), cwd=folder, env=user_env)
+    assert result.returncode == 1, result.stderr[-2000:]
+    shown = "echo get https://example.invalid/x && echo 'Authorization: <hidden>' && exit 4"
+    said = "get https://example.invalid/x | Authorization: <hidden>"
+    assert f"{registry.host}/{name}:a: the proof command `{shown}` exited 4; last output: {said}" in result.stdout
+    assert "[a] Authorization: <hidden>" in result.stderr.splitlines()
+    (image,) = json.loads(report.read_text())["images"]
+    assert (image["proof_command"]["command"], image["proof_command"]["exit"]) == (shown, 4)
+    assert image["error"] == f"the proof command `{shown}` exited 4; last output: {said}"
+    for where in (report.read_bytes(), result.stdout.encode(), result.stderr.encode()):
+        assert b"S3CRET" not in where and b"tok:" not in where
+    assert registry.tags(name) == []

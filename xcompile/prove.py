@@ -29,6 +29,7 @@ from xcompile.errors import CommandFailed, XcompileError
 from xcompile.plan import Image, ProofRun
 from xcompile.platforms import Arch
 from xcompile.runner import Runner
+from xcompile.urls import scrub
 
 Say = Callable[[str, "str | None"], None]
 REMOVE_TIMEOUT = 60
@@ -131,8 +132,10 @@ class Prover:
 
     def run_command(self, image: Image, command: str | tuple[str, ...], qemu_sha256: str) -> ProofRun:
         """The user's proof command in the image, as a downstream RUN runs it; fails the image
-        (ProofFailed) on a non-zero exit or a timeout, with its last lines of output."""
-        shown = command if isinstance(command, str) else shlex.join(command)
+        (ProofFailed) on a non-zero exit or a timeout, with its last lines of output. The command and
+        its output may carry secrets (a token in a URL, an Authorization header): every word of them
+        that is shown or recorded is scrubbed."""
+        shown = scrub(command if isinstance(command, str) else shlex.join(command))
         entrypoint, args = ("/bin/sh", ("-c", command)) if isinstance(command, str) else (command[0], command[1:])
         container = self._container()
         argv = self.shapes.run_cmd(
@@ -142,7 +145,7 @@ class Prover:
         started = time.monotonic()
         remove = functools.partial(self._remove_container, container, image.label)
         try:
-            said = self.runner.stream(*argv, label=image.label, timeout=self.timeout, on_timeout=remove)
+            said = self.runner.stream(*argv, label=image.label, timeout=self.timeout, on_timeout=remove, scrubbed=True)
         except CommandFailed as err:
             failed = proof.command_failed(image.arch, shown, err, engine.classify(err, entrypoint))
             failed.run = under.ran(shown, err.retcode, time.monotonic() - started)

@@ -38,6 +38,7 @@ from plumbum.commands.processes import CommandNotFound
 
 from xcompile import children, files
 from xcompile.errors import CommandFailed, EnvironmentProblem, ProgramMissing
+from xcompile.urls import scrub
 
 Echo = Callable[[str, "str | None"], None]
 """Receives one line for the user, and the label of the work it belongs to."""
@@ -51,6 +52,10 @@ INSTALL_HINTS = {
     "sudo": "run as root, or install sudo",
 }
 _OUTPUT_TAIL = 400
+
+
+def _as_is(text: str) -> str:
+    return text
 
 
 class _Programs:
@@ -130,6 +135,7 @@ class _Programs:
         terminal: bool = False,
         timeout: float | None = None,
         on_timeout: Callable[[], None] | None = None,
+        scrubbed: bool = False,
     ) -> str | None:
         """Echo argv, run it, and pass each output line (stdout and stderr merged,
         in order) to ``echo`` as it comes; return the last lines. A dry run runs
@@ -137,9 +143,13 @@ class _Programs:
 
         ``terminal`` lets the program talk to the user's terminal (sudo's
         password prompt) instead of running in a session of its own.
-        ``timeout`` and ``on_timeout`` as for ``ask``.
+        ``timeout`` and ``on_timeout`` as for ``ask``. ``scrubbed``: argv and
+        output are a user's (a proof command) and may carry secrets: they are
+        echoed, returned and raised with URL credentials, queries and
+        Authorization values cut (urls.scrub).
         """
-        args = self._start_echo(argv, label)
+        shown = scrub if scrubbed else _as_is
+        args = self._start_echo(argv, label, shown)
         if self.dry_run:
             return None
         cmd = _command(args, self._env_prefix(args[0]))
@@ -166,7 +176,7 @@ class _Programs:
                 proc.stdin.write(stdin.encode())
                 proc.stdin.close()
             for raw in proc.stdout or ():
-                line = raw.decode("utf-8", "replace").rstrip("\r\n")
+                line = shown(raw.decode("utf-8", "replace").rstrip("\r\n"))
                 tail.append(line)
                 self.echo(line, label)
             retcode = proc.wait()
@@ -175,10 +185,11 @@ class _Programs:
                 watchdog.cancel()
             self._children.finish(proc)
         output = "\n".join(tail)
+        said = [shown(arg) for arg in args]
         if expired.is_set():
-            raise CommandFailed(args, None, "", output, reason=f"timed out after {timeout:g} s")
+            raise CommandFailed(said, None, "", output, reason=f"timed out after {timeout:g} s")
         if retcode != 0:
-            raise CommandFailed(args, retcode, "", output)
+            raise CommandFailed(said, retcode, "", output)
         return output
 
     def look(self, question: Callable[[], T]) -> T | None:
@@ -189,10 +200,12 @@ class _Programs:
         """How many pieces of work run at once: one in a dry run, so that its plan reads in order."""
         return 1 if self.dry_run else jobs
 
-    def _start_echo(self, argv: tuple[str | Path, ...], label: str | None) -> list[str]:
+    def _start_echo(
+        self, argv: tuple[str | Path, ...], label: str | None, shown: Callable[[str], str] = _as_is
+    ) -> list[str]:
         args = [str(arg) for arg in argv]
         # Echo before stdin is attached: str(cmd << secret) would show it.
-        self.echo("+ " + shlex.join([*self._env_prefix(args[0]), *args]), label)
+        self.echo("+ " + shown(shlex.join([*self._env_prefix(args[0]), *args])), label)
         return args
 
     def _run(

@@ -22,6 +22,9 @@ def redact(url: str) -> str:
 
 
 def scrub(text: str) -> str:
-    """Free text (a library's error message) with any credentials and query strings cut out."""
+    """Free text (a library's error message, a proof command and its output) with any credentials,
+    query strings and Authorization header values cut out."""
     text = re.sub(r"(//)[^/@\s'\"]+@", r"\1", text)
-    return re.sub(r"\?[^\s'\")]*", "", text)
+    text = re.sub(r"\?[^\s'\")]*", "", text)
+    # `curl -v` prints the header it sends, and a command line may carry one: its value is a credential.
+    return re.sub(r"(?i)\b((?:proxy-)?authorization:)[^\n'\"]*", r"\1 <hidden>", text)
