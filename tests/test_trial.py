@@ -100,3 +100,28 @@ def test_a_base_that_is_not_there_fails_its_row_and_the_others_still_run(
     assert f"gone@10.0: base {armhf_base}:gone is not on this host — check its name, or log in to its registry" in notes
     assert "Traceback" not in result.stderr
     assert docker("ps", "-a", "-q", "--filter", "name=xcompile-proof-").stdout.split() == []
+
+
+def test_versions_that_differ_only_in_punctuation_get_images_of_their_own(
+    user_env: dict[str, str], tmp_path: Path, httpserver: HTTPServer
+) -> None:
+    """Each version's image name was its version with every other character a dash: 1:10.0.2+ds-2 and
+    1:10.0.2~ds-2 built, proved and removed one image (so did 7.2+b1 and 7.2-b1, 7.2 and 7.2.). A dry
+    run shows the names, and asks nothing of docker or the mirror."""
+    versions = ["1:10.0.2+ds-2", "1:10.0.2~ds-2", "7.2+b1", "7.2-b1", "7.2", "7.2."]
+    long_tag = "t" * 127  # two tags alike but for their last character, each at docker's limit
+    result = run_xcompile(
+        "trial", *versions, "--dry-run", "--qemu-source", "download", "--mirror", httpserver.url_for("/debian"),
+        "--tag", "3.7", "--tag", f"{long_tag}a", "--tag", f"{long_tag}b", cwd=tmp_path, env=user_env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    built = re.findall(r"^\[(\S+)\] \+ docker build .* -t (\S+) ", result.stderr, re.MULTILINE)
+    names = dict(built)
+    assert len(built) == len(names) == 3 * len(versions), built  # one build per cell
+    assert len(set(names.values())) == len(names), names  # and one image per cell
+    for name in names.values():
+        repo, _, tag = name.partition(":")
+        assert re.fullmatch(r"xcompile-trial-[0-9a-f]{8}/image", repo) and len(tag) <= 128, name
+        assert re.fullmatch(r"[\w][\w.-]*", tag), name
+    assert "3.7-arm32v7-qemu-1-10.0.2-ds-2-" in names["3.7@1:10.0.2+ds-2"]  # still readable
+    assert list(httpserver.log) == []

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import re
 import time
 import uuid
@@ -149,9 +150,16 @@ class _Trier:
 
 
 def _named(image: Image, version: str, session: str) -> Image:
-    """The image as a trial builds it: a local name of the trial's own, never the repo's."""
+    """The image as a trial builds it: a local name of the trial's own, never the repo's, one per cell.
+
+    The tag is a readable part and a short hash of the exact tag, arch and version: the readable
+    part alone gave 1:10.0.2+ds-2 and 1:10.0.2~ds-2 (7.2+b1 and 7.2-b1, 7.2 and 7.2.) one image,
+    and tags that differ only past 128 characters would be cut to one too.
+    """
     slug = re.sub(r"[^a-z0-9._-]+", "-", version.lower()).strip("-.") or "v"
-    tag = f"{image.tag}-{image.arch.name}-qemu-{slug}"[:128]
+    exact = hashlib.sha256(f"{image.tag}\0{image.arch.name}\0{version}".encode()).hexdigest()[:12]
+    readable = f"{image.tag}-{image.arch.name}-qemu-{slug}"[: 128 - len(exact) - 1].rstrip("-.")
+    tag = f"{readable}-{exact}"
     return dataclasses.replace(image, name=f"xcompile-trial-{session}/image:{tag}", label=f"{image.label}@{version}")
 
 
