@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -107,3 +108,27 @@ def test_a_switch_a_command_would_ignore_is_refused(
     assert result.returncode == 2, result
     assert result.stderr.startswith(message), result.stderr
     assert len(result.stderr.splitlines()) == 1 and result.stdout == ""
+
+
+@pytest.mark.parametrize("where", ["setup.cfg", "XCOMPILE_REPORT"])
+@pytest.mark.parametrize("report", ["build/xcompile-report.json", "/dev/null"])
+def test_a_report_setting_stops_only_the_commands_that_write_a_report(
+    where: str, report: str, tmp_path: Path, user_env: dict[str, str]
+) -> None:
+    """`report = build/xcompile-report.json` in setup.cfg, before build/ is made, made `xcompile matrix`
+    exit 2, and XCOMPILE_REPORT=/dev/null `xcompile inspect` (issue 27)."""
+    env = dict(user_env)
+    line = f"report = {report}\n" if where == "setup.cfg" else ""
+    (tmp_path / "setup.cfg").write_text(f"[xcompile]\ntags = 3.7\n{line}")
+    if where == "XCOMPILE_REPORT":
+        env["XCOMPILE_REPORT"] = report
+    matrix = run_xcompile("matrix", cwd=tmp_path, env=env)
+    assert (matrix.returncode, matrix.stderr) == (0, ""), matrix.stderr
+    assert [cell["tag"] for cell in json.loads(matrix.stdout)] == ["3.7"]
+    qemu = run_xcompile("qemu", cwd=tmp_path, env=env)
+    assert qemu.returncode == 0 and qemu.stdout.strip().endswith("/qemu-arm-static"), qemu.stderr
+    inspect = run_xcompile("inspect", "127.0.0.1:1/nothing/here:a", cwd=tmp_path, env=env)
+    assert inspect.returncode == 1 and "report" not in inspect.stderr, inspect.stderr
+    build = run_xcompile("build", "--dry-run", cwd=tmp_path, env=env)  # writes one: refused before any work
+    assert build.returncode == 2 and build.stdout == "", build.stderr
+    assert build.stderr.startswith("xcompile: error: report: ") and len(build.stderr.splitlines()) == 1

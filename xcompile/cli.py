@@ -149,6 +149,7 @@ class _Command(switches.Common):
 class _Build(_Command, switches.Build):
     def build(self) -> int:
         console, settings, runner = self.session()
+        config.check_report(settings.report)
         if settings.dry_run:
             console.say(f"dry run, settings from {settings.source}: nothing runs, nothing is written")
         if not settings.verify and (settings.proof_command is not None or settings.proof_commands):
