@@ -9,6 +9,7 @@ how often a run reads each index and package. Nothing here skips.
 from __future__ import annotations
 
 import calendar
+import json
 import re
 import shutil
 import subprocess
@@ -283,6 +284,53 @@ def test_a_pin_with_a_plus_takes_the_same_qemu_from_path_apt_and_the_download(
     assert f"(Debian {bookworm})" in says(Path(got.stdout.strip()))
     installed = log.exists() and "install -y qemu-user-static" in log.read_text()
     assert installed is (source == "apt")
+
+
+def doctor_pin(user: dict[str, str], tmp_path: Path, *args: str) -> tuple[int, list[dict[str, str]]]:
+    """`xcompile doctor --json ARGS` as this user with docker on PATH: its exit code, and its pin checks."""
+    docker = shutil.which("docker")
+    assert docker, "docker is not installed; run ci/provision.sh"
+    (Path(user["PATH"]) / "docker").symlink_to(docker)
+    got = run_xcompile("doctor", "--no-push", "--json", *args, cwd=tmp_path, env=user)
+    assert got.returncode in (0, 3), got.stderr
+    checks = json.loads(got.stdout)["checks"]
+    return got.returncode, [check for check in checks if check["name"].startswith("qemu pin")]
+
+
+@pytest.mark.parametrize("host_binfmt", ["debian"], indirect=True)
+@pytest.mark.parametrize(
+    ("source", "pin", "says"),
+    [
+        ("download", "7.2+dfsg", "7.2+dfsg: {bookworm} in bookworm of {mirror}, to be downloaded"),
+        ("auto", "10.0", "10.0: {trixie} in trixie of {mirror}, to be downloaded ({on_path}: not used)"),
+        ("auto", "7.2", "7.2: {on_path}"),
+        ("path", "10.0", "{on_path}, not the pinned 10.0"),
+        ("apt", "7.2", "7.2: apt would install qemu-user-static {bookworm}"),
+        ("apt", "11.1", "apt would install qemu-user-static {bookworm}, not the pinned 11.1"),
+        ("download", "9.2", "no suite of {mirror} holds qemu 9.2; it has {bookworm}, {trixie}, {backport}"),
+    ],
+)
+def test_doctor_says_where_a_pin_resolves_without_fix(
+    source: str, pin: str, says: str, host_binfmt: str, host_qemu: str, layouts: Path, key: GpgKey,
+    httpserver: HTTPServer, user: dict[str, str], tmp_path: Path,
+) -> None:  # fmt: skip
+    """doctor --qemu-version checked the pin only with --fix; a pin no suite held was found by the
+    first build (issue 27). Installing and downloading nothing: no .deb is asked for."""
+    if source == "apt":
+        log = fake_apt(Path(user["PATH"]), real_version("bookworm", "qemu-user-static"))
+    mirror = serve(httpserver, layouts)
+    code, (check,) = doctor_pin(user, tmp_path, "--qemu-source", source, "--qemu-version", pin, "--mirror", mirror,
+                                "--keyring", str(key.keyring))  # fmt: skip
+    on_path = f"{Path(user['PATH']) / 'qemu-arm-static'} on PATH is {host_qemu}"
+    versions = {"bookworm": real_version("bookworm", "qemu-user-static"), "trixie": real_version("trixie", "qemu-user")}
+    expected = says.format(mirror=mirror, on_path=on_path, backport=TRIXIE_BACKPORT, **versions)
+    passes = not expected.startswith(("no suite", f"{on_path},")) and "not the pinned" not in expected
+    assert check["name"] == "qemu pin qemu-arm-static"
+    assert (check["status"], check["detail"]) == ("pass" if passes else "fail", expected)
+    assert code == (0 if passes else 3)
+    assert requested(httpserver, ".deb") == []
+    if source == "apt":
+        assert not log.exists()  # apt-cache asked, apt-get never run
 
 
 # --- 3. a snapshot archive ---------------------------------------------------------------------

@@ -17,7 +17,7 @@ from xcompile.errors import QemuUnavailable
 from xcompile.runner import Runner
 
 if TYPE_CHECKING:
-    from xcompile.debian import Offer
+    from xcompile.debian import Archive, Offer
 
 COLUMNS = ("suite", "package", "version", "signed by")
 
@@ -25,6 +25,14 @@ COLUMNS = ("suite", "package", "version", "signed by")
 def offers(config: Config, runner: Runner) -> tuple[list[Offer], list[str]] | None:
     """Every qemu package version the configured mirror holds, and the suites passed over
     because their Release had expired (None: not asked, a dry run)."""
+    from xcompile import debian
+
+    found = archive(config, runner)
+    return runner.look(lambda: debian.offers(found, config.cache_dir, offline=config.offline, runner=runner))
+
+
+def archive(config: Config, runner: Runner) -> Archive:
+    """The configured mirror (else the host's apt's), as the settings say to trust it."""
     from xcompile import debian, qemu
 
     mirror = config.mirror or qemu.apt_mirror(runner)
@@ -34,8 +42,7 @@ def offers(config: Config, runner: Runner) -> tuple[list[Offer], list[str]] | No
             msg,
             hint="give one with --mirror URL, XCOMPILE_MIRROR, or `mirror =` in the config file",
         )
-    archive = debian.Archive(mirror, config.suite, (config.keyring,) if config.keyring else (), config.allow_unsigned)
-    return runner.look(lambda: debian.offers(archive, config.cache_dir, offline=config.offline, runner=runner))
+    return debian.Archive(mirror, config.suite, (config.keyring,) if config.keyring else (), config.allow_unsigned)
 
 
 def table(found: list[Offer], arches: tuple[platforms.Arch, ...]) -> str:

@@ -16,12 +16,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from xcompile import binfmt, dockerconfig, elf, emulation, engine, platforms, qemu, trust
+from xcompile import binfmt, dockerconfig, elf, emulation, engine, pins, platforms, qemu, trust
 from xcompile.config import Config
 from xcompile.errors import CommandFailed, EnvironmentProblem, XcompileError
 from xcompile.platforms import Arch
 from xcompile.registry import check as registry_check
 from xcompile.runner import Runner
+from xcompile.urls import redact
 
 MOUNT = ("mount", "-t", "binfmt_misc", "binfmt_misc", str(binfmt.ROOT))
 # A check is what the build's registry check calls a finding: one record for both.
@@ -58,6 +59,8 @@ def checks(config: Config, runner: Runner, machine: str | None = None) -> list[C
     for arch in platforms.one_per_emulator(config.targets):
         found.append(_qemu(arch, runner))
     found.append(_keys(config.keyring))
+    if config.qemu_version is not None:
+        found += _Pin(config, runner).checks()
     if chosen.has_experimental:
         found.append(_docker_config(config.docker_config))
     if config.push:
@@ -256,6 +259,69 @@ def _keys(explicit: Path | None, bundled: Path = trust.BUNDLED_KEYRING) -> Check
         )
     host = len(trust.host_keyrings())
     return Check("keys", "pass", f"the bundled Debian archive keys at {bundled}, and {host} keyring(s) of the host's")
+
+class _Pin:
+    """Where a build would take the pinned qemu from, as ``qemu.ensure_all`` settles it (PATH, apt,
+    the download, as the source allows), installing and downloading nothing: of the mirror, its
+    Releases and indexes only. Without it, a pin no suite holds was found at the first build (issue 27)."""
+
+    def __init__(self, config: Config, runner: Runner) -> None:
+        self.config, self.runner = config, runner
+        self.pin = str(config.qemu_version)
+        self._mirror: str | XcompileError | None = None
+
+    def checks(self) -> list[Check]:
+        return [self._check(arch) for arch in platforms.one_per_emulator(self.config.targets)]
+
+    def _check(self, arch: Arch) -> Check:
+        name = f"qemu pin {arch.qemu_binary}"
+        status, said, others = self._local(arch)
+        if status is not None:
+            return Check(name, status, said, "" if status == "pass" else "use --qemu-source download")
+        if self.config.qemu_url:  # the download takes that URL, whose version is known once it is had
+            return Check(name, "warn", f"{self.pin}: checked once {redact(self.config.qemu_url)} is downloaded")
+        found = self.mirror()
+        if isinstance(found, XcompileError):
+            return Check(name, "fail", found.message, found.hint or "")
+        passed = f" ({'; '.join(others)}: not used)" if others else ""
+        return Check(name, "pass", f"{self.pin}: {found}{passed}")
+
+    def _local(self, arch: Arch) -> tuple[Status | None, str, list[str]]:
+        """PATH's and apt's answer: pass or fail and why, where the source settles it there (else
+        None), and what was passed over on the way to the download."""
+        source, others = self.config.qemu_source, []
+        if source in ("auto", "path"):
+            on_path = self.runner.which(arch.qemu_binary)
+            version = qemu.version_of(on_path, self.runner)[0] if on_path is not None else ""
+            said = f"{on_path} on PATH is {version or 'of no known version'}" if on_path else "not on PATH"
+            if on_path is not None and pins.satisfies(version, self.pin):
+                return "pass", f"{self.pin}: {said}", []
+            if source == "path":
+                return "fail", f"{said}, not the pinned {self.pin}", []
+            others += [said] if on_path else []
+        if source == "apt" or (source == "auto" and not self.config.offline and qemu.apt_usable(self.runner)):
+            candidate = qemu.apt_candidate(self.runner, qemu.APT_PACKAGES[0]) or "(none)"
+            said = f"apt would install {qemu.APT_PACKAGES[0]} {candidate}"
+            if pins.satisfies(candidate, self.pin) and candidate != "(none)":
+                return "pass", f"{self.pin}: {said}", []
+            if source == "apt":
+                return "fail", f"{said}, not the pinned {self.pin}", []
+            others.append(said)
+        return None, "", others
+
+    def mirror(self) -> str | XcompileError:
+        """The version and suite of the mirror that the pin takes, or why none does: read once."""
+        if self._mirror is None:
+            from xcompile import catalog, debian
+
+            try:
+                shown = catalog.archive(self.config, self.runner).shown
+                offers, passed_over = catalog.offers(self.config, self.runner) or ([], [])
+                offer = debian.pick(offers, self.pin, shown, passed_over)
+                self._mirror = f"{offer.version} in {offer.suite} of {shown}, to be downloaded"
+            except XcompileError as err:
+                self._mirror = err
+        return self._mirror
 
 
 def _docker_config(path: Path) -> Check:

@@ -128,7 +128,7 @@ def _not_local(
 ) -> tuple[Qemu | None, tuple[str, ...]]:
     """``auto`` past PATH: apt where it can work here (and has the pin), else (or when it fails) the download."""
     can_download = bool(config.offline or config.qemu_url or config.mirror or apt_mirror(runner))
-    if not config.offline and _apt_usable(runner):
+    if not config.offline and apt_usable(runner):
         try:
             return _apt_install(arch, runner, config.qemu_version), notes
         except XcompileError as err:
@@ -172,7 +172,7 @@ def _check_on_path(found: Path) -> None:
 # --- apt -------------------------------------------------------------------
 
 
-def _apt_usable(runner: Runner) -> bool:
+def apt_usable(runner: Runner) -> bool:
     return runner.which("apt-get") is not None and (os.geteuid() == 0 or runner.which("sudo") is not None)
 
 
@@ -199,7 +199,7 @@ def _apt_install(arch: Arch, runner: Runner, pin: str | None) -> Qemu:
         # One unreachable or mid-sync index fails the whole update, while
         # the lists apt already has usually still hold qemu-user-static.
         notes.append(f"apt-get update failed ({err}); trying with the package lists apt already has")
-    candidates = {pkg: _candidate(runner, pkg) for pkg in APT_PACKAGES}
+    candidates = {pkg: apt_candidate(runner, pkg) for pkg in APT_PACKAGES}
     first = candidates[APT_PACKAGES[0]]
     if first == "":
         msg = f"apt has no {APT_PACKAGES[0]} package on this release"
@@ -222,7 +222,7 @@ def _apt_install(arch: Arch, runner: Runner, pin: str | None) -> Qemu:
     return Qemu(arch.qemu_binary, path, "installed with apt", first, f"apt {APT_PACKAGES[0]} {first}", tuple(notes))
 
 
-def _candidate(runner: Runner, package: str) -> str | None:
+def apt_candidate(runner: Runner, package: str) -> str | None:
     """The version apt would install ("" where it has none); None: not asked (a dry run)."""
     policy = runner.ask("apt-cache", "policy", package, label="qemu")
     if policy is None:
