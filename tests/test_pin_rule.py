@@ -45,8 +45,8 @@ def shown_pins() -> set[str]:
         found.update(re.findall(r"qemu_version = (\d\S*?)`", text))
         for args in re.findall(r"xcompile trial ((?:\d[^\s`]* ?)+)", text):
             found.update(args.split())
-        for sentence in re.findall(r"[^.]*an exact Debian version[^|]*?\)[^|]*?\)", text):
-            found.update(re.findall(r"`(\d[^`]*)`", sentence))
+        for examples in re.findall(r"exact Debian version\s+\(([^)]*)\)\s+or an upstream prefix\s+\(([^)]*)\)", text):
+            found.update(re.findall(r"`(\d[^`]*)`", " ".join(examples)))
     return found
 
 

@@ -300,9 +300,9 @@ class _Pin:
                 return "fail", f"{said}, not the pinned {self.pin}", []
             others += [said] if on_path else []
         if source == "apt" or (source == "auto" and not self.config.offline and qemu.apt_usable(self.runner)):
-            candidate = qemu.apt_candidate(self.runner, qemu.APT_PACKAGES[0]) or "(none)"
-            said = f"apt would install {qemu.APT_PACKAGES[0]} {candidate}"
-            if pins.satisfies(candidate, self.pin) and candidate != "(none)":
+            candidate = qemu.apt_candidate(self.runner, qemu.APT_PACKAGES[0]) or ""
+            said = f"apt would install {qemu.APT_PACKAGES[0]} {candidate or '(none)'}"
+            if candidate and pins.satisfies(candidate, self.pin):
                 return "pass", f"{self.pin}: {said}", []
             if source == "apt":
                 return "fail", f"{said}, not the pinned {self.pin}", []
