@@ -260,6 +260,7 @@ def _keys(explicit: Path | None, bundled: Path = trust.BUNDLED_KEYRING) -> Check
     host = len(trust.host_keyrings())
     return Check("keys", "pass", f"the bundled Debian archive keys at {bundled}, and {host} keyring(s) of the host's")
 
+
 class _Pin:
     """Where a build would take the pinned qemu from, as ``qemu.ensure_all`` settles it (PATH, apt,
     the download, as the source allows), installing and downloading nothing: of the mirror, its
