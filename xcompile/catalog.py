@@ -15,6 +15,7 @@ from xcompile import platforms
 from xcompile.config import Config
 from xcompile.errors import QemuUnavailable
 from xcompile.runner import Runner
+from xcompile.terminal import printable
 
 if TYPE_CHECKING:
     from xcompile.debian import Archive, Offer
@@ -47,7 +48,8 @@ def archive(config: Config, runner: Runner) -> Archive:
 
 def table(found: list[Offer], arches: tuple[platforms.Arch, ...]) -> str:
     """A table for each emulator the targets need."""
-    rows = [(offer.suite, offer.package, offer.version, _signer(offer.signer)) for offer in found]
+    # Escaped before the widths are taken, so that a key's odd user id keeps the columns straight.
+    rows = [tuple(map(printable, (o.suite, o.package, o.version, _signer(o.signer)))) for o in found]
     widths = [max(len(row[i]) for row in [COLUMNS, *rows]) for i in range(len(COLUMNS))]
     lines = [
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()

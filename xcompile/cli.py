@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import json
+import logging
 import os
 import signal
 import sys
@@ -40,6 +41,7 @@ from xcompile.errors import Interrupted, UsageError, XcompileError
 from xcompile.pipeline import Pipeline
 from xcompile.plan import Result
 from xcompile.runner import Runner
+from xcompile.terminal import Escaping, printable
 from xcompile.urls import scrub
 
 if TYPE_CHECKING:
@@ -48,15 +50,10 @@ if TYPE_CHECKING:
 _PLUMBUM_EXITS = (ShowHelp, ShowHelpAll, ShowVersion, ShowCompletion)
 
 
-def _path_or_none(switch: str, value: str | None, what: str) -> Path | None:
-    """A path switch's value; given empty (`--config "$CFG"` with CFG unset) is refused,
-    as every setting's is, rather than read as not given."""
-    if value is None:
-        return None
-    if not value:
-        msg = f"{switch}: expected {what}, got ''"
-        raise UsageError(msg)
-    return Path(value)
+def _show(text: str, file: TextIO, *, start: str = "", end: str = "\n") -> None:
+    """Every line xcompile prints: text from outside (a label, an archive's field, a program's output)
+    with its control characters escaped, so that it cannot clear the screen or retitle the window."""
+    print(start + printable(text, keep="\n\t"), end=end, file=file, flush=True)
 
 
 class Console:
@@ -73,14 +70,14 @@ class Console:
         # Concurrent images each prefix their lines, so output stays readable.
         text = f"[{label}] {line}" if label else line
         with self._lock:
-            print(text, file=self.log, flush=True)
+            _show(text, self.log)
 
     def say(self, line: str, label: str | None = None) -> None:
         self.echo(line if label else f"xcompile: {line}", label)
 
     def result(self, text: str) -> None:
         with self._lock:
-            print(text, file=self.out, flush=True)
+            _show(text, self.out)
 
     def progress(self, event: download.ProgressEvent) -> None:
         """A byte bar on a terminal; off one, a line at start, each quarter, and the end."""
@@ -92,13 +89,13 @@ class Console:
                 filled = int(30 * event.done_bytes / total) if total else 0
                 bar = "#" * filled + "." * (30 - filled)
                 end = "\n" if event.finished else ""
-                print(f"\r{event.what} [{bar}] {size}", end=end, file=self.log, flush=True)
+                _show(f"{event.what} [{bar}] {size}", self.log, start="\r", end=end)
                 return
             quarter = int(4 * event.done_bytes / total) if total else 0
             if event.finished or event.done_bytes == 0 or quarter > self._quarters.get(event.what, 0):
                 self._quarters[event.what] = quarter
                 state = "done" if event.finished else "downloading"
-                print(f"{event.what}: {state} {size}", file=self.log, flush=True)
+                _show(f"{event.what}: {state} {size}", self.log)
 
 
 class _Session(NamedTuple):
@@ -113,7 +110,7 @@ class _Command(switches.Common):
     def session(self) -> _Session:
         console = Console()
         given = switches.given(self)
-        config_file = _path_or_none("--config", given.pop("config_file", None), "a file")
+        config_file = switches.path_or_none("--config", given.pop("config_file", None), "a file")
         settings, warnings = config.load(
             given,
             env=os.environ,
@@ -258,7 +255,7 @@ class QemuCommand(_Command, switches.QemuSource):
                     json.dumps(shown, indent=2) if shown is not None else catalog.table(offers, settings.targets)
                 )
             return 0
-        dest = _path_or_none("--dest", self.dest, "a folder")
+        dest = switches.path_or_none("--dest", self.dest, "a folder")
         if dest is not None and not dest.is_dir():
             msg = f"--dest {dest}: {'not a folder' if dest.exists() else 'no such folder'}"
             raise UsageError(msg)
@@ -356,6 +353,8 @@ def _on_stop_signal(signum: int, frame: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     verbose = any(arg in ("-v", "--verbose") for arg in args)
+    if logging.lastResort is not None:  # where a library's warnings go: python-debian quotes a Depends in its
+        logging.lastResort.setFormatter(Escaping())
     previous = {}
     if threading.current_thread() is threading.main_thread():
         previous = {signum: signal.signal(signum, _on_stop_signal) for signum in STOP_SIGNALS}
@@ -371,24 +370,22 @@ def _main(args: list[str], verbose: bool) -> int:
         _, code = XcompileApp.run(["xcompile", *args], exit=False)
         return code
     except XcompileError as err:
-        print(f"xcompile: error: {err}", file=sys.stderr)
+        _show(f"xcompile: error: {err}", sys.stderr)
         if verbose:
             details = err.details()
             if details:
-                print(scrub(details), file=sys.stderr)
+                _show(scrub(details), sys.stderr)
             _traceback()
         return err.exit_code
     except KeyboardInterrupt as stop:
         signum = stop.signum if isinstance(stop, Interrupted) else signal.SIGINT
         by = "" if signum == signal.SIGINT else f" by {signal.Signals(signum).name}"
         with contextlib.suppress(OSError):
-            print(f"xcompile: interrupted{by}", file=sys.stderr)
+            _show(f"xcompile: interrupted{by}", sys.stderr)
         return 128 + signum
     except Exception as err:  # a bug: still one line unless -v
-        print(
-            scrub(f"xcompile: internal error: {type(err).__name__}: {err} (run with -v for the traceback)"),
-            file=sys.stderr,
-        )
+        said = f"xcompile: internal error: {type(err).__name__}: {err} (run with -v for the traceback)"
+        _show(scrub(said), sys.stderr)
         if verbose:
             _traceback()
         return 1
@@ -397,4 +394,4 @@ def _main(args: list[str], verbose: bool) -> int:
 def _traceback() -> None:
     # A library's exception chained below ours may quote a URL whole: its
     # password or token (a query, a presigned signature) is cut out here.
-    print(scrub(traceback.format_exc()), end="", file=sys.stderr)
+    _show(scrub(traceback.format_exc()), sys.stderr, end="")

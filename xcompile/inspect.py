@@ -16,6 +16,7 @@ from xcompile.config import Config
 from xcompile.errors import RegistryUnreadable, UsageError, XcompileError
 from xcompile.registry import Remote
 from xcompile.runner import Runner
+from xcompile.terminal import printable
 
 if TYPE_CHECKING:  # requests loads only when a registry is read
     from xcompile.registry.reader import Reader
@@ -120,11 +121,12 @@ def _seen(name: str, remote: Remote, platform: str) -> Seen:
 
 
 def text(found: list[Seen]) -> str:
-    """A block per image: its name, platform and digest, then each label in words."""
+    """A block per image: its name, platform and digest, then each label in words, each field
+    on its line: a label's line break is shown escaped, never as a line of its own."""
     blocks = []
     for seen in found:
-        lines = [f"{seen.name}  {seen.platform}  {seen.digest}"]
-        lines += [f"  {word:<13} {seen.labels.get(key, '-')}" for word, key in FIELDS]
-        lines.append(f"  {'xcompile':<13} {seen.xcompile or '-'}")
+        lines = [printable(f"{seen.name}  {seen.platform}  {seen.digest}")]
+        lines += [f"  {word:<13} {printable(seen.labels.get(key, '-'))}" for word, key in FIELDS]
+        lines.append(f"  {'xcompile':<13} {printable(seen.xcompile or '-')}")
         blocks.append("\n".join(lines))
     return "\n".join(blocks)

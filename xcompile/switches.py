@@ -7,6 +7,7 @@ to ``config.load`` unparsed, so that a switch and a file say the same errors.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from plumbum import cli
@@ -188,3 +189,14 @@ class Build(Images, Cells, QemuSource, Registry):
         "changed (the default): only images whose base, qemu or recipe differ from the registry's; always: every image",
         argname="WHEN",
     )
+
+
+def path_or_none(switch: str, value: str | None, what: str) -> Path | None:
+    """A path switch's value; given empty (`--config "$CFG"` with CFG unset) is refused,
+    as every setting's is, rather than read as not given."""
+    if value is None:
+        return None
+    if not value:
+        msg = f"{switch}: expected {what}, got ''"
+        raise UsageError(msg)
+    return Path(value)

@@ -1,0 +1,32 @@
+"""Text as the terminal may be given it: a registry's labels and digests, an archive's fields, a
+program's output, with their control characters escaped.
+
+A label of ``\\x1b[2J\\x1b]0;PWNED\\x07`` printed as it came clears the screen and retitles the
+window (issue 27); a lone surrogate (JSON's ``"\\ud800"``) cannot even be encoded, and ended the
+run in a traceback. Escaped, each reads as the bytes it is: ``\\x1b[2J``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+"""C0, DEL, C1 (the terminal acts on each), and the surrogates no encoding can write."""
+
+
+def printable(text: str, keep: str = "") -> str:
+    """``text`` with every control character but those in ``keep`` written as ``\\xNN`` (``\\uNNNN``)."""
+    return _CONTROL.sub(lambda found: found[0] if found[0] in keep else _escaped(found[0]), text)
+
+
+def _escaped(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+class Escaping(logging.Formatter):
+    """A library's log line (python-debian warns of a Depends it cannot parse, quoting it) as printable text."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(super().format(record), keep="\n\t")
