@@ -5,7 +5,6 @@
 - A digest is `sha256:` and 64 hex digits, and what is read by digest hashes to it; a manifest has
   the fields its media type requires; a list holds at most 64 members, each a digest and a platform.
   Anything else is "cannot read".
-- `inspect` of a registry it cannot reach is an environment problem: exit 3.
 
 The registries are stand-ins on pytest-httpserver (127.0.0.1, kernel-assigned ports), answering as a
 distribution registry does; the archive is tests/debian_archive.py's, signed, on another.
@@ -16,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -131,6 +131,57 @@ def test_inspect_shows_labels_with_their_control_characters_escaped(
     assert json.loads(shown.stdout)[0]["base"] == SCREEN
 
 
+@pytest.mark.parametrize(
+    ("header", "why"),
+    [
+        ("sha256:abc\x1b[5mBLINK", "the digest 'sha256:abc\\x1b[5mBLINK' is not sha256: and 64 hex digits"),
+        ("sha256:" + "A" * 64, "the digest 'sha256:" + "A" * 64 + "' is not sha256: and 64 hex digits"),
+        ("sha256:" + "0" * 64, "its bytes hash to {body}, not to sha256:" + "0" * 64),
+    ],
+    ids=["escapes", "upper-case", "another-hash"],
+)
+def test_a_manifest_digest_must_be_sha256_and_the_hash_of_its_bytes(
+    stand: Stand, env: dict[str, str], tmp_path: Path, header: str, why: str
+) -> None:
+    body = stand.image({recipe.BASE_NAME: "arm32v7/python:3.7"})
+    stand.manifest("a", body, digest=header)
+    got = run_xcompile("inspect", f"{stand.host}/team/app:a", cwd=tmp_path, env=env)
+    assert got.returncode == 1, got.stderr
+    assert got.stdout == ""
+    assert not RAW.search(got.stderr), got.stderr
+    said = why.format(body=sha(body))
+    assert errors(got.stderr) == [f"xcompile: error: cannot read {stand.host}/team/app:a from the registry: "
+                                  f"the manifest of team/app:a: {said}"]  # fmt: skip
+
+
+def test_what_is_read_by_digest_must_hash_to_it(stand: Stand, env: dict[str, str], tmp_path: Path) -> None:
+    """A list member served as other bytes than its digest names, and a config blob likewise:
+    "cannot read", never the other image's labels."""
+    real = stand.image({recipe.BASE_NAME: "arm32v7/python:3.7"})
+    other = stand.image({recipe.BASE_NAME: "evil/base:1"})
+    claimed = sha(real)
+    stand.manifest(claimed.replace(claimed[-8:], "0" * 8), other)  # served under a digest it is not
+    swapped = {**member(real), "digest": claimed.replace(claimed[-8:], "0" * 8)}
+    stand.manifest("list", a_list([swapped]), media_type=LIST_TYPES[0])
+    got = run_xcompile("inspect", f"{stand.host}/team/app:list", cwd=tmp_path, env=env)
+    assert got.returncode == 1, got.stdout
+    assert "evil/base" not in got.stdout
+    (line,) = errors(got.stderr)
+    assert line.startswith(f"xcompile: error: cannot read {stand.host}/team/app:list@sha256:")
+    assert f"its bytes hash to {sha(other)}, not to" in line
+
+    config = json.dumps({"os": "linux", "architecture": "arm", "config": {"Labels": {}}}).encode()
+    evil = json.dumps({"os": "linux", "architecture": "arm", "config": {"Labels": {recipe.BASE_NAME: "evil"}}})
+    stand.server.expect_request(f"/v2/team/app/blobs/{sha(config)}").respond_with_data(evil)
+    image = {"schemaVersion": 2, "mediaType": IMAGE_TYPES[0], "layers": [],
+             "config": {"mediaType": CONFIG_TYPE, "size": len(config), "digest": sha(config)}}  # fmt: skip
+    stand.manifest("c", json.dumps(image).encode())
+    got = run_xcompile("inspect", f"{stand.host}/team/app:c", cwd=tmp_path, env=env)
+    assert got.returncode == 1 and "evil" not in got.stdout, got.stdout
+    (line,) = errors(got.stderr)
+    assert line.endswith(f"the config of team/app:c: its bytes hash to {sha(evil.encode())}, not to {sha(config)}")
+
+
 key = key_fixture("Content Archive")
 
 
@@ -154,3 +205,124 @@ def test_an_archive_field_reaches_the_terminal_escaped(
     assert not RAW.search(got.stderr), got.stderr
     (line,) = errors(got.stderr)
     assert "(looked in qemu-link\\x1b[2J\\x1b]0;PWNED\\x07, qemu-user-static)" in line
+
+
+# --- 4. what a manifest is --------------------------------------------------------------------
+
+
+GOOD_CONFIG = {"mediaType": CONFIG_TYPE, "size": 2, "digest": "sha256:" + "c" * 64}
+
+
+@pytest.mark.parametrize(
+    ("document", "media_type", "why"),
+    [
+        ({"token": "T0K3N"}, "application/json", "not a manifest of a type xcompile reads ('application/json')"),
+        ({"schemaVersion": 1, "name": "team/app", "tag": "a", "fsLayers": []},
+         "application/vnd.docker.distribution.manifest.v1+prettyjws",
+         "not a manifest of a type xcompile reads ('application/vnd.docker.distribution.manifest.v1+prettyjws')"),
+        ({"mediaType": IMAGE_TYPES[0], "config": GOOD_CONFIG, "layers": []}, IMAGE_TYPES[0],
+         "its schemaVersion is not 2"),
+        ({"schemaVersion": 2, "mediaType": IMAGE_TYPES[0], "layers": []}, IMAGE_TYPES[0],
+         "an image manifest without a config descriptor"),
+        ({"schemaVersion": 2, "mediaType": IMAGE_TYPES[0], "config": {**GOOD_CONFIG, "size": "2"}}, IMAGE_TYPES[0],
+         "an image manifest whose config has no size"),
+        ({"schemaVersion": 2, "mediaType": IMAGE_TYPES[0], "config": {**GOOD_CONFIG, "digest": "sha256:x"}},
+         IMAGE_TYPES[0], "an image manifest whose config digest 'sha256:x' is not sha256: and 64 hex digits"),
+        ({"schemaVersion": 2, "mediaType": LIST_TYPES[0]}, LIST_TYPES[0], "a manifest list without manifests"),
+        ({"schemaVersion": 2, "config": GOOD_CONFIG, "layers": []}, IMAGE_TYPES[0],
+         f"a manifest without the mediaType its type requires ({IMAGE_TYPES[0]})"),
+    ],
+    ids=["token", "schema-1", "no-schema-version", "no-config", "size-text", "config-digest", "no-manifests",
+         "docker-without-media-type"],
+)  # fmt: skip
+def test_a_document_without_a_manifest_s_fields_is_cannot_read(
+    stand: Stand, env: dict[str, str], tmp_path: Path, document: object, media_type: str, why: str
+) -> None:
+    stand.manifest("a", json.dumps(document).encode(), media_type=media_type)
+    got = run_xcompile("inspect", f"{stand.host}/team/app:a", cwd=tmp_path, env=env)
+    assert (got.returncode, got.stdout) == (1, ""), got.stdout
+    assert errors(got.stderr) == [
+        f"xcompile: error: cannot read {stand.host}/team/app:a from the registry: the manifest of team/app:a: {why}"
+    ]
+    assert stand.requests_for("/blobs/") == []
+
+
+def test_an_oci_manifest_without_a_media_type_is_read_by_its_content_type(
+    stand: Stand, env: dict[str, str], tmp_path: Path
+) -> None:
+    """OCI's image-spec 1.0 has mediaType optional: the registry's Content-Type says what it is."""
+    data = json.dumps({"os": "linux", "architecture": "arm64", "config": {"Labels": {recipe.BASE_NAME: "b"}}})
+    config = {
+        "mediaType": "application/vnd.oci.image.config.v1+json",
+        "size": len(data),
+        "digest": stand.blob(data.encode()),
+    }
+    body = json.dumps({"schemaVersion": 2, "config": config, "layers": []}).encode()
+    stand.manifest("a", body, media_type=IMAGE_TYPES[1])
+    got = run_xcompile("inspect", f"{stand.host}/team/app:a", "--format", "json", cwd=tmp_path, env=env)
+    assert got.returncode == 0, got.stderr
+    (seen,) = json.loads(got.stdout)
+    assert (seen["base"], seen["platform"], seen["digest"]) == ("b", "linux/arm64", sha(body))
+
+
+# --- 5. lists, bounded and checked ---------------------------------------------------------------
+
+
+def test_a_list_of_3000_members_is_refused_in_one_line_after_one_request(
+    stand: Stand, env: dict[str, str], tmp_path: Path
+) -> None:
+    body = stand.image({})
+    members = [{**member(body), "digest": "sha256:" + f"{n:064x}"} for n in range(3000)]
+    stand.manifest("a", a_list(members), media_type=LIST_TYPES[0])
+    started = time.monotonic()
+    got = run_xcompile("inspect", f"{stand.host}/team/app:a", cwd=tmp_path, env=env, timeout=60)
+    assert time.monotonic() - started < 20
+    assert (got.returncode, got.stdout) == (1, ""), got.stdout
+    assert errors(got.stderr) == [
+        f"xcompile: error: cannot read {stand.host}/team/app:a from the registry: the manifest of team/app:a:"
+        " a manifest list of 3000 members, more than the 64 xcompile reads"
+    ]
+    assert stand.requests_for("/manifests/") == ["/v2/team/app/manifests/a"]
+
+
+@pytest.mark.parametrize(
+    ("entry", "why"),
+    [
+        ({"digest": "latest"}, "a manifest list entry whose digest 'latest' is not sha256: and 64 hex digits"),
+        ({"digest": "sha256:.."}, "a manifest list entry whose digest 'sha256:..' is not sha256: and 64 hex digits"),
+        ({"digest": None}, "a manifest list entry without a digest"),
+        ({"platform": "linux/arm/v7"}, "a manifest list entry whose platform is not an os and an architecture"),
+        ({"platform": {"os": "linux"}}, "a manifest list entry whose platform is not an os and an architecture"),
+        ({"platform": {"os": "linux", "architecture": "arm", "variant": 7}},
+         "a manifest list entry whose platform's variant is not text"),
+        ({"platform": None}, "a manifest list entry without a platform"),
+    ],
+    ids=["tag", "path", "no-digest", "platform-text", "no-architecture", "variant-number", "no-platform"],
+)  # fmt: skip
+def test_each_list_member_must_be_a_digest_and_a_platform(
+    stand: Stand, env: dict[str, str], tmp_path: Path, entry: dict[str, object], why: str
+) -> None:
+    body = stand.image({recipe.BASE_NAME: "fine"})
+    odd = {k: v for k, v in {**member(body), **entry}.items() if v is not None}
+    stand.manifest("latest", body)
+    stand.manifest("a", a_list([member(body), odd]), media_type=LIST_TYPES[0])
+    got = run_xcompile("inspect", f"{stand.host}/team/app:a", cwd=tmp_path, env=env)
+    assert (got.returncode, got.stdout) == (1, ""), got.stdout
+    assert errors(got.stderr) == [
+        f"xcompile: error: cannot read {stand.host}/team/app:a from the registry: the manifest of team/app:a: {why}"
+    ]
+    assert stand.requests_for("/manifests/") == ["/v2/team/app/manifests/a"]
+
+
+def test_a_list_of_two_platforms_and_an_attestation_is_read(stand: Stand, env: dict[str, str], tmp_path: Path) -> None:
+    arm = stand.image({recipe.BASE_NAME: "arm32v7/python:3.7"})
+    arm64 = stand.image({recipe.BASE_NAME: "arm64v8/python:3.7"}, ("linux", "arm64", "v8"))
+    attestation = {**member(stand.image({})), "platform": {"os": "unknown", "architecture": "unknown"}}
+    members = [member(arm), member(arm64, {"os": "linux", "architecture": "arm64", "variant": "v8"}), attestation]
+    stand.manifest("a", a_list(members), media_type=LIST_TYPES[1])
+    got = run_xcompile("inspect", f"{stand.host}/team/app:a", "--format", "json", cwd=tmp_path, env=env)
+    assert got.returncode == 0, got.stderr
+    assert [(seen["platform"], seen["base"]) for seen in json.loads(got.stdout)] == [
+        ("linux/arm/v7", "arm32v7/python:3.7"),
+        ("linux/arm64/v8", "arm64v8/python:3.7"),
+    ]

@@ -16,6 +16,7 @@ own reads with hostile bodies and passes docker's push on to a real registry.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import random
@@ -51,6 +52,7 @@ from xcompile.runner import Runner
 USER = "builder"
 PASSWORD = f"pw-{uuid.uuid4().hex}"
 CONFIG_DIGEST = "sha256:" + "c" * 64
+A_LIST = {"schemaVersion": 2, "mediaType": LIST_TYPES[0]}
 MANIFEST = "/v2/team/app/manifests/a"
 BLOB = f"/v2/team/app/blobs/{CONFIG_DIGEST}"
 
@@ -66,6 +68,15 @@ def image_manifest(config_digest: str = CONFIG_DIGEST) -> dict[str, object]:
 
 def image_config(labels: object) -> dict[str, object]:
     return {"architecture": "arm", "os": "linux", "variant": "v7", "config": {"Labels": labels}}
+
+
+def digest_of(data: bytes) -> str:
+    """What a registry names ``data`` by: a manifest and a config blob are read only where they hash to it."""
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+LABELLED = json.dumps(image_config({"org.example": "yes"})).encode()
+LABELLED_MANIFEST = json.dumps(image_manifest(digest_of(LABELLED))).encode()
 
 
 def auth_file(folder: Path, data: object) -> Path:
@@ -188,7 +199,7 @@ def test_a_plain_http_loopback_registry_sends_the_login_to_its_loopback_http_rea
     reading, said = published(f"{host}/team/app", auth_file(tmp_path / "docker", login_for(host)))
     remote = reading.read(f"{host}/team/app:a", "a")
     assert remote is not None, said
-    assert remote.labels == {"org.example": "yes"} and remote.digest == "sha256:" + "d" * 64
+    assert remote.labels == {"org.example": "yes"} and remote.digest == digest_of(LABELLED_MANIFEST)
     assert [request.headers.get("Authorization") for request in realm_saw] == [basic()]
     assert realm_saw[0].args.get("scope") == "repository:team/app:pull"
     assert PASSWORD not in realm_saw[0].url and USER not in realm_saw[0].url
@@ -262,20 +273,20 @@ def _token_registry(
         tokens[token] = lasts or -1
         return Response(json.dumps({"token": token}), content_type="application/json")
 
-    def guarded(body: dict[str, object], headers: dict[str, str]) -> Callable[[Request], Response]:
+    def guarded(body: bytes, headers: dict[str, str]) -> Callable[[Request], Response]:
         def answer(request: Request) -> Response:
             token = request.headers.get("Authorization", "").removeprefix("Bearer ")
             if not tokens.get(token):
                 return Response("", status=401, headers={"WWW-Authenticate": f'Bearer realm="{realm}",service="s"'})
             tokens[token] -= 1
-            return Response(json.dumps(body), headers=headers, content_type=str(body.get("mediaType", "")))
+            return Response(body, headers=headers, content_type=str(json.loads(body).get("mediaType", "")))
 
         return answer
 
-    digest = {"Docker-Content-Digest": "sha256:" + "d" * 64}
-    server.expect_request(MANIFEST).respond_with_handler(guarded(image_manifest(), digest))
-    server.expect_request(BLOB).respond_with_handler(guarded(image_config({"org.example": "yes"}), {}))
-    server.expect_request("/v2/").respond_with_handler(guarded({}, {}))
+    digest = {"Docker-Content-Digest": digest_of(LABELLED_MANIFEST)}
+    server.expect_request(MANIFEST).respond_with_handler(guarded(LABELLED_MANIFEST, digest))
+    server.expect_request(f"/v2/team/app/blobs/{digest_of(LABELLED)}").respond_with_handler(guarded(LABELLED, {}))
+    server.expect_request("/v2/").respond_with_handler(guarded(b"{}", {}))
     (realm_server or server).expect_request("/token").respond_with_handler(realm_answer)
     return realm_saw
 
@@ -287,8 +298,12 @@ def _token_registry(
     ("manifest", "config", "why"),
     [
         ([1, 2, 3], None, "the manifest of team/app:a is not a JSON object"),
-        ({"manifests": ["a"]}, None, "a manifest list entry without a digest"),
-        ({"mediaType": LIST_TYPES[0], "manifests": {"a": 1}}, None, "a manifest list whose manifests are not a list"),
+        ({**A_LIST, "manifests": ["a"]}, None, "the manifest of team/app:a: a manifest list entry without a digest"),
+        (
+            {**A_LIST, "manifests": {"a": 1}},
+            None,
+            "the manifest of team/app:a: a manifest list whose manifests are not a list",
+        ),
         (image_manifest(), image_config(["a", "b"]), "the config of team/app:a holds labels that are not text by name"),
         (image_manifest(), image_config({"a": 1}), "the config of team/app:a holds labels that are not text by name"),
         (image_manifest(), [1], "the config of team/app:a is not a JSON object"),
@@ -300,9 +315,11 @@ def test_odd_json_is_read_as_cannot_read(
     httpserver: HTTPServer, tmp_path: Path, manifest: object, config: object, why: str
 ) -> None:
     host = host_of(httpserver)
+    if config is not None:  # served where the manifest names it, by its hash
+        blob = config if isinstance(config, bytes) else json.dumps(config).encode()
+        manifest = image_manifest(digest_of(blob))
+        httpserver.expect_request(f"/v2/team/app/blobs/{digest_of(blob)}").respond_with_data(blob)
     httpserver.expect_request(MANIFEST).respond_with_data(json.dumps(manifest))
-    if config is not None:
-        httpserver.expect_request(BLOB).respond_with_data(config if isinstance(config, bytes) else json.dumps(config))
     reading, said = published(f"{host}/team/app", tmp_path / "docker" / "config.json")
     assert reading.read(f"{host}/team/app:a", "a") is None
     assert said == [f"cannot read {host}/team/app:a from the registry ({why}); building"]
@@ -572,7 +589,8 @@ def presigned(storage: HTTPServer) -> str:
     [
         (Response(f"<Error><Code>AccessDenied</Code><Sig>{SIGNATURE}</Sig></Error>", status=403),
          "registry HOST answered HTTP 403 for the config of team/app:a"),
-        (Response(f"not json {SIGNATURE}"), "the config of team/app:a is not JSON"),
+        (Response(f"not json {SIGNATURE}"),
+         f"the config of team/app:a: its bytes hash to {digest_of(f'not json {SIGNATURE}'.encode())}, not to CONFIG"),
         (Response(b" " * (5 << 20)), "http://HOST/v2/team/app/blobs/CONFIG: an answer larger than 4 MiB"),
     ],
     ids=["403", "not-json", "too-large"],
@@ -804,9 +822,10 @@ def hostile_run(
     ("manifest", "config", "why"),
     [
         (b"[1,2,3]", None, "the manifest of NAME:a is not a JSON object"),
-        (b'{"manifests": ["a"]}', None, "a manifest list entry without a digest"),
-        (json.dumps(image_manifest()).encode(), json.dumps(image_config(["x"])).encode(),
-         "the config of NAME:a holds labels that are not text by name"),
+        (json.dumps({**A_LIST, "manifests": ["a"]}).encode(), None,
+         "the manifest of NAME:a: a manifest list entry without a digest"),
+        (json.dumps(image_manifest(digest_of(json.dumps(image_config(["x"])).encode()))).encode(),
+         json.dumps(image_config(["x"])).encode(), "the config of NAME:a holds labels that are not text by name"),
     ],
     ids=["list", "manifests-of-text", "labels-a-list"],
 )  # fmt: skip

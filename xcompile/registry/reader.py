@@ -16,9 +16,8 @@ from typing import Any
 
 import requests
 
-from xcompile.engine import Platform
 from xcompile.errors import RegistryUnreadable
-from xcompile.registry import IMAGE_TYPES, LIST_TYPES, Member, Registry, Remote, credentials, labels_of, platform_of
+from xcompile.registry import IMAGE_TYPES, LIST_TYPES, Registry, Remote, content, credentials, labels_of, platform_of
 from xcompile.registry import http as registry_http
 from xcompile.runner import Runner
 
@@ -37,26 +36,28 @@ class Reader:
     def read(self, path: str, reference: str) -> Remote | None:
         """The image or list at ``path`` under ``reference`` (a tag or a digest);
         None when the registry has no such tag."""
+        ref = f"{path}:{reference}"
+        what = f"the manifest of {ref}"
         with registry_http.session(self.where.host) as made:
             status, body, headers = self._get(made, f"/v2/{path}/manifests/{reference}", path, {"Accept": ACCEPT})
             if status == 404:
                 return None
-            self._ok(status, f"{path}:{reference}")
-            digest = str(headers.get("Docker-Content-Digest", ""))
-            manifest = registry_http.json_object(body, f"the manifest of {path}:{reference}")
-            ref = f"{path}:{reference}"
-            if manifest.get("mediaType") in LIST_TYPES or "manifests" in manifest:
-                return Remote(ref, digest, members=_members(manifest.get("manifests")))
-            config = manifest.get("config")
-            config_digest = config.get("digest") if isinstance(config, dict) else None
-            if not isinstance(config_digest, str) or not config_digest.startswith("sha256:"):
-                return Remote(ref, digest)  # a schema 1 manifest: no labels to compare
+            self._ok(status, ref)
+            # A digest names bytes: one asked for, and the one the registry says, must be their hash.
+            given = str(headers.get("Docker-Content-Digest", "")) or None
+            digest = content.digest_of(body, what, asked=_digest_in(reference), given=given)
+            manifest = registry_http.json_object(body, what)
+            kind = content.kind_of(manifest, str(headers.get("Content-Type", "")), what)
+            if kind in LIST_TYPES:
+                return Remote(ref, digest, members=content.members(manifest.get("manifests"), what))
+            config_digest = content.config_digest(manifest, what)
             status, body, _ = self._get(made, f"/v2/{path}/blobs/{config_digest}", path, {})
-            self._ok(status, f"the config of {path}:{reference}")
-            blob = registry_http.json_object(body, f"the config of {path}:{reference}")
+            self._ok(status, f"the config of {ref}")
+            content.digest_of(body, f"the config of {ref}", asked=config_digest)
+            blob = registry_http.json_object(body, f"the config of {ref}")
             labels = labels_of(blob)
             if labels is None:
-                msg = f"the config of {path}:{reference} holds labels that are not text by name"
+                msg = f"the config of {ref} holds labels that are not text by name"
                 raise RegistryUnreadable(msg)
             return Remote(ref, digest, labels=labels, platform=platform_of(blob))
 
@@ -83,16 +84,6 @@ class Reader:
             raise RegistryUnreadable(msg)
 
 
-def _members(entries: object) -> tuple[Member, ...]:
-    if not isinstance(entries, list):
-        msg = "a manifest list whose manifests are not a list"
-        raise RegistryUnreadable(msg)
-    members = []
-    for entry in entries:
-        digest = entry.get("digest") if isinstance(entry, dict) else None
-        if not isinstance(digest, str):
-            msg = "a manifest list entry without a digest"
-            raise RegistryUnreadable(msg)
-        platform = platform_of(entry.get("platform")) if isinstance(entry, dict) else None
-        members.append(Member(digest, platform or Platform("", "")))
-    return tuple(members)
+def _digest_in(reference: str) -> str | None:
+    """The digest a reference names; None for a tag (a tag cannot hold ":")."""
+    return reference if ":" in reference else None
