@@ -5,6 +5,7 @@
 - A digest is `sha256:` and 64 hex digits, and what is read by digest hashes to it; a manifest has
   the fields its media type requires; a list holds at most 64 members, each a digest and a platform.
   Anything else is "cannot read".
+- `inspect` of a registry it cannot reach is an environment problem: exit 3.
 
 The registries are stand-ins on pytest-httpserver (127.0.0.1, kernel-assigned ports), answering as a
 distribution registry does; the archive is tests/debian_archive.py's, signed, on another.
@@ -19,7 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import run_xcompile
+from conftest import free_port, run_xcompile
 from debian_archive import Archive, GpgKey, build_deb, file_handler, key_fixture
 from pytest_httpserver import HTTPServer
 
@@ -326,3 +327,32 @@ def test_a_list_of_two_platforms_and_an_attestation_is_read(stand: Stand, env: d
         ("linux/arm/v7", "arm32v7/python:3.7"),
         ("linux/arm64/v8", "arm64v8/python:3.7"),
     ]
+
+
+# --- 12a. a registry that cannot be reached ---------------------------------------------------------
+
+
+def test_inspect_of_a_registry_it_cannot_reach_is_exit_3(stand: Stand, env: dict[str, str], tmp_path: Path) -> None:
+    """Alone, exit 3; beside a readable name and a missing one, the readable one is shown, each
+    failure is a line of its own, and the exit is 3: the unreachable registry is what to fix first."""
+    down = f"127.0.0.1:{free_port()}/team/app:a"
+    alone = run_xcompile("inspect", down, cwd=tmp_path, env=env)
+    assert alone.returncode == 3, alone.stderr
+    unreachable = (
+        f"xcompile: error: cannot read {down} from the registry: http://{down.split('/')[0]}/v2/team/app/manifests/a:"
+        " connection refused or host unknown"
+    )
+    assert errors(alone.stderr) == [unreachable]
+    stand.manifest("a", stand.image({recipe.BASE_NAME: "arm32v7/python:3.7"}))
+    stand.server.expect_request("/v2/team/app/manifests/nope").respond_with_data("", status=404)
+    mixed = run_xcompile(
+        "inspect", f"{stand.host}/team/app:a", down, f"{stand.host}/team/app:nope", cwd=tmp_path, env=env
+    )
+    assert mixed.returncode == 3, mixed.stderr
+    assert mixed.stdout.startswith(f"{stand.host}/team/app:a  linux/arm/v7  sha256:")
+    assert errors(mixed.stderr) == [
+        unreachable,
+        f"xcompile: error: {stand.host}/team/app:nope: the registry has no such image — check the name and the tag",
+    ]
+    some = run_xcompile("inspect", f"{stand.host}/team/app:a", f"{stand.host}/team/app:nope", cwd=tmp_path, env=env)
+    assert some.returncode == 1, some.stderr

@@ -284,7 +284,8 @@ class InspectCommand(_Command, switches.Engine):
             console.result(shown if shown is not None else inspect.text(found))
         for err in failed:  # each name the registry could not answer for, in a line of its own
             console.say(f"error: {err}")
-        return 1 if failed else 0
+        # 3 where a registry gave no answer at all: that is to be fixed first, and no name's 1 should hide it.
+        return max((err.exit_code for err in failed), default=0)
 
 
 @XcompileApp.subcommand("trial")

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from xcompile import recipe, reference, registry
 from xcompile.config import Config
-from xcompile.errors import RegistryUnreadable, UsageError, XcompileError
+from xcompile.errors import EnvironmentProblem, RegistryUnreadable, UsageError, XcompileError
 from xcompile.registry import Remote
 from xcompile.runner import Runner
 from xcompile.terminal import printable
@@ -98,7 +98,8 @@ def _read(reader: Reader, path: str, ref: str, name: str) -> Remote:
         remote = reader.read(path, ref)
     except RegistryUnreadable as err:
         msg = f"cannot read {name} from the registry: {err}"
-        raise XcompileError(msg) from None
+        # No answer at all (refused, timed out, TLS) is the environment's, as for the build's registry check.
+        raise (EnvironmentProblem(msg) if err.why else XcompileError(msg)) from None
     if remote is None:
         msg = f"{name}: the registry has no such image"
         raise XcompileError(msg, hint="check the name and the tag")
