@@ -29,8 +29,8 @@ from xcompile.registry import IMAGE_TYPES, LIST_TYPES, Member
 
 DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 MAX_MEMBERS = 64
-"""The most members of a list that are read. Real lists hold a few platforms, and as many
-attestation manifests where BuildKit adds them (docker's own images: 8 platforms, 16 entries)."""
+"""The most members of a list that are read. Real lists hold a few platforms, and where BuildKit adds
+them an attestation manifest for each: xcompile's own lists hold at most the nine arches of its table."""
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 """A platform's os, architecture or variant, as Go's GOOS and GOARCH and docker's variants spell them."""
 _NEEDS_ITS_TYPE = (IMAGE_TYPES[0], LIST_TYPES[0])
