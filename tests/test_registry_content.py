@@ -361,3 +361,24 @@ def test_inspect_of_a_registry_it_cannot_reach_is_exit_3(stand: Stand, env: dict
     ]
     some = run_xcompile("inspect", f"{stand.host}/team/app:a", f"{stand.host}/team/app:nope", cwd=tmp_path, env=env)
     assert some.returncode == 1, some.stderr
+
+
+@pytest.mark.parametrize(
+    ("given", "why"),
+    [
+        ("team/app:..", "inspect: invalid tag '..'"),
+        ("team/app@latest", "inspect: invalid digest 'latest' in 'HOST/team/app@latest'"),
+        ("team/app@sha256:..", "inspect: invalid digest 'sha256:..' in 'HOST/team/app@sha256:..'"),
+    ],
+    ids=["dot-dot-tag", "tag-as-digest", "digest-a-path"],
+)
+def test_a_tag_or_digest_docker_would_refuse_is_exit_2_and_never_asked(
+    stand: Stand, env: dict[str, str], tmp_path: Path, given: str, why: str
+) -> None:
+    """A tag of `..` went into the registry's URL (`/manifests/..`, which the HTTP library folds into
+    another path), and a digest was not checked at all: each is refused before any request."""
+    got = run_xcompile("inspect", f"{stand.host}/{given}", cwd=tmp_path, env=env)
+    assert (got.returncode, got.stdout) == (2, ""), got.stderr
+    (line,) = errors(got.stderr)
+    assert line.startswith(f"xcompile: error: {why.replace('HOST', stand.host)} — "), line
+    assert stand.server.log == []

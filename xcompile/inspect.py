@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from xcompile import recipe, reference, registry
 from xcompile.config import Config
 from xcompile.errors import EnvironmentProblem, RegistryUnreadable, UsageError, XcompileError
-from xcompile.registry import Remote
+from xcompile.registry import Remote, content
 from xcompile.runner import Runner
 from xcompile.terminal import printable
 
@@ -87,9 +87,14 @@ def _split(name: str) -> tuple[str, str]:
         repo, tag = (name.rsplit(":", 1)) if ":" in last else (name, "latest")
     try:
         reference.check_name(repo, what="image")
+        if "@" not in name:
+            reference.check_tag(tag)
     except UsageError as err:
         msg = f"inspect: {err.message}"
         raise UsageError(msg, hint=err.hint) from None
+    if "@" in name and not content.DIGEST.fullmatch(tag):  # never a path or a tag in the registry's URL
+        msg = f"inspect: invalid digest {tag[:80]!r} in {name[:200]!r}"
+        raise UsageError(msg, hint="a digest is sha256: and 64 lower-case hex digits")
     return repo, tag
 
 
