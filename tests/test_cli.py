@@ -128,7 +128,7 @@ def test_a_report_setting_stops_only_the_commands_that_write_a_report(
     qemu = run_xcompile("qemu", cwd=tmp_path, env=env)
     assert qemu.returncode == 0 and qemu.stdout.strip().endswith("/qemu-arm-static"), qemu.stderr
     inspect = run_xcompile("inspect", "127.0.0.1:1/nothing/here:a", cwd=tmp_path, env=env)
-    assert inspect.returncode == 1 and "report" not in inspect.stderr, inspect.stderr
+    assert inspect.returncode == 3 and "report" not in inspect.stderr, inspect.stderr
     build = run_xcompile("build", "--dry-run", cwd=tmp_path, env=env)  # writes one: refused before any work
     assert build.returncode == 2 and build.stdout == "", build.stderr
     assert build.stderr.startswith("xcompile: error: report: ") and len(build.stderr.splitlines()) == 1
