@@ -8,9 +8,11 @@
   the registry check must ask what the push will reach.
 - **Bounded**: a body is read up to a limit, so a registry cannot make the
   run hold a 300 MB manifest in memory.
-- **Credentials go to a Bearer realm only over https**, or over plain http
-  where the registry itself is plain HTTP (by configuration, or loopback),
-  as docker does; never in a URL.
+- **A challenge counts only from the registry itself**: an answer from a host
+  it redirects to comes without one, so that host never earns its credentials.
+- **Credentials go to a Bearer realm over https** (on any host, as Docker Hub's),
+  or over plain HTTP only where the registry itself is plain HTTP (by
+  configuration, or loopback) and only to its own host; never in a URL.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import re
 import ssl
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,6 +28,7 @@ from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import BaseAdapter, HTTPAdapter
+from urllib3 import HTTPHeaderDict
 
 from xcompile.errors import RegistryUnreadable
 from xcompile.registry import Registry
@@ -114,9 +116,14 @@ def session(host: str) -> requests.Session:
 
 def get(
     made: requests.Session, url: str, headers: Mapping[str, str], *, limit: int = MAX_BODY
-) -> tuple[int, bytes, Mapping[str, str]]:
+) -> tuple[int, bytes, HTTPHeaderDict]:
     """GET ``url``: (status, body up to ``limit`` bytes, headers). Raises RegistryUnreadable
-    for a connection that fails or a body beyond the limit."""
+    for a connection that fails or a body beyond the limit.
+
+    Redirects are followed; requests drops the Authorization header where one leads to
+    another host, port or scheme. An answer from another origin than ``url``'s comes
+    without its challenge (WWW-Authenticate): as docker takes the challenge from the
+    registry's own answer, a host the registry redirects to never earns its credentials."""
     shown = redact(url)
     try:
         with made.get(url, headers=dict(headers), timeout=TIMEOUT, stream=True, allow_redirects=True) as response:
@@ -126,11 +133,29 @@ def get(
                 if len(body) > limit:
                     msg = f"{shown}: an answer larger than {limit >> 20} MiB"
                     raise RegistryUnreadable(msg)
-            return response.status_code, bytes(body), response.headers
+            return response.status_code, bytes(body), _headers(url, response)
     except requests.RequestException as err:
         why = _why(err)
         msg = f"{shown}: {why}"
         raise RegistryUnreadable(msg, why=why) from None
+
+
+def _headers(asked: str, response: requests.Response) -> HTTPHeaderDict:
+    """The answer's headers, every value of a repeated one kept; without its challenge where
+    it came from another origin than the one asked."""
+    found = HTTPHeaderDict(getattr(response.raw, "headers", None) or response.headers)
+    if _origin(response.url) != _origin(asked):
+        found.discard("WWW-Authenticate")
+    return found
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    return parts.scheme, parts.hostname or "", port or {"http": 80, "https": 443}.get(parts.scheme)
 
 
 def json_object(body: bytes, what: str) -> dict[str, Any]:
@@ -146,10 +171,77 @@ def json_object(body: bytes, what: str) -> dict[str, Any]:
     return found
 
 
+_SPACE = " \t\r\n"
+_SEPARATORS = frozenset(' \t"(),/:;<=>?@[]\\{}')
+
+
 def challenge(header: str) -> tuple[str, dict[str, str]]:
-    """A WWW-Authenticate header: its scheme (lowercase) and parameters."""
-    scheme, _, params = header.strip().partition(" ")
-    return scheme.lower(), dict(re.findall(r'(\w+)="([^"]*)"', params))
+    """The challenge to answer in a WWW-Authenticate header: its scheme (lowercase) and
+    parameters. The first Bearer challenge, else the first Basic one, as docker's
+    authorizer tries them; else the first of any."""
+    found = challenges(header)
+    for scheme in ("bearer", "basic"):
+        for one in found:
+            if one[0] == scheme:
+                return one
+    return found[0] if found else ("", {})
+
+
+def challenges(header: str) -> list[tuple[str, dict[str, str]]]:
+    """Every challenge in a WWW-Authenticate value, each read as docker reads one
+    (distribution's authchallenge): a scheme token, then ``key=value`` parameters
+    whose value is a token or a quoted string, the keys lowercase, a repeated one
+    the last given, the reading stopped at the first that is not one. Several
+    challenges (RFC 7235's list; requests joins repeated headers with ", ") are
+    told apart where a token is not followed by "="."""
+    found: list[tuple[str, dict[str, str]]] = []
+    rest = header
+    while True:
+        scheme, rest = _token(rest.lstrip(_SPACE + ","))
+        if not scheme:
+            return found
+        params: dict[str, str] = {}
+        found.append((scheme.lower(), params))
+        rest = _params(rest, params)
+
+
+def _params(text: str, params: dict[str, str]) -> str:
+    """Read ``text``'s parameters into ``params``; what is left: the next challenge, or ""."""
+    rest = "," + text.lstrip(_SPACE)
+    while rest.startswith(","):
+        key, after = _token(rest[1:].lstrip(_SPACE))
+        if not key or not after.startswith("="):
+            return rest[1:]  # the next challenge's scheme, or nothing readable
+        value, rest = _value(after[1:])
+        if not value:
+            return ""
+        params[key.lower()] = value
+        rest = rest.lstrip(_SPACE)
+    return ""
+
+
+def _token(text: str) -> tuple[str, str]:
+    end = 0
+    while end < len(text) and 32 < ord(text[end]) < 127 and text[end] not in _SEPARATORS:
+        end += 1
+    return text[:end], text[end:]
+
+
+def _value(text: str) -> tuple[str, str]:
+    """A token or a quoted string (backslash escapes one character); "" where it is not closed."""
+    if not text.startswith('"'):
+        return _token(text)
+    out: list[str] = []
+    escaped = False
+    for index, char in enumerate(text[1:], 1):
+        if escaped or char not in '\\"':
+            out.append(char)
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        else:
+            return "".join(out), text[index + 1 :]
+    return "", ""
 
 
 def token_auth(made: requests.Session, where: Registry, header: str, scope: str, login: Login | None) -> str | None:
@@ -163,7 +255,7 @@ def token_auth(made: requests.Session, where: Registry, header: str, scope: str,
         return None
     url, headers = asked
     status, body, _ = get(made, url, headers)
-    return _token(body, url) if status == 200 else None
+    return _token_of(body, url) if status == 200 else None
 
 
 def login_accepted(made: requests.Session, where: Registry, header: str, login: Login) -> bool | None:
@@ -179,7 +271,7 @@ def login_accepted(made: requests.Session, where: Registry, header: str, login: 
         status, body, _ = get(made, *asked)
         if status in (401, 403):
             return False
-        auth = _token(body, asked[0]) if status == 200 else None
+        auth = _token_of(body, asked[0]) if status == 200 else None
     if auth is None:
         return None
     status, _, _ = get(made, f"{where.url}/v2/", {"Authorization": auth})
@@ -198,12 +290,21 @@ def _realm(where: Registry, header: str, scope: str, login: Login | None) -> tup
         return None
     if scheme != "bearer" or parts.scheme not in ("http", "https") or not parts.hostname or parts.username:
         return None  # an odd or credential-bearing realm is not asked at all
-    # Credentials only over https, or where the registry itself speaks plain HTTP.
-    send = login if parts.scheme == "https" or where.plain_http else None
+    send = login if _may_send(where, parts.scheme, parts.hostname) else None
     return url, ({"Authorization": send.basic()} if send else {})
 
 
-def _token(body: bytes, url: str) -> str | None:
+def _may_send(where: Registry, scheme: str, hostname: str) -> bool:
+    """Whether the registry's login may go to a realm: over https, to any host (Docker Hub's
+    realm is on a host of its own); over plain HTTP, only where the registry itself speaks
+    plain HTTP, and only to its own host (another port of it is common): never in clear
+    text to another host, nor from an https registry to an http realm."""
+    if scheme == "https":
+        return True
+    return where.plain_http and hostname == (urlsplit(where.url).hostname or "")
+
+
+def _token_of(body: bytes, url: str) -> str | None:
     found = json_object(body, f"the token answer of {redact(url)}")
     value = found.get("token") or found.get("access_token")
     return f"Bearer {value}" if isinstance(value, str) and value else None

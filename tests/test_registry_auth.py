@@ -1,0 +1,274 @@
+"""Where the registry's login goes, and where it comes from.
+
+- A challenge counts only from the registry itself: a host the registry
+  redirects to (a storage, or anyone) that answers 401 never earns the
+  registry's credentials, as docker takes its challenge from the registry's own answer.
+- Over plain HTTP the login goes only to the registry's own host; an https realm
+  may be anywhere (Docker Hub's is); an https registry's realm on http gets none.
+- WWW-Authenticate is read as docker reads it: unquoted values, repeated
+  parameters, several challenges (Bearer before Basic).
+
+The servers are real: pytest-httpserver on 127.0.0.1 and 127.0.0.2 (kernel-assigned
+ports), some with TLS from a throwaway CA (tests/privateca.py).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import privateca
+import pytest
+from conftest import run_xcompile
+from pytest_httpserver import HTTPServer
+from test_registry_hostile import (
+    BLOB,
+    MANIFEST,
+    auth_file,
+    basic,
+    host_of,
+    image_config,
+    image_manifest,
+    login_for,
+    published,
+    recording,
+)
+from werkzeug import Request, Response
+
+from xcompile.registry import http
+
+
+def serve(host: str = "127.0.0.1", files: privateca.ServerFiles | None = None) -> HTTPServer:
+    server = HTTPServer(host=host, port=0, ssl_context=files.server_context() if files else None, threaded=True)
+    server.start()
+    return server
+
+
+@pytest.fixture
+def servers() -> Iterator[list[HTTPServer]]:
+    """Extra servers a test starts (``servers.append(serve(...))``), stopped after it."""
+    started: list[HTTPServer] = []
+    yield started
+    for server in started:
+        server.clear()
+        server.stop()
+
+
+def authorized(server: HTTPServer) -> list[str]:
+    """The Authorization headers ``server`` received."""
+    return [request.headers["Authorization"] for request, _ in server.log if "Authorization" in request.headers]
+
+
+# --- 1. a redirect target's challenge ------------------------------------------------
+
+
+def test_a_host_the_registry_redirects_to_never_gets_the_login_over_plain_http(
+    httpserver: HTTPServer, servers: list[HTTPServer], tmp_path: Path
+) -> None:
+    """The registry answers the config blob with a 307 to another host, which
+    answers 401 naming a realm of its own: the realm is never asked, and the read
+    ends as "cannot read …; building"."""
+    host = host_of(httpserver)
+    elsewhere, steal = serve("127.0.0.2"), serve()
+    servers += [elsewhere, steal]
+    realm = steal.url_for("/steal").replace("127.0.0.1", "localhost")
+    httpserver.expect_request(MANIFEST).respond_with_json(image_manifest())
+    httpserver.expect_request(BLOB).respond_with_data("", status=307, headers={"Location": elsewhere.url_for("/b")})
+    elsewhere.expect_request("/b").respond_with_data(
+        "", status=401, headers={"WWW-Authenticate": f'Bearer realm="{realm}",service="s"'}
+    )
+    steal.expect_request("/steal").respond_with_json({"token": "t"})
+    reading, said = published(f"{host}/team/app", auth_file(tmp_path / "docker", login_for(host)))
+
+    assert reading.read(f"{host}/team/app:a", "a") is None
+    assert said == [
+        f"cannot read {host}/team/app:a from the registry"
+        f" (registry {host} answered HTTP 401 for the config of team/app:a); building"
+    ]
+    assert len(elsewhere.log) == 1, "the redirect was not followed"
+    assert steal.log == [] and authorized(elsewhere) == []
+
+
+def test_a_host_the_registry_redirects_to_never_gets_the_login_over_tls(
+    tmp_path: Path, servers: list[HTTPServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same over https: the redirect target's realm is on https too, where the
+    login may go to a realm on another host, but only to one the registry named."""
+    files = privateca.make(tmp_path / "pki")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(files.ca))
+    registry, elsewhere = serve(files=files), serve(files=files)
+    servers += [registry, elsewhere]
+    host = host_of(registry)
+    realm = elsewhere.url_for("/steal").replace("127.0.0.1", "localhost")
+    assert realm.startswith("https://localhost:")
+    registry.expect_request(MANIFEST).respond_with_json(image_manifest())
+    registry.expect_request(BLOB).respond_with_data("", status=307, headers={"Location": elsewhere.url_for("/b")})
+    elsewhere.expect_request("/b").respond_with_data(
+        "", status=401, headers={"WWW-Authenticate": f'Bearer realm="{realm}",service="s"'}
+    )
+    elsewhere.expect_request("/steal").respond_with_json({"token": "t"})
+    reading, said = published(f"{host}/team/app", auth_file(tmp_path / "docker", login_for(host)), insecure=False)
+
+    assert reading.read(f"{host}/team/app:a", "a") is None
+    assert len(said) == 1 and said[0].endswith("answered HTTP 401 for the config of team/app:a); building"), said
+    assert [request.path for request, _ in elsewhere.log] == ["/b"]
+    assert authorized(elsewhere) == []
+
+
+def test_inspect_never_sends_the_login_to_a_host_the_registry_redirects_to(
+    httpserver: HTTPServer, servers: list[HTTPServer], tmp_path: Path, user_env: dict[str, str]
+) -> None:
+    host = host_of(httpserver)
+    elsewhere = serve()
+    servers.append(elsewhere)
+    challenge = f'Bearer realm="{elsewhere.url_for("/steal")}"'
+    httpserver.expect_request(MANIFEST).respond_with_data("", status=307, headers={"Location": elsewhere.url_for("/m")})
+    elsewhere.expect_request("/m").respond_with_data("", status=401, headers={"WWW-Authenticate": challenge})
+    elsewhere.expect_request("/steal").respond_with_json({"token": "t"})
+    auth_file(Path(user_env["DOCKER_CONFIG"]), login_for(host))
+    result = run_xcompile("inspect", f"{host}/team/app:a", cwd=tmp_path, env=user_env)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"xcompile: error: cannot read {host}/team/app:a from the registry:"
+        f" registry {host} answered HTTP 401 for team/app:a"
+    )
+    assert [request.path for request, _ in elsewhere.log] == ["/m"] and authorized(elsewhere) == []
+
+
+def test_a_bearer_token_is_never_forwarded_to_a_host_the_registry_redirects_to(
+    httpserver: HTTPServer, servers: list[HTTPServer], tmp_path: Path
+) -> None:
+    """The registry's own realm gives a token; its blob is a redirect to storage on
+    another host and port, and to the same host on another port: neither gets
+    the token, nor the Basic login."""
+    host = host_of(httpserver)
+    storage, same_host = serve("127.0.0.2"), serve()
+    servers += [storage, same_host]
+    challenge = f'Bearer realm="{httpserver.url_for("/token")}",service="s"'
+
+    def guarded(body: object) -> Response:
+        return Response(json.dumps(body), content_type="application/json")
+
+    def registry_answer(request: Request) -> Response:
+        if request.path == "/token":
+            ok = request.headers.get("Authorization") == basic()
+            return guarded({"token": "tok"}) if ok else Response("", status=401)
+        if request.headers.get("Authorization") != "Bearer tok":
+            return Response("", status=401, headers={"WWW-Authenticate": challenge})
+        if request.path == MANIFEST:
+            return guarded(image_manifest())
+        return Response("", status=307, headers={"Location": same_host.url_for("/hop")})
+
+    httpserver.expect_request(MANIFEST).respond_with_handler(registry_answer)
+    httpserver.expect_request(BLOB).respond_with_handler(registry_answer)
+    httpserver.expect_request("/token").respond_with_handler(registry_answer)
+    same_host.expect_request("/hop").respond_with_data("", status=302, headers={"Location": storage.url_for("/s")})
+    storage.expect_request("/s").respond_with_json(image_config({"org.example": "yes"}))
+    reading, said = published(f"{host}/team/app", auth_file(tmp_path / "docker", login_for(host)))
+
+    remote = reading.read(f"{host}/team/app:a", "a")
+    assert remote is not None and remote.labels == {"org.example": "yes"}, said
+    assert authorized(storage) == [] and authorized(same_host) == []
+    assert len(storage.log) == 1 and len(same_host.log) == 1
+
+
+# --- 2. a plain-HTTP registry's realm -----------------------------------------------
+
+
+@pytest.mark.parametrize("realm_host", ["127.0.0.2", "localhost"])
+def test_a_plain_http_registry_never_sends_the_login_to_a_plain_http_realm_on_another_host(
+    httpserver: HTTPServer, servers: list[HTTPServer], tmp_path: Path, realm_host: str
+) -> None:
+    """The registry itself names the realm, on plain HTTP on another host: asked
+    without the login (the login goes in clear text only to the registry's own host)."""
+    host = host_of(httpserver)
+    other = serve("127.0.0.2" if realm_host == "127.0.0.2" else "127.0.0.1")
+    servers.append(other)
+    realm = other.url_for("/token").replace(other.host, realm_host)
+    realm_saw: list[Request] = []
+    other.expect_request("/token").respond_with_handler(recording(realm_saw, Response("{}", status=401)))
+    httpserver.expect_request(MANIFEST).respond_with_data(
+        "", status=401, headers={"WWW-Authenticate": f'Bearer realm="{realm}",service="s"'}
+    )
+    reading, said = published(f"{host}/team/app", auth_file(tmp_path / "docker", login_for(host)))
+    assert reading.read(f"{host}/team/app:a", "a") is None
+    assert len(said) == 1 and said[0].endswith("answered HTTP 401 for team/app:a); building"), said
+    assert len(realm_saw) == 1 and "Authorization" not in realm_saw[0].headers
+
+
+def test_a_plain_http_registry_sends_the_login_to_an_https_realm_on_another_host(
+    httpserver: HTTPServer, servers: list[HTTPServer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over https the login may go to a realm on another host, as Docker Hub's does."""
+    files = privateca.make(tmp_path / "pki")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(files.ca))
+    host = host_of(httpserver)
+    realm_server = serve(files=files)
+    servers.append(realm_server)
+    realm = realm_server.url_for("/token").replace("127.0.0.1", "localhost")
+    realm_saw: list[Request] = []
+    realm_server.expect_request("/token").respond_with_handler(recording(realm_saw, Response("{}", status=401)))
+    httpserver.expect_request(MANIFEST).respond_with_data(
+        "", status=401, headers={"WWW-Authenticate": f'Bearer realm="{realm}",service="s"'}
+    )
+    reading, _ = published(f"{host}/team/app", auth_file(tmp_path / "docker", login_for(host)))
+    assert reading.read(f"{host}/team/app:a", "a") is None
+    assert [request.headers.get("Authorization") for request in realm_saw] == [basic()]
+
+
+# --- WWW-Authenticate as docker reads it ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("header", "scheme", "params"),
+    [
+        ('Bearer realm="https://a/t",service="s"', "bearer", {"realm": "https://a/t", "service": "s"}),
+        ('Bearer realm="https://a/t", service=registry.example, scope=x', "bearer",
+         {"realm": "https://a/t", "service": "registry.example", "scope": "x"}),
+        ('Bearer REALM="https://a/t",realm="https://b/t"', "bearer", {"realm": "https://b/t"}),
+        ('Basic realm="r", Bearer realm="https://a/t"', "bearer", {"realm": "https://a/t"}),
+        ('Bearer realm="https://a/t", Basic realm="r"', "bearer", {"realm": "https://a/t"}),
+        ('Negotiate, Basic realm="r"', "basic", {"realm": "r"}),
+        ('Bearer realm="https://a/\\"q\\"t"', "bearer", {"realm": 'https://a/"q"t'}),
+        ("Bearer realm=https://a/t", "bearer", {"realm": "https"}),
+        ('Bearer realm="https://a/t', "bearer", {}),
+        ("", "", {}),
+        (",,, ,", "", {}),
+        ('Bearer ,,,=,"', "bearer", {}),
+    ],
+    ids=["quoted", "unquoted", "repeated", "basic-then-bearer", "bearer-then-basic", "negotiate-then-basic",
+         "escaped", "unquoted-url", "unclosed", "empty", "commas", "junk"],
+)  # fmt: skip
+def test_www_authenticate_is_read_as_docker_reads_it(header: str, scheme: str, params: dict[str, str]) -> None:
+    assert http.challenge(header) == (scheme, params)
+
+
+def test_an_unquoted_service_and_two_challenge_headers_get_a_token(
+    httpserver: HTTPServer, servers: list[HTTPServer], tmp_path: Path
+) -> None:
+    """Two WWW-Authenticate headers, Basic first: the Bearer one is answered, as docker does,
+    with its unquoted service passed on."""
+    host = host_of(httpserver)
+    realm = httpserver.url_for("/token")
+    realm_saw: list[Request] = []
+
+    def answer(request: Request) -> Response:
+        if request.path == "/token":
+            realm_saw.append(request)
+            return Response(json.dumps({"token": "tok"}), content_type="application/json")
+        if request.headers.get("Authorization") != "Bearer tok":
+            response = Response("", status=401)
+            response.headers.add("WWW-Authenticate", 'Basic realm="r"')
+            response.headers.add("WWW-Authenticate", f'Bearer realm="{realm}",service=registry.test')
+            return response
+        body = image_manifest() if request.path == MANIFEST else image_config({"org.example": "yes"})
+        return Response(json.dumps(body), content_type="application/json")
+
+    for path in (MANIFEST, BLOB, "/token"):
+        httpserver.expect_request(path).respond_with_handler(answer)
+    reading, said = published(f"{host}/team/app", auth_file(tmp_path / "docker", login_for(host)))
+    remote = reading.read(f"{host}/team/app:a", "a")
+    assert remote is not None and remote.labels == {"org.example": "yes"}, said
+    assert realm_saw[0].args.get("service") == "registry.test"
+    assert realm_saw[0].headers.get("Authorization") == basic()
