@@ -15,12 +15,17 @@ ports), some with TLS from a throwaway CA (tests/privateca.py).
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from contextlib import suppress
 from pathlib import Path
 
 import privateca
 import pytest
 from conftest import run_xcompile
+from plumbum import local
 from pytest_httpserver import HTTPServer
 from test_registry_hostile import (
     BLOB,
@@ -33,6 +38,7 @@ from test_registry_hostile import (
     login_for,
     published,
     recording,
+    run_measured,
 )
 from werkzeug import Request, Response
 
@@ -272,3 +278,72 @@ def test_an_unquoted_service_and_two_challenge_headers_get_a_token(
     assert remote is not None and remote.labels == {"org.example": "yes"}, said
     assert realm_saw[0].args.get("service") == "registry.test"
     assert realm_saw[0].headers.get("Authorization") == basic()
+
+
+# --- 11. a credential helper's answer is bounded -----------------------------------------
+
+FLOOD = "xcompile-flood"
+
+
+def flooding_helper(folder: Path, size: int = 300 << 20) -> Path:
+    """A credential helper on PATH that answers with ``size`` bytes."""
+    folder.mkdir(parents=True, exist_ok=True)
+    helper = folder / f"docker-credential-{FLOOD}"
+    helper.write_text(f"#!/bin/sh\ncat >/dev/null\nexec head -c {size} /dev/zero\n")
+    helper.chmod(0o755)
+    return folder
+
+
+def running_helpers() -> list[str]:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with suppress(OSError):
+            if FLOOD.encode() in cmdline.read_bytes():
+                found.append(cmdline.parent.name)
+    return found
+
+
+def test_a_helper_that_prints_300_mb_is_stopped_at_1_mib_with_little_memory(
+    httpserver: HTTPServer, tmp_path: Path, user_env: dict[str, str]
+) -> None:
+    """`inspect` of a registry that wants a login whose helper floods: stopped at
+    1 MiB, said in one line, and the read goes on without a login."""
+    host = host_of(httpserver)
+    httpserver.expect_request(MANIFEST).respond_with_data(
+        "", status=401, headers={"WWW-Authenticate": 'Basic realm="r"'}
+    )
+    auth_file(Path(user_env["DOCKER_CONFIG"]), {"credHelpers": {host: FLOOD}})
+    env = {**user_env, "PATH": f"{flooding_helper(tmp_path / 'bin')}:{user_env['PATH']}"}
+    err = tmp_path / "stderr"
+    started = time.monotonic()
+    with err.open("w") as sink:
+        code, peak = run_measured([sys.executable, "-m", "xcompile", "inspect", f"{host}/team/app:a"], timeout=120,
+                                  stdout=subprocess.DEVNULL, stderr=sink, env=env, cwd=tmp_path)  # fmt: skip
+    took = time.monotonic() - started
+    lines = err.read_text().splitlines()
+    assert peak < 100 << 20, f"xcompile peaked at {peak >> 20} MiB"
+    assert code == 1, lines
+    assert [line for line in lines if "warning" in line] == [
+        f"xcompile: warning: docker-credential-{FLOOD} printed more than 1 MiB for {host}; going on without a login"
+    ]
+    assert lines[-1] == (
+        f"xcompile: error: cannot read {host}/team/app:a from the registry: registry {host} answered HTTP 401"
+        " for team/app:a"
+    )
+    assert running_helpers() == [] and took < 30
+
+
+def test_a_flooding_helper_runs_and_warns_once_for_a_run_s_reads(httpserver: HTTPServer, tmp_path: Path) -> None:
+    host = host_of(httpserver)
+    httpserver.expect_request(MANIFEST).respond_with_data(
+        "", status=401, headers={"WWW-Authenticate": 'Basic realm="r"'}
+    )
+    reading, said = published(f"{host}/team/app", auth_file(tmp_path / "docker", {"credHelpers": {host: FLOOD}}))
+    with local.env(PATH=f"{flooding_helper(tmp_path / 'bin', 2 << 20)}:{local.env['PATH']}"):
+        for _ in range(3):
+            assert reading.read(f"{host}/team/app:a", "a") is None
+    assert [line for line in said if "warning" in line or "docker-credential" in line] == [
+        f"+ docker-credential-{FLOOD} get",
+        f"xcompile: warning: docker-credential-{FLOOD} printed more than 1 MiB for {host}; going on without a login",
+    ]
+    assert len([line for line in said if line.startswith("cannot read")]) == 3

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from xcompile.errors import CommandFailed, ProgramMissing
+from xcompile.errors import CommandFailed, OutputTooLarge, ProgramMissing
 from xcompile.runner import Runner
 
 
@@ -117,6 +117,27 @@ def test_missing_program() -> None:
 def test_timeout() -> None:
     with pytest.raises(CommandFailed) as err:
         Runner(Recorder()).run("sleep", "5", timeout=0.2)
+    assert str(err.value) == "sleep 5 failed (timed out): timed out after 0.2 s"
+
+
+@pytest.mark.parametrize("where", ["stdout", "stderr"])
+def test_ask_stops_a_program_that_prints_past_its_limit(where: str) -> None:
+    """The program is stopped at the limit (head would print 50 MB), not read to its end."""
+    flood = "head -c 50000000 /dev/zero" + (" >&2" if where == "stderr" else "")
+    with pytest.raises(OutputTooLarge) as err:
+        Runner(Recorder()).ask("sh", "-c", flood, limit=1 << 20, timeout=20)
+    assert str(err.value) == "sh -c failed (stopped): it printed more than 1024 KiB"
+
+
+def test_ask_within_its_limit_feeds_stdin_and_returns_stdout() -> None:
+    text = "x" * 200_000 + "\n"  # more than a pipe takes at once
+    assert Runner(Recorder()).ask("cat", stdin=text, limit=1 << 20, timeout=20) == text
+    assert Runner(Recorder()).ask("sh", "-c", "echo out; echo err >&2", limit=10, timeout=20) == "out\n"
+    with pytest.raises(CommandFailed) as err:
+        Runner(Recorder()).ask("sh", "-c", "echo why >&2; exit 3", limit=100)
+    assert str(err.value) == "sh -c failed (exit 3): why"
+    with pytest.raises(CommandFailed) as err:
+        Runner(Recorder()).ask("sleep", "5", limit=100, timeout=0.2)
     assert str(err.value) == "sleep 5 failed (timed out): timed out after 0.2 s"
 
 

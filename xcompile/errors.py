@@ -154,6 +154,7 @@ class CommandFailed(XcompileError):
         stderr: str = "",
         *,
         reason: str | None = None,
+        status: str | None = None,
     ) -> None:
         self.argv = tuple(argv)
         self.retcode = retcode
@@ -161,7 +162,7 @@ class CommandFailed(XcompileError):
         self.stderr = stderr
         self.reason = reason
         why = reason or _last_line(stderr) or _last_line(stdout) or "no output"
-        status = "timed out" if retcode is None else f"exit {retcode}"
+        status = status or ("timed out" if retcode is None else f"exit {retcode}")
         super().__init__(
             f"{self.argv[0]} {self.argv[1] if len(self.argv) > 1 else ''}".rstrip() + f" failed ({status}): {why}"
         )
@@ -184,6 +185,15 @@ class CommandFailed(XcompileError):
         if self.stderr.strip():
             parts.append("stderr:\n" + self.stderr.rstrip())
         return "\n".join(parts)
+
+
+class OutputTooLarge(CommandFailed):
+    """A program that printed more than its caller reads (a credential helper's
+    800 MB): stopped there, having been held in memory no further."""
+
+    def __init__(self, argv: Sequence[str], limit: int) -> None:
+        super().__init__(argv, None, reason=f"it printed more than {limit >> 10} KiB", status="stopped")
+        self.limit = limit
 
 
 def _last_line(text: str) -> str:

@@ -37,7 +37,7 @@ from plumbum import local
 from plumbum.commands.processes import CommandNotFound
 
 from xcompile import children, files
-from xcompile.errors import CommandFailed, EnvironmentProblem, ProgramMissing
+from xcompile.errors import CommandFailed, EnvironmentProblem, OutputTooLarge, ProgramMissing
 from xcompile.urls import scrub
 
 Echo = Callable[[str, "str | None"], None]
@@ -117,6 +117,7 @@ class _Programs:
         timeout: float | None = None,
         on_timeout: Callable[[], None] | None = None,
         ok_codes: tuple[int, ...] = (0,),
+        limit: int | None = None,
     ) -> str | None:
         """Echo argv and return its stdout; a dry run asks nothing and returns None (unknown).
 
@@ -124,8 +125,10 @@ class _Programs:
         ``on_timeout`` runs when ``timeout`` has passed, or a stop cuts the program,
         before it is stopped: what makes it end at once (a container to remove, which the
         `docker run` client would otherwise wait on past SIGTERM).
+        ``limit``: the most of its stdout (and of its stderr) read; a program that prints
+        more is stopped there (OutputTooLarge), with no more than that held in memory.
         """
-        return self._run(argv, label, stdin, timeout, on_timeout, ok_codes)
+        return self._run(argv, label, stdin, timeout, on_timeout, ok_codes, limit)
 
     def stream(
         self,
@@ -216,6 +219,7 @@ class _Programs:
         timeout: float | None,
         on_timeout: Callable[[], None] | None,
         ok_codes: tuple[int, ...],
+        limit: int | None = None,
     ) -> str | None:
         args = self._start_echo(argv, label)
         if self.dry_run:
@@ -230,12 +234,18 @@ class _Programs:
             stderr=subprocess.PIPE,
             start_new_session=True,
         )
+        data = None if stdin is None else stdin.encode()
         try:
-            out, err = proc.communicate(None if stdin is None else stdin.encode(), timeout=timeout)
+            if limit is None:
+                out, err = proc.communicate(data, timeout=timeout)
+            else:
+                out, err = children.communicate(proc, data, timeout, limit)
         except subprocess.TimeoutExpired:
             if on_timeout is not None:
                 on_timeout()
             raise CommandFailed(args, None, reason=f"timed out after {timeout:g} s") from None
+        except children.TooMuchOutput:
+            raise OutputTooLarge(args, limit or 0) from None
         finally:
             self._children.finish(proc)
         if proc.returncode not in ok_codes:

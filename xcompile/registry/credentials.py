@@ -23,10 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from xcompile import dockerconfig, reference
-from xcompile.errors import XcompileError
+from xcompile.errors import OutputTooLarge, XcompileError
 from xcompile.runner import Runner
 
 HELPER_TIMEOUT = 30.0
+HELPER_OUTPUT = 1 << 20
+"""The most of a credential helper's answer read (a login is a few hundred bytes):
+one that printed 800 MB took the process to 2.3 GB."""
 _HELPER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
@@ -142,10 +145,14 @@ def _from_helper(data: Mapping[str, Any], host: str, server: str, runner: Runner
     helper = _helper_for(data, host, stores=False) or _helper_for(data, host, stores=True)
     if helper is None:
         return None
+    program = f"docker-credential-{helper}"
     try:
         # The helper prints the secret on stdout; the runner echoes only argv.
-        out = runner.ask(f"docker-credential-{helper}", "get", stdin=server, timeout=HELPER_TIMEOUT)
+        out = runner.ask(program, "get", stdin=server, timeout=HELPER_TIMEOUT, limit=HELPER_OUTPUT)
         found = json.loads(out or "")
+    except OutputTooLarge:
+        runner.echo(f"xcompile: warning: {program} printed more than 1 MiB for {host}; going on without a login", None)
+        return None
     except (XcompileError, json.JSONDecodeError):
         return None  # not installed, failed, or said something else: no login
     if not isinstance(found, Mapping):

@@ -31,6 +31,8 @@ class Reader:
         self.runner = runner
         self._auth: str | None = None
         """An Authorization header that worked, reused for the next requests."""
+        self._login: tuple[credentials.Login | None] | None = None
+        """The login, once looked up: a credential helper runs (and warns) once a reader."""
         self._lock = threading.Lock()
 
     def read(self, path: str, reference: str) -> Remote | None:
@@ -69,7 +71,7 @@ class Reader:
         # A header that worked may have stopped working: a token lives minutes (Docker Hub's 300 s),
         # a run's reads can take longer, and a token is for one repository. Answer the challenge again.
         if status == 401:
-            login = credentials.find(self.where.host, self.auth_files, self.runner, server=self.where.server)
+            login = self._found()
             header = str(answer.get("WWW-Authenticate", ""))
             auth = registry_http.token_auth(made, self.where, header, f"repository:{name}:pull", login)
             if auth:
@@ -77,6 +79,13 @@ class Reader:
                     self._auth = auth
                 status, body, answer = registry_http.get(made, url, {**headers, "Authorization": auth})
         return status, body, answer
+
+    def _found(self) -> credentials.Login | None:
+        with self._lock:
+            if self._login is None:
+                where = self.where
+                self._login = (credentials.find(where.host, self.auth_files, self.runner, server=where.server),)
+            return self._login[0]
 
     def _ok(self, status: int, what: str) -> None:
         if not 200 <= status < 300:
