@@ -347,3 +347,21 @@ def test_a_flooding_helper_runs_and_warns_once_for_a_run_s_reads(httpserver: HTT
         f"xcompile: warning: docker-credential-{FLOOD} printed more than 1 MiB for {host}; going on without a login",
     ]
     assert len([line for line in said if line.startswith("cannot read")]) == 3
+
+
+# --- 12b. loopback by address ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("spelled", ["LOCALHOST", "[0:0:0:0:0:0:0:1]"])
+def test_a_loopback_registry_however_spelled_is_read_in_plain_http(
+    tmp_path: Path, servers: list[HTTPServer], spelled: str
+) -> None:
+    """As the docker daemon reads it (and pushes to it) without any insecure setting."""
+    server = serve("::1" if spelled.startswith("[") else "127.0.0.1")
+    servers.append(server)
+    repo = f"{spelled}:{server.port}/team/app"
+    server.expect_request(MANIFEST).respond_with_json(image_manifest(), headers={"Docker-Content-Digest": "sha256:d"})
+    server.expect_request(BLOB).respond_with_json(image_config({"org.example": "yes"}))
+    reading, said = published(repo, tmp_path / "docker" / "config.json")
+    remote = reading.read(f"{repo}:a", "a")
+    assert remote is not None and remote.labels == {"org.example": "yes"}, said

@@ -6,7 +6,10 @@ as ``3.7;rm -rf /`` or ``../x`` never reaches a command line or a file name.
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import re
+import socket
 
 from xcompile.errors import UsageError
 
@@ -19,8 +22,6 @@ _DOMAIN_ONLY = re.compile(_DOMAIN)
 _NAME = re.compile(rf"(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*")
 _TAG = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)
 _NAME_MAX = 255
-# The docker daemon talks plain HTTP to these without any insecure-registry setting.
-_LOOPBACK = re.compile(r"^(localhost|127(\.\d+){3}|\[::1\])(:\d+)?$")
 
 
 def check_tag(tag: str, *, suffix: str = "") -> str:
@@ -93,7 +94,31 @@ def hub_path(repo: str) -> str:
 
 
 def is_loopback(host: str) -> bool:
-    return bool(_LOOPBACK.match(host))
+    """Whether ``host`` (name[:port]) is this machine, as the docker daemon judges the
+    registries it talks plain HTTP to without any insecure-registry setting: by the
+    addresses the name resolves to, any in 127.0.0.0/8 or ::1. So `LOCALHOST`, an
+    /etc/hosts alias and `[0:0:0:0:0:0:0:1]` are, as `localhost` and `127.0.0.1` are."""
+    name = host[1:].partition("]")[0] if host.startswith("[") else host.partition(":")[0]
+    return _resolves_to_loopback(name.lower())
+
+
+@functools.lru_cache(maxsize=64)
+def _resolves_to_loopback(name: str) -> bool:
+    try:
+        found = {str(info[4][0]) for info in socket.getaddrinfo(name, None)}
+    except (OSError, UnicodeError, ValueError):  # not a name this host resolves: the name as an address, if it is one
+        found = {name}
+    return any(_loopback_address(address) for address in found)
+
+
+def _loopback_address(text: str) -> bool:
+    try:
+        address = ipaddress.ip_address(text.partition("%")[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback
 
 
 def plain_http(name: str, insecure: bool | None = None) -> bool:
