@@ -14,10 +14,12 @@ ports), some with TLS from a throwaway CA (tests/privateca.py).
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import suppress
 from pathlib import Path
@@ -42,7 +44,9 @@ from test_registry_hostile import (
 )
 from werkzeug import Request, Response
 
-from xcompile.registry import http
+from xcompile.config import Config
+from xcompile.registry import challenges, check
+from xcompile.runner import Runner
 
 
 def serve(host: str = "127.0.0.1", files: privateca.ServerFiles | None = None) -> HTTPServer:
@@ -247,7 +251,7 @@ def test_a_plain_http_registry_sends_the_login_to_an_https_realm_on_another_host
          "escaped", "unquoted-url", "unclosed", "empty", "commas", "junk"],
 )  # fmt: skip
 def test_www_authenticate_is_read_as_docker_reads_it(header: str, scheme: str, params: dict[str, str]) -> None:
-    assert http.challenge(header) == (scheme, params)
+    assert challenges.challenge(header) == (scheme, params)
 
 
 def test_an_unquoted_service_and_two_challenge_headers_get_a_token(
@@ -365,3 +369,97 @@ def test_a_loopback_registry_however_spelled_is_read_in_plain_http(
     reading, said = published(repo, tmp_path / "docker" / "config.json")
     remote = reading.read(f"{repo}:a", "a")
     assert remote is not None and remote.labels == {"org.example": "yes"}, said
+
+
+# --- 12c. identity tokens (OAuth2 refresh tokens) -----------------------------------------
+
+REFRESH = f"refresh-{uuid.uuid4().hex}"
+ACR_USER = "00000000-0000-0000-0000-000000000000"
+
+
+def oauth_registry(server: HTTPServer, realm_server: HTTPServer) -> list[dict[str, str]]:
+    """``server`` as a registry whose token server (on ``realm_server``, as ACR's and
+    Docker Hub's are OAuth2 ones) takes REFRESH in a POST only; the forms it was sent."""
+    realm = realm_server.url_for("/oauth2/token")
+    forms: list[dict[str, str]] = []
+
+    def token(request: Request) -> Response:
+        if request.method != "POST":
+            return Response("", status=401)  # a GET with Basic: no such user
+        forms.append(dict(request.form))
+        if request.form.get("refresh_token") != REFRESH or request.form.get("grant_type") != "refresh_token":
+            return Response('{"error": "invalid_grant"}', status=401)
+        return Response(json.dumps({"access_token": "acc", "refresh_token": "other"}), content_type="application/json")
+
+    def guarded(request: Request) -> Response:
+        if request.headers.get("Authorization") != "Bearer acc":
+            challenge = f'Bearer realm="{realm}",service="registry.test"'
+            return Response("", status=401, headers={"WWW-Authenticate": challenge})
+        body = {MANIFEST: image_manifest(), BLOB: image_config({"org.example": "yes"}), "/v2/": {}}[request.path]
+        return Response(json.dumps(body), content_type="application/json")
+
+    for path in (MANIFEST, BLOB, "/v2/"):
+        server.expect_request(path).respond_with_handler(guarded)
+    realm_server.expect_request("/oauth2/token").respond_with_handler(token)
+    return forms
+
+
+def identity(host: str, token: str = REFRESH) -> dict[str, object]:
+    """What `az acr login` leaves in auths."""
+    auth = base64.b64encode(f"{ACR_USER}:".encode()).decode()
+    return {"auths": {host: {"auth": auth, "identitytoken": token}}}
+
+
+def test_an_identity_token_in_auths_gets_a_token_as_docker_asks_for_it(
+    httpserver: HTTPServer, servers: list[HTTPServer], tmp_path: Path
+) -> None:
+    """Where every read failed (the realm asked by GET with a Basic login that has no
+    password), and every run rebuilt: the refresh token is POSTed, as docker does."""
+    host = host_of(httpserver)
+    realm_server = serve()
+    servers.append(realm_server)
+    forms = oauth_registry(httpserver, realm_server)
+    reading, said = published(f"{host}/team/app", auth_file(tmp_path / "docker", identity(host)))
+    remote = reading.read(f"{host}/team/app:a", "a")
+    assert remote is not None and remote.labels == {"org.example": "yes"}, said
+    scope = "repository:team/app:pull"
+    assert forms[0] == {"grant_type": "refresh_token", "service": "registry.test", "scope": scope,
+                        "client_id": "xcompile", "refresh_token": REFRESH}  # fmt: skip
+    assert not any(REFRESH in line for line in said)
+
+
+def test_the_check_asks_the_token_server_whether_it_takes_an_identity_token(
+    httpserver: HTTPServer, servers: list[HTTPServer], tmp_path: Path
+) -> None:
+    host = host_of(httpserver)
+    realm_server = serve()
+    servers.append(realm_server)
+    oauth_registry(httpserver, realm_server)
+    (where,) = check.for_config(Config(repo=f"{host}/team/app"), Runner(lambda line, label: None))
+    right = auth_file(tmp_path / "right", identity(host))
+    assert check.check([where], (right,))[1].status == "pass"
+    wrong = auth_file(tmp_path / "wrong", identity(host, "expired"))
+    login = check.check([where], (wrong,))[1]
+    assert (login.status, login.detail) == (
+        "fail",
+        f"registry {host} refused the login of '{ACR_USER}' in auths of {wrong}",
+    )
+
+
+def test_a_helper_s_token_user_is_an_identity_token(
+    httpserver: HTTPServer, servers: list[HTTPServer], tmp_path: Path
+) -> None:
+    """docker-credential-helpers' convention: the user ``<token>`` says the secret is an identity token."""
+    host = host_of(httpserver)
+    realm_server = serve()
+    servers.append(realm_server)
+    forms = oauth_registry(httpserver, realm_server)
+    helper = tmp_path / "bin" / "docker-credential-xcompile-oauth"
+    helper.parent.mkdir()
+    helper.write_text(f'#!/bin/sh\ncat >/dev/null\necho \'{{"Username": "<token>", "Secret": "{REFRESH}"}}\'\n')
+    helper.chmod(0o755)
+    reading, said = published(f"{host}/team/app", auth_file(tmp_path / "docker", {"credsStore": "xcompile-oauth"}))
+    with local.env(PATH=f"{helper.parent}:{local.env['PATH']}"):
+        remote = reading.read(f"{host}/team/app:a", "a")
+    assert remote is not None and remote.labels == {"org.example": "yes"}, said
+    assert [form["refresh_token"] for form in forms] == [REFRESH]

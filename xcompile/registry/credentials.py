@@ -37,6 +37,9 @@ _HELPER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 class Login:
     username: str
     secret: str = field(repr=False)
+    identity_token: str = field(default="", repr=False)
+    """An OAuth2 refresh token (``identitytoken`` in auths, a helper's ``<token>`` user:
+    `az acr login`'s and other OAuth2 logins): a realm is asked with it, never Basic."""
 
     def basic(self) -> str:
         """The value of an Authorization header."""
@@ -129,15 +132,19 @@ def _in_auths(data: Mapping[str, Any], host: str) -> Login | None:
     for key, entry in _mapping(data.get("auths")).items():
         if not _keys(key, host) or not isinstance(entry, Mapping):
             continue
+        token = entry.get("identitytoken")
+        token = token if isinstance(token, str) else ""
         if isinstance(entry.get("auth"), str) and entry["auth"]:
             try:
                 text = base64.b64decode(entry["auth"], validate=True).decode("utf-8", "replace")
             except (binascii.Error, ValueError):
                 continue
             user, _, password = text.partition(":")
-            return Login(user, password)
+            return Login(user, password, token)
         if isinstance(entry.get("username"), str) and isinstance(entry.get("password"), str):
-            return Login(entry["username"], entry["password"])
+            return Login(entry["username"], entry["password"], token)
+        if token:
+            return Login(str(entry.get("username") or ""), "", token)
     return None
 
 
@@ -158,7 +165,10 @@ def _from_helper(data: Mapping[str, Any], host: str, server: str, runner: Runner
     if not isinstance(found, Mapping):
         return None
     user, secret = found.get("Username"), found.get("Secret")
-    return Login(user, secret) if isinstance(user, str) and isinstance(secret, str) else None
+    if not isinstance(user, str) or not isinstance(secret, str):
+        return None
+    # docker-credential-helpers' convention: the user "<token>" says the secret is an identity token.
+    return Login("", "", secret) if user == "<token>" else Login(user, secret)
 
 
 def _helper_for(data: Mapping[str, Any], host: str, *, stores: bool) -> str | None:

@@ -22,6 +22,7 @@ import json
 import os
 import ssl
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -32,11 +33,14 @@ from urllib3 import HTTPHeaderDict
 
 from xcompile.errors import RegistryUnreadable
 from xcompile.registry import Registry
+from xcompile.registry.challenges import challenge
 from xcompile.registry.credentials import Login
 from xcompile.urls import redact
 
 DOCKER_CERTS = Path("/etc/docker/certs.d")
 TIMEOUT = (3.0, 10.0)
+CLIENT_ID = "xcompile"
+"""Who asks an OAuth2 token server (the spec's required client_id; docker says "docker")."""
 MAX_BODY = 4 << 20
 """The most a manifest, a config blob or a token answer may be (real ones are kilobytes)."""
 UNTRUSTED = "its TLS certificate is not trusted here"
@@ -124,9 +128,24 @@ def get(
     another host, port or scheme. An answer from another origin than ``url``'s comes
     without its challenge (WWW-Authenticate): as docker takes the challenge from the
     registry's own answer, a host the registry redirects to never earns its credentials."""
+    return _send(made, "GET", url, headers, None, limit)
+
+
+def post(
+    made: requests.Session, url: str, form: Mapping[str, str], *, limit: int = MAX_BODY
+) -> tuple[int, bytes, HTTPHeaderDict]:
+    """POST ``form`` (url-encoded) to ``url``, as ``get``, but redirects are not followed:
+    a 307 would send the form, and the secret in it, on to wherever it points."""
+    return _send(made, "POST", url, {}, dict(form), limit)
+
+
+def _send(
+    made: requests.Session, method: str, url: str, headers: Mapping[str, str], form: dict[str, str] | None, limit: int
+) -> tuple[int, bytes, HTTPHeaderDict]:
     shown = redact(url)
     try:
-        with made.get(url, headers=dict(headers), timeout=TIMEOUT, stream=True, allow_redirects=True) as response:
+        with made.request(method, url, headers=dict(headers), data=form, timeout=TIMEOUT, stream=True,
+                          allow_redirects=form is None) as response:  # fmt: skip
             body = bytearray()
             for chunk in response.iter_content(64 << 10):
                 body += chunk
@@ -171,91 +190,17 @@ def json_object(body: bytes, what: str) -> dict[str, Any]:
     return found
 
 
-_SPACE = " \t\r\n"
-_SEPARATORS = frozenset(' \t"(),/:;<=>?@[]\\{}')
-
-
-def challenge(header: str) -> tuple[str, dict[str, str]]:
-    """The challenge to answer in a WWW-Authenticate header: its scheme (lowercase) and
-    parameters. The first Bearer challenge, else the first Basic one, as docker's
-    authorizer tries them; else the first of any."""
-    found = challenges(header)
-    for scheme in ("bearer", "basic"):
-        for one in found:
-            if one[0] == scheme:
-                return one
-    return found[0] if found else ("", {})
-
-
-def challenges(header: str) -> list[tuple[str, dict[str, str]]]:
-    """Every challenge in a WWW-Authenticate value, each read as docker reads one
-    (distribution's authchallenge): a scheme token, then ``key=value`` parameters
-    whose value is a token or a quoted string, the keys lowercase, a repeated one
-    the last given, the reading stopped at the first that is not one. Several
-    challenges (RFC 7235's list; requests joins repeated headers with ", ") are
-    told apart where a token is not followed by "="."""
-    found: list[tuple[str, dict[str, str]]] = []
-    rest = header
-    while True:
-        scheme, rest = _token(rest.lstrip(_SPACE + ","))
-        if not scheme:
-            return found
-        params: dict[str, str] = {}
-        found.append((scheme.lower(), params))
-        rest = _params(rest, params)
-
-
-def _params(text: str, params: dict[str, str]) -> str:
-    """Read ``text``'s parameters into ``params``; what is left: the next challenge, or ""."""
-    rest = "," + text.lstrip(_SPACE)
-    while rest.startswith(","):
-        key, after = _token(rest[1:].lstrip(_SPACE))
-        if not key or not after.startswith("="):
-            return rest[1:]  # the next challenge's scheme, or nothing readable
-        value, rest = _value(after[1:])
-        if not value:
-            return ""
-        params[key.lower()] = value
-        rest = rest.lstrip(_SPACE)
-    return ""
-
-
-def _token(text: str) -> tuple[str, str]:
-    end = 0
-    while end < len(text) and 32 < ord(text[end]) < 127 and text[end] not in _SEPARATORS:
-        end += 1
-    return text[:end], text[end:]
-
-
-def _value(text: str) -> tuple[str, str]:
-    """A token or a quoted string (backslash escapes one character); "" where it is not closed."""
-    if not text.startswith('"'):
-        return _token(text)
-    out: list[str] = []
-    escaped = False
-    for index, char in enumerate(text[1:], 1):
-        if escaped or char not in '\\"':
-            out.append(char)
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        else:
-            return "".join(out), text[index + 1 :]
-    return "", ""
-
-
 def token_auth(made: requests.Session, where: Registry, header: str, scope: str, login: Login | None) -> str | None:
     """The Authorization header that answers a 401's challenge: Basic, or a
     Bearer token from the realm; None where there is no answer to give."""
     scheme, _ = challenge(header)
     if scheme == "basic":
-        return login.basic() if login else None
-    asked = _realm(where, header, scope, login)
-    if asked is None:
+        return login.basic() if login and not login.identity_token else None
+    realm = _realm(where, header, scope, login)
+    if realm is None:
         return None
-    url, headers = asked
-    status, body, _ = get(made, url, headers)
-    return _token_of(body, url) if status == 200 else None
+    status, body = _ask(made, realm)
+    return _token_of(body, realm.url) if status == 200 else None
 
 
 def login_accepted(made: requests.Session, where: Registry, header: str, login: Login) -> bool | None:
@@ -263,35 +208,62 @@ def login_accepted(made: requests.Session, where: Registry, header: str, login: 
     realm, then ``/v2/``): True, False where it refuses it, None where it cannot be told."""
     scheme, _ = challenge(header)
     if scheme == "basic":
-        auth: str | None = login.basic()
+        auth = None if login.identity_token else login.basic()
     else:
-        asked = _realm(where, header, "", login)
-        if asked is None or "Authorization" not in asked[1]:
+        realm = _realm(where, header, "", login)
+        if realm is None or realm.login is None:
             return None  # an odd realm, or one the login is not sent to
-        status, body, _ = get(made, *asked)
+        status, body = _ask(made, realm)
         if status in (401, 403):
             return False
-        auth = _token_of(body, asked[0]) if status == 200 else None
+        auth = _token_of(body, realm.url) if status == 200 else None
     if auth is None:
         return None
     status, _, _ = get(made, f"{where.url}/v2/", {"Authorization": auth})
     return {200: True, 401: False}.get(status)
 
 
-def _realm(where: Registry, header: str, scope: str, login: Login | None) -> tuple[str, dict[str, str]] | None:
-    """The URL and headers that ask a Bearer challenge's realm for a token; None for an odd realm."""
+@dataclass(frozen=True)
+class _Realm:
+    """A Bearer challenge's realm, and what it is asked with."""
+
+    url: str
+    query_url: str
+    """The realm with ``service`` and ``scope`` in its query: what a GET asks."""
+    service: str
+    scope: str
+    login: Login | None
+    """The login it may be sent (see ``_may_send``); None: asked without one."""
+
+
+def _realm(where: Registry, header: str, scope: str, login: Login | None) -> _Realm | None:
+    """How to ask a Bearer challenge's realm for a token; None for an odd realm."""
     scheme, params = challenge(header)
     realm = params.get("realm", "")
-    query = {"service": params.get("service", ""), "scope": params.get("scope") or scope}
+    service, scope = params.get("service", ""), params.get("scope") or scope
     try:
         parts = urlsplit(realm)
-        url = requests.Request("GET", realm, params=query).prepare().url or realm
+        url = requests.Request("GET", realm, params={"service": service, "scope": scope}).prepare().url or realm
     except (ValueError, requests.RequestException):  # not a URL: "http://[::1", a port "x" or 99999999
         return None
     if scheme != "bearer" or parts.scheme not in ("http", "https") or not parts.hostname or parts.username:
         return None  # an odd or credential-bearing realm is not asked at all
     send = login if _may_send(where, parts.scheme, parts.hostname) else None
-    return url, ({"Authorization": send.basic()} if send else {})
+    return _Realm(realm, url, service, scope, send)
+
+
+def _ask(made: requests.Session, realm: _Realm) -> tuple[int, bytes]:
+    """The realm's answer. An identity token (an OAuth2 refresh token: `az acr login`'s)
+    is POSTed as docker does (distribution's token spec, "OAuth2 token"); a login
+    goes as Basic in a GET's header."""
+    login = realm.login
+    if login is not None and login.identity_token:
+        form = {"grant_type": "refresh_token", "service": realm.service, "scope": realm.scope,
+                "client_id": CLIENT_ID, "refresh_token": login.identity_token}  # fmt: skip
+        status, body, _ = post(made, realm.url, form)
+        return status, body
+    status, body, _ = get(made, realm.query_url, {"Authorization": login.basic()} if login else {})
+    return status, body
 
 
 def _may_send(where: Registry, scheme: str, hostname: str) -> bool:
