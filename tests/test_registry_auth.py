@@ -32,6 +32,8 @@ from pytest_httpserver import HTTPServer
 from test_registry_hostile import (
     BLOB,
     MANIFEST,
+    PASSWORD,
+    USER,
     auth_file,
     basic,
     host_of,
@@ -44,8 +46,10 @@ from test_registry_hostile import (
 )
 from werkzeug import Request, Response
 
+from xcompile import engine
 from xcompile.config import Config
-from xcompile.registry import challenges, check
+from xcompile.config import load as load_config
+from xcompile.registry import challenges, check, credentials
 from xcompile.runner import Runner
 
 
@@ -463,3 +467,91 @@ def test_a_helper_s_token_user_is_an_identity_token(
         remote = reading.read(f"{host}/team/app:a", "a")
     assert remote is not None and remote.labels == {"org.example": "yes"}, said
     assert [form["refresh_token"] for form in forms] == [REFRESH]
+
+
+# --- 12d. DOCKER_AUTH_CONFIG ----------------------------------------------------------------
+
+
+def basic_registry(server: HTTPServer, password: str = PASSWORD) -> None:
+    """``server`` as a registry that takes USER's Basic login with ``password`` only."""
+
+    def answer(request: Request) -> Response:
+        wanted = "Basic " + base64.b64encode(f"{USER}:{password}".encode()).decode()
+        if request.headers.get("Authorization") != wanted:
+            return Response("", status=401, headers={"WWW-Authenticate": 'Basic realm="r"'})
+        body = {MANIFEST: image_manifest(), BLOB: image_config({"org.example": "yes"}), "/v2/": {}}[request.path]
+        return Response(json.dumps(body), content_type="application/json")
+
+    for path in (MANIFEST, BLOB, "/v2/"):
+        server.expect_request(path).respond_with_handler(answer)
+
+
+def auth_config(key: str, user: str = USER, password: str = PASSWORD) -> str:
+    return json.dumps({"auths": {key: {"auth": base64.b64encode(f"{user}:{password}".encode()).decode()}}})
+
+
+def test_docker_auth_config_s_login_comes_before_the_config_file_s_and_never_shows(
+    httpserver: HTTPServer, tmp_path: Path, user_env: dict[str, str]
+) -> None:
+    """As the docker CLI (28.3+) reads it: its auths before config.json's (which holds a stale login)."""
+    host = host_of(httpserver)
+    basic_registry(httpserver)
+    stale = {"auths": {host: {"auth": base64.b64encode(f"{USER}:stale".encode()).decode()}}}
+    auth_file(Path(user_env["DOCKER_CONFIG"]), stale)
+    env = {**user_env, "DOCKER_AUTH_CONFIG": auth_config(host)}
+    result = run_xcompile("inspect", f"{host}/team/app:a", "--format", "json", "-v", cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)[0]["labels"] == {"org.example": "yes"}
+    encoded = json.loads(env["DOCKER_AUTH_CONFIG"])["auths"][host]["auth"]
+    for shown in (result.stdout, result.stderr):
+        assert PASSWORD not in shown and encoded not in shown and "DOCKER_AUTH_CONFIG" not in shown
+
+
+@pytest.mark.parametrize(
+    "variable",
+    ['{"auths": {"HOST": {"auth": "bm90IGEgbG9naW4="}}}', '{"auths": {"HOST": {}}}', "not json SECRET", '["SECRET"]'],
+    ids=["no-colon", "no-auth", "not-json", "a-list"],
+)
+def test_a_docker_auth_config_docker_would_not_read_is_ignored_with_one_warning(
+    httpserver: HTTPServer, tmp_path: Path, user_env: dict[str, str], variable: str
+) -> None:
+    """Docker says so and reads config.json alone; so does xcompile, never showing what the variable holds."""
+    host = host_of(httpserver)
+    basic_registry(httpserver)
+    auth_file(Path(user_env["DOCKER_CONFIG"]), login_for(host))
+    env = {**user_env, "DOCKER_AUTH_CONFIG": variable.replace("HOST", host)}
+    result = run_xcompile("inspect", f"{host}/team/app:a", "--format", "json", cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        'xcompile: warning: DOCKER_AUTH_CONFIG is not what docker reads (JSON whose "auths" each hold a base64'
+        ' "user:password" "auth"), so it is ignored, as docker ignores it'
+    ]
+    assert "SECRET" not in result.stderr and "bm90IGEgbG9naW4" not in result.stderr
+
+
+def test_docker_auth_config_counts_for_the_check_and_for_docker_only(httpserver: HTTPServer, tmp_path: Path) -> None:
+    host = host_of(httpserver)
+    basic_registry(httpserver)
+    empty = auth_file(tmp_path / "docker", {})
+
+    def config(variable: str, engine: str = "docker") -> Config:
+        env = {"DOCKER_CONFIG": str(empty.parent), "DOCKER_AUTH_CONFIG": variable}
+        switches = {"repo": f"{host}/team/app", "engine": engine}
+        settings, warnings = load_config(switches, env=env, cwd=tmp_path, home=tmp_path)
+        assert warnings == []
+        return settings
+
+    def login(settings: Config, shapes: engine.Engine = engine.DOCKER) -> tuple[str, str]:
+        (where,) = check.for_config(settings, Runner(lambda line, label: None))
+        found = check.check([where], credentials.sources(settings, shapes))[1]
+        return found.status, found.detail
+
+    assert login(config(auth_config(host))) == ("pass", f"credentials for {host} in auths of DOCKER_AUTH_CONFIG")
+    assert login(config(auth_config(host, password="wrong"))) == (
+        "fail", f"registry {host} refused the login of '{USER}' in auths of DOCKER_AUTH_CONFIG")  # fmt: skip
+    # docker compares its keys exactly: a key with a scheme is not the host's
+    assert login(config(auth_config(f"https://{host}")))[0] == "fail"
+    podman = config(auth_config(host), "podman")
+    assert credentials.sources(podman, engine.PODMAN) == (podman.podman_auth_file, empty)
+    shown = repr(podman) + repr(credentials.sources(config(auth_config(host)), engine.DOCKER))
+    assert PASSWORD not in shown and json.loads(auth_config(host))["auths"][host]["auth"] not in shown

@@ -7,8 +7,10 @@ files a setting names (report, keyring) can be used.
 
 from __future__ import annotations
 
+import base64
 import configparser
 import difflib
+import json
 import os
 import sys
 from collections.abc import Mapping
@@ -101,6 +103,8 @@ class Config:
     REGISTRY_AUTH_FILE): podman 4 fails to run containers when one is missing."""
     podman_auth_file: Path = field(default=Path("/run/containers/0/auth.json"))
     """Podman's credentials: REGISTRY_AUTH_FILE, else $XDG_RUNTIME_DIR/containers/auth.json."""
+    docker_auth_config: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    """DOCKER_AUTH_CONFIG's logins (docker CLI 28.3+), as (auths key, base64 user:password)."""
     source: str = "built-in defaults"
     """Where the file layer came from, for the plan's header."""
 
@@ -170,6 +174,7 @@ def load(
     values["podman_auth_file"] = _podman_auth_file(env)
     named = {"DOCKER_CONFIG": values["docker_config"], "REGISTRY_AUTH_FILE": values["podman_auth_file"]}
     values["named_auth_files"] = tuple((name, path) for name, path in named.items() if env.get(name))
+    values["docker_auth_config"] = _docker_auth_config(env.get("DOCKER_AUTH_CONFIG", ""), warnings)
     cache_home = Path(env["XDG_CACHE_HOME"]) if env.get("XDG_CACHE_HOME") else home / ".cache"
     values["cache_dir"] = cache_home / "xcompile"
     for key in ("report", "keyring"):
@@ -192,6 +197,38 @@ def _podman_auth_file(env: Mapping[str, str]) -> Path:
     if env.get("XDG_RUNTIME_DIR"):
         return Path(env["XDG_RUNTIME_DIR"]) / "containers" / "auth.json"
     return Path(f"/run/containers/{os.getuid()}/auth.json")
+
+
+def _docker_auth_config(text: str, warnings: list[str]) -> tuple[tuple[str, str], ...]:
+    """DOCKER_AUTH_CONFIG's auths: JSON as config.json's, whose logins the docker CLI
+    (28.3+) takes before the config file's. Docker takes it whole or not at all: where it
+    is not JSON, or an entry's ``auth`` is not base64 "user:password", it says so and
+    reads the files alone; so does this, never showing what the variable holds."""
+    if not text:
+        return ()
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        data = None
+    auths = (data.get("auths") or {}) if isinstance(data, dict) else None
+    if isinstance(auths, dict):
+        found = [(key, entry.get("auth") if isinstance(entry, dict) else None) for key, entry in auths.items()]
+        pairs = tuple((key, auth) for key, auth in found if isinstance(auth, str) and _user_password(auth))
+        if len(pairs) == len(found):
+            return pairs
+    warnings.append(
+        'DOCKER_AUTH_CONFIG is not what docker reads (JSON whose "auths" each hold a base64 "user:password"'
+        ' "auth"), so it is ignored, as docker ignores it'
+    )
+    return ()
+
+
+def _user_password(auth: str) -> bool:
+    try:
+        user, colon, _ = base64.b64decode(auth, validate=True).decode("utf-8").partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return bool(user and colon)
 
 
 def _asdict(config: Config) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from xcompile.config import Config
 from xcompile.errors import CommandFailed, EnvironmentProblem, XcompileError
 from xcompile.platforms import Arch
 from xcompile.registry import check as registry_check
+from xcompile.registry import credentials
 from xcompile.runner import Runner
 from xcompile.urls import redact
 
@@ -351,5 +352,5 @@ def _registry(config: Config, runner: Runner, chosen: engine.Engine) -> list[Che
         found = registry_check.for_config(config, runner, chosen)
     except XcompileError as err:
         return [Check("registry Docker Hub", "warn", f"cannot ask the daemon for its address: {err.message}")]
-    auth_files = chosen.auth_files(config.docker_config, config.podman_auth_file)
+    auth_files = credentials.sources(config, chosen)
     return registry_check.check(found, auth_files)

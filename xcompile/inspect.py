@@ -55,10 +55,11 @@ def inspect(names: list[str], config: Config, runner: Runner) -> tuple[list[Seen
     """Each name's image, or each platform of its list; and why the registry could not answer for
     the names it could not (the others are still read). Every name is checked before any is read."""
     from xcompile.engine import ENGINES
+    from xcompile.registry import credentials
     from xcompile.registry.reader import Reader
 
     shapes = ENGINES.get(config.engine, ENGINES["docker"])
-    auth_files = shapes.auth_files(config.docker_config, config.podman_auth_file)
+    auth_files = credentials.sources(config, shapes)
     found: list[Seen] = []
     failed: list[XcompileError] = []
     for name, (repo, ref) in [(name, _split(name)) for name in names]:

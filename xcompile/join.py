@@ -52,7 +52,7 @@ class Joined:
 def choose_tool(config: Config, runner: Runner, say: Say) -> ListTool:
     """buildx's imagetools where the engine has it and the plugin answers,
     else the engine's own manifest commands."""
-    from xcompile.registry import check, lists
+    from xcompile.registry import check, credentials, lists
     from xcompile.registry.reader import Reader
 
     shapes, why = engine.choose(config.engine, runner)
@@ -74,7 +74,7 @@ def choose_tool(config: Config, runner: Runner, say: Say) -> ListTool:
     if shapes.needs_experimental(versions):
         edit, written = dockerconfig.enable_experimental(config.docker_config, runner)
         say(edit.describe(done=written))
-    auth_files = shapes.auth_files(config.docker_config, config.podman_auth_file)
+    auth_files = credentials.sources(config, shapes)
     readers: list[Reader] = []
 
     def reader() -> Reader:

@@ -21,6 +21,7 @@ from xcompile.runner import Runner
 
 if TYPE_CHECKING:  # requests loads only when a registry is read (start-up time)
     from xcompile.registry import Registry, Remote
+    from xcompile.registry.credentials import AuthFile
     from xcompile.registry.reader import Reader
 
 Say = Callable[[str, "str | None"], None]
@@ -98,8 +99,10 @@ class Published:
             return self._reader
 
 
-def auth_files(config: Config, shapes: engine.Engine) -> tuple[Path, ...]:
-    return shapes.auth_files(config.docker_config, config.podman_auth_file)
+def auth_files(config: Config, shapes: engine.Engine) -> tuple[AuthFile, ...]:
+    from xcompile.registry import credentials
+
+    return credentials.sources(config, shapes)
 
 
 def push(runner: Runner, shapes: engine.Engine, config: Config, image: Image, digest_file: Path) -> str | None:

@@ -56,6 +56,8 @@ class Engine:
     """Whether the client config's "experimental" gates anything (docker only)."""
     has_imagetools: bool = True
     """Whether a buildx plugin may make manifest lists (`buildx imagetools`; docker only)."""
+    reads_docker_auth_config: bool = True
+    """Whether its logins may come from DOCKER_AUTH_CONFIG (the docker CLI 28.3+; not podman)."""
     run_options: Argv = ("--network", "none")
     """The proof's run needs no network, and a container without one starts
     faster (no bridge endpoint to set up: about 0.06 s each here)."""
@@ -225,6 +227,7 @@ class Podman(Engine):
     name: EngineName = "podman"
     has_experimental: bool = False
     has_imagetools: bool = False
+    reads_docker_auth_config: bool = False
     # Podman makes a CNI bridge and firewall rules on a container's first
     # network use; the build (no RUN) needs no network, as the proof needs none.
     build_options: Argv = ("--network", "none")

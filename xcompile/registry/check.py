@@ -20,7 +20,6 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 from xcompile import engine, reference, registry
@@ -57,7 +56,7 @@ def for_config(config: Config, runner: Runner, chosen: engine.Engine = engine.DO
     )
 
 
-def check(found: list[Registry], auth_files: tuple[Path, ...]) -> list[Finding]:
+def check(found: list[Registry], auth_files: tuple[credentials.AuthFile, ...]) -> list[Finding]:
     """Ask every registry at once; two findings each (reachable, login)."""
     if not found:
         return []
@@ -69,7 +68,7 @@ def check(found: list[Registry], auth_files: tuple[Path, ...]) -> list[Finding]:
     return findings
 
 
-def ensure(found: list[Registry], auth_files: tuple[Path, ...]) -> str:
+def ensure(found: list[Registry], auth_files: tuple[credentials.AuthFile, ...]) -> str:
     """Raise EnvironmentProblem (exit 3) for the first registry that cannot
     take a push; else return one line for the user."""
     started = time.monotonic()
@@ -110,7 +109,7 @@ def _ask(where: Registry) -> Answer:
         return err
 
 
-def _judge(where: Registry, asked: Answer, auth_files: tuple[Path, ...]) -> list[Finding]:
+def _judge(where: Registry, asked: Answer, auth_files: tuple[credentials.AuthFile, ...]) -> list[Finding]:
     label = f"registry {where.name}"
     if isinstance(asked, RegistryUnreadable):
         why = asked.why or asked.message
@@ -143,9 +142,9 @@ def _fix_for(where: Registry, why: str | None) -> str:
     return "start it or check the network, or build with --no-push"
 
 
-def _login(where: Registry, auth_files: tuple[Path, ...], challenge: str) -> Finding:
+def _login(where: Registry, auth_files: tuple[credentials.AuthFile, ...], challenge: str) -> Finding:
     try:
-        found = credentials.where(where.host, auth_files)
+        found = credentials.where(where.host, auth_files, server=where.server)
     except XcompileError as err:
         return Finding("registry login", "fail", err.message, err.hint or "")
     if found and found.helper and not shutil.which(found.helper):
@@ -155,7 +154,9 @@ def _login(where: Registry, auth_files: tuple[Path, ...], challenge: str) -> Fin
         )
         return Finding("registry login", "fail", detail, f"install {found.helper}, or {where.login}")
     # A login in auths is tried, as `docker login` tries it: a wrong or empty one would fail every push.
-    login = credentials.in_auths(where.host, found.auth_file) if found and found.part == "auths" else None
+    login = None
+    if found and found.part == "auths":
+        login = credentials.in_auths(where.host, found.auth_file, server=where.server)
     if found and login is False:
         detail = f"registry {where.name} wants a login, and the entry for it in {found.auth_file} holds none"
         return Finding("registry login", "fail", detail, where.login)

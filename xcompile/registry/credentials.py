@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from xcompile import dockerconfig, reference
+from xcompile.config import Config
+from xcompile.engine import Engine
 from xcompile.errors import OutputTooLarge, XcompileError
 from xcompile.runner import Runner
 
@@ -60,21 +62,56 @@ def _keys(key: object, host: str) -> bool:
 
 
 @dataclass(frozen=True)
+class EnvAuths:
+    """DOCKER_AUTH_CONFIG's logins (config.load checked them as docker does), read before the
+    engine's files, as the docker CLI (28.3+) reads them. Its keys are compared as docker
+    compares them: exactly, with the host, or with Docker Hub's address as the engine gives it."""
+
+    auths: tuple[tuple[str, str], ...] = field(repr=False)
+
+    def __str__(self) -> str:
+        return "DOCKER_AUTH_CONFIG"
+
+    def read(self, host: str, server: str) -> dict[str, Any]:
+        """As an auth file of ``auths`` alone, holding only the entry docker would take for ``host``."""
+        return {"auths": {key: {"auth": auth} for key, auth in self.auths if key == (server or host)}}
+
+
+AuthFile = Path | EnvAuths
+"""Where a login may be: an engine's auth file, or DOCKER_AUTH_CONFIG."""
+
+
+def sources(config: Config, shapes: Engine) -> tuple[AuthFile, ...]:
+    """Where the engine finds logins, in its order: DOCKER_AUTH_CONFIG first where it reads
+    it (the docker CLI 28.3+; podman does not), then its auth files."""
+    files = shapes.auth_files(config.docker_config, config.podman_auth_file)
+    env = config.docker_auth_config if shapes.reads_docker_auth_config else ()
+    return (EnvAuths(env), *files) if env else files
+
+
+def _read(auth_file: AuthFile, host: str, server: str) -> Mapping[str, Any]:
+    """An auth file's data (ConfigError for one that is not a JSON object)."""
+    if isinstance(auth_file, EnvAuths):
+        return auth_file.read(host, server)
+    return dockerconfig.read(auth_file) or {}
+
+
+@dataclass(frozen=True)
 class Source:
     """Where a host's credentials are: a part of an auth file, and the helper it names, if any."""
 
     part: str
     """"auths", "credHelpers" or "credsStore"."""
-    auth_file: Path
+    auth_file: AuthFile
     helper: str | None = None
     """The program that holds them (``docker-credential-NAME``), for credHelpers and credsStore."""
 
 
-def where(host: str, auth_files: tuple[Path, ...]) -> Source | None:
+def where(host: str, auth_files: tuple[AuthFile, ...], *, server: str = "") -> Source | None:
     """Which part of which auth file holds credentials for ``host``, without
     running any helper. Raises ConfigError for a file that is not a JSON object."""
     for auth_file in auth_files:
-        data = dockerconfig.read(auth_file) or {}
+        data = _read(auth_file, host, server)
         found = part_for(data, host)
         if found is not None:
             helper = _helper_for(data, host, stores=found == "credsStore") if found != "auths" else None
@@ -93,13 +130,13 @@ def part_for(data: Mapping[str, Any], host: str) -> str | None:
     return None
 
 
-def find(host: str, auth_files: tuple[Path, ...], runner: Runner, *, server: str = "") -> Login | None:
+def find(host: str, auth_files: tuple[AuthFile, ...], runner: Runner, *, server: str = "") -> Login | None:
     """The login for ``host`` from the first auth file that has one; None where
     none has (a helper that is missing or fails counts as none). ``server``: what
     a helper is asked for, where it is not the host (Docker Hub's address)."""
     for auth_file in auth_files:
         try:
-            data = dockerconfig.read(auth_file) or {}
+            data = _read(auth_file, host, server)
         except XcompileError:
             continue  # the registry check has said what is wrong with it
         login = _from_helper(data, host, server or host, runner) or _in_auths(data, host)
@@ -112,12 +149,12 @@ _SECRETS = ("auth", "username", "password", "identitytoken", "registrytoken")
 """What an ``auths`` entry may hold a login in (docker's AuthConfig)."""
 
 
-def in_auths(host: str, auth_file: Path) -> Login | bool | None:
-    """The user:password login ``auth_file``'s ``auths`` holds for ``host``; False where its
-    entry holds nothing at all (``{}``: what `docker login` leaves beside a helper); None where
-    it holds something else (an identity token), or the file cannot be read."""
+def in_auths(host: str, auth_file: AuthFile, *, server: str = "") -> Login | bool | None:
+    """The login ``auth_file``'s ``auths`` holds for ``host``; False where its entry holds
+    nothing at all (``{}``: what `docker login` leaves beside a helper); None where it holds
+    something else (a registry token), or the file cannot be read."""
     try:
-        data = dockerconfig.read(auth_file) or {}
+        data = _read(auth_file, host, server)
     except XcompileError:
         return None
     login = _in_auths(data, host)

@@ -11,7 +11,6 @@ building": never an error that ends the run.
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 from typing import Any
 
 import requests
@@ -25,7 +24,7 @@ ACCEPT = ", ".join(LIST_TYPES + IMAGE_TYPES)
 
 
 class Reader:
-    def __init__(self, where: Registry, auth_files: tuple[Path, ...], runner: Runner) -> None:
+    def __init__(self, where: Registry, auth_files: tuple[credentials.AuthFile, ...], runner: Runner) -> None:
         self.where = where
         self.auth_files = auth_files
         self.runner = runner
