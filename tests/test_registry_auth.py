@@ -15,10 +15,14 @@ ports), some with TLS from a throwaway CA (tests/privateca.py).
 from __future__ import annotations
 
 import base64
+import collections
 import json
+import random
+import re
 import subprocess
 import sys
 import time
+import traceback
 import uuid
 from collections.abc import Iterator
 from contextlib import suppress
@@ -34,6 +38,9 @@ from test_registry_hostile import (
     MANIFEST,
     PASSWORD,
     USER,
+    _body,
+    _config_like,
+    _manifest_like,
     auth_file,
     basic,
     host_of,
@@ -49,7 +56,10 @@ from werkzeug import Request, Response
 from xcompile import engine
 from xcompile.config import Config
 from xcompile.config import load as load_config
+from xcompile.errors import RegistryUnreadable
+from xcompile.registry import Registry as Where
 from xcompile.registry import challenges, check, credentials
+from xcompile.registry.reader import Reader
 from xcompile.runner import Runner
 
 
@@ -555,3 +565,147 @@ def test_docker_auth_config_counts_for_the_check_and_for_docker_only(httpserver:
     assert credentials.sources(podman, engine.PODMAN) == (podman.podman_auth_file, empty)
     shown = repr(podman) + repr(credentials.sources(config(auth_config(host)), engine.DOCKER))
     assert PASSWORD not in shown and json.loads(auth_config(host))["auths"][host]["auth"] not in shown
+
+
+# --- the property: over random answers with redirects, only the registry gets its login ---------
+#
+# test_registry_hostile.py's property tests throw random documents, challenges and statuses at a
+# read; this one adds redirects (to the same host, to another loopback host or port, to the
+# registry under another name, chains and loops) and odd WWW-Authenticate headers (unquoted and
+# repeated parameters, several challenges, several headers), and follows every credential.
+
+
+class Answering:
+    """Every server's one handler: each request is answered at random (from the case's
+    own generator), and recorded with the server it reached and the name it was asked by."""
+
+    def __init__(self, registry: HTTPServer, others: dict[str, HTTPServer]) -> None:
+        self.registry_host = host_of(registry)
+        base = {"registry": f"http://{self.registry_host}", "alias": f"http://localhost:{registry.port}"}
+        self.bases = base | {name: f"http://{server.host}:{server.port}" for name, server in others.items()}
+        self.rng = random.Random(0)
+        self.seen: list[tuple[str, Request, int]] = []
+        self.tokens: set[str] = set()
+        for name, server in [("registry", registry), *others.items()]:
+            server.expect_request(re.compile("/.*")).respond_with_handler(
+                lambda request, name=name: self(name, request)
+            )
+
+    def __call__(self, server: str, request: Request) -> Response:
+        answer = self._answer(server, request)
+        self.seen.append((server, request, answer.status_code))
+        return answer
+
+    def _answer(self, server: str, request: Request) -> Response:
+        rng = self.rng
+        if request.path.endswith("/token"):
+            return self._token(rng)
+        if request.headers.get("Authorization", "").removeprefix("Bearer ") in self.tokens and rng.random() < 0.6:
+            return self._document(rng, request.path)
+        weights = [1, 3, 7, 1] if server == "registry" else [1, 6, 3, 1]
+        kind = rng.choices(["document", "challenge", "redirect", "status"], weights)[0]
+        if kind == "redirect":
+            return Response(
+                "", status=rng.choice([301, 302, 303, 307, 308]), headers={"Location": self._somewhere(rng)}
+            )
+        if kind == "challenge":
+            response = Response("", status=401)
+            for _ in range(rng.choice([1, 1, 1, 2, 3])):
+                response.headers.add("WWW-Authenticate", self._challenge(rng, server))
+            return response
+        if kind == "status":
+            return Response("", status=rng.choice([400, 403, 404, 500, 503]))
+        return self._document(rng, request.path)
+
+    def _document(self, rng: random.Random, path: str) -> Response:
+        shaped = _manifest_like if "/manifests/" in path else _config_like
+        body = json.dumps(image_manifest()) if rng.random() < 0.5 and "/manifests/" in path else _body(rng, shaped)
+        return Response(body, content_type="application/json")
+
+    def _token(self, rng: random.Random) -> Response:
+        kind = rng.choices(["token", "refused", "redirect"], [5, 2, 2])[0]
+        if kind == "redirect":
+            return Response("", status=rng.choice([302, 307]), headers={"Location": self._somewhere(rng, "/token")})
+        if kind == "refused":
+            return Response('{"error": "invalid_grant"}', status=rng.choice([400, 401, 403]))
+        token = f"tok-{uuid.uuid4().hex}"
+        self.tokens.add(token)
+        return Response(json.dumps({rng.choice(["token", "access_token"]): token}), content_type="application/json")
+
+    def _somewhere(self, rng: random.Random, path: str = "") -> str:
+        """A redirect's target: the registry's own paths, or a hop, on any server or the registry by another name."""
+        path = path or rng.choice([MANIFEST, BLOB, "/v2/", f"/hop/{rng.randrange(3)}", "/token"])
+        where = rng.choice([*self.bases, "relative"])
+        return path if where == "relative" else self.bases[where] + path
+
+    def _challenge(self, rng: random.Random, server: str) -> str:
+        """A WWW-Authenticate value. A host the registry redirects to may also name a realm on
+        the registry's host name (another port), which the registry itself never names: the
+        login reaching it would be a redirect target's challenge answered."""
+        names = ["registry", "alias", "elsewhere", *(["other-port"] * 2 if server != "registry" else [])]
+        realm, other = (self.bases[rng.choice(names)] + "/token" for _ in range(2))
+        return rng.choice([
+            f'Bearer realm="{realm}",service="s",scope="repository:team/app:pull"',
+            f'Bearer realm="{realm}", service=registry.test, scope=repository:team/app:pull',
+            f'Bearer realm="{other}",realm="{realm}",service=s',
+            f'Bearer REALM="{realm}" , Service = "s"',
+            f'Basic realm="r", Bearer realm="{realm}"',
+            f'Bearer realm="{realm}", Basic realm="r"',
+            f"Bearer realm={realm}",
+            f'bEaReR realm="{realm}",,,scope=',
+            'Basic realm="r"', "Basic", "Negotiate abc==", "", 'Bearer realm=""',
+        ])  # fmt: skip
+
+    def follow(self, secrets: list[str], counts: collections.Counter[str]) -> list[str]:
+        """Each request that carried a credential to any host but the registry (by its own
+        name); ``counts`` gets what the case did, so that the property is not held vacuously."""
+        found = []
+        for server, request, status in self.seen:
+            said = " ".join([request.url, request.get_data(as_text=True), *request.headers.values()])
+            auth = request.headers.get("Authorization", "")
+            carried = any(secret in said for secret in secrets) or auth.removeprefix("Bearer ") in self.tokens
+            registry = server == "registry" and request.host == self.registry_host
+            if carried and not registry:
+                found.append(f"{server} ({request.host}) got {auth or 'a secret'} at {request.path}")
+            counts["credentials to the registry"] += carried and registry
+            counts["401s from elsewhere"] += status == 401 and not registry
+            counts["requests elsewhere"] += not registry
+        return found
+
+
+@pytest.fixture
+def elsewhere(servers: list[HTTPServer]) -> dict[str, HTTPServer]:
+    """Another loopback host, and the registry's host on another port."""
+    found = {"elsewhere": serve("127.0.0.2"), "other-port": serve()}
+    servers += found.values()
+    return found
+
+
+def test_over_random_answers_with_redirects_only_the_registry_ever_gets_its_login(
+    httpserver: HTTPServer, elsewhere: dict[str, HTTPServer], tmp_path: Path
+) -> None:
+    """300 cases, each a read and a registry check against answers drawn at random:
+    no internal error, and no credential (the Basic login, the identity token, a
+    token the realms gave) ever reaches a host other than the registry."""
+    answering = Answering(httpserver, elsewhere)
+    host = answering.registry_host
+    where = Where(host, host, f"http://{host}", "`docker login`")
+    logins = [login_for(host), identity(host), {"auths": {host: {"username": USER, "password": PASSWORD}}}]
+    auth = tmp_path / "config.json"
+    unexpected: list[str] = []
+    counts: collections.Counter[str] = collections.Counter()
+    for number in range(300):
+        answering.rng = random.Random(9000 + number)
+        answering.seen.clear()
+        auth.write_text(json.dumps(logins[number % len(logins)]))
+        try:
+            Reader(where, (auth,), Runner(lambda line, label: None)).read("team/app", "a")
+            check.check([where], (auth,))
+        except RegistryUnreadable:
+            pass
+        except Exception:  # what the test is looking for
+            unexpected.append(f"case {number}:\n{traceback.format_exc()}")
+        leaks = answering.follow([PASSWORD, REFRESH, basic().removeprefix("Basic ")], counts)
+        unexpected += [f"case {number}: {leak}" for leak in leaks]
+    assert unexpected == []
+    assert min(counts.values()) > 40 and len(answering.tokens) > 20, (counts, len(answering.tokens))
