@@ -45,7 +45,8 @@ class FakeRunner(Runner):
         return self.qemu if program == "qemu-arm-static" else Path(f"/usr/bin/{program}")
 
     def _run(self, argv: tuple[Any, ...], label: str | None, stdin: str | None, timeout: float | None,
-             on_timeout: Callable[[], None] | None, ok_codes: tuple[int, ...]) -> str | None:  # fmt: skip
+             on_timeout: Callable[[], None] | None, ok_codes: tuple[int, ...],
+             limit: int | None = None) -> str | None:  # fmt: skip
         args = self._start_echo(argv, label)
         return None if self.dry_run else self._answer(tuple(args))
 
