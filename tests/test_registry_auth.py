@@ -34,7 +34,8 @@ from conftest import run_xcompile
 from plumbum import local
 from pytest_httpserver import HTTPServer
 from test_registry_hostile import (
-    BLOB,
+    LABELLED,
+    LABELLED_MANIFEST,
     MANIFEST,
     PASSWORD,
     USER,
@@ -43,6 +44,7 @@ from test_registry_hostile import (
     _manifest_like,
     auth_file,
     basic,
+    digest_of,
     host_of,
     image_config,
     image_manifest,
@@ -57,10 +59,15 @@ from xcompile import engine
 from xcompile.config import Config
 from xcompile.config import load as load_config
 from xcompile.errors import RegistryUnreadable
+from xcompile.registry import IMAGE_TYPES, challenges, check, credentials
 from xcompile.registry import Registry as Where
-from xcompile.registry import challenges, check, credentials
 from xcompile.registry.reader import Reader
 from xcompile.runner import Runner
+
+BLOB = f"/v2/team/app/blobs/{digest_of(LABELLED)}"
+"""The config blob LABELLED_MANIFEST names."""
+DOCUMENTS = {MANIFEST: LABELLED_MANIFEST, BLOB: LABELLED, "/v2/": b"{}"}
+"""What a registry that lets the login in serves: a manifest and the config it names by its hash."""
 
 
 def serve(host: str = "127.0.0.1", files: privateca.ServerFiles | None = None) -> HTTPServer:
@@ -97,7 +104,7 @@ def test_a_host_the_registry_redirects_to_never_gets_the_login_over_plain_http(
     elsewhere, steal = serve("127.0.0.2"), serve()
     servers += [elsewhere, steal]
     realm = steal.url_for("/steal").replace("127.0.0.1", "localhost")
-    httpserver.expect_request(MANIFEST).respond_with_json(image_manifest())
+    httpserver.expect_request(MANIFEST).respond_with_json(image_manifest(digest_of(LABELLED)))
     httpserver.expect_request(BLOB).respond_with_data("", status=307, headers={"Location": elsewhere.url_for("/b")})
     elsewhere.expect_request("/b").respond_with_data(
         "", status=401, headers={"WWW-Authenticate": f'Bearer realm="{realm}",service="s"'}
@@ -126,7 +133,7 @@ def test_a_host_the_registry_redirects_to_never_gets_the_login_over_tls(
     host = host_of(registry)
     realm = elsewhere.url_for("/steal").replace("127.0.0.1", "localhost")
     assert realm.startswith("https://localhost:")
-    registry.expect_request(MANIFEST).respond_with_json(image_manifest())
+    registry.expect_request(MANIFEST).respond_with_json(image_manifest(digest_of(LABELLED)))
     registry.expect_request(BLOB).respond_with_data("", status=307, headers={"Location": elsewhere.url_for("/b")})
     elsewhere.expect_request("/b").respond_with_data(
         "", status=401, headers={"WWW-Authenticate": f'Bearer realm="{realm}",service="s"'}
@@ -181,14 +188,14 @@ def test_a_bearer_token_is_never_forwarded_to_a_host_the_registry_redirects_to(
         if request.headers.get("Authorization") != "Bearer tok":
             return Response("", status=401, headers={"WWW-Authenticate": challenge})
         if request.path == MANIFEST:
-            return guarded(image_manifest())
+            return guarded(image_manifest(digest_of(LABELLED)))
         return Response("", status=307, headers={"Location": same_host.url_for("/hop")})
 
     httpserver.expect_request(MANIFEST).respond_with_handler(registry_answer)
     httpserver.expect_request(BLOB).respond_with_handler(registry_answer)
     httpserver.expect_request("/token").respond_with_handler(registry_answer)
     same_host.expect_request("/hop").respond_with_data("", status=302, headers={"Location": storage.url_for("/s")})
-    storage.expect_request("/s").respond_with_json(image_config({"org.example": "yes"}))
+    storage.expect_request("/s").respond_with_data(LABELLED, content_type="application/json")
     reading, said = published(f"{host}/team/app", auth_file(tmp_path / "docker", login_for(host)))
 
     remote = reading.read(f"{host}/team/app:a", "a")
@@ -286,7 +293,7 @@ def test_an_unquoted_service_and_two_challenge_headers_get_a_token(
             response.headers.add("WWW-Authenticate", 'Basic realm="r"')
             response.headers.add("WWW-Authenticate", f'Bearer realm="{realm}",service=registry.test')
             return response
-        body = image_manifest() if request.path == MANIFEST else image_config({"org.example": "yes"})
+        body = image_manifest(digest_of(LABELLED)) if request.path == MANIFEST else image_config({"org.example": "yes"})
         return Response(json.dumps(body), content_type="application/json")
 
     for path in (MANIFEST, BLOB, "/token"):
@@ -378,8 +385,10 @@ def test_a_loopback_registry_however_spelled_is_read_in_plain_http(
     server = serve("::1" if spelled.startswith("[") else "127.0.0.1")
     servers.append(server)
     repo = f"{spelled}:{server.port}/team/app"
-    server.expect_request(MANIFEST).respond_with_json(image_manifest(), headers={"Docker-Content-Digest": "sha256:d"})
-    server.expect_request(BLOB).respond_with_json(image_config({"org.example": "yes"}))
+    server.expect_request(MANIFEST).respond_with_data(
+        LABELLED_MANIFEST, content_type=IMAGE_TYPES[0], headers={"Docker-Content-Digest": digest_of(LABELLED_MANIFEST)}
+    )
+    server.expect_request(BLOB).respond_with_data(LABELLED, content_type="application/json")
     reading, said = published(repo, tmp_path / "docker" / "config.json")
     remote = reading.read(f"{repo}:a", "a")
     assert remote is not None and remote.labels == {"org.example": "yes"}, said
@@ -409,7 +418,9 @@ def oauth_registry(server: HTTPServer, realm_server: HTTPServer) -> list[dict[st
         if request.headers.get("Authorization") != "Bearer acc":
             challenge = f'Bearer realm="{realm}",service="registry.test"'
             return Response("", status=401, headers={"WWW-Authenticate": challenge})
-        body = {MANIFEST: image_manifest(), BLOB: image_config({"org.example": "yes"}), "/v2/": {}}[request.path]
+        body = {MANIFEST: image_manifest(digest_of(LABELLED)), BLOB: image_config({"org.example": "yes"}), "/v2/": {}}[
+            request.path
+        ]
         return Response(json.dumps(body), content_type="application/json")
 
     for path in (MANIFEST, BLOB, "/v2/"):
@@ -489,7 +500,9 @@ def basic_registry(server: HTTPServer, password: str = PASSWORD) -> None:
         wanted = "Basic " + base64.b64encode(f"{USER}:{password}".encode()).decode()
         if request.headers.get("Authorization") != wanted:
             return Response("", status=401, headers={"WWW-Authenticate": 'Basic realm="r"'})
-        body = {MANIFEST: image_manifest(), BLOB: image_config({"org.example": "yes"}), "/v2/": {}}[request.path]
+        body = {MANIFEST: image_manifest(digest_of(LABELLED)), BLOB: image_config({"org.example": "yes"}), "/v2/": {}}[
+            request.path
+        ]
         return Response(json.dumps(body), content_type="application/json")
 
     for path in (MANIFEST, BLOB, "/v2/"):
@@ -619,7 +632,11 @@ class Answering:
 
     def _document(self, rng: random.Random, path: str) -> Response:
         shaped = _manifest_like if "/manifests/" in path else _config_like
-        body = json.dumps(image_manifest()) if rng.random() < 0.5 and "/manifests/" in path else _body(rng, shaped)
+        body = (
+            json.dumps(image_manifest(digest_of(LABELLED)))
+            if rng.random() < 0.5 and "/manifests/" in path
+            else _body(rng, shaped)
+        )
         return Response(body, content_type="application/json")
 
     def _token(self, rng: random.Random) -> Response:
