@@ -36,6 +36,7 @@ from xcompile import (
     report,
     switches,
     trial,
+    verify,
 )
 from xcompile.errors import Interrupted, UsageError, XcompileError
 from xcompile.pipeline import Pipeline
@@ -286,6 +287,26 @@ class InspectCommand(_Command, switches.Engine):
             console.say(f"error: {err}")
         # 3 where a registry gave no answer at all: that is to be fixed first, and no name's 1 should hide it.
         return max((err.exit_code for err in failed), default=0)
+
+
+@XcompileApp.subcommand("verify")
+class VerifyCommand(_Command, switches.ArchiveMirror, switches.Engine):
+    """Is a pushed image exactly its recorded base plus the qemu of a signed Debian package? Pulls nothing.
+    Exit 0: verified; 1: an image differs; 3: cannot tell (see docs/verify.md)."""
+
+    fmt = cli.SwitchAttr("--format", cli.Set("text", "json"), default="text", help="text or json")
+
+    def main(self, *names: str) -> int:
+        if not names:
+            msg = "verify needs at least one image"
+            raise UsageError(msg, hint="e.g. `xcompile verify HOST/team/app:3.7`")
+        console, settings, runner = self.session()
+        verdicts = verify.verify(list(names), settings, runner)
+        if self.fmt == "json":
+            console.result(json.dumps([one.as_dict() for one in verdicts], indent=2))
+        else:
+            console.result(verify.text(verdicts))
+        return verify.exit_code(verdicts)
 
 
 @XcompileApp.subcommand("trial")

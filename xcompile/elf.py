@@ -12,7 +12,7 @@ from pathlib import Path
 from xcompile.errors import VerificationError
 from xcompile.platforms import BY_DEBIAN, Arch, host
 
-__all__ = ["BY_DEBIAN", "check_static", "host_debian_arch"]
+__all__ = ["BY_DEBIAN", "check_static", "host_debian_arch", "made_for"]
 
 
 def host_debian_arch(machine: str | None = None) -> str:
@@ -21,6 +21,16 @@ def host_debian_arch(machine: str | None = None) -> str:
 
 
 _PT_INTERP = 3
+
+
+def made_for(head: bytes) -> Arch | None:
+    """The host row (of those xcompile runs on) whose CPU an ELF header's class, byte order
+    and machine name; None for another CPU, or for what is no ELF file."""
+    if len(head) < 20 or head[:4] != b"\x7fELF" or head[5] not in (1, 2):
+        return None
+    machine = int.from_bytes(head[18:20], "little" if head[5] == 1 else "big")
+    rows = BY_DEBIAN.values()
+    return next((a for a in rows if (a.elf_machine, a.elf_class, a.elf_data) == (machine, head[4], head[5])), None)
 
 
 def check_static(path: Path, arch: Arch, label: str) -> None:

@@ -113,6 +113,20 @@ class RegistryUnreadable(XcompileError):
         self.why = why
 
 
+class ImageDiffers(XcompileError):
+    """`xcompile verify`: an image is not what xcompile makes from the base and qemu its labels record (exit 1)."""
+
+
+class LayerRefused(ImageDiffers):
+    """`xcompile verify`: a layer it will not read on: too large, a bomb, or an entry xcompile never writes (exit 1)."""
+
+
+class CannotTell(XcompileError):
+    """`xcompile verify`: the registry or the archive cannot say whether an image is what it claims (exit 3)."""
+
+    exit_code = 3
+
+
 class BaseUnavailable(XcompileError):
     """An image's base can be neither pulled nor found on this host: that image fails (exit 1)."""
 

@@ -62,7 +62,7 @@ def inspect(names: list[str], config: Config, runner: Runner) -> tuple[list[Seen
     auth_files = credentials.sources(config, shapes)
     found: list[Seen] = []
     failed: list[XcompileError] = []
-    for name, (repo, ref) in [(name, _split(name)) for name in names]:
+    for name, (repo, ref) in [(name, split_name(name)) for name in names]:
         wheres = registry.for_repos(
             [repo], insecure=config.insecure, program=shapes.program, hub_address=lambda: shapes.hub_address(runner)
         )
@@ -79,7 +79,7 @@ def inspect(names: list[str], config: Config, runner: Runner) -> tuple[list[Seen
     return found, failed
 
 
-def _split(name: str) -> tuple[str, str]:
+def split_name(name: str, command: str = "inspect") -> tuple[str, str]:
     """NAME[:TAG|@DIGEST], checked as the build checks names; the tag defaults to latest."""
     if "@" in name:
         repo, _, tag = name.partition("@")
@@ -91,7 +91,7 @@ def _split(name: str) -> tuple[str, str]:
         if "@" not in name:
             reference.check_tag(tag)
     except UsageError as err:
-        msg = f"inspect: {err.message}"
+        msg = f"{command}: {err.message}"
         raise UsageError(msg, hint=err.hint) from None
     if "@" in name and not content.DIGEST.fullmatch(tag):  # never a path or a tag in the registry's URL
         msg = f"inspect: invalid digest {tag[:80]!r} in {name[:200]!r}"

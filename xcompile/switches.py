@@ -111,15 +111,9 @@ class Cells(Tags):
     )
 
 
-class QemuMirror(Targets):
-    """Where the static qemu comes from, when it is not on PATH."""
+class ArchiveMirror(Common):
+    """A Debian archive and whose keys count: where qemu is downloaded from, and what `verify` checks against."""
 
-    qemu_source = Setting(
-        "qemu_source",
-        f"where qemu comes from: {', '.join(settings.QEMU_SOURCES)}; auto (the"
-        " default) tries PATH, then apt, then the download",
-        argname="SOURCE",
-    )
     mirror = Setting("mirror", "Debian archive to download qemu from", argname="URL")
     suite = Setting("suite", "its suite: stable (the default), oldstable, testing, or a codename", argname="SUITE")
     keyring = Setting(
@@ -129,6 +123,17 @@ class QemuMirror(Targets):
     )
     allow_unsigned = Toggle("allow_unsigned", "take an archive whose signature cannot be verified (warns)")
     offline = Toggle("offline", "use only qemu already on PATH or in the cache")
+
+
+class QemuMirror(Targets, ArchiveMirror):
+    """Where the static qemu comes from, when it is not on PATH."""
+
+    qemu_source = Setting(
+        "qemu_source",
+        f"where qemu comes from: {', '.join(settings.QEMU_SOURCES)}; auto (the"
+        " default) tries PATH, then apt, then the download",
+        argname="SOURCE",
+    )
 
 
 class QemuSource(QemuMirror):

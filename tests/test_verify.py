@@ -1,0 +1,302 @@
+"""`xcompile verify`: images xcompile pushed to a real registry, checked against a real signed archive
+on 127.0.0.1 (the real qemu packages, signed with a throwaway key), as a user runs it. Also images
+crafted through the registry API to differ in one thing each, with their labels left as they were;
+images that cannot be told; and hostile top layers. Nothing here skips."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import re
+import subprocess
+import tarfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from conftest import Registry, docker, free_port, run_xcompile
+from debian_archive import GpgKey, file_handler, key_fixture, real_mirror, real_package, tiny_elf
+from hostbinfmt import host_state
+from pytest_httpserver import HTTPServer
+from test_matrix import attest, put_blob, put_manifest
+
+from xcompile import recipe
+
+pytestmark = pytest.mark.integration
+PREFIX = f"/verify-{uuid.uuid4().hex[:6]}/debian"
+TRIXIE = real_package("trixie", "qemu-user").field("Version")
+
+key = key_fixture("Verify Archive")
+
+
+@dataclass
+class Job:
+    """What one xcompile build pushed: a part per arch and their list, from bases in the same registry."""
+
+    registry: Registry
+    name: str
+    """The image's repository path: ``{name}:a`` is the list, ``{name}:a-arm32v7`` a part."""
+    bases: dict[str, str]
+    env: dict[str, str]
+    mirror: str
+    key: GpgKey
+
+    @property
+    def repo(self) -> str:
+        return f"{self.registry.host}/{self.name}"
+
+    def verify(self, *refs: str, extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+        names = [ref if "/" in ref else f"{self.repo}:{ref}" for ref in refs]
+        args = ("verify", *names, "--mirror", self.mirror, "--keyring", str(self.key.keyring), *extra)
+        return run_xcompile(*args, env=self.env, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def archive_root(tmp_path_factory: pytest.TempPathFactory, key: GpgKey) -> Path:
+    root = tmp_path_factory.mktemp("verify-mirror")
+    real_mirror(root, key)
+    return root
+
+
+@pytest.fixture(scope="module")
+def job(
+    tmp_path_factory: pytest.TempPathFactory,
+    registry: Registry,
+    armhf_base: str,
+    arm64_base: str,
+    archive_root: Path,
+    key: GpgKey,
+    make_httpserver: HTTPServer,
+) -> Iterator[Job]:
+    """Bases pushed to the registry, and a two-arch job built from them by xcompile with qemu
+    downloaded from the signed mirror: the parts ``a-arm32v7``, ``a-arm64v8`` and the list ``a``."""
+    folder = tmp_path_factory.mktemp("verify-job")
+    ns = f"verify-{uuid.uuid4().hex[:6]}"
+    bases = {"arm32v7": f"{registry.host}/{ns}/arm32v7-base", "arm64v8": f"{registry.host}/{ns}/arm64v8-base"}
+    for arch, local in (("arm32v7", armhf_base), ("arm64v8", arm64_base)):
+        docker("tag", f"{local}:a", f"{bases[arch]}:a")
+        docker("push", f"{bases[arch]}:a", timeout=300)
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(folder),
+        "DOCKER_CONFIG": str(folder / "docker-config"),
+        "XDG_CACHE_HOME": str(folder / "cache"),
+        "TMPDIR": str(folder),
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+    }
+    make_httpserver.expect_request(re.compile(f"^{PREFIX}/")).respond_with_handler(file_handler(archive_root, PREFIX))
+    made = Job(registry, f"{ns}/rpi", bases, env, make_httpserver.url_for(PREFIX), key)
+    try:
+        with host_state("debian"):
+            built = run_xcompile(
+                "build", "--base", f"{registry.host}/{ns}/{{namespace}}-base", "--repo", made.repo, "--tag", "a",
+                "--arch", "arm32v7", "--arch", "arm64v8", "--qemu-source", "download", "--mirror", made.mirror,
+                "--keyring", str(key.keyring), cwd=folder, env=env, timeout=900,
+            )  # fmt: skip
+        assert built.returncode == 0, built.stderr[-3000:]
+        yield made
+    finally:
+        refs = [f"{made.repo}:a-arm32v7", f"{made.repo}:a-arm64v8", *(f"{base}:a" for base in bases.values())]
+        docker("rmi", *refs, check=False)
+
+
+def lines(result: subprocess.CompletedProcess[str]) -> list[str]:
+    return result.stdout.splitlines()
+
+
+# --- verified -------------------------------------------------------------------------------------
+
+
+def test_an_image_xcompile_pushed_is_verified_and_names_its_package_and_signer(job: Job) -> None:
+    result = job.verify("a-arm32v7")
+    assert result.returncode == 0, result.stdout + result.stderr
+    [line] = lines(result)
+    assert line.startswith(f"{job.repo}:a-arm32v7  linux/arm/v7  verified: the base's layers unchanged,"), line
+    assert f"/usr/bin/qemu-arm-static: qemu-user {TRIXIE} amd64 of trixie" in line
+    assert "Verify Archive" in line and "as its ELF header says" in line
+
+    shown = job.verify("a-arm32v7", extra=("--format", "json"))
+    assert shown.returncode == 0, shown.stderr
+    [found] = json.loads(shown.stdout)
+    assert (found["state"], found["package"], found["version"], found["arch"]) == (
+        "verified", "qemu-user", TRIXIE, "amd64",
+    )  # fmt: skip
+    assert "Verify Archive" in found["signer"]
+
+
+def test_a_two_arch_list_is_verified_platform_by_platform(job: Job) -> None:
+    result = job.verify("a")
+    assert result.returncode == 0, result.stdout + result.stderr
+    found = {line.split()[1]: line.split()[2] for line in lines(result)}
+    assert found == {"linux/arm/v7": "verified:", "linux/arm64/v8": "verified:"}, result.stdout
+    assert "/usr/bin/qemu-aarch64-static: qemu-user" in result.stdout
+
+
+def test_an_index_with_buildkit_attestations_is_verified_and_the_attestation_passed_over(job: Job) -> None:
+    attest(job.registry, job.name, "attested", source="a-arm32v7")
+    result = job.verify("attested")
+    assert result.returncode == 0, result.stdout + result.stderr
+    verdicts = [line.split()[1:3] for line in lines(result)]
+    assert verdicts == [["linux/arm/v7", "verified:"], ["unknown/unknown", "passed"]], result.stdout
+    assert "passed over: an attestation manifest (sha256:" in lines(result)[1]
+
+
+# --- crafted through the registry API -------------------------------------------------------------
+
+
+def layer(files: dict[str, bytes], folders: tuple[str, ...] = ("usr", "usr/bin")) -> bytes:
+    """A gzipped tar as docker's COPY makes it: the folders, then the files."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        for folder in folders:
+            info = tarfile.TarInfo(folder)
+            info.type, info.mode = tarfile.DIRTYPE, 0o755
+            tar.addfile(info)
+        for path, data in files.items():
+            info = tarfile.TarInfo(path)
+            info.size, info.mode = len(data), 0o755
+            tar.addfile(info, io.BytesIO(data))
+    return gzip.compress(raw.getvalue(), mtime=0)
+
+
+def top_file(job: Job, tag: str) -> bytes:
+    """The emulator in the top layer of ``tag``, as the registry has it."""
+    _, manifest = job.registry.manifest(job.name, tag)
+    blob = job.registry.blob(job.name, manifest["layers"][-1]["digest"])  # type: ignore[index]
+    with tarfile.open(fileobj=io.BytesIO(blob), mode="r:gz") as tar:
+        member = tar.extractfile("usr/bin/qemu-arm-static")
+        assert member is not None
+        return member.read()
+
+
+def craft(job: Job, tag: str, *, top: bytes | None = None, labels: dict[str, str] | None = None,
+          first: dict[str, object] | None = None) -> str:  # fmt: skip
+    """``tag``: the part a-arm32v7 with its top layer replaced by ``top`` (a gzipped tar), its labels
+    changed by ``labels``, or its first layer replaced by the descriptor ``first``; the rest as it was."""
+    _, manifest = job.registry.manifest(job.name, "a-arm32v7")
+    config = json.loads(job.registry.blob(job.name, manifest["config"]["digest"]))  # type: ignore[index]
+    layers: list[dict[str, object]] = list(manifest["layers"])  # type: ignore[call-overload]
+    if top is not None:
+        layers[-1] = {**layers[-1], **put_blob(job.registry, job.name, top)}
+        diff_id = "sha256:" + hashlib.sha256(gzip.decompress(top)).hexdigest()
+        config["rootfs"]["diff_ids"][-1] = diff_id
+    if first is not None:
+        layers[0] = first
+    config["config"]["Labels"].update(labels or {})
+    described = put_blob(job.registry, job.name, json.dumps(config).encode())
+    put_manifest(job.registry, job.name, tag, {
+        **manifest, "config": {**manifest["config"], **described}, "layers": layers,  # type: ignore[dict-item]
+    })  # fmt: skip
+    return f"{job.repo}:{tag}"
+
+
+def test_another_binary_under_the_same_labels_differs(job: Job) -> None:
+    other = tiny_elf("amd64", size=200_000)
+    result = job.verify(craft(job, "other-binary", top=layer({"usr/bin/qemu-arm-static": other})))
+    assert result.returncode == 1, result.stdout + result.stderr
+    [line] = lines(result)
+    assert "differs: another binary: /usr/bin/qemu-arm-static (sha256 " in line
+    assert f"is not qemu-user {TRIXIE}'s qemu-arm-static" in line
+
+
+def test_a_second_file_in_the_top_layer_differs(job: Job) -> None:
+    qemu = top_file(job, "a-arm32v7")
+    top = layer({"usr/bin/qemu-arm-static": qemu, "usr/bin/helper": b"#!/bin/sh\necho hi\n"})
+    result = job.verify(craft(job, "extra-file", top=top))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "differs: an extra file in the top layer: /usr/bin/helper (18 bytes), not the emulator" in result.stdout
+
+
+def test_the_same_qemu_at_a_binfmt_path_too_is_verified_and_named(job: Job) -> None:
+    qemu = top_file(job, "a-arm32v7")
+    files = {"usr/bin/qemu-arm-static": qemu, "usr/libexec/qemu-binfmt/arm-binfmt-P": qemu}
+    top = layer(files, ("usr", "usr/bin", "usr/libexec", "usr/libexec/qemu-binfmt"))
+    result = job.verify(craft(job, "binfmt-copy", top=top))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "(also at /usr/libexec/qemu-binfmt/arm-binfmt-P, for a binfmt entry)" in result.stdout
+
+
+def test_a_base_layer_swapped_for_another_images_differs(job: Job) -> None:
+    arm64 = job.bases["arm64v8"].split("/", 1)[1]
+    _, theirs = job.registry.manifest(arm64, "a")
+    swapped: dict[str, object] = theirs["layers"][0]  # type: ignore[index]
+    put_blob(job.registry, job.name, job.registry.blob(arm64, str(swapped["digest"])))
+    result = job.verify(craft(job, "swapped-base", first=swapped))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"differs: base layer 1 of 1 replaced: {swapped['digest']} is not the base's sha256:" in result.stdout
+
+
+def test_a_layer_added_by_a_build_from_the_image_differs(job: Job, tmp_path: Path) -> None:
+    """FROM the pushed image, COPY another static binary over the emulator, push: the labels are inherited."""
+    (tmp_path / "qemu-arm-static").write_bytes(tiny_elf("amd64"))
+    (tmp_path / "Dockerfile").write_text(f"FROM {job.repo}:a-arm32v7\nCOPY qemu-arm-static /usr/bin/\n")
+    target = f"{job.repo}:copied"
+    docker("pull", "--platform", "linux/arm/v7", f"{job.repo}:a-arm32v7", timeout=300)
+    try:
+        docker("build", "--platform", "linux/arm/v7", "-t", target, str(tmp_path), timeout=300)
+        docker("push", target, timeout=300)
+    finally:
+        docker("rmi", target, f"{job.repo}:a-arm32v7", check=False)
+    result = job.verify("copied")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "differs: 2 layers on top of the base's 1, not one" in result.stdout
+
+
+# --- cannot tell ----------------------------------------------------------------------------------
+
+
+def test_a_recorded_version_no_suite_serves_cannot_be_told_and_says_where_it_was_looked_for(job: Job) -> None:
+    gone = "1:7.2+dfsg-7+deb12u5"
+    tag = craft(job, "gone", labels={recipe.QEMU_SOURCE: f"debian bookworm qemu-user-static {gone}",
+                                     recipe.QEMU_VERSION: gone})  # fmt: skip
+    result = job.verify(tag)
+    assert result.returncode == 3, result.stdout + result.stderr
+    [line] = lines(result)
+    assert f"cannot tell: qemu {gone} is in no suite {job.mirror} serves (searched: bookworm, trixie" in line
+    assert "a snapshot mirror" in line and "--mirror URL" in line
+
+
+def test_a_qemu_from_a_url_is_not_verifiable(job: Job) -> None:
+    tag = craft(job, "from-url", labels={recipe.QEMU_SOURCE: "https://example.invalid/qemu-arm-static"})
+    result = job.verify(tag)
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "cannot tell: not verifiable: its qemu came from https://example.invalid/qemu-arm-static" in result.stdout
+
+
+def test_a_qemu_from_apt_is_verified_against_the_package_it_came_from(job: Job) -> None:
+    tag = craft(job, "from-apt", labels={recipe.QEMU_SOURCE: f"apt qemu-user-static {TRIXIE}"})
+    result = job.verify(tag)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "it came from apt, and is that package's binary" in result.stdout
+
+
+def test_an_image_without_xcompiles_labels_cannot_be_told(job: Job) -> None:
+    result = job.verify(f"{job.bases['arm32v7']}:a")
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "cannot tell: its labels record no base: made before xcompile's labels" in result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_a_registry_that_is_down_cannot_be_told(job: Job) -> None:
+    result = job.verify(f"127.0.0.1:{free_port()}/team/rpi:a")
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "cannot tell: cannot read 127.0.0.1:" in result.stdout and "connection refused" in result.stdout
+
+
+# --- hostile top layers, through the command ------------------------------------------------------
+
+
+def test_a_hostile_top_layer_is_refused_in_one_line(job: Job) -> None:
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        info = tarfile.TarInfo("usr/bin/../../etc/passwd")
+        info.size = 4
+        tar.addfile(info, io.BytesIO(b"root"))
+    result = job.verify(craft(job, "climbs", top=gzip.compress(raw.getvalue())))
+    assert result.returncode == 1, result.stdout + result.stderr
+    [line] = lines(result)
+    assert line.endswith("holds a path that climbs out of the image's root, 'usr/bin/../../etc/passwd'"), line
