@@ -145,6 +145,44 @@ def test_an_index_with_buildkit_attestations_is_verified_and_the_attestation_pas
     assert "passed over: an attestation manifest (sha256:" in lines(result)[1]
 
 
+def test_a_list_xcompile_join_made_of_parts_with_attestations_is_verified_platform_by_platform(job: Job) -> None:
+    """Each part pushed as BuildKit pushes with --provenance (an index: the image and its attestation),
+    then `xcompile join`: the list verifies platform by platform, and each part's index does too."""
+    for arch in ("arm32v7", "arm64v8"):
+        attest(job.registry, job.name, f"j-{arch}", source=f"a-{arch}")
+    joined = run_xcompile("join", "--repo", job.repo, "--tag", "j", "--arch", "arm32v7", "--arch", "arm64v8",
+                          cwd=Path(job.env["HOME"]), env=job.env)  # fmt: skip
+    assert joined.returncode == 0, joined.stderr
+    result = job.verify("j", "j-arm64v8")
+    assert result.returncode == 0, result.stdout + result.stderr
+    found = [line.split()[:3] for line in lines(result)]
+    found[:2] = sorted(found[:2])  # the list's order is join's
+    assert found == [
+        [f"{job.repo}:j", "linux/arm/v7", "verified:"],
+        [f"{job.repo}:j", "linux/arm64/v8", "verified:"],
+        [f"{job.repo}:j-arm64v8", "linux/arm64/v8", "verified:"],
+        [f"{job.repo}:j-arm64v8", "unknown/unknown", "passed"],
+    ], result.stdout
+
+
+def test_a_qemu_from_path_is_verified_against_the_debian_package_its_version_names(job: Job, tmp_path: Path) -> None:
+    """The host's own qemu-arm-static (Debian's bookworm package, on PATH): its label says the version
+    its --version prints, whose package the mirror's bookworm serves."""
+    bookworm = real_package("bookworm", "qemu-user-static").field("Version")
+    repo = f"{job.repo}-path"
+    with host_state("debian"):
+        built = run_xcompile("build", "--base", job.bases["arm32v7"], "--repo", repo, "--tag", "a",
+                             "--arch", "arm32v7", "--qemu-source", "path", cwd=tmp_path, env=job.env)  # fmt: skip
+    try:
+        assert built.returncode == 0, built.stderr[-3000:]
+        result = job.verify(f"{repo}:a")
+    finally:
+        docker("rmi", f"{repo}:a", check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"qemu-arm-static: qemu-user-static {bookworm} amd64 of bookworm" in result.stdout
+    assert "it came from path, and is that package's binary" in result.stdout
+
+
 # --- crafted through the registry API -------------------------------------------------------------
 
 
@@ -174,9 +212,10 @@ def top_file(job: Job, tag: str) -> bytes:
 
 
 def craft(job: Job, tag: str, *, top: bytes | None = None, labels: dict[str, str] | None = None,
-          first: dict[str, object] | None = None) -> str:  # fmt: skip
+          first: dict[str, object] | None = None, runs: dict[str, object] | None = None) -> str:  # fmt: skip
     """``tag``: the part a-arm32v7 with its top layer replaced by ``top`` (a gzipped tar), its labels
-    changed by ``labels``, or its first layer replaced by the descriptor ``first``; the rest as it was."""
+    changed by ``labels``, its first layer replaced by the descriptor ``first``, or its config's run
+    settings (Entrypoint, Env, ...) changed by ``runs``; the rest as it was."""
     _, manifest = job.registry.manifest(job.name, "a-arm32v7")
     config = json.loads(job.registry.blob(job.name, manifest["config"]["digest"]))  # type: ignore[index]
     layers: list[dict[str, object]] = list(manifest["layers"])  # type: ignore[call-overload]
@@ -187,6 +226,7 @@ def craft(job: Job, tag: str, *, top: bytes | None = None, labels: dict[str, str
     if first is not None:
         layers[0] = first
     config["config"]["Labels"].update(labels or {})
+    config["config"].update(runs or {})
     described = put_blob(job.registry, job.name, json.dumps(config).encode())
     put_manifest(job.registry, job.name, tag, {
         **manifest, "config": {**manifest["config"], **described}, "layers": layers,  # type: ignore[dict-item]
@@ -228,6 +268,14 @@ def test_a_base_layer_swapped_for_another_images_differs(job: Job) -> None:
     result = job.verify(craft(job, "swapped-base", first=swapped))
     assert result.returncode == 1, result.stdout + result.stderr
     assert f"differs: base layer 1 of 1 replaced: {swapped['digest']} is not the base's sha256:" in result.stdout
+
+
+def test_an_entrypoint_the_base_does_not_have_differs(job: Job) -> None:
+    tag = craft(job, "entrypoint", runs={"Entrypoint": ["/usr/bin/qemu-arm-static", "/bin/sh"]})
+    result = job.verify(tag)
+    assert result.returncode == 1, result.stdout + result.stderr
+    said = "differs: its config's Entrypoint is ['/usr/bin/qemu-arm-static', '/bin/sh'], its base's None"
+    assert said in result.stdout
 
 
 def test_a_layer_added_by_a_build_from_the_image_differs(job: Job, tmp_path: Path) -> None:

@@ -123,7 +123,7 @@ def _name(check: _Check, ref: str) -> list[Verdict]:
     verdicts = []
     for member in _entries(manifest):
         if member.is_attestation:
-            said = f"passed over: an attestation manifest ({member.digest}), not an image"
+            said = f"an attestation manifest ({member.digest}), not an image"
             verdicts.append(Verdict(check.name, str(member.platform), member.digest, "passed over", said))
             continue
         try:
@@ -163,10 +163,8 @@ def _one(check: _Check, digest: str, manifest: Mapping[str, Any], listed: Platfo
         if not labels.get(recipe.BASE_DIGEST) or not labels.get(recipe.BASE_NAME):
             msg = "its labels record no base: made before xcompile's labels, or not by xcompile"
             raise CannotTell(msg, hint="rebuild it with this xcompile to make it verifiable")
-        base_layers, base_platform = _base(check, labels, platform)
-        if base_platform != platform:
-            msg = f"its platform is {platform}, its base's {base_platform}"
-            raise ImageDiffers(msg)
+        base_layers, base_config = _base(check, labels, platform)
+        _same_runtime(config, base_config, platform)
         top = _layers(manifest, base_layers)
         arch, file, copies = _emulator(check, top, config, platform, digest)
         said, origin = _judge(check, arch, file, copies, labels)
@@ -189,8 +187,8 @@ def _config(check: _Check, manifest: Mapping[str, Any]) -> dict[str, Any]:
         raise CannotTell(msg) from None
 
 
-def _base(check: _Check, labels: Mapping[str, str], platform: Platform | None) -> tuple[list[str], Platform | None]:
-    """The base's layer digests and platform, read by the recorded digest (a list's member for ``platform``)."""
+def _base(check: _Check, labels: Mapping[str, str], platform: Platform | None) -> tuple[list[str], dict[str, Any]]:
+    """The base's layer digests and config, read by the recorded digest (a list's member for ``platform``)."""
     name, digest = labels[recipe.BASE_NAME], labels[recipe.BASE_DIGEST]
     repo = name.partition("@")[0]
     repo = repo.rsplit(":", 1)[0] if ":" in repo.rsplit("/", 1)[-1] else repo
@@ -207,7 +205,26 @@ def _base(check: _Check, labels: Mapping[str, str], platform: Platform | None) -
             msg = f"the recorded base {repo}@{digest} has no {platform} image"
             raise ImageDiffers(msg)
         _, manifest = base.manifest(member.digest)
-    return _digests(manifest), registry.platform_of(_config(base, manifest))
+    return _digests(manifest), _config(base, manifest)
+
+
+RUNTIME = ("Entrypoint", "Cmd", "Env", "User", "WorkingDir", "Shell", "StopSignal", "OnBuild", "Volumes",
+           "ExposedPorts")  # fmt: skip
+"""What an image runs and how: xcompile's Dockerfile (FROM, COPY, LABEL) keeps each as the base has it."""
+
+
+def _same_runtime(config: Mapping[str, Any], base: Mapping[str, Any], platform: Platform | None) -> None:
+    """The image's platform and run settings must be its base's: xcompile adds labels only."""
+    theirs = registry.platform_of(base)
+    if theirs != platform:
+        msg = f"its platform is {platform}, its base's {theirs}"
+        raise ImageDiffers(msg)
+    mine, given = config.get("config"), base.get("config")
+    mine, given = (mine if isinstance(mine, dict) else {}), (given if isinstance(given, dict) else {})
+    for key in RUNTIME:
+        if mine.get(key) != given.get(key):
+            msg = f"its config's {key} is {mine.get(key)!r}, its base's {given.get(key)!r}"
+            raise ImageDiffers(msg[:300])
 
 
 def _same(one: Platform, other: Platform) -> bool:
