@@ -308,11 +308,18 @@ def test_a_recorded_version_no_suite_serves_cannot_be_told_and_says_where_it_was
     assert "a snapshot mirror" in line and "--mirror URL" in line
 
 
-def test_a_qemu_from_a_url_is_not_verifiable(job: Job) -> None:
-    tag = craft(job, "from-url", labels={recipe.QEMU_SOURCE: "https://example.invalid/qemu-arm-static"})
-    result = job.verify(tag)
+def test_a_qemu_from_a_url_is_not_verifiable_and_the_label_is_shown_escaped(job: Job) -> None:
+    source = "https://example.invalid/\x1b[2Jqemu-arm-static"
+    result = job.verify(craft(job, "from-url", labels={recipe.QEMU_SOURCE: source}))
     assert result.returncode == 3, result.stdout + result.stderr
-    assert "cannot tell: not verifiable: its qemu came from https://example.invalid/qemu-arm-static" in result.stdout
+    said = "cannot tell: not verifiable: its qemu came from https://example.invalid/\\x1b[2Jqemu-arm-static"
+    assert said in result.stdout and "\x1b" not in result.stdout
+
+
+def test_a_recorded_base_that_is_no_name_or_digest_cannot_be_told(job: Job) -> None:
+    result = job.verify(craft(job, "odd-base", labels={recipe.BASE_DIGEST: "sha256:../../v2/_catalog"}))
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "cannot tell: its labels record a base digest 'sha256:../../v2/_catalog' that is no sha256" in result.stdout
 
 
 def test_a_qemu_from_apt_is_verified_against_the_package_it_came_from(job: Job) -> None:
@@ -348,3 +355,15 @@ def test_a_hostile_top_layer_is_refused_in_one_line(job: Job) -> None:
     assert result.returncode == 1, result.stdout + result.stderr
     [line] = lines(result)
     assert line.endswith("holds a path that climbs out of the image's root, 'usr/bin/../../etc/passwd'"), line
+
+
+def test_verify_without_an_image_or_with_a_bad_name_is_exit_2_before_any_read(user_env: dict[str, str]) -> None:
+    none = run_xcompile("verify", env=user_env)
+    assert (none.returncode, none.stdout) == (2, ""), none.stderr
+    assert (
+        none.stderr == "xcompile: error: verify needs at least one image — e.g. `xcompile verify HOST/team/app:3.7`\n"
+    )
+    # The registry on this port would be read first (exit 3) were the names not all checked before any read.
+    bad = run_xcompile("verify", f"127.0.0.1:{free_port()}/team/app:1", "Team/App:1", env=user_env)
+    assert (bad.returncode, bad.stdout) == (2, ""), bad.stderr
+    assert bad.stderr.startswith("xcompile: error: verify: invalid image 'Team/App' — use lowercase")

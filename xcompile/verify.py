@@ -21,20 +21,23 @@ manifests are named and passed over.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal
 
-from xcompile import elf, platforms, qemuorigin, recipe, registry, toplayer
+from xcompile import elf, platforms, qemuorigin, recipe, reference, registry, toplayer
 from xcompile.config import Config
 from xcompile.engine import Platform
-from xcompile.errors import CannotTell, ImageDiffers, RegistryUnreadable, XcompileError
+from xcompile.errors import CannotTell, ImageDiffers, RegistryUnreadable, UsageError, XcompileError
 from xcompile.inspect import split_name
 from xcompile.runner import Runner
 
 if TYPE_CHECKING:  # requests loads only when a registry is read
     from xcompile.registry.images import ImageReader
+
+DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 State = Literal["verified", "differs", "cannot tell", "passed over"]
 EXIT = {"verified": 0, "passed over": 0, "cannot tell": 3, "differs": 1}
@@ -157,7 +160,7 @@ def _one(check: _Check, digest: str, manifest: Mapping[str, Any], listed: Platfo
     shown = str(listed or platform or "")
     labels = registry.labels_of(config) or {}
     try:
-        if listed is not None and platform != listed:
+        if listed is not None and not (platform and _same(listed, platform)):
             msg = f"the list says {listed}, the image's config {platform}"
             raise ImageDiffers(msg)
         if not labels.get(recipe.BASE_DIGEST) or not labels.get(recipe.BASE_NAME):
@@ -192,6 +195,14 @@ def _base(check: _Check, labels: Mapping[str, str], platform: Platform | None) -
     name, digest = labels[recipe.BASE_NAME], labels[recipe.BASE_DIGEST]
     repo = name.partition("@")[0]
     repo = repo.rsplit(":", 1)[0] if ":" in repo.rsplit("/", 1)[-1] else repo
+    try:
+        reference.check_name(repo, what="base")
+    except UsageError:
+        msg = f"its labels record a base {name[:200]!r} that is no image name"
+        raise CannotTell(msg) from None
+    if not DIGEST.fullmatch(digest):
+        msg = f"its labels record a base digest {digest[:200]!r} that is no sha256 digest"
+        raise CannotTell(msg)
     base = _Check(f"the base {name}", _reader(repo, check.config, check.runner), registry.split(f"{repo}:x")[0],
                   check.config, check.runner)  # fmt: skip
     try:
@@ -216,7 +227,7 @@ RUNTIME = ("Entrypoint", "Cmd", "Env", "User", "WorkingDir", "Shell", "StopSigna
 def _same_runtime(config: Mapping[str, Any], base: Mapping[str, Any], platform: Platform | None) -> None:
     """The image's platform and run settings must be its base's: xcompile adds labels only."""
     theirs = registry.platform_of(base)
-    if theirs != platform:
+    if not (theirs and platform and _same(theirs, platform)):
         msg = f"its platform is {platform}, its base's {theirs}"
         raise ImageDiffers(msg)
     mine, given = config.get("config"), base.get("config")
@@ -314,7 +325,9 @@ def _judge(check: _Check, arch: platforms.Arch, file: toplayer.File, copies: lis
     said = qemuorigin.claim(labels)
     if said.version is None:
         source = labels.get(recipe.QEMU_SOURCE, "unknown")
-        msg = f"not verifiable: its qemu came from {source}, which names no Debian package (sha256 {file.sha256})"
+        msg = (
+            f"not verifiable: its qemu came from {_shown(source)}, which names no Debian package (sha256 {file.sha256})"
+        )
         raise CannotTell(msg)
     origin = qemuorigin.fetch(arch.qemu_binary, host, said.version, check.config, check.runner)
     if origin.sha256 != file.sha256:
@@ -335,4 +348,10 @@ def _judge(check: _Check, arch: platforms.Arch, file: toplayer.File, copies: lis
 
 def text(verdicts: list[Verdict]) -> str:
     """One line per platform: the name, the platform, the state, and why."""
-    return "\n".join(f"{one.name}  {one.platform or '-'}  {one.state}: {one.said}" for one in verdicts)
+    return "\n".join(_shown(f"{one.name}  {one.platform or '-'}  {one.state}: {one.said}") for one in verdicts)
+
+
+def _shown(text: str) -> str:
+    """``text`` with what a terminal would act on (escape sequences, line breaks) escaped:
+    labels, platforms and paths are the image maker's strings."""
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
