@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -70,10 +70,11 @@ def verify(names: list[str], config: Config, runner: Runner) -> list[Verdict]:
     """A verdict for each image, or each platform of each list; every name is checked before any is read."""
     split = [(name, *split_name(name, "verify")) for name in names]
     verdicts: list[Verdict] = []
+    known = _Known()
     for name, repo, ref in split:
         path, _ = registry.split(f"{repo}:latest")
         try:
-            verdicts += _name(_Check(name, _reader(repo, config, runner), path, config, runner), ref)
+            verdicts += _name(_Check(name, _reader(repo, config, runner), path, config, runner, known), ref)
         except XcompileError as err:
             verdicts.append(Verdict(name, "", "", _state(err), str(err)))
     return verdicts
@@ -99,6 +100,17 @@ def _reader(repo: str, config: Config, runner: Runner) -> ImageReader:
     return ImageReader(wheres[0], auth_files, runner)
 
 
+@dataclass
+class _Known:
+    """What one run has already established, by content: a job's tags share one qemu layer
+    (context.py makes its bytes the same on every base) and one package binary."""
+
+    layers: dict[str, toplayer.Contents] = field(default_factory=dict)
+    """By the layer's digest, which its bytes were checked against."""
+    origins: dict[tuple[str, str, str], qemuorigin.Origin] = field(default_factory=dict)
+    """By (binary, Debian architecture, version)."""
+
+
 @dataclass(frozen=True)
 class _Check:
     name: str
@@ -106,6 +118,7 @@ class _Check:
     path: str
     config: Config
     runner: Runner
+    known: _Known
 
     def manifest(self, ref: str) -> tuple[str, dict[str, Any]]:
         try:
@@ -204,7 +217,7 @@ def _base(check: _Check, labels: Mapping[str, str], platform: Platform | None) -
         msg = f"its labels record a base digest {digest[:200]!r} that is no sha256 digest"
         raise CannotTell(msg)
     base = _Check(f"the base {name}", _reader(repo, check.config, check.runner), registry.split(f"{repo}:x")[0],
-                  check.config, check.runner)  # fmt: skip
+                  check.config, check.runner, check.known)  # fmt: skip
     try:
         _, manifest = base.manifest(digest)
     except CannotTell as err:
@@ -281,12 +294,7 @@ def _emulator(
     if not isinstance(size, int) or size < 0:
         msg = f"the top layer {digest} has no size"
         raise CannotTell(msg)
-    try:
-        with check.reader.blob(check.path, digest, image) as chunks:
-            held = toplayer.read(chunks, digest, size, f"the top layer {digest}")
-    except RegistryUnreadable as err:
-        msg = f"cannot read the top layer of {check.name}: {err}"
-        raise CannotTell(msg) from None
+    held = check.known.layers.get(digest) or _read_layer(check, digest, size, image)
     rootfs = config.get("rootfs")
     diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
     if not isinstance(diff_ids, list) or not diff_ids or diff_ids[-1] != held.diff_id:
@@ -294,6 +302,17 @@ def _emulator(
         raise ImageDiffers(msg)
     path = arch.qemu_path_in_image
     return arch, _the_file(held, path), [one.path for one in held.files if one.path != path]
+
+
+def _read_layer(check: _Check, digest: str, size: int, image: str) -> toplayer.Contents:
+    try:
+        with check.reader.blob(check.path, digest, image) as chunks:
+            held = toplayer.read(chunks, digest, size, f"the top layer {digest}")
+    except RegistryUnreadable as err:
+        msg = f"cannot read the top layer of {check.name}: {err}"
+        raise CannotTell(msg) from None
+    check.known.layers[digest] = held
+    return held
 
 
 def _the_file(held: toplayer.Contents, path: str) -> toplayer.File:
@@ -329,7 +348,10 @@ def _judge(check: _Check, arch: platforms.Arch, file: toplayer.File, copies: lis
             f"not verifiable: its qemu came from {_shown(source)}, which names no Debian package (sha256 {file.sha256})"
         )
         raise CannotTell(msg)
-    origin = qemuorigin.fetch(arch.qemu_binary, host, said.version, check.config, check.runner)
+    key = (arch.qemu_binary, host.debian_arch, said.version)
+    if key not in check.known.origins:
+        check.known.origins[key] = qemuorigin.fetch(arch.qemu_binary, host, said.version, check.config, check.runner)
+    origin = check.known.origins[key]
     if origin.sha256 != file.sha256:
         msg = (
             f"another binary: {file.path} (sha256 {file.sha256[:16]}…) is not {origin.package} {origin.version}'s"
