@@ -308,6 +308,16 @@ def test_a_recorded_version_no_suite_serves_cannot_be_told_and_says_where_it_was
     assert "a snapshot mirror" in line and "--mirror URL" in line
 
 
+def test_an_archive_that_is_down_cannot_be_told(job: Job, tmp_path: Path) -> None:
+    down = f"http://127.0.0.1:{free_port()}/debian"
+    env = {**job.env, "XDG_CACHE_HOME": str(tmp_path / "cold-cache")}  # nothing to fall back on
+    args = ("verify", f"{job.repo}:a-arm32v7", "--mirror", down, "--keyring", str(job.key.keyring))
+    result = run_xcompile(*args, env=env)
+    assert result.returncode == 3, result.stdout + result.stderr
+    [line] = lines(result)
+    assert f"cannot tell: cannot fetch qemu {TRIXIE} from {down}: " in line, line
+
+
 def test_a_qemu_from_a_url_is_not_verifiable_and_the_label_is_shown_escaped(job: Job) -> None:
     source = "https://example.invalid/\x1b[2Jqemu-arm-static"
     result = job.verify(craft(job, "from-url", labels={recipe.QEMU_SOURCE: source}))

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from xcompile import recipe
 from xcompile.config import Config
-from xcompile.errors import CannotTell, DownloadError, PackageMissing, UsageError, VerificationError
+from xcompile.errors import CannotTell, PackageMissing, XcompileError
 from xcompile.platforms import Arch
 from xcompile.runner import Runner
 
@@ -83,11 +83,9 @@ def fetch(binary: str, host: Arch, version: str, config: Config, runner: Runner)
                                  offline=config.offline, runner=runner)  # fmt: skip
     except PackageMissing:
         raise _not_served(archive, version, config, runner) from None
-    except (DownloadError, VerificationError) as err:
+    except XcompileError as err:  # unreachable, a chain that does not hold, a cache that cannot be written
         msg = f"cannot fetch qemu {version} from {archive.shown}: {err.message}"
         raise CannotTell(msg, hint=err.hint) from None
-    except UsageError as err:  # a keyring that is not there: the user's to fix
-        raise CannotTell(err.message, hint=err.hint) from None
     one = found[0]
     if not one.signer:
         msg = f"{archive.shown}: its Release is not signed by a key given (--allow-unsigned)"
@@ -102,7 +100,7 @@ def _not_served(archive: debian.Archive, version: str, config: Config, runner: R
     try:
         offers, _ = debian.offers(archive, config.cache_dir, offline=config.offline, runner=runner)
         suites = ", ".join(dict.fromkeys(offer.suite for offer in offers)) or "none with qemu"
-    except (DownloadError, VerificationError, PackageMissing):
+    except XcompileError:
         suites = "its suites"
     msg = f"qemu {version} is in no suite {archive.shown} serves (searched: {suites})"
     return CannotTell(msg, hint="a snapshot mirror of the archive from when it was served can: --mirror URL")
