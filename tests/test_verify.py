@@ -9,10 +9,12 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import re
 import subprocess
 import tarfile
 import uuid
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +26,7 @@ from hostbinfmt import host_state
 from pytest_httpserver import HTTPServer
 from test_matrix import attest, put_blob, put_manifest
 
-from xcompile import recipe
+from xcompile import recipe, toplayer
 
 pytestmark = pytest.mark.integration
 PREFIX = f"/verify-{uuid.uuid4().hex[:6]}/debian"
@@ -212,7 +214,8 @@ def top_file(job: Job, tag: str) -> bytes:
 
 
 def craft(job: Job, tag: str, *, top: bytes | None = None, labels: dict[str, str] | None = None,
-          first: dict[str, object] | None = None, runs: dict[str, object] | None = None) -> str:  # fmt: skip
+          first: dict[str, object] | None = None, runs: dict[str, object] | None = None,
+          diff_id: str | None = None) -> str:  # fmt: skip
     """``tag``: the part a-arm32v7 with its top layer replaced by ``top`` (a gzipped tar), its labels
     changed by ``labels``, its first layer replaced by the descriptor ``first``, or its config's run
     settings (Entrypoint, Env, ...) changed by ``runs``; the rest as it was."""
@@ -221,7 +224,7 @@ def craft(job: Job, tag: str, *, top: bytes | None = None, labels: dict[str, str
     layers: list[dict[str, object]] = list(manifest["layers"])  # type: ignore[call-overload]
     if top is not None:
         layers[-1] = {**layers[-1], **put_blob(job.registry, job.name, top)}
-        diff_id = "sha256:" + hashlib.sha256(gzip.decompress(top)).hexdigest()
+        diff_id = diff_id or "sha256:" + hashlib.sha256(gzip.decompress(top)).hexdigest()
         config["rootfs"]["diff_ids"][-1] = diff_id
     if first is not None:
         layers[0] = first
@@ -355,16 +358,40 @@ def test_a_registry_that_is_down_cannot_be_told(job: Job) -> None:
 # --- hostile top layers, through the command ------------------------------------------------------
 
 
-def test_a_hostile_top_layer_is_refused_in_one_line(job: Job) -> None:
+def hostile(kind: str) -> bytes:
+    """A top layer of one hostile kind, as the registry stores it."""
+    if kind == "oversized":
+        return os.urandom(toplayer.MAX_LAYER + 1)
     raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w") as tar:
-        info = tarfile.TarInfo("usr/bin/../../etc/passwd")
-        info.size = 4
-        tar.addfile(info, io.BytesIO(b"root"))
-    result = job.verify(craft(job, "climbs", top=gzip.compress(raw.getvalue())))
+    with tarfile.open(fileobj=raw, mode="w") as made:
+        info = tarfile.TarInfo("usr/bin/../../etc/passwd" if kind == "climbs" else "usr/bin/qemu-arm-static")
+        if kind == "link":
+            info.type, info.linkname = tarfile.SYMTYPE, "/bin/sh"
+        made.addfile(info)
+    if kind != "bomb":
+        return gzip.compress(raw.getvalue())
+    squeeze = zlib.compressobj(9, zlib.DEFLATED, 31)  # the tar, then 800 MiB of zeros: under 1 MB gzipped
+    zeros = bytes(8 << 20)
+    return b"".join([squeeze.compress(raw.getvalue()), *(squeeze.compress(zeros) for _ in range(100)), squeeze.flush()])
+
+
+@pytest.mark.parametrize(
+    ("kind", "said"),
+    [
+        ("climbs", "holds a path that climbs out of the image's root, 'usr/bin/../../etc/passwd'"),
+        ("link", "holds a link, 'usr/bin/qemu-arm-static' -> '/bin/sh'"),
+        ("bomb", f"unpacks to more than {toplayer.MAX_UNPACKED >> 20} MiB (a gzip bomb?); not read on"),
+        ("oversized", "is 67.1 MB, above the 64 MiB a qemu layer may be; not read"),
+    ],
+)
+def test_a_hostile_top_layer_is_refused_in_one_line(job: Job, kind: str, said: str) -> None:
+    top = hostile(kind)
+    result = job.verify(craft(job, kind, top=top, diff_id="sha256:" + "0" * 64))
     assert result.returncode == 1, result.stdout + result.stderr
     [line] = lines(result)
-    assert line.endswith("holds a path that climbs out of the image's root, 'usr/bin/../../etc/passwd'"), line
+    digest = "sha256:" + hashlib.sha256(top).hexdigest()
+    assert line.endswith(f"  linux/arm/v7  differs: the top layer {digest} {said}"), line
+    assert "Traceback" not in result.stderr
 
 
 def test_verify_without_an_image_or_with_a_bad_name_is_exit_2_before_any_read(user_env: dict[str, str]) -> None:
