@@ -158,10 +158,10 @@ def _is_list(manifest: Mapping[str, Any]) -> bool:
 
 
 def _entries(manifest: Mapping[str, Any]) -> list[registry.Member]:
-    from xcompile.registry.reader import _members
+    from xcompile.registry.images import members
 
     try:
-        return list(_members(manifest.get("manifests")))
+        return members(manifest)
     except RegistryUnreadable as err:
         raise CannotTell(err.message) from None
 

@@ -12,14 +12,15 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import requests
 
 from xcompile.errors import RegistryUnreadable
+from xcompile.registry import Member
 from xcompile.registry import http as registry_http
-from xcompile.registry.reader import ACCEPT, Reader
+from xcompile.registry.reader import ACCEPT, Reader, _members
 
 DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _CHUNK = 1 << 20
@@ -76,6 +77,11 @@ class ImageReader(Reader):
         except requests.RequestException as err:
             msg = f"{url}: {_why(err)}"
             raise RegistryUnreadable(msg, why=_why(err)) from None
+
+
+def members(manifest: Mapping[str, Any]) -> list[Member]:
+    """A list's entries, as the reader parses them for `inspect` and the build."""
+    return list(_members(manifest.get("manifests")))
 
 
 def _chunks(answer: requests.Response, url: str) -> Iterator[bytes]:
