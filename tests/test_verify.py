@@ -46,6 +46,7 @@ class Job:
     env: dict[str, str]
     mirror: str
     key: GpgKey
+    server: HTTPServer
 
     @property
     def repo(self) -> str:
@@ -91,7 +92,7 @@ def job(
         "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
     }
     make_httpserver.expect_request(re.compile(f"^{PREFIX}/")).respond_with_handler(file_handler(archive_root, PREFIX))
-    made = Job(registry, f"{ns}/rpi", bases, env, make_httpserver.url_for(PREFIX), key)
+    made = Job(registry, f"{ns}/rpi", bases, env, make_httpserver.url_for(PREFIX), key, make_httpserver)
     try:
         with host_state("debian"):
             built = run_xcompile(
@@ -128,6 +129,19 @@ def test_an_image_xcompile_pushed_is_verified_and_names_its_package_and_signer(j
         "verified", "qemu-user", TRIXIE, "amd64",
     )  # fmt: skip
     assert "Verify Archive" in found["signer"]
+
+
+def test_with_a_warm_cache_verify_asks_the_mirror_nothing(job: Job) -> None:
+    """A binary the chain gave before is taken from the cache, checked with the same keys."""
+    assert job.verify("a-arm32v7").returncode == 0  # warm: the pinned version's suites and binary
+
+    def asked() -> int:
+        return sum(1 for request, _ in job.server.log if request.path.startswith(PREFIX))
+
+    before = asked()
+    again = job.verify("a-arm32v7")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert asked() == before
 
 
 def test_a_two_arch_list_is_verified_platform_by_platform(job: Job) -> None:

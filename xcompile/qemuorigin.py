@@ -79,8 +79,9 @@ def fetch(binary: str, host: Arch, version: str, config: Config, runner: Runner)
     keyrings = (config.keyring,) if config.keyring else ()
     archive = debian.Archive(mirror, config.suite, keyrings, config.allow_unsigned)
     try:
-        found = debian.fetch_all([binary], archive, config.cache_dir, pin=version, host_arch=host.debian_arch,
-                                 offline=config.offline, runner=runner)  # fmt: skip
+        found = _cached(archive, binary, host, version, config, runner) or debian.fetch_all(
+            [binary], archive, config.cache_dir, pin=version, host_arch=host.debian_arch, offline=config.offline,
+            runner=runner)  # fmt: skip
     except PackageMissing:
         raise _not_served(archive, version, config, runner) from None
     except XcompileError as err:  # unreachable, a chain that does not hold, a cache that cannot be written
@@ -91,6 +92,21 @@ def fetch(binary: str, host: Arch, version: str, config: Config, runner: Runner)
         msg = f"{archive.shown}: its Release is not signed by a key given (--allow-unsigned)"
         raise CannotTell(msg, hint="verify needs a signed archive: give its key with --keyring FILE")
     return Origin(one.package, one.version, host.debian_arch, one.codename, one.signer, one.sha256)
+
+
+def _cached(
+    archive: debian.Archive, binary: str, host: Arch, version: str, config: Config, runner: Runner
+) -> list[debian.FetchResult] | None:
+    """The binary as the cache holds it from an earlier fetch through the same chain, checked with the
+    same keys (debcache.Record.keys); None where it holds none. A package the chain once gave stays proof
+    after the archive moves on, and a warm cache spares reading every suite's Release again."""
+    from xcompile import debian
+
+    try:
+        return debian.fetch_all([binary], archive, config.cache_dir, pin=version, host_arch=host.debian_arch,
+                                offline=True, runner=runner)  # fmt: skip
+    except XcompileError:
+        return None
 
 
 def _not_served(archive: debian.Archive, version: str, config: Config, runner: Runner) -> CannotTell:
