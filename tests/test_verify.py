@@ -5,12 +5,14 @@ images that cannot be told; and hostile top layers. Nothing here skips."""
 
 from __future__ import annotations
 
+import base64
 import gzip
 import hashlib
 import io
 import json
 import os
 import re
+import secrets
 import subprocess
 import tarfile
 import uuid
@@ -20,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import Registry, docker, free_port, run_xcompile
+import requests
+from conftest import Registry, RunningRegistry, docker, free_port, run_xcompile
 from debian_archive import GpgKey, file_handler, key_fixture, real_mirror, real_package, tiny_elf
 from hostbinfmt import host_state
 from pytest_httpserver import HTTPServer
@@ -367,6 +370,56 @@ def test_a_registry_that_is_down_cannot_be_told(job: Job) -> None:
     result = job.verify(f"127.0.0.1:{free_port()}/team/rpi:a")
     assert result.returncode == 3, result.stdout + result.stderr
     assert "cannot tell: cannot read 127.0.0.1:" in result.stdout and "connection refused" in result.stdout
+
+
+@pytest.fixture
+def locked(tmp_path: Path) -> Iterator[Registry]:
+    """A registry that wants a login (htpasswd, bcrypt; the password via stdin, never in argv)."""
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    password = secrets.token_urlsafe(16)
+    made = subprocess.run(["htpasswd", "-Bni", "reader"], input=password, capture_output=True, text=True)
+    assert made.returncode == 0, f"htpasswd failed ({made.stderr.strip()}); run ci/provision.sh (apache2-utils)"
+    (folder / "htpasswd").write_text(made.stdout)
+    running = RunningRegistry(folder, htpasswd=folder / "htpasswd")
+    yield Registry(running.start().host, auth=("reader", password))
+    running.stop()
+
+
+def copy_image(job: Job, tag: str, to: Registry, name: str) -> None:
+    """``tag`` of the job, its config and every layer, into ``to`` as ``name:tag`` through the registry API."""
+    _, manifest = job.registry.manifest(job.name, tag)
+    blobs = [manifest["config"], *manifest["layers"]]  # type: ignore[list-item]
+    for blob in blobs:
+        data = job.registry.blob(job.name, blob["digest"])  # type: ignore[index]
+        started = requests.post(f"{to.url}/{name}/blobs/uploads/", auth=to.auth, timeout=10)
+        done = requests.put(started.headers["Location"], params={"digest": blob["digest"]}, data=data, auth=to.auth,  # type: ignore[index]
+                            headers={"Content-Type": "application/octet-stream"}, timeout=60)  # fmt: skip
+        assert done.status_code == 201, done.text
+    put = requests.put(f"{to.url}/{name}/manifests/{tag}", data=json.dumps(manifest), auth=to.auth, timeout=10,
+                       headers={"Content-Type": str(manifest["mediaType"])})  # fmt: skip
+    assert put.status_code == 201, put.text
+
+
+def test_an_image_in_a_registry_that_wants_a_login_is_read_with_the_engines_credentials(
+    job: Job, locked: Registry, tmp_path: Path
+) -> None:
+    copy_image(job, "a-arm32v7", locked, "team/rpi")
+    name = f"{locked.host}/team/rpi:a-arm32v7"
+    nobody = job.verify(name)
+    assert nobody.returncode == 3, nobody.stdout + nobody.stderr
+    assert (
+        f"cannot tell: cannot read {name} from the registry: registry {locked.host} answered HTTP 401" in nobody.stdout
+    )
+    config = tmp_path / "logged-in"
+    config.mkdir()
+    login = base64.b64encode(":".join(locked.auth or ()).encode()).decode()
+    (config / "config.json").write_text(json.dumps({"auths": {locked.host: {"auth": login}}}))
+    args = ("verify", name, "--mirror", job.mirror, "--keyring", str(job.key.keyring))
+    result = run_xcompile(*args, env={**job.env, "DOCKER_CONFIG": str(config)})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert " verified: the base's layers unchanged" in result.stdout
+    assert (locked.auth or ("", ""))[1] not in result.stdout + result.stderr
 
 
 # --- hostile top layers, through the command ------------------------------------------------------
