@@ -372,6 +372,24 @@ def test_a_registry_that_is_down_cannot_be_told(job: Job) -> None:
     assert "cannot tell: cannot read 127.0.0.1:" in result.stdout and "connection refused" in result.stdout
 
 
+def test_a_list_of_more_entries_than_xcompile_makes_is_not_read(job: Job) -> None:
+    digest, manifest = job.registry.manifest(job.name, "a-arm32v7")
+    size = len(json.dumps(manifest))  # only the list's shape matters: it is refused before any entry is read
+    entry = {"mediaType": manifest["mediaType"], "digest": digest, "size": size,
+             "platform": {"os": "linux", "architecture": "arm", "variant": "v7"}}  # fmt: skip
+    listed = {"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.list.v2+json",
+              "manifests": [entry] * 65}  # fmt: skip
+    body = json.dumps(listed).encode()
+    put = requests.put(f"{job.registry.url}/{job.name}/manifests/many", data=body, timeout=10,
+                       headers={"Content-Type": str(listed["mediaType"])})  # fmt: skip
+    assert put.status_code == 201, put.text
+    result = job.verify("many")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert lines(result) == [
+        f"{job.repo}:many  -  differs: a list of 65 entries, more than the 64 one of xcompile's can hold; not read"
+    ]
+
+
 @pytest.fixture
 def locked(tmp_path: Path) -> Iterator[Registry]:
     """A registry that wants a login (htpasswd, bcrypt; the password via stdin, never in argv)."""

@@ -38,6 +38,8 @@ if TYPE_CHECKING:  # requests loads only when a registry is read
     from xcompile.registry.images import ImageReader
 
 DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+MAX_MEMBERS = 64
+"""The most entries a list is read for: one image per arch xcompile knows, and an attestation each, fit many times."""
 
 State = Literal["verified", "differs", "cannot tell", "passed over"]
 EXIT = {"verified": 0, "passed over": 0, "cannot tell": 3, "differs": 1}
@@ -136,8 +138,12 @@ def _name(check: _Check, ref: str) -> list[Verdict]:
     digest, manifest = check.manifest(ref)
     if not _is_list(manifest):
         return [_one(check, digest, manifest, None)]
+    entries = _entries(manifest)
+    if len(entries) > MAX_MEMBERS:
+        msg = f"a list of {len(entries)} entries, more than the {MAX_MEMBERS} one of xcompile's can hold; not read"
+        raise ImageDiffers(msg)
     verdicts = []
-    for member in _entries(manifest):
+    for member in entries:
         if member.is_attestation:
             said = f"an attestation manifest ({member.digest}), not an image"
             verdicts.append(Verdict(check.name, str(member.platform), member.digest, "passed over", said))
