@@ -21,7 +21,6 @@ manifests are named and passed over.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import PurePosixPath
@@ -32,13 +31,12 @@ from xcompile.config import Config
 from xcompile.engine import Platform
 from xcompile.errors import CannotTell, ImageDiffers, RegistryUnreadable, UsageError, XcompileError
 from xcompile.inspect import split_name
+from xcompile.registry import content
 from xcompile.runner import Runner
 
 if TYPE_CHECKING:  # requests loads only when a registry is read
     from xcompile.registry.images import ImageReader
 
-DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
-MAX_MEMBERS = 64
 """The most entries a list is read for: one image per arch xcompile knows, and an attestation each, fit many times."""
 
 State = Literal["verified", "differs", "cannot tell", "passed over"]
@@ -138,10 +136,13 @@ def _name(check: _Check, ref: str) -> list[Verdict]:
     digest, manifest = check.manifest(ref)
     if not _is_list(manifest):
         return [_one(check, digest, manifest, None)]
-    entries = _entries(manifest)
-    if len(entries) > MAX_MEMBERS:
-        msg = f"a list of {len(entries)} entries, more than the {MAX_MEMBERS} one of xcompile's can hold; not read"
+    listed = manifest.get("manifests")
+    if isinstance(listed, list) and len(listed) > content.MAX_MEMBERS:
+        msg = (
+            f"a list of {len(listed)} entries, more than the {content.MAX_MEMBERS} one of xcompile's can hold; not read"
+        )
         raise ImageDiffers(msg)
+    entries = _entries(manifest, f"{check.name}@{digest}")
     verdicts = []
     for member in entries:
         if member.is_attestation:
@@ -163,11 +164,11 @@ def _is_list(manifest: Mapping[str, Any]) -> bool:
     return manifest.get("mediaType") in registry.LIST_TYPES or "manifests" in manifest
 
 
-def _entries(manifest: Mapping[str, Any]) -> list[registry.Member]:
+def _entries(manifest: Mapping[str, Any], what: str) -> list[registry.Member]:
     from xcompile.registry.images import members
 
     try:
-        return members(manifest)
+        return members(manifest, what)
     except RegistryUnreadable as err:
         raise CannotTell(err.message) from None
 
@@ -219,7 +220,7 @@ def _base(check: _Check, labels: Mapping[str, str], platform: Platform | None) -
     except UsageError:
         msg = f"its labels record a base {name[:200]!r} that is no image name"
         raise CannotTell(msg) from None
-    if not DIGEST.fullmatch(digest):
+    if not content.DIGEST.fullmatch(digest):
         msg = f"its labels record a base digest {digest[:200]!r} that is no sha256 digest"
         raise CannotTell(msg)
     base = _Check(f"the base {name}", _reader(repo, check.config, check.runner), registry.split(f"{repo}:x")[0],
@@ -230,7 +231,9 @@ def _base(check: _Check, labels: Mapping[str, str], platform: Platform | None) -
         msg = f"cannot read the recorded base {repo}@{digest}: {err.message}"
         raise CannotTell(msg, hint="a base from no registry (a local image) cannot be checked") from None
     if _is_list(manifest):
-        member = next((m for m in _entries(manifest) if platform and _same(m.platform, platform)), None)
+        member = next(
+            (m for m in _entries(manifest, f"{repo}@{digest}") if platform and _same(m.platform, platform)), None
+        )
         if member is None:
             msg = f"the recorded base {repo}@{digest} has no {platform} image"
             raise ImageDiffers(msg)

@@ -10,36 +10,35 @@ is streamed in chunks: toplayer.py bounds and checks what they hold.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import requests
 
 from xcompile.errors import RegistryUnreadable
-from xcompile.registry import Member
+from xcompile.registry import Member, content
 from xcompile.registry import http as registry_http
-from xcompile.registry.reader import ACCEPT, Reader, _members
+from xcompile.registry.reader import ACCEPT, Reader
 
-DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _CHUNK = 1 << 20
 
 
 class ImageReader(Reader):
     def manifest(self, path: str, reference: str) -> tuple[str, dict[str, Any]] | None:
         """The manifest (or list) at ``path`` under ``reference`` and its digest, the SHA256 of
-        its bytes; None where the registry has no such tag or digest."""
+        its bytes; None where the registry has no such tag or digest. Checked as the reader
+        checks what it reads (registry/content.py): the digest, and the fields of its type."""
         with registry_http.session(self.where.host) as made:
-            status, body, _ = self._get(made, f"/v2/{path}/manifests/{reference}", path, {"Accept": ACCEPT})
+            status, body, headers = self._get(made, f"/v2/{path}/manifests/{reference}", path, {"Accept": ACCEPT})
         if status == 404:
             return None
-        self._ok(status, f"{path}@{reference}" if reference.startswith("sha256:") else f"{path}:{reference}")
-        digest = "sha256:" + hashlib.sha256(body).hexdigest()
-        if reference.startswith("sha256:") and digest != reference:
-            msg = f"registry {self.where.name} answered for {path}@{reference} with another manifest ({digest})"
-            raise RegistryUnreadable(msg)
-        return digest, registry_http.json_object(body, f"the manifest of {path}@{digest}")
+        what = f"{path}@{reference}" if reference.startswith("sha256:") else f"{path}:{reference}"
+        self._ok(status, what)
+        asked = reference if reference.startswith("sha256:") else None
+        digest = content.digest_of(body, f"the manifest of {what}", asked=asked)
+        manifest = registry_http.json_object(body, f"the manifest of {path}@{digest}")
+        content.kind_of(manifest, str(headers.get("Content-Type", "")), f"the manifest of {what}")
+        return digest, manifest
 
     def config(self, path: str, digest: str) -> dict[str, Any]:
         """The image config blob ``digest``, checked against its digest."""
@@ -47,9 +46,7 @@ class ImageReader(Reader):
         with registry_http.session(self.where.host) as made:
             status, body, _ = self._get(made, f"/v2/{path}/blobs/{digest}", path, {})
         self._ok(status, f"the config {digest} of {path}")
-        if "sha256:" + hashlib.sha256(body).hexdigest() != digest:
-            msg = f"registry {self.where.name} answered for the config {digest} of {path} with other bytes"
-            raise RegistryUnreadable(msg)
+        content.digest_of(body, f"the config {digest} of {path}", asked=digest)
         return registry_http.json_object(body, f"the config {digest} of {path}")
 
     @contextlib.contextmanager
@@ -79,9 +76,9 @@ class ImageReader(Reader):
             raise RegistryUnreadable(msg, why=_why(err)) from None
 
 
-def members(manifest: Mapping[str, Any]) -> list[Member]:
-    """A list's entries, as the reader parses them for `inspect` and the build."""
-    return list(_members(manifest.get("manifests")))
+def members(manifest: Mapping[str, Any], what: str) -> list[Member]:
+    """A list's entries, checked as the reader checks them for `inspect` and the build."""
+    return list(content.members(manifest.get("manifests"), what))
 
 
 def _chunks(answer: requests.Response, url: str) -> Iterator[bytes]:
@@ -101,6 +98,6 @@ def _why(err: requests.RequestException) -> str:
 
 
 def _digest(digest: str, what: str) -> None:
-    if not DIGEST.fullmatch(digest):
+    if not content.DIGEST.fullmatch(digest):
         msg = f"{what} named {digest[:80]!r}, which is no sha256 digest"
         raise RegistryUnreadable(msg)
