@@ -34,8 +34,8 @@ provision:
 	bash ci/provision.sh
 
 lint: venv
-	$(BIN)/ruff check xcompile tests benchmarks
-	$(BIN)/ruff format --check xcompile tests benchmarks
+	$(BIN)/ruff check xcompile tests benchmarks ci
+	$(BIN)/ruff format --check xcompile tests benchmarks ci
 	$(BIN)/mypy
 
 unit: venv
