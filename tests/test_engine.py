@@ -39,8 +39,8 @@ def test_docker_shapes() -> None:
 
 
 def test_podman_shapes() -> None:
-    assert PODMAN.build_cmd("linux/arm64/v8", Path("/c/D"), "r:a", Path("/c"))[:7] == (
-        "podman", "build", "--platform", "linux/arm64/v8", "--no-cache", "--network", "none",
+    assert PODMAN.build_cmd("linux/arm64/v8", Path("/c/D"), "r:a", Path("/c"))[:8] == (
+        "podman", "build", "--platform", "linux/arm64/v8", "--no-cache", "--network", "none", "--pull=never",
     )  # fmt: skip
     assert PODMAN.run_cmd("linux/arm/v7", "r:a", "true") == (
         "podman", "run", "--rm", "--network", "none", "--platform", "linux/arm/v7", "r:a", "true",

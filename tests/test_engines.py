@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import BASE_TAGS, PROVISION_HINT, Registry, docker, run_xcompile
+from conftest import BASE_TAGS, MAKE_BASE, PROVISION_HINT, SESSION_LABEL, Registry, docker, run_xcompile
 from hostbinfmt import host_state
 
 from xcompile import platforms
@@ -57,6 +57,13 @@ def podman_images() -> set[str]:
     return {name for name in listed if not name.startswith("<none>")}
 
 
+def podman_load(*refs: str) -> None:
+    """Docker's images of ``refs`` into podman's store (`docker save | podman load`)."""
+    with subprocess.Popen(["docker", "save", *refs], stdout=subprocess.PIPE) as save:
+        loaded = subprocess.run(["podman", "load"], stdin=save.stdout, capture_output=True, text=True, env=podman_env())
+    assert save.returncode == 0 and loaded.returncode == 0, loaded.stderr
+
+
 @pytest.fixture(scope="session")
 def podman_store(docker_daemon: None, armhf_base: str, arm64_base: str) -> Iterator[None]:
     """The test bases in podman's own store too: podman cannot see docker's
@@ -65,10 +72,7 @@ def podman_store(docker_daemon: None, armhf_base: str, arm64_base: str) -> Itera
     if podman("info", "--format", "{{.Store.GraphDriverName}}", check=False).returncode != 0:
         pytest.fail(f"podman does not work here; {PROVISION_HINT}")
     before = podman_images()
-    refs = [f"{base}:{tag}" for base in (armhf_base, arm64_base) for tag in BASE_TAGS]
-    with subprocess.Popen(["docker", "save", *refs], stdout=subprocess.PIPE) as save:
-        loaded = subprocess.run(["podman", "load"], stdin=save.stdout, capture_output=True, text=True, env=podman_env())
-    assert save.returncode == 0 and loaded.returncode == 0, loaded.stderr
+    podman_load(*[f"{base}:{tag}" for base in (armhf_base, arm64_base) for tag in BASE_TAGS])
     yield
     made = podman_images() - before
     if made:
@@ -187,6 +191,47 @@ def test_a_missing_base_fails_on_each_engine(
     assert registry.tags(name) == ["a"]
     assert "Traceback" not in result.stderr
     assert list(Path(engine_env["TMPDIR"]).iterdir()) == []
+
+
+@pytest.mark.parametrize("made_for", ["linux/amd64", "linux/arm/v6"])
+def test_a_base_made_for_another_platform_is_refused_before_any_build(
+    registry: Registry, engine_name: str, engine_env: dict[str, str], tmp_path: Path, made_for: str
+) -> None:
+    """The base on this host is an armhf rootfs whose image config says another platform,
+    under a loopback registry's name that holds no such image (so the pull fails). Docker
+    built on it and labelled the image so; podman pulled it again, without the
+    --tls-verify=false a loopback registry needs, and said only that TLS failed. Now the
+    image is refused in one line that names the base, what it is and what was wanted,
+    before any build, and nothing is pushed. Podman 4 does not tell a local image's
+    variant: an arm/v6 base gets to its build, which does not pull and says the base is not known."""
+    name = f"wrong-{engine_name}-{uuid.uuid4().hex[:6]}"
+    base, repo = f"{registry.host}/{name}/python", f"{registry.host}/{name}/out"
+    made = subprocess.run(["bash", str(MAKE_BASE), "armhf", made_for, f"{base}:a"], capture_output=True, text=True,
+                          env={**os.environ, "XCOMPILE_TEST_LABEL": SESSION_LABEL})  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    try:
+        if engine_name == "podman":
+            podman_load(f"{base}:a")
+        result = run_xcompile("build", "--engine", engine_name, "--base", base, "--repo", repo, "--tag", "a",
+                              cwd=tmp_path, env=engine_env)  # fmt: skip
+    finally:
+        engine_cli(engine_name, "rmi", f"{base}:a", f"{repo}:a", check=False)
+        docker("rmi", f"{base}:a", check=False)
+    assert result.returncode == 1, result.stderr[-3000:]
+    row = result.stdout.splitlines()[1].split()
+    assert (row[0], row[2]) == (f"{repo}:a", "failed"), result.stdout
+    assert registry.tags(f"{name}/out") == []
+    assert "Traceback" not in result.stderr
+    if engine_name == "podman" and made_for == "linux/arm/v6":
+        assert "+ podman build --platform linux/arm/v7 --no-cache --network none --pull=never " in result.stderr
+        assert f"{repo}:a: podman build failed (exit 125): " in result.stdout
+        assert f"{base}:a: image not known" in result.stdout
+        assert "pinging container registry" not in result.stderr and "HTTPS" not in result.stderr
+        return
+    refused = f"{repo}:a: base {base}:a on this host is {made_for}, not linux/arm/v7 (the pull failed: "
+    assert refused in result.stdout, result.stdout
+    assert result.stdout.rstrip().endswith(" — give a base made for that platform, or pull the base for it")
+    assert f"{engine_name} build" not in result.stderr
 
 
 def test_podman_refuses_a_REGISTRY_AUTH_FILE_that_is_missing(tmp_path: Path, user_env: dict[str, str]) -> None:

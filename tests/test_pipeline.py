@@ -40,6 +40,8 @@ class FakeRunner(Runner):
         self.qemu = qemu
         self.fail: dict[tuple[str, ...], BaseException] = {}
         self.calls: list[tuple[str, ...]] = []
+        self.platforms: dict[str, str] = {}
+        """What inspect says a name's image is made for, where not linux/arm/v7."""
 
     def which(self, program: str) -> Path | None:
         return self.qemu if program == "qemu-arm-static" else Path(f"/usr/bin/{program}")
@@ -84,7 +86,8 @@ class FakeRunner(Runner):
         if "--format" not in args:  # the proof's look at the built image
             return json.dumps([{"Os": "linux", "Architecture": "arm", "Variant": "v7", "Config": {"Labels": {}}}])
         names = args[args.index("--format") + 2 :]
-        return "\n".join(f'["{name}"] null sha256:{"b" * 64}' for name in names) + "\n"
+        platform = self.platforms.get
+        return "\n".join(f'["{n}"] null sha256:{"b" * 64} {platform(n, "linux/arm/v7/")}' for n in names) + "\n"
 
     def built(self) -> list[str]:
         return [args[args.index("-t") + 1] for args in self.calls if args[:2] == ("docker", "build")]
@@ -152,6 +155,18 @@ def test_keep_going_goes_on_with_the_others(tmp_path: Path, qemu: Path, registry
     assert seen == {"a": ("pushed", None), "b": ("failed", "docker push failed (exit 1): denied"),
                     "c": ("pushed", None)}  # fmt: skip
     assert runner.built() == [f"brewblox/rpi-python:{tag}" for tag in "abc"]
+
+
+def test_a_base_made_for_another_platform_fails_its_image_before_its_build(
+    tmp_path: Path, qemu: Path, registry: dict[str, Remote]
+) -> None:
+    runner = FakeRunner(qemu)
+    runner.platforms["arm32v7/python:b"] = "linux/amd64/"
+    _, seen = run(settings(tmp_path, keep_going=True), runner)
+    assert seen["b"] == ("failed", "base arm32v7/python:b on this host is linux/amd64, not linux/arm/v7"
+                         " — give a base made for that platform, or pull the base for it")  # fmt: skip
+    assert seen["a"] == seen["c"] == ("pushed", None)
+    assert runner.built() == ["brewblox/rpi-python:a", "brewblox/rpi-python:c"]
 
 
 def test_an_interrupt_marks_what_never_finished(tmp_path: Path, qemu: Path, registry: dict[str, Remote]) -> None:

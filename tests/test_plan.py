@@ -9,10 +9,10 @@ import pytest
 
 from xcompile import binfmt, emulation, engine, platforms
 from xcompile.config import Config, load
-from xcompile.errors import ConfigError
+from xcompile.errors import BaseUnavailable, ConfigError
 from xcompile.plan import plan
 from xcompile.runner import Runner
-from xcompile.store import Local, Store
+from xcompile.store import Local, Store, refuse_other_platform
 from xcompile.store import placed as _placed
 
 ARM = platforms.get("arm32v7")
@@ -150,3 +150,35 @@ def test_a_base_digest_is_its_own_names_as_docker_reads_names(base: str, digests
     image = plan(Config(base=base.rsplit(":", 1)[0], tags=(base.rsplit(":", 1)[1],)), {}).images[0]
     store.known = {base: Local("sha256:" + "e" * 64, tuple(digests))}
     assert store.base_digest(image, known=True) == wanted
+
+
+@pytest.mark.parametrize(
+    ("arch", "told", "refused"),
+    [
+        ("arm32v7", "linux/arm/v7", None),
+        ("arm32v7", "linux/amd64/", "linux/amd64"),  # docker's inspect, no variant
+        ("arm32v7", "linux/arm/v6", "linux/arm/v6"),
+        ("arm32v7", "linux/arm/", "linux/arm"),  # an arm image that does not say v7
+        ("arm64v8", "linux/arm64/", None),  # arm64's variant is optional
+        ("arm64v8", "linux/arm/v7", "linux/arm/v7"),
+        ("arm32v7", "linux/arm", None),  # podman 4 tells no variant: os and architecture are checked
+        ("arm32v7", "linux/arm64", "linux/arm64"),
+        ("arm32v7", None, None),  # not told (a dry run)
+    ],
+)
+def test_a_base_made_for_another_platform_is_refused(arch: str, told: str | None, refused: str | None) -> None:
+    image = plan(Config(base="team/base", tags=("a",), arches=(arch,)), {}).images[0]
+    local = Local("sha256:" + "e" * 64, (), told)
+    if refused is None:
+        refuse_other_platform(image, local)
+        return
+    wanted = platforms.get(arch).platform
+    with pytest.raises(BaseUnavailable, match=f"^base team/base:a on this host is {refused}, not {wanted} — "):
+        refuse_other_platform(image, local)
+
+
+def test_the_survey_reads_each_images_platform() -> None:
+    line = '["team/base:a"] ["team/base@sha256:' + "d" * 64 + '"] ' + "e" * 64 + " linux/arm"
+    assert _placed(["team/base:a"], line, "") == {
+        "team/base:a": Local("sha256:" + "e" * 64, ("team/base@sha256:" + "d" * 64,), "linux/arm")
+    }

@@ -128,7 +128,8 @@ class CannotTell(XcompileError):
 
 
 class BaseUnavailable(XcompileError):
-    """An image's base can be neither pulled nor found on this host: that image fails (exit 1)."""
+    """An image's base can be neither pulled nor found on this host, or the one here is made
+    for another platform: that image fails (exit 1)."""
 
 
 class CacheError(EnvironmentProblem):

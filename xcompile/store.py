@@ -1,9 +1,10 @@
 """The engine's local image store: what names point to, the newest bases, and images to drop.
 
 The store is surveyed once, in one `image inspect` of every base and target
-name (``survey``); each base is pulled (policy ``pull``) and its digest read
-(``base_digest``); and the image a rebuild took the name from is removed
-(``remove``), so that reruns leave no `<none>` images behind. A build that a
+name (``survey``); each base is pulled (policy ``pull``), refused where the
+one here is made for another platform, and its digest read (``newest_base``);
+and the image a rebuild took the name from is removed (``remove``), so that
+reruns leave no `<none>` images behind. A build that a
 stop let end is undone (``undo_build``): its image goes, and the name goes
 back to the image it pointed to before.
 """
@@ -25,7 +26,7 @@ from xcompile.runner import Runner
 Say = Callable[[str, "str | None"], None]
 
 _INSPECT_FORMAT = "{{json .RepoTags}} {{json .RepoDigests}} {{.Id}}"
-"""What one `image inspect` of many names says of each one it found."""
+"""What one `image inspect` of many names says of each one it found, before its platform."""
 _NO_SUCH_IMAGE = re.compile(r"No such image: (\S+)")
 _UNDO_TIMEOUT = 60.0
 """Seconds a removal or a tag may take: a stop does not cut them, so they need a bound."""
@@ -37,6 +38,8 @@ class Local:
 
     id: str
     repo_digests: tuple[str, ...] = ()
+    platform: str | None = None
+    """os/architecture/variant as the engine tells it (podman 4: os/architecture); None: not told."""
 
 
 class Store:
@@ -52,6 +55,7 @@ class Store:
         self._pulls: dict[Image, Future[str | None]] = {}
         """Each base's pull, started at once: None when it worked, else why not."""
         self._cleanup: Executor | None = None
+        self._format = f"{_INSPECT_FORMAT} {shapes.platform_template}"
 
     def start_pulls(self, images: tuple[Image, ...], pool: Executor) -> None:
         """Start every base's pull (policy ``always``) on ``pool``; each build waits for its own."""
@@ -66,14 +70,16 @@ class Store:
             pulling = self._pulls.pop(image, None)
             why = pulling.result() if pulling is not None else self.pull(image)
         # A pull that failed changed nothing: what the store held at the start stands.
-        found = self.base_digest(image, known=why is not None or self.policy != "always")
-        if found is None and self.policy == "missing":
+        local = self.local_base(image, known=why is not None or self.policy != "always")
+        if local is None and self.policy == "missing":
             why = self.pull(image)
-            found = self.base_digest(image)
-        if found is None:
+            local = self.local_base(image)
+        if local is None:
             pulled = f", and the pull failed: {why}" if why else ""
             msg = f"base {image.base} is not on this host{pulled}"
             raise BaseUnavailable(msg, hint="check its name, or log in to its registry")
+        refuse_other_platform(image, local, why)
+        found = digest_of(image.base, local)
         if why:
             self.say(f"base {image.base}: not pulled ({why}); using the one on this host, {found[:19]}", image.label)
         return found
@@ -133,7 +139,7 @@ class Store:
         if not names:
             return
         try:
-            out = self.runner.ask(*self.shapes.inspect_all_cmd(names, _INSPECT_FORMAT))
+            out = self.runner.ask(*self.shapes.inspect_all_cmd(names, self._format))
             missing = ""
         except CommandFailed as err:
             if err.retcode not in self.shapes.missing_image_codes:
@@ -164,16 +170,12 @@ class Store:
     def base_digest(self, image: Image, *, known: bool = False) -> str | None:
         """The base's registry digest where it came from one, else its local image ID;
         None where the store has no such base. ``known``: the survey's answer stands."""
-        local = self.known[image.base] if known and image.base in self.known else self._inspect(image)
-        if local is None:
-            return None
-        name = image.base.rsplit(":", 1)[0]
-        pairs = [entry.partition("@")[::2] for entry in local.repo_digests]
-        # The name as docker reads it (docker.io/library/python is python); else one that ends
-        # with it (podman's localhost/NAME), but a mirror's copy of the same name only after that.
-        same = [digest for repo, digest in pairs if _familiar(repo) == _familiar(name)]
-        near = [digest for repo, digest in pairs if repo.endswith("/" + name)]
-        return (same or near or [local.id])[0]
+        local = self.local_base(image, known=known)
+        return None if local is None else digest_of(image.base, local)
+
+    def local_base(self, image: Image, *, known: bool = False) -> Local | None:
+        """The base in the store; None where it has none. ``known``: the survey's answer stands."""
+        return self.known[image.base] if known and image.base in self.known else self._inspect(image)
 
     def remove(self, image: Image, replaced: str) -> str | None:
         """Remove the image the new build took the name from; None when done,
@@ -191,7 +193,7 @@ class Store:
 
     def _inspect(self, image: Image) -> Local | None:
         try:
-            out = self.runner.ask(*self.shapes.inspect_cmd(image.base, _INSPECT_FORMAT), label=image.label)
+            out = self.runner.ask(*self.shapes.inspect_cmd(image.base, self._format), label=image.label)
         except CommandFailed:
             return None
         if out is None:  # not asked (a dry run): unknown, which the plan shows as such
@@ -199,14 +201,42 @@ class Store:
         return _parse_inspect(out)
 
 
+def digest_of(base: str, local: Local) -> str:
+    """The base's registry digest where it came from one, else its local image ID."""
+    name = base.rsplit(":", 1)[0]
+    pairs = [entry.partition("@")[::2] for entry in local.repo_digests]
+    # The name as docker reads it (docker.io/library/python is python); else one that ends
+    # with it (podman's localhost/NAME), but a mirror's copy of the same name only after that.
+    same = [digest for repo, digest in pairs if _familiar(repo) == _familiar(name)]
+    near = [digest for repo, digest in pairs if repo.endswith("/" + name)]
+    return (same or near or [local.id])[0]
+
+
+def refuse_other_platform(image: Image, local: Local, why_not_pulled: str | None = None) -> None:
+    """Refuse a base the store holds for another platform than the image's, before its
+    build: docker would build on it and label the image with that platform, and podman
+    would pull the base again, past the --tls-verify=false a loopback registry needs,
+    and say only that the pull failed. Where the engine does not tell the variant
+    (podman 4), its os and architecture are checked."""
+    if local.platform is None:  # not told (a dry run)
+        return
+    os_, architecture, *rest = [*local.platform.split("/"), ""]
+    variant = rest[0] if local.platform.count("/") >= 2 else image.arch.variant
+    if image.arch.matches(os_, architecture, variant):
+        return
+    pulled = f" (the pull failed: {why_not_pulled})" if why_not_pulled else ""
+    msg = f"base {image.base} on this host is {local.platform.rstrip('/')}, not {image.platform}{pulled}"
+    raise BaseUnavailable(msg, hint="give a base made for that platform, or pull the base for it")
+
+
 def _parse_inspect(line: str) -> Local | None:
-    """One line of _INSPECT_FORMAT (podman prints the ID without "sha256:")."""
-    rest = line.strip().partition(" ")[2]
-    digests, _, printed = rest.rpartition(" ")
-    image_id = engine.image_id(printed)
+    """One line of _INSPECT_FORMAT and the platform after it (podman prints the ID without "sha256:")."""
+    fields = line.split()
+    image_id = engine.image_id(fields[2]) if len(fields) > 2 else None
     if image_id is None:
         return None
-    return Local(image_id, tuple(str(d) for d in _json_list(digests)))
+    platform = fields[3] if len(fields) > 3 else None
+    return Local(image_id, tuple(str(d) for d in _json_list(fields[1])), platform)
 
 
 def placed(names: list[str], out: str, missing: str) -> dict[str, Local | None]:

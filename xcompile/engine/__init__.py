@@ -64,6 +64,10 @@ class Engine:
     build_options: Argv = ()
     missing_image_codes: tuple[int, ...] = (0, 1)
     """What `image inspect` may exit with, beside 0, when there is no such image."""
+    platform_template: str = '{{.Os}}/{{.Architecture}}/{{with index . "Variant"}}{{.}}{{end}}'
+    """An image's os/architecture/variant, as an `image inspect` template. The daemon
+    leaves Variant out where there is none, and a client that formats its raw JSON
+    (docker 28 does, for a template naming .Id) fails on `{{.Variant}}` there."""
 
     @property
     def program(self) -> str:
@@ -230,8 +234,14 @@ class Podman(Engine):
     reads_docker_auth_config: bool = False
     # Podman makes a CNI bridge and firewall rules on a container's first
     # network use; the build (no RUN) needs no network, as the proof needs none.
-    build_options: Argv = ("--network", "none")
+    # Nor does it pull: the base was pulled (with --tls-verify=false where its
+    # registry is on loopback) or found before, and podman's own pull of a base
+    # that is here for another variant would go without that switch and fail on TLS.
+    build_options: Argv = ("--network", "none", "--pull=never")
     missing_image_codes: tuple[int, ...] = (0, 125)
+    # Podman 4's inspect has no Variant field (a template naming it fails), so
+    # an image's variant is not told there; its os and architecture are.
+    platform_template: str = "{{.Os}}/{{.Architecture}}"
 
     def unavailable(self, err: CommandFailed) -> DockerUnavailable:
         return DockerUnavailable(f"podman cannot run: {err}", hint="see `podman info`")
