@@ -5,11 +5,12 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: help venv dist provision provision-demo test test-host-states unit lint demo login images bench live-check clean
+.PHONY: help venv dist provision provision-demo test test-host-states test-leftovers unit lint demo login images bench live-check clean
 
 help:
 	@echo "make test    provision docker/registry/qemu, then lint, type-check and run every test"
 	@echo "make test-host-states  the suite once per host binfmt state (Debian's default, no F, none, mixed)"
+	@echo "make test-leftovers  the suite on a host holding other work's images and containers (TESTS=... for some files)"
 	@echo "make demo    build the default job against a local registry and a local armhf base, with the built wheel"
 	@echo "make dist    the sdist and the wheel, in dist/"
 	@echo "make images  the real job: build and push the images configured in setup.cfg"
@@ -65,6 +66,14 @@ provision-demo:
 # fixture instead. Each change holds /tmp/xcompile-binfmt.lock, as the tests do.
 test-host-states: provision venv
 	bash ci/test-host-states.sh
+
+# The suite beside other work's leftovers in docker's and podman's stores (tests/leftovers.py):
+# dangling images made in one second, unrelated tags, containers named as proof containers.
+# It fails if a test counted on the host being empty or on docker's listing order, or if the
+# session removed any of them; they are removed exactly at the end. TESTS narrows it to files.
+TESTS ?=
+test-leftovers: provision venv
+	XCOMPILE_TEST_LEFTOVERS=1 $(BIN)/pytest $(TESTS)
 
 # Credentials, when given, go to docker on stdin, never argv.
 login:

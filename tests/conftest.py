@@ -7,6 +7,7 @@ part is missing the test fails and says how to get it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -21,6 +22,7 @@ from pathlib import Path
 import pytest
 import requests
 from hostbinfmt import HOST_STATES, host_state
+from leftovers import PODMAN, seeded, still_there
 from privateca import ServerFiles
 from pytest_httpserver import HTTPServer
 
@@ -233,6 +235,24 @@ def session_containers() -> list[str]:
     return found.stdout.splitlines()
 
 
+def session_container_ids(name: str | None = None) -> set[str]:
+    """This session's containers (made from its bases, so carrying its label), of those
+    named ``name``* where given. A set: docker lists in no stable order, and the host's
+    other containers are no test's business."""
+    by_name = ("--filter", f"name={name}") if name else ()
+    found = docker("ps", "-a", "--quiet", "--no-trunc", "--filter", f"label={SESSION_LABEL}", *by_name)
+    return set(found.stdout.split())
+
+
+def session_image_ids(*filters: str) -> set[str]:
+    """This session's images that match every ``filters`` (`dangling=true`, `reference=...`):
+    built from its bases, so carrying its label. A set: docker lists images made in the
+    same second in no stable order, and a host that has done other work holds many."""
+    found = docker("images", "--quiet", "--no-trunc", "--filter", f"label={SESSION_LABEL}",
+                   *(arg for one in filters for arg in ("--filter", one)))  # fmt: skip
+    return set(found.stdout.split())
+
+
 def session_images() -> list[tuple[str, str]]:
     """(ID, repository:tag) of every image of this session; the tag is <none> for dangling ones."""
     found = docker("images", "--filter", f"label={SESSION_LABEL}", "--format", "{{.ID}} {{.Repository}}:{{.Tag}}")
@@ -250,6 +270,26 @@ def remove_built_images(request: pytest.FixtureRequest) -> Iterator[None]:
     tagged = [ref for _, ref in session_images() if not ref.endswith(":<none>") and ref not in BASE_REFS]
     if tagged:
         docker("rmi", *tagged, check=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def host_leftovers() -> Iterator[None]:
+    """With XCOMPILE_TEST_LEFTOVERS set (`make test-leftovers`), the session runs on a host
+    that holds other work's leftovers, in docker's store and podman's: dangling images made
+    in the same second, unrelated tags, containers named as proof containers are
+    (tests/leftovers.py). It fails if it removed any of them; at its end they go, exactly.
+    Set up before, and so torn down after, every other session fixture."""
+    if not os.environ.get("XCOMPILE_TEST_LEFTOVERS"):
+        yield
+        return
+    with contextlib.ExitStack() as stack:
+        made = [(program, stack.enter_context(seeded(program))) for program in (["docker"], PODMAN)]
+        yield
+        for program, seed in made:
+            expected = {*seed.image_ids, *seed.containers}
+            gone = expected - still_there(program, seed)
+            # This session's cleanups, or another run's on this host (an older suite pruned podman's store).
+            assert not gone, f"leftovers this session did not make were removed from {program[-1]}'s store: {gone}"
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -52,11 +52,6 @@ def engine_cli(name: str, *args: str, check: bool = True) -> subprocess.Complete
     return podman(*args, check=check) if name == "podman" else docker(*args, check=check)
 
 
-def podman_images() -> set[str]:
-    listed = podman("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
-    return {name for name in listed if not name.startswith("<none>")}
-
-
 def podman_load(*refs: str) -> None:
     """Docker's images of ``refs`` into podman's store (`docker save | podman load`)."""
     with subprocess.Popen(["docker", "save", *refs], stdout=subprocess.PIPE) as save:
@@ -65,19 +60,24 @@ def podman_load(*refs: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def podman_store(docker_daemon: None, armhf_base: str, arm64_base: str) -> Iterator[None]:
+def podman_store(docker_daemon: None, armhf_base: str, arm64_base: str, registry: Registry) -> Iterator[None]:
     """The test bases in podman's own store too: podman cannot see docker's
     images, so they go across with `docker save | podman load`. A short name
     then resolves to localhost/<name>, in FROM as anywhere."""
     if podman("info", "--format", "{{.Store.GraphDriverName}}", check=False).returncode != 0:
         pytest.fail(f"podman does not work here; {PROVISION_HINT}")
-    before = podman_images()
     podman_load(*[f"{base}:{tag}" for base in (armhf_base, arm64_base) for tag in BASE_TAGS])
     yield
-    made = podman_images() - before
-    if made:
-        podman("rmi", "--force", *made, check=False)
-    podman("image", "prune", "--force", check=False)
+    # What this session made, and only that: every image in podman's store with its label (the
+    # bases, and what was built on them, dangling or not), and every name under its registry
+    # (a manifest list has no label). Not a prune, nor every name that appeared meanwhile:
+    # the host's own images, and another suite's on the same host, stay.
+    listed = podman("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
+    named = [name for name in listed if name.startswith(f"{registry.host}/")]
+    labelled = podman("images", "--all", "--quiet", "--no-trunc", "--filter", f"label={SESSION_LABEL}").stdout.split()
+    for made in (named, list(dict.fromkeys(labelled))):
+        if made:
+            podman("rmi", "--force", *made, check=False)
 
 
 @pytest.fixture(params=ENGINES)

@@ -13,7 +13,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import CACHE, Registry, docker, run_xcompile
+from conftest import CACHE, Registry, run_xcompile, session_container_ids
 from pytest_httpserver import HTTPServer
 
 pytestmark = pytest.mark.integration
@@ -90,7 +90,7 @@ def test_a_failing_or_hanging_proof_command_fails_its_image_and_pushes_nothing(
     (image,) = json.loads(report.read_text())["images"]
     assert image["proof_command"]["exit"] is None and image["proof_command"]["seconds"] >= 5
     assert "+ docker rm --force xcompile-proof-" in result.stderr
-    assert docker("ps", "-a", "-q", "--filter", "name=xcompile-proof-").stdout.split() == []
+    assert session_container_ids("xcompile-proof-") == set()
     assert registry.tags(name) == []
 
 

@@ -19,7 +19,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import BASE_TAGS, SESSION_LABEL, Registry, docker, session_containers
+from conftest import BASE_TAGS, Registry, docker, session_container_ids, session_image_ids
 
 pytestmark = pytest.mark.integration
 
@@ -100,12 +100,6 @@ def test_signal_mid_build_stops_everything_and_tells(
     assert registry.tags(repo_path) == []
 
 
-def dangling_images() -> set[str]:
-    """The session's dangling images: built from its bases, so carrying its label."""
-    found = docker("images", "--quiet", "--no-trunc", "--filter", "dangling=true", "--filter", f"label={SESSION_LABEL}")
-    return set(found.stdout.split())
-
-
 def names(repo: str, tags: tuple[str, ...]) -> dict[str, str | None]:
     """The image ID each ``repo:tag`` points to, None where it points nowhere."""
     found = {}
@@ -147,7 +141,7 @@ def test_sigterm_at_any_point_leaves_no_image_and_no_container(
                            capture_output=True, text=True, timeout=300)  # fmt: skip
     assert first.returncode == 0, first.stdout + first.stderr[-3000:]
     before = names(repo, tags)
-    dangling, containers = dangling_images(), session_containers()
+    dangling, containers = session_image_ids("dangling=true"), session_container_ids()
 
     proc = subprocess.Popen(
         [sys.executable, "-m", "xcompile", *args], cwd=tmp_path, env=user_env,
@@ -177,8 +171,8 @@ def test_sigterm_at_any_point_leaves_no_image_and_no_container(
     rows = [row.split() for row in out.splitlines()[1 : 1 + len(tags)]]
     assert {row[2] for row in rows} <= {"pushed", "interrupted"} and "interrupted" in {row[2] for row in rows}, out
 
-    assert dangling_images() - dangling == set(), err[-5000:]
-    assert session_containers() == containers
+    assert session_image_ids("dangling=true") - dangling == set(), err[-5000:]
+    assert session_container_ids() == containers
     after = names(repo, tags)
     # Each name points to the image it pointed to before, or to the new one
     # where that one's build had ended before the signal.

@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import docker, run_xcompile
+from conftest import run_xcompile, session_container_ids, session_image_ids
 from debian_archive import Archive, GpgKey, file_handler, key_fixture, real_package
 from pytest_httpserver import HTTPServer
 
@@ -42,7 +42,7 @@ def test_two_versions_two_images_give_the_right_cells_and_leave_nothing(
         file_handler(tmp_path / "archive", PREFIX)
     )
     mirror = httpserver.url_for(PREFIX)
-    before = docker("images", "-q", "--filter", "reference=xcompile-trial-*/*").stdout.split()
+    before = session_image_ids("reference=xcompile-trial-*/*")
     result = run_xcompile(
         "trial", "7.2", "10.0", "--qemu-source", "download", "--mirror", mirror, "--keyring", str(key.keyring),
         "--base", armhf_base, "--tag", "a", "--tag", "b", "--proof-command", ONLY_TEN,
@@ -63,12 +63,14 @@ def test_two_versions_two_images_give_the_right_cells_and_leave_nothing(
     ), notes
     assert "xcompile: every image passes with qemu 10.0" in result.stderr
     assert "docker push" not in result.stderr
-    # Nothing left: no trial image, no container, no temporary folder.
-    assert docker("images", "-q", "--filter", "reference=xcompile-trial-*/*").stdout.split() == before
-    assert docker("ps", "-a", "-q", "--filter", "name=xcompile-proof-").stdout.split() == []
+    # Nothing left: no trial image, no container, no temporary folder. Sets, and only what this
+    # session made: docker lists images made in the same second in no stable order, and a host that
+    # has done other work holds other images and containers (the seeded leftovers of test_host_leftovers.py).
+    assert session_image_ids("reference=xcompile-trial-*/*") == before
+    assert session_container_ids("xcompile-proof-") == set()
     assert list(Path(user_env["TMPDIR"]).iterdir()) == []
     # No version passes every image: exit 1. A version given twice is tried once (one image per cell).
-    dangling = docker("images", "-q", "--filter", "dangling=true").stdout.split()
+    dangling = session_image_ids("dangling=true")
     failing = run_xcompile(
         "trial", "7.2", "7.2", "--qemu-source", "download", "--mirror", mirror, "--keyring", str(key.keyring),
         "--base", armhf_base, "--tag", "a", "--proof-command", ONLY_TEN, cwd=tmp_path, env=user_env, timeout=600,
@@ -77,7 +79,7 @@ def test_two_versions_two_images_give_the_right_cells_and_leave_nothing(
     assert "xcompile: no version passes every image" in failing.stderr
     assert "xcompile: warning: versions: duplicates dropped, each version is tried once" in failing.stderr
     assert failing.stdout.splitlines()[0].split() == ["image", "7.2"]
-    assert docker("images", "-q", "--filter", "dangling=true").stdout.split() == dangling
+    assert session_image_ids("dangling=true") == dangling
 
 
 def test_a_base_that_is_not_there_fails_its_row_and_the_others_still_run(
@@ -99,7 +101,7 @@ def test_a_base_that_is_not_there_fails_its_row_and_the_others_still_run(
     assert row_gone.split() == ["gone", "fail"], row_gone
     assert f"gone@10.0: base {armhf_base}:gone is not on this host — check its name, or log in to its registry" in notes
     assert "Traceback" not in result.stderr
-    assert docker("ps", "-a", "-q", "--filter", "name=xcompile-proof-").stdout.split() == []
+    assert session_container_ids("xcompile-proof-") == set()
 
 
 def test_versions_that_differ_only_in_punctuation_get_images_of_their_own(
