@@ -169,6 +169,19 @@ def test_a_base_made_for_another_platform_fails_its_image_before_its_build(
     assert runner.built() == ["brewblox/rpi-python:a", "brewblox/rpi-python:c"]
 
 
+def test_a_podman_build_that_finds_no_base_for_the_platform_says_so(
+    tmp_path: Path, qemu: Path, registry: dict[str, Remote]
+) -> None:
+    """Podman 4 does not tell a local image's variant, so an arm/v6 base gets to the build,
+    which does not pull: what it says is read as the base refused."""
+    runner = FakeRunner(qemu)
+    said = "STEP 1/3: FROM arm32v7/python:a\nError: creating build container: arm32v7/python:a: image not known"
+    runner.fail[("docker", "build")] = CommandFailed(["podman", "build"], 125, "", said)
+    _, seen = run(settings(tmp_path, tags=["a"]), runner)
+    assert seen["a"] == ("failed", "base arm32v7/python:a on this host is not made for linux/arm/v7: podman finds"
+                         " none for it — give a base made for that platform, or pull the base for it")  # fmt: skip
+
+
 def test_an_interrupt_marks_what_never_finished(tmp_path: Path, qemu: Path, registry: dict[str, Remote]) -> None:
     """Ctrl-C reaches the main thread while the second image builds: that build is stopped, the third never starts."""
     runner = FakeRunner(qemu)

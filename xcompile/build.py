@@ -7,6 +7,7 @@ import re
 
 from xcompile import engine
 from xcompile.context import Workspace
+from xcompile.errors import BaseUnavailable, CommandFailed
 from xcompile.plan import Image
 from xcompile.runner import Runner
 
@@ -33,7 +34,15 @@ def build(runner: Runner, shapes: engine.Engine, image: Image, work: Workspace, 
     path = work.dockerfiles / image.dockerfile_name
     runner.write_file(path, dockerfile(image, labels), label=image.label)
     context = work.context(image.arch.qemu_binary)
-    return runner.stream(*shapes.build_cmd(image.platform, path, image.name, context), label=image.label)
+    try:
+        return runner.stream(*shapes.build_cmd(image.platform, path, image.name, context), label=image.label)
+    except CommandFailed as err:
+        # Podman's build does not pull (--pull=never), and found no base for the platform: the one
+        # here is made for another variant, which podman 4's inspect does not tell (store.py).
+        if re.search(rf"(?m)^Error: creating build container: {re.escape(image.base)}: image not known", err.output):
+            msg = f"base {image.base} on this host is not made for {image.platform}: podman finds none for it"
+            raise BaseUnavailable(msg, hint="give a base made for that platform, or pull the base for it") from err
+        raise
 
 
 def made(output: str | None) -> str | None:
