@@ -4,9 +4,9 @@ The store is surveyed once, in one `image inspect` of every base and target
 name (``survey``); each base is pulled (policy ``pull``), refused where the
 one here is made for another platform, and its digest read (``newest_base``);
 and the image a rebuild took the name from is removed (``remove``), so that
-reruns leave no `<none>` images behind. A build that a
-stop let end is undone (``undo_build``): its image goes, and the name goes
-back to the image it pointed to before.
+reruns leave no `<none>` images behind. A build that a stop let end is undone
+(``undo_build``): its image goes, and the name goes back to the image it
+pointed to before.
 """
 
 from __future__ import annotations
@@ -214,10 +214,10 @@ def digest_of(base: str, local: Local) -> str:
 
 def refuse_other_platform(image: Image, local: Local, why_not_pulled: str | None = None) -> None:
     """Refuse a base the store holds for another platform than the image's, before its
-    build: docker would build on it and label the image with that platform, and podman
-    would pull the base again, past the --tls-verify=false a loopback registry needs,
-    and say only that the pull failed. Where the engine does not tell the variant
-    (podman 4), its os and architecture are checked."""
+    build: docker would build on it and label the image with that platform, and podman's
+    build would pull it again, without the --tls-verify=false a loopback registry needs,
+    and say only that TLS failed. Where the engine does not tell the variant (podman 4),
+    its os and architecture are checked (and build.py reads podman's refusal of the rest)."""
     if local.platform is None:  # not told (a dry run)
         return
     os_, architecture, *rest = [*local.platform.split("/"), ""]
