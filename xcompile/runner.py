@@ -162,26 +162,9 @@ class _Programs:
         popen = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "start_new_session": not terminal}
         proc = self._start(args, cmd, on_timeout, stdin=stdin_from, **popen)
         expired = threading.Event()
-
-        def expire() -> None:
-            expired.set()
-            if on_timeout is not None:
-                on_timeout()
-            children.stop(proc)
-
-        watchdog = threading.Timer(timeout, expire) if timeout is not None else None
-        tail: collections.deque[str] = collections.deque(maxlen=_OUTPUT_TAIL)
+        watchdog = _watchdog(proc, timeout, on_timeout, expired)
         try:
-            if watchdog is not None:
-                watchdog.daemon = True
-                watchdog.start()
-            if stdin is not None and proc.stdin is not None:
-                proc.stdin.write(stdin.encode())
-                proc.stdin.close()
-            for raw in proc.stdout or ():
-                line = shown(raw.decode("utf-8", "replace").rstrip("\r\n"))
-                tail.append(line)
-                self.echo(line, label)
+            tail = _relay(proc, stdin, shown, lambda line: self.echo(line, label))
             retcode = proc.wait()
         finally:
             if watchdog is not None:
@@ -359,3 +342,40 @@ def _text(value: object) -> str:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     return "" if value is None else str(value)
+
+
+def _watchdog(
+    proc: subprocess.Popen[bytes],
+    timeout: float | None,
+    on_timeout: Callable[[], None] | None,
+    expired: threading.Event,
+) -> threading.Timer | None:
+    """A started timer that, after ``timeout``, sets ``expired``, calls ``on_timeout`` and stops ``proc``."""
+    if timeout is None:
+        return None
+
+    def expire() -> None:
+        expired.set()
+        if on_timeout is not None:
+            on_timeout()
+        children.stop(proc)
+
+    watchdog = threading.Timer(timeout, expire)
+    watchdog.daemon = True
+    watchdog.start()
+    return watchdog
+
+
+def _relay(
+    proc: subprocess.Popen[bytes], stdin: str | None, shown: Callable[[str], str], echo: Callable[[str], None]
+) -> collections.deque[str]:
+    """Feed ``stdin``, pass each output line (as ``shown``) to ``echo`` as it comes; the last lines."""
+    if stdin is not None and proc.stdin is not None:
+        proc.stdin.write(stdin.encode())
+        proc.stdin.close()
+    tail: collections.deque[str] = collections.deque(maxlen=_OUTPUT_TAIL)
+    for raw in proc.stdout or ():
+        line = shown(raw.decode("utf-8", "replace").rstrip("\r\n"))
+        tail.append(line)
+        echo(line)
+    return tail
