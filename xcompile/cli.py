@@ -17,7 +17,7 @@ import threading
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
+from typing import Any, NamedTuple
 
 from plumbum import cli
 from plumbum.cli.application import ShowCompletion, ShowHelp, ShowHelpAll, ShowVersion
@@ -42,61 +42,10 @@ from xcompile.errors import Interrupted, UsageError, XcompileError
 from xcompile.pipeline import Pipeline
 from xcompile.plan import Result
 from xcompile.runner import Runner
-from xcompile.terminal import Escaping, printable
+from xcompile.terminal import Console, Escaping, show
 from xcompile.urls import scrub
 
-if TYPE_CHECKING:
-    from xcompile import download
-
 _PLUMBUM_EXITS = (ShowHelp, ShowHelpAll, ShowVersion, ShowCompletion)
-
-
-def _show(text: str, file: TextIO, *, start: str = "", end: str = "\n") -> None:
-    """Every line xcompile prints: text from outside (a label, an archive's field, a program's output)
-    with its control characters escaped, so that it cannot clear the screen or retitle the window."""
-    print(start + printable(text, keep="\n\t"), end=end, file=file, flush=True)
-
-
-class Console:
-    """Log lines go to stderr (like `set -x`), results to stdout, so that
-    `path=$(xcompile qemu)` captures just the path."""
-
-    def __init__(self, log: TextIO | None = None, out: TextIO | None = None) -> None:
-        self.log = log or sys.stderr
-        self.out = out or sys.stdout
-        self._lock = threading.Lock()
-        self._quarters: dict[str, int] = {}
-
-    def echo(self, line: str, label: str | None = None) -> None:
-        # Concurrent images each prefix their lines, so output stays readable.
-        text = f"[{label}] {line}" if label else line
-        with self._lock:
-            _show(text, self.log)
-
-    def say(self, line: str, label: str | None = None) -> None:
-        self.echo(line if label else f"xcompile: {line}", label)
-
-    def result(self, text: str) -> None:
-        with self._lock:
-            _show(text, self.out)
-
-    def progress(self, event: download.ProgressEvent) -> None:
-        """A byte bar on a terminal; off one, a line at start, each quarter, and the end."""
-        total = event.total_bytes
-        done_mb = event.done_bytes / 1e6
-        size = f"{done_mb:.1f}/{total / 1e6:.1f} MB" if total else f"{done_mb:.1f} MB"
-        with self._lock:
-            if self.log.isatty():
-                filled = int(30 * event.done_bytes / total) if total else 0
-                bar = "#" * filled + "." * (30 - filled)
-                end = "\n" if event.finished else ""
-                _show(f"{event.what} [{bar}] {size}", self.log, start="\r", end=end)
-                return
-            quarter = int(4 * event.done_bytes / total) if total else 0
-            if event.finished or event.done_bytes == 0 or quarter > self._quarters.get(event.what, 0):
-                self._quarters[event.what] = quarter
-                state = "done" if event.finished else "downloading"
-                _show(f"{event.what}: {state} {size}", self.log)
 
 
 class _Session(NamedTuple):
@@ -392,22 +341,22 @@ def _main(args: list[str], verbose: bool) -> int:
         _, code = XcompileApp.run(["xcompile", *args], exit=False)
         return code
     except XcompileError as err:
-        _show(f"xcompile: error: {err}", sys.stderr)
+        show(f"xcompile: error: {err}", sys.stderr)
         if verbose:
             details = err.details()
             if details:
-                _show(scrub(details), sys.stderr)
+                show(scrub(details), sys.stderr)
             _traceback()
         return err.exit_code
     except KeyboardInterrupt as stop:
         signum = stop.signum if isinstance(stop, Interrupted) else signal.SIGINT
         by = "" if signum == signal.SIGINT else f" by {signal.Signals(signum).name}"
         with contextlib.suppress(OSError):
-            _show(f"xcompile: interrupted{by}", sys.stderr)
+            show(f"xcompile: interrupted{by}", sys.stderr)
         return 128 + signum
     except Exception as err:  # a bug: still one line unless -v
         said = f"xcompile: internal error: {type(err).__name__}: {err} (run with -v for the traceback)"
-        _show(scrub(said), sys.stderr)
+        show(scrub(said), sys.stderr)
         if verbose:
             _traceback()
         return 1
@@ -416,4 +365,4 @@ def _main(args: list[str], verbose: bool) -> int:
 def _traceback() -> None:
     # A library's exception chained below ours may quote a URL whole: its
     # password or token (a query, a presigned signature) is cut out here.
-    _show(scrub(traceback.format_exc()), sys.stderr, end="")
+    show(scrub(traceback.format_exc()), sys.stderr, end="")
