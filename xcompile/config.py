@@ -40,6 +40,8 @@ from xcompile.settings import (
     DEFAULT_SUITE as DEFAULT_SUITE,  # the archive's default too (archive.py)
 )
 
+ENGINE_ENV = ("DOCKER_HOST", "DOCKER_CONTEXT", "CONTAINER_HOST", "CONTAINER_CONNECTION")
+
 
 @dataclass(frozen=True)
 class Config:
@@ -90,6 +92,9 @@ class Config:
     """Per-arch overrides of ``proof_command``: (arch name, command)."""
     qemu_version: str | None = None
     """The qemu to use: an exact Debian version, or an upstream prefix (7.2): the newest the mirror has."""
+    qemu_host: str = "amd64"
+    """The machine that will use the images (a row of the arch table): the qemu inside is built
+    for its CPU, whatever machine xcompile or its engine runs on (issue 26)."""
     cache_dir: Path = field(default=Path("~/.cache/xcompile"))
     # Set by switches only: they describe one run, not a project.
     only: tuple[str, ...] = ()
@@ -105,6 +110,9 @@ class Config:
     """Podman's credentials: REGISTRY_AUTH_FILE, else $XDG_RUNTIME_DIR/containers/auth.json."""
     docker_auth_config: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     """DOCKER_AUTH_CONFIG's logins (docker CLI 28.3+), as (auths key, base64 user:password)."""
+    engine_env: tuple[tuple[str, str], ...] = ()
+    """DOCKER_HOST, DOCKER_CONTEXT, CONTAINER_HOST, CONTAINER_CONNECTION as the environment sets them:
+    whether the engine runs on this machine (qemuhost.engine_is_local)."""
     source: str = "built-in defaults"
     """Where the file layer came from, for the plan's header."""
 
@@ -116,6 +124,10 @@ class Config:
     def cells(self) -> tuple[str, ...]:
         """Every configured "TAG/ARCH", tag by tag: what a CI matrix fans out."""
         return tuple(f"{tag}/{arch}" for tag in self.tags for arch in self.arches)
+
+    @property
+    def qemu_host_arch(self) -> platforms.Arch:
+        return platforms.get(self.qemu_host)
 
     def proof_command_for(self, arch: platforms.Arch) -> str | tuple[str, ...] | None:
         return dict(self.proof_commands).get(arch.name, self.proof_command)
@@ -175,6 +187,7 @@ def load(
     named = {"DOCKER_CONFIG": values["docker_config"], "REGISTRY_AUTH_FILE": values["podman_auth_file"]}
     values["named_auth_files"] = tuple((name, path) for name, path in named.items() if env.get(name))
     values["docker_auth_config"] = _docker_auth_config(env.get("DOCKER_AUTH_CONFIG", ""), warnings)
+    values["engine_env"] = tuple((name, env[name]) for name in ENGINE_ENV if env.get(name))
     cache_home = Path(env["XDG_CACHE_HOME"]) if env.get("XDG_CACHE_HOME") else home / ".cache"
     values["cache_dir"] = cache_home / "xcompile"
     for key in ("report", "keyring"):

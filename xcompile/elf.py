@@ -10,9 +10,9 @@ import struct
 from pathlib import Path
 
 from xcompile.errors import VerificationError
-from xcompile.platforms import BY_DEBIAN, Arch, host
+from xcompile.platforms import ARCHES, BY_DEBIAN, Arch, host
 
-__all__ = ["BY_DEBIAN", "check_static", "host_debian_arch", "made_for"]
+__all__ = ["BY_DEBIAN", "built_for", "check_static", "host_debian_arch", "made_for"]
 
 
 def host_debian_arch(machine: str | None = None) -> str:
@@ -24,13 +24,23 @@ _PT_INTERP = 3
 
 
 def made_for(head: bytes) -> Arch | None:
-    """The host row (of those xcompile runs on) whose CPU an ELF header's class, byte order
-    and machine name; None for another CPU, or for what is no ELF file."""
+    """The arch-table row whose CPU an ELF header (its first 20 bytes) is built for: its class, byte
+    order and machine (a qemu host's row first, arm32v7 for 32-bit ARM); None for what is no ELF
+    file, or where no row has its machine."""
     if len(head) < 20 or head[:4] != b"\x7fELF" or head[5] not in (1, 2):
         return None
-    machine = int.from_bytes(head[18:20], "little" if head[5] == 1 else "big")
-    rows = BY_DEBIAN.values()
-    return next((a for a in rows if (a.elf_machine, a.elf_class, a.elf_data) == (machine, head[4], head[5])), None)
+    (e_machine,) = struct.unpack_from("<H" if head[5] == 1 else ">H", head, 18)
+    rows = sorted(ARCHES, key=lambda arch: not arch.host_machines)
+    return next(
+        (a for a in rows if (a.elf_machine, a.elf_class, a.elf_data) == (e_machine, head[4], head[5])),
+        None,
+    )
+
+
+def built_for(path: Path) -> Arch | None:
+    """``made_for`` the ELF file at ``path``."""
+    with open(path, "rb") as f:
+        return made_for(f.read(20))
 
 
 def check_static(path: Path, arch: Arch, label: str) -> None:
@@ -49,7 +59,7 @@ def check_static(path: Path, arch: Arch, label: str) -> None:
         if (e_machine, head[4], head[5]) != (arch.elf_machine, arch.elf_class, arch.elf_data):
             msg = (
                 f"{label} is built for ELF machine {e_machine} ({32 * head[4]}-bit),"
-                f" not for this host ({arch.debian_arch})"
+                f" not for {arch.name} ({arch.debian_arch})"
             )
             raise VerificationError(msg)
         if head[4] == 2:

@@ -27,6 +27,7 @@ FIELDS = (
     ("qemu version", recipe.QEMU_VERSION),
     ("qemu source", recipe.QEMU_SOURCE),
     ("qemu sha256", recipe.QEMU_SHA256),
+    ("qemu host", recipe.QEMU_HOST),
     ("recipe", recipe.RECIPE),
 )
 

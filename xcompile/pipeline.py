@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from xcompile import build, context, dockerconfig, emulation, engine, prove, push, qemu, recipe, store
+from xcompile import build, context, dockerconfig, emulation, engine, prove, push, qemu, qemuhost, recipe, store
 from xcompile.config import Config
 from xcompile.errors import CommandFailed, ProofFailed, XcompileError
 from xcompile.plan import Image, ManifestList, Outcome, Result, plan
@@ -44,6 +44,8 @@ class Pipeline:
         self._stop, self._interrupted = threading.Event(), threading.Event()
         self._sha256: dict[str, str] = {}
         self._qemu: dict[str, qemu.Qemu] = {}
+        self.ran: str | None = None
+        """How the proof runs the shipped qemu on the engine's machine (qemuhost)."""
 
     def run(self) -> Result:
         """The original's steps. Raises only for problems that stop everything;
@@ -83,6 +85,7 @@ class Pipeline:
         self.say(why + (f" {versions.client}" if versions.client else ""), None)
         if fitted:
             self.say(fitted, None)
+        self.ran = self._shipped_qemu_runs(versions)
         host = emulation.survey(self.config.targets)
         the_plan = plan(self.config, host)
         self.local, self.published = (
@@ -110,6 +113,17 @@ class Pipeline:
                 self.runner.terminate_all()  # the pulls still running: a base can take minutes
                 raise
 
+    def _shipped_qemu_runs(self, versions: engine.Versions) -> str | None:
+        """How the engine's machine will run the shipped qemu in the proof (None: no proof); refuses
+        before any build where it cannot (issue 26: a qemu built for another CPU than the engine's)."""
+        if not self.config.verify:
+            return None
+        config = self.config
+        env = dict(config.engine_env)
+        ran = qemuhost.preflight(config.qemu_host_arch, self.shapes.name, versions.arch, env, config.docker_config)
+        self.say(f"qemu host: {self.config.qemu_host}; the proof runs its qemu {ran}", None)
+        return ran
+
     def build_all(self, images: dict[Image, Outcome], work: context.Workspace) -> None:
         # The removals close last: an image still running takes them to the end.
         with (
@@ -135,6 +149,8 @@ class Pipeline:
         with self._attempt(outcome):
             emulator = self._qemu[image.arch.qemu_binary]
             outcome.qemu_version, outcome.qemu_source = emulator.version or None, emulator.source or None
+            outcome.qemu_host = self.config.qemu_host
+            outcome.ran = None if self.ran is None else f"through the shipped {emulator.binary}, run {self.ran}"
             labels = recipe.labels(
                 image.base,
                 self.local.newest_base(image),
@@ -142,6 +158,7 @@ class Pipeline:
                 image.dockerfile_template,
                 qemu_version=emulator.version,
                 qemu_source=emulator.source,
+                qemu_host=self.config.qemu_host,
             )
             remote = self.published.unchanged(image, labels) if self.config.rebuild == "changed" else None
             if remote is not None:

@@ -109,6 +109,10 @@ class Outcome:
     error: str | None = None
     qemu_version: str | None = None
     qemu_source: str | None = None
+    qemu_host: str | None = None
+    """The machine whose CPU the qemu inside is built for (amd64, arm64v8, ...)."""
+    ran: str | None = None
+    """How the proof ran the image: natively, or through which qemu."""
     proof: ProofRun | None = None
 
     @classmethod

@@ -103,7 +103,13 @@ def _local(arch: Arch, runner: Runner, config: Config) -> tuple[Qemu | None, tup
     if source in ("auto", "path"):
         found = runner.which(arch.qemu_binary)
         if found is not None:
-            _check_on_path(found)
+            other = _for_another_cpu(found, config.qemu_host_arch)
+            if other is not None and source == "path":
+                raise QemuUnavailable(other, hint=f"put a static qemu built for {config.qemu_host} first on PATH,"
+                                      " or use --qemu-source download")  # fmt: skip
+            if other is not None:
+                return _not_local(arch, runner, config, (f"{other}; set aside",))
+            _check_on_path(found, config.qemu_host_arch)
             version, notes = version_of(found, runner)
             if pin is None or pins.satisfies(version, pin):
                 how = "found on PATH" + (f", {version}" if version else "")
@@ -119,6 +125,9 @@ def _local(arch: Arch, runner: Runner, config: Config) -> tuple[Qemu | None, tup
                 hint="install qemu-user-static, or use --qemu-source apt or download",
             )
     if source == "apt":
+        other = _apt_builds_for_another(config)
+        if other is not None:
+            raise QemuUnavailable(other, hint="use --qemu-source download (or auto)")
         return _apt_install(arch, runner, pin), ()
     return _not_local(arch, runner, config, ())
 
@@ -128,7 +137,10 @@ def _not_local(
 ) -> tuple[Qemu | None, tuple[str, ...]]:
     """``auto`` past PATH: apt where it can work here (and has the pin), else (or when it fails) the download."""
     can_download = bool(config.offline or config.qemu_url or config.mirror or apt_mirror(runner))
-    if not config.offline and apt_usable(runner):
+    other = _apt_builds_for_another(config)
+    if other is not None and not config.offline and apt_usable(runner):
+        notes = (*notes, f"{other}; downloading {arch.qemu_binary} instead")
+    elif not config.offline and apt_usable(runner):
         try:
             return _apt_install(arch, runner, config.qemu_version), notes
         except XcompileError as err:
@@ -155,10 +167,33 @@ def version_of(path: Path, runner: Runner) -> tuple[str, tuple[str, ...]]:
     return (out or "").strip().partition("\n")[0], ()
 
 
-def _check_on_path(found: Path) -> None:
-    """A qemu on PATH goes into every image: it must be a static ELF for this host."""
+def _for_another_cpu(found: Path, qemu_host: Arch) -> str | None:
+    """Why a qemu on PATH is not for the qemu host's CPU (one line), or None where it is, or is no ELF
+    file (``_check_on_path`` says what is wrong with it then)."""
     try:
-        elf.check_static(found.resolve(), platforms.host(), f"{found} (on PATH)")
+        built = elf.built_for(found.resolve())
+    except OSError:
+        return None
+    if built is None or (built.elf_machine == qemu_host.elf_machine and built.elf_class == qemu_host.elf_class):
+        return None
+    return f"{found} on PATH is built for {built.name}, not for the qemu host {qemu_host.name}"
+
+
+def _apt_builds_for_another(config: Config) -> str | None:
+    """apt installs the qemu built for this machine: why that is not the qemu host's, or None."""
+    try:
+        here = platforms.host()
+    except QemuUnavailable:
+        return f"apt installs qemu for this machine, not for the qemu host {config.qemu_host}"
+    if here.debian_arch == config.qemu_host_arch.debian_arch:
+        return None
+    return f"apt installs qemu built for this machine ({here.name}), not for the qemu host {config.qemu_host}"
+
+
+def _check_on_path(found: Path, qemu_host: Arch) -> None:
+    """A qemu on PATH goes into every image: it must be a static ELF for the qemu host."""
+    try:
+        elf.check_static(found.resolve(), qemu_host, f"{found} (on PATH)")
     except OSError as err:
         msg = f"{found} (on PATH) cannot be read: {err.strerror or err}"
         raise QemuUnavailable(msg) from err
@@ -267,6 +302,7 @@ def _download(
             config.cache_dir,
             pin=config.qemu_version,
             offline=config.offline,
+            host_arch=config.qemu_host_arch.debian_arch,
             progress=progress,
             runner=runner,
         )
@@ -292,7 +328,7 @@ def _fetch_direct(arch: Arch, runner: Runner, config: Config, progress: download
     url, sha256 = str(config.qemu_url), str(config.qemu_sha256)
     shown = redact(url)
     final = config.cache_dir / "url" / sha256 / arch.qemu_binary
-    fetched = runner.look(lambda: _fetch_url(arch, url, sha256, final, config.offline, progress))
+    fetched = runner.look(lambda: _fetch_url(arch, config.qemu_host_arch, url, sha256, final, config.offline, progress))
     if fetched is None:
         return Qemu(arch.qemu_binary, final, f"to be downloaded from {shown}", source=shown)
     version, notes = version_of(final, runner)
@@ -303,14 +339,21 @@ def _fetch_direct(arch: Arch, runner: Runner, config: Config, progress: download
 
 
 def _fetch_url(
-    arch: Arch, url: str, sha256: str, final: Path, offline: bool, progress: download.ProgressCallback | None
+    arch: Arch,
+    host: Arch,
+    url: str,
+    sha256: str,
+    final: Path,
+    offline: bool,
+    progress: download.ProgressCallback | None,
 ) -> str:
-    """``url`` into the cache at ``final`` (unless it is there); how it was had, in words."""
+    """``url`` into the cache at ``final`` (unless it is there); how it was had, in words.
+    It must be a static ELF for ``host``, the qemu host."""
     from xcompile import download, transfer
 
     shown = redact(url)
-    host = platforms.host()
     if final.is_file() and files.sha256_of(final) == sha256:
+        elf.check_static(final, host, shown)  # cached for another qemu host, maybe
         return f"cached from {shown}"
     if offline:
         msg = f"offline: {shown} is not in the cache ({final})"

@@ -1,10 +1,11 @@
 """What an image is made of, as labels on it, and whether the registry's image is the same.
 
-Every image carries six labels: the base (OCI's base.name and base.digest),
-the qemu inside (its SHA256, its version and where it came from), and the
+Every image carries seven labels: the base (OCI's base.name and base.digest),
+the qemu inside (its SHA256, its version, where it came from, and the qemu
+host: the machine whose CPU it is built for), and the
 recipe (xcompile's version and the Dockerfile template). An image is
 ``unchanged`` when the registry's image under its tag carries the same base,
-qemu SHA256 and recipe: a build would make the same thing again, so none is
+qemu host, qemu SHA256 and recipe: a build would make the same thing again, so none is
 made and nothing is pushed. The qemu's version and source describe its bytes
 for people (`xcompile inspect`); the SHA256 decides.
 """
@@ -21,8 +22,9 @@ BASE_DIGEST = "org.opencontainers.image.base.digest"
 QEMU_SHA256 = "xcompile.qemu.sha256"
 QEMU_VERSION = "xcompile.qemu.version"
 QEMU_SOURCE = "xcompile.qemu.source"
+QEMU_HOST = "xcompile.qemu.host"
 RECIPE = "xcompile.recipe"
-_SAME = {BASE_DIGEST: "base", QEMU_SHA256: "qemu", RECIPE: "recipe", BASE_NAME: "base name"}
+_SAME = {BASE_DIGEST: "base", QEMU_HOST: "qemu host", QEMU_SHA256: "qemu", RECIPE: "recipe", BASE_NAME: "base name"}
 """The labels that decide whether an image is unchanged, each with its word."""
 
 
@@ -32,7 +34,14 @@ def recipe(template: str) -> str:
 
 
 def labels(
-    base_name: str, base_digest: str, qemu_sha256: str, template: str, *, qemu_version: str = "", qemu_source: str = ""
+    base_name: str,
+    base_digest: str,
+    qemu_sha256: str,
+    template: str,
+    *,
+    qemu_version: str = "",
+    qemu_source: str = "",
+    qemu_host: str = "amd64",
 ) -> dict[str, str]:
     return {
         BASE_NAME: base_name,
@@ -40,6 +49,7 @@ def labels(
         QEMU_SHA256: qemu_sha256,
         QEMU_VERSION: qemu_version or "unknown",
         QEMU_SOURCE: qemu_source or "unknown",
+        QEMU_HOST: qemu_host,
         RECIPE: recipe(template),
     }
 
@@ -51,6 +61,13 @@ def differences(wanted: Mapping[str, str], found: Mapping[str, str]) -> list[str
     for key, word in _SAME.items():
         if key not in wanted or found.get(key) == wanted[key]:
             continue
+        if key == QEMU_HOST:
+            # An image from before the label was built for amd64, the only qemu host then.
+            was = found.get(QEMU_HOST, "amd64 (no label)")
+            said.append(f"qemu host {was} -> {wanted[key]}")
+            continue
+        if key == QEMU_SHA256 and found.get(QEMU_HOST, "amd64") != wanted.get(QEMU_HOST, "amd64"):
+            continue  # another CPU's qemu has other bytes: the host's change says it
         old, new = found.get(QEMU_VERSION), wanted.get(QEMU_VERSION)
         if key == QEMU_SHA256 and old and new and old != new:
             word = f"qemu {old} -> {new}"

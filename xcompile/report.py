@@ -27,7 +27,8 @@ def as_dict(result: Result) -> dict[str, Any]:
                 "digest": o.digest,
                 "seconds": round(o.seconds, 2),
                 "error": o.error,
-                "qemu": {"version": o.qemu_version, "source": o.qemu_source},
+                "qemu": {"version": o.qemu_version, "source": o.qemu_source, "host": o.qemu_host},
+                "ran": o.ran,
                 "proof_command": None if o.proof is None else _proof(o.proof),
             }
             for o in result.outcomes
@@ -47,7 +48,7 @@ def table(result: Result) -> str:
             o.status,
             _short(o.digest),
             f"{o.seconds:.1f}",
-            _qemu(o.qemu_version),
+            _qemu(o.qemu_version) + (f" for {o.qemu_host}" if o.qemu_host else ""),
         )
         for o in result.outcomes
     ]

@@ -154,6 +154,15 @@ def _arches(value: Any, key: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(platforms.get(word).name for word in _words(value, key)))
 
 
+def _qemu_host(value: Any, key: str) -> str:
+    """A row of the arch table whose static qemu the archive has (BY_DEBIAN): amd64, arm64v8, ..."""
+    arch = platforms.get(_text(value, key))
+    if arch.debian_arch not in platforms.BY_DEBIAN:
+        msg = f"{key}: the archive has no static qemu built for {arch.name}"
+        raise ConfigError(msg, hint=f"use one of {', '.join(a.name for a in platforms.BY_DEBIAN.values())}")
+    return arch.name
+
+
 def _cells(value: Any, key: str) -> tuple[str, ...]:
     """TAG/ARCH words, the arch by its row name (3.7/aarch64 is 3.7/arm64v8)."""
     cells = []
@@ -192,6 +201,7 @@ KEYS: dict[str, Callable[[Any, str], Any]] = {
     "qemu_url": _url,
     "qemu_sha256": _sha256,
     "qemu_version": _qemu_version,
+    "qemu_host": _qemu_host,
     "proof_command": _command,
 }
 SWITCH_KEYS: dict[str, Callable[[Any, str], Any]] = {"only": _cells}

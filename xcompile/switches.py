@@ -123,6 +123,12 @@ class ArchiveMirror(Common):
     )
     allow_unsigned = Toggle("allow_unsigned", "take an archive whose signature cannot be verified (warns)")
     offline = Toggle("offline", "use only qemu already on PATH or in the cache")
+    qemu_host = Setting(
+        "qemu_host",
+        "the machine that will use the images: the qemu inside is built for its CPU (default amd64,"
+        " whatever machine xcompile runs on)",
+        argname="ARCH",
+    )
 
 
 class QemuMirror(Targets, ArchiveMirror):

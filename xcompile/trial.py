@@ -22,7 +22,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from xcompile import build, context, emulation, engine, prove, qemu, store
+from xcompile import build, context, emulation, engine, prove, qemu, qemuhost, store
 from xcompile.config import Config
 from xcompile.errors import UsageError, XcompileError
 from xcompile.plan import Image, ProofRun, plan
@@ -55,9 +55,12 @@ def trial(config: Config, versions: list[str], runner: Runner, say: Say) -> list
         KEYS["qemu_version"](version, "trial")
     settings = dataclasses.replace(config, push=False, rebuild="always", verify=True)
     shapes, why = engine.choose(settings.engine, runner)
-    shapes.versions(runner)
+    answered = shapes.versions(runner)
     fitted = shapes.prepare(runner, settings.named_auth_files, Path.home())
     say(why, None)
+    env, host = dict(settings.engine_env), settings.qemu_host_arch
+    ran = qemuhost.preflight(host, shapes.name, answered.arch, env, settings.docker_config)
+    say(f"qemu host: {settings.qemu_host}; the proof runs its qemu {ran}", None)
     if fitted:
         say(fitted, None)
     images = plan(settings, emulation.survey(settings.targets)).images

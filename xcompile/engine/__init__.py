@@ -44,6 +44,9 @@ class Versions:
     server: str | None = None
     """The daemon's version; None for podman, which has none."""
     server_experimental: bool | None = None
+    arch: str | None = None
+    """The engine's machine, as the engine says it (amd64, arm64): docker's server Arch, podman's
+    server (else client: podman runs here) OsArch; None where unknown (a dry run)."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,7 @@ class Engine:
             _str_or_none(client.get("Version")),
             _str_or_none(server.get("Version")),
             _server_experimental(server),
+            _machine_arch(server) or (None if server else _machine_arch(client)),
         )
 
     def unavailable(self, err: CommandFailed) -> DockerUnavailable:
@@ -375,6 +379,12 @@ def _json_object(text: object) -> dict[str, Any]:
 
 def _str_or_none(value: object) -> str | None:
     return value if isinstance(value, str) else None
+
+
+def _machine_arch(part: dict[str, Any]) -> str | None:
+    """docker's ``Arch`` (amd64), or podman's ``OsArch`` (linux/amd64), of a `version` part."""
+    arch = _str_or_none(part.get("Arch")) or (_str_or_none(part.get("OsArch")) or "").rpartition("/")[2]
+    return arch or None
 
 
 def _server_experimental(server: dict[str, Any]) -> bool | None:

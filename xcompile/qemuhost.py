@@ -1,0 +1,124 @@
+"""The qemu host (issue 26): the machine that will use the images, and how the engine's machine runs its qemu.
+
+The qemu inside an image is built for the qemu host's CPU (``qemu_host``,
+amd64 by default), not for the machine xcompile or its engine runs on. The
+proof runs that shipped qemu as the entrypoint, so the engine's machine must
+run a program of the qemu host's CPU: natively, or through its own binfmt
+entry for that CPU (nested emulation: an aarch64 qemu-arm-static run by the
+engine machine's qemu-aarch64). The kernel opens that entry's interpreter
+inside the container unless it has the F flag, and no image carries the
+qemu host's own emulator at that path, so only an entry with F will do.
+
+The engine's machine is told by the engine (``engine.Versions.arch``); its
+binfmt entries are this machine's /proc where the engine runs here: a docker
+without DOCKER_HOST other than a unix socket and without another context, a
+podman without CONTAINER_HOST. Elsewhere (a remote daemon, Docker Desktop's
+VM, a podman machine) they cannot be read from here, and the proof itself
+says whether the shipped qemu runs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from xcompile import binfmt, platforms
+from xcompile.errors import EnvironmentProblem, XcompileError
+from xcompile.platforms import Arch
+
+FIX = "`xcompile doctor --fix`"
+
+
+@dataclass(frozen=True)
+class EngineMachine:
+    arch: Arch
+    """The row of the engine's machine."""
+    local: bool
+    """Does the engine run on this machine (so /proc here holds its binfmt entries)?"""
+    why: str
+    """How that was decided, in words."""
+
+
+def engine_is_local(engine: str, env: Mapping[str, str], docker_config: Path) -> tuple[bool, str]:
+    """Does the engine run on this machine? Decided from its client's settings alone, and why."""
+    if engine == "podman":
+        if env.get("CONTAINER_HOST") or env.get("CONTAINER_CONNECTION"):
+            return False, "CONTAINER_HOST/CONTAINER_CONNECTION names another machine's podman"
+        return True, "podman runs its containers on this machine"
+    docker_host = env.get("DOCKER_HOST", "")
+    if docker_host and not docker_host.startswith("unix://"):
+        return False, f"DOCKER_HOST is {docker_host.split('://', 1)[0]}://…, not a local unix socket"
+    context = env.get("DOCKER_CONTEXT") or (None if docker_host else _current_context(docker_config))
+    if context not in (None, "", "default"):
+        return False, f"the docker context {context!r} may be another machine's daemon"
+    return True, "docker's daemon answers on a local unix socket"
+
+
+def _current_context(docker_config: Path) -> str | None:
+    try:
+        found = json.loads(docker_config.read_text())
+    except (OSError, ValueError):
+        return None
+    context = found.get("currentContext") if isinstance(found, dict) else None
+    return context if isinstance(context, str) else None
+
+
+def engine_machine(arch_said: str | None, local: bool, why: str) -> EngineMachine:
+    """The engine's machine from the arch the engine said (None: unknown, a dry run: this machine's)."""
+    if arch_said:
+        try:
+            return EngineMachine(platforms.get(arch_said), local, why)
+        except XcompileError:
+            pass
+    try:
+        here = platforms.host()
+    except XcompileError:
+        here = platforms.get("amd64")
+    return EngineMachine(here, local, why)
+
+
+def runs_natively(qemu_host: Arch, machine: Arch) -> bool:
+    """Does a machine of row ``machine`` run programs built for ``qemu_host``'s CPU without emulation?"""
+    return qemu_host == machine or any(qemu_host.native_here(m) for m in machine.host_machines)
+
+
+def how_shipped_qemu_runs(qemu_host: Arch, machine: EngineMachine, entry: binfmt.Entry | None, *, mounted: bool) -> str:
+    """How the engine's machine runs the shipped qemu (built for ``qemu_host``), in words; raises
+    EnvironmentProblem, naming the missing entry and the fix, where it cannot run it."""
+    if runs_natively(qemu_host, machine.arch):
+        return f"natively (the engine's machine is {machine.arch.name})"
+    name = qemu_host.binfmt_name
+    nested = f"nested: the engine's {machine.arch.name} machine runs the {qemu_host.name} qemu through its {name}"
+    if not machine.local:
+        return f"{nested} (its binfmt entries are not read from here: {machine.why})"
+    if mounted and entry is not None and entry.enabled and entry.fix_binary:
+        return f"{nested} (flags {entry.flags})"
+    state = (
+        "binfmt_misc is not mounted"
+        if not mounted
+        else f"it has no binfmt entry {name}"
+        if entry is None
+        else f"its binfmt entry {name} is disabled"
+        if not entry.enabled
+        else f"its binfmt entry {name} lacks the F flag (the kernel would look for {entry.interpreter} in the image)"
+    )
+    msg = (
+        f"the qemu for the qemu host {qemu_host.name} cannot run on the engine's {machine.arch.name} machine,"
+        f" so the proof cannot run it: {state}"
+    )
+    raise EnvironmentProblem(msg, hint=f"run {FIX} --qemu-host {qemu_host.name} to register {name} with F")
+
+
+def check_here(qemu_host: Arch, machine: EngineMachine, root: Path = binfmt.ROOT) -> str:
+    """``how_shipped_qemu_runs`` with this machine's binfmt state."""
+    mounted = binfmt.mounted(root)
+    entry = binfmt.read(qemu_host.binfmt_name, root) if mounted and machine.local else None
+    return how_shipped_qemu_runs(qemu_host, machine, entry, mounted=mounted)
+
+
+def preflight(qemu_host: Arch, engine: str, arch_said: str | None, env: Mapping[str, str], docker_config: Path) -> str:
+    """Before any build: how the engine's machine will run the shipped qemu, or EnvironmentProblem."""
+    local, why = engine_is_local(engine, env, docker_config)
+    return check_here(qemu_host, engine_machine(arch_said, local, why))
