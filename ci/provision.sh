@@ -143,9 +143,11 @@ apt_download_from() {
     [ -n "$mirror" ] || { log "no Debian archive in the host's apt sources for $package ($suite)"; return 1; }
     work=$(mktemp -d)
     mkdir -p "$work/lists/partial" "$work/cache/archives/partial"
-    echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror $suite main" >"$work/sources.list"
+    local arch=${APT_ARCH:-$native}
+    echo "deb [arch=$arch signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror $suite main" >"$work/sources.list"
     local private=(-o "Dir::Etc::SourceList=$work/sources.list" -o "Dir::Etc::SourceParts=$work/none"
-        -o "Dir::State::Lists=$work/lists" -o "Dir::Cache=$work/cache" -o APT::Sandbox::User=root)
+        -o "Dir::State::Lists=$work/lists" -o "Dir::Cache=$work/cache" -o APT::Sandbox::User=root
+        -o "APT::Architectures::=$arch")
     $SUDO apt-get "${private[@]}" update -qq \
         && (cd "$CACHE" && $SUDO apt-get "${private[@]}" download -qq "$package")
     local rc=$?
@@ -163,6 +165,13 @@ if ! ls "$CACHE"/qemu-user-static_*_"$(dpkg --print-architecture)".deb >/dev/nul
     log "fetching the qemu-user-static .deb"
     apt_update
     (cd "$CACHE" && $SUDO apt-get download -qq -o APT::Sandbox::User=root qemu-user-static)
+fi
+
+# arm64's qemu-user-static (aarch64 binaries), for the --qemu-host arm64v8 tests' archive: fetched
+# with a private apt list of that arch alone, so the host's apt keeps its architectures.
+if ! ls "$CACHE"/qemu-user-static_*_arm64.deb >/dev/null 2>&1; then
+    log "fetching qemu-user-static for arm64"
+    APT_ARCH=arm64 apt_download_from "$(. /etc/os-release && echo "$VERSION_CODENAME")" qemu-user-static:arm64
 fi
 
 # Real packages in their real layouts, with their real Packages paragraphs and the

@@ -210,6 +210,13 @@ def run_failed(qemu: str, probe: Probe, failure: Failure, err: CommandFailed, pr
             f"{qemu} in the image is not a program this host can run ('exec format error')",
             hint="the qemu that ships must be a static binary for the machine that builds and runs the images",
         )
+    if "Unable to reserve" in err.output:
+        return ProofFailed(
+            f"the image's own qemu ({qemu}) cannot reserve its guest's address space: {err.last_words}",
+            hint="where it runs nested (a --qemu-host of another CPU than the engine's machine), the engine"
+            " machine's qemu for that CPU is too old to host it (Debian's 7.2 is; 10.0 is not): register a newer"
+            " one with F",
+        )
     return ProofFailed(
         f"the image's own qemu ({qemu}) does not run its {probe.program}: {err.last_words}",
         hint="hosts without the binfmt F flag would run this qemu; use another (--qemu-version, --qemu-source)",

@@ -28,8 +28,6 @@ from xcompile import binfmt, platforms
 from xcompile.errors import EnvironmentProblem, XcompileError
 from xcompile.platforms import Arch
 
-FIX = "`xcompile doctor --fix`"
-
 
 @dataclass(frozen=True)
 class EngineMachine:
@@ -108,7 +106,8 @@ def how_shipped_qemu_runs(qemu_host: Arch, machine: EngineMachine, entry: binfmt
         f"the qemu for the qemu host {qemu_host.name} cannot run on the engine's {machine.arch.name} machine,"
         f" so the proof cannot run it: {state}"
     )
-    raise EnvironmentProblem(msg, hint=f"run {FIX} --qemu-host {qemu_host.name} to register {name} with F")
+    fix = f"`xcompile doctor --fix --qemu-host {qemu_host.name}`"
+    raise EnvironmentProblem(msg, hint=f"run {fix}: it registers {name} with F")
 
 
 def check_here(qemu_host: Arch, machine: EngineMachine, root: Path = binfmt.ROOT) -> str:

@@ -1,0 +1,349 @@
+"""Issue 26: the qemu inside is for the machine that will use the image (``--qemu-host``), not
+for the machine that builds it. Unit tests for the pure parts; integration tests build on this
+x86_64 host for arm64 hosts, with a signed archive on 127.0.0.1 serving the real amd64 and arm64
+qemu-user-static .debs, and prove the aarch64 qemu through the host's qemu-aarch64 entry."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import re
+import shutil
+import struct
+import subprocess
+import tarfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import Registry, docker, run_xcompile
+from debian_archive import (
+    QEMU,
+    Archive,
+    GpgKey,
+    deb_fields,
+    file_handler,
+    key_fixture,
+    real_deb,
+    real_package,
+    tiny_elf,
+)
+from hostbinfmt import debian_default, host_state, replaced, seed_world
+from pytest_httpserver import HTTPServer
+from test_e2e import layer_file
+
+from xcompile import binfmt, elf, platforms, qemu, qemuhost, recipe
+from xcompile.config import Config, load
+from xcompile.engine import _machine_arch
+from xcompile.errors import ConfigError, EnvironmentProblem, QemuUnavailable
+from xcompile.runner import Runner
+
+ARM, ARM64, AMD64 = platforms.get("arm32v7"), platforms.get("arm64v8"), platforms.get("amd64")
+SUITE = "bookworm"
+EM_AARCH64, EM_X86_64 = 183, 62
+
+
+# --- unit -------------------------------------------------------------------------
+
+
+def test_the_setting_names_a_row_whose_qemu_the_archive_has(tmp_path: Path) -> None:
+    config, _ = load({}, {}, tmp_path, tmp_path)
+    assert config.qemu_host == "amd64"
+    config, _ = load({"qemu_host": "aarch64"}, {}, tmp_path, tmp_path)
+    assert config.qemu_host_arch is ARM64
+    config, _ = load({}, {"XCOMPILE_QEMU_HOST": "arm64"}, tmp_path, tmp_path)
+    assert config.qemu_host == "arm64v8"
+    (tmp_path / "setup.cfg").write_text("[xcompile]\nqemu_host = armhf\n")
+    assert load({}, {}, tmp_path, tmp_path)[0].qemu_host == "arm32v7"
+    with pytest.raises(ConfigError, match="--qemu-host: the archive has no static qemu built for mips64le"):
+        load({"qemu_host": "mips64le"}, {}, tmp_path, tmp_path)
+
+
+def test_elf_built_for_reads_the_cpu(tmp_path: Path) -> None:
+    for debian_arch, row in (("arm64", ARM64), ("amd64", AMD64), ("armhf", ARM)):
+        (tmp_path / debian_arch).write_bytes(tiny_elf(debian_arch))
+        assert elf.built_for(tmp_path / debian_arch) is row
+    (tmp_path / "text").write_text("#!/bin/sh\n")
+    assert elf.built_for(tmp_path / "text") is None
+
+
+class _OnPath(Runner):
+    """A runner whose PATH holds one folder (the real lookup, with plumbum's PATH left alone)."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(lambda _line, _label: None)
+        self.folder = folder
+
+    def which(self, program: str) -> Path | None:
+        found = self.folder / program
+        return found if found.is_file() else None
+
+
+def _path_with(tmp_path: Path, program: bytes) -> Runner:
+    folder = tmp_path / "bin"
+    folder.mkdir(exist_ok=True)
+    (folder / "qemu-arm-static").write_bytes(program)
+    (folder / "qemu-arm-static").chmod(0o755)
+    return _OnPath(folder)
+
+
+def test_a_qemu_on_path_for_another_cpu_is_refused_with_source_path(tmp_path: Path) -> None:
+    runner = _path_with(tmp_path, tiny_elf("amd64"))
+    config = Config(qemu_source="path", qemu_host="arm64v8", cache_dir=tmp_path / "cache")
+    with pytest.raises(QemuUnavailable) as refused:
+        qemu.ensure(ARM, runner, config)
+    assert refused.value.message == (
+        f"{tmp_path}/bin/qemu-arm-static on PATH is built for amd64, not for the qemu host arm64v8"
+    )
+    assert refused.value.exit_code == 3
+
+
+def test_a_qemu_on_path_for_another_cpu_is_set_aside_with_auto(tmp_path: Path) -> None:
+    runner = _path_with(tmp_path, tiny_elf("arm64"))  # the default qemu host is amd64
+    config = Config(qemu_source="auto", offline=True, cache_dir=tmp_path / "cache")
+    found, notes = qemu._local(ARM, runner, config)
+    assert found is None
+    assert notes == (f"{tmp_path}/bin/qemu-arm-static on PATH is built for arm64v8, not for the qemu host amd64;"
+                     " set aside",)  # fmt: skip
+
+
+def test_apt_is_refused_for_another_qemu_host(tmp_path: Path) -> None:
+    config = Config(qemu_source="apt", qemu_host="arm64v8", cache_dir=tmp_path)
+    with pytest.raises(QemuUnavailable, match=r"apt installs qemu built for this machine \(amd64\), not for the"):
+        qemu.ensure(ARM, Runner(lambda _line, _label: None), config)
+
+
+def test_a_change_of_qemu_host_is_a_difference_said_once() -> None:
+    old = recipe.labels("b", "sha256:1", "aa", "T", qemu_version="7.2")
+    new = recipe.labels("b", "sha256:1", "bb", "T", qemu_version="7.2", qemu_host="arm64v8")
+    assert recipe.differences(new, old) == ["qemu host amd64 -> arm64v8"]
+    assert recipe.differences(old, old) == []
+    unlabelled = {k: v for k, v in old.items() if k != recipe.QEMU_HOST}
+    assert recipe.differences(old, unlabelled) == ["qemu host amd64 (no label) -> amd64"]
+
+
+LOCAL = qemuhost.EngineMachine(AMD64, True, "here")
+
+
+def test_how_the_shipped_qemu_runs() -> None:
+    assert qemuhost.how_shipped_qemu_runs(AMD64, LOCAL, None, mounted=True).startswith("natively")
+    assert qemuhost.how_shipped_qemu_runs(platforms.get("i386"), LOCAL, None, mounted=True).startswith("natively")
+    nested = qemuhost.how_shipped_qemu_runs(ARM64, LOCAL, debian_default(ARM64), mounted=True)
+    assert nested == "nested: the engine's amd64 machine runs the arm64v8 qemu through its qemu-aarch64 (flags PF)"
+    remote = qemuhost.EngineMachine(AMD64, False, "DOCKER_HOST is tcp://…, not a local unix socket")
+    assert "not read from here" in qemuhost.how_shipped_qemu_runs(ARM64, remote, None, mounted=True)
+    arm_machine = qemuhost.EngineMachine(ARM64, True, "here")
+    assert qemuhost.how_shipped_qemu_runs(ARM64, arm_machine, None, mounted=False).startswith("natively")
+
+
+@pytest.mark.parametrize(
+    ("entry", "mounted", "state"),
+    [
+        (None, True, "it has no binfmt entry qemu-aarch64"),
+        (seed_world(ARM64), True, "its binfmt entry qemu-aarch64 lacks the F flag"),
+        (dataclasses.replace(debian_default(ARM64), enabled=False), True, "its binfmt entry qemu-aarch64 is disabled"),
+        (None, False, "binfmt_misc is not mounted"),
+    ],
+)
+def test_the_preflight_refuses_where_the_engine_cannot_run_the_shipped_qemu(
+    entry: binfmt.Entry | None, mounted: bool, state: str
+) -> None:
+    with pytest.raises(EnvironmentProblem) as refused:
+        qemuhost.how_shipped_qemu_runs(ARM64, LOCAL, entry, mounted=mounted)
+    assert refused.value.exit_code == 3
+    assert refused.value.message.startswith(
+        "the qemu for the qemu host arm64v8 cannot run on the engine's amd64 machine, so the proof cannot run it: "
+        + state
+    )
+    assert refused.value.hint == "run `xcompile doctor --fix --qemu-host arm64v8`: it registers qemu-aarch64 with F"
+
+
+def test_where_the_engine_runs(tmp_path: Path) -> None:
+    config = tmp_path / "config.json"
+    assert qemuhost.engine_is_local("docker", {}, config)[0]
+    assert qemuhost.engine_is_local("docker", {"DOCKER_HOST": "unix:///run/docker.sock"}, config)[0]
+    assert not qemuhost.engine_is_local("docker", {"DOCKER_HOST": "tcp://10.0.0.2:2376"}, config)[0]
+    assert not qemuhost.engine_is_local("docker", {"DOCKER_CONTEXT": "desktop-linux"}, config)[0]
+    config.write_text(json.dumps({"currentContext": "colima"}))
+    assert not qemuhost.engine_is_local("docker", {}, config)[0]
+    assert not qemuhost.engine_is_local("podman", {"CONTAINER_HOST": "ssh://core@vm/run/podman.sock"}, config)[0]
+    assert qemuhost.engine_is_local("podman", {}, config)[0]
+
+
+def test_the_engines_machine_is_what_the_engine_says() -> None:
+    assert _machine_arch({"Arch": "arm64"}) == "arm64"
+    assert _machine_arch({"OsArch": "linux/amd64"}) == "amd64"
+    assert _machine_arch({}) is None
+    assert qemuhost.engine_machine("arm64", True, "").arch is ARM64
+
+
+# --- integration -------------------------------------------------------------------
+
+key = key_fixture("Qemu Host Archive")
+
+
+@dataclasses.dataclass
+class Mirror:
+    url: str
+    keyring: Path
+
+
+@pytest.fixture(scope="module")
+def mirror(tmp_path_factory: pytest.TempPathFactory, key: GpgKey) -> Iterator[Mirror]:
+    """bookworm's real qemu-user-static for amd64 and for arm64, signed."""
+    root = tmp_path_factory.mktemp("mirror")
+    for arch in ("amd64", "arm64"):
+        deb = real_deb(QEMU, arch)
+        archive = Archive(root, suite=SUITE, arch=arch)
+        archive.add(deb, package=QEMU, version=deb_fields(deb)["Version"], arch=arch)
+        archive.write(key)  # arm64 last: its Release lists both Packages files
+    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
+    server.expect_request(re.compile("^/debian/")).respond_with_handler(file_handler(root))
+    server.start()
+    yield Mirror(server.url_for("/debian"), key.keyring)
+    server.stop()
+
+
+def nested_aarch64(tmp_path: Path) -> binfmt.Entry:
+    """qemu-aarch64 with F, at trixie's qemu-aarch64 (10.0): bookworm's (7.2), as the outer qemu of a
+    32-bit guest's qemu, fails ("Unable to reserve 0xfffff000 bytes of virtual address space")."""
+    deb = real_package("trixie", "qemu-user").deb
+    tar = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(deb)], capture_output=True, check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(tar)) as opened:
+        member = opened.extractfile("./usr/bin/qemu-aarch64")
+        assert member is not None
+        target = tmp_path / "qemu-aarch64"
+        target.write_bytes(member.read())
+    target.chmod(0o755)
+    return binfmt.entry_for(ARM64, str(target), fix_binary=True)
+
+
+def _elf_machine(data: bytes) -> int:
+    assert data[:4] == b"\x7fELF", data[:16]
+    return int(struct.unpack_from("<H", data, 18)[0])
+
+
+def _labels(registry: Registry, name: str, manifest: dict[str, object]) -> dict[str, str]:
+    config = manifest["config"]
+    assert isinstance(config, dict)
+    return dict(json.loads(registry.blob(name, config["digest"]))["config"]["Labels"])
+
+
+def _one_line_error(stderr: str) -> str:
+    assert "Traceback" not in stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("xcompile: error:")]
+    assert len(errors) == 1 and stderr.strip().splitlines()[-1] == errors[0], stderr
+    return errors[0]
+
+
+@pytest.mark.integration
+def test_built_for_arm64_hosts_on_this_x86_64_host(
+    registry: Registry, armhf_base: str, mirror: Mirror, user_env: dict[str, str], tmp_path: Path
+) -> None:
+    name = f"qhost-{uuid.uuid4().hex[:8]}/rpi"
+    repo = f"{registry.host}/{name}"
+    env = {**user_env, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    args = ["--base", armhf_base, "--repo", repo, "--tag", "a", "--mirror", mirror.url, "--suite", SUITE,
+            "--keyring", str(mirror.keyring), "--report", str(tmp_path / "report.json")]  # fmt: skip
+    host_qemu = shutil.which("qemu-arm-static")
+    assert host_qemu, "the host's qemu-user-static is on PATH (ci/provision.sh)"
+    # qemu-aarch64 with F runs the aarch64 qemu; qemu-arm without F looks inside.
+    with host_state("seed/none"), replaced(nested_aarch64(tmp_path)):
+        built = run_xcompile("build", "--qemu-host", "arm64v8", *args, cwd=tmp_path, env=env)
+        assert built.returncode == 0, built.stdout + built.stderr[-1500:]
+        assert (f"xcompile: warning: {host_qemu} on PATH is built for amd64, not for the qemu host arm64v8;"
+                " set aside") in built.stderr  # fmt: skip
+        assert ("xcompile: qemu host: arm64v8; the proof runs its qemu nested: the engine's amd64 machine runs"
+                " the arm64v8 qemu through its qemu-aarch64 (flags F)") in built.stderr  # fmt: skip
+        _, manifest = registry.manifest(name, "a")
+        shipped = layer_file(registry, name, manifest, "usr/bin/qemu-arm-static")
+        assert shipped is not None and _elf_machine(shipped) == EM_AARCH64
+        assert _labels(registry, name, manifest)[recipe.QEMU_HOST] == "arm64v8"
+        report = json.loads((tmp_path / "report.json").read_text())["images"][0]
+        assert report["qemu"]["host"] == "arm64v8" and report["ran"].startswith(
+            "through the shipped qemu-arm-static, run nested: the engine's amd64 machine"
+        )
+        assert built.stdout.splitlines()[1].endswith(" for arm64v8")
+
+        # A downstream FROM with a RUN step: the kernel finds qemu-arm (no F) at the image's
+        # /usr/bin/qemu-arm-static, an aarch64 program, which it runs through qemu-aarch64 (F).
+        downstream = tmp_path / "downstream"
+        downstream.mkdir()
+        (downstream / "Dockerfile").write_text(f"FROM {repo}:a\nRUN uname -m > /machine\n")
+        tag = f"{repo}:downstream"
+        made = docker("build", "--platform", ARM.platform, "-t", tag, str(downstream), check=False)
+        assert made.returncode == 0, made.stderr[-2000:]
+        ran = docker(
+            "run", "--rm", "--platform", ARM.platform, "--entrypoint", "/bin/cat", tag, "/machine", check=False
+        )
+        assert (ran.returncode, ran.stdout.strip()) == (0, "armv7l"), ran.stderr
+        docker("rmi", tag)  # a child would keep the image the rebuild replaces
+
+        # Back to the default qemu host: the registry's image differs in that, and says so.
+        again = run_xcompile("build", *args, cwd=tmp_path, env=env)
+        assert again.returncode == 0, again.stderr[-3000:]
+        assert "; building" in again.stderr and "qemu host arm64v8 -> amd64" in again.stderr
+        _, manifest = registry.manifest(name, "a")
+        shipped = layer_file(registry, name, manifest, "usr/bin/qemu-arm-static")
+        assert shipped is not None and _elf_machine(shipped) == EM_X86_64
+
+
+@pytest.mark.integration
+def test_no_entry_for_the_qemu_hosts_cpu_stops_before_any_build(
+    registry: Registry, armhf_base: str, mirror: Mirror, user_env: dict[str, str], tmp_path: Path
+) -> None:
+    name = f"qhost-{uuid.uuid4().hex[:8]}/rpi"
+    args = ["--base", armhf_base, "--repo", f"{registry.host}/{name}", "--tag", "a", "--mirror", mirror.url,
+            "--suite", SUITE, "--keyring", str(mirror.keyring), "--qemu-host", "arm64v8"]  # fmt: skip
+    with host_state("seed/none"):
+        refused = run_xcompile("build", *args, cwd=tmp_path, env=user_env)
+    assert refused.returncode == 3, refused.stderr
+    assert _one_line_error(refused.stderr) == (
+        "xcompile: error: the qemu for the qemu host arm64v8 cannot run on the engine's amd64 machine, so the"
+        " proof cannot run it: it has no binfmt entry qemu-aarch64"
+        " — run `xcompile doctor --fix --qemu-host arm64v8`: it registers qemu-aarch64 with F"
+    )
+    assert "docker build" not in refused.stderr and "+ cp " not in refused.stderr
+    assert name not in registry.catalog()
+
+
+@pytest.mark.integration
+def test_a_qemu_on_path_for_another_cpu_is_refused_in_a_real_run(
+    registry: Registry, armhf_base: str, user_env: dict[str, str], tmp_path: Path
+) -> None:
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    aarch64 = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(real_deb(QEMU, "arm64"))], capture_output=True,
+                             check=True).stdout  # fmt: skip
+    with tarfile.open(fileobj=io.BytesIO(aarch64)) as tar:
+        member = tar.extractfile("./usr/bin/qemu-arm-static")
+        assert member is not None
+        (folder / "qemu-arm-static").write_bytes(member.read())
+    (folder / "qemu-arm-static").chmod(0o755)
+    env = {**user_env, "PATH": f"{folder}:{user_env['PATH']}"}
+    refused = run_xcompile("build", "--base", armhf_base, "--repo", f"{registry.host}/qhost/x", "--tag", "a",
+                           "--qemu-source", "path", cwd=tmp_path, env=env)  # fmt: skip
+    assert refused.returncode == 3, refused.stderr
+    assert _one_line_error(refused.stderr) == (
+        f"xcompile: error: {folder}/qemu-arm-static on PATH is built for arm64v8, not for the qemu host amd64"
+        " — put a static qemu built for amd64 first on PATH, or use --qemu-source download"
+    )
+    assert "docker build" not in refused.stderr
+
+
+@pytest.mark.integration
+def test_an_outer_qemu_too_old_to_nest_is_named(
+    registry: Registry, armhf_base: str, mirror: Mirror, user_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Debian 12's qemu-aarch64 (7.2) as the engine machine's entry: the nested qemu-arm cannot
+    reserve its 32-bit guest's 4 GiB there, and the proof says what to change."""
+    args = ["--base", armhf_base, "--repo", f"{registry.host}/qhost/old", "--tag", "a", "--mirror", mirror.url,
+            "--suite", SUITE, "--keyring", str(mirror.keyring), "--qemu-host", "arm64v8", "--no-push"]  # fmt: skip
+    env = {**user_env, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    with host_state("seed/debian"):
+        failed = run_xcompile("build", *args, cwd=tmp_path, env=env)
+    assert failed.returncode == 1, failed.stderr[-2000:]
+    assert ("the image's own qemu (/usr/bin/qemu-arm-static) cannot reserve its guest's address space:"
+            in failed.stdout), failed.stdout  # fmt: skip
