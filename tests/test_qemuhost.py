@@ -347,3 +347,19 @@ def test_an_outer_qemu_too_old_to_nest_is_named(
     assert failed.returncode == 1, failed.stderr[-2000:]
     assert ("the image's own qemu (/usr/bin/qemu-arm-static) cannot reserve its guest's address space:"
             in failed.stdout), failed.stdout  # fmt: skip
+
+
+@pytest.mark.integration
+def test_doctor_names_the_missing_entry_and_fix_registers_it_with_f(user_env: dict[str, str], tmp_path: Path) -> None:
+    with host_state("seed/none"):
+        before = run_xcompile("doctor", "--no-push", "--qemu-host", "arm64v8", cwd=tmp_path, env=user_env)
+        line = next(line for line in before.stdout.splitlines() if "qemu host" in line)
+        assert line.startswith("fail  qemu host") and "it has no binfmt entry qemu-aarch64" in line, before.stdout
+        assert "xcompile and the engine run on this x86_64 machine" in line
+        fixed = run_xcompile("doctor", "--no-push", "--fix", "--qemu-host", "arm64v8", cwd=tmp_path, env=user_env)
+        entry = binfmt.read("qemu-aarch64")
+        assert entry is not None and entry.enabled and entry.fix_binary, fixed.stderr
+        assert elf.built_for(Path(entry.interpreter).resolve()) is AMD64  # this machine's qemu, not the qemu host's
+        after = run_xcompile("doctor", "--no-push", "--qemu-host", "arm64v8", cwd=tmp_path, env=user_env)
+        line = next(line for line in after.stdout.splitlines() if "qemu host" in line)
+        assert line.startswith("pass  qemu host") and "run nested" in line, after.stdout

@@ -16,7 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from xcompile import binfmt, dockerconfig, elf, emulation, engine, pins, platforms, qemu, trust
+from xcompile import binfmt, dockerconfig, elf, emulation, engine, pins, platforms, qemu, qemuhost, trust
 from xcompile.config import Config
 from xcompile.errors import CommandFailed, EnvironmentProblem, XcompileError
 from xcompile.platforms import Arch
@@ -56,6 +56,7 @@ def checks(config: Config, runner: Runner, machine: str | None = None) -> list[C
     host = emulation.survey(config.targets, machine)
     for name, seen in host.items():
         found.append(Check(f"binfmt {name}", seen.status, seen.detail, seen.fix))
+    found.append(_machines(config, runner, chosen))
     found.append(_proof(config, host))
     for arch in platforms.one_per_emulator(config.targets):
         found.append(_qemu(arch, runner))
@@ -83,29 +84,64 @@ def fixes(
         raise EnvironmentProblem(msg, hint="run it with sudo")
     if not binfmt.mounted(root):
         runner.run(*MOUNT)
-    for arch in config.targets:
+    # The entries registered here run programs on this machine: their qemu is built for it,
+    # whatever qemu host the images are for.
+    here = dataclasses.replace(config, qemu_host=platforms.host().name)
+    for arch, needs_f in _entries_to_fix(config):
         if arch.native_here(platform.machine()):
             continue
         entry = binfmt.read(arch.binfmt_name, root)
-        if entry is not None and emulation.interpreter_problem(entry) is None:
+        if entry is not None and emulation.interpreter_problem(entry) is None and (entry.fix_binary or not needs_f):
             if not entry.enabled:
                 write = binfmt.enable_write(arch.binfmt_name, root)
                 runner.write_proc(write.path, write.text, what=write.what())
             continue
-        found = qemu.ensure(arch, runner, config)
+        with_f = fix_binary or needs_f
+        found = qemu.ensure(arch, runner, here)
         # The qemu registered here runs every foreign binary on the host:
         # whatever the download had to say about it (an unverified
         # signature above all) is shown, not dropped.
         for note in found.notes:
             show(f"warning: {note}")
-        interpreter = str(found.path) if fix_binary else arch.qemu_path_in_image
+        interpreter = str(found.path) if with_f else arch.qemu_path_in_image
         unflagged = dataclasses.replace(entry, flags="") if entry is not None else None
-        if unflagged is not None and fix_binary and emulation.interpreter_problem(unflagged) is None:
+        if unflagged is not None and with_f and emulation.interpreter_problem(unflagged) is None:
             # qemu.ensure may just have installed what the host's entry names
             # (Debian's -binfmt-P link): keep it, and with it the P flag.
             interpreter = unflagged.interpreter
-        new = binfmt.entry_for(arch, interpreter, fix_binary=fix_binary, like=entry)
+        new = binfmt.entry_for(arch, interpreter, fix_binary=with_f, like=entry)
         binfmt.install(new, entry, runner, root=root)
+
+
+def _entries_to_fix(config: Config) -> list[tuple[Arch, bool]]:
+    """The targets' entries, and the qemu host's CPU's where this machine does not run it natively
+    (the proof runs the shipped qemu through it: with F, which it needs)."""
+    wanted = [(arch, False) for arch in config.targets if arch != config.qemu_host_arch]
+    here = platforms.host()
+    if not qemuhost.runs_natively(config.qemu_host_arch, here):
+        wanted.append((config.qemu_host_arch, True))
+    return wanted
+
+
+def _machines(config: Config, runner: Runner, chosen: engine.Engine) -> Check:
+    """This machine, the engine's, and the qemu host: and whether the proof can run the shipped qemu."""
+    try:
+        said = chosen.versions(runner).arch
+    except XcompileError:
+        said = None
+    local, why = qemuhost.engine_is_local(chosen.name, dict(config.engine_env), config.docker_config)
+    machine = qemuhost.engine_machine(said, local, why)
+    here = platform.machine()
+    where = (
+        f"xcompile runs on {here}; the engine's machine is {machine.arch.name} ({why})"
+        if machine.arch.uname_m != here or not local
+        else f"xcompile and the engine run on this {here} machine"
+    )
+    try:
+        ran = qemuhost.check_here(config.qemu_host_arch, machine)
+    except XcompileError as err:
+        return Check("qemu host", "fail", f"{where}; {err.message}", err.hint or "")
+    return Check("qemu host", "pass", f"{where}; images carry qemu for {config.qemu_host}, run {ran}")
 
 
 def worst(found: list[Check]) -> Status:
