@@ -190,15 +190,20 @@ class Mirror:
     keyring: Path
 
 
-@pytest.fixture(scope="module")
-def mirror(tmp_path_factory: pytest.TempPathFactory, key: GpgKey) -> Iterator[Mirror]:
-    """bookworm's real qemu-user-static for amd64 and for arm64, signed."""
-    root = tmp_path_factory.mktemp("mirror")
+def two_arches(root: Path, key: GpgKey) -> None:
+    """A signed bookworm under ``root`` with the real qemu-user-static of amd64 and of arm64."""
     for arch in ("amd64", "arm64"):
         deb = real_deb(QEMU, arch)
         archive = Archive(root, suite=SUITE, arch=arch)
         archive.add(deb, package=QEMU, version=deb_fields(deb)["Version"], arch=arch)
         archive.write(key)  # arm64 last: its Release lists both Packages files
+
+
+@pytest.fixture(scope="module")
+def mirror(tmp_path_factory: pytest.TempPathFactory, key: GpgKey) -> Iterator[Mirror]:
+    """bookworm's real qemu-user-static for amd64 and for arm64, signed."""
+    root = tmp_path_factory.mktemp("mirror")
+    two_arches(root, key)
     server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
     server.expect_request(re.compile("^/debian/")).respond_with_handler(file_handler(root))
     server.start()

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from xcompile import build, context, dockerconfig, emulation, engine, prove, push, qemu, qemuhost, recipe, store
 from xcompile.config import Config
-from xcompile.errors import CommandFailed, ProofFailed, XcompileError
+from xcompile.errors import CommandFailed, EnvironmentProblem, ProofFailed, XcompileError
 from xcompile.plan import Image, ManifestList, Outcome, Result, plan
 from xcompile.runner import Runner
 
@@ -120,7 +120,12 @@ class Pipeline:
             return None
         config = self.config
         env = dict(config.engine_env)
-        ran = qemuhost.preflight(config.qemu_host_arch, self.shapes.name, versions.arch, env, config.docker_config)
+        try:
+            ran = qemuhost.preflight(config.qemu_host_arch, self.shapes.name, versions.arch, env, config.docker_config)
+        except EnvironmentProblem as err:
+            if not self.runner.dry_run:
+                raise
+            ran = f"nowhere: a run would stop here: {err}"  # a dry run shows the plan, and why it would stop
         self.say(f"qemu host: {self.config.qemu_host}; the proof runs its qemu {ran}", None)
         return ran
 

@@ -48,7 +48,7 @@ def table(result: Result) -> str:
             o.status,
             _short(o.digest),
             f"{o.seconds:.1f}",
-            _qemu(o.qemu_version) + (f" for {o.qemu_host}" if o.qemu_host else ""),
+            _qemu(o.qemu_version) + (f" for {o.qemu_host}" if o.qemu_host and o.qemu_version else ""),
         )
         for o in result.outcomes
     ]
