@@ -368,3 +368,26 @@ def test_doctor_names_the_missing_entry_and_fix_registers_it_with_f(user_env: di
         after = run_xcompile("doctor", "--no-push", "--qemu-host", "arm64v8", cwd=tmp_path, env=user_env)
         line = next(line for line in after.stdout.splitlines() if "qemu host" in line)
         assert line.startswith("pass  qemu host") and "run nested" in line, after.stdout
+
+
+def test_join_refuses_a_part_built_for_another_qemu_host() -> None:
+    from xcompile import join
+    from xcompile.engine import Platform
+    from xcompile.registry import Remote
+
+    part = join.Part(ARM64, "r/x:3.7-arm64v8")
+    made = Remote(part.ref, "sha256:1", {recipe.QEMU_HOST: "arm64v8"}, Platform("linux", "arm64", "v8"))
+    assert join._check(part, made, "arm64v8") == (made, None)
+    assert join._check(part, made, "amd64") == (
+        None,
+        "r/x:3.7-arm64v8 carries qemu for the qemu host arm64v8, not amd64",
+    )
+    older = Remote(part.ref, "sha256:1", {}, Platform("linux", "arm64", "v8"))  # from before the label
+    assert join._check(part, older, "amd64") == (older, None)
+
+
+def test_matrix_cells_carry_the_qemu_host(tmp_path: Path) -> None:
+    from xcompile import matrix
+
+    config, _ = load({"qemu_host": "arm64v8", "tags": "3.7", "arches": "arm32v7"}, {}, tmp_path, tmp_path)
+    assert matrix.cells(config) == [{"tag": "3.7", "arch": "arm32v7", "only": "3.7/arm32v7", "qemu_host": "arm64v8"}]

@@ -150,7 +150,7 @@ class BuildCommand(_Build):
 
 
 @XcompileApp.subcommand("matrix")
-class MatrixCommand(_Command, switches.Cells):
+class MatrixCommand(_Command, switches.Cells, switches.QemuHost):
     """Print the configured cells (tag x arch) as JSON, for a CI matrix."""
 
     fmt = cli.SwitchAttr(
@@ -172,7 +172,7 @@ class MatrixCommand(_Command, switches.Cells):
 
 
 @XcompileApp.subcommand("join")
-class JoinCommand(_Command, switches.Tags, switches.Registry):
+class JoinCommand(_Command, switches.Tags, switches.Registry, switches.QemuHost):
     """Push one manifest list per configured tag from parts that `build --only` pushed."""
 
     def main(self) -> int:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from xcompile import dockerconfig, engine, reference, registry
+from xcompile import dockerconfig, engine, recipe, reference, registry
 from xcompile.config import Config
 from xcompile.engine import Platform
 from xcompile.errors import CommandFailed, JoinFailed
@@ -111,7 +111,7 @@ def join(config: Config, runner: Runner, say: Say) -> list[Joined]:
     found: dict[str, list[Remote]] = {}
     problems: list[str] = []
     for name, its_parts in wanted.items():
-        checked = [_check(part, seen[part.ref]) for part in its_parts]
+        checked = [_check(part, seen[part.ref], config.qemu_host) for part in its_parts]
         problems += [problem for _, problem in checked if problem]
         found[name] = [remote for remote, _ in checked if remote is not None]
     if problems:
@@ -138,8 +138,8 @@ def _image_of(tool: ListTool, part: Part) -> Remote | None:
     return None if image is None else Remote(part.ref, real[0].digest, image.labels, image.platform)
 
 
-def _check(part: Part, remote: Remote | None) -> tuple[Remote | None, str | None]:
-    """The part as the registry holds it, or what is wrong with it."""
+def _check(part: Part, remote: Remote | None, qemu_host: str) -> tuple[Remote | None, str | None]:
+    """The part as the registry holds it, or what is wrong with it (its qemu built for another qemu host too)."""
     if remote is None:
         return None, f"{part.ref} is not in the registry"
     if remote.is_list:
@@ -147,6 +147,9 @@ def _check(part: Part, remote: Remote | None) -> tuple[Remote | None, str | None
     got = remote.platform
     if got is None or not part.arch.matches(got.os, got.architecture, got.variant):
         return None, f"{part.ref} is {got or 'of no platform'}, not {part.arch.platform}"
+    built_for = remote.labels.get(recipe.QEMU_HOST, "amd64")  # no label: from before it, for amd64
+    if built_for != qemu_host:
+        return None, f"{part.ref} carries qemu for the qemu host {built_for}, not {qemu_host}"
     return remote, None
 
 

@@ -2,7 +2,8 @@
 
 Each cell is one tag on one architecture, and ``only`` is the value a matrix
 job passes to `xcompile build --only`. GitHub Actions reads
-``{"include": [...]}`` from a job output through ``fromJSON``.
+``{"include": [...]}`` from a job output through ``fromJSON``. Each cell carries the qemu
+host, for the job's ``--qemu-host`` (issue 26).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ FORMATS = ("json", "github", "lines")
 
 def cells(config: Config) -> list[dict[str, str]]:
     return [
-        {"tag": tag, "arch": arch, "only": cell}
+        {"tag": tag, "arch": arch, "only": cell, "qemu_host": config.qemu_host}
         for cell in config.cells
         if not config.only or cell in config.only
         for tag, arch in [cell.split("/", 1)]

@@ -111,6 +111,15 @@ class Cells(Tags):
     )
 
 
+class QemuHost(Common):
+    qemu_host = Setting(
+        "qemu_host",
+        "the machine that will use the images: the qemu inside is built for its CPU (default amd64,"
+        " whatever machine xcompile runs on)",
+        argname="ARCH",
+    )
+
+
 class ArchiveMirror(Common):
     """A Debian archive and whose keys count: where qemu is downloaded from, and what `verify` checks against."""
 
@@ -123,15 +132,9 @@ class ArchiveMirror(Common):
     )
     allow_unsigned = Toggle("allow_unsigned", "take an archive whose signature cannot be verified (warns)")
     offline = Toggle("offline", "use only qemu already on PATH or in the cache")
-    qemu_host = Setting(
-        "qemu_host",
-        "the machine that will use the images: the qemu inside is built for its CPU (default amd64,"
-        " whatever machine xcompile runs on)",
-        argname="ARCH",
-    )
 
 
-class QemuMirror(Targets, ArchiveMirror):
+class QemuMirror(Targets, ArchiveMirror, QemuHost):
     """Where the static qemu comes from, when it is not on PATH."""
 
     qemu_source = Setting(
