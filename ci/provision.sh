@@ -174,6 +174,9 @@ if ! ls "$CACHE"/qemu-user-static_*_arm64.deb >/dev/null 2>&1; then
     APT_ARCH=arm64 apt_download_from "$(. /etc/os-release && echo "$VERSION_CODENAME")" qemu-user-static:arm64
 fi
 
+# An aarch64 Python, unpacked, to run xcompile itself as an aarch64 process (issue 26's test).
+$SUDO bash "$(dirname "$0")/make-arm64-python.sh" "$CACHE/arm64-python"
+
 # Real packages in their real layouts, with their real Packages paragraphs and the
 # Debian-signed InRelease of their suite, for the download tests' archive:
 # bookworm holds qemu-arm-static in qemu-user-static; trixie links it to qemu-user's.

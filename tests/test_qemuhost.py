@@ -8,17 +8,19 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import os
 import re
 import shutil
 import struct
 import subprocess
+import sysconfig
 import tarfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Registry, docker, run_xcompile
+from conftest import REPO, Registry, docker, run_xcompile
 from debian_archive import (
     QEMU,
     Archive,
@@ -391,3 +393,50 @@ def test_matrix_cells_carry_the_qemu_host(tmp_path: Path) -> None:
 
     config, _ = load({"qemu_host": "arm64v8", "tags": "3.7", "arches": "arm32v7"}, {}, tmp_path, tmp_path)
     assert matrix.cells(config) == [{"tag": "3.7", "arch": "arm32v7", "only": "3.7/arm32v7", "qemu_host": "arm64v8"}]
+
+
+def arm64_python() -> Path:
+    """An aarch64 Python 3.11 root (ci/make-arm64-python.sh, run by ci/provision.sh)."""
+    root = Path(os.environ.get("XCOMPILE_TEST_CACHE") or "/var/cache/xcompile-test") / "arm64-python"
+    if not (root / "usr/bin/python3.11").is_file():
+        subprocess.run(["bash", str(REPO / "ci/make-arm64-python.sh"), str(root)], check=True)
+    return root
+
+
+@pytest.mark.integration
+def test_xcompile_as_an_aarch64_program_ships_qemu_for_x86_64_hosts(
+    registry: Registry, armhf_base: str, user_env: dict[str, str], tmp_path: Path
+) -> None:
+    """xcompile itself run as an aarch64 process (qemu-aarch64-static -L, explicitly: no binfmt entry
+    plays a part), the docker socket shared: what it ships is for the default qemu host, amd64."""
+    root, qemu_aarch64 = arm64_python(), shutil.which("qemu-aarch64-static")
+    assert qemu_aarch64, "qemu-user-static is installed (ci/provision.sh)"
+    # The tests' own pure-Python dependencies (plumbum, requests, python-debian): the x86_64
+    # extension modules there are not loaded by an aarch64 Python, which takes their .py fallbacks.
+    env = {**user_env, "PYTHONPATH": f"{REPO}:{sysconfig.get_paths()['purelib']}"}
+    aarch64 = [qemu_aarch64, "-L", str(root), str(root / "usr/bin/python3.11")]
+    machine = subprocess.run([*aarch64, "-c", "import platform; print(platform.machine())"], env=env,
+                             capture_output=True, text=True, check=True)  # fmt: skip
+    assert machine.stdout.strip() == "aarch64"
+    name = f"qhost-{uuid.uuid4().hex[:8]}/rpi"
+    repo = f"{registry.host}/{name}"
+    with host_state("seed/none"):  # the x86_64 CI host: qemu-arm without F, nothing else
+        built = subprocess.run([*aarch64, "-m", "xcompile", "build", "--base", armhf_base, "--repo", repo,
+                                "--tag", "a"], env=env, cwd=tmp_path, capture_output=True, text=True,
+                               timeout=900)  # fmt: skip
+        assert built.returncode == 0, built.stdout + built.stderr[-2000:]
+        assert "the proof runs its qemu natively (the engine's machine is amd64)" in built.stderr
+        _, manifest = registry.manifest(name, "a")
+        shipped = layer_file(registry, name, manifest, "usr/bin/qemu-arm-static")
+        assert shipped is not None and _elf_machine(shipped) == EM_X86_64
+        assert _labels(registry, name, manifest)[recipe.QEMU_HOST] == "amd64"
+        downstream = tmp_path / "downstream"
+        downstream.mkdir()
+        (downstream / "Dockerfile").write_text(f"FROM {repo}:a\nRUN uname -m > /machine\n")
+        tag = f"{repo}:downstream"
+        made = docker("build", "--platform", ARM.platform, "-t", tag, str(downstream), check=False)
+        assert made.returncode == 0, made.stderr[-2000:]
+        ran = docker(
+            "run", "--rm", "--platform", ARM.platform, "--entrypoint", "/bin/cat", tag, "/machine", check=False
+        )
+        assert (ran.returncode, ran.stdout.strip()) == (0, "armv7l"), ran.stderr

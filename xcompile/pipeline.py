@@ -85,8 +85,11 @@ class Pipeline:
         self.say(why + (f" {versions.client}" if versions.client else ""), None)
         if fitted:
             self.say(fitted, None)
-        self.ran = self._shipped_qemu_runs(versions)
-        host = emulation.survey(self.config.targets)
+        machine = self._engine_machine(versions)
+        self.ran = self._shipped_qemu_runs(machine)
+        # The engine's machine runs the images: its machine type judges its binfmt entries (read here
+        # only where it is this machine's; elsewhere this machine's stand in, as before issue 26).
+        host = emulation.survey(self.config.targets, machine.arch.uname_m if machine.local else None)
         the_plan = plan(self.config, host)
         self.local, self.published = (
             store.Store(self.runner, self.shapes, self.say, pull=self.config.pull),
@@ -113,15 +116,19 @@ class Pipeline:
                 self.runner.terminate_all()  # the pulls still running: a base can take minutes
                 raise
 
-    def _shipped_qemu_runs(self, versions: engine.Versions) -> str | None:
+    def _engine_machine(self, versions: engine.Versions) -> qemuhost.EngineMachine:
+        """The engine's machine: its arch as the engine says it, and whether it is this one."""
+        env = dict(self.config.engine_env)
+        local, why = qemuhost.engine_is_local(self.shapes.name, env, self.config.docker_config)
+        return qemuhost.engine_machine(versions.arch, local, why)
+
+    def _shipped_qemu_runs(self, machine: qemuhost.EngineMachine) -> str | None:
         """How the engine's machine will run the shipped qemu in the proof (None: no proof); refuses
         before any build where it cannot (issue 26: a qemu built for another CPU than the engine's)."""
         if not self.config.verify:
             return None
-        config = self.config
-        env = dict(config.engine_env)
         try:
-            ran = qemuhost.preflight(config.qemu_host_arch, self.shapes.name, versions.arch, env, config.docker_config)
+            ran = qemuhost.check_here(self.config.qemu_host_arch, machine)
         except EnvironmentProblem as err:
             if not self.runner.dry_run:
                 raise
