@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from xcompile import build, context, dockerconfig, emulation, engine, prove, push, qemu, qemuhost, recipe, store
 from xcompile.config import Config
-from xcompile.errors import CommandFailed, EnvironmentProblem, ProofFailed, XcompileError
+from xcompile.errors import CommandFailed, ProofFailed, XcompileError
 from xcompile.plan import Image, ManifestList, Outcome, Result, plan
 from xcompile.runner import Runner
 
@@ -85,8 +85,9 @@ class Pipeline:
         self.say(why + (f" {versions.client}" if versions.client else ""), None)
         if fitted:
             self.say(fitted, None)
-        machine = self._engine_machine(versions)
-        self.ran = self._shipped_qemu_runs(machine)
+        machine, self.ran = qemuhost.settle(self.config, self.shapes.name, versions.arch, dry_run=self.runner.dry_run)
+        if self.ran is not None:
+            self.say(f"qemu host: {self.config.qemu_host}; the proof runs its qemu {self.ran}", None)
         # The engine's machine runs the images: its machine type judges its binfmt entries (read here
         # only where it is this machine's; elsewhere this machine's stand in, as before issue 26).
         host = emulation.survey(self.config.targets, machine.arch.uname_m if machine.local else None)
@@ -115,26 +116,6 @@ class Pipeline:
             except BaseException:
                 self.runner.terminate_all()  # the pulls still running: a base can take minutes
                 raise
-
-    def _engine_machine(self, versions: engine.Versions) -> qemuhost.EngineMachine:
-        """The engine's machine: its arch as the engine says it, and whether it is this one."""
-        env = dict(self.config.engine_env)
-        local, why = qemuhost.engine_is_local(self.shapes.name, env, self.config.docker_config)
-        return qemuhost.engine_machine(versions.arch, local, why)
-
-    def _shipped_qemu_runs(self, machine: qemuhost.EngineMachine) -> str | None:
-        """How the engine's machine will run the shipped qemu in the proof (None: no proof); refuses
-        before any build where it cannot (issue 26: a qemu built for another CPU than the engine's)."""
-        if not self.config.verify:
-            return None
-        try:
-            ran = qemuhost.check_here(self.config.qemu_host_arch, machine)
-        except EnvironmentProblem as err:
-            if not self.runner.dry_run:
-                raise
-            ran = f"nowhere: a run would stop here: {err}"  # a dry run shows the plan, and why it would stop
-        self.say(f"qemu host: {self.config.qemu_host}; the proof runs its qemu {ran}", None)
-        return ran
 
     def build_all(self, images: dict[Image, Outcome], work: context.Workspace) -> None:
         # The removals close last: an image still running takes them to the end.

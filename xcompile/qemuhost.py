@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xcompile import binfmt, platforms
+from xcompile.config import Config
 from xcompile.errors import EnvironmentProblem, XcompileError
 from xcompile.platforms import Arch
 
@@ -117,7 +118,16 @@ def check_here(qemu_host: Arch, machine: EngineMachine, root: Path = binfmt.ROOT
     return how_shipped_qemu_runs(qemu_host, machine, entry, mounted=mounted)
 
 
-def preflight(qemu_host: Arch, engine: str, arch_said: str | None, env: Mapping[str, str], docker_config: Path) -> str:
-    """Before any build: how the engine's machine will run the shipped qemu, or EnvironmentProblem."""
-    local, why = engine_is_local(engine, env, docker_config)
-    return check_here(qemu_host, engine_machine(arch_said, local, why))
+def settle(config: Config, engine: str, arch_said: str | None, *, dry_run: bool) -> tuple[EngineMachine, str | None]:
+    """The engine's machine, and how it will run the shipped qemu in the proof (None: no proof).
+    Raises before any build where it cannot; a dry run says where a run would stop instead."""
+    local, why = engine_is_local(engine, dict(config.engine_env), config.docker_config)
+    machine = engine_machine(arch_said, local, why)
+    if not config.verify:
+        return machine, None
+    try:
+        return machine, check_here(config.qemu_host_arch, machine)
+    except EnvironmentProblem as err:
+        if not dry_run:
+            raise
+        return machine, f"nowhere: a run would stop here: {err}"

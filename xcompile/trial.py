@@ -58,8 +58,7 @@ def trial(config: Config, versions: list[str], runner: Runner, say: Say) -> list
     answered = shapes.versions(runner)
     fitted = shapes.prepare(runner, settings.named_auth_files, Path.home())
     say(why, None)
-    env, host = dict(settings.engine_env), settings.qemu_host_arch
-    ran = qemuhost.preflight(host, shapes.name, answered.arch, env, settings.docker_config)
+    _, ran = qemuhost.settle(settings, shapes.name, answered.arch, dry_run=runner.dry_run)
     say(f"qemu host: {settings.qemu_host}; the proof runs its qemu {ran}", None)
     if fitted:
         say(fitted, None)
