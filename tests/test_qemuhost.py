@@ -440,3 +440,27 @@ def test_xcompile_as_an_aarch64_program_ships_qemu_for_x86_64_hosts(
             "run", "--rm", "--platform", ARM.platform, "--entrypoint", "/bin/cat", tag, "/machine", check=False
         )
         assert (ran.returncode, ran.stdout.strip()) == (0, "armv7l"), ran.stderr
+        # doctor, run as that aarch64 program, shows both machines and judges the entries by the engine's
+        doctor = subprocess.run([*aarch64, "-m", "xcompile", "doctor", "--no-push"], env=env, cwd=tmp_path,
+                                capture_output=True, text=True, timeout=600)  # fmt: skip
+    line = next(line for line in doctor.stdout.splitlines() if "qemu host" in line)
+    assert re.match(r"pass  qemu host +xcompile runs on aarch64; the engine's machine is amd64", line), doctor.stdout
+    assert not [line for line in doctor.stdout.splitlines() if line.startswith("fail")], doctor.stdout
+    assert "images carry qemu for amd64, run natively" in line
+    arm = next(line for line in doctor.stdout.splitlines() if "binfmt arm32v7" in line)
+    assert "qemu-arm -> /usr/bin/qemu-arm-static without F" in arm, doctor.stdout  # x86_64: fine for the engine
+
+
+@pytest.mark.integration
+def test_trial_carries_the_qemu_host(armhf_base: str, mirror: Mirror, user_env: dict[str, str], tmp_path: Path) -> None:
+    env = {**user_env, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    args = ["trial", "7.2", "--qemu-host", "arm64v8", "--qemu-source", "download", "--mirror", mirror.url,
+            "--suite", SUITE, "--keyring", str(mirror.keyring), "--base", armhf_base, "--tag", "a"]  # fmt: skip
+    with host_state("seed/none"):
+        refused = run_xcompile(*args, cwd=tmp_path, env=env)
+        assert refused.returncode == 3 and "no binfmt entry qemu-aarch64" in _one_line_error(refused.stderr)
+        with replaced(nested_aarch64(tmp_path)):
+            tried = run_xcompile(*args, cwd=tmp_path, env=env)
+    assert tried.returncode == 0, tried.stdout + tried.stderr[-2000:]
+    assert "xcompile: qemu host: arm64v8; the proof runs its qemu nested" in tried.stderr
+    assert re.search(r"^a\s+pass ", tried.stdout, re.MULTILINE), tried.stdout

@@ -32,8 +32,8 @@ Status = registry_check.Status
 
 
 def checks(config: Config, runner: Runner, machine: str | None = None) -> list[Check]:
-    """Every check, in the order a newcomer would fix them."""
-    machine = machine or platform.machine()
+    """Every check, in the order a newcomer would fix them. ``machine``: the engine's machine
+    type (default: what the engine says, where it runs here; else this machine's)."""
     found: list[Check] = []
     try:
         chosen, why = engine.choose(config.engine, runner)
@@ -53,13 +53,15 @@ def checks(config: Config, runner: Runner, machine: str | None = None) -> list[C
         if binfmt.mounted()
         else Check("binfmt_misc", "fail", f"not mounted at {binfmt.ROOT}", f"`{' '.join(MOUNT)}` (or --fix)")
     )
+    engine_machine = _engine_machine(config, runner, chosen)
+    machine = machine or (engine_machine.arch.uname_m if engine_machine.local else None) or platform.machine()
     host = emulation.survey(config.targets, machine)
     for name, seen in host.items():
         found.append(Check(f"binfmt {name}", seen.status, seen.detail, seen.fix))
-    found.append(_machines(config, runner, chosen))
+    found.append(_machines(config, engine_machine))
     found.append(_proof(config, host))
     for arch in platforms.one_per_emulator(config.targets):
-        found.append(_qemu(arch, runner))
+        found.append(_qemu(arch, runner, config.qemu_host_arch))
     found.append(_keys(config.keyring))
     if config.qemu_version is not None:
         found += _Pin(config, runner).checks()
@@ -123,14 +125,19 @@ def _entries_to_fix(config: Config) -> list[tuple[Arch, bool]]:
     return wanted
 
 
-def _machines(config: Config, runner: Runner, chosen: engine.Engine) -> Check:
-    """This machine, the engine's, and the qemu host: and whether the proof can run the shipped qemu."""
+def _engine_machine(config: Config, runner: Runner, chosen: engine.Engine) -> qemuhost.EngineMachine:
     try:
         said = chosen.versions(runner).arch
     except XcompileError:
         said = None
     local, why = qemuhost.engine_is_local(chosen.name, dict(config.engine_env), config.docker_config)
-    machine = qemuhost.engine_machine(said, local, why)
+    return qemuhost.engine_machine(said, local, why)
+
+
+def _machines(config: Config, machine: qemuhost.EngineMachine) -> Check:
+    """This machine, the engine's, and the qemu host: and whether the proof can run the shipped qemu."""
+    why = machine.why
+    local = machine.local
     here = platform.machine()
     where = (
         f"xcompile runs on {here}; the engine's machine is {machine.arch.name} ({why})"
@@ -265,13 +272,14 @@ def _proof(config: Config, host: dict[str, emulation.Assessment]) -> Check:
 FIX_ENTRIES = "`xcompile doctor --fix`"
 
 
-def _qemu(arch: Arch, runner: Runner) -> Check:
+def _qemu(arch: Arch, runner: Runner, qemu_host: Arch) -> Check:
+    """The qemu on PATH, which goes into the images: a static ELF for the qemu host."""
     name = arch.qemu_binary
     found = runner.which(name)
     if found is None:
         return Check(name, "warn", "not on PATH", "`xcompile qemu` installs or downloads it (build does it for you)")
     try:
-        elf.check_static(found.resolve(), platforms.host(), str(found))
+        elf.check_static(found.resolve(), qemu_host, str(found))
     except XcompileError as err:
         return Check(name, "fail", err.message, "install a static build (Debian's qemu-user-static)")
     return Check(name, "pass", f"{found}, static")
