@@ -273,6 +273,8 @@ def test_built_for_arm64_hosts_on_this_x86_64_host(
             "through the shipped qemu-arm-static, run nested: the engine's amd64 machine"
         )
         assert built.stdout.splitlines()[1].endswith(" for arm64v8")
+        inspected = run_xcompile("inspect", f"{repo}:a", cwd=tmp_path, env=env)
+        assert re.search(r"qemu host\W+arm64v8", inspected.stdout), inspected.stdout + inspected.stderr
 
         # A downstream FROM with a RUN step: the kernel finds qemu-arm (no F) at the image's
         # /usr/bin/qemu-arm-static, an aarch64 program, which it runs through qemu-aarch64 (F).
