@@ -36,7 +36,7 @@ from hostbinfmt import debian_default, host_state, replaced, seed_world
 from pytest_httpserver import HTTPServer
 from test_e2e import layer_file
 
-from xcompile import binfmt, elf, platforms, qemu, qemuhost, recipe
+from xcompile import binfmt, elf, emulation, platforms, qemu, qemuhost, recipe
 from xcompile.config import Config, load
 from xcompile.engine import _machine_arch
 from xcompile.errors import ConfigError, EnvironmentProblem, QemuUnavailable
@@ -466,3 +466,19 @@ def test_trial_carries_the_qemu_host(armhf_base: str, mirror: Mirror, user_env: 
     assert tried.returncode == 0, tried.stdout + tried.stderr[-2000:]
     assert "xcompile: qemu host: arm64v8; the proof runs its qemu nested" in tried.stderr
     assert re.search(r"^a\s+pass ", tried.stdout, re.MULTILINE), tried.stdout
+
+
+def test_32_bit_arm_on_an_aarch64_engine_may_run_natively() -> None:
+    """Debian's arm64 qemu-user-static registers no qemu-arm: an aarch64 machine that runs 32-bit ARM
+    (GitHub's arm runners) runs arm/v7 natively, one that cannot (Apple M1-M4) does not; uname -m says
+    aarch64 on both, so neither the preflight nor the build's judgement refuses, and says so."""
+    arm64_machine = qemuhost.EngineMachine(ARM64, True, "here")
+    said = qemuhost.how_shipped_qemu_runs(ARM, arm64_machine, None, mounted=True)
+    assert said == "natively, where the engine's arm64v8 machine runs arm32v7 programs (not all do)"
+    seen = emulation.assess(ARM, None, mounted=True, machine="aarch64")
+    assert seen.status == "warn" and not seen.native
+    assert seen.note == (
+        "arm32v7: no binfmt entry qemu-arm; images run natively only where this aarch64 machine runs"
+        " linux/arm/v7 programs, and they see `uname -m` = aarch64"
+    )
+    assert emulation.assess(ARM, None, mounted=True, machine="x86_64").status == "fail"

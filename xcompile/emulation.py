@@ -55,6 +55,17 @@ def assess(
         note = f"runs natively on this {machine} host; {arch.qemu_path_in_image} stays in the image for hosts that"
         return Assessment(arch, "pass", f"runs natively on {machine}", f"{arch.name}: {note} emulate it", native=True)
     cannot = f"so {arch.platform} images cannot run here — run {FIX}"
+    if machine in arch.maybe_native_on and (entry is None or not entry.enabled or not mounted):
+        # uname -m cannot tell an aarch64 machine that runs 32-bit ARM from one that cannot.
+        note = f"{arch.name}: no binfmt entry {arch.binfmt_name}; images run natively only where this {machine}"
+        return Assessment(
+            arch,
+            "warn",
+            f"{arch.binfmt_name} is not registered: runs natively only where this {machine} machine runs"
+            f" {arch.platform} programs (GitHub's arm runners, Graviton2/3 do; Graviton4, Apple M1-M4 do not)",
+            f"{note} machine runs {arch.platform} programs, and they see `uname -m` = {machine}",
+            f"where it cannot, {FIX} registers {arch.binfmt_name}",
+        )
     if not mounted:
         return Assessment(
             arch, "fail", "binfmt_misc is not mounted", f"{arch.name}: binfmt_misc is not mounted, {cannot}", FIX

@@ -41,6 +41,10 @@ class Arch:
     binfmt_mask: str
     native_on: tuple[str, ...] = ()
     """Host ``uname -m`` values that run this arch without emulation."""
+    maybe_native_on: tuple[str, ...] = ()
+    """Host ``uname -m`` values where some machines run this arch natively and others cannot:
+    32-bit ARM on aarch64 (GitHub's arm runners, Graviton2/3 and Ampere Altra do; Graviton4,
+    Grace and Apple M1-M4 do not), which ``uname -m`` cannot tell apart."""
     aliases: tuple[str, ...] = ()
     host_machines: tuple[str, ...] = ()
     """Host ``uname -m`` values of a machine *of* this arch (whose qemu
@@ -110,10 +114,10 @@ class Arch:
 ARCHES: tuple[Arch, ...] = (
     Arch(name="arm32v6", platform="linux/arm/v6", qemu_binary="qemu-arm-static", debian_arch="armel",
          uname_m="armv7l", binfmt_name="qemu-arm", binfmt_magic=_ELF32_LE + r"\x28\x00", binfmt_mask=_MASK_LE,
-         native_on=("armv6l", "armv7l"), aliases=("armel", "linux/arm/v6", "armv6")),
+         native_on=("armv6l", "armv7l"), maybe_native_on=("aarch64",), aliases=("armel", "linux/arm/v6", "armv6")),
     Arch(name="arm32v7", platform="linux/arm/v7", qemu_binary="qemu-arm-static", debian_arch="armhf",
          uname_m="armv7l", binfmt_name="qemu-arm", binfmt_magic=_ELF32_LE + r"\x28\x00", binfmt_mask=_MASK_LE,
-         native_on=("armv7l",), aliases=("armhf", "linux/arm", "linux/arm/v7", "armv7"),
+         native_on=("armv7l",), maybe_native_on=("aarch64",), aliases=("armhf", "linux/arm", "linux/arm/v7", "armv7"),
          host_machines=("armv7l", "armv8l")),
     Arch(name="arm64v8", platform="linux/arm64/v8", qemu_binary="qemu-aarch64-static", debian_arch="arm64",
          uname_m="aarch64", binfmt_name="qemu-aarch64", binfmt_magic=_ELF64_LE + r"\xb7\x00", binfmt_mask=_MASK_LE,

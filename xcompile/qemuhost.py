@@ -94,6 +94,12 @@ def how_shipped_qemu_runs(qemu_host: Arch, machine: EngineMachine, entry: binfmt
         return f"{nested} (its binfmt entries are not read from here: {machine.why})"
     if mounted and entry is not None and entry.enabled and entry.fix_binary:
         return f"{nested} (flags {entry.flags})"
+    if (entry is None or not entry.enabled) and any(
+        qemu_host.maybe_native_on.count(m) for m in machine.arch.host_machines
+    ):
+        # Debian's arm64 qemu-user-static registers no qemu-arm: such a machine runs 32-bit ARM
+        # natively or not at all, and only running it tells; the proof does.
+        return f"natively, where the engine's {machine.arch.name} machine runs {qemu_host.name} programs (not all do)"
     state = (
         "binfmt_misc is not mounted"
         if not mounted
