@@ -5,16 +5,19 @@ qemu-user-static .debs, and prove the aarch64 qemu through the host's qemu-aarch
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import json
 import os
 import re
 import shutil
+import socket
 import struct
 import subprocess
 import sysconfig
 import tarfile
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -315,6 +318,73 @@ def test_no_entry_for_the_qemu_hosts_cpu_stops_before_any_build(
         " — run `xcompile doctor --fix --qemu-host arm64v8`: it registers qemu-aarch64 with F"
     )
     assert "docker build" not in refused.stderr and "+ cp " not in refused.stderr
+    assert name not in registry.catalog()
+
+
+@contextlib.contextmanager
+def remote_docker() -> Iterator[str]:
+    """This machine's daemon as a remote one: DOCKER_HOST=tcp://127.0.0.1:P, relayed to its unix
+    socket here. xcompile cannot read a tcp:// engine's binfmt entries, as for any other machine."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def relay(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(1 << 16):
+                sink.sendall(data)
+            sink.shutdown(socket.SHUT_WR)  # docker's attach half-closes: pass that on, no more
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                client, _ = listener.accept()
+                daemon = socket.socket(socket.AF_UNIX)
+                daemon.connect("/var/run/docker.sock")
+                for pair in ((client, daemon), (daemon, client)):
+                    threading.Thread(target=relay, args=pair, daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"tcp://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        listener.close()
+
+
+def probe_images() -> list[str]:
+    return docker("images", "-q", "--filter", "reference=xcompile-probe-*").stdout.split()
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("runs", [False, True], ids=["no-entry-there", "nested-there"])
+def test_a_remote_engines_machine_is_asked_before_any_build(
+    runs: bool, registry: Registry, armhf_base: str, mirror: Mirror, user_env: dict[str, str], tmp_path: Path
+) -> None:
+    """An engine behind DOCKER_HOST=tcp://…: its binfmt entries cannot be read from here, so the
+    shipped qemu is run there, in an image that holds it alone, before any build. Where it does not
+    start, exit 3 and nothing built; where it does, the run goes on and says how it was told."""
+    name = f"qhost-{uuid.uuid4().hex[:8]}/rpi"
+    args = ["--base", armhf_base, "--repo", f"{registry.host}/{name}", "--tag", "a", "--mirror", mirror.url,
+            "--suite", SUITE, "--keyring", str(mirror.keyring), "--qemu-host", "arm64v8"]  # fmt: skip
+    entry = nested_aarch64(tmp_path) if runs else None
+    with host_state("seed/none"), replaced(entry) if entry else contextlib.nullcontext(), remote_docker() as host:
+        env = {**user_env, "DOCKER_HOST": host, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+        ran = run_xcompile("build", *args, cwd=tmp_path, env=env)
+    assert probe_images() == []
+    if runs:
+        assert ran.returncode == 0, ran.stderr[-3000:]
+        assert "(its binfmt entries are not read from here: DOCKER_HOST is tcp://…" in ran.stderr
+        assert "; it ran there)" in ran.stderr
+        assert registry.tags(name) == ["a"]
+        return
+    assert ran.returncode == 3, ran.stderr[-3000:]
+    line = _one_line_error(ran.stderr)
+    assert line.startswith(
+        "xcompile: error: the qemu for the qemu host arm64v8 does not start on the engine's amd64 machine"
+        " (DOCKER_HOST is tcp://…, not a local unix socket), so the proof could not run it: "
+    ), line
+    assert line.endswith(
+        " — register qemu-aarch64 with F there (`xcompile doctor --fix --qemu-host arm64v8` on that machine)"
+    ), line
+    assert "docker build" not in ran.stderr
     assert name not in registry.catalog()
 
 

@@ -44,8 +44,7 @@ class Pipeline:
         self._stop, self._interrupted = threading.Event(), threading.Event()
         self._sha256: dict[str, str] = {}
         self._qemu: dict[str, qemu.Qemu] = {}
-        self.ran: str | None = None
-        """How the proof runs the shipped qemu on the engine's machine (qemuhost)."""
+        self.ran: str | None = None  # how the proof runs the shipped qemu on the engine's machine (qemuhost)
 
     def run(self) -> Result:
         """The original's steps. Raises only for problems that stop everything;
@@ -61,6 +60,10 @@ class Pipeline:
             self._qemu = {one.binary: one for one in emulators}
             with context.workspace(self.runner) as work:
                 self._sha256 = context.copy_qemu(self.runner, emulators, work, images)
+                ran = qemuhost.ask_remote(self.config, self.runner, self.shapes, self.machine, emulators, work.scratch)
+                if ran is not None:  # a remote engine's machine, asked before any build
+                    self.ran = ran
+                    self.say(f"qemu host: {self.config.qemu_host}; the proof runs its qemu {ran}", None)
                 self.say(dockerconfig.step(self.shapes, result.versions, self.config.docker_config, self.runner), None)
                 self.build_all(images, work)
                 for manifest, outcome in manifests.items():
@@ -86,6 +89,7 @@ class Pipeline:
         if fitted:
             self.say(fitted, None)
         machine, self.ran = qemuhost.settle(self.config, self.shapes.name, versions.arch, dry_run=self.runner.dry_run)
+        self.machine = machine
         if self.ran is not None:
             self.say(f"qemu host: {self.config.qemu_host}; the proof runs its qemu {self.ran}", None)
         # The engine's machine runs the images: its machine type judges its binfmt entries (read here

@@ -13,21 +13,32 @@ The engine's machine is told by the engine (``engine.Versions.arch``); its
 binfmt entries are this machine's /proc where the engine runs here: a docker
 without DOCKER_HOST other than a unix socket and without another context, a
 podman without CONTAINER_HOST. Elsewhere (a remote daemon, Docker Desktop's
-VM, a podman machine) they cannot be read from here, and the proof itself
-says whether the shipped qemu runs.
+VM, a podman machine) they cannot be read from here, so the engine's machine
+is asked by running the shipped qemu there (``probe_remote``), before any build.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import tarfile
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from xcompile import binfmt, platforms
 from xcompile.config import Config
-from xcompile.errors import EnvironmentProblem, XcompileError
+from xcompile.errors import CommandFailed, EnvironmentProblem, XcompileError
 from xcompile.platforms import Arch
+from xcompile.runner import Runner
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from xcompile import engine, qemu
 
 
 @dataclass(frozen=True)
@@ -137,3 +148,54 @@ def settle(config: Config, engine: str, arch_said: str | None, *, dry_run: bool)
         if not dry_run:
             raise
         return machine, f"nowhere: a run would stop here: {err}"
+
+
+def ask_remote(
+    config: Config,
+    runner: Runner,
+    shapes: engine.Engine,
+    machine: EngineMachine,
+    qemus: Sequence[qemu.Qemu],
+    scratch: Path,
+) -> str | None:
+    """``probe_remote`` where the run needs it: a proof, not a dry run, and an engine's machine that is
+    not this one and does not run the qemu host's CPU natively. None where it is not asked."""
+    if not config.verify or runner.dry_run or not qemus or machine.local:
+        return None
+    if runs_natively(config.qemu_host_arch, machine.arch):
+        return None
+    return probe_remote(runner, shapes, qemus[0].path, config.qemu_host_arch, machine, scratch)
+
+
+def probe_remote(
+    runner: Runner, shapes: engine.Engine, qemu: Path, qemu_host: Arch, machine: EngineMachine, scratch: Path
+) -> str:
+    """Run the shipped ``qemu --version`` on an engine whose binfmt entries cannot be read from here,
+    in an image that holds it alone (imported: no registry, no base); how it ran, in words. Raises
+    EnvironmentProblem, naming the entry the engine's machine lacks, where it does not start: before
+    any build, where the proof would otherwise find it after every build (issue 26)."""
+    tarball = scratch / "qemu-probe.tar"
+    with tarfile.open(tarball, "w") as tar:
+        member = tarfile.TarInfo("qemu")
+        data = qemu.read_bytes()
+        member.size, member.mode = len(data), 0o755
+        tar.addfile(member, io.BytesIO(data))
+    image = f"xcompile-probe-{uuid.uuid4().hex[:12]}:qemu"
+    runner.run(*shapes.import_cmd(tarball, image))
+    try:
+        runner.ask(*shapes.run_cmd(machine.arch.platform, image, "--version", entrypoint="/qemu"), timeout=60)
+    except CommandFailed as err:
+        name = qemu_host.binfmt_name
+        msg = (
+            f"the qemu for the qemu host {qemu_host.name} does not start on the engine's {machine.arch.name}"
+            f" machine ({machine.why}), so the proof could not run it: {err.last_words}"
+        )
+        hint = f"register {name} with F there (`xcompile doctor --fix --qemu-host {qemu_host.name}` on that machine)"
+        raise EnvironmentProblem(msg, hint=hint) from None
+    finally:
+        with contextlib.suppress(XcompileError):
+            runner.run(*shapes.remove_images_cmd(image))
+    return (
+        f"nested: the engine's {machine.arch.name} machine runs the {qemu_host.name} qemu"
+        f" (its binfmt entries are not read from here: {machine.why}; it ran there)"
+    )

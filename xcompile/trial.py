@@ -48,17 +48,13 @@ class Cell:
 
 def trial(config: Config, versions: list[str], runner: Runner, say: Say) -> list[Cell]:
     """Build, prove and remove every image with each qemu version; the cells, image by image."""
-    if not versions:
-        msg = "trial needs at least one qemu version"
-        raise UsageError(msg, hint="e.g. `xcompile trial 7.2 10.0 11.1`")
-    for version in versions:
-        KEYS["qemu_version"](version, "trial")
+    _check(versions)
     settings = dataclasses.replace(config, push=False, rebuild="always", verify=True)
     shapes, why = engine.choose(settings.engine, runner)
     answered = shapes.versions(runner)
     fitted = shapes.prepare(runner, settings.named_auth_files, Path.home())
     say(why, None)
-    _, ran = qemuhost.settle(settings, shapes.name, answered.arch, dry_run=runner.dry_run)
+    machine, ran = qemuhost.settle(settings, shapes.name, answered.arch, dry_run=runner.dry_run)
     say(f"qemu host: {settings.qemu_host}; the proof runs its qemu {ran}", None)
     if fitted:
         say(fitted, None)
@@ -89,6 +85,8 @@ def trial(config: Config, versions: list[str], runner: Runner, say: Say) -> list
             }
             spaces = {v: context.Workspace(work.root / f"qemu-{i}") for i, v in enumerate(versions)}
             sha256 = {v: context.copy_qemu(runner, emulators[v], spaces[v], images) for v in versions}
+            if remote := qemuhost.ask_remote(settings, runner, shapes, machine, emulators[versions[0]], work.scratch):
+                say(f"qemu host: {settings.qemu_host}; the proof runs its qemu {remote}", None)
         except BaseException:
             runner.terminate_all()  # the pulls still running: a base can take minutes
             raise
@@ -105,6 +103,15 @@ def trial(config: Config, versions: list[str], runner: Runner, say: Say) -> list
             runner.terminate_all()  # Ctrl-C, a signal: every build and run still going stops
             raise
     return cells
+
+
+def _check(versions: list[str]) -> None:
+    """At least one version, each a pin as --qemu-version takes it."""
+    if not versions:
+        msg = "trial needs at least one qemu version"
+        raise UsageError(msg, hint="e.g. `xcompile trial 7.2 10.0 11.1`")
+    for version in versions:
+        KEYS["qemu_version"](version, "trial")
 
 
 def _newest_base(local: store.Store, surveyed: Future[None], image: Image) -> str:

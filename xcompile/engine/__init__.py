@@ -178,6 +178,10 @@ class Engine:
     def copy_out_cmd(self, container: str, path: str, dest: Path) -> Argv:
         return (self.program, "cp", f"{container}:{path}", str(dest))
 
+    def import_cmd(self, tarball: Path, name: str) -> Argv:
+        """An image of the files in ``tarball`` alone, for the engine's machine's own platform."""
+        return (self.program, "import", str(tarball), name)
+
     def remove_container_cmd(self, container: str, *, force: bool = False) -> Argv:
         return (self.program, "rm", *(("--force",) if force else ()), container)
 
