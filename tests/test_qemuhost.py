@@ -64,6 +64,8 @@ def test_the_setting_names_a_row_whose_qemu_the_archive_has(tmp_path: Path) -> N
     assert load({}, {}, tmp_path, tmp_path)[0].qemu_host == "arm32v7"
     with pytest.raises(ConfigError, match="--qemu-host: the archive has no static qemu built for mips64le"):
         load({"qemu_host": "mips64le"}, {}, tmp_path, tmp_path)
+    with pytest.raises(ConfigError, match=r"^--qemu-host: unknown architecture 'sparc' — known: "):
+        load({"qemu_host": "sparc"}, {}, tmp_path, tmp_path)
 
 
 def test_elf_built_for_reads_the_cpu(tmp_path: Path) -> None:

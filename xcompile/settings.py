@@ -156,7 +156,11 @@ def _arches(value: Any, key: str) -> tuple[str, ...]:
 
 def _qemu_host(value: Any, key: str) -> str:
     """A row of the arch table whose static qemu the archive has (BY_DEBIAN): amd64, arm64v8, ..."""
-    arch = platforms.get(_text(value, key))
+    try:
+        arch = platforms.get(_text(value, key))
+    except ConfigError as err:  # which setting it was: an arch name alone does not say
+        msg = f"{key}: {err.message}"
+        raise ConfigError(msg, hint=err.hint) from None
     if arch.debian_arch not in platforms.BY_DEBIAN:
         msg = f"{key}: the archive has no static qemu built for {arch.name}"
         raise ConfigError(msg, hint=f"use one of {', '.join(a.name for a in platforms.BY_DEBIAN.values())}")
