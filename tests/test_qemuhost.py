@@ -179,6 +179,15 @@ def test_where_the_engine_runs(tmp_path: Path) -> None:
     assert qemuhost.engine_is_local("podman", {}, config)[0]
 
 
+def test_on_a_mac_the_engine_is_another_machine(tmp_path: Path) -> None:
+    """Docker Desktop and podman machine answer on a local socket, from a Linux VM: /proc here
+    (there is none on macOS) holds nothing of theirs, so the engine's machine is asked instead."""
+    for engine in ("docker", "podman"):
+        local, why = qemuhost.engine_is_local(engine, {}, tmp_path / "config.json", system="darwin")
+        assert (local, why) == (False, "this machine runs darwin, so the engine runs in a Linux VM")
+    assert qemuhost.engine_is_local("docker", {}, tmp_path / "config.json", system="linux")[0]
+
+
 def test_the_engines_machine_is_what_the_engine_says() -> None:
     assert _machine_arch({"Arch": "arm64"}) == "arm64"
     assert _machine_arch({"OsArch": "linux/amd64"}) == "amd64"

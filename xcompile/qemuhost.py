@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import sys
 import tarfile
 import uuid
 from collections.abc import Mapping
@@ -51,8 +52,12 @@ class EngineMachine:
     """How that was decided, in words."""
 
 
-def engine_is_local(engine: str, env: Mapping[str, str], docker_config: Path) -> tuple[bool, str]:
+def engine_is_local(
+    engine: str, env: Mapping[str, str], docker_config: Path, system: str = sys.platform
+) -> tuple[bool, str]:
     """Does the engine run on this machine? Decided from its client's settings alone, and why."""
+    if system != "linux":  # macOS, Windows: Docker Desktop's or a podman machine's Linux VM, behind a local socket
+        return False, f"this machine runs {system}, so the engine runs in a Linux VM"
     if engine == "podman":
         if env.get("CONTAINER_HOST") or env.get("CONTAINER_CONNECTION"):
             return False, "CONTAINER_HOST/CONTAINER_CONNECTION names another machine's podman"
