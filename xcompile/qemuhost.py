@@ -197,8 +197,8 @@ def probe_remote(
         )
         hint = f"register {name} with F there (`xcompile doctor --fix --qemu-host {qemu_host.name}` on that machine)"
         raise EnvironmentProblem(msg, hint=hint) from None
-    finally:
-        with contextlib.suppress(XcompileError):
+    finally:  # removed even during a stop (Ctrl-C, SIGTERM): a stop never cuts an undo
+        with contextlib.suppress(XcompileError), runner.undoing():
             runner.run(*shapes.remove_images_cmd(image))
     return (
         f"nested: the engine's {machine.arch.name} machine runs the {qemu_host.name} qemu"
