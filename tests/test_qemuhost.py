@@ -259,6 +259,19 @@ def _one_line_error(stderr: str) -> str:
     return errors[0]
 
 
+def downstream_runs(image: str, tmp_path: Path) -> str:
+    """A downstream FROM ``image`` with a RUN step builds, and its RUN saw armv7l; the tag it made."""
+    downstream = tmp_path / "downstream"
+    downstream.mkdir()
+    (downstream / "Dockerfile").write_text(f"FROM {image}\nRUN uname -m > /machine\n")
+    tag = f"{image.rpartition(':')[0]}:downstream"
+    made = docker("build", "--platform", ARM.platform, "-t", tag, str(downstream), check=False)
+    assert made.returncode == 0, made.stderr[-2000:]
+    ran = docker("run", "--rm", "--platform", ARM.platform, "--entrypoint", "/bin/cat", tag, "/machine", check=False)
+    assert (ran.returncode, ran.stdout.strip()) == (0, "armv7l"), ran.stderr
+    return tag
+
+
 @pytest.mark.integration
 def test_built_for_arm64_hosts_on_this_x86_64_host(
     registry: Registry, armhf_base: str, mirror: Mirror, user_env: dict[str, str], tmp_path: Path
@@ -292,16 +305,7 @@ def test_built_for_arm64_hosts_on_this_x86_64_host(
 
         # A downstream FROM with a RUN step: the kernel finds qemu-arm (no F) at the image's
         # /usr/bin/qemu-arm-static, an aarch64 program, which it runs through qemu-aarch64 (F).
-        downstream = tmp_path / "downstream"
-        downstream.mkdir()
-        (downstream / "Dockerfile").write_text(f"FROM {repo}:a\nRUN uname -m > /machine\n")
-        tag = f"{repo}:downstream"
-        made = docker("build", "--platform", ARM.platform, "-t", tag, str(downstream), check=False)
-        assert made.returncode == 0, made.stderr[-2000:]
-        ran = docker(
-            "run", "--rm", "--platform", ARM.platform, "--entrypoint", "/bin/cat", tag, "/machine", check=False
-        )
-        assert (ran.returncode, ran.stdout.strip()) == (0, "armv7l"), ran.stderr
+        tag = downstream_runs(f"{repo}:a", tmp_path)
         docker("rmi", tag)  # a child would keep the image the rebuild replaces
 
         # Back to the default qemu host: the registry's image differs in that, and says so.
@@ -513,16 +517,7 @@ def test_xcompile_as_an_aarch64_program_ships_qemu_for_x86_64_hosts(
         shipped = layer_file(registry, name, manifest, "usr/bin/qemu-arm-static")
         assert shipped is not None and _elf_machine(shipped) == EM_X86_64
         assert _labels(registry, name, manifest)[recipe.QEMU_HOST] == "amd64"
-        downstream = tmp_path / "downstream"
-        downstream.mkdir()
-        (downstream / "Dockerfile").write_text(f"FROM {repo}:a\nRUN uname -m > /machine\n")
-        tag = f"{repo}:downstream"
-        made = docker("build", "--platform", ARM.platform, "-t", tag, str(downstream), check=False)
-        assert made.returncode == 0, made.stderr[-2000:]
-        ran = docker(
-            "run", "--rm", "--platform", ARM.platform, "--entrypoint", "/bin/cat", tag, "/machine", check=False
-        )
-        assert (ran.returncode, ran.stdout.strip()) == (0, "armv7l"), ran.stderr
+        downstream_runs(f"{repo}:a", tmp_path)
         # doctor, run as that aarch64 program, shows both machines and judges the entries by the engine's
         doctor = subprocess.run([*aarch64, "-m", "xcompile", "doctor", "--no-push"], env=env, cwd=tmp_path,
                                 capture_output=True, text=True, timeout=600)  # fmt: skip
