@@ -23,11 +23,11 @@ from pathlib import Path
 
 from debian.deb822 import Release as Deb822Release
 
-from . import trust
-from .config import DEFAULT_SUITE
-from .errors import DownloadError, PackageMissing, ProgramMissing, ReleaseExpired, UsageError, VerificationError
-from .runner import Runner
-from .urls import redact
+from xcompile import trust
+from xcompile.config import DEFAULT_SUITE
+from xcompile.errors import DownloadError, PackageMissing, ProgramMissing, ReleaseExpired, UsageError, VerificationError
+from xcompile.runner import Runner
+from xcompile.urls import redact
 
 SYMBOLIC_SUITES = ("oldstable", "stable", "testing", "unstable")
 """The names every Debian mirror serves; each is a release, whose codename names its -updates and -backports."""

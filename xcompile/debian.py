@@ -33,17 +33,25 @@ from typing import IO
 
 import requests
 
-from . import debindex, debpkg, pins, trust
-from .archive import Archive, missing_suite
-from .debcache import Binary, Cache
-from .debindex import Deb
-from .debsuites import FALLBACK_PACKAGE, FIRST_PACKAGE, QEMU_PACKAGES, Index, Offer, Suites, check_unverified_size
-from .download import MAX_BINARY, ProgressCallback, cache_writes, cached, download_file
-from .elf import check_static
-from .errors import PackageMissing, UsageError, VerificationError
-from .platforms import Arch
-from .runner import Runner
-from .transfer import Expected
+from xcompile import debindex, debpkg, pins, trust
+from xcompile.archive import Archive, missing_suite
+from xcompile.debcache import Binary, Cache
+from xcompile.debindex import Deb
+from xcompile.debsuites import (
+    FALLBACK_PACKAGE,
+    FIRST_PACKAGE,
+    QEMU_PACKAGES,
+    Index,
+    Offer,
+    Suites,
+    check_unverified_size,
+)
+from xcompile.download import MAX_BINARY, ProgressCallback, cache_writes, cached, download_file
+from xcompile.elf import check_static
+from xcompile.errors import PackageMissing, UsageError, VerificationError
+from xcompile.platforms import Arch
+from xcompile.runner import Runner
+from xcompile.transfer import Expected
 
 __all__ = ["Archive", "FetchResult", "Offer", "fetch_all", "fetch_qemu", "offers", "pick"]
 

@@ -18,7 +18,7 @@ from typing import Any
 from debian.deb822 import PkgRelation
 from debian.debian_support import NativeVersion
 
-from .errors import VerificationError
+from xcompile.errors import VerificationError
 
 # Bounds on what a mirror can make us read: the largest real paragraph (trixie
 # amd64) is about 76 kB, the largest Packages about 60 MB.

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, BinaryIO, cast
 
-from .errors import VerificationError
+from xcompile.errors import VerificationError
 
 # Reads, decoded pieces and tarfile's buffer: small enough that the pieces in
 # flight on three threads stay a few MiB (1 MiB pieces cost 12 MiB more peak RSS).

@@ -21,11 +21,11 @@ from typing import TypeVar
 
 import requests
 
-from . import archive as debarchive
-from . import debindex
-from .archive import Archive, Release
-from .debcache import Cache, Record
-from .download import (
+from xcompile import archive as debarchive
+from xcompile import debindex
+from xcompile.archive import Archive, Release
+from xcompile.debcache import Cache, Record
+from xcompile.download import (
     MAX_RETRY_AFTER,
     ProgressCallback,
     cache_writes,
@@ -33,11 +33,11 @@ from .download import (
     fetch_bytes,
     make_session,
 )
-from .elf import BY_DEBIAN, host_debian_arch
-from .errors import DownloadError, QemuUnavailable, ReleaseExpired, UsageError, VerificationError
-from .platforms import Arch
-from .runner import Runner
-from .transfer import Expected
+from xcompile.elf import BY_DEBIAN, host_debian_arch
+from xcompile.errors import DownloadError, QemuUnavailable, ReleaseExpired, UsageError, VerificationError
+from xcompile.platforms import Arch
+from xcompile.runner import Runner
+from xcompile.transfer import Expected
 
 FIRST_PACKAGE = "qemu-user-static"
 FALLBACK_PACKAGE = "qemu-user"

@@ -48,10 +48,10 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import MaxRetryError
 from urllib3.util.retry import Retry
 
-from . import files
-from .errors import CacheError
-from .transfer import MAX_RETRY_AFTER, Expected, ProgressCallback, ProgressEvent, Transfer
-from .urls import redact
+from xcompile import files
+from xcompile.errors import CacheError
+from xcompile.transfer import MAX_RETRY_AFTER, Expected, ProgressCallback, ProgressEvent, Transfer
+from xcompile.urls import redact
 
 __all__ = [
     "MAX_BINARY",

@@ -11,7 +11,7 @@ import shlex
 from collections.abc import Sequence
 from typing import Any
 
-from .urls import redact
+from xcompile.urls import redact
 
 
 class XcompileError(Exception):

@@ -24,8 +24,8 @@ from typing import BinaryIO
 import requests
 from urllib3 import exceptions as urllib3_errors
 
-from .errors import DownloadError, VerificationError
-from .urls import redact, scrub
+from xcompile.errors import DownloadError, VerificationError
+from xcompile.urls import redact, scrub
 
 CHUNK_SIZE = 256 * 1024
 PROGRESS_STEP = 1 << 20
