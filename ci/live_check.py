@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from xcompile import aptsources, config, debian, debpkg, pins, platforms, trust  # noqa: E402
 from xcompile.errors import XcompileError  # noqa: E402
-from xcompile.runner import Runner  # noqa: E402
+from xcompile.system.runner import Runner  # noqa: E402
 
 PINS = ("7.2", "11.1")
 QUIET = Runner(lambda _line, _label: None)

@@ -431,7 +431,7 @@ def test_third_party_keys_in_usr_share_keyrings_do_not_count(site: Site, tmp_pat
 
 def test_without_gpgv_pysequoia_verifies(site: Site, tmp_path: Path) -> None:
     site.serve()
-    from xcompile.runner import Runner
+    from xcompile.system.runner import Runner
 
     class NoGpgv(Runner):
         def which(self, program: str) -> Path | None:

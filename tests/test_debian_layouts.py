@@ -25,7 +25,7 @@ from pytest_httpserver import HTTPServer
 from xcompile import debian, trust
 from xcompile.debian import FetchResult, fetch_qemu
 from xcompile.errors import VerificationError
-from xcompile.runner import Runner
+from xcompile.system.runner import Runner
 
 pytestmark = pytest.mark.integration  # the real packages provisioning fetched; root for unshare
 PREFIX = "/debian"
@@ -166,7 +166,7 @@ HIDDEN_KEYRINGS_SCRIPT = textwrap.dedent(
     import json, sys
     from pathlib import Path
     from xcompile import trust
-    from xcompile.runner import Runner
+    from xcompile.system.runner import Runner
     quiet = Runner(lambda line, label: None)
     hidden = [str(p) for p in trust.host_keyrings()]
     out = {"host_keyrings": hidden}

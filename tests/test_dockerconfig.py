@@ -16,7 +16,7 @@ from conftest import run_xcompile
 from xcompile import dockerconfig
 from xcompile.dockerconfig import Edit, plan
 from xcompile.errors import ConfigError, EnvironmentProblem
-from xcompile.runner import Runner
+from xcompile.system.runner import Runner
 
 
 def enable_experimental(path: Path, *, dry_run: bool = False) -> Edit:

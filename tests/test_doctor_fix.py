@@ -23,7 +23,7 @@ from hostbinfmt import foreign_entries, read, removed, replaced
 from xcompile import binfmt, doctor, platforms
 from xcompile.config import Config
 from xcompile.errors import EnvironmentProblem
-from xcompile.runner import Runner
+from xcompile.system.runner import Runner
 
 pytestmark = pytest.mark.integration
 ARM = platforms.get("arm32v7")

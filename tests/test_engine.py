@@ -13,7 +13,7 @@ from xcompile import engine
 from xcompile.config import load
 from xcompile.engine import DOCKER, PODMAN, Platform, Versions
 from xcompile.errors import ConfigError, DockerUnavailable, ProgramMissing
-from xcompile.runner import Runner
+from xcompile.system.runner import Runner
 
 ARM_V7 = Platform("linux", "arm", "v7")
 

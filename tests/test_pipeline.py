@@ -26,7 +26,7 @@ from xcompile.errors import CommandFailed
 from xcompile.pipeline import Pipeline
 from xcompile.plan import Outcome, Result
 from xcompile.registry import Remote
-from xcompile.runner import Runner
+from xcompile.system.runner import Runner
 
 QEMU_VERSION = "qemu-arm version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)"
 

@@ -11,9 +11,9 @@ from xcompile import binfmt, emulation, engine, platforms
 from xcompile.config import Config, load
 from xcompile.errors import BaseUnavailable, ConfigError
 from xcompile.plan import plan
-from xcompile.runner import Runner
 from xcompile.store import Local, Store, refuse_other_platform
 from xcompile.store import placed as _placed
+from xcompile.system.runner import Runner
 
 ARM = platforms.get("arm32v7")
 

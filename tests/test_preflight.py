@@ -22,7 +22,7 @@ from xcompile.engine import PODMAN
 from xcompile.registry import check as preflight
 from xcompile.registry import credentials
 from xcompile.registry.reader import Reader
-from xcompile.runner import Runner
+from xcompile.system.runner import Runner
 
 pytestmark = pytest.mark.integration
 

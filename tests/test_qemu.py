@@ -11,7 +11,7 @@ from conftest import run_xcompile
 
 from xcompile import platforms, qemu
 from xcompile.config import Config
-from xcompile.runner import Runner
+from xcompile.system.runner import Runner
 
 ARM = platforms.get("arm32v7")
 

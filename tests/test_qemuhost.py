@@ -43,7 +43,7 @@ from xcompile import binfmt, elf, emulation, platforms, qemu, qemuhost, recipe
 from xcompile.config import Config, load
 from xcompile.engine import _machine_arch
 from xcompile.errors import ConfigError, EnvironmentProblem, QemuUnavailable
-from xcompile.runner import Runner
+from xcompile.system.runner import Runner
 
 ARM, ARM64, AMD64 = platforms.get("arm32v7"), platforms.get("arm64v8"), platforms.get("amd64")
 SUITE = "bookworm"

@@ -62,7 +62,7 @@ from xcompile.errors import RegistryUnreadable
 from xcompile.registry import IMAGE_TYPES, challenges, check, credentials
 from xcompile.registry import Registry as Where
 from xcompile.registry.reader import Reader
-from xcompile.runner import Runner
+from xcompile.system.runner import Runner
 
 BLOB = f"/v2/team/app/blobs/{digest_of(LABELLED)}"
 """The config blob LABELLED_MANIFEST names."""

@@ -47,7 +47,7 @@ from xcompile.push import Published
 from xcompile.registry import IMAGE_TYPES, LIST_TYPES, check, credentials
 from xcompile.registry import Registry as Where
 from xcompile.registry.reader import Reader
-from xcompile.runner import Runner
+from xcompile.system.runner import Runner
 
 USER = "builder"
 PASSWORD = f"pw-{uuid.uuid4().hex}"
@@ -671,7 +671,7 @@ from pathlib import Path
 from xcompile.errors import RegistryUnreadable
 from xcompile.registry import Registry
 from xcompile.registry.reader import Reader
-from xcompile.runner import Runner
+from xcompile.system.runner import Runner
 host = sys.argv[1]
 reader = Reader(Registry(host, host, f"http://{host}", ""), (Path(sys.argv[2]),), Runner(lambda line, label: None))
 try:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from xcompile.errors import CommandFailed, OutputTooLarge, ProgramMissing
-from xcompile.runner import Runner
+from xcompile.system.runner import Runner
 
 
 class Recorder:

@@ -10,7 +10,7 @@ import pytest
 from plumbum import local
 
 from xcompile.errors import CommandFailed, ProgramMissing
-from xcompile.runner import Runner
+from xcompile.system.runner import Runner
 
 SHOW = 'echo "${XC_GONE-unset} ${XC_KEPT-unset}"'
 

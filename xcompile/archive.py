@@ -26,7 +26,7 @@ from debian.deb822 import Release as Deb822Release
 from xcompile import trust
 from xcompile.config import DEFAULT_SUITE
 from xcompile.errors import DownloadError, PackageMissing, ProgramMissing, ReleaseExpired, UsageError, VerificationError
-from xcompile.runner import Runner
+from xcompile.system.runner import Runner
 from xcompile.urls import redact
 
 SYMBOLIC_SUITES = ("oldstable", "stable", "testing", "unstable")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from xcompile.errors import EnvironmentProblem
 from xcompile.platforms import Arch
-from xcompile.runner import Runner
+from xcompile.system.runner import Runner
 
 ROOT = Path("/proc/sys/fs/binfmt_misc")
 

@@ -9,7 +9,7 @@ from xcompile import engine
 from xcompile.context import Workspace
 from xcompile.errors import BaseUnavailable, CommandFailed
 from xcompile.plan import Image
-from xcompile.runner import Runner
+from xcompile.system.runner import Runner
 
 _MADE = re.compile(
     r"^Successfully built ([0-9a-f]{12,64})$"  # the classic builder

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 from xcompile import platforms
 from xcompile.config import Config
 from xcompile.errors import QemuUnavailable
-from xcompile.runner import Runner
-from xcompile.terminal import printable
+from xcompile.system.runner import Runner
+from xcompile.system.terminal import printable
 
 if TYPE_CHECKING:
     from xcompile.debian import Archive, Offer

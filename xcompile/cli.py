@@ -41,8 +41,8 @@ from xcompile import (
 from xcompile.errors import Interrupted, UsageError, XcompileError
 from xcompile.pipeline import Pipeline
 from xcompile.plan import Result
-from xcompile.runner import Runner
-from xcompile.terminal import Console, Escaping, show
+from xcompile.system.runner import Runner
+from xcompile.system.terminal import Console, Escaping, show
 from xcompile.urls import scrub
 
 _PLUMBUM_EXITS = (ShowHelp, ShowHelpAll, ShowVersion, ShowCompletion)

@@ -14,10 +14,10 @@ from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from xcompile import files
 from xcompile.plan import QEMU_LAYER, Image
 from xcompile.qemu import Qemu
-from xcompile.runner import Runner
+from xcompile.system import files
+from xcompile.system.runner import Runner
 
 QEMU_LAYER_MODE = 0o755
 QEMU_LAYER_MTIME = 1

@@ -26,13 +26,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from xcompile import files
 from xcompile.archive import SUITE_NAME, Archive
 from xcompile.debindex import Deb
 from xcompile.download import cache_writes, cached
 from xcompile.elf import check_static
 from xcompile.errors import VerificationError
 from xcompile.platforms import Arch
+from xcompile.system import files
 
 
 @dataclass(frozen=True)

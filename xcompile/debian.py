@@ -50,7 +50,7 @@ from xcompile.download import MAX_BINARY, ProgressCallback, cache_writes, cached
 from xcompile.elf import check_static
 from xcompile.errors import PackageMissing, UsageError, VerificationError
 from xcompile.platforms import Arch
-from xcompile.runner import Runner
+from xcompile.system.runner import Runner
 from xcompile.transfer import Expected
 
 __all__ = ["Archive", "FetchResult", "Offer", "fetch_all", "fetch_qemu", "offers", "pick"]

@@ -36,7 +36,7 @@ from xcompile.download import (
 from xcompile.elf import BY_DEBIAN, host_debian_arch
 from xcompile.errors import DownloadError, QemuUnavailable, ReleaseExpired, UsageError, VerificationError
 from xcompile.platforms import Arch
-from xcompile.runner import Runner
+from xcompile.system.runner import Runner
 from xcompile.transfer import Expected
 
 FIRST_PACKAGE = "qemu-user-static"

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from xcompile.engine import EXPERIMENTAL_SINCE_TEXT, Engine, Versions
 from xcompile.errors import ConfigError, EnvironmentProblem
-from xcompile.runner import Runner
+from xcompile.system.runner import Runner
 
 KEY = "experimental"
 VALUE = "enabled"

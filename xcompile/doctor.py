@@ -22,7 +22,7 @@ from xcompile.errors import CommandFailed, EnvironmentProblem, XcompileError
 from xcompile.platforms import Arch
 from xcompile.registry import check as registry_check
 from xcompile.registry import credentials
-from xcompile.runner import Runner
+from xcompile.system.runner import Runner
 from xcompile.urls import redact
 
 MOUNT = ("mount", "-t", "binfmt_misc", "binfmt_misc", str(binfmt.ROOT))

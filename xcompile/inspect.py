@@ -15,8 +15,8 @@ from xcompile import recipe, reference, registry
 from xcompile.config import Config
 from xcompile.errors import EnvironmentProblem, RegistryUnreadable, UsageError, XcompileError
 from xcompile.registry import Remote, content
-from xcompile.runner import Runner
-from xcompile.terminal import printable
+from xcompile.system.runner import Runner
+from xcompile.system.terminal import printable
 
 if TYPE_CHECKING:  # requests loads only when a registry is read
     from xcompile.registry.reader import Reader

@@ -25,7 +25,7 @@ from xcompile.engine import Platform
 from xcompile.errors import CommandFailed, JoinFailed
 from xcompile.platforms import Arch
 from xcompile.registry import Remote
-from xcompile.runner import Runner
+from xcompile.system.runner import Runner
 
 if TYPE_CHECKING:  # requests loads only when a registry is read (start-up time)
     from xcompile.registry.lists import ListTool

@@ -26,7 +26,7 @@ from xcompile import build, context, dockerconfig, emulation, engine, prove, pus
 from xcompile.config import Config
 from xcompile.errors import CommandFailed, ProofFailed, XcompileError
 from xcompile.plan import Image, ManifestList, Outcome, Result, plan
-from xcompile.runner import Runner
+from xcompile.system.runner import Runner
 
 if TYPE_CHECKING:
     from xcompile import download

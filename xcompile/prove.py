@@ -23,12 +23,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from xcompile import binfmt, engine, files, proof
+from xcompile import binfmt, engine, proof
 from xcompile.context import Workspace
 from xcompile.errors import CommandFailed, XcompileError
 from xcompile.plan import Image, ProofRun
 from xcompile.platforms import Arch
-from xcompile.runner import Runner
+from xcompile.system import files
+from xcompile.system.runner import Runner
 from xcompile.urls import scrub
 
 Say = Callable[[str, "str | None"], None]

@@ -17,7 +17,7 @@ from xcompile import engine, recipe, reference
 from xcompile.config import Config
 from xcompile.errors import CommandFailed, RegistryUnreadable
 from xcompile.plan import Image, ManifestList
-from xcompile.runner import Runner
+from xcompile.system.runner import Runner
 
 if TYPE_CHECKING:  # requests loads only when a registry is read (start-up time)
     from xcompile.registry import Registry, Remote

@@ -19,11 +19,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from xcompile import elf, files, pins, platforms
+from xcompile import elf, pins, platforms
 from xcompile.config import Config
 from xcompile.errors import CommandFailed, QemuUnavailable, XcompileError
 from xcompile.platforms import Arch
-from xcompile.runner import Runner
+from xcompile.system import files
+from xcompile.system.runner import Runner
 from xcompile.urls import redact
 
 # The archive's modules (requests, python-debian) load only where qemu is

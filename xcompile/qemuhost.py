@@ -34,7 +34,7 @@ from xcompile import binfmt, platforms
 from xcompile.config import Config
 from xcompile.errors import CommandFailed, EnvironmentProblem, XcompileError
 from xcompile.platforms import Arch
-from xcompile.runner import Runner
+from xcompile.system.runner import Runner
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -22,7 +22,7 @@ from xcompile import recipe
 from xcompile.config import Config
 from xcompile.errors import CannotTell, PackageMissing, XcompileError
 from xcompile.platforms import Arch
-from xcompile.runner import Runner
+from xcompile.system.runner import Runner
 
 if TYPE_CHECKING:  # the archive's modules (requests, python-debian) load only where one is read
     from xcompile import debian

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from xcompile import engine, reference
 from xcompile.errors import BaseUnavailable, CommandFailed, XcompileError
 from xcompile.plan import Image
-from xcompile.runner import Runner
+from xcompile.system.runner import Runner
 
 Say = Callable[[str, "str | None"], None]
 

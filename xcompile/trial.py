@@ -26,8 +26,8 @@ from xcompile import build, context, emulation, engine, prove, qemu, qemuhost, s
 from xcompile.config import Config
 from xcompile.errors import UsageError, XcompileError
 from xcompile.plan import Image, ProofRun, plan
-from xcompile.runner import Runner
 from xcompile.settings import KEYS
+from xcompile.system.runner import Runner
 
 Say = Callable[[str, "str | None"], None]
 

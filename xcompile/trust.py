@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from xcompile.errors import CommandFailed, ProgramMissing, VerificationError
-from xcompile.runner import Runner
+from xcompile.system.runner import Runner
 
 BUNDLED_KEYRING = Path(__file__).with_name("keys") / "debian-archive.gpg"
 HOST_KEYRING_DIRS = (Path("/usr/share/keyrings"), Path("/etc/apt/trusted.gpg.d"))

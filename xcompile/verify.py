@@ -32,7 +32,7 @@ from xcompile.engine import Platform
 from xcompile.errors import CannotTell, ImageDiffers, RegistryUnreadable, UsageError, XcompileError
 from xcompile.inspect import split_name
 from xcompile.registry import content
-from xcompile.runner import Runner
+from xcompile.system.runner import Runner
 
 if TYPE_CHECKING:  # requests loads only when a registry is read
     from xcompile.registry.images import ImageReader

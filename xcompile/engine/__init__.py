@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from xcompile.engine import authfiles, failures
 from xcompile.engine.failures import DOCKER_PROBE_TIMEOUT, Failure, FailureKind, classify
 from xcompile.errors import CommandFailed, DockerUnavailable, ProgramMissing
-from xcompile.runner import Runner
+from xcompile.system.runner import Runner
 
 __all__ = ["DOCKER_PROBE_TIMEOUT", "Failure", "FailureKind", "classify"]
 

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 from xcompile.errors import EnvironmentProblem
-from xcompile.runner import Runner
+from xcompile.system.runner import Runner
 
 NamedFiles = tuple[tuple[str, Path], ...]
 """The credential files an environment variable names (config.named_auth_files)."""

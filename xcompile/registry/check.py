@@ -26,7 +26,7 @@ from xcompile import engine, reference, registry
 from xcompile.config import Config
 from xcompile.errors import CommandFailed, EnvironmentProblem, RegistryUnreadable, XcompileError
 from xcompile.registry import Registry, credentials
-from xcompile.runner import Runner
+from xcompile.system.runner import Runner
 
 Status = Literal["pass", "warn", "fail"]
 

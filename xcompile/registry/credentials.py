@@ -26,7 +26,7 @@ from xcompile import dockerconfig, reference
 from xcompile.config import Config
 from xcompile.engine import Engine
 from xcompile.errors import OutputTooLarge, XcompileError
-from xcompile.runner import Runner
+from xcompile.system.runner import Runner
 
 HELPER_TIMEOUT = 30.0
 HELPER_OUTPUT = 1 << 20

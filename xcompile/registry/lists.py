@@ -19,7 +19,7 @@ from xcompile.engine import Platform
 from xcompile.errors import CommandFailed, RegistryUnreadable
 from xcompile.registry import Member, Remote
 from xcompile.registry.reader import Reader
-from xcompile.runner import Runner
+from xcompile.system.runner import Runner
 
 
 def holds_exactly(current: Remote | None, digests: Iterable[str]) -> bool:

@@ -18,7 +18,7 @@ import requests
 from xcompile.errors import RegistryUnreadable
 from xcompile.registry import IMAGE_TYPES, LIST_TYPES, Registry, Remote, content, credentials, labels_of, platform_of
 from xcompile.registry import http as registry_http
-from xcompile.runner import Runner
+from xcompile.system.runner import Runner
 
 ACCEPT = ", ".join(LIST_TYPES + IMAGE_TYPES)
 

@@ -36,8 +36,8 @@ from typing import Any, TypeVar
 from plumbum import local
 from plumbum.commands.processes import CommandNotFound
 
-from xcompile import children, files
 from xcompile.errors import CommandFailed, EnvironmentProblem, OutputTooLarge, ProgramMissing
+from xcompile.system import children, files
 from xcompile.urls import scrub
 
 Echo = Callable[[str, "str | None"], None]
