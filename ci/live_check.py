@@ -17,6 +17,7 @@ The mirror is the one the host's apt uses (or --mirror / XCOMPILE_MIRROR). Three
 
 Usage: python ci/live_check.py [--mirror URL] [SUITE ...]
 """
+# ruff: noqa: E402  (xcompile and the helpers are imported once sys.path names them)
 
 from __future__ import annotations
 
@@ -37,9 +38,10 @@ from typing import IO
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from xcompile import aptsources, config, debian, debpkg, pins, platforms, trust  # noqa: E402
-from xcompile.errors import XcompileError  # noqa: E402
-from xcompile.system.runner import Runner  # noqa: E402
+from xcompile import config, debian, debpkg, pins, trust
+from xcompile.errors import XcompileError
+from xcompile.host import aptsources, platforms
+from xcompile.system.runner import Runner
 
 PINS = ("7.2", "11.1")
 QUIET = Runner(lambda _line, _label: None)

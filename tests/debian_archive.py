@@ -35,7 +35,7 @@ from debian.debian_support import Version
 from werkzeug.utils import send_file
 from werkzeug.wrappers import Request, Response
 
-from xcompile.elf import BY_DEBIAN, host_debian_arch
+from xcompile.host.elf import BY_DEBIAN, host_debian_arch
 
 QEMU = "qemu-user-static"
 

@@ -31,8 +31,8 @@ from pathlib import Path
 
 import pytest
 
-from xcompile import binfmt, platforms
-from xcompile.binfmt import Entry, read
+from xcompile.host import binfmt, platforms
+from xcompile.host.binfmt import Entry, read
 
 ARM = platforms.get("arm32v7")
 ARM64 = platforms.get("arm64v8")

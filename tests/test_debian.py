@@ -25,10 +25,8 @@ from pytest_httpserver import HTTPServer
 from werkzeug.wrappers import Request, Response
 
 from xcompile import debian
-from xcompile.aptsources import debian_mirror as mirror_from_apt_sources
 from xcompile.debian import FetchResult, fetch_qemu
 from xcompile.download import ProgressEvent, make_session
-from xcompile.elf import host_debian_arch
 from xcompile.errors import (
     CacheError,
     DownloadError,
@@ -37,6 +35,8 @@ from xcompile.errors import (
     UsageError,
     VerificationError,
 )
+from xcompile.host.aptsources import debian_mirror as mirror_from_apt_sources
+from xcompile.host.elf import host_debian_arch
 from xcompile.transfer import MAX_BODY_RESUMES
 
 PREFIX = "/debian"

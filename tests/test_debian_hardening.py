@@ -28,7 +28,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug.wrappers import Request, Response
 
 from xcompile.download import MAX_BINARY
-from xcompile.elf import host_debian_arch
+from xcompile.host.elf import host_debian_arch
 
 pytestmark = pytest.mark.integration  # gpg, and subprocesses of the command
 PREFIX = "/debian"

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from conftest import run_xcompile
 
-from xcompile import dockerconfig
-from xcompile.dockerconfig import Edit, plan
+from xcompile.engine import dockerconfig
+from xcompile.engine.dockerconfig import Edit, plan
 from xcompile.errors import ConfigError, EnvironmentProblem
 from xcompile.system.runner import Runner
 

@@ -32,7 +32,7 @@ from hostbinfmt import (
     unmounted,
 )
 
-from xcompile import binfmt, platforms
+from xcompile.host import binfmt, platforms
 
 pytestmark = pytest.mark.integration
 ARM = platforms.get("arm32v7")

@@ -22,7 +22,7 @@ import pytest
 from conftest import REPO, Registry, docker, run_xcompile
 from hostbinfmt import replaced, seed_world, snapshot
 
-from xcompile import platforms
+from xcompile.host import platforms
 
 pytestmark = pytest.mark.integration
 ARM = platforms.get("arm32v7")

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from xcompile import binfmt, platforms
-from xcompile.emulation import assess
+from xcompile.host import binfmt, platforms
+from xcompile.host.emulation import assess
 
 AMD64, I386 = platforms.get("amd64"), platforms.get("i386")
 ARM, ARM64 = platforms.get("arm32v7"), platforms.get("arm64v8")

@@ -168,8 +168,9 @@ def test_versions_of_each_engine(tmp_path: Path) -> None:
 
 
 def test_podmans_inspect_without_variant_still_checks_os_and_architecture() -> None:
-    from xcompile import platforms, proof
+    from xcompile import proof
     from xcompile.errors import ProofFailed
+    from xcompile.host import platforms
 
     arm = platforms.get("arm32v7")
     podman_says = proof.ImageConfig.from_inspect('[{"Os": "linux", "Architecture": "arm", "Config": {}}]')

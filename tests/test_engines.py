@@ -20,7 +20,7 @@ import pytest
 from conftest import BASE_TAGS, MAKE_BASE, PROVISION_HINT, SESSION_LABEL, Registry, docker, run_xcompile
 from hostbinfmt import host_state
 
-from xcompile import platforms
+from xcompile.host import platforms
 
 pytestmark = pytest.mark.integration
 ARM = platforms.get("arm32v7")

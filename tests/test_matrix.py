@@ -17,7 +17,7 @@ import pytest
 import requests
 from conftest import REPO, Registry, docker, remove_local_images, run_xcompile, with_buildx
 
-from xcompile import platforms
+from xcompile.host import platforms
 
 ARCHES = ("amd64", "arm32v7", "arm64v8")
 TAGS = ("3.7", "3.7-slim")

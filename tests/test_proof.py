@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 from conftest import Registry, docker, run_xcompile
 
-from xcompile import engine, platforms, proof
+from xcompile import engine, proof
 from xcompile.errors import CommandFailed, ProofFailed
+from xcompile.host import platforms
 
 ARM = platforms.get("arm32v7")
 # Each integration test sets up the binfmt state it asserts in.

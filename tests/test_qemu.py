@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from conftest import run_xcompile
 
-from xcompile import platforms, qemu
+from xcompile import qemu
 from xcompile.config import Config
+from xcompile.host import platforms
 from xcompile.system.runner import Runner
 
 ARM = platforms.get("arm32v7")

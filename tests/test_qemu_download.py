@@ -20,8 +20,8 @@ from hostbinfmt import replaced, seed_world
 from pytest_httpserver import HTTPServer
 from test_e2e import layer_file
 
-from xcompile import platforms
-from xcompile.elf import host_debian_arch
+from xcompile.host import platforms
+from xcompile.host.elf import host_debian_arch
 
 pytestmark = pytest.mark.integration
 ARM = platforms.get("arm32v7")

@@ -23,10 +23,11 @@ from conftest import run_xcompile
 from debian_archive import TRIXIE_BACKPORT, WEEK, Archive, GpgKey, file_handler, key_fixture, real_mirror, real_package
 from pytest_httpserver import HTTPServer
 
-from xcompile import debian, debpkg, platforms
+from xcompile import debian, debpkg
 from xcompile.debian import FetchResult
-from xcompile.elf import host_debian_arch
 from xcompile.errors import VerificationError
+from xcompile.host import platforms
+from xcompile.host.elf import host_debian_arch
 
 pytestmark = pytest.mark.integration  # the real packages that provisioning fetched
 PREFIX = "/debian"

@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 from debian_archive import tiny_elf
 
-from xcompile import elf, qemuorigin, recipe
-from xcompile.platforms import BY_DEBIAN
+from xcompile import qemuorigin, recipe
+from xcompile.host import elf
+from xcompile.host.platforms import BY_DEBIAN
 
 BOOKWORM = "1:7.2+dfsg-7+deb12u18+b3"
 

@@ -25,7 +25,7 @@ from debian_archive import Archive, GpgKey, build_deb, file_handler, key_fixture
 from pytest_httpserver import HTTPServer
 
 from xcompile import recipe
-from xcompile.elf import host_debian_arch
+from xcompile.host.elf import host_debian_arch
 from xcompile.registry import IMAGE_TYPES, LIST_TYPES
 
 CONFIG_TYPE = "application/vnd.docker.container.image.v1+json"

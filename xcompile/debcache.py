@@ -29,9 +29,9 @@ from typing import Any
 from xcompile.archive import SUITE_NAME, Archive
 from xcompile.debindex import Deb
 from xcompile.download import cache_writes, cached
-from xcompile.elf import check_static
 from xcompile.errors import VerificationError
-from xcompile.platforms import Arch
+from xcompile.host.elf import check_static
+from xcompile.host.platforms import Arch
 from xcompile.system import files
 
 

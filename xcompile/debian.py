@@ -47,9 +47,9 @@ from xcompile.debsuites import (
     check_unverified_size,
 )
 from xcompile.download import MAX_BINARY, ProgressCallback, cache_writes, cached, download_file
-from xcompile.elf import check_static
 from xcompile.errors import PackageMissing, UsageError, VerificationError
-from xcompile.platforms import Arch
+from xcompile.host.elf import check_static
+from xcompile.host.platforms import Arch
 from xcompile.system.runner import Runner
 from xcompile.transfer import Expected
 

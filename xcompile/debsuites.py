@@ -33,9 +33,9 @@ from xcompile.download import (
     fetch_bytes,
     make_session,
 )
-from xcompile.elf import BY_DEBIAN, host_debian_arch
 from xcompile.errors import DownloadError, QemuUnavailable, ReleaseExpired, UsageError, VerificationError
-from xcompile.platforms import Arch
+from xcompile.host.elf import BY_DEBIAN, host_debian_arch
+from xcompile.host.platforms import Arch
 from xcompile.system.runner import Runner
 from xcompile.transfer import Expected
 

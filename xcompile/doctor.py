@@ -16,10 +16,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from xcompile import binfmt, dockerconfig, elf, emulation, engine, pins, platforms, qemu, qemuhost, trust
+from xcompile import engine, pins, qemu, qemuhost, trust
 from xcompile.config import Config
+from xcompile.engine import dockerconfig
 from xcompile.errors import CommandFailed, EnvironmentProblem, XcompileError
-from xcompile.platforms import Arch
+from xcompile.host import binfmt, elf, emulation, platforms
+from xcompile.host.platforms import Arch
 from xcompile.registry import check as registry_check
 from xcompile.registry import credentials
 from xcompile.system.runner import Runner

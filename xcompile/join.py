@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from xcompile import dockerconfig, engine, recipe, reference, registry
+from xcompile import engine, recipe, reference, registry
 from xcompile.config import Config
-from xcompile.engine import Platform
+from xcompile.engine import Platform, dockerconfig
 from xcompile.errors import CommandFailed, JoinFailed
-from xcompile.platforms import Arch
+from xcompile.host.platforms import Arch
 from xcompile.registry import Remote
 from xcompile.system.runner import Runner
 

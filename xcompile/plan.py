@@ -11,9 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from xcompile import emulation, engine, registry
+from xcompile import engine, registry
 from xcompile.config import Config
-from xcompile.platforms import Arch
+from xcompile.host import emulation
+from xcompile.host.platforms import Arch
 
 Status = Literal["pushed", "built", "unchanged", "failed", "skipped", "planned", "interrupted"]
 

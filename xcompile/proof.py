@@ -26,7 +26,7 @@ from typing import Any
 
 from xcompile.engine import Failure
 from xcompile.errors import CommandFailed, ProofFailed
-from xcompile.platforms import Arch
+from xcompile.host.platforms import Arch
 
 PYTHON_PATHS = ("/usr/local/bin/python3", "/usr/bin/python3")
 UNAME_PATHS = ("/bin/uname", "/usr/bin/uname")

@@ -23,11 +23,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from xcompile import binfmt, engine, proof
+from xcompile import engine, proof
 from xcompile.context import Workspace
 from xcompile.errors import CommandFailed, XcompileError
+from xcompile.host import binfmt
+from xcompile.host.platforms import Arch
 from xcompile.plan import Image, ProofRun
-from xcompile.platforms import Arch
 from xcompile.system import files
 from xcompile.system.runner import Runner
 from xcompile.urls import scrub

@@ -19,10 +19,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from xcompile import elf, pins, platforms
+from xcompile import pins
 from xcompile.config import Config
 from xcompile.errors import CommandFailed, QemuUnavailable, XcompileError
-from xcompile.platforms import Arch
+from xcompile.host import elf, platforms
+from xcompile.host.platforms import Arch
 from xcompile.system import files
 from xcompile.system.runner import Runner
 from xcompile.urls import redact
@@ -272,7 +273,7 @@ def apt_candidate(runner: Runner, package: str) -> str | None:
 
 def apt_mirror(runner: Runner) -> str | None:
     # A host's apt sources count only where it has apt to use them.
-    from xcompile import aptsources
+    from xcompile.host import aptsources
 
     return aptsources.debian_mirror() if runner.which("apt-get") else None
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from xcompile import recipe
 from xcompile.config import Config
 from xcompile.errors import CannotTell, PackageMissing, XcompileError
-from xcompile.platforms import Arch
+from xcompile.host.platforms import Arch
 from xcompile.system.runner import Runner
 
 if TYPE_CHECKING:  # the archive's modules (requests, python-debian) load only where one is read

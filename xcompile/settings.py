@@ -13,8 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from xcompile import engine, platforms
+from xcompile import engine
 from xcompile.errors import ConfigError
+from xcompile.host import platforms
 from xcompile.urls import redact
 
 DEFAULT_JOBS = 4

@@ -12,8 +12,9 @@ from typing import Any
 
 from plumbum import cli
 
-from xcompile import config, engine, platforms, settings
+from xcompile import config, engine, settings
 from xcompile.errors import UsageError
+from xcompile.host import platforms
 
 
 class Setting(cli.SwitchAttr[Any]):

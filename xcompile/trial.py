@@ -22,9 +22,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from xcompile import build, context, emulation, engine, prove, qemu, qemuhost, store
+from xcompile import build, context, engine, prove, qemu, qemuhost, store
 from xcompile.config import Config
 from xcompile.errors import UsageError, XcompileError
+from xcompile.host import emulation
 from xcompile.plan import Image, ProofRun, plan
 from xcompile.settings import KEYS
 from xcompile.system.runner import Runner

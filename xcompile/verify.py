@@ -26,10 +26,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal
 
-from xcompile import elf, platforms, qemuorigin, recipe, reference, registry, toplayer
+from xcompile import qemuorigin, recipe, reference, registry, toplayer
 from xcompile.config import Config
 from xcompile.engine import Platform
 from xcompile.errors import CannotTell, ImageDiffers, RegistryUnreadable, UsageError, XcompileError
+from xcompile.host import elf, platforms
 from xcompile.inspect import split_name
 from xcompile.registry import content
 from xcompile.system.runner import Runner

@@ -23,7 +23,7 @@ from xcompile.system.runner import Runner
 __all__ = ["DOCKER_PROBE_TIMEOUT", "Failure", "FailureKind", "classify"]
 
 if TYPE_CHECKING:
-    from xcompile.platforms import Arch
+    from xcompile.host.platforms import Arch
 
 EngineName = Literal["docker", "podman"]
 CHOICES = ("docker", "podman", "auto")

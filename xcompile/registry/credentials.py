@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from xcompile import dockerconfig, reference
+from xcompile import reference
 from xcompile.config import Config
-from xcompile.engine import Engine
+from xcompile.engine import Engine, dockerconfig
 from xcompile.errors import OutputTooLarge, XcompileError
 from xcompile.system.runner import Runner
 

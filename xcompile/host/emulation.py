@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from xcompile import binfmt, elf, platforms
 from xcompile.errors import XcompileError
-from xcompile.platforms import Arch
+from xcompile.host import binfmt, elf, platforms
+from xcompile.host.platforms import Arch
 
 Status = Literal["pass", "warn", "fail"]
 FIX = "`xcompile doctor --fix`"

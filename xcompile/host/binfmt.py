@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xcompile.errors import EnvironmentProblem
-from xcompile.platforms import Arch
+from xcompile.host.platforms import Arch
 from xcompile.system.runner import Runner
 
 ROOT = Path("/proc/sys/fs/binfmt_misc")

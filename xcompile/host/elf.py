@@ -10,7 +10,7 @@ import struct
 from pathlib import Path
 
 from xcompile.errors import VerificationError
-from xcompile.platforms import ARCHES, BY_DEBIAN, Arch, host
+from xcompile.host.platforms import ARCHES, BY_DEBIAN, Arch, host
 
 __all__ = ["BY_DEBIAN", "built_for", "check_static", "host_debian_arch", "made_for"]
 
