@@ -24,7 +24,6 @@ from pathlib import Path
 from debian.deb822 import Release as Deb822Release
 
 from xcompile import trust
-from xcompile.config import DEFAULT_SUITE
 from xcompile.errors import DownloadError, PackageMissing, ProgramMissing, ReleaseExpired, UsageError, VerificationError
 from xcompile.system.runner import Runner
 from xcompile.urls import redact
@@ -37,6 +36,8 @@ DATE_SKEW = timedelta(minutes=10)
 UNSIGNED_NOTE = "the archive's signature is NOT verified (--allow-unsigned): {why}; the mirror chooses the qemu"
 SUITE_NAME = re.compile(r"[a-z][a-z0-9.-]*")
 _SNAPSHOT = re.compile(r"/(\d{8}T\d{6}Z)(?=/|$)")
+
+DEFAULT_SUITE = "stable"  # whatever the archive's stable is; the cache is keyed by the codename it names
 
 
 @dataclass(frozen=True)

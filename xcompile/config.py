@@ -27,6 +27,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
+from xcompile.archive import DEFAULT_SUITE as DEFAULT_SUITE  # the archive's own default
 from xcompile.settings import (
     ALIASES,
     DEFAULT_JOBS,
@@ -36,9 +37,6 @@ from xcompile.settings import (
     PER_ARCH,
     SWITCH_KEYS,
     switch_names,
-)
-from xcompile.settings import (
-    DEFAULT_SUITE as DEFAULT_SUITE,  # the archive's default too (archive.py)
 )
 
 ENGINE_ENV = ("DOCKER_HOST", "DOCKER_CONTEXT", "CONTAINER_HOST", "CONTAINER_CONNECTION")

@@ -20,7 +20,6 @@ from xcompile.urls import redact
 
 DEFAULT_JOBS = 4
 DEFAULT_PROOF_TIMEOUT = 300
-DEFAULT_SUITE = "stable"  # whatever the archive's stable is; the cache is keyed by the codename it names
 QEMU_SOURCES = ("auto", "path", "apt", "download")
 REBUILD = ("changed", "always")
 PULL = ("always", "missing", "never")
