@@ -41,7 +41,7 @@ BINARY = "qemu-arm-static"
 FETCH = """
 import sys
 from pathlib import Path
-from xcompile.debian import Archive, fetch_qemu
+from xcompile.archive.fetcher import Archive, fetch_qemu
 fetch_qemu(sys.argv[1], Archive(sys.argv[2], sys.argv[5], keyrings=(Path(sys.argv[4]),)), Path(sys.argv[3]))
 """
 # Every emulator of the arch table from one fetch: one pass over the package's data member.
@@ -49,11 +49,11 @@ FETCH_ALL = """
 import sys
 from pathlib import Path
 from xcompile import platforms
-from xcompile.debian import Archive, fetch_all
+from xcompile.archive.fetcher import Archive, fetch_all
 binaries = [arch.qemu_binary for arch in platforms.one_per_emulator(platforms.ARCHES)]
 fetch_all(binaries, Archive(sys.argv[1], sys.argv[4], keyrings=(Path(sys.argv[3]),)), Path(sys.argv[2]))
 """
-IMPORTS = "import requests, debian.deb822, xcompile.debian"
+IMPORTS = "import requests, debian.deb822, xcompile.archive.fetcher"
 BASELINE = "curl -o + dpkg-deb -x"
 FAIR = "curl -o + dpkg-deb | tar -x one file"
 

@@ -10,7 +10,7 @@ trixie .deb (xz, as the archive serves it) and a zstd repack of it:
   ends the run: a failed floor would make every ratio a lie);
 - download, then extract: the .deb streamed into a part file, hashed,
   fsynced and checked against the SHA256 that stands for the signed index,
-  then published; then every emulator out of it by ``debpkg.read_members``,
+  then published; then every emulator out of it by ``debfile.read_members``,
   each into a part file, hashed, fsynced, renamed (what the fetch does);
 - overlapped: the same, but the emulators are extracted while the body
   arrives: ``read_members`` reads the part file as the download writes it
@@ -25,7 +25,7 @@ into a forked child). The .debs are served by the stdlib's threaded HTTP
 server on 127.0.0.1 with a kernel-assigned port, from this process. Every
 extracted emulator is checked against ``dpkg-deb -x``'s.
 
-The download here is a minimal copy of what xcompile.download does (one GET,
+The download here is a minimal copy of what xcompile.archive.download does (one GET,
 256 KiB pieces, SHA256 and size checked, fsync, rename), so the measurement
 does not depend on that module's current shape; retries and resumes are not
 exercised (loopback does not cut bodies off).
@@ -173,7 +173,7 @@ class Emulators:
 
 def fetch(variant: str, url: str, sha256: str, size: int, dest: Path) -> None:
     """Every emulator from the .deb at ``url``, whose SHA256 and size the signed index gives."""
-    from xcompile import debpkg
+    from xcompile.archive import debfile
 
     deb, part = dest / "qemu-user.deb", dest / "qemu-user.deb.part"
     emulators = Emulators(dest)
@@ -186,7 +186,7 @@ def fetch(variant: str, url: str, sha256: str, size: int, dest: Path) -> None:
         if variant == "then":
             check(download(url, part))
             os.replace(part, deb)
-            found = debpkg.read_members(deb, EMULATORS, emulators.write)
+            found = debfile.read_members(deb, EMULATORS, emulators.write)
         else:
             part.touch()
             arriving = Arriving(part, size)
@@ -194,7 +194,7 @@ def fetch(variant: str, url: str, sha256: str, size: int, dest: Path) -> None:
             thread = threading.Thread(target=lambda: result.append(download(url, part, arriving)))
             thread.start()
             try:
-                found = debpkg.read_members(cast(BinaryIO, arriving), EMULATORS, emulators.write)
+                found = debfile.read_members(cast(BinaryIO, arriving), EMULATORS, emulators.write)
             except BaseException:
                 arriving.abandoned = True
                 raise
@@ -293,7 +293,7 @@ def main() -> None:
                         results.setdefault((label, name), []).append((elapsed, rss, cpu))
                         shutil.rmtree(dest)
                 # What every xcompile contender pays before its first byte (a running xcompile has paid it).
-                imports = [sys.executable, "-c", "import requests, xcompile.debpkg"]
+                imports = [sys.executable, "-c", "import requests, xcompile.archive.debfile"]
                 elapsed, code, rss, cpu = measure(imports)
                 results.setdefault(("", IMPORTS), []).append((elapsed, rss, cpu))
                 print(f"round {i + 1}/{rounds} done", file=sys.stderr)

@@ -38,7 +38,8 @@ from typing import IO
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from xcompile import config, debian, debpkg, pins, trust
+from xcompile import config
+from xcompile.archive import debfile, fetcher, pins, trust
 from xcompile.errors import XcompileError
 from xcompile.host import aptsources, platforms
 from xcompile.system.runner import Runner
@@ -57,7 +58,7 @@ def main() -> int:
     if not args.mirror:
         sys.exit("live-check: no mirror: the host's apt has no Debian source; give --mirror URL")
     hidden = not trust.host_keyrings()
-    say(f"mirror {debian.Archive(args.mirror).shown}; host keyrings "
+    say(f"mirror {fetcher.Archive(args.mirror).shown}; host keyrings "
         f"{'hidden: only the bundled keys count' if hidden else 'present'}")  # fmt: skip
     failed = 0
     with tempfile.TemporaryDirectory(prefix="xcompile-live-") as work:
@@ -88,7 +89,7 @@ def suites(mirror: str, names: Sequence[str], work: Path) -> tuple[list[Row], Pa
         cache = work / f"suite-{suite}"
         start = time.perf_counter()
         try:
-            got = debian.fetch_all(EMULATORS, debian.Archive(mirror, suite), cache, runner=QUIET)
+            got = fetcher.fetch_all(EMULATORS, fetcher.Archive(mirror, suite), cache, runner=QUIET)
         except XcompileError as err:
             rows.append((f"{len(EMULATORS)} emulators", suite, "FAIL", "", "", "", "", str(err)[:100]))
             continue
@@ -109,7 +110,7 @@ def pinned(mirror: str, pin: str, cache: Path) -> Row:
     """Table 2's row for one pin: where the newest qemu ``pin`` of the mirror's suites was found."""
     start = time.perf_counter()
     try:
-        (got,) = debian.fetch_all(["qemu-arm-static"], debian.Archive(mirror), cache, pin=pin, runner=QUIET)
+        (got,) = fetcher.fetch_all(["qemu-arm-static"], fetcher.Archive(mirror), cache, pin=pin, runner=QUIET)
     except XcompileError as err:
         return (pin, "FAIL", "", "", f"{time.perf_counter() - start:.1f}", "", str(err)[:120])
     seconds = f"{time.perf_counter() - start:.1f}"
@@ -129,9 +130,9 @@ def one_pass(deb: Path, out: Path) -> list[Row]:
         out.mkdir(parents=True, exist_ok=True)
         written = [0]
         start = time.perf_counter()
-        found: dict[str, debpkg.Found] = {}
+        found: dict[str, debfile.Found] = {}
         for group in groups:
-            found.update(debpkg.read_members(deb, group, writer(out, written)))
+            found.update(debfile.read_members(deb, group, writer(out, written)))
         seconds = time.perf_counter() - start
         files = sum(1 for seen in found.values() if seen.kind == "file")
         result = str(files) if files == len(members) else f"FAIL: {files} of {len(members)} found"

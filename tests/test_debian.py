@@ -1,4 +1,4 @@
-"""xcompile.debian against a real HTTP server on 127.0.0.1 serving an archive built in tmp.
+"""xcompile.archive.fetcher against a real HTTP server on 127.0.0.1 serving an archive built in tmp.
 
 The archive is signed with throwaway gpg keys; the end-to-end test uses the
 real qemu-user-static .deb and runs the extracted qemu on an armhf busybox.
@@ -24,9 +24,10 @@ from debian_archive import QEMU, Archive, GpgKey, build_deb, file_handler, real_
 from pytest_httpserver import HTTPServer
 from werkzeug.wrappers import Request, Response
 
-from xcompile import debian
-from xcompile.debian import FetchResult, fetch_qemu
-from xcompile.download import ProgressEvent, make_session
+from xcompile.archive import fetcher
+from xcompile.archive.download import ProgressEvent, make_session
+from xcompile.archive.fetcher import FetchResult, fetch_qemu
+from xcompile.archive.transfer import MAX_BODY_RESUMES
 from xcompile.errors import (
     CacheError,
     DownloadError,
@@ -37,7 +38,6 @@ from xcompile.errors import (
 )
 from xcompile.host.aptsources import debian_mirror as mirror_from_apt_sources
 from xcompile.host.elf import host_debian_arch
-from xcompile.transfer import MAX_BODY_RESUMES
 
 PREFIX = "/debian"
 ARCH = host_debian_arch()
@@ -105,7 +105,7 @@ class Site:
     ) -> FetchResult:
         """fetch_qemu against this site, trusting its key unless ``keyring`` says otherwise (None: the defaults)."""
         ring = self.key.keyring if keyring == "default" else keyring
-        archive = debian.Archive(
+        archive = fetcher.Archive(
             mirror or self.mirror,
             suite or self.archive.suite,
             keyrings=(Path(ring),) if ring else (),
@@ -231,7 +231,7 @@ Suites: bookworm
 Components: main
 Enabled: no
 """,
-            "sources.list.d/debian.sources": """\
+            "sources.list.d/fetcher.sources": """\
 Types: deb deb-src
 # a comment inside the paragraph, as Debian's own file has
 URIs: file:/srv/local http://mirror.example/debian/
@@ -271,7 +271,7 @@ def test_apt_sources_sources_list_comes_first(tmp_path: Path) -> None:
         tmp_path,
         {
             "sources.list": "deb http://first.example/debian bookworm main\n",
-            "sources.list.d/debian.sources": (
+            "sources.list.d/fetcher.sources": (
                 "Types: deb\nURIs: http://second.example/debian\nSuites: bookworm\nComponents: main\n"
             ),
         },
@@ -293,7 +293,7 @@ def test_apt_sources_none(tmp_path: Path) -> None:
 )
 def test_mirror_must_be_an_http_url(tmp_path: Path, mirror: str) -> None:
     with pytest.raises(UsageError, match="is not an http\\(s\\) URL") as err:
-        fetch_qemu("qemu-arm-static", debian.Archive(mirror, "bookworm"), tmp_path)
+        fetch_qemu("qemu-arm-static", fetcher.Archive(mirror, "bookworm"), tmp_path)
     assert err.value.exit_code == 2
     assert not (tmp_path / "debs").exists()
 
@@ -301,7 +301,7 @@ def test_mirror_must_be_an_http_url(tmp_path: Path, mirror: str) -> None:
 @pytest.mark.parametrize(("binary", "suite"), [("../../etc/passwd", "bookworm"), ("qemu-arm-static", "../bookworm")])
 def test_names_that_would_escape_are_refused(tmp_path: Path, binary: str, suite: str) -> None:
     with pytest.raises(UsageError):
-        fetch_qemu(binary, debian.Archive("http://127.0.0.1:9/debian", suite), tmp_path)
+        fetch_qemu(binary, fetcher.Archive("http://127.0.0.1:9/debian", suite), tmp_path)
 
 
 def test_missing_keyring_file_is_a_usage_error(site: Site) -> None:
@@ -597,7 +597,7 @@ def test_unreachable_mirror(tmp_path: Path, keys: tuple[GpgKey, GpgKey]) -> None
     with pytest.raises(DownloadError, match="cannot connect"):
         fetch_qemu(
             "qemu-arm-static",
-            debian.Archive("http://127.0.0.1:9/debian", "bookworm", keyrings=(keys[0].keyring,)),
+            fetcher.Archive("http://127.0.0.1:9/debian", "bookworm", keyrings=(keys[0].keyring,)),
             tmp_path,
             session=make_session(retries=0),
             timeout=2,
@@ -936,7 +936,7 @@ def test_credentials_in_the_mirror_url_are_never_shown_or_recorded(site: Site) -
     assert "/nowhere/dists/bookworm/InRelease" in str(err.value)
     for bad in ("ftp://alice:s3cret-pw@host/debian", "http://alice:s3cret-pw@host/debian?token=s3cret"):
         with pytest.raises(UsageError) as refused:
-            fetch_qemu("qemu-arm-static", debian.Archive(bad), site.cache)
+            fetch_qemu("qemu-arm-static", fetcher.Archive(bad), site.cache)
         assert "s3cret" not in str(refused.value)
 
 

@@ -27,7 +27,7 @@ from debian_archive import QEMU, Archive, GpgKey, build_deb, file_handler, key_f
 from pytest_httpserver import HTTPServer
 from werkzeug.wrappers import Request, Response
 
-from xcompile.download import MAX_BINARY
+from xcompile.archive.download import MAX_BINARY
 from xcompile.host.elf import host_debian_arch
 
 pytestmark = pytest.mark.integration  # gpg, and subprocesses of the command

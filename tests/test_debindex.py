@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from xcompile import debindex
+from xcompile.archive import pkgindex
 from xcompile.errors import VerificationError
 
 HUGE = "9" * 5000  # int() refuses more than 4300 digits: python-debian's comparison raised ValueError
@@ -27,13 +27,13 @@ HUGE = "9" * 5000  # int() refuses more than 4300 digits: python-debian's compar
 )
 def test_numbers_of_any_length_compare_as_dpkg_compares_them(older: str, newer: str) -> None:
     paras = [{"Version": newer}, {"Version": older}]
-    assert debindex.newest(paras, "index") == {"Version": newer}
-    assert debindex.newest(reversed(paras), "index") == {"Version": newer}
-    assert debindex.version_of(older, "index") < debindex.version_of(newer, "index")
+    assert pkgindex.newest(paras, "index") == {"Version": newer}
+    assert pkgindex.newest(reversed(paras), "index") == {"Version": newer}
+    assert pkgindex.version_of(older, "index") < pkgindex.version_of(newer, "index")
 
 
 @pytest.mark.parametrize("version", [f"{HUGE}:7.2", "2147483648:7.2", "0" * 20 + "1" + "0" * 10 + ":7.2", "\u0661:7.2"])
 def test_an_epoch_dpkg_refuses_is_not_a_version(version: str) -> None:
     with pytest.raises(VerificationError) as raised:
-        debindex.newest([{"Version": "1:7.2+dfsg-7"}, {"Version": version}], "index")
+        pkgindex.newest([{"Version": "1:7.2+dfsg-7"}, {"Version": version}], "index")
     assert raised.value.message == f"index: {version[:60]!r} is not a Debian version"

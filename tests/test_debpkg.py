@@ -1,4 +1,4 @@
-"""debpkg.read_members on small .debs that dpkg-deb builds here: one pass, every byte of the data member read once.
+"""debfile.read_members on small .debs that dpkg-deb builds here: one pass, every byte of the data member read once.
 
 No docker, no network: dpkg-deb (and xz, for the block layouts dpkg-deb only
 writes for big packages) are all they need.
@@ -22,8 +22,8 @@ from typing import IO, BinaryIO, cast
 
 import pytest
 
-from xcompile import debpkg
-from xcompile.debpkg import Found
+from xcompile.archive import debfile
+from xcompile.archive.debfile import Found
 from xcompile.errors import VerificationError
 
 BLOCK = 64 * 1024  # xz block size for the split layouts: several blocks per test package
@@ -211,7 +211,7 @@ def data_member(deb: Path) -> tuple[int, int]:
 
 def test_one_pass_hands_over_files_and_reports_links_and_absences(deb: Path) -> None:
     got = Recorder()
-    found = debpkg.read_members(deb, WANTED, got)
+    found = debfile.read_members(deb, WANTED, got)
 
     assert found == {
         "usr/bin/qemu-arm": Found("file"),
@@ -227,7 +227,7 @@ def test_one_pass_hands_over_files_and_reports_links_and_absences(deb: Path) -> 
 def test_a_hard_link_names_the_member_it_shares_data_with(deb: Path) -> None:
     """tar stores the second name of a file as a link to the first, whichever dpkg-deb put first."""
     got = Recorder()
-    found = debpkg.read_members(deb, ["usr/bin/qemu-arm", "usr/bin/qemu-armhf"], got)
+    found = debfile.read_members(deb, ["usr/bin/qemu-arm", "usr/bin/qemu-armhf"], got)
 
     kinds = {path: f.kind for path, f in found.items()}
     assert sorted(kinds.values()) == ["file", "link"]
@@ -239,23 +239,23 @@ def test_a_hard_link_names_the_member_it_shares_data_with(deb: Path) -> None:
 
 def test_read_member_is_the_same_pass_for_one_path(deb: Path) -> None:
     got: list[bytes] = []
-    assert debpkg.read_member(deb, "usr/bin/qemu-aarch64", lambda s, n: got.append(s.read())) == Found("file")
+    assert debfile.read_member(deb, "usr/bin/qemu-aarch64", lambda s, n: got.append(s.read())) == Found("file")
     assert got == [AARCH64]
-    assert debpkg.read_member(deb, "usr/bin/qemu-arm-static", lambda s, n: None) == Found("link", "usr/bin/qemu-arm")
-    assert debpkg.read_member(deb, "usr/bin/nothing", lambda s, n: None) == Found("missing")
+    assert debfile.read_member(deb, "usr/bin/qemu-arm-static", lambda s, n: None) == Found("link", "usr/bin/qemu-arm")
+    assert debfile.read_member(deb, "usr/bin/nothing", lambda s, n: None) == Found("missing")
 
 
 @pytest.mark.parametrize("path", ["usr/bin/qemu-evil", "usr/bin/qemu-evil-hard"])
 def test_a_link_out_of_the_package_is_refused(deb: Path, path: str) -> None:
     with pytest.raises(VerificationError, match="links out of the package"):
-        debpkg.read_members(deb, ["usr/bin/qemu-arm", path], Recorder())
+        debfile.read_members(deb, ["usr/bin/qemu-arm", path], Recorder())
 
 
 def test_a_file_object_that_cannot_seek_is_read_straight_through(deb: Path, request: pytest.FixtureRequest) -> None:
     source = counting(deb, request, seekable=False)
     got = Recorder()
 
-    found = debpkg.read_members(cast(BinaryIO, source), WANTED, got)
+    found = debfile.read_members(cast(BinaryIO, source), WANTED, got)
 
     assert found["usr/bin/qemu-arm"] == Found("file") and found["usr/bin/qemu-mips64el"] == Found("missing")
     assert got.files == {"usr/bin/qemu-arm": ARM, "usr/bin/qemu-aarch64": AARCH64}
@@ -279,7 +279,7 @@ def test_each_byte_of_the_data_member_is_read_once(deb: Path, request: pytest.Fi
     """A path that is missing makes the pass read to the end, so the whole member must be covered, once."""
     source = counting(deb, request)
 
-    debpkg.read_members(cast(BinaryIO, source), WANTED, Recorder())
+    debfile.read_members(cast(BinaryIO, source), WANTED, Recorder())
 
     start, size = data_member(deb)
     reads = source.read_of(start, size)
@@ -314,7 +314,9 @@ def test_the_pass_stops_when_everything_asked_for_is_met(
     source = counting(deb, request)
     got = Recorder()
 
-    assert debpkg.read_members(cast(BinaryIO, source), ["usr/bin/qemu-arm"], got) == {"usr/bin/qemu-arm": Found("file")}
+    assert debfile.read_members(cast(BinaryIO, source), ["usr/bin/qemu-arm"], got) == {
+        "usr/bin/qemu-arm": Found("file")
+    }
 
     assert got.files == {"usr/bin/qemu-arm": ARM}
     start, size = data_member(deb)
@@ -326,7 +328,7 @@ def test_the_split_decoder_gives_the_same_bytes_with_any_number_of_threads(tmp_p
     plain = build(tmp_path, tmp_path / "plain.deb", "xz")
     deb = with_data(plain, tmp_path / "split.deb", "data.tar.xz", xz(tar_of(plain), "-T2", f"--block-size={BLOCK}"))
     got = Recorder()
-    debpkg.read_members(deb, ["usr/bin/qemu-aarch64", "usr/bin/qemu-arm", "usr/bin/none"], got, workers=workers)
+    debfile.read_members(deb, ["usr/bin/qemu-aarch64", "usr/bin/qemu-arm", "usr/bin/none"], got, workers=workers)
     assert got.files == {"usr/bin/qemu-arm": ARM, "usr/bin/qemu-aarch64": AARCH64}
 
 
@@ -346,7 +348,7 @@ def flipped(deb: Path, out: Path, at: float) -> Path:
 def test_damaged_data_is_refused(deb: Path, tmp_path: Path, at: float) -> None:
     bad = flipped(deb, tmp_path / "bad.deb", at)
     with pytest.raises(VerificationError, match="is damaged"):
-        debpkg.read_members(bad, WANTED, Recorder())  # qemu-mips64el is missing: the pass reads to the end
+        debfile.read_members(bad, WANTED, Recorder())  # qemu-mips64el is missing: the pass reads to the end
 
 
 def test_a_truncated_package_is_refused(deb: Path, tmp_path: Path) -> None:
@@ -354,7 +356,7 @@ def test_a_truncated_package_is_refused(deb: Path, tmp_path: Path) -> None:
     cut = tmp_path / "cut.deb"
     cut.write_bytes(deb.read_bytes()[: start + size // 2])
     with pytest.raises(VerificationError, match="is damaged"):
-        debpkg.read_members(cut, WANTED, Recorder())
+        debfile.read_members(cut, WANTED, Recorder())
 
 
 def test_a_damaged_xz_index_is_refused(tmp_path: Path) -> None:
@@ -364,14 +366,14 @@ def test_a_damaged_xz_index_is_refused(tmp_path: Path) -> None:
     data[-14] ^= 0x01  # the index's CRC32
     deb = with_data(plain, tmp_path / "bad-index.deb", "data.tar.xz", bytes(data))
     with pytest.raises(VerificationError, match="index"):
-        debpkg.read_members(deb, ["usr/bin/none"], Recorder())
+        debfile.read_members(deb, ["usr/bin/none"], Recorder())
 
 
 def test_not_a_debian_package(tmp_path: Path) -> None:
     path = tmp_path / "x.deb"
     path.write_bytes(b"PK\x03\x04 not an ar archive")
     with pytest.raises(VerificationError, match="not a Debian package"):
-        debpkg.read_members(path, ["usr/bin/qemu-arm"], Recorder())
+        debfile.read_members(path, ["usr/bin/qemu-arm"], Recorder())
 
 
 def test_what_write_raises_goes_through_and_the_decoders_stop(deb: Path) -> None:
@@ -379,7 +381,7 @@ def test_what_write_raises_goes_through_and_the_decoders_stop(deb: Path) -> None
         raise RuntimeError(f"no room for {path}")
 
     with pytest.raises(RuntimeError, match="no room for usr/bin/qemu-arm"):
-        debpkg.read_members(deb, ["usr/bin/qemu-arm"], refuse)
+        debfile.read_members(deb, ["usr/bin/qemu-arm"], refuse)
 
 
 def test_a_write_that_reads_only_part_of_its_file_does_not_upset_the_pass(deb: Path) -> None:
@@ -388,7 +390,7 @@ def test_a_write_that_reads_only_part_of_its_file_does_not_upset_the_pass(deb: P
     def peek(path: str, stream: IO[bytes], size: int) -> None:
         digests[path] = hashlib.sha256(stream.read(1000)).hexdigest()
 
-    found = debpkg.read_members(deb, ["usr/bin/qemu-arm", "usr/bin/qemu-aarch64"], peek)
+    found = debfile.read_members(deb, ["usr/bin/qemu-arm", "usr/bin/qemu-aarch64"], peek)
     assert set(found.values()) == {Found("file")}
     assert digests["usr/bin/qemu-aarch64"] == hashlib.sha256(AARCH64[:1000]).hexdigest()
 
@@ -400,13 +402,13 @@ def test_a_decoder_thread_that_dies_is_an_error_not_a_hang(deb: Path, monkeypatc
     def dies(*args: object) -> None:
         raise SystemExit("a bug")
 
-    monkeypatch.setattr(debpkg, "decode_xz", dies)
-    monkeypatch.setattr(debpkg, "streamed", lambda opener: dies)
+    monkeypatch.setattr(debfile, "decode_xz", dies)
+    monkeypatch.setattr(debfile, "streamed", lambda opener: dies)
     outcome: list[BaseException] = []
 
     def call() -> None:
         try:
-            debpkg.read_members(deb, WANTED, Recorder())
+            debfile.read_members(deb, WANTED, Recorder())
         except BaseException as err:
             outcome.append(err)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from xcompile import doctor, trust
+from xcompile import doctor
+from xcompile.archive import trust
 
 
 def test_the_bundled_keys_pass_where_they_are() -> None:

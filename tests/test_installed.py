@@ -88,9 +88,11 @@ def test_the_wheel_holds_every_module_and_data_file(dists: Dists) -> None:
     with zipfile.ZipFile(dists.wheel) as wheel:
         held = {name for name in wheel.namelist() if name.startswith("xcompile/")}
     expected = shipped_files()
-    assert {"xcompile/engine/__init__.py", "xcompile/registry/__init__.py", "xcompile/keys/debian-archive.gpg"} <= (
-        expected
-    )
+    assert {
+        "xcompile/engine/__init__.py",
+        "xcompile/registry/__init__.py",
+        "xcompile/archive/keys/debian-archive.gpg",
+    } <= (expected)
     assert held == expected, f"missing from the wheel: {sorted(expected - held)}; extra: {sorted(held - expected)}"
 
 
@@ -175,7 +177,7 @@ def test_doctor_finds_the_bundled_keys(installed: Installed) -> None:
     keys = [line for line in found.stdout.splitlines() if line[6:].startswith("keys ")]
     assert len(keys) == 1, found.stdout + found.stderr
     bundled = installed.bin.parent / "lib"
-    (ring,) = bundled.glob("python3*/site-packages/xcompile/keys/debian-archive.gpg")
+    (ring,) = bundled.glob("python3*/site-packages/xcompile/archive/keys/debian-archive.gpg")
     assert keys[0].split()[:2] == ["pass", "keys"], keys
     assert f"the bundled Debian archive keys at {ring}," in keys[0]
     assert ring.read_bytes() == (REPO / "xcompile" / "keys" / "debian-archive.gpg").read_bytes()

@@ -1,4 +1,4 @@
-"""One rule for a qemu pin (xcompile/pins.py), read from the table in docs/qemu.md, so the docs and the
+"""One rule for a qemu pin (xcompile/archive/pins.py), read from the table in docs/qemu.md, so the docs and the
 code cannot drift: every pin the docs show is a row, and each row's versions are taken, or not, by the
 rule and by the download's pick alike (unit: no archive, no network; PATH and apt are run for real in
 test_qemu_pin.py::test_a_pin_with_a_plus_takes_the_same_qemu_from_path_apt_and_the_download)."""
@@ -10,7 +10,7 @@ import re
 import pytest
 from conftest import REPO
 
-from xcompile import debian, pins
+from xcompile.archive import fetcher, pins
 from xcompile.errors import PackageMissing
 from xcompile.settings import KEYS
 
@@ -65,9 +65,9 @@ def test_the_rule_takes_what_the_table_says(pin: str, version: str, taken: bool)
 
 @pytest.mark.parametrize(("pin", "version", "taken"), [case for case in CASES if " " not in case[1]])
 def test_the_download_picks_what_the_table_says(pin: str, version: str, taken: bool) -> None:
-    offer = debian.Offer("bookworm", "qemu-user-static", version, "")
+    offer = fetcher.Offer("bookworm", "qemu-user-static", version, "")
     if taken:
-        assert debian.pick([offer], pin, "mirror") == offer
+        assert fetcher.pick([offer], pin, "mirror") == offer
     else:
         with pytest.raises(PackageMissing):
-            debian.pick([offer], pin, "mirror")
+            fetcher.pick([offer], pin, "mirror")

@@ -23,8 +23,8 @@ from conftest import run_xcompile
 from debian_archive import TRIXIE_BACKPORT, WEEK, Archive, GpgKey, file_handler, key_fixture, real_mirror, real_package
 from pytest_httpserver import HTTPServer
 
-from xcompile import debian, debpkg
-from xcompile.debian import FetchResult
+from xcompile.archive import debfile, fetcher
+from xcompile.archive.fetcher import FetchResult
 from xcompile.errors import VerificationError
 from xcompile.host import platforms
 from xcompile.host.elf import host_debian_arch
@@ -91,8 +91,8 @@ def serve(server: HTTPServer, root: Path, prefix: str = PREFIX) -> str:
 
 
 def fetch(mirror: str, key: GpgKey, cache: Path, pin: str | None, *binaries: str) -> list[FetchResult]:
-    archive = debian.Archive(mirror, "stable", (key.keyring,))
-    return debian.fetch_all(list(binaries or ["qemu-arm-static"]), archive, cache, pin=pin, timeout=10.0)
+    archive = fetcher.Archive(mirror, "stable", (key.keyring,))
+    return fetcher.fetch_all(list(binaries or ["qemu-arm-static"]), archive, cache, pin=pin, timeout=10.0)
 
 
 def requested(server: HTTPServer, suffix: str) -> list[str]:
@@ -456,13 +456,13 @@ def test_all_eight_emulators_come_from_one_read_of_qemu_user(
     layouts: Path, key: GpgKey, httpserver: HTTPServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     reads: Counter[str] = Counter()
-    read_members = debpkg.read_members
+    read_members = debfile.read_members
 
-    def counted(deb: Path, wanted: list[str], write: debpkg.PathWriter, **kw: int) -> dict[str, debpkg.Found]:
+    def counted(deb: Path, wanted: list[str], write: debfile.PathWriter, **kw: int) -> dict[str, debfile.Found]:
         reads[Path(deb).name] += 1
         return read_members(deb, wanted, write, **kw)
 
-    monkeypatch.setattr(debpkg, "read_members", counted)
+    monkeypatch.setattr(debfile, "read_members", counted)
     binaries = [arch.qemu_binary for arch in platforms.one_per_emulator(tuple(map(platforms.get, EIGHT)))]
     assert len(binaries) == 8 and "qemu-x86_64-static" in binaries
     mirror = serve(httpserver, layouts)

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from xcompile import toplayer
-from xcompile.download import MAX_BINARY
+from xcompile.archive.download import MAX_BINARY
 from xcompile.errors import LayerRefused
 
 

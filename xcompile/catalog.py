@@ -1,6 +1,6 @@
 """`xcompile qemu --versions`: which qemu versions the mirror serves, suite by suite, and whose key signed each.
 
-Read as a pin is resolved (debian.offers): the release suites and their
+Read as a pin is resolved (fetcher.offers): the release suites and their
 ``-updates`` and ``-backports``, each index once, from the cache while its
 InRelease is unchanged. Every emulator comes from the same packages, so each
 emulator's table lists the same suites; the tables say so per emulator, as
@@ -18,7 +18,7 @@ from xcompile.system.runner import Runner
 from xcompile.system.terminal import printable
 
 if TYPE_CHECKING:
-    from xcompile.debian import Archive, Offer
+    from xcompile.archive.fetcher import Archive, Offer
 
 COLUMNS = ("suite", "package", "version", "signed by")
 
@@ -26,15 +26,16 @@ COLUMNS = ("suite", "package", "version", "signed by")
 def offers(config: Config, runner: Runner) -> tuple[list[Offer], list[str]] | None:
     """Every qemu package version the configured mirror holds, and the suites passed over
     because their Release had expired (None: not asked, a dry run)."""
-    from xcompile import debian
+    from xcompile.archive import fetcher
 
     found = archive(config, runner)
-    return runner.look(lambda: debian.offers(found, config.cache_dir, offline=config.offline, runner=runner))
+    return runner.look(lambda: fetcher.offers(found, config.cache_dir, offline=config.offline, runner=runner))
 
 
 def archive(config: Config, runner: Runner) -> Archive:
     """The configured mirror (else the host's apt's), as the settings say to trust it."""
-    from xcompile import debian, qemu
+    from xcompile import qemu
+    from xcompile.archive import fetcher
 
     mirror = config.mirror or qemu.apt_mirror(runner)
     if mirror is None:
@@ -43,7 +44,7 @@ def archive(config: Config, runner: Runner) -> Archive:
             msg,
             hint="give one with --mirror URL, XCOMPILE_MIRROR, or `mirror =` in the config file",
         )
-    return debian.Archive(mirror, config.suite, (config.keyring,) if config.keyring else (), config.allow_unsigned)
+    return fetcher.Archive(mirror, config.suite, (config.keyring,) if config.keyring else (), config.allow_unsigned)
 
 
 def table(found: list[Offer], arches: tuple[platforms.Arch, ...]) -> str:

@@ -27,7 +27,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-from xcompile.archive import DEFAULT_SUITE as DEFAULT_SUITE  # the archive's own default
+from xcompile.archive.release import DEFAULT_SUITE as DEFAULT_SUITE  # the archive's own default
 from xcompile.settings import (
     ALIASES,
     DEFAULT_JOBS,

@@ -16,7 +16,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from xcompile import engine, pins, qemu, qemuhost, trust
+from xcompile import engine, qemu, qemuhost
+from xcompile.archive import pins, trust
 from xcompile.config import Config
 from xcompile.engine import dockerconfig
 from xcompile.errors import CommandFailed, EnvironmentProblem, XcompileError
@@ -360,12 +361,13 @@ class _Pin:
     def mirror(self) -> str | XcompileError:
         """The version and suite of the mirror that the pin takes, or why none does: read once."""
         if self._mirror is None:
-            from xcompile import catalog, debian
+            from xcompile import catalog
+            from xcompile.archive import fetcher
 
             try:
                 shown = catalog.archive(self.config, self.runner).shown
                 offers, passed_over = catalog.offers(self.config, self.runner) or ([], [])
-                offer = debian.pick(offers, self.pin, shown, passed_over)
+                offer = fetcher.pick(offers, self.pin, shown, passed_over)
                 self._mirror = f"{offer.version} in {offer.suite} of {shown}, to be downloaded"
             except XcompileError as err:
                 self._mirror = err

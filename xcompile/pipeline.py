@@ -31,7 +31,7 @@ from xcompile.plan import Image, ManifestList, Outcome, Result, plan
 from xcompile.system.runner import Runner
 
 if TYPE_CHECKING:
-    from xcompile import download
+    from xcompile.archive import download
 
 Say = Callable[[str, "str | None"], None]
 

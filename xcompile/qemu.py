@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from xcompile import pins
+from xcompile.archive import pins
 from xcompile.config import Config
 from xcompile.errors import CommandFailed, QemuUnavailable, XcompileError
 from xcompile.host import elf, platforms
@@ -31,7 +31,7 @@ from xcompile.urls import redact
 # The archive's modules (requests, python-debian) load only where qemu is
 # downloaded: every run pays their import otherwise.
 if TYPE_CHECKING:
-    from xcompile import debian, download
+    from xcompile.archive import download, fetcher
 
 # Debian 12 has no package named "qemu" (the original script asked for it and
 # died there), so only packages that exist are asked for, and only the first
@@ -293,12 +293,12 @@ def _download(
             msg,
             hint="give one with --mirror URL, XCOMPILE_MIRROR, or `mirror =` in the config file",
         )
-    from xcompile import debian
+    from xcompile.archive import fetcher
 
-    archive = debian.Archive(mirror, config.suite, (config.keyring,) if config.keyring else (), config.allow_unsigned)
+    archive = fetcher.Archive(mirror, config.suite, (config.keyring,) if config.keyring else (), config.allow_unsigned)
     binaries = [arch.qemu_binary for arch in arches]
     results = runner.look(
-        lambda: debian.fetch_all(
+        lambda: fetcher.fetch_all(
             binaries,
             archive,
             config.cache_dir,
@@ -318,7 +318,7 @@ def _download(
     return [_from_archive(result, archive, binary) for result, binary in zip(results, binaries, strict=True)]
 
 
-def _from_archive(result: debian.FetchResult, archive: debian.Archive, binary: str) -> Qemu:
+def _from_archive(result: fetcher.FetchResult, archive: fetcher.Archive, binary: str) -> Qemu:
     trust = f"signed by {result.signer}" if result.signer else "signature NOT verified"
     where = "downloaded from" if result.downloaded else "cached from"
     how = f"{where} {archive.shown} ({result.codename}, {result.package} {result.version}, {trust})"
@@ -351,7 +351,7 @@ def _fetch_url(
 ) -> str:
     """``url`` into the cache at ``final`` (unless it is there); how it was had, in words.
     It must be a static ELF for ``host``, the qemu host."""
-    from xcompile import download, transfer
+    from xcompile.archive import download, transfer
 
     shown = redact(url)
     if final.is_file() and files.sha256_of(final) == sha256:

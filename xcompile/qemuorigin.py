@@ -5,7 +5,7 @@ version it is (recipe.QEMU_VERSION). A download names its package and exact
 Debian version; a qemu from apt names its Debian version; one from PATH
 names it where its ``--version`` does ("... (Debian 1:7.2+dfsg-7+deb12u18+b3)").
 That version is the pin: the binary is fetched as `xcompile qemu` fetches it
-(debian.fetch_all: the Release's signature, the index's hash, the package's
+(fetcher.fetch_all: the Release's signature, the index's hash, the package's
 hash), for the CPU the image's emulator is built for, and its SHA256 is what
 the image's file must have. A qemu from a URL names no package: it cannot be
 verified, only its SHA256 read.
@@ -25,7 +25,7 @@ from xcompile.host.platforms import Arch
 from xcompile.system.runner import Runner
 
 if TYPE_CHECKING:  # the archive's modules (requests, python-debian) load only where one is read
-    from xcompile import debian
+    from xcompile.archive import fetcher
 
 _SAID_BY_QEMU = re.compile(r"\(Debian ([0-9][^\s()]*)\)")
 
@@ -69,7 +69,7 @@ def claim(labels: Mapping[str, str]) -> Claim:
 def fetch(binary: str, host: Arch, version: str, config: Config, runner: Runner) -> Origin:
     """The signed chain's ``binary`` of qemu ``version`` for ``host``'s CPU; CannotTell where the
     mirror cannot give it (unreachable, no suite serves that version, or a chain that does not hold)."""
-    from xcompile import debian
+    from xcompile.archive import fetcher
     from xcompile.qemu import apt_mirror
 
     mirror = config.mirror or apt_mirror(runner)
@@ -77,9 +77,9 @@ def fetch(binary: str, host: Arch, version: str, config: Config, runner: Runner)
         msg = f"no Debian mirror to fetch {binary} {version} from"
         raise CannotTell(msg, hint="give one with --mirror URL")
     keyrings = (config.keyring,) if config.keyring else ()
-    archive = debian.Archive(mirror, config.suite, keyrings, config.allow_unsigned)
+    archive = fetcher.Archive(mirror, config.suite, keyrings, config.allow_unsigned)
     try:
-        found = _cached(archive, binary, host, version, config, runner) or debian.fetch_all(
+        found = _cached(archive, binary, host, version, config, runner) or fetcher.fetch_all(
             [binary], archive, config.cache_dir, pin=version, host_arch=host.debian_arch, offline=config.offline,
             runner=runner)  # fmt: skip
     except PackageMissing:
@@ -95,26 +95,26 @@ def fetch(binary: str, host: Arch, version: str, config: Config, runner: Runner)
 
 
 def _cached(
-    archive: debian.Archive, binary: str, host: Arch, version: str, config: Config, runner: Runner
-) -> list[debian.FetchResult] | None:
+    archive: fetcher.Archive, binary: str, host: Arch, version: str, config: Config, runner: Runner
+) -> list[fetcher.FetchResult] | None:
     """The binary as the cache holds it from an earlier fetch through the same chain, checked with the
     same keys (debcache.Record.keys); None where it holds none. A package the chain once gave stays proof
     after the archive moves on, and a warm cache spares reading every suite's Release again."""
-    from xcompile import debian
+    from xcompile.archive import fetcher
 
     try:
-        return debian.fetch_all([binary], archive, config.cache_dir, pin=version, host_arch=host.debian_arch,
+        return fetcher.fetch_all([binary], archive, config.cache_dir, pin=version, host_arch=host.debian_arch,
                                 offline=True, runner=runner)  # fmt: skip
     except XcompileError:
         return None
 
 
-def _not_served(archive: debian.Archive, version: str, config: Config, runner: Runner) -> CannotTell:
+def _not_served(archive: fetcher.Archive, version: str, config: Config, runner: Runner) -> CannotTell:
     """Which suites were searched for ``version``, and where it can still be had."""
-    from xcompile import debian
+    from xcompile.archive import fetcher
 
     try:
-        offers, _ = debian.offers(archive, config.cache_dir, offline=config.offline, runner=runner)
+        offers, _ = fetcher.offers(archive, config.cache_dir, offline=config.offline, runner=runner)
         suites = ", ".join(dict.fromkeys(offer.suite for offer in offers)) or "none with qemu"
     except XcompileError:
         suites = "its suites"

@@ -27,7 +27,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from xcompile.download import MAX_BINARY
+from xcompile.archive.download import MAX_BINARY
 from xcompile.errors import LayerRefused
 
 MAX_LAYER = 64 << 20

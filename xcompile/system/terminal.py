@@ -16,7 +16,7 @@ import threading
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
-    from xcompile import download
+    from xcompile.archive import download
 
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 """C0, DEL, C1 (the terminal acts on each), and the surrogates no encoding can write."""

@@ -26,9 +26,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from xcompile.archive import SUITE_NAME, Archive
-from xcompile.debindex import Deb
-from xcompile.download import cache_writes, cached
+from xcompile.archive.download import cache_writes, cached
+from xcompile.archive.pkgindex import Deb
+from xcompile.archive.release import SUITE_NAME, Archive
 from xcompile.errors import VerificationError
 from xcompile.host.elf import check_static
 from xcompile.host.platforms import Arch

@@ -14,7 +14,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from xcompile.debsource import CHUNK, Damaged, Source
+from xcompile.archive.members import CHUNK, Damaged, Source
 
 _XZ_MAGIC = b"\xfd7zXZ\x00"
 

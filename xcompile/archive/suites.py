@@ -21,11 +21,10 @@ from typing import TypeVar
 
 import requests
 
-from xcompile import archive as debarchive
-from xcompile import debindex
-from xcompile.archive import Archive, Release
-from xcompile.debcache import Cache, Record
-from xcompile.download import (
+from xcompile.archive import pkgindex
+from xcompile.archive import release as debarchive
+from xcompile.archive.cache import Cache, Record
+from xcompile.archive.download import (
     MAX_RETRY_AFTER,
     ProgressCallback,
     cache_writes,
@@ -33,11 +32,12 @@ from xcompile.download import (
     fetch_bytes,
     make_session,
 )
+from xcompile.archive.release import Archive, Release
+from xcompile.archive.transfer import Expected
 from xcompile.errors import DownloadError, QemuUnavailable, ReleaseExpired, UsageError, VerificationError
 from xcompile.host.elf import BY_DEBIAN, host_debian_arch
 from xcompile.host.platforms import Arch
 from xcompile.system.runner import Runner
-from xcompile.transfer import Expected
 
 FIRST_PACKAGE = "qemu-user-static"
 FALLBACK_PACKAGE = "qemu-user"
@@ -251,13 +251,13 @@ class Index:
         """Every paragraph of ``package`` for this arch in the index."""
         if package not in self.record.paragraphs:
             wanted = {package, *QEMU_PACKAGES, "qemu-user-binfmt"} - set(self.record.paragraphs)
-            self.record.paragraphs.update(debindex.scan(self._download(), wanted, self.mirror.arch, self.url))
+            self.record.paragraphs.update(pkgindex.scan(self._download(), wanted, self.mirror.arch, self.url))
         return self.record.paragraphs[package]
 
     def get(self, package: str, version: str | None = None) -> dict[str, str] | None:
         """The newest paragraph of ``package`` (of exactly ``version`` where given), None if there is none."""
         paras = [p for p in self.all(package) if version is None or p["Version"] == version]
-        return debindex.newest(paras, self.url)
+        return pkgindex.newest(paras, self.url)
 
     def offers(self, suite: str) -> list[Offer]:
         return [
@@ -275,7 +275,7 @@ class Index:
             msg = f"index for {self.mirror.arch}"
             raise self.mirror.miss(msg)
         if not self.record.signer:
-            check_unverified_size(self.size, debindex.MAX_INDEX, self.url, "Release")
+            check_unverified_size(self.size, pkgindex.MAX_INDEX, self.url, "Release")
         folder = self.mirror.cache.root / "index"
         with cache_writes(folder):
             folder.mkdir(parents=True, exist_ok=True)

@@ -48,9 +48,9 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import MaxRetryError
 from urllib3.util.retry import Retry
 
+from xcompile.archive.transfer import MAX_RETRY_AFTER, Expected, ProgressCallback, ProgressEvent, Transfer
 from xcompile.errors import CacheError
 from xcompile.system import files
-from xcompile.transfer import MAX_RETRY_AFTER, Expected, ProgressCallback, ProgressEvent, Transfer
 from xcompile.urls import redact
 
 __all__ = [

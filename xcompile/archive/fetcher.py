@@ -6,7 +6,7 @@ transitional: ``qemu-arm-static`` is a link to ``qemu-arm``, and the file is
 in ``qemu-user``, a package it depends on. Where a suite has no
 ``qemu-user-static`` at all (forky, sid, trixie-backports), the search
 starts at ``qemu-user`` with ``usr/bin/qemu-arm``. Every emulator wanted is
-read out of a package in **one pass** over its data member (debpkg.py),
+read out of a package in **one pass** over its data member (debfile.py),
 however many there are; a link is followed inside the package, and a path
 the package lacks is looked for in the packages it depends on, each fetched
 through the same chain.
@@ -33,11 +33,12 @@ from typing import IO
 
 import requests
 
-from xcompile import debindex, debpkg, pins, trust
-from xcompile.archive import Archive, missing_suite
-from xcompile.debcache import Binary, Cache
-from xcompile.debindex import Deb
-from xcompile.debsuites import (
+from xcompile.archive import debfile, pins, pkgindex, trust
+from xcompile.archive.cache import Binary, Cache
+from xcompile.archive.download import MAX_BINARY, ProgressCallback, cache_writes, cached, download_file
+from xcompile.archive.pkgindex import Deb
+from xcompile.archive.release import Archive, missing_suite
+from xcompile.archive.suites import (
     FALLBACK_PACKAGE,
     FIRST_PACKAGE,
     QEMU_PACKAGES,
@@ -46,12 +47,11 @@ from xcompile.debsuites import (
     Suites,
     check_unverified_size,
 )
-from xcompile.download import MAX_BINARY, ProgressCallback, cache_writes, cached, download_file
+from xcompile.archive.transfer import Expected
 from xcompile.errors import PackageMissing, UsageError, VerificationError
 from xcompile.host.elf import check_static
 from xcompile.host.platforms import Arch
 from xcompile.system.runner import Runner
-from xcompile.transfer import Expected
 
 __all__ = ["Archive", "FetchResult", "Offer", "fetch_all", "fetch_qemu", "offers", "pick"]
 
@@ -138,14 +138,14 @@ def pick(found: list[Offer], pin: str, where: str, passed_over: Sequence[str] = 
     PackageMissing listing what there is (and the suites ``passed_over``, whose Release had expired)."""
     fits = [offer for offer in found if pins.satisfies(offer.version, pin)]
     if not fits:
-        have = sorted({offer.version for offer in found}, key=lambda v: debindex.version_of(v, where))
+        have = sorted({offer.version for offer in found}, key=lambda v: pkgindex.version_of(v, where))
         expired = f" ({', '.join(passed_over)} passed over: expired)" if passed_over else ""
         msg = f"no suite of {where} holds qemu {pin}; it has {', '.join(have) or 'no qemu at all'}{expired}"
         raise PackageMissing(
             msg,
             hint="pin one of those (an exact version, or a prefix such as 7.2), or use another mirror",
         )
-    return max(fits, key=lambda offer: debindex.version_of(offer.version, where))
+    return max(fits, key=lambda offer: pkgindex.version_of(offer.version, where))
 
 
 class _Mirror(Suites):
@@ -186,7 +186,7 @@ class _Mirror(Suites):
         """A damaged cached binary, extracted again from its .deb (re-verified, or downloaded)."""
         deb_path = self.deb(known.deb, signer)
         with _Extraction(self.cache, known.deb, self.host, {known.member: binary}) as taking:
-            found = debpkg.read_members(deb_path, [known.member], taking.write)
+            found = debfile.read_members(deb_path, [known.member], taking.write)
             if found[known.member].kind != "file":
                 msg = f"{deb_path} no longer holds {known.member} as a file"
                 raise VerificationError(msg)
@@ -235,7 +235,7 @@ class _Resolve:
             done.update(got)
             for binary in got:
                 pending.pop(binary)
-            for dep in debindex.depends(para) if pending else ():
+            for dep in pkgindex.depends(para) if pending else ():
                 if dep not in seen and len(seen) < MAX_PACKAGES:
                     seen.append(dep)
                     queue.append(dep)
@@ -258,7 +258,7 @@ class _Resolve:
             # pass, over this package only: the transitional package that has such links is 77 kB.
             targets = {member: b for b, member in pending.items() if b not in done}
             with _Extraction(self.mirror.cache, deb, self.mirror.host, targets) as taking:
-                found = debpkg.read_members(path, list(targets), taking.write)
+                found = debfile.read_members(path, list(targets), taking.write)
                 again = False
                 for binary, member in list(pending.items()):
                     if binary in done:
@@ -275,7 +275,7 @@ class _Resolve:
         raise VerificationError(msg)
 
 
-def _follow(found: dict[str, debpkg.Found], member: str) -> tuple[str, str]:
+def _follow(found: dict[str, debfile.Found], member: str) -> tuple[str, str]:
     """Follow links among what one pass found: (path, "file" | "missing" | "unread")."""
     for _ in range(MAX_LINKS):
         if member not in found:

@@ -16,8 +16,8 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import IO, cast
 
-from xcompile.debsource import CHUNK, Member, Source
-from xcompile.xzblocks import Unit
+from xcompile.archive.members import CHUNK, Member, Source
+from xcompile.archive.xzblocks import Unit
 
 # How far the block being read may be decoded ahead of its reader, in memory.
 AHEAD = 8 * CHUNK

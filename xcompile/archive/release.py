@@ -2,7 +2,7 @@
 
 The chain, each link checked before the next is used::
 
-    dists/<suite>/InRelease      signed by a trusted key (xcompile.trust), fresh, not older than last time
+    dists/<suite>/InRelease      signed by a trusted key (xcompile.archive.trust), fresh, not older than last time
       -> SHA256 + size of main/binary-<arch>/Packages.xz
         -> Filename, SHA256 + size of each .deb it names (debindex.py reads them, debian.py fetches them)
 
@@ -23,7 +23,7 @@ from pathlib import Path
 
 from debian.deb822 import Release as Deb822Release
 
-from xcompile import trust
+from xcompile.archive import trust
 from xcompile.errors import DownloadError, PackageMissing, ProgramMissing, ReleaseExpired, UsageError, VerificationError
 from xcompile.system.runner import Runner
 from xcompile.urls import redact
@@ -45,7 +45,7 @@ class Archive:
     """A Debian archive to fetch from: its URL, a suite (name or codename), and whose keys count.
 
     ``keyrings`` empty means xcompile's bundled Debian keys plus the host's
-    (see :mod:`xcompile.trust`); given, they replace both.
+    (see :mod:`xcompile.archive.trust`); given, they replace both.
     """
 
     mirror: str

@@ -44,10 +44,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, BinaryIO, Literal, cast
 
-from xcompile.debsource import CHUNK, STREAMS, Source, data_member, is_damage, open_deb
-from xcompile.decoded import Decoded, streamed
+from xcompile.archive.decoded import Decoded, streamed
+from xcompile.archive.members import CHUNK, STREAMS, Source, data_member, is_damage, open_deb
+from xcompile.archive.xzblocks import Unit, decode_xz, xz_units
 from xcompile.errors import VerificationError
-from xcompile.xzblocks import Unit, decode_xz, xz_units
 
 # Two decoders: each holds its dictionary (8 MiB for dpkg's default preset),
 # and two keep a whole run under 64 MiB of memory; the machines this runs
