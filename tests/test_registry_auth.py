@@ -460,7 +460,7 @@ def test_the_check_asks_the_token_server_whether_it_takes_an_identity_token(
     realm_server = serve()
     servers.append(realm_server)
     oauth_registry(httpserver, realm_server)
-    (where,) = check.for_config(Config(repo=f"{host}/team/app"), Runner(lambda line, label: None))
+    (where,) = check.for_repo(f"{host}/team/app", None, Runner(lambda line, label: None))
     right = auth_file(tmp_path / "right", identity(host))
     assert check.check([where], (right,))[1].status == "pass"
     wrong = auth_file(tmp_path / "wrong", identity(host, "expired"))
@@ -565,8 +565,8 @@ def test_docker_auth_config_counts_for_the_check_and_for_docker_only(httpserver:
         return settings
 
     def login(settings: Config, shapes: engine.Engine = engine.DOCKER) -> tuple[str, str]:
-        (where,) = check.for_config(settings, Runner(lambda line, label: None))
-        found = check.check([where], credentials.sources(settings, shapes))[1]
+        (where,) = check.for_repo(settings.repo, settings.insecure, Runner(lambda line, label: None))
+        found = check.check([where], credentials.sources(shapes, *settings.auth_sources))[1]
         return found.status, found.detail
 
     assert login(config(auth_config(host))) == ("pass", f"credentials for {host} in auths of DOCKER_AUTH_CONFIG")
@@ -575,8 +575,8 @@ def test_docker_auth_config_counts_for_the_check_and_for_docker_only(httpserver:
     # docker compares its keys exactly: a key with a scheme is not the host's
     assert login(config(auth_config(f"https://{host}")))[0] == "fail"
     podman = config(auth_config(host), "podman")
-    assert credentials.sources(podman, engine.PODMAN) == (podman.podman_auth_file, empty)
-    shown = repr(podman) + repr(credentials.sources(config(auth_config(host)), engine.DOCKER))
+    assert credentials.sources(engine.PODMAN, *podman.auth_sources) == (podman.podman_auth_file, empty)
+    shown = repr(podman) + repr(credentials.sources(engine.DOCKER, *config(auth_config(host)).auth_sources))
     assert PASSWORD not in shown and json.loads(auth_config(host))["auths"][host]["auth"] not in shown
 
 

@@ -226,7 +226,7 @@ def test_the_check_asks_a_token_realm_whether_it_takes_the_login(
     """As `docker login` asks it: the realm, with the login, then /v2/ with the token."""
     host = host_of(httpserver)
     realm_saw = _token_registry(httpserver, other_server.url_for("/token"), realm_server=other_server)
-    (where,) = check.for_config(Config(repo=f"{host}/team/app"), Runner(lambda line, label: None))
+    (where,) = check.for_repo(f"{host}/team/app", None, Runner(lambda line, label: None))
     right = auth_file(tmp_path / "right", login_for(host))
     assert check.check([where], (right,))[1].status == "pass"
     wrong_login = {"auths": {host: {"auth": base64.b64encode(f"{USER}:wrong".encode()).decode()}}}
@@ -364,7 +364,7 @@ def test_the_check_says_a_credential_helper_is_not_installed(httpserver: HTTPSer
     host = host_of(httpserver)
     httpserver.expect_request("/v2/").respond_with_data("", status=401, headers={"WWW-Authenticate": 'Basic realm="r"'})
     path = auth_file(tmp_path / "docker", {"credHelpers": {host: "xcompile-nosuchhelper"}})
-    found = check.for_config(Config(repo=f"{host}/team/app"), Runner(lambda line, label: None))
+    found = check.for_repo(f"{host}/team/app", None, Runner(lambda line, label: None))
     reach, login = check.check(found, (path,))
     assert reach.status == "pass"
     assert (login.status, login.detail) == (

@@ -116,6 +116,12 @@ class Config:
     """Where the file layer came from, for the plan's header."""
 
     @property
+    def auth_sources(self) -> tuple[Path, Path, tuple[tuple[str, str], ...]]:
+        """Where logins may be, as the registry's credentials take them: docker's folder,
+        podman's auth file, and DOCKER_AUTH_CONFIG's logins."""
+        return self.docker_config, self.podman_auth_file, self.docker_auth_config
+
+    @property
     def targets(self) -> tuple[platforms.Arch, ...]:
         return tuple(platforms.get(name) for name in self.arches)
 

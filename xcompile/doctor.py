@@ -397,8 +397,8 @@ def _existing_parent(path: Path) -> Path:
 def _registry(config: Config, runner: Runner, chosen: engine.Engine) -> list[Check]:
     """The build's registry check (registry/check.py), as checks, with the chosen engine's credentials."""
     try:
-        found = registry_check.for_config(config, runner, chosen)
+        found = registry_check.for_repo(config.repo, config.insecure, runner, chosen)
     except XcompileError as err:
         return [Check("registry Docker Hub", "warn", f"cannot ask the daemon for its address: {err.message}")]
-    auth_files = credentials.sources(config, chosen)
+    auth_files = credentials.sources(chosen, *config.auth_sources)
     return registry_check.check(found, auth_files)

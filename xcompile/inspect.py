@@ -60,7 +60,7 @@ def inspect(names: list[str], config: Config, runner: Runner) -> tuple[list[Seen
     from xcompile.registry.reader import Reader
 
     shapes = ENGINES.get(config.engine, ENGINES["docker"])
-    auth_files = credentials.sources(config, shapes)
+    auth_files = credentials.sources(shapes, *config.auth_sources)
     found: list[Seen] = []
     failed: list[XcompileError] = []
     for name, (repo, ref) in [(name, split_name(name)) for name in names]:

@@ -74,12 +74,12 @@ def choose_tool(config: Config, runner: Runner, say: Say) -> ListTool:
     if shapes.needs_experimental(versions):
         edit, written = dockerconfig.enable_experimental(config.docker_config, runner)
         say(edit.describe(done=written))
-    auth_files = credentials.sources(config, shapes)
+    auth_files = credentials.sources(shapes, *config.auth_sources)
     readers: list[Reader] = []
 
     def reader() -> Reader:
         if not readers:
-            (where,) = check.for_config(config, runner, shapes)
+            (where,) = check.for_repo(config.repo, config.insecure, runner, shapes)
             readers.append(Reader(where, auth_files, runner))
         return readers[0]
 

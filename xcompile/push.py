@@ -48,7 +48,7 @@ class Published:
         from xcompile.registry import check
 
         def ask() -> str:
-            self.registries = check.for_config(self.config, self.runner, self.shapes)
+            self.registries = check.for_repo(self.config.repo, self.config.insecure, self.runner, self.shapes)
             return check.ensure(self.registries, auth_files(self.config, self.shapes))
 
         return self.runner.look(ask)
@@ -94,7 +94,9 @@ class Published:
         with self._lock:
             if self._reader is None:
                 # The registry check found it (a Docker Hub repo asked the engine its address): not again.
-                (where,) = self.registries or check.for_config(self.config, self.runner, self.shapes)
+                (where,) = self.registries or check.for_repo(
+                    self.config.repo, self.config.insecure, self.runner, self.shapes
+                )
                 self._reader = Reader(where, auth_files(self.config, self.shapes), self.runner)
             return self._reader
 
@@ -102,7 +104,7 @@ class Published:
 def auth_files(config: Config, shapes: engine.Engine) -> tuple[AuthFile, ...]:
     from xcompile.registry import credentials
 
-    return credentials.sources(config, shapes)
+    return credentials.sources(shapes, *config.auth_sources)
 
 
 def push(runner: Runner, shapes: engine.Engine, config: Config, image: Image, digest_file: Path) -> str | None:

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 from xcompile import engine, reference, registry
-from xcompile.config import Config
 from xcompile.errors import CommandFailed, EnvironmentProblem, RegistryUnreadable, XcompileError
 from xcompile.registry import Registry, credentials
 from xcompile.system.runner import Runner
@@ -49,10 +48,10 @@ def load_http() -> None:
     threading.Thread(target=importlib.import_module, args=("requests",), name="import-requests", daemon=True).start()
 
 
-def for_config(config: Config, runner: Runner, chosen: engine.Engine = engine.DOCKER) -> list[Registry]:
-    """The registries a run of ``config`` pushes to, with ``chosen``'s login command."""
+def for_repo(repo: str, insecure: bool | None, runner: Runner, chosen: engine.Engine = engine.DOCKER) -> list[Registry]:
+    """The registries a run that pushes to ``repo`` reaches, with ``chosen``'s login command."""
     return registry.for_repos(
-        [config.repo], insecure=config.insecure, hub_address=lambda: chosen.hub_address(runner), program=chosen.program
+        [repo], insecure=insecure, hub_address=lambda: chosen.hub_address(runner), program=chosen.program
     )
 
 

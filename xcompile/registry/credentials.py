@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from xcompile import reference
-from xcompile.config import Config
 from xcompile.engine import Engine, dockerconfig
 from xcompile.errors import OutputTooLarge, XcompileError
 from xcompile.system.runner import Runner
@@ -81,11 +80,13 @@ AuthFile = Path | EnvAuths
 """Where a login may be: an engine's auth file, or DOCKER_AUTH_CONFIG."""
 
 
-def sources(config: Config, shapes: Engine) -> tuple[AuthFile, ...]:
+def sources(
+    shapes: Engine, docker_config: Path, podman_auth_file: Path, docker_auth_config: tuple[tuple[str, str], ...]
+) -> tuple[AuthFile, ...]:
     """Where the engine finds logins, in its order: DOCKER_AUTH_CONFIG first where it reads
     it (the docker CLI 28.3+; podman does not), then its auth files."""
-    files = shapes.auth_files(config.docker_config, config.podman_auth_file)
-    env = config.docker_auth_config if shapes.reads_docker_auth_config else ()
+    files = shapes.auth_files(docker_config, podman_auth_file)
+    env = docker_auth_config if shapes.reads_docker_auth_config else ()
     return (EnvAuths(env), *files) if env else files
 
 
