@@ -39,11 +39,12 @@ from hostbinfmt import debian_default, host_state, replaced, seed_world
 from pytest_httpserver import HTTPServer
 from test_e2e import layer_file
 
-from xcompile import qemu, qemuhost, recipe
+from xcompile import qemu, qemuhost
 from xcompile.config import Config, load
 from xcompile.engine import _machine_arch
 from xcompile.errors import ConfigError, EnvironmentProblem, QemuUnavailable
 from xcompile.host import binfmt, elf, emulation, platforms
+from xcompile.registry import recipe
 from xcompile.system.runner import Runner
 
 ARM, ARM64, AMD64 = platforms.get("arm32v7"), platforms.get("arm64v8"), platforms.get("amd64")

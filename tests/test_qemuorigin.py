@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 from debian_archive import tiny_elf
 
-from xcompile import qemuorigin, recipe
+from xcompile import qemuorigin
 from xcompile.host import elf
 from xcompile.host.platforms import BY_DEBIAN
+from xcompile.registry import recipe
 
 BOOKWORM = "1:7.2+dfsg-7+deb12u18+b3"
 

@@ -20,8 +20,8 @@ import requests
 from conftest import Registry, docker, free_port, run_xcompile
 from hostbinfmt import replaced, seed_world
 
-from xcompile import recipe
 from xcompile.host import platforms
+from xcompile.registry import recipe
 
 pytestmark = [pytest.mark.integration, pytest.mark.parametrize("host_binfmt", ["debian"], indirect=True)]
 ARM = platforms.get("arm32v7")

@@ -8,7 +8,7 @@ import pytest
 
 from xcompile import registry
 from xcompile.errors import UsageError
-from xcompile.reference import check_name, check_tag, plain_http
+from xcompile.registry.reference import check_name, check_tag, plain_http
 
 
 @pytest.mark.parametrize("tag", ["3.7", "3.7-slim", "latest", "v1.2_3", "A" * 128, "_x"])
@@ -62,7 +62,9 @@ def test_an_etc_hosts_alias_of_loopback_is_loopback(tmp_path: Path) -> None:
     hosts = tmp_path / "hosts"
     aliases = "\n127.0.0.1 xcompile-alias\n10.11.12.13 elsewhere.test\n"
     hosts.write_text(Path("/etc/hosts").read_text() + aliases)
-    code = "from xcompile.reference import plain_http as p; print(p('xcompile-alias:5/a'), p('elsewhere.test/a'))"
+    code = (
+        "from xcompile.registry.reference import plain_http as p; print(p('xcompile-alias:5/a'), p('elsewhere.test/a'))"
+    )
     script = 'mount --bind "$1" /etc/hosts && exec "$2" -c "$3"'
     shown = subprocess.run(["unshare", "-m", "sh", "-c", script, "-", hosts, sys.executable, code],
                            capture_output=True, text=True, timeout=60, check=False)  # fmt: skip

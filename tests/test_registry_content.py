@@ -24,9 +24,8 @@ from conftest import free_port, run_xcompile
 from debian_archive import Archive, GpgKey, build_deb, file_handler, key_fixture
 from pytest_httpserver import HTTPServer
 
-from xcompile import recipe
 from xcompile.host.elf import host_debian_arch
-from xcompile.registry import IMAGE_TYPES, LIST_TYPES
+from xcompile.registry import IMAGE_TYPES, LIST_TYPES, recipe
 
 CONFIG_TYPE = "application/vnd.docker.container.image.v1+json"
 RAW = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")

@@ -1,4 +1,4 @@
-"""The top layer as `xcompile verify` reads it (xcompile/toplayer.py): real tar and gzip streams, well made
+"""The top layer as `xcompile verify` reads it (xcompile/registry/toplayer.py): real tar and gzip streams, well made
 and hostile, fed in chunks as a registry sends them. Each hostile one is refused in one line."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from xcompile import toplayer
 from xcompile.archive.download import MAX_BINARY
 from xcompile.errors import LayerRefused
+from xcompile.registry import toplayer
 
 
 def chunks(data: bytes, size: int = 65536) -> Iterator[bytes]:

@@ -29,7 +29,7 @@ from hostbinfmt import host_state
 from pytest_httpserver import HTTPServer
 from test_matrix import attest, put_blob, put_manifest
 
-from xcompile import recipe, toplayer
+from xcompile.registry import recipe, toplayer
 
 pytestmark = pytest.mark.integration
 PREFIX = f"/verify-{uuid.uuid4().hex[:6]}/debian"

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from xcompile import reference
 from xcompile.errors import ConfigError
 from xcompile.host import platforms
+from xcompile.registry import reference
 
 if sys.version_info >= (3, 11):
     import tomllib

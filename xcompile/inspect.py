@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from xcompile import recipe, reference, registry
+from xcompile import registry
 from xcompile.config import Config
 from xcompile.errors import EnvironmentProblem, RegistryUnreadable, UsageError, XcompileError
-from xcompile.registry import Remote, content
+from xcompile.registry import Remote, content, recipe, reference
 from xcompile.system.runner import Runner
 from xcompile.system.terminal import printable
 

@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from xcompile import engine, recipe, reference, registry
+from xcompile import engine, registry
 from xcompile.config import Config
 from xcompile.engine import Platform, dockerconfig
 from xcompile.errors import CommandFailed, JoinFailed
 from xcompile.host.platforms import Arch
-from xcompile.registry import Remote
+from xcompile.registry import Remote, recipe, reference
 from xcompile.system.runner import Runner
 
 if TYPE_CHECKING:  # requests loads only when a registry is read (start-up time)

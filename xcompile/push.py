@@ -13,10 +13,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from xcompile import engine, recipe, reference
+from xcompile import engine
 from xcompile.config import Config
 from xcompile.errors import CommandFailed, RegistryUnreadable
 from xcompile.plan import Image, ManifestList
+from xcompile.registry import recipe, reference
 from xcompile.system.runner import Runner
 
 if TYPE_CHECKING:  # requests loads only when a registry is read (start-up time)

@@ -18,9 +18,10 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
-from xcompile import engine, reference
+from xcompile import engine
 from xcompile.errors import BaseUnavailable, CommandFailed, XcompileError
 from xcompile.plan import Image
+from xcompile.registry import reference
 from xcompile.system.runner import Runner
 
 Say = Callable[[str, "str | None"], None]

@@ -26,13 +26,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal
 
-from xcompile import qemuorigin, recipe, reference, registry, toplayer
+from xcompile import qemuorigin, registry
 from xcompile.config import Config
 from xcompile.engine import Platform
 from xcompile.errors import CannotTell, ImageDiffers, RegistryUnreadable, UsageError, XcompileError
 from xcompile.host import elf, platforms
 from xcompile.inspect import split_name
-from xcompile.registry import content
+from xcompile.registry import content, recipe, reference, toplayer
 from xcompile.system.runner import Runner
 
 if TYPE_CHECKING:  # requests loads only when a registry is read

@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from xcompile import reference
 from xcompile.engine import Platform
+from xcompile.registry import reference
 
 LIST_TYPES = (
     "application/vnd.docker.distribution.manifest.list.v2+json",

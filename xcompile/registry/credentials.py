@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from xcompile import reference
 from xcompile.engine import Engine, dockerconfig
 from xcompile.errors import OutputTooLarge, XcompileError
+from xcompile.registry import reference
 from xcompile.system.runner import Runner
 
 HELPER_TIMEOUT = 30.0
