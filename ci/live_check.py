@@ -38,10 +38,10 @@ from typing import IO
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from xcompile import config
 from xcompile.archive import debfile, fetcher, pins, trust
 from xcompile.errors import XcompileError
 from xcompile.host import aptsources, platforms
+from xcompile.settings import config
 from xcompile.system.runner import Runner
 
 PINS = ("7.2", "11.1")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from xcompile.config import Config, load
 from xcompile.errors import ConfigError, UsageError
+from xcompile.settings.config import Config, load
 
 HOME = Path("/home/user")
 

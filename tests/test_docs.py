@@ -9,7 +9,7 @@ from dataclasses import fields
 
 from conftest import REPO
 
-from xcompile.config import Config
+from xcompile.settings.config import Config
 
 DOCS = REPO / "docs"
 

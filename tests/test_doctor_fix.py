@@ -21,9 +21,9 @@ from debian_archive import Archive, build_deb, file_handler, tiny_elf
 from hostbinfmt import foreign_entries, read, removed, replaced
 
 from xcompile import doctor
-from xcompile.config import Config
 from xcompile.errors import EnvironmentProblem
 from xcompile.host import binfmt, platforms
+from xcompile.settings.config import Config
 from xcompile.system.runner import Runner
 
 pytestmark = pytest.mark.integration

@@ -10,9 +10,9 @@ import pytest
 from plumbum import local
 
 from xcompile import engine
-from xcompile.config import load
 from xcompile.engine import DOCKER, PODMAN, Platform, Versions
 from xcompile.errors import ConfigError, DockerUnavailable, ProgramMissing
+from xcompile.settings.config import load
 from xcompile.system.runner import Runner
 
 ARM_V7 = Platform("linux", "arm", "v7")

@@ -12,7 +12,7 @@ from conftest import REPO
 
 from xcompile.archive import fetcher, pins
 from xcompile.errors import PackageMissing
-from xcompile.settings import KEYS
+from xcompile.settings.keys import KEYS
 
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 

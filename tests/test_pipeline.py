@@ -21,11 +21,11 @@ import pytest
 from debian_archive import tiny_elf
 
 from xcompile import engine, prove, push, report
-from xcompile.config import Config, load
 from xcompile.errors import CommandFailed
 from xcompile.pipeline import Pipeline
 from xcompile.plan import Outcome, Result
 from xcompile.registry import Remote, recipe
+from xcompile.settings.config import Config, load
 from xcompile.system.runner import Runner
 
 QEMU_VERSION = "qemu-arm version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)"

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from xcompile import engine
-from xcompile.config import Config, load
 from xcompile.errors import BaseUnavailable, ConfigError
 from xcompile.host import binfmt, emulation, platforms
 from xcompile.plan import plan
+from xcompile.settings.config import Config, load
 from xcompile.store import Local, Store, refuse_other_platform
 from xcompile.store import placed as _placed
 from xcompile.system.runner import Runner

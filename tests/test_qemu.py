@@ -10,8 +10,8 @@ import pytest
 from conftest import run_xcompile
 
 from xcompile import qemu
-from xcompile.config import Config
 from xcompile.host import platforms
+from xcompile.settings.config import Config
 from xcompile.system.runner import Runner
 
 ARM = platforms.get("arm32v7")

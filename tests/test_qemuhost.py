@@ -40,11 +40,11 @@ from pytest_httpserver import HTTPServer
 from test_e2e import layer_file
 
 from xcompile import qemu, qemuhost
-from xcompile.config import Config, load
 from xcompile.engine import _machine_arch
 from xcompile.errors import ConfigError, EnvironmentProblem, QemuUnavailable
 from xcompile.host import binfmt, elf, emulation, platforms
 from xcompile.registry import recipe
+from xcompile.settings.config import Config, load
 from xcompile.system.runner import Runner
 
 ARM, ARM64, AMD64 = platforms.get("arm32v7"), platforms.get("arm64v8"), platforms.get("amd64")

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from conftest import run_xcompile
 
-from xcompile.config import load
 from xcompile.errors import UsageError
+from xcompile.settings.config import load
 
 HOME = Path("/home/user")
 

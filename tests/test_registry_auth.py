@@ -56,12 +56,12 @@ from test_registry_hostile import (
 from werkzeug import Request, Response
 
 from xcompile import engine
-from xcompile.config import Config
-from xcompile.config import load as load_config
 from xcompile.errors import RegistryUnreadable
 from xcompile.registry import IMAGE_TYPES, challenges, check, credentials
 from xcompile.registry import Registry as Where
 from xcompile.registry.reader import Reader
+from xcompile.settings.config import Config
+from xcompile.settings.config import load as load_config
 from xcompile.system.runner import Runner
 
 BLOB = f"/v2/team/app/blobs/{digest_of(LABELLED)}"

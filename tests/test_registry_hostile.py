@@ -41,12 +41,12 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from xcompile import engine
-from xcompile.config import Config
 from xcompile.errors import RegistryUnreadable
 from xcompile.push import Published
 from xcompile.registry import IMAGE_TYPES, LIST_TYPES, check, credentials
 from xcompile.registry import Registry as Where
 from xcompile.registry.reader import Reader
+from xcompile.settings.config import Config
 from xcompile.system.runner import Runner
 
 USER = "builder"

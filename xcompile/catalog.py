@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from xcompile.config import Config
 from xcompile.errors import QemuUnavailable
 from xcompile.host import platforms
+from xcompile.settings.config import Config
 from xcompile.system.runner import Runner
 from xcompile.system.terminal import printable
 

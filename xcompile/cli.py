@@ -23,11 +23,12 @@ from plumbum import cli
 from plumbum.cli.application import ShowCompletion, ShowHelp, ShowHelpAll, ShowVersion
 from plumbum.cli.switches import SwitchError
 
-from xcompile import __version__, catalog, config, doctor, inspect, join, matrix, qemu, report, switches, trial, verify
+from xcompile import __version__, catalog, doctor, inspect, join, matrix, qemu, report, trial, verify
 from xcompile.engine import dockerconfig
 from xcompile.errors import Interrupted, UsageError, XcompileError
 from xcompile.pipeline import Pipeline
 from xcompile.plan import Result
+from xcompile.settings import config, switches
 from xcompile.system.runner import Runner
 from xcompile.system.terminal import Console, Escaping, show
 from xcompile.urls import scrub

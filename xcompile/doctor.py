@@ -18,13 +18,13 @@ from typing import Any
 
 from xcompile import engine, qemu, qemuhost
 from xcompile.archive import pins, trust
-from xcompile.config import Config
 from xcompile.engine import dockerconfig
 from xcompile.errors import CommandFailed, EnvironmentProblem, XcompileError
 from xcompile.host import binfmt, elf, emulation, platforms
 from xcompile.host.platforms import Arch
 from xcompile.registry import check as registry_check
 from xcompile.registry import credentials
+from xcompile.settings.config import Config
 from xcompile.system.runner import Runner
 from xcompile.urls import redact
 

@@ -12,9 +12,9 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from xcompile import registry
-from xcompile.config import Config
 from xcompile.errors import EnvironmentProblem, RegistryUnreadable, UsageError, XcompileError
 from xcompile.registry import Remote, content, recipe, reference
+from xcompile.settings.config import Config
 from xcompile.system.runner import Runner
 from xcompile.system.terminal import printable
 

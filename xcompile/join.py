@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from xcompile import engine, registry
-from xcompile.config import Config
 from xcompile.engine import Platform, dockerconfig
 from xcompile.errors import CommandFailed, JoinFailed
 from xcompile.host.platforms import Arch
 from xcompile.registry import Remote, recipe, reference
+from xcompile.settings.config import Config
 from xcompile.system.runner import Runner
 
 if TYPE_CHECKING:  # requests loads only when a registry is read (start-up time)

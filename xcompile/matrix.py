@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-from xcompile.config import Config
+from xcompile.settings.config import Config
 
 FORMATS = ("json", "github", "lines")
 

@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from xcompile import build, context, engine, prove, push, qemu, qemuhost, store
-from xcompile.config import Config
 from xcompile.engine import dockerconfig
 from xcompile.errors import CommandFailed, ProofFailed, XcompileError
 from xcompile.host import emulation
 from xcompile.plan import Image, ManifestList, Outcome, Result, plan
 from xcompile.registry import recipe
+from xcompile.settings.config import Config
 from xcompile.system.runner import Runner
 
 if TYPE_CHECKING:

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from xcompile import engine, registry
-from xcompile.config import Config
 from xcompile.host import emulation
 from xcompile.host.platforms import Arch
+from xcompile.settings.config import Config
 
 Status = Literal["pushed", "built", "unchanged", "failed", "skipped", "planned", "interrupted"]
 

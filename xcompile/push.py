@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from xcompile import engine
-from xcompile.config import Config
 from xcompile.errors import CommandFailed, RegistryUnreadable
 from xcompile.plan import Image, ManifestList
 from xcompile.registry import recipe, reference
+from xcompile.settings.config import Config
 from xcompile.system.runner import Runner
 
 if TYPE_CHECKING:  # requests loads only when a registry is read (start-up time)

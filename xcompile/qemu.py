@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from xcompile.archive import pins
-from xcompile.config import Config
 from xcompile.errors import CommandFailed, QemuUnavailable, XcompileError
 from xcompile.host import elf, platforms
 from xcompile.host.platforms import Arch
+from xcompile.settings.config import Config
 from xcompile.system import files
 from xcompile.system.runner import Runner
 from xcompile.urls import redact

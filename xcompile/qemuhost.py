@@ -30,10 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from xcompile.config import Config
 from xcompile.errors import CommandFailed, EnvironmentProblem, XcompileError
 from xcompile.host import binfmt, platforms
 from xcompile.host.platforms import Arch
+from xcompile.settings.config import Config
 from xcompile.system.runner import Runner
 
 if TYPE_CHECKING:

@@ -18,10 +18,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from xcompile.config import Config
 from xcompile.errors import CannotTell, PackageMissing, XcompileError
 from xcompile.host.platforms import Arch
 from xcompile.registry import recipe
+from xcompile.settings.config import Config
 from xcompile.system.runner import Runner
 
 if TYPE_CHECKING:  # the archive's modules (requests, python-debian) load only where one is read

@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xcompile import build, context, engine, prove, qemu, qemuhost, store
-from xcompile.config import Config
 from xcompile.errors import UsageError, XcompileError
 from xcompile.host import emulation
 from xcompile.plan import Image, ProofRun, plan
-from xcompile.settings import KEYS
+from xcompile.settings.config import Config
+from xcompile.settings.keys import KEYS
 from xcompile.system.runner import Runner
 
 Say = Callable[[str, "str | None"], None]

@@ -27,12 +27,12 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal
 
 from xcompile import qemuorigin, registry
-from xcompile.config import Config
 from xcompile.engine import Platform
 from xcompile.errors import CannotTell, ImageDiffers, RegistryUnreadable, UsageError, XcompileError
 from xcompile.host import elf, platforms
 from xcompile.inspect import split_name
 from xcompile.registry import content, recipe, reference, toplayer
+from xcompile.settings.config import Config
 from xcompile.system.runner import Runner
 
 if TYPE_CHECKING:  # requests loads only when a registry is read

@@ -12,9 +12,10 @@ from typing import Any
 
 from plumbum import cli
 
-from xcompile import config, engine, settings
+from xcompile import engine
 from xcompile.errors import UsageError
 from xcompile.host import platforms
+from xcompile.settings import config, keys
 
 
 class Setting(cli.SwitchAttr[Any]):
@@ -22,8 +23,8 @@ class Setting(cli.SwitchAttr[Any]):
 
     def __init__(self, key: str, help: str, argname: str = "VALUE") -> None:
         self.key = key
-        names = [f"--{name}" for name in settings.switch_names(key)]
-        super().__init__(names, str, default=None, list=settings.repeatable(key), argname=argname, help=help)
+        names = [f"--{name}" for name in keys.switch_names(key)]
+        super().__init__(names, str, default=None, list=keys.repeatable(key), argname=argname, help=help)
 
     def given(self, value: Any) -> Any:
         # Not given: None (a repeatable switch, []). Given empty (`--repo "$REPO"` with REPO
@@ -39,7 +40,7 @@ class Toggle(cli.Flag):
         self.key = key
         self.turns_off = bool(config.DEFAULTS[key])
         prefix = "--no-" if self.turns_off else "--"
-        names = [f"{prefix}{name}" for name in settings.switch_names(key)] + ([short] if short else [])
+        names = [f"{prefix}{name}" for name in keys.switch_names(key)] + ([short] if short else [])
         super().__init__(names, help=help)
 
     def given(self, value: Any) -> bool | None:
@@ -56,7 +57,7 @@ def given(app: cli.Application) -> dict[str, Any]:
         for key, value in given(parent).items():
             if key not in own and key != "config_file":
                 toggle = next((s for _, s in _switches(type(parent)) if s.key == key and isinstance(s, Toggle)), None)
-                shown = ("no-" if toggle is not None and toggle.turns_off else "") + settings.switch_names(key)[0]
+                shown = ("no-" if toggle is not None and toggle.turns_off else "") + keys.switch_names(key)[0]
                 msg = f"--{shown} is not a switch of `{app.PROGNAME}`"
                 raise UsageError(msg, hint=f"see `{app.PROGNAME} --help`")
             values[key] = value
@@ -140,7 +141,7 @@ class QemuMirror(Targets, ArchiveMirror, QemuHost):
 
     qemu_source = Setting(
         "qemu_source",
-        f"where qemu comes from: {', '.join(settings.QEMU_SOURCES)}; auto (the"
+        f"where qemu comes from: {', '.join(keys.QEMU_SOURCES)}; auto (the"
         " default) tries PATH, then apt, then the download",
         argname="SOURCE",
     )
@@ -179,10 +180,10 @@ class Images(Tags, QemuMirror, Engine):
     base = Setting(
         "base", "foreign base image name, without tag; {namespace} stands for the arch's namespace", argname="IMAGE"
     )
-    jobs = Setting("jobs", f"images at once (default {settings.DEFAULT_JOBS})", argname="N")
+    jobs = Setting("jobs", f"images at once (default {keys.DEFAULT_JOBS})", argname="N")
     proof_timeout = Setting(
         "proof_timeout",
-        f"seconds each image's emulated proof run may take (default {settings.DEFAULT_PROOF_TIMEOUT})",
+        f"seconds each image's emulated proof run may take (default {keys.DEFAULT_PROOF_TIMEOUT})",
         argname="SECONDS",
     )
     proof_command = Setting(

@@ -28,7 +28,7 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 from xcompile.archive.release import DEFAULT_SUITE as DEFAULT_SUITE  # the archive's own default
-from xcompile.settings import (
+from xcompile.settings.keys import (
     ALIASES,
     DEFAULT_JOBS,
     DEFAULT_PROOF_TIMEOUT,
