@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from conftest import run_xcompile
 
-from xcompile import qemu
 from xcompile.host import platforms
+from xcompile.qemu import settle
 from xcompile.settings.config import Config
 from xcompile.system.runner import Runner
 
@@ -41,7 +41,7 @@ def test_no_binary_and_no_apt(tmp_path: Path, user_env: dict[str, str]) -> None:
 def test_apt_installs_only_packages_this_release_has() -> None:
     """The real apt-get: update, ask which packages exist, install those."""
     lines: list[str] = []
-    found = qemu.ensure(ARM, Runner(lambda line, label: lines.append(line)), Config(qemu_source="apt"))
+    found = settle.ensure(ARM, Runner(lambda line, label: lines.append(line)), Config(qemu_source="apt"))
     commands = [line for line in lines if line.startswith("+ ")]
     assert commands[0] == "+ apt-get update"
     assert commands[1:3] == ["+ apt-cache policy qemu-user-static", "+ apt-cache policy binfmt-support"]

@@ -39,10 +39,10 @@ from hostbinfmt import debian_default, host_state, replaced, seed_world
 from pytest_httpserver import HTTPServer
 from test_e2e import layer_file
 
-from xcompile import qemu, qemuhost
 from xcompile.engine import _machine_arch
 from xcompile.errors import ConfigError, EnvironmentProblem, QemuUnavailable
 from xcompile.host import binfmt, elf, emulation, platforms
+from xcompile.qemu import machines, settle
 from xcompile.registry import recipe
 from xcompile.settings.config import Config, load
 from xcompile.system.runner import Runner
@@ -102,7 +102,7 @@ def test_a_qemu_on_path_for_another_cpu_is_refused_with_source_path(tmp_path: Pa
     runner = _path_with(tmp_path, tiny_elf("amd64"))
     config = Config(qemu_source="path", qemu_host="arm64v8", cache_dir=tmp_path / "cache")
     with pytest.raises(QemuUnavailable) as refused:
-        qemu.ensure(ARM, runner, config)
+        settle.ensure(ARM, runner, config)
     assert refused.value.message == (
         f"{tmp_path}/bin/qemu-arm-static on PATH is built for amd64, not for the qemu host arm64v8"
     )
@@ -112,7 +112,7 @@ def test_a_qemu_on_path_for_another_cpu_is_refused_with_source_path(tmp_path: Pa
 def test_a_qemu_on_path_for_another_cpu_is_set_aside_with_auto(tmp_path: Path) -> None:
     runner = _path_with(tmp_path, tiny_elf("arm64"))  # the default qemu host is amd64
     config = Config(qemu_source="auto", offline=True, cache_dir=tmp_path / "cache")
-    found, notes = qemu._local(ARM, runner, config)
+    found, notes = settle._local(ARM, runner, config)
     assert found is None
     assert notes == (f"{tmp_path}/bin/qemu-arm-static on PATH is built for arm64v8, not for the qemu host amd64;"
                      " set aside",)  # fmt: skip
@@ -121,7 +121,7 @@ def test_a_qemu_on_path_for_another_cpu_is_set_aside_with_auto(tmp_path: Path) -
 def test_apt_is_refused_for_another_qemu_host(tmp_path: Path) -> None:
     config = Config(qemu_source="apt", qemu_host="arm64v8", cache_dir=tmp_path)
     with pytest.raises(QemuUnavailable, match=r"apt installs qemu built for this machine \(amd64\), not for the"):
-        qemu.ensure(ARM, Runner(lambda _line, _label: None), config)
+        settle.ensure(ARM, Runner(lambda _line, _label: None), config)
 
 
 def test_a_change_of_qemu_host_is_a_difference_said_once() -> None:
@@ -133,18 +133,18 @@ def test_a_change_of_qemu_host_is_a_difference_said_once() -> None:
     assert recipe.differences(old, unlabelled) == ["qemu host amd64 (no label) -> amd64"]
 
 
-LOCAL = qemuhost.EngineMachine(AMD64, True, "here")
+LOCAL = machines.EngineMachine(AMD64, True, "here")
 
 
 def test_how_the_shipped_qemu_runs() -> None:
-    assert qemuhost.how_shipped_qemu_runs(AMD64, LOCAL, None, mounted=True).startswith("natively")
-    assert qemuhost.how_shipped_qemu_runs(platforms.get("i386"), LOCAL, None, mounted=True).startswith("natively")
-    nested = qemuhost.how_shipped_qemu_runs(ARM64, LOCAL, debian_default(ARM64), mounted=True)
+    assert machines.how_shipped_qemu_runs(AMD64, LOCAL, None, mounted=True).startswith("natively")
+    assert machines.how_shipped_qemu_runs(platforms.get("i386"), LOCAL, None, mounted=True).startswith("natively")
+    nested = machines.how_shipped_qemu_runs(ARM64, LOCAL, debian_default(ARM64), mounted=True)
     assert nested == "nested: the engine's amd64 machine runs the arm64v8 qemu through its qemu-aarch64 (flags PF)"
-    remote = qemuhost.EngineMachine(AMD64, False, "DOCKER_HOST is tcp://…, not a local unix socket")
-    assert "not read from here" in qemuhost.how_shipped_qemu_runs(ARM64, remote, None, mounted=True)
-    arm_machine = qemuhost.EngineMachine(ARM64, True, "here")
-    assert qemuhost.how_shipped_qemu_runs(ARM64, arm_machine, None, mounted=False).startswith("natively")
+    remote = machines.EngineMachine(AMD64, False, "DOCKER_HOST is tcp://…, not a local unix socket")
+    assert "not read from here" in machines.how_shipped_qemu_runs(ARM64, remote, None, mounted=True)
+    arm_machine = machines.EngineMachine(ARM64, True, "here")
+    assert machines.how_shipped_qemu_runs(ARM64, arm_machine, None, mounted=False).startswith("natively")
 
 
 @pytest.mark.parametrize(
@@ -160,7 +160,7 @@ def test_the_preflight_refuses_where_the_engine_cannot_run_the_shipped_qemu(
     entry: binfmt.Entry | None, mounted: bool, state: str
 ) -> None:
     with pytest.raises(EnvironmentProblem) as refused:
-        qemuhost.how_shipped_qemu_runs(ARM64, LOCAL, entry, mounted=mounted)
+        machines.how_shipped_qemu_runs(ARM64, LOCAL, entry, mounted=mounted)
     assert refused.value.exit_code == 3
     assert refused.value.message.startswith(
         "the qemu for the qemu host arm64v8 cannot run on the engine's amd64 machine, so the proof cannot run it: "
@@ -171,30 +171,30 @@ def test_the_preflight_refuses_where_the_engine_cannot_run_the_shipped_qemu(
 
 def test_where_the_engine_runs(tmp_path: Path) -> None:
     config = tmp_path / "config.json"
-    assert qemuhost.engine_is_local("docker", {}, config)[0]
-    assert qemuhost.engine_is_local("docker", {"DOCKER_HOST": "unix:///run/docker.sock"}, config)[0]
-    assert not qemuhost.engine_is_local("docker", {"DOCKER_HOST": "tcp://10.0.0.2:2376"}, config)[0]
-    assert not qemuhost.engine_is_local("docker", {"DOCKER_CONTEXT": "desktop-linux"}, config)[0]
+    assert machines.engine_is_local("docker", {}, config)[0]
+    assert machines.engine_is_local("docker", {"DOCKER_HOST": "unix:///run/docker.sock"}, config)[0]
+    assert not machines.engine_is_local("docker", {"DOCKER_HOST": "tcp://10.0.0.2:2376"}, config)[0]
+    assert not machines.engine_is_local("docker", {"DOCKER_CONTEXT": "desktop-linux"}, config)[0]
     config.write_text(json.dumps({"currentContext": "colima"}))
-    assert not qemuhost.engine_is_local("docker", {}, config)[0]
-    assert not qemuhost.engine_is_local("podman", {"CONTAINER_HOST": "ssh://core@vm/run/podman.sock"}, config)[0]
-    assert qemuhost.engine_is_local("podman", {}, config)[0]
+    assert not machines.engine_is_local("docker", {}, config)[0]
+    assert not machines.engine_is_local("podman", {"CONTAINER_HOST": "ssh://core@vm/run/podman.sock"}, config)[0]
+    assert machines.engine_is_local("podman", {}, config)[0]
 
 
 def test_on_a_mac_the_engine_is_another_machine(tmp_path: Path) -> None:
     """Docker Desktop and podman machine answer on a local socket, from a Linux VM: /proc here
     (there is none on macOS) holds nothing of theirs, so the engine's machine is asked instead."""
     for engine in ("docker", "podman"):
-        local, why = qemuhost.engine_is_local(engine, {}, tmp_path / "config.json", system="darwin")
+        local, why = machines.engine_is_local(engine, {}, tmp_path / "config.json", system="darwin")
         assert (local, why) == (False, "this machine runs darwin, so the engine runs in a Linux VM")
-    assert qemuhost.engine_is_local("docker", {}, tmp_path / "config.json", system="linux")[0]
+    assert machines.engine_is_local("docker", {}, tmp_path / "config.json", system="linux")[0]
 
 
 def test_the_engines_machine_is_what_the_engine_says() -> None:
     assert _machine_arch({"Arch": "arm64"}) == "arm64"
     assert _machine_arch({"OsArch": "linux/amd64"}) == "amd64"
     assert _machine_arch({}) is None
-    assert qemuhost.engine_machine("arm64", True, "").arch is ARM64
+    assert machines.engine_machine("arm64", True, "").arch is ARM64
 
 
 # --- integration -------------------------------------------------------------------
@@ -550,8 +550,8 @@ def test_32_bit_arm_on_an_aarch64_engine_may_run_natively() -> None:
     """Debian's arm64 qemu-user-static registers no qemu-arm: an aarch64 machine that runs 32-bit ARM
     (GitHub's arm runners) runs arm/v7 natively, one that cannot (Apple M1-M4) does not; uname -m says
     aarch64 on both, so neither the preflight nor the build's judgement refuses, and says so."""
-    arm64_machine = qemuhost.EngineMachine(ARM64, True, "here")
-    said = qemuhost.how_shipped_qemu_runs(ARM, arm64_machine, None, mounted=True)
+    arm64_machine = machines.EngineMachine(ARM64, True, "here")
+    said = machines.how_shipped_qemu_runs(ARM, arm64_machine, None, mounted=True)
     assert said == "natively, where the engine's arm64v8 machine runs arm32v7 programs (not all do)"
     seen = emulation.assess(ARM, None, mounted=True, machine="aarch64")
     assert seen.status == "warn" and not seen.native

@@ -1,4 +1,4 @@
-"""What an image's labels say of its qemu (xcompile/qemuorigin.claim), and which CPU an emulator's
+"""What an image's labels say of its qemu (xcompile/provenance.claim), and which CPU an emulator's
 ELF header names (xcompile/elf.made_for): the two facts `xcompile verify` starts the archive check from."""
 
 from __future__ import annotations
@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from debian_archive import tiny_elf
 
-from xcompile import qemuorigin
 from xcompile.host import elf
 from xcompile.host.platforms import BY_DEBIAN
+from xcompile.qemu import provenance
 from xcompile.registry import recipe
 
 BOOKWORM = "1:7.2+dfsg-7+deb12u18+b3"
@@ -18,21 +18,21 @@ BOOKWORM = "1:7.2+dfsg-7+deb12u18+b3"
     ("source", "version", "claim"),
     [
         ("debian trixie qemu-user 1:10.0.13+ds-0+deb13u1", "1:10.0.13+ds-0+deb13u1",
-         qemuorigin.Claim("1:10.0.13+ds-0+deb13u1", "download")),
-        (f"apt qemu-user-static {BOOKWORM}", BOOKWORM, qemuorigin.Claim(BOOKWORM, "apt")),
+         provenance.Claim("1:10.0.13+ds-0+deb13u1", "download")),
+        (f"apt qemu-user-static {BOOKWORM}", BOOKWORM, provenance.Claim(BOOKWORM, "apt")),
         ("path /usr/bin/qemu-arm-static", f"qemu-arm version 7.2.13 (Debian {BOOKWORM})",
-         qemuorigin.Claim(BOOKWORM, "path")),
-        ("path /opt/qemu-arm-static", "qemu-arm version 9.0.0", qemuorigin.Claim(None, "path")),
-        ("https://example.invalid/qemu-arm-static", "qemu-arm version 9.0.0", qemuorigin.Claim(None, "url")),
-        ("unknown", "unknown", qemuorigin.Claim(None, "unknown")),
-        ("debian trixie qemu-user", "", qemuorigin.Claim(None, "unknown")),
+         provenance.Claim(BOOKWORM, "path")),
+        ("path /opt/qemu-arm-static", "qemu-arm version 9.0.0", provenance.Claim(None, "path")),
+        ("https://example.invalid/qemu-arm-static", "qemu-arm version 9.0.0", provenance.Claim(None, "url")),
+        ("unknown", "unknown", provenance.Claim(None, "unknown")),
+        ("debian trixie qemu-user", "", provenance.Claim(None, "unknown")),
     ],
 )  # fmt: skip
 def test_the_labels_name_a_debian_version_where_the_qemu_came_from_debian(
-    source: str, version: str, claim: qemuorigin.Claim
+    source: str, version: str, claim: provenance.Claim
 ) -> None:
-    assert qemuorigin.claim({recipe.QEMU_SOURCE: source, recipe.QEMU_VERSION: version}) == claim
-    assert qemuorigin.claim({}) == qemuorigin.Claim(None, "unknown")
+    assert provenance.claim({recipe.QEMU_SOURCE: source, recipe.QEMU_VERSION: version}) == claim
+    assert provenance.claim({}) == provenance.Claim(None, "unknown")
 
 
 @pytest.mark.parametrize("debian_arch", sorted(BY_DEBIAN))

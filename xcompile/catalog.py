@@ -34,10 +34,10 @@ def offers(config: Config, runner: Runner) -> tuple[list[Offer], list[str]] | No
 
 def archive(config: Config, runner: Runner) -> Archive:
     """The configured mirror (else the host's apt's), as the settings say to trust it."""
-    from xcompile import qemu
     from xcompile.archive import fetcher
+    from xcompile.qemu import settle
 
-    mirror = config.mirror or qemu.apt_mirror(runner)
+    mirror = config.mirror or settle.apt_mirror(runner)
     if mirror is None:
         msg = "no Debian mirror to list qemu versions from"
         raise QemuUnavailable(

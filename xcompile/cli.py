@@ -23,11 +23,12 @@ from plumbum import cli
 from plumbum.cli.application import ShowCompletion, ShowHelp, ShowHelpAll, ShowVersion
 from plumbum.cli.switches import SwitchError
 
-from xcompile import __version__, catalog, doctor, inspect, join, matrix, qemu, report, trial, verify
+from xcompile import __version__, catalog, doctor, inspect, join, matrix, report, trial, verify
 from xcompile.engine import dockerconfig
 from xcompile.errors import Interrupted, UsageError, XcompileError
 from xcompile.pipeline import Pipeline
 from xcompile.plan import Result
+from xcompile.qemu import settle
 from xcompile.settings import config, switches
 from xcompile.system.runner import Runner
 from xcompile.system.terminal import Console, Escaping, show
@@ -197,8 +198,8 @@ class QemuCommand(_Command, switches.QemuSource):
         if dest is not None and not dest.is_dir():
             msg = f"--dest {dest}: {'not a folder' if dest.exists() else 'no such folder'}"
             raise UsageError(msg)
-        for found in qemu.ensure_all(settings.targets, runner, settings, console.say, console.progress):
-            path = found.path if dest is None else qemu.copy_to(found, dest, runner)
+        for found in settle.ensure_all(settings.targets, runner, settings, console.say, console.progress):
+            path = found.path if dest is None else settle.copy_to(found, dest, runner)
             console.result(str(path))
         return 0
 

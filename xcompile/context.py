@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xcompile.plan import QEMU_LAYER, Image
-from xcompile.qemu import Qemu
+from xcompile.qemu.settle import Qemu
 from xcompile.system import files
 from xcompile.system.runner import Runner
 

@@ -16,12 +16,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from xcompile import engine, qemu, qemuhost
+from xcompile import engine
 from xcompile.archive import pins, trust
 from xcompile.engine import dockerconfig
 from xcompile.errors import CommandFailed, EnvironmentProblem, XcompileError
 from xcompile.host import binfmt, elf, emulation, platforms
 from xcompile.host.platforms import Arch
+from xcompile.qemu import machines, settle
 from xcompile.registry import check as registry_check
 from xcompile.registry import credentials
 from xcompile.settings.config import Config
@@ -102,7 +103,7 @@ def fixes(
                 runner.write_proc(write.path, write.text, what=write.what())
             continue
         with_f = fix_binary or needs_f
-        found = qemu.ensure(arch, runner, here)
+        found = settle.ensure(arch, runner, here)
         # The qemu registered here runs every foreign binary on the host:
         # whatever the download had to say about it (an unverified
         # signature above all) is shown, not dropped.
@@ -111,7 +112,7 @@ def fixes(
         interpreter = str(found.path) if with_f else arch.qemu_path_in_image
         unflagged = dataclasses.replace(entry, flags="") if entry is not None else None
         if unflagged is not None and with_f and emulation.interpreter_problem(unflagged) is None:
-            # qemu.ensure may just have installed what the host's entry names
+            # settle.ensure may just have installed what the host's entry names
             # (Debian's -binfmt-P link): keep it, and with it the P flag.
             interpreter = unflagged.interpreter
         new = binfmt.entry_for(arch, interpreter, fix_binary=with_f, like=entry)
@@ -123,21 +124,21 @@ def _entries_to_fix(config: Config) -> list[tuple[Arch, bool]]:
     (the proof runs the shipped qemu through it: with F, which it needs)."""
     wanted = [(arch, False) for arch in config.targets if arch != config.qemu_host_arch]
     here = platforms.host()
-    if not qemuhost.runs_natively(config.qemu_host_arch, here):
+    if not machines.runs_natively(config.qemu_host_arch, here):
         wanted.append((config.qemu_host_arch, True))
     return wanted
 
 
-def _engine_machine(config: Config, runner: Runner, chosen: engine.Engine) -> qemuhost.EngineMachine:
+def _engine_machine(config: Config, runner: Runner, chosen: engine.Engine) -> machines.EngineMachine:
     try:
         said = chosen.versions(runner).arch
     except XcompileError:
         said = None
-    local, why = qemuhost.engine_is_local(chosen.name, dict(config.engine_env), config.docker_config)
-    return qemuhost.engine_machine(said, local, why)
+    local, why = machines.engine_is_local(chosen.name, dict(config.engine_env), config.docker_config)
+    return machines.engine_machine(said, local, why)
 
 
-def _machines(config: Config, machine: qemuhost.EngineMachine) -> Check:
+def _machines(config: Config, machine: machines.EngineMachine) -> Check:
     """This machine, the engine's, and the qemu host: and whether the proof can run the shipped qemu."""
     why = machine.why
     local = machine.local
@@ -148,7 +149,7 @@ def _machines(config: Config, machine: qemuhost.EngineMachine) -> Check:
         else f"xcompile and the engine run on this {here} machine"
     )
     try:
-        ran = qemuhost.check_here(config.qemu_host_arch, machine)
+        ran = machines.check_here(config.qemu_host_arch, machine)
     except XcompileError as err:
         return Check("qemu host", "fail", f"{where}; {err.message}", err.hint or "")
     return Check("qemu host", "pass", f"{where}; images carry qemu for {config.qemu_host}, run {ran}")
@@ -310,7 +311,7 @@ def _keys(explicit: Path | None, bundled: Path = trust.BUNDLED_KEYRING) -> Check
 
 
 class _Pin:
-    """Where a build would take the pinned qemu from, as ``qemu.ensure_all`` settles it (PATH, apt,
+    """Where a build would take the pinned qemu from, as ``settle.ensure_all`` settles it (PATH, apt,
     the download, as the source allows), installing and downloading nothing: of the mirror, its
     Releases and indexes only. Without it, a pin no suite holds was found at the first build (issue 27)."""
 
@@ -341,16 +342,16 @@ class _Pin:
         source, others = self.config.qemu_source, []
         if source in ("auto", "path"):
             on_path = self.runner.which(arch.qemu_binary)
-            version = qemu.version_of(on_path, self.runner)[0] if on_path is not None else ""
+            version = settle.version_of(on_path, self.runner)[0] if on_path is not None else ""
             said = f"{on_path} on PATH is {version or 'of no known version'}" if on_path else "not on PATH"
             if on_path is not None and pins.satisfies(version, self.pin):
                 return "pass", f"{self.pin}: {said}", []
             if source == "path":
                 return "fail", f"{said}, not the pinned {self.pin}", []
             others += [said] if on_path else []
-        if source == "apt" or (source == "auto" and not self.config.offline and qemu.apt_usable(self.runner)):
-            candidate = qemu.apt_candidate(self.runner, qemu.APT_PACKAGES[0]) or ""
-            said = f"apt would install {qemu.APT_PACKAGES[0]} {candidate or '(none)'}"
+        if source == "apt" or (source == "auto" and not self.config.offline and settle.apt_usable(self.runner)):
+            candidate = settle.apt_candidate(self.runner, settle.APT_PACKAGES[0]) or ""
+            said = f"apt would install {settle.APT_PACKAGES[0]} {candidate or '(none)'}"
             if candidate and pins.satisfies(candidate, self.pin):
                 return "pass", f"{self.pin}: {said}", []
             if source == "apt":

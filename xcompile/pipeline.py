@@ -1,6 +1,6 @@
 """The original bash flow, step for step, and nothing but the order of the steps:
 
-1. settle qemu            (qemu.py: apt-get install qemu-user-static, or find or download it)
+1. settle qemu            (settle.py: apt-get install qemu-user-static, or find or download it)
 2. cp it into a context   (context.py: one per emulator)
 3. enable experimental    (dockerconfig.py: only where this docker client needs it)
 4. for each image: build (build.py), prove (prove.py), push (push.py)
@@ -22,11 +22,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from xcompile import build, context, engine, prove, push, qemu, qemuhost, store
+from xcompile import build, context, engine, prove, push, store
 from xcompile.engine import dockerconfig
 from xcompile.errors import CommandFailed, ProofFailed, XcompileError
 from xcompile.host import emulation
 from xcompile.plan import Image, ManifestList, Outcome, Result, plan
+from xcompile.qemu import machines, settle
 from xcompile.registry import recipe
 from xcompile.settings.config import Config
 from xcompile.system.runner import Runner
@@ -46,14 +47,14 @@ class Pipeline:
         """The run's result so far, for the summary when it is interrupted."""
         self._stop, self._interrupted = threading.Event(), threading.Event()
         self._sha256: dict[str, str] = {}
-        self._qemu: dict[str, qemu.Qemu] = {}
+        self._qemu: dict[str, settle.Qemu] = {}
         self.ran: str | None = None  # how the proof runs the shipped qemu on the engine's machine (qemuhost)
 
     def run(self) -> Result:
         """The original's steps. Raises only for problems that stop everything;
         per-image failures are in the result."""
         with self._prepare() as (result, images, manifests):
-            emulators = qemu.ensure_all(
+            emulators = settle.ensure_all(
                 tuple(dict.fromkeys(image.arch for image in images)),
                 self.runner,
                 self.config,
@@ -63,7 +64,7 @@ class Pipeline:
             self._qemu = {one.binary: one for one in emulators}
             with context.workspace(self.runner) as work:
                 self._sha256 = context.copy_qemu(self.runner, emulators, work, images)
-                ran = qemuhost.ask_remote(self.config, self.runner, self.shapes, self.machine, emulators, work.scratch)
+                ran = machines.ask_remote(self.config, self.runner, self.shapes, self.machine, emulators, work.scratch)
                 if ran is not None:  # a remote engine's machine, asked before any build
                     self.ran = ran
                     self.say(f"qemu host: {self.config.qemu_host}; the proof runs its qemu {ran}", None)
@@ -91,7 +92,7 @@ class Pipeline:
         self.say(why + (f" {versions.client}" if versions.client else ""), None)
         if fitted:
             self.say(fitted, None)
-        machine, self.ran = qemuhost.settle(self.config, self.shapes.name, versions.arch, dry_run=self.runner.dry_run)
+        machine, self.ran = machines.settle(self.config, self.shapes.name, versions.arch, dry_run=self.runner.dry_run)
         self.machine = machine
         if self.ran is not None:
             self.say(f"qemu host: {self.config.qemu_host}; the proof runs its qemu {self.ran}", None)

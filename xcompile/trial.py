@@ -22,10 +22,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from xcompile import build, context, engine, prove, qemu, qemuhost, store
+from xcompile import build, context, engine, prove, store
 from xcompile.errors import UsageError, XcompileError
 from xcompile.host import emulation
 from xcompile.plan import Image, ProofRun, plan
+from xcompile.qemu import machines, settle
 from xcompile.settings.config import Config
 from xcompile.settings.keys import KEYS
 from xcompile.system.runner import Runner
@@ -55,7 +56,7 @@ def trial(config: Config, versions: list[str], runner: Runner, say: Say) -> list
     answered = shapes.versions(runner)
     fitted = shapes.prepare(runner, settings.named_auth_files, Path.home())
     say(why, None)
-    machine, ran = qemuhost.settle(settings, shapes.name, answered.arch, dry_run=runner.dry_run)
+    machine, ran = machines.settle(settings, shapes.name, answered.arch, dry_run=runner.dry_run)
     say(f"qemu host: {settings.qemu_host}; the proof runs its qemu {ran}", None)
     if fitted:
         say(fitted, None)
@@ -81,12 +82,12 @@ def trial(config: Config, versions: list[str], runner: Runner, say: Say) -> list
         bases = {image.base: pool.submit(_newest_base, local, surveyed, image) for image in images}
         try:
             emulators = {
-                v: qemu.ensure_all(arches, runner, dataclasses.replace(settings, qemu_version=v), once)
+                v: settle.ensure_all(arches, runner, dataclasses.replace(settings, qemu_version=v), once)
                 for v in versions
             }
             spaces = {v: context.Workspace(work.root / f"qemu-{i}") for i, v in enumerate(versions)}
             sha256 = {v: context.copy_qemu(runner, emulators[v], spaces[v], images) for v in versions}
-            if remote := qemuhost.ask_remote(settings, runner, shapes, machine, emulators[versions[0]], work.scratch):
+            if remote := machines.ask_remote(settings, runner, shapes, machine, emulators[versions[0]], work.scratch):
                 say(f"qemu host: {settings.qemu_host}; the proof runs its qemu {remote}", None)
         except BaseException:
             runner.terminate_all()  # the pulls still running: a base can take minutes

@@ -12,7 +12,7 @@ else is read from the registry and the archive, and nothing is pulled:
 3. the platform in the image's config against the base's;
 4. the top layer, streamed and bounded (toplayer.py): only the emulator, folders to it;
 5. the emulator against the package binary that xcompile's signed chain gives
-   for the recorded version, for the CPU its ELF header names (qemuorigin.py).
+   for the recorded version, for the CPU its ELF header names (provenance.py).
 
 Each platform gets a ``Verdict``: verified, differs (the first thing that does),
 or cannot tell (the registry or the archive cannot say); a list's attestation
@@ -26,11 +26,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal
 
-from xcompile import qemuorigin, registry
+from xcompile import registry
 from xcompile.engine import Platform
 from xcompile.errors import CannotTell, ImageDiffers, RegistryUnreadable, UsageError, XcompileError
 from xcompile.host import elf, platforms
 from xcompile.inspect import split_name
+from xcompile.qemu import provenance
 from xcompile.registry import content, recipe, reference, toplayer
 from xcompile.settings.config import Config
 from xcompile.system.runner import Runner
@@ -108,7 +109,7 @@ class _Known:
 
     layers: dict[str, toplayer.Contents] = field(default_factory=dict)
     """By the layer's digest, which its bytes were checked against."""
-    origins: dict[tuple[str, str, str], qemuorigin.Origin] = field(default_factory=dict)
+    origins: dict[tuple[str, str, str], provenance.Origin] = field(default_factory=dict)
     """By (binary, Debian architecture, version)."""
 
 
@@ -345,13 +346,13 @@ def _the_file(held: toplayer.Contents, path: str) -> toplayer.File:
 
 
 def _judge(check: _Check, arch: platforms.Arch, file: toplayer.File, copies: list[str],
-           labels: Mapping[str, str]) -> tuple[str, qemuorigin.Origin]:  # fmt: skip
+           labels: Mapping[str, str]) -> tuple[str, provenance.Origin]:  # fmt: skip
     """The emulator against the package binary of the recorded version: the verdict's words, and that package."""
     host = elf.made_for(file.head)
     if host is None:
         msg = f"{file.path} is no ELF executable for a CPU xcompile runs on"
         raise ImageDiffers(msg)
-    said = qemuorigin.claim(labels)
+    said = provenance.claim(labels)
     if said.version is None:
         source = labels.get(recipe.QEMU_SOURCE, "unknown")
         msg = (
@@ -360,7 +361,7 @@ def _judge(check: _Check, arch: platforms.Arch, file: toplayer.File, copies: lis
         raise CannotTell(msg)
     key = (arch.qemu_binary, host.debian_arch, said.version)
     if key not in check.known.origins:
-        check.known.origins[key] = qemuorigin.fetch(arch.qemu_binary, host, said.version, check.config, check.runner)
+        check.known.origins[key] = provenance.fetch(arch.qemu_binary, host, said.version, check.config, check.runner)
     origin = check.known.origins[key]
     if origin.sha256 != file.sha256:
         msg = (

@@ -39,7 +39,8 @@ from xcompile.system.runner import Runner
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from xcompile import engine, qemu
+    from xcompile import engine
+    from xcompile.qemu.settle import Qemu
 
 
 @dataclass(frozen=True)
@@ -160,7 +161,7 @@ def ask_remote(
     runner: Runner,
     shapes: engine.Engine,
     machine: EngineMachine,
-    qemus: Sequence[qemu.Qemu],
+    qemus: Sequence[Qemu],
     scratch: Path,
 ) -> str | None:
     """``probe_remote`` where the run needs it: a proof, not a dry run, and an engine's machine that is

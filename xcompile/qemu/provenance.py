@@ -70,7 +70,7 @@ def fetch(binary: str, host: Arch, version: str, config: Config, runner: Runner)
     """The signed chain's ``binary`` of qemu ``version`` for ``host``'s CPU; CannotTell where the
     mirror cannot give it (unreachable, no suite serves that version, or a chain that does not hold)."""
     from xcompile.archive import fetcher
-    from xcompile.qemu import apt_mirror
+    from xcompile.qemu.settle import apt_mirror
 
     mirror = config.mirror or apt_mirror(runner)
     if mirror is None:
