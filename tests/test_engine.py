@@ -168,17 +168,17 @@ def test_versions_of_each_engine(tmp_path: Path) -> None:
 
 
 def test_podmans_inspect_without_variant_still_checks_os_and_architecture() -> None:
-    from xcompile import proof
     from xcompile.errors import ProofFailed
     from xcompile.host import platforms
+    from xcompile.pipeline import judge
 
     arm = platforms.get("arm32v7")
-    podman_says = proof.ImageConfig.from_inspect('[{"Os": "linux", "Architecture": "arm", "Config": {}}]')
+    podman_says = judge.ImageConfig.from_inspect('[{"Os": "linux", "Architecture": "arm", "Config": {}}]')
     assert not podman_says.variant_known
-    proof.check_labels(arm, podman_says)
-    amd64 = proof.ImageConfig.from_inspect('[{"Os": "linux", "Architecture": "amd64", "Config": {}}]')
+    judge.check_labels(arm, podman_says)
+    amd64 = judge.ImageConfig.from_inspect('[{"Os": "linux", "Architecture": "amd64", "Config": {}}]')
     with pytest.raises(ProofFailed, match="image config says linux/amd64, not linux/arm/v7"):
-        proof.check_labels(arm, amd64)
-    docker_says = proof.ImageConfig.from_inspect('[{"Os": "linux", "Architecture": "arm", "Variant": "v6"}]')
+        judge.check_labels(arm, amd64)
+    docker_says = judge.ImageConfig.from_inspect('[{"Os": "linux", "Architecture": "arm", "Variant": "v6"}]')
     with pytest.raises(ProofFailed):
-        proof.check_labels(arm, docker_says)
+        judge.check_labels(arm, docker_says)

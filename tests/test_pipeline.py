@@ -20,10 +20,11 @@ from typing import Any
 import pytest
 from debian_archive import tiny_elf
 
-from xcompile import engine, prove, push, report
+from xcompile import engine
 from xcompile.errors import CommandFailed
-from xcompile.pipeline import Pipeline
-from xcompile.plan import Outcome, Result
+from xcompile.pipeline import prove, push, report
+from xcompile.pipeline.plan import Outcome, Result
+from xcompile.pipeline.run import Pipeline
 from xcompile.registry import Remote, recipe
 from xcompile.settings.config import Config, load
 from xcompile.system.runner import Runner

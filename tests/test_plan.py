@@ -10,10 +10,10 @@ import pytest
 from xcompile import engine
 from xcompile.errors import BaseUnavailable, ConfigError
 from xcompile.host import binfmt, emulation, platforms
-from xcompile.plan import plan
+from xcompile.pipeline.plan import plan
+from xcompile.pipeline.store import Local, Store, refuse_other_platform
+from xcompile.pipeline.store import placed as _placed
 from xcompile.settings.config import Config, load
-from xcompile.store import Local, Store, refuse_other_platform
-from xcompile.store import placed as _placed
 from xcompile.system.runner import Runner
 
 ARM = platforms.get("arm32v7")

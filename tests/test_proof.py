@@ -20,9 +20,10 @@ from pathlib import Path
 import pytest
 from conftest import Registry, docker, run_xcompile
 
-from xcompile import engine, proof
+from xcompile import engine
 from xcompile.errors import CommandFailed, ProofFailed
 from xcompile.host import platforms
+from xcompile.pipeline import judge
 
 ARM = platforms.get("arm32v7")
 # Each integration test sets up the binfmt state it asserts in.
@@ -34,29 +35,29 @@ DEBIAN = pytest.mark.parametrize("host_binfmt", ["debian"], indirect=True)
 
 
 def test_the_probe_reads_the_last_line() -> None:
-    python = proof.PROBES[0]
+    python = judge.PROBES[0]
     assert python.program == "/usr/local/bin/python3" and python.says == "python3"
-    assert proof.read_probe(python, "armv7l\n") == proof.Machine("armv7l", python)
-    assert proof.read_probe(proof.PROBES[-1], "") == proof.Machine("", proof.PROBES[-1])
+    assert judge.read_probe(python, "armv7l\n") == judge.Machine("armv7l", python)
+    assert judge.read_probe(judge.PROBES[-1], "") == judge.Machine("", judge.PROBES[-1])
 
 
 @pytest.mark.parametrize(
     ("value", "probe", "error"),
     [
-        ("armv7l", proof.PROBES[0], None),
-        ("armv7l", proof.PROBES[-1], None),
-        ("x86_64", proof.PROBES[-1], "`uname -m` in the image, run by its own qemu, printed 'x86_64', not 'armv7l'"),
-        ("aarch64", proof.PROBES[0], "python3 in the image, run by its own qemu, printed 'aarch64', not 'armv7l'"),
-        ("", proof.PROBES[0], "python3 in the image, run by its own qemu, printed '', not 'armv7l'"),
+        ("armv7l", judge.PROBES[0], None),
+        ("armv7l", judge.PROBES[-1], None),
+        ("x86_64", judge.PROBES[-1], "`uname -m` in the image, run by its own qemu, printed 'x86_64', not 'armv7l'"),
+        ("aarch64", judge.PROBES[0], "python3 in the image, run by its own qemu, printed 'aarch64', not 'armv7l'"),
+        ("", judge.PROBES[0], "python3 in the image, run by its own qemu, printed '', not 'armv7l'"),
     ],
 )
-def test_check_machine(value: str, probe: proof.Probe, error: str | None) -> None:
-    machine = proof.Machine(value, probe)
+def test_check_machine(value: str, probe: judge.Probe, error: str | None) -> None:
+    machine = judge.Machine(value, probe)
     if error is None:
-        proof.check_machine(ARM, machine)
+        judge.check_machine(ARM, machine)
     else:
         with pytest.raises(ProofFailed, match=error.replace("(", r"\(").replace(")", r"\)")):
-            proof.check_machine(ARM, machine)
+            judge.check_machine(ARM, machine)
 
 
 def test_qemu_found_in_the_topmost_layer_and_hidden_by_a_whiteout(tmp_path: Path) -> None:
@@ -65,31 +66,31 @@ def test_qemu_found_in_the_topmost_layer_and_hidden_by_a_whiteout(tmp_path: Path
         (layer / "usr/bin").mkdir(parents=True)
     (bottom / "usr/bin/qemu-arm-static").write_bytes(b"old")
     (middle / "usr/bin/qemu-arm-static").write_bytes(b"new")
-    assert proof.find_in_layers((top, middle, bottom), "/usr/bin/qemu-arm-static") == middle / "usr/bin/qemu-arm-static"
+    assert judge.find_in_layers((top, middle, bottom), "/usr/bin/qemu-arm-static") == middle / "usr/bin/qemu-arm-static"
     os.mknod(top / "usr/bin/qemu-arm-static", 0o600 | 0o020000, os.makedev(0, 0))  # overlay's whiteout
-    assert proof.find_in_layers((top, middle, bottom), "/usr/bin/qemu-arm-static") is None
-    assert proof.find_in_layers((top, middle, bottom), "/usr/bin/nothing") is None
+    assert judge.find_in_layers((top, middle, bottom), "/usr/bin/qemu-arm-static") is None
+    assert judge.find_in_layers((top, middle, bottom), "/usr/bin/nothing") is None
 
 
 def test_check_qemu_inside_names_the_path() -> None:
-    proof.check_qemu_inside(proof.QemuSeen("aa", (("/usr/bin/qemu-arm-static", "aa"),)))
+    judge.check_qemu_inside(judge.QemuSeen("aa", (("/usr/bin/qemu-arm-static", "aa"),)))
     with pytest.raises(ProofFailed, match="/usr/bin/qemu-arm-static is missing from the image"):
-        proof.check_qemu_inside(proof.QemuSeen("aa", (("/usr/bin/qemu-arm-static", None),)))
+        judge.check_qemu_inside(judge.QemuSeen("aa", (("/usr/bin/qemu-arm-static", None),)))
     with pytest.raises(ProofFailed, match="/x/q in the image is not the qemu that was copied in"):
-        proof.check_qemu_inside(proof.QemuSeen("aa", (("/usr/bin/qemu-arm-static", "aa"), ("/x/q", "bb"))))
+        judge.check_qemu_inside(judge.QemuSeen("aa", (("/usr/bin/qemu-arm-static", "aa"), ("/x/q", "bb"))))
 
 
 def test_inspect_without_layers_on_this_host() -> None:
     text = '[{"Id": "sha256:1", "Os": "linux", "Architecture": "arm", "Variant": "v7",'
     text += ' "Config": {"Labels": {"a": "b"}}, "GraphDriver": {"Name": "overlay2", "Data": {"UpperDir": "/nowhere"}}}]'
-    config = proof.ImageConfig.from_inspect(text)
+    config = judge.ImageConfig.from_inspect(text)
     assert (config.platform, config.id, config.labels, config.layer_dirs) == (
         "linux/arm/v7",
         "sha256:1",
         {"a": "b"},
         (),
     )
-    assert proof.ImageConfig.from_inspect("").platform == ""
+    assert judge.ImageConfig.from_inspect("").platform == ""
 
 
 @pytest.mark.parametrize(
@@ -263,11 +264,11 @@ def test_the_layers_choose_one_program_to_run(tmp_path: Path) -> None:
     layer = tmp_path / "layer"
     (layer / "usr/bin").mkdir(parents=True)
     (layer / "bin").mkdir()
-    with_layers = proof.ImageConfig("linux/arm/v7", layer_dirs=(layer,))
-    assert proof.probes_for(proof.ImageConfig("linux/arm/v7")) == proof.PROBES  # layers unknown: each in turn
-    assert proof.probes_for(with_layers) == ()  # nothing known to run
+    with_layers = judge.ImageConfig("linux/arm/v7", layer_dirs=(layer,))
+    assert judge.probes_for(judge.ImageConfig("linux/arm/v7")) == judge.PROBES  # layers unknown: each in turn
+    assert judge.probes_for(with_layers) == ()  # nothing known to run
     (layer / "bin/uname").symlink_to("busybox")
-    assert proof.probes_for(with_layers) == (proof.Probe("/bin/uname", ("-m",)),)  # one emulated run
+    assert judge.probes_for(with_layers) == (judge.Probe("/bin/uname", ("-m",)),)  # one emulated run
     (layer / "usr/bin/python3").symlink_to("python3.11")
-    (first,) = proof.probes_for(with_layers)
-    assert first.program == "/usr/bin/python3" and first.args == ("-I", "-S", "-c", proof.MACHINE)
+    (first,) = judge.probes_for(with_layers)
+    assert first.program == "/usr/bin/python3" and first.args == ("-I", "-S", "-c", judge.MACHINE)

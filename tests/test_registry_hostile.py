@@ -42,7 +42,7 @@ from werkzeug import Request, Response
 
 from xcompile import engine
 from xcompile.errors import RegistryUnreadable
-from xcompile.push import Published
+from xcompile.pipeline.push import Published
 from xcompile.registry import IMAGE_TYPES, LIST_TYPES, check, credentials
 from xcompile.registry import Registry as Where
 from xcompile.registry.reader import Reader

@@ -23,11 +23,12 @@ from plumbum import cli
 from plumbum.cli.application import ShowCompletion, ShowHelp, ShowHelpAll, ShowVersion
 from plumbum.cli.switches import SwitchError
 
-from xcompile import __version__, catalog, doctor, inspect, join, matrix, report, trial, verify
+from xcompile import __version__, catalog, doctor, inspect, join, matrix, trial, verify
 from xcompile.engine import dockerconfig
 from xcompile.errors import Interrupted, UsageError, XcompileError
-from xcompile.pipeline import Pipeline
-from xcompile.plan import Result
+from xcompile.pipeline import report
+from xcompile.pipeline.plan import Result
+from xcompile.pipeline.run import Pipeline
 from xcompile.qemu import settle
 from xcompile.settings import config, switches
 from xcompile.system.runner import Runner

@@ -22,10 +22,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from xcompile import build, context, engine, prove, store
+from xcompile import engine
 from xcompile.errors import UsageError, XcompileError
 from xcompile.host import emulation
-from xcompile.plan import Image, ProofRun, plan
+from xcompile.pipeline import build, context, prove, store
+from xcompile.pipeline.plan import Image, ProofRun, plan
 from xcompile.qemu import machines, settle
 from xcompile.settings.config import Config
 from xcompile.settings.keys import KEYS

@@ -6,9 +6,9 @@ import json
 import re
 
 from xcompile import engine
-from xcompile.context import Workspace
 from xcompile.errors import BaseUnavailable, CommandFailed
-from xcompile.plan import Image
+from xcompile.pipeline.context import Workspace
+from xcompile.pipeline.plan import Image
 from xcompile.system.runner import Runner
 
 _MADE = re.compile(

@@ -14,7 +14,7 @@ from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from xcompile.plan import QEMU_LAYER, Image
+from xcompile.pipeline.plan import QEMU_LAYER, Image
 from xcompile.qemu.settle import Qemu
 from xcompile.system import files
 from xcompile.system.runner import Runner

@@ -9,7 +9,7 @@ from typing import Any
 
 from xcompile import __version__
 from xcompile.errors import EnvironmentProblem
-from xcompile.plan import ProofRun, Result
+from xcompile.pipeline.plan import ProofRun, Result
 from xcompile.system import files
 
 COLUMNS = ("image", "platform", "status", "digest", "seconds", "qemu")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from xcompile import engine
 from xcompile.errors import CommandFailed, RegistryUnreadable
-from xcompile.plan import Image, ManifestList
+from xcompile.pipeline.plan import Image, ManifestList
 from xcompile.registry import recipe, reference
 from xcompile.settings.config import Config
 from xcompile.system.runner import Runner

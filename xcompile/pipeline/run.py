@@ -22,11 +22,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from xcompile import build, context, engine, prove, push, store
+from xcompile import engine
 from xcompile.engine import dockerconfig
 from xcompile.errors import CommandFailed, ProofFailed, XcompileError
 from xcompile.host import emulation
-from xcompile.plan import Image, ManifestList, Outcome, Result, plan
+from xcompile.pipeline import build, context, prove, push, store
+from xcompile.pipeline.plan import Image, ManifestList, Outcome, Result, plan
 from xcompile.qemu import machines, settle
 from xcompile.registry import recipe
 from xcompile.settings.config import Config

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from xcompile import engine
 from xcompile.errors import BaseUnavailable, CommandFailed, XcompileError
-from xcompile.plan import Image
+from xcompile.pipeline.plan import Image
 from xcompile.registry import reference
 from xcompile.system.runner import Runner
 

@@ -1,4 +1,4 @@
-"""Step 4: prove a built image before it is pushed — gather what to judge, and judge it (proof.py).
+"""Step 4: prove a built image before it is pushed — gather what to judge, and judge it (judge.py).
 
 - The image config (one `image inspect`): labelled for the target platform.
 - qemu's bytes at each path (the layer folders, else copied out of a
@@ -23,12 +23,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from xcompile import engine, proof
-from xcompile.context import Workspace
+from xcompile import engine
 from xcompile.errors import CommandFailed, XcompileError
 from xcompile.host import binfmt
 from xcompile.host.platforms import Arch
-from xcompile.plan import Image, ProofRun
+from xcompile.pipeline import judge
+from xcompile.pipeline.context import Workspace
+from xcompile.pipeline.plan import Image, ProofRun
 from xcompile.system import files
 from xcompile.system.runner import Runner
 from xcompile.urls import scrub
@@ -67,31 +68,31 @@ class Prover:
         dry run): then nothing was judged."""
         config = self.look_at(image)
         if config is None:
-            self.run_inside(image, proof.PROBES[:1])  # the plan shows the run
+            self.run_inside(image, judge.PROBES[:1])  # the plan shows the run
             return False
-        proof.check_labels(image.arch, config)
-        proof.check_qemu_inside(self.qemu_inside(image, qemu_sha256, config, work))
-        probes = proof.probes_for(config)
+        judge.check_labels(image.arch, config)
+        judge.check_qemu_inside(self.qemu_inside(image, qemu_sha256, config, work))
+        probes = judge.probes_for(config)
         if not probes:
-            raise proof.nothing_to_run()
+            raise judge.nothing_to_run()
         machine = self.run_inside(image, probes)
         if machine is None:
             return False
-        proof.check_machine(image.arch, machine)
+        judge.check_machine(image.arch, machine)
         return True
 
-    def look_at(self, image: Image) -> proof.ImageConfig | None:
+    def look_at(self, image: Image) -> judge.ImageConfig | None:
         """The image's config, labels and layer folders: one native call (None: not asked)."""
         out = self.runner.ask(*self.shapes.inspect_cmd(image.name), label=image.label)
-        return None if out is None else proof.ImageConfig.from_inspect(out)
+        return None if out is None else judge.ImageConfig.from_inspect(out)
 
-    def qemu_inside(self, image: Image, wanted: str, config: proof.ImageConfig, work: Workspace) -> proof.QemuSeen:
+    def qemu_inside(self, image: Image, wanted: str, config: judge.ImageConfig, work: Workspace) -> judge.QemuSeen:
         """The SHA256 of what the image has at each qemu path, read natively."""
         if config.layer_dirs:
             found = tuple(
-                (path, files.sha256_or_none(proof.find_in_layers(config.layer_dirs, path))) for path in image.qemu_paths
+                (path, files.sha256_or_none(judge.find_in_layers(config.layer_dirs, path))) for path in image.qemu_paths
             )
-            return proof.QemuSeen(wanted, found)
+            return judge.QemuSeen(wanted, found)
         # Where the layers are not on this host (a remote daemon, another
         # storage driver), copy the files out of a container that never starts.
         run = self.runner.run
@@ -110,9 +111,9 @@ class Prover:
         finally:
             with contextlib.suppress(CommandFailed):
                 run(*self.shapes.remove_container_cmd(container), label=image.label)
-        return proof.QemuSeen(wanted, tuple(copies))
+        return judge.QemuSeen(wanted, tuple(copies))
 
-    def run_inside(self, image: Image, probes: tuple[proof.Probe, ...]) -> proof.Machine | None:
+    def run_inside(self, image: Image, probes: tuple[judge.Probe, ...]) -> judge.Machine | None:
         """The first probe whose program the image has, run by the image's own qemu (None: not run)."""
         qemu = image.arch.qemu_path_in_image
         for probe in probes:
@@ -128,9 +129,9 @@ class Prover:
                 # qemu 7.2 says nothing, and exits 1, where the image lacks the program
                 if failure.kind == "missing-program" or (err.retcode == 1 and not err.output.strip()):
                     continue
-                raise proof.run_failed(qemu, probe, failure, err, self.shapes.program) from None
-            return None if out is None else proof.read_probe(probe, out)
-        raise proof.nothing_to_run()
+                raise judge.run_failed(qemu, probe, failure, err, self.shapes.program) from None
+            return None if out is None else judge.read_probe(probe, out)
+        raise judge.nothing_to_run()
 
     def run_command(self, image: Image, command: str | tuple[str, ...], qemu_sha256: str) -> ProofRun:
         """The user's proof command in the image, as a downstream RUN runs it; fails the image
@@ -149,7 +150,7 @@ class Prover:
         try:
             said = self.runner.stream(*argv, label=image.label, timeout=self.timeout, on_timeout=remove, scrubbed=True)
         except CommandFailed as err:
-            failed = proof.command_failed(image.arch, shown, err, engine.classify(err, entrypoint))
+            failed = judge.command_failed(image.arch, shown, err, engine.classify(err, entrypoint))
             failed.run = under.ran(shown, err.retcode, time.monotonic() - started)
             raise failed from None
         if said is None:  # not run (a dry run): planned, not passed

@@ -1,0 +1,1 @@
+"""The build: plan, context, build, prove, push and report, step for step."""
