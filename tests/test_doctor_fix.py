@@ -20,7 +20,7 @@ from conftest import run_xcompile
 from debian_archive import Archive, build_deb, file_handler, tiny_elf
 from hostbinfmt import foreign_entries, read, removed, replaced
 
-from xcompile import doctor
+from xcompile.commands import doctor
 from xcompile.errors import EnvironmentProblem
 from xcompile.host import binfmt, platforms
 from xcompile.settings.config import Config

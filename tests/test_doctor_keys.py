@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from xcompile import doctor
 from xcompile.archive import trust
+from xcompile.commands import doctor
 
 
 def test_the_bundled_keys_pass_where_they_are() -> None:

@@ -462,7 +462,7 @@ def test_doctor_names_the_missing_entry_and_fix_registers_it_with_f(user_env: di
 
 
 def test_join_refuses_a_part_built_for_another_qemu_host() -> None:
-    from xcompile import join
+    from xcompile.commands import join
     from xcompile.engine import Platform
     from xcompile.registry import Remote
 
@@ -478,7 +478,7 @@ def test_join_refuses_a_part_built_for_another_qemu_host() -> None:
 
 
 def test_matrix_cells_carry_the_qemu_host(tmp_path: Path) -> None:
-    from xcompile import matrix
+    from xcompile.commands import matrix
 
     config, _ = load({"qemu_host": "arm64v8", "tags": "3.7", "arches": "arm32v7"}, {}, tmp_path, tmp_path)
     assert matrix.cells(config) == [{"tag": "3.7", "arch": "arm32v7", "only": "3.7/arm32v7", "qemu_host": "arm64v8"}]

@@ -23,7 +23,8 @@ from plumbum import cli
 from plumbum.cli.application import ShowCompletion, ShowHelp, ShowHelpAll, ShowVersion
 from plumbum.cli.switches import SwitchError
 
-from xcompile import __version__, catalog, doctor, inspect, join, matrix, trial, verify
+from xcompile import __version__
+from xcompile.commands import doctor, inspect_image, join, matrix, qemu_versions, trial, verify
 from xcompile.engine import dockerconfig
 from xcompile.errors import Interrupted, UsageError, XcompileError
 from xcompile.pipeline import report
@@ -185,14 +186,14 @@ class QemuCommand(_Command, switches.QemuSource):
     def main(self) -> int:
         console, settings, runner = self.session()
         if self.versions:
-            listing = catalog.offers(settings, runner)
+            listing = qemu_versions.offers(settings, runner)
             if listing is not None:
                 offers, skipped = listing
-                if (warning := catalog.passed_over(skipped)) is not None:
+                if (warning := qemu_versions.passed_over(skipped)) is not None:
                     console.say(f"warning: {warning}")
-                shown = catalog.as_json(offers, settings.targets) if self.fmt == "json" else None
+                shown = qemu_versions.as_json(offers, settings.targets) if self.fmt == "json" else None
                 console.result(
-                    json.dumps(shown, indent=2) if shown is not None else catalog.table(offers, settings.targets)
+                    json.dumps(shown, indent=2) if shown is not None else qemu_versions.table(offers, settings.targets)
                 )
             return 0
         dest = switches.path_or_none("--dest", self.dest, "a folder")
@@ -216,12 +217,12 @@ class InspectCommand(_Command, switches.Engine):
             msg = "inspect needs at least one image"
             raise UsageError(msg, hint="e.g. `xcompile inspect HOST/team/app:3.7`")
         console, settings, runner = self.session()
-        found, failed = inspect.inspect(list(names), settings, runner)
+        found, failed = inspect_image.inspect(list(names), settings, runner)
         if failed and not found and len(failed) == 1:
             raise failed[0]
         if found or self.fmt == "json":
             shown = json.dumps([seen.as_dict() for seen in found], indent=2) if self.fmt == "json" else None
-            console.result(shown if shown is not None else inspect.text(found))
+            console.result(shown if shown is not None else inspect_image.text(found))
         for err in failed:  # each name the registry could not answer for, in a line of its own
             console.say(f"error: {err}")
         # 3 where a registry gave no answer at all: that is to be fixed first, and no name's 1 should hide it.

@@ -362,12 +362,12 @@ class _Pin:
     def mirror(self) -> str | XcompileError:
         """The version and suite of the mirror that the pin takes, or why none does: read once."""
         if self._mirror is None:
-            from xcompile import catalog
             from xcompile.archive import fetcher
+            from xcompile.commands import qemu_versions
 
             try:
-                shown = catalog.archive(self.config, self.runner).shown
-                offers, passed_over = catalog.offers(self.config, self.runner) or ([], [])
+                shown = qemu_versions.archive(self.config, self.runner).shown
+                offers, passed_over = qemu_versions.offers(self.config, self.runner) or ([], [])
                 offer = fetcher.pick(offers, self.pin, shown, passed_over)
                 self._mirror = f"{offer.version} in {offer.suite} of {shown}, to be downloaded"
             except XcompileError as err:

@@ -27,10 +27,10 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal
 
 from xcompile import registry
+from xcompile.commands.inspect_image import split_name
 from xcompile.engine import Platform
 from xcompile.errors import CannotTell, ImageDiffers, RegistryUnreadable, UsageError, XcompileError
 from xcompile.host import elf, platforms
-from xcompile.inspect import split_name
 from xcompile.qemu import provenance
 from xcompile.registry import content, recipe, reference, toplayer
 from xcompile.settings.config import Config

@@ -1,0 +1,1 @@
+"""The commands beside `build`: doctor, trial, join, inspect, verify, matrix and `qemu --versions`."""
