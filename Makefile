@@ -38,6 +38,7 @@ lint: venv
 	$(BIN)/ruff check xcompile tests benchmarks ci
 	$(BIN)/ruff format --check xcompile tests benchmarks ci
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 unit: venv
 	$(BIN)/pytest -m 'not integration'

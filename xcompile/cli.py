@@ -25,6 +25,7 @@ from plumbum.cli.switches import SwitchError
 
 from xcompile import __version__
 from xcompile.commands import doctor, inspect_image, join, matrix, qemu_versions, trial, verify
+from xcompile.console import Console
 from xcompile.engine import dockerconfig
 from xcompile.errors import Interrupted, UsageError, XcompileError
 from xcompile.pipeline import report
@@ -33,7 +34,7 @@ from xcompile.pipeline.run import Pipeline
 from xcompile.qemu import settle
 from xcompile.settings import config, switches
 from xcompile.system.runner import Runner
-from xcompile.system.terminal import Console, Escaping, show
+from xcompile.system.terminal import Escaping, show
 from xcompile.urls import scrub
 
 _PLUMBUM_EXITS = (ShowHelp, ShowHelpAll, ShowVersion, ShowCompletion)
