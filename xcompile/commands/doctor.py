@@ -27,12 +27,12 @@ from xcompile.registry import check as registry_check
 from xcompile.registry import credentials
 from xcompile.settings.config import Config
 from xcompile.system.runner import Runner
+from xcompile.system.terminal import Status
 from xcompile.urls import redact
 
 MOUNT = ("mount", "-t", "binfmt_misc", "binfmt_misc", str(binfmt.ROOT))
 # A check is what the build's registry check calls a finding: one record for both.
 Check = registry_check.Finding
-Status = registry_check.Status
 
 
 def checks(config: Config, runner: Runner, machine: str | None = None) -> list[Check]:

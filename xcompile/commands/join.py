@@ -14,7 +14,6 @@ lists are in registry/lists.py.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,12 +25,11 @@ from xcompile.host.platforms import Arch
 from xcompile.registry import Remote, recipe, reference
 from xcompile.settings.config import Config
 from xcompile.system.runner import Runner
+from xcompile.system.terminal import Say
 
 if TYPE_CHECKING:  # requests loads only when a registry is read (start-up time)
     from xcompile.registry.lists import ListTool
     from xcompile.registry.reader import Reader
-
-Say = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -57,10 +55,10 @@ def choose_tool(config: Config, runner: Runner, say: Say) -> ListTool:
 
     shapes, why = engine.choose(config.engine, runner)
     if config.engine == "auto":
-        say(why)
+        say(why, None)
     fitted = shapes.prepare(runner, config.named_auth_files, Path.home())
     if fitted:
-        say(fitted)
+        say(fitted, None)
     if shapes.has_imagetools:
         try:
             answer = runner.ask(shapes.program, "buildx", "version")
@@ -69,11 +67,14 @@ def choose_tool(config: Config, runner: Runner, say: Say) -> ListTool:
         else:
             if answer is not None:
                 return lists.Imagetools(runner)
-            say("join: buildx was not asked (a dry run); where it answers, `docker buildx imagetools` makes the lists")
+            say(
+                "join: buildx was not asked (a dry run); where it answers, `docker buildx imagetools` makes the lists",
+                None,
+            )
     versions = shapes.versions(runner)
     if shapes.needs_experimental(versions):
         edit, written = dockerconfig.enable_experimental(config.docker_config, runner)
-        say(edit.describe(done=written))
+        say(edit.describe(done=written), None)
     auth_files = credentials.sources(shapes, *config.auth_sources)
     readers: list[Reader] = []
 
@@ -98,10 +99,10 @@ def join(config: Config, runner: Runner, say: Say) -> list[Joined]:
     """Check every part of every tag, then make (or leave) each tag's list."""
     if len(config.targets) < 2:
         # Not an error: the same CI pipeline works while a project has one arch.
-        say(f"nothing to join: with one architecture ({config.arches[0]}) each tag is pushed as the image itself")
+        say(f"nothing to join: with one architecture ({config.arches[0]}) each tag is pushed as the image itself", None)
         return []
     tool = choose_tool(config, runner, say)
-    say(f"join: with {tool.name}")
+    say(f"join: with {tool.name}", None)
     wanted = parts(config)
     seen = runner.look(lambda: {part.ref: _image_of(tool, part) for its_parts in wanted.values() for part in its_parts})
     if seen is None:  # not asked (a dry run): the plan makes each list from the names
@@ -164,7 +165,7 @@ def _join_one(tool: ListTool, name: str, its_parts: list[Part], remotes: list[Re
     ]
     current = tool.inspect(name)
     if lists.holds_exactly(current, (remote.digest for remote in remotes)) and current is not None:
-        say(f"{name}: already holds these {len(remotes)} parts; unchanged")
+        say(f"{name}: already holds these {len(remotes)} parts; unchanged", None)
         return Joined(name, current.digest or None, False, platforms)
     pushed = tool.create(name, pinned)
     made = tool.inspect(name)

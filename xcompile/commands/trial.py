@@ -17,7 +17,7 @@ import hashlib
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,8 +31,7 @@ from xcompile.qemu import machines, settle
 from xcompile.settings.config import Config
 from xcompile.settings.keys import KEYS
 from xcompile.system.runner import Runner
-
-Say = Callable[[str, "str | None"], None]
+from xcompile.system.terminal import Say
 
 
 @dataclass

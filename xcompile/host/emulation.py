@@ -12,13 +12,12 @@ from __future__ import annotations
 import platform
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from xcompile.errors import XcompileError
 from xcompile.host import binfmt, elf, platforms
 from xcompile.host.platforms import Arch
+from xcompile.system.terminal import Status
 
-Status = Literal["pass", "warn", "fail"]
 FIX = "`xcompile doctor --fix`"
 
 

@@ -19,7 +19,6 @@ import functools
 import shlex
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,9 +31,9 @@ from xcompile.pipeline.context import Workspace
 from xcompile.pipeline.plan import Image, ProofRun
 from xcompile.system import files
 from xcompile.system.runner import Runner
+from xcompile.system.terminal import Say
 from xcompile.urls import scrub
 
-Say = Callable[[str, "str | None"], None]
 REMOVE_TIMEOUT = 60
 """Seconds to remove a proof container that outlived its run: an engine that
 lost the container's exit does not answer at all."""

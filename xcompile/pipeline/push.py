@@ -9,7 +9,6 @@ image and a tag's manifest list.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,13 +18,12 @@ from xcompile.pipeline.plan import Image, ManifestList
 from xcompile.registry import recipe, reference
 from xcompile.settings.config import Config
 from xcompile.system.runner import Runner
+from xcompile.system.terminal import Say
 
 if TYPE_CHECKING:  # requests loads only when a registry is read (start-up time)
     from xcompile.registry import Registry, Remote
     from xcompile.registry.credentials import AuthFile
     from xcompile.registry.reader import Reader
-
-Say = Callable[[str, "str | None"], None]
 
 
 class Published:

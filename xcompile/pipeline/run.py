@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,11 +32,10 @@ from xcompile.qemu import machines, settle
 from xcompile.registry import recipe
 from xcompile.settings.config import Config
 from xcompile.system.runner import Runner
+from xcompile.system.terminal import Say
 
 if TYPE_CHECKING:
     from xcompile.archive import download
-
-Say = Callable[[str, "str | None"], None]
 
 
 class Pipeline:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -23,8 +23,7 @@ from xcompile.errors import BaseUnavailable, CommandFailed, XcompileError
 from xcompile.pipeline.plan import Image
 from xcompile.registry import reference
 from xcompile.system.runner import Runner
-
-Say = Callable[[str, "str | None"], None]
+from xcompile.system.terminal import Say
 
 _INSPECT_FORMAT = "{{json .RepoTags}} {{json .RepoDigests}} {{.Id}}"
 """What one `image inspect` of many names says of each one it found, before its platform."""

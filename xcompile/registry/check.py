@@ -20,14 +20,12 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Literal
 
 from xcompile import engine, registry
 from xcompile.errors import CommandFailed, EnvironmentProblem, RegistryUnreadable, XcompileError
 from xcompile.registry import Registry, credentials, reference
 from xcompile.system.runner import Runner
-
-Status = Literal["pass", "warn", "fail"]
+from xcompile.system.terminal import Status
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,15 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import TextIO
+from collections.abc import Callable
+from typing import Literal, TextIO
+
+Say = Callable[[str, "str | None"], None]
+"""How every module says a line: the line, and the label of the image it is about (None for the run).
+The CLI's console prints it; the modules never print."""
+
+Status = Literal["pass", "warn", "fail"]
+"""A check's verdict, as doctor and the build's registry check show it."""
 
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 """C0, DEL, C1 (the terminal acts on each), and the surrogates no encoding can write."""
