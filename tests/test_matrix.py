@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 import subprocess
 import sys
 import uuid
@@ -446,6 +448,37 @@ def test_ci_examples_call_what_exists() -> None:
         assert "xcompile matrix" in text and "build --only" in text and "xcompile join" in text
     assert "fromJSON(needs.matrix.outputs.cells)" in workflow
     assert "xcompile matrix --format github" in workflow
+
+
+def test_travis_shards_build_every_cell_of_xcompile_matrix_once(tmp_path: Path) -> None:
+    """Travis cannot make jobs from a command's output, so its build jobs are shards of
+    `xcompile matrix`: run each shard's script as written, with the build echoed, on a job of
+    three tags and three arches; together the shards build every cell once, and the file types in
+    no arch, so setup.cfg alone decides the cells."""
+    travis = (REPO / ".travis.yml").read_text()
+    assert not [arch.name for arch in platforms.ARCHES if re.search(rf"\b{arch.name}\b", travis)]
+    script = re.search(r"script: >-\n((?:        .+\n)+)", travis)
+    assert script, "no folded build script in .travis.yml"
+    loop = " ".join(line.strip() for line in script[1].splitlines())
+    shards = sorted(set(re.findall(r"env: SHARD=(\d+) SHARDS=(\d+)", travis)))
+    assert len(shards) >= 2 and {n for _, n in shards} == {str(len(shards))}
+    (tmp_path / "setup.cfg").write_text(
+        "[xcompile]\nimage = python\ntags = 3.9 3.10 3.11\nrepo = 127.0.0.1:5000/team/py\narch = arm32v7 arm64v8 i386\n"
+    )
+    bin_dir = tmp_path / ".venv/bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "xcompile").write_text(
+        f'#!/bin/sh\nif [ "$1" = build ]; then echo "built $3"; else exec {sys.executable} -m xcompile "$@"; fi\n'
+    )
+    (bin_dir / "xcompile").chmod(0o755)
+    built: list[str] = []
+    for shard, count in shards:
+        env = {**os.environ, "SHARD": shard, "SHARDS": count, "PYTHONPATH": str(REPO)}
+        ran = subprocess.run(["bash", "-ec", loop], cwd=tmp_path, env=env, capture_output=True, text=True)
+        assert ran.returncode == 0, ran.stderr
+        built += [line.removeprefix("built ") for line in ran.stdout.splitlines()]
+    cells = run_xcompile("matrix", "--format", "lines", cwd=tmp_path).stdout.split()
+    assert len(cells) == 9 and sorted(built) == sorted(cells)
 
 
 def test_join_with_one_arch_has_nothing_to_do(tmp_path: Path, user_env: dict[str, str]) -> None:
