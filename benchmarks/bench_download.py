@@ -48,7 +48,7 @@ fetch_qemu(sys.argv[1], Archive(sys.argv[2], sys.argv[5], keyrings=(Path(sys.arg
 FETCH_ALL = """
 import sys
 from pathlib import Path
-from xcompile import platforms
+from xcompile.host import platforms
 from xcompile.archive.fetcher import Archive, fetch_all
 binaries = [arch.qemu_binary for arch in platforms.one_per_emulator(platforms.ARCHES)]
 fetch_all(binaries, Archive(sys.argv[1], sys.argv[4], keyrings=(Path(sys.argv[3]),)), Path(sys.argv[2]))

@@ -165,7 +165,7 @@ HIDDEN_KEYRINGS_SCRIPT = textwrap.dedent(
     """
     import json, sys
     from pathlib import Path
-    from xcompile import trust
+    from xcompile.archive import trust
     from xcompile.system.runner import Runner
     quiet = Runner(lambda line, label: None)
     hidden = [str(p) for p in trust.host_keyrings()]
