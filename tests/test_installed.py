@@ -180,7 +180,7 @@ def test_doctor_finds_the_bundled_keys(installed: Installed) -> None:
     (ring,) = bundled.glob("python3*/site-packages/xcompile/archive/keys/debian-archive.gpg")
     assert keys[0].split()[:2] == ["pass", "keys"], keys
     assert f"the bundled Debian archive keys at {ring}," in keys[0]
-    assert ring.read_bytes() == (REPO / "xcompile" / "keys" / "debian-archive.gpg").read_bytes()
+    assert ring.read_bytes() == (REPO / "xcompile" / "archive" / "keys" / "debian-archive.gpg").read_bytes()
 
 
 @pytest.fixture
