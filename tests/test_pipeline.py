@@ -109,7 +109,7 @@ def qemu(tmp_path: Path) -> Path:
 def registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Remote]]:
     """What the registry holds, by name; it always answers and needs no login."""
     held: dict[str, Remote] = {}
-    monkeypatch.setattr("xcompile.registry.check.ensure", lambda found, files: "preflight: ready")
+    monkeypatch.setattr("xcompile.registry.check.ensure", lambda found, files: "registry check: ready")
     monkeypatch.setattr("xcompile.registry.check.for_repo", lambda repo, insecure, runner, shapes: [])
     monkeypatch.setattr(push.Published, "read", lambda self, name, label: self.runner.look(lambda: held.get(name)))
     yield held

@@ -67,7 +67,7 @@ def test_no_push_skips_the_preflight(
     finally:
         docker("rmi", f"{repo}:a", check=False)
     assert result.returncode == 0, result.stderr
-    assert "preflight" not in result.stderr
+    assert "registry check" not in result.stderr
     assert result.stdout.splitlines()[1].split()[2] == "built"
 
 
@@ -81,7 +81,7 @@ def test_doctor_reports_the_same(stopped: Registry, tmp_path: Path, user_env: di
 def test_a_registry_that_answers_is_quick(registry: Registry, tmp_path: Path) -> None:
     found = xregistry.for_repos([f"{registry.host}/a/b"], insecure=None, hub_address=lambda: "unused")
     line = preflight.ensure(found, (tmp_path / "no-config.json",))
-    assert line.startswith(f"preflight: {registry.host} ready for the push (")
+    assert line.startswith(f"registry check: {registry.host} ready for the push (")
     seconds = float(line.rsplit("(", 1)[1].split()[0])
     assert seconds < 1.0, line  # a loopback registry answers in milliseconds; the timeout is seconds
 
@@ -187,7 +187,7 @@ def test_after_docker_login_the_run_pushes_and_no_password_shows(
     finally:
         docker("rmi", f"{repo}:a", check=False)
     assert result.returncode == 0, result.stderr
-    assert f"xcompile: preflight: {registry.host} ready for the push" in result.stderr
+    assert f"xcompile: registry check: {registry.host} ready for the push" in result.stderr
     assert registry.tags(name) == ["a"]
     assert json.loads(report.read_text())["images"][0]["status"] == "pushed"
     # The password is nowhere: not in what the user saw, the report, or any argv xcompile ran.

@@ -101,7 +101,7 @@ def build_twice(registry: Registry, armhf_base: str, tmp_path: Path, env: dict[s
     try:
         first = run_xcompile(*argv, cwd=tmp_path, env=env)
         assert first.returncode == 0, first.stderr
-        assert f"xcompile: preflight: {registry.host} ready for the push" in first.stderr
+        assert f"xcompile: registry check: {registry.host} ready for the push" in first.stderr
         assert first.stdout.splitlines()[1].split()[2] == "pushed", first.stdout
         assert registry.tags(name) == ["a"]
         # The second run reads the image's manifest and config over https, with the same trust.

@@ -268,12 +268,10 @@ def _proof(config: Config, host: dict[str, emulation.Assessment]) -> Check:
             "fail",
             f"{probe}, but proof_command starts programs through the kernel's binfmt, and"
             f" {', '.join(cannot)} has no working entry",
-            FIX_ENTRIES,
+            emulation.FIX,
         )
     return Check("proof", "pass", f"{probe}; proof_command starts programs through binfmt, whose entries work")
 
-
-FIX_ENTRIES = "`xcompile doctor --fix`"
 
 
 def _qemu(arch: Arch, runner: Runner, qemu_host: Arch) -> Check:

@@ -1,4 +1,4 @@
-"""Step 6, on its own: `xcompile join` makes one manifest list per configured tag,
+"""Step 5, on its own: `xcompile join` makes one manifest list per configured tag,
 from parts that CI matrix cells (`xcompile build --only TAG/ARCH`) already pushed.
 
 This is the last job of a matrix, the way Docker describes multi-platform

@@ -18,7 +18,15 @@ from xcompile.host import binfmt, elf, platforms
 from xcompile.host.platforms import Arch
 from xcompile.system.terminal import Status
 
-FIX = "`xcompile doctor --fix`"
+
+
+def doctor_fix(qemu_host: str | None = None) -> str:
+    """The command that registers what a hint finds missing, as every hint names it: for this
+    machine, or (``qemu_host``) for a machine that runs another CPU's qemu."""
+    return "`xcompile doctor --fix" + (f" --qemu-host {qemu_host}" if qemu_host else "") + "`"
+
+
+FIX = doctor_fix()
 
 
 @dataclass(frozen=True)
@@ -124,7 +132,7 @@ def _looked_up_inside(arch: Arch, entry: binfmt.Entry, problem: str | None) -> A
         "warn",
         f"{name} -> {entry.interpreter} without F: images need qemu at that path inside (xcompile puts it there)",
         note,
-        "nothing to do for xcompile's images; `xcompile doctor --fix` only adds missing entries",
+        f"nothing to do for xcompile's images; {FIX} only adds missing entries",
         extra,
     )
 

@@ -1,4 +1,4 @@
-"""Step 3: build — the original's two-line Dockerfile, one `LABEL` line, `docker build --platform --no-cache`."""
+"""Step 4 (per image): build — the original's two-line Dockerfile, one `LABEL` line, `docker build --platform --no-cache`."""
 
 from __future__ import annotations
 

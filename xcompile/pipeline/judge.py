@@ -26,6 +26,7 @@ from typing import Any
 
 from xcompile.engine import Failure
 from xcompile.errors import CommandFailed, ProofFailed
+from xcompile.host import emulation
 from xcompile.host.platforms import Arch
 
 PYTHON_PATHS = ("/usr/local/bin/python3", "/usr/bin/python3")
@@ -230,7 +231,7 @@ def command_failed(arch: Arch, command: str, err: CommandFailed, failure: Failur
             f"the proof command `{command}` cannot start here: {failure.words}, so this host has no working binfmt"
             f" entry for {arch.name} (a proof command starts programs through the kernel's binfmt; the machine"
             " probe needs none)",
-            hint="run `xcompile doctor --fix`",
+            hint=f"run {emulation.FIX}",
         )
     tail = [line for line in err.output.splitlines() if line.strip()][-lines:]
     said = " | ".join(tail) if tail else "no output"

@@ -1,9 +1,10 @@
-"""Step 5: push — and, before the build, whether the registry already has what the build would make.
+"""Step 4's push (each image) and step 5's (each tag's manifest list) — and, before the build,
+whether the registry already has what the build would make.
 
-``Published`` reads the registry's image under a tag (registry.reader) and
-judges it against the labels a build would set (recipe.py): the same means
-``unchanged``, neither built nor pushed. ``push`` and ``push_list`` push an
-image and a tag's manifest list.
+``Published`` reads the registry's image under a tag (registry/reader.py) and
+judges it against the labels a build would set (registry/recipe.py): the same
+means ``unchanged``, neither built nor pushed. ``push`` and ``push_list`` push
+an image and a tag's manifest list.
 """
 
 from __future__ import annotations

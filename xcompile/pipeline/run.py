@@ -1,13 +1,13 @@
 """The original bash flow, step for step, and nothing but the order of the steps:
 
-1. settle qemu            (settle.py: apt-get install qemu-user-static, or find or download it)
-2. cp it into a context   (context.py: one per emulator)
-3. enable experimental    (dockerconfig.py: only where this docker client needs it)
-4. for each image: build (build.py), prove (prove.py), push (push.py)
-5. join each tag's images in a manifest list, for several architectures (push.py)
+1. settle qemu            (qemu/settle.py: apt-get install qemu-user-static, or find or download it)
+2. cp it into a context   (pipeline/context.py: one per emulator)
+3. enable experimental    (engine/dockerconfig.py: only where this docker client needs it)
+4. for each image: build (pipeline/build.py), prove (pipeline/prove.py), push (pipeline/push.py)
+5. join each tag's images in a manifest list, for several architectures (pipeline/push.py)
 
 Before the steps, the run asks at once what it needs to know (``_prepare``):
-the engine, the local store (store.py), the registries (registry/check.py)
+the engine, the local store (pipeline/store.py), the registries (registry/check.py)
 and the newest bases. Each step's room holds its own work; this class
 orders them, times them, and stops the rest after a failure or an interrupt.
 """

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from xcompile.errors import CommandFailed, EnvironmentProblem, XcompileError
-from xcompile.host import binfmt, platforms
+from xcompile.host import binfmt, emulation, platforms
 from xcompile.host.platforms import Arch
 from xcompile.settings.config import Config
 from xcompile.system.runner import Runner
@@ -130,8 +130,7 @@ def how_shipped_qemu_runs(qemu_host: Arch, machine: EngineMachine, entry: binfmt
         f"the qemu for the qemu host {qemu_host.name} cannot run on the engine's {machine.arch.name} machine,"
         f" so the proof cannot run it: {state}"
     )
-    fix = f"`xcompile doctor --fix --qemu-host {qemu_host.name}`"
-    raise EnvironmentProblem(msg, hint=f"run {fix}: it registers {name} with F")
+    raise EnvironmentProblem(msg, hint=f"run {emulation.doctor_fix(qemu_host.name)}: it registers {name} with F")
 
 
 def check_here(qemu_host: Arch, machine: EngineMachine, root: Path = binfmt.ROOT) -> str:
@@ -196,7 +195,7 @@ def probe_remote(
             f"the qemu for the qemu host {qemu_host.name} does not start on the engine's {machine.arch.name}"
             f" machine ({machine.why}), so the proof could not run it: {err.last_words}"
         )
-        hint = f"register {name} with F there (`xcompile doctor --fix --qemu-host {qemu_host.name}` on that machine)"
+        hint = f"register {name} with F there ({emulation.doctor_fix(qemu_host.name)} on that machine)"
         raise EnvironmentProblem(msg, hint=hint) from None
     finally:  # removed even during a stop (Ctrl-C, SIGTERM): a stop never cuts an undo
         with contextlib.suppress(XcompileError), runner.undoing():

@@ -57,7 +57,7 @@ def check(found: list[Registry], auth_files: tuple[credentials.AuthFile, ...]) -
     """Ask every registry at once; two findings each (reachable, login)."""
     if not found:
         return []
-    with ThreadPoolExecutor(max_workers=len(found), thread_name_prefix="preflight") as pool:
+    with ThreadPoolExecutor(max_workers=len(found), thread_name_prefix="xcompile-registry-check") as pool:
         answers = list(pool.map(_ask, found))
     findings: list[Finding] = []
     for where, answer in zip(found, answers, strict=True):
@@ -73,7 +73,7 @@ def ensure(found: list[Registry], auth_files: tuple[credentials.AuthFile, ...]) 
         if finding.status == "fail":
             raise EnvironmentProblem(finding.detail, hint=finding.fix or None)
     names = ", ".join(where.name for where in found)
-    return f"preflight: {names} ready for the push ({time.monotonic() - started:.2f} s)"
+    return f"registry check: {names} ready for the push ({time.monotonic() - started:.2f} s)"
 
 
 def gone(err: CommandFailed, repo: str) -> XcompileError | None:
