@@ -20,7 +20,7 @@ from conftest import run_xcompile
 from debian_archive import Archive, build_deb, file_handler, tiny_elf
 from hostbinfmt import foreign_entries, read, removed, replaced
 
-from xcompile.commands import doctor
+from xcompile.commands import doctor_fix
 from xcompile.errors import EnvironmentProblem
 from xcompile.host import binfmt, platforms
 from xcompile.settings.config import Config
@@ -47,8 +47,8 @@ def proc_text(entry: binfmt.Entry) -> str:
 def fix(root: Path = binfmt.ROOT) -> list[str]:
     shown: list[str] = []
     # The writes are echoed by the runner, the qemu step's warnings said through ``show``: one list, in order.
-    doctor.fixes(Config(arches=("arm32v7",)), Runner(lambda line, label: shown.append(line)), fix_binary=True,
-                 show=shown.append, root=root)  # fmt: skip
+    doctor_fix.fixes(Config(arches=("arm32v7",)), Runner(lambda line, label: shown.append(line)), fix_binary=True,
+                 show=lambda line, label: shown.append(line), root=root)  # fmt: skip
     return shown
 
 
@@ -181,8 +181,8 @@ def test_stand_in_fix_shows_every_note_of_the_qemu_step(stand_in: Path, tmp_path
     config = Config(arches=("arm32v7",), qemu_source="download", mirror=httpserver.url_for("/debian"),
                     suite="bookworm", allow_unsigned=True, cache_dir=tmp_path / "cache")  # fmt: skip
     shown: list[str] = []
-    doctor.fixes(config, Runner(lambda line, label: shown.append(line)), fix_binary=True, show=shown.append,
-                 root=stand_in)  # fmt: skip
+    doctor_fix.fixes(config, Runner(lambda line, label: shown.append(line)), fix_binary=True,
+                 show=lambda line, label: shown.append(line), root=stand_in)  # fmt: skip
     warnings = [line for line in shown if line.startswith("warning: ")]
     assert len(warnings) == 1 and "NOT verified (--allow-unsigned)" in warnings[0]
     assert shown.index(warnings[0]) < next(i for i, line in enumerate(shown) if line.startswith("+ echo"))

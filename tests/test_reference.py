@@ -8,7 +8,7 @@ import pytest
 
 from xcompile import registry
 from xcompile.errors import UsageError
-from xcompile.registry.reference import check_name, check_tag, plain_http
+from xcompile.registry.reference import check_name, check_tag, plain_http, split_name
 
 
 @pytest.mark.parametrize("tag", ["3.7", "3.7-slim", "latest", "v1.2_3", "A" * 128, "_x"])
@@ -99,3 +99,29 @@ def test_docker_hub_is_one_registry_however_it_is_named() -> None:
     (podman,) = registry.for_repos(["docker.io/team/app"], insecure=None, hub_address=lambda: "docker.io")
     assert (podman.host, podman.url, podman.server) == ("docker.io", "https://index.docker.io", "docker.io")
     assert not plain_http("docker.io/team/app") and registry.split("docker.io/team/app:1") == ("team/app", "1")
+
+
+@pytest.mark.parametrize(
+    ("given", "split"),
+    [
+        ("team/app", ("team/app", "latest")),
+        ("localhost:5000/team/app:3.7", ("localhost:5000/team/app", "3.7")),
+        ("team/app@sha256:" + "a" * 64, ("team/app", "sha256:" + "a" * 64)),
+    ],
+)
+def test_an_image_reference_splits_into_its_name_and_its_tag_or_digest(given: str, split: tuple[str, str]) -> None:
+    assert split_name(given, "inspect") == split
+
+
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        ("team/app:3.7;rm", "verify: invalid tag"),
+        ("Team/app", "verify: invalid image"),
+        ("team/app@x", "verify: invalid digest"),
+    ],
+)
+def test_a_bad_reference_is_refused_in_the_words_of_the_command_given_it(given: str, said: str) -> None:
+    with pytest.raises(UsageError) as err:
+        split_name(given, "verify")
+    assert err.value.message.startswith(said) and err.value.exit_code == 2

@@ -24,7 +24,7 @@ from plumbum.cli.application import ShowCompletion, ShowHelp, ShowHelpAll, ShowV
 from plumbum.cli.switches import SwitchError
 
 from xcompile import __version__
-from xcompile.commands import doctor, inspect_image, join, matrix, qemu_versions, trial, verify
+from xcompile.commands import doctor, doctor_fix, inspect_image, join, matrix, qemu_versions, trial, verify
 from xcompile.console import Console
 from xcompile.engine import dockerconfig
 from xcompile.errors import Interrupted, UsageError, XcompileError
@@ -207,18 +207,27 @@ class QemuCommand(_Command, switches.QemuSource):
         return 0
 
 
-@XcompileApp.subcommand("inspect")
-class InspectCommand(_Command, switches.Engine):
-    """What pushed images are made of (base, qemu, recipe), read from the registry without pulling them."""
+class _PushedImages(_Command):
+    """A command about pushed images, named on the command line, answered as text or JSON."""
 
     fmt = cli.SwitchAttr("--format", cli.Set("text", "json"), default="text", help="text or json")
 
-    def main(self, *names: str) -> int:
+    @staticmethod
+    def named(names: tuple[str, ...], command: str) -> list[str]:
         if not names:
-            msg = "inspect needs at least one image"
-            raise UsageError(msg, hint="e.g. `xcompile inspect HOST/team/app:3.7`")
+            msg = f"{command} needs at least one image"
+            raise UsageError(msg, hint=f"e.g. `xcompile {command} HOST/team/app:3.7`")
+        return list(names)
+
+
+@XcompileApp.subcommand("inspect")
+class InspectCommand(_PushedImages, switches.Engine):
+    """What pushed images are made of (base, qemu, recipe), read from the registry without pulling them."""
+
+    def main(self, *names: str) -> int:
+        named = self.named(names, "inspect")
         console, settings, runner = self.session()
-        found, failed = inspect_image.inspect(list(names), settings, runner)
+        found, failed = inspect_image.inspect(named, settings, runner)
         if failed and not found and len(failed) == 1:
             raise failed[0]
         if found or self.fmt == "json":
@@ -231,18 +240,14 @@ class InspectCommand(_Command, switches.Engine):
 
 
 @XcompileApp.subcommand("verify")
-class VerifyCommand(_Command, switches.ArchiveMirror, switches.Engine):
+class VerifyCommand(_PushedImages, switches.ArchiveMirror, switches.Engine):
     """Is a pushed image exactly its recorded base plus the qemu of a signed Debian package? Pulls nothing.
     Exit 0: verified; 1: an image differs; 3: cannot tell (see docs/verify.md)."""
 
-    fmt = cli.SwitchAttr("--format", cli.Set("text", "json"), default="text", help="text or json")
-
     def main(self, *names: str) -> int:
-        if not names:
-            msg = "verify needs at least one image"
-            raise UsageError(msg, hint="e.g. `xcompile verify HOST/team/app:3.7`")
+        named = self.named(names, "verify")
         console, settings, runner = self.session()
-        verdicts = verify.verify(list(names), settings, runner)
+        verdicts = verify.verify(named, settings, runner)
         if self.fmt == "json":
             console.result(json.dumps([one.as_dict() for one in verdicts], indent=2))
         else:
@@ -293,7 +298,7 @@ class DoctorCommand(_Command, switches.QemuSource, switches.Registry):
             raise UsageError(msg)
         console, settings, loud = self.session()
         if self.fix:
-            doctor.fixes(settings, loud, fix_binary=not self.no_fix_binary, show=console.echo)
+            doctor_fix.fixes(settings, loud, fix_binary=not self.no_fix_binary, show=console.echo)
         # The probes are an implementation detail here; -v shows them.
         quiet = Runner(console.echo if settings.verbose else (lambda *_: None))
         found = doctor.checks(settings, quiet)

@@ -1,4 +1,4 @@
-"""A static qemu from a Debian archive, trusted only as far as the archive's signed chain reaches (archive.py).
+"""A static qemu from a Debian archive, trusted only as far as the archive's signed chain reaches (archive/release.py).
 
 Two layouts hold the binaries. Up to bookworm, ``qemu-user-static`` holds
 ``usr/bin/qemu-arm-static`` as a file. From trixie on that package is
@@ -6,7 +6,7 @@ transitional: ``qemu-arm-static`` is a link to ``qemu-arm``, and the file is
 in ``qemu-user``, a package it depends on. Where a suite has no
 ``qemu-user-static`` at all (forky, sid, trixie-backports), the search
 starts at ``qemu-user`` with ``usr/bin/qemu-arm``. Every emulator wanted is
-read out of a package in **one pass** over its data member (debfile.py),
+read out of a package in **one pass** over its data member (archive/debfile.py),
 however many there are; a link is followed inside the package, and a path
 the package lacks is looked for in the packages it depends on, each fetched
 through the same chain.
@@ -25,7 +25,6 @@ import contextlib
 import hashlib
 import os
 import re
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -287,6 +286,10 @@ def _follow(found: dict[str, debfile.Found], member: str) -> tuple[str, str]:
     return member, "unread"
 
 
+class _NotKept(Exception):
+    """A part file the pass wrote but nobody kept: raised through its context to remove it."""
+
+
 class _Extraction:
     """The files one pass hands over, each written to a part file in the cache, hashed and
     checked on the way; only those ``keep`` names are put in place."""
@@ -301,8 +304,10 @@ class _Extraction:
 
     def __exit__(self, *exc: object) -> None:
         for stack, _, _ in self._parts.values():  # not kept: the part files go
-            with contextlib.suppress(Exception):
-                stack.__exit__(VerificationError, VerificationError("not kept"), None)
+            # A real exception unwinds the part's context the way a failure does: the part file is
+            # removed and nothing is put in place. Whatever the unwinding raises is dropped with it.
+            with contextlib.suppress(Exception), stack:
+                raise _NotKept
         self._parts.clear()
 
     def write(self, member: str, source: IO[bytes], size: int) -> None:
@@ -331,9 +336,5 @@ class _Extraction:
         """Put ``member``'s file in place as its binary; its path and SHA256."""
         stack, _, sha256 = self._parts.pop(member)
         final = self.cache.binary(self.deb.sha256, self.targets[member])
-        try:
-            stack.close()
-        except BaseException:
-            stack.__exit__(*sys.exc_info())
-            raise
+        stack.close()  # on a failure here the part file is already gone: ``cached`` removes it
         return final, sha256

@@ -1,7 +1,7 @@
 """A suite's Packages index: the paragraphs xcompile reads of it, and the Debian versions in them.
 
 The index itself is trusted through the Release that names its SHA256
-(archive.py); what is read here is bounded (MAX_PARAGRAPH, MAX_INDEX), and a
+(archive/release.py); what is read here is bounded (MAX_PARAGRAPH, MAX_INDEX), and a
 Version that is not one is a VerificationError naming the index, never a
 ValueError.
 """

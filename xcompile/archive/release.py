@@ -1,10 +1,10 @@
-"""A Debian archive's signed Release, checked link by link; its Packages paragraphs are debindex.py's.
+"""A Debian archive's signed Release, checked link by link; its Packages paragraphs are archive/pkgindex.py's.
 
 The chain, each link checked before the next is used::
 
     dists/<suite>/InRelease      signed by a trusted key (xcompile.archive.trust), fresh, not older than last time
       -> SHA256 + size of main/binary-<arch>/Packages.xz
-        -> Filename, SHA256 + size of each .deb it names (debindex.py reads them, debian.py fetches them)
+        -> Filename, SHA256 + size of each .deb it names (archive/pkgindex.py reads, archive/fetcher.py fetches)
 
 A snapshot archive (its URL ends in a timestamped folder, ``.../20250520T000000Z``)
 is judged as of that time: its old Date is what it should have, and a

@@ -1,4 +1,4 @@
-"""One HTTP download as download.py runs it: the GET, its answer judged, the body kept as served.
+"""One HTTP download as archive/download.py runs it: the GET, its answer judged, the body kept as served.
 
 A body cut off mid-stream (urllib3 raises ``IncompleteRead``, or nothing at
 all when there is no Content-Length) is resumed with ``Range: bytes=N-``, or

@@ -4,7 +4,7 @@ dpkg-deb compresses with threads, so its .xz has a block per three
 dictionaries (24 MiB for the default preset), and every block header records
 its sizes. Each block is wrapped as a single-block .xz stream of its own (so
 liblzma still checks its CRC and sizes) and can be decoded on its own thread
-(decoded.py); other layouts are one unit, decoded as the whole stream.
+(archive/decoded.py); other layouts are one unit, decoded as the whole stream.
 """
 
 from __future__ import annotations

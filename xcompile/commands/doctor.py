@@ -1,13 +1,11 @@
 """`xcompile doctor`: what this host lacks for building and running foreign images.
 
 Each check is a pure-ish function of the host's state and gives one line:
-pass, warn or fail, with the fix. ``fix`` makes the writes it can (mount
-binfmt_misc, register missing emulators), each shown before it is made.
+pass, warn or fail, with the fix. ``--fix`` is commands/doctor_fix.py.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import platform
 import tempfile
@@ -18,8 +16,9 @@ from typing import Any
 
 from xcompile import engine
 from xcompile.archive import pins, trust
+from xcompile.commands.doctor_fix import MOUNT
 from xcompile.engine import dockerconfig
-from xcompile.errors import CommandFailed, EnvironmentProblem, XcompileError
+from xcompile.errors import CommandFailed, XcompileError
 from xcompile.host import binfmt, elf, emulation, platforms
 from xcompile.host.platforms import Arch
 from xcompile.qemu import machines, settle
@@ -30,7 +29,6 @@ from xcompile.system.runner import Runner
 from xcompile.system.terminal import Status
 from xcompile.urls import redact
 
-MOUNT = ("mount", "-t", "binfmt_misc", "binfmt_misc", str(binfmt.ROOT))
 # A check is what the build's registry check calls a finding: one record for both.
 Check = registry_check.Finding
 
@@ -74,59 +72,6 @@ def checks(config: Config, runner: Runner, machine: str | None = None) -> list[C
     if config.push:
         found += _registry(config, runner, chosen)
     return found
-
-
-def fixes(
-    config: Config, runner: Runner, *, fix_binary: bool, show: Callable[[str], None], root: Path = binfmt.ROOT
-) -> None:
-    """Mount binfmt_misc and register (or repair) the emulators the targets need.
-
-    A broken registration is replaced so that the host is never left worse:
-    see ``binfmt.install``. ``root`` is the binfmt_misc folder (tests pass a
-    stand-in).
-    """
-    if os.geteuid() != 0:
-        msg = "doctor --fix writes to /proc and needs root"
-        raise EnvironmentProblem(msg, hint="run it with sudo")
-    if not binfmt.mounted(root):
-        runner.run(*MOUNT)
-    # The entries registered here run programs on this machine: their qemu is built for it,
-    # whatever qemu host the images are for.
-    here = dataclasses.replace(config, qemu_host=platforms.host().name)
-    for arch, needs_f in _entries_to_fix(config):
-        if arch.native_here(platform.machine()):
-            continue
-        entry = binfmt.read(arch.binfmt_name, root)
-        if entry is not None and emulation.interpreter_problem(entry) is None and (entry.fix_binary or not needs_f):
-            if not entry.enabled:
-                write = binfmt.enable_write(arch.binfmt_name, root)
-                runner.write_proc(write.path, write.text, what=write.what())
-            continue
-        with_f = fix_binary or needs_f
-        found = settle.ensure(arch, runner, here)
-        # The qemu registered here runs every foreign binary on the host:
-        # whatever the download had to say about it (an unverified
-        # signature above all) is shown, not dropped.
-        for note in found.notes:
-            show(f"warning: {note}")
-        interpreter = str(found.path) if with_f else arch.qemu_path_in_image
-        unflagged = dataclasses.replace(entry, flags="") if entry is not None else None
-        if unflagged is not None and with_f and emulation.interpreter_problem(unflagged) is None:
-            # settle.ensure may just have installed what the host's entry names
-            # (Debian's -binfmt-P link): keep it, and with it the P flag.
-            interpreter = unflagged.interpreter
-        new = binfmt.entry_for(arch, interpreter, fix_binary=with_f, like=entry)
-        binfmt.install(new, entry, runner, root=root)
-
-
-def _entries_to_fix(config: Config) -> list[tuple[Arch, bool]]:
-    """The targets' entries, and the qemu host's CPU's where this machine does not run it natively
-    (the proof runs the shipped qemu through it: with F, which it needs)."""
-    wanted = [(arch, False) for arch in config.targets if arch != config.qemu_host_arch]
-    here = platforms.host()
-    if not machines.runs_natively(config.qemu_host_arch, here):
-        wanted.append((config.qemu_host_arch, True))
-    return wanted
 
 
 def _engine_machine(config: Config, runner: Runner, chosen: engine.Engine) -> machines.EngineMachine:
@@ -271,7 +216,6 @@ def _proof(config: Config, host: dict[str, emulation.Assessment]) -> Check:
             emulation.FIX,
         )
     return Check("proof", "pass", f"{probe}; proof_command starts programs through binfmt, whose entries work")
-
 
 
 def _qemu(arch: Arch, runner: Runner, qemu_host: Arch) -> Check:

@@ -2,7 +2,7 @@
 
 For one image, and for each platform of a manifest list: its base and the
 base's digest, the qemu inside (version, source, SHA256), the recipe and the
-xcompile version that built it, all from the labels in its config (recipe.py).
+xcompile version that built it, all from the labels in its config (registry/recipe.py).
 It reads with the same credentials as the build (registry/reader.py).
 """
 
@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from xcompile import registry
-from xcompile.errors import EnvironmentProblem, RegistryUnreadable, UsageError, XcompileError
-from xcompile.registry import Remote, content, recipe, reference
+from xcompile.errors import EnvironmentProblem, RegistryUnreadable, XcompileError
+from xcompile.registry import Remote, recipe, reference
 from xcompile.settings.config import Config
 from xcompile.system.runner import Runner
 from xcompile.system.terminal import printable
@@ -63,7 +63,7 @@ def inspect(names: list[str], config: Config, runner: Runner) -> tuple[list[Seen
     auth_files = credentials.sources(shapes, *config.auth_sources)
     found: list[Seen] = []
     failed: list[XcompileError] = []
-    for name, (repo, ref) in [(name, split_name(name)) for name in names]:
+    for name, (repo, ref) in [(name, reference.split_name(name, "inspect")) for name in names]:
         wheres = registry.for_repos(
             [repo], insecure=config.insecure, program=shapes.program, hub_address=lambda: shapes.hub_address(runner)
         )
@@ -78,26 +78,6 @@ def inspect(names: list[str], config: Config, runner: Runner) -> tuple[list[Seen
         except XcompileError as err:
             failed.append(err)
     return found, failed
-
-
-def split_name(name: str, command: str = "inspect") -> tuple[str, str]:
-    """NAME[:TAG|@DIGEST], checked as the build checks names; the tag defaults to latest."""
-    if "@" in name:
-        repo, _, tag = name.partition("@")
-    else:
-        last = name.rsplit("/", 1)[-1]
-        repo, tag = (name.rsplit(":", 1)) if ":" in last else (name, "latest")
-    try:
-        reference.check_name(repo, what="image")
-        if "@" not in name:
-            reference.check_tag(tag)
-    except UsageError as err:
-        msg = f"{command}: {err.message}"
-        raise UsageError(msg, hint=err.hint) from None
-    if "@" in name and not content.DIGEST.fullmatch(tag):  # never a path or a tag in the registry's URL
-        msg = f"inspect: invalid digest {tag[:80]!r} in {name[:200]!r}"
-        raise UsageError(msg, hint="a digest is sha256: and 64 lower-case hex digits")
-    return repo, tag
 
 
 def _read(reader: Reader, path: str, ref: str, name: str) -> Remote:

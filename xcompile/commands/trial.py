@@ -65,10 +65,10 @@ def trial(config: Config, versions: list[str], runner: Runner, say: Say) -> list
     arches = tuple(dict.fromkeys(image.arch for image in images))
     said: set[str] = set()
 
-    def once(line: str) -> None:  # a note of the mirror (a suite passed over) is the same for every version
+    def once(line: str, label: str | None) -> None:  # a mirror's note (a suite passed over) is one for every version
         if line not in said:
             said.add(line)
-            say(line, None)
+            say(line, label)
 
     session = uuid.uuid4().hex[:8]
     cells = [Cell(_named(image, version, session), version) for image in images for version in versions]

@@ -10,9 +10,9 @@ else is read from the registry and the archive, and nothing is pulled:
 1. the base, by its recorded digest (its list's member for the image's platform);
 2. the image's layers against the base's: the same digests in order, then exactly one;
 3. the platform in the image's config against the base's;
-4. the top layer, streamed and bounded (toplayer.py): only the emulator, folders to it;
+4. the top layer, streamed and bounded (registry/toplayer.py): only the emulator, folders to it;
 5. the emulator against the package binary that xcompile's signed chain gives
-   for the recorded version, for the CPU its ELF header names (provenance.py).
+   for the recorded version, for the CPU its ELF header names (qemu/provenance.py).
 
 Each platform gets a ``Verdict``: verified, differs (the first thing that does),
 or cannot tell (the registry or the archive cannot say); a list's attestation
@@ -27,7 +27,6 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal
 
 from xcompile import registry
-from xcompile.commands.inspect_image import split_name
 from xcompile.engine import Platform
 from xcompile.errors import CannotTell, ImageDiffers, RegistryUnreadable, UsageError, XcompileError
 from xcompile.host import elf, platforms
@@ -70,7 +69,7 @@ def exit_code(verdicts: list[Verdict]) -> int:
 
 def verify(names: list[str], config: Config, runner: Runner) -> list[Verdict]:
     """A verdict for each image, or each platform of each list; every name is checked before any is read."""
-    split = [(name, *split_name(name, "verify")) for name in names]
+    split = [(name, *reference.split_name(name, "verify")) for name in names]
     verdicts: list[Verdict] = []
     known = _Known()
     for name, repo, ref in split:
@@ -105,7 +104,7 @@ def _reader(repo: str, config: Config, runner: Runner) -> ImageReader:
 @dataclass
 class _Known:
     """What one run has already established, by content: a job's tags share one qemu layer
-    (context.py makes its bytes the same on every base) and one package binary."""
+    (pipeline/context.py makes its bytes the same on every base) and one package binary."""
 
     layers: dict[str, toplayer.Contents] = field(default_factory=dict)
     """By the layer's digest, which its bytes were checked against."""
@@ -222,7 +221,7 @@ def _base(check: _Check, labels: Mapping[str, str], platform: Platform | None) -
     except UsageError:
         msg = f"its labels record a base {name[:200]!r} that is no image name"
         raise CannotTell(msg) from None
-    if not content.DIGEST.fullmatch(digest):
+    if not reference.DIGEST.fullmatch(digest):
         msg = f"its labels record a base digest {digest[:200]!r} that is no sha256 digest"
         raise CannotTell(msg)
     base = _Check(f"the base {name}", _reader(repo, check.config, check.runner), registry.split(f"{repo}:x")[0],

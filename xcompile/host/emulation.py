@@ -19,7 +19,6 @@ from xcompile.host.platforms import Arch
 from xcompile.system.terminal import Status
 
 
-
 def doctor_fix(qemu_host: str | None = None) -> str:
     """The command that registers what a hint finds missing, as every hint names it: for this
     machine, or (``qemu_host``) for a machine that runs another CPU's qemu."""

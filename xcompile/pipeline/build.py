@@ -1,4 +1,5 @@
-"""Step 4 (per image): build — the original's two-line Dockerfile, one `LABEL` line, `docker build --platform --no-cache`."""
+"""Step 4 (per image): build — the original's two-line Dockerfile, one `LABEL` line,
+`docker build --platform --no-cache`."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def build(runner: Runner, shapes: engine.Engine, image: Image, work: Workspace, 
         return runner.stream(*shapes.build_cmd(image.platform, path, image.name, context), label=image.label)
     except CommandFailed as err:
         # Podman's build does not pull (--pull=never), and found no base for the platform: the one
-        # here is made for another variant, which podman 4's inspect does not tell (store.py).
+        # here is made for another variant, which podman 4's inspect does not tell (pipeline/store.py).
         if re.search(rf"(?m)^Error: creating build container: {re.escape(image.base)}: image not known", err.output):
             msg = f"base {image.base} on this host is not made for {image.platform}: podman finds none for it"
             raise BaseUnavailable(msg, hint="give a base made for that platform, or pull the base for it") from err

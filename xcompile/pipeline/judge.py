@@ -12,7 +12,7 @@ It proves three things, at about the cost of one container run:
   covers the bytes that hosts without the F flag will run, whatever this
   host's binfmt entry says; the probe needs no binfmt entry at all.
 
-prove.py gathers (it owns the runner); this module judges.
+pipeline/prove.py gathers (it owns the runner); this module judges.
 """
 
 from __future__ import annotations

@@ -16,10 +16,12 @@ from xcompile.host import emulation
 from xcompile.host.platforms import Arch
 from xcompile.settings.config import Config
 
-Status = Literal["pushed", "built", "unchanged", "failed", "skipped", "planned", "interrupted"]
+ImageStatus = Literal["pushed", "built", "unchanged", "failed", "skipped", "planned", "interrupted"]
+"""How an image or a list ended, as the summary and the report say it (a check's verdict is system/terminal.py's
+``Status``)."""
 
 QEMU_LAYER = "qemu-layer"
-"""The build context's tree of qemu at each path the image has it (see context.py)."""
+"""The build context's tree of qemu at each path the image has it (see pipeline/context.py)."""
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,7 @@ class Outcome:
     name: str
     platform: str
     base: str | None
-    status: Status = "skipped"
+    status: ImageStatus = "skipped"
     digest: str | None = None
     seconds: float = 0.0
     error: str | None = None

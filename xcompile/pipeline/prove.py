@@ -1,4 +1,4 @@
-"""Step 4 (per image): prove a built image before it is pushed — gather what to judge, and judge it (judge.py).
+"""Step 4 (per image): prove a built image before it is pushed — gather what to judge, and judge it (pipeline/judge.py).
 
 - The image config (one `image inspect`): labelled for the target platform.
 - qemu's bytes at each path (the layer folders, else copied out of a

@@ -48,19 +48,14 @@ class Pipeline:
         self._stop, self._interrupted = threading.Event(), threading.Event()
         self._sha256: dict[str, str] = {}
         self._qemu: dict[str, settle.Qemu] = {}
-        self.ran: str | None = None  # how the proof runs the shipped qemu on the engine's machine (qemuhost)
+        self.ran: str | None = None  # how the proof runs the shipped qemu on the engine's machine (qemu/machines.py)
 
     def run(self) -> Result:
         """The original's steps. Raises only for problems that stop everything;
         per-image failures are in the result."""
         with self._prepare() as (result, images, manifests):
-            emulators = settle.ensure_all(
-                tuple(dict.fromkeys(image.arch for image in images)),
-                self.runner,
-                self.config,
-                lambda line: self.say(line, None),
-                self.progress,
-            )
+            arches = tuple(dict.fromkeys(image.arch for image in images))
+            emulators = settle.ensure_all(arches, self.runner, self.config, self.say, self.progress)
             self._qemu = {one.binary: one for one in emulators}
             with context.workspace(self.runner) as work:
                 self._sha256 = context.copy_qemu(self.runner, emulators, work, images)

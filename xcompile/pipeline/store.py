@@ -217,7 +217,7 @@ def refuse_other_platform(image: Image, local: Local, why_not_pulled: str | None
     build: docker would build on it and label the image with that platform, and podman's
     build would pull it again, without the --tls-verify=false a loopback registry needs,
     and say only that TLS failed. Where the engine does not tell the variant (podman 4),
-    its os and architecture are checked (and build.py reads podman's refusal of the rest)."""
+    its os and architecture are checked (and pipeline/build.py reads podman's refusal of the rest)."""
     if local.platform is None:  # not told (a dry run)
         return
     os_, architecture, *rest = [*local.platform.split("/"), ""]

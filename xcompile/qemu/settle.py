@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,6 +25,7 @@ from xcompile.host.platforms import Arch
 from xcompile.settings.config import Config
 from xcompile.system import files
 from xcompile.system.runner import Runner
+from xcompile.system.terminal import Say
 from xcompile.urls import redact
 
 # The archive's modules (requests, python-debian) load only where qemu is
@@ -60,7 +60,7 @@ def ensure_all(
     arches: tuple[Arch, ...],
     runner: Runner,
     config: Config,
-    say: Callable[[str], None],
+    say: Say,
     progress: download.ProgressCallback | None = None,
 ) -> list[Qemu]:
     """A qemu for each emulator the arches need, saying where each came from."""
@@ -83,8 +83,8 @@ def ensure_all(
         for note in one.notes:
             if note not in said:  # one fetch's note (a suite passed over) is said once, not once per emulator
                 said.add(note)
-                say(f"warning: {note}")
-        say(f"qemu: {one.path} ({one.how})")
+                say(f"warning: {note}", None)
+        say(f"qemu: {one.path} ({one.how})", None)
     return [found[arch.qemu_binary] for arch in wanted]
 
 

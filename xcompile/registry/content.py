@@ -26,8 +26,8 @@ from typing import Any
 from xcompile.engine import Platform
 from xcompile.errors import RegistryUnreadable
 from xcompile.registry import IMAGE_TYPES, LIST_TYPES, Member
+from xcompile.registry.reference import DIGEST
 
-DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 MAX_MEMBERS = 64
 """The most members of a list that are read. Real lists hold a few platforms, and where BuildKit adds
 them an attestation manifest for each: xcompile's own lists hold at most the nine arches of its table."""

@@ -4,7 +4,7 @@ The ``Reader``'s requests (its credentials, CAs, bounds, and its answer to
 a 401) with what ``Reader.read`` leaves out: the manifest itself (its layers)
 and the config's ``rootfs``. A manifest fetched by digest must hash to that
 digest, so a registry cannot answer for one image with another. A layer blob
-is streamed in chunks: toplayer.py bounds and checks what they hold.
+is streamed in chunks: registry/toplayer.py bounds and checks what they hold.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 import requests
 
 from xcompile.errors import RegistryUnreadable
-from xcompile.registry import Member, content
+from xcompile.registry import Member, content, reference
 from xcompile.registry import http as registry_http
 from xcompile.registry.reader import ACCEPT, Reader
 
@@ -98,6 +98,6 @@ def _why(err: requests.RequestException) -> str:
 
 
 def _digest(digest: str, what: str) -> None:
-    if not content.DIGEST.fullmatch(digest):
+    if not reference.DIGEST.fullmatch(digest):
         msg = f"{what} named {digest[:80]!r}, which is no sha256 digest"
         raise RegistryUnreadable(msg)

@@ -1,4 +1,4 @@
-"""Docker image reference grammar (distribution/reference), for names and tags.
+"""Docker image reference grammar (distribution/reference): names, tags, digests, and a reference split into them.
 
 Every name and tag is checked here before anything runs, so that a tag such
 as ``3.7;rm -rf /`` or ``../x`` never reaches a command line or a file name.
@@ -22,6 +22,8 @@ _DOMAIN_ONLY = re.compile(_DOMAIN)
 _NAME = re.compile(rf"(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*")
 _TAG = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)
 _NAME_MAX = 255
+DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+"""A content digest as xcompile takes one: sha256, lower-case hex (``NAME@DIGEST``, a manifest's)."""
 
 
 def check_tag(tag: str, *, suffix: str = "") -> str:
@@ -68,6 +70,27 @@ def check_name(name: str, *, what: str = "repository") -> str:
             hint="use lowercase path components like 'team/app', optionally after 'host[:port]/'",
         )
     return name
+
+
+def split_name(name: str, command: str) -> tuple[str, str]:
+    """NAME[:TAG|@DIGEST], as a command (``command``: its name, for the error) is given an image:
+    the repository and the tag or digest, each checked; the tag defaults to latest."""
+    if "@" in name:
+        repo, _, tag = name.partition("@")
+    else:
+        last = name.rsplit("/", 1)[-1]
+        repo, tag = (name.rsplit(":", 1)) if ":" in last else (name, "latest")
+    try:
+        check_name(repo, what="image")
+        if "@" not in name:
+            check_tag(tag)
+    except UsageError as err:
+        msg = f"{command}: {err.message}"
+        raise UsageError(msg, hint=err.hint) from None
+    if "@" in name and not DIGEST.fullmatch(tag):  # never a path or a tag in the registry's URL
+        msg = f"{command}: invalid digest {tag[:80]!r} in {name[:200]!r}"
+        raise UsageError(msg, hint="a digest is sha256: and 64 lower-case hex digits")
+    return repo, tag
 
 
 HUB_NAMES = ("docker.io", "index.docker.io")

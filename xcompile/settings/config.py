@@ -1,33 +1,27 @@
 """Settings, resolved in one cascade: defaults < config file < XCOMPILE_* env < switches.
 
 ``load`` takes the environment, the working folder and the home folder as
-parameters (tests pass a dict); it reads the config file, and checks that the
-files a setting names (report, keyring) can be used.
+parameters (tests pass a dict); it reads the config file (settings/configfile.py),
+parses each layer's keys with their parsers (settings/keys.py), and checks that
+the files a setting names (report, keyring) can be used.
 """
 
 from __future__ import annotations
 
 import base64
-import configparser
 import difflib
 import json
 import os
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from xcompile.archive.release import DEFAULT_SUITE as DEFAULT_SUITE  # the archive's own default
 from xcompile.errors import ConfigError
 from xcompile.host import platforms
 from xcompile.registry import reference
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
-
-from xcompile.archive.release import DEFAULT_SUITE as DEFAULT_SUITE  # the archive's own default
+from xcompile.settings.configfile import has_section, read_file
 from xcompile.settings.keys import (
     ALIASES,
     DEFAULT_JOBS,
@@ -72,13 +66,13 @@ class Config:
     """changed: build and push only where the registry's image differs in base, qemu or recipe."""
     pull: str = "always"
     """Pull each base before building: always, missing (only when not here), never."""
-    # Where the static qemu comes from (see qemu.py).
+    # Where the static qemu comes from (see qemu/settle.py).
     qemu_source: str = "auto"
     mirror: str | None = None
     """A Debian archive's base URL; None: the host's apt sources."""
     suite: str = DEFAULT_SUITE
     keyring: Path | None = None
-    """Replaces xcompile's bundled Debian keys and the host's (see trust.py)."""
+    """Replaces xcompile's bundled Debian keys and the host's (see archive/trust.py)."""
     allow_unsigned: bool = False
     """Take an archive whose signature cannot be verified (warned on every run)."""
     offline: bool = False
@@ -111,7 +105,7 @@ class Config:
     """DOCKER_AUTH_CONFIG's logins (docker CLI 28.3+), as (auths key, base64 user:password)."""
     engine_env: tuple[tuple[str, str], ...] = ()
     """DOCKER_HOST, DOCKER_CONTEXT, CONTAINER_HOST, CONTAINER_CONNECTION as the environment sets them:
-    whether the engine runs on this machine (qemuhost.engine_is_local)."""
+    whether the engine runs on this machine (qemu/machines.py's engine_is_local)."""
     source: str = "built-in defaults"
     """Where the file layer came from, for the plan's header."""
 
@@ -145,7 +139,6 @@ class Config:
         return pattern.replace("{namespace}", arch.namespace)
 
 
-# Keys a config file or XCOMPILE_* variable may set, each with its parser.
 def load(
     switches: Mapping[str, Any],
     env: Mapping[str, str],
@@ -161,8 +154,8 @@ def load(
     warnings: list[str] = []
     values: dict[str, Any] = {}
 
-    file_values, source = _read_file(cwd, config_file)
-    if source == "setup.cfg" and _has_section(cwd / "pyproject.toml"):
+    file_values, source = read_file(cwd, config_file)
+    if source == "setup.cfg" and has_section(cwd / "pyproject.toml"):
         warnings.append("pyproject.toml: its [tool.xcompile] is not read — setup.cfg's [xcompile] is; keep one")
     env_values = {
         key[len(ENV_PREFIX) :].lower(): value
@@ -286,64 +279,6 @@ def _parse_layer(raw: Mapping[str, Any], where: str, warnings: list[str], *, unk
         parsed[key] = parse(value, label)
     parsed.update((field, tuple(sorted(pairs.items()))) for field, pairs in per_arch.items())
     return parsed
-
-
-def _read_file(cwd: Path, explicit: Path | None) -> tuple[dict[str, Any], str]:
-    if explicit is not None:
-        path = explicit if explicit.is_absolute() else cwd / explicit
-        if not path.is_file():
-            msg = f"config file {explicit} {'is not a file' if path.exists() else 'not found'}"
-            raise ConfigError(msg)
-        section = _section(path)
-        if section is None:
-            where = "[tool.xcompile]" if path.suffix == ".toml" else "[xcompile]"
-            msg = f"{explicit} has no {where} section"
-            raise ConfigError(msg)
-        return section, str(explicit)
-    for name in ("setup.cfg", "pyproject.toml"):
-        path = cwd / name
-        if path.is_file():
-            section = _section(path)
-            if section is not None:
-                return section, name
-    return {}, "built-in defaults"
-
-
-def _has_section(path: Path) -> bool:
-    """Whether a file that is not read holds settings (one that cannot be read holds none)."""
-    try:
-        return path.is_file() and _section(path) is not None
-    except ConfigError:
-        return False
-
-
-def _section(path: Path) -> dict[str, Any] | None:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        msg = f"cannot read {path}: {err}"
-        raise ConfigError(msg) from None
-    if path.suffix == ".toml":
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as err:
-            msg = f"{path.name}: not valid TOML: {err}"
-            raise ConfigError(msg) from None
-        section = data.get("tool", {}).get("xcompile", data.get("xcompile"))
-        if section is not None and not isinstance(section, dict):
-            msg = f"{path.name}: [tool.xcompile] must be a table"
-            raise ConfigError(msg)
-        return section
-    parser = configparser.ConfigParser(interpolation=None)
-    try:
-        parser.read_string(text, source=path.name)
-    except configparser.Error as err:
-        first_line = str(err).splitlines()[0]
-        msg = f"{path.name}: not a valid INI file: {first_line}"
-        raise ConfigError(msg) from None
-    if not parser.has_section("xcompile"):
-        return None
-    return dict(parser.items("xcompile"))
 
 
 def check_report(report: Path | None) -> None:

@@ -19,7 +19,7 @@ from xcompile.settings import config, keys
 
 
 class Setting(cli.SwitchAttr[Any]):
-    """A switch for one ``Config`` key: its spellings come from the key and ``config.ALIASES``."""
+    """A switch for one ``Config`` key: its spellings come from the key and ``keys.ALIASES``."""
 
     def __init__(self, key: str, help: str, argname: str = "VALUE") -> None:
         self.key = key

@@ -1,6 +1,15 @@
-"""The one way out to the OS: every program xcompile runs, and every file it writes, goes through ``Runner``.
+"""The one way out to the OS: every program xcompile runs goes through ``Runner``, and so does
+every write a run makes to the user's machine (docker's config.json, binfmt_misc, the build
+context), so that a dry run makes none of them.
 
 So logging, dry-run, secret handling and error translation each exist once.
+Files of xcompile's own are written whole through system/files.py, and not
+echoed: the download cache (archive/: each file put in place by
+archive/download.py's ``cached``) and the JSON report (pipeline/report.py;
+never in a dry run). Scratch files in a temporary folder are written in
+place: an index on its way into the cache (archive/suites.py), gpgv's inputs
+(archive/trust.py) and a remote engine's qemu probe (qemu/machines.py).
+
 The verbs say what they do:
 
 - ``run``: a program that does something; its output comes back at the end.
@@ -9,13 +18,13 @@ The verbs say what they do:
   answers None: unknown, which every caller handles, never a fake success.
 - ``look``: a question asked without a program (a registry over HTTP, a
   download): None in a dry run, like ``ask``.
-- ``write_file``, ``write_proc``, ``stamp``, ``make_folder``, ``temp_folder``,
-  ``temp_file``: the file system, each echoed on one line.
+- ``write_file``, ``write_proc``, ``stamp``: changes to files, each echoed on
+  one line; ``make_folder``, ``temp_folder``, ``replacing``: room for them.
 
 Programs are resolved when they run, never at import time. A stop
 (``terminate_all``) ends them at once, but for the steps a thread marks
 ``finishing`` (let end, bounded) and the removals it marks ``undoing``
-(never cut): see children.py.
+(never cut): see system/children.py.
 """
 
 from __future__ import annotations
@@ -38,10 +47,9 @@ from plumbum.commands.processes import CommandNotFound
 
 from xcompile.errors import CommandFailed, EnvironmentProblem, OutputTooLarge, ProgramMissing
 from xcompile.system import children, files
+from xcompile.system.terminal import Say
 from xcompile.urls import scrub
 
-Echo = Callable[[str, "str | None"], None]
-"""Receives one line for the user, and the label of the work it belongs to."""
 T = TypeVar("T")
 
 # What to tell a user whose PATH lacks one of the programs xcompile drives.
@@ -59,9 +67,9 @@ def _as_is(text: str) -> str:
 
 
 class _Programs:
-    """The programs: run, ask, stream; each child tracked, so that a stop reaches it (children.py)."""
+    """The programs: run, ask, stream; each child tracked, so that a stop reaches it (system/children.py)."""
 
-    def __init__(self, echo: Echo, *, dry_run: bool = False) -> None:
+    def __init__(self, echo: Say, *, dry_run: bool = False) -> None:
         self.echo = echo
         self.dry_run = dry_run
         self._children = children.Children()
@@ -164,7 +172,7 @@ class _Programs:
         expired = threading.Event()
         watchdog = _watchdog(proc, timeout, on_timeout, expired)
         try:
-            tail = _relay(proc, stdin, shown, lambda line: self.echo(line, label))
+            tail = _relay(proc, stdin, shown, self.echo, label)
             retcode = proc.wait()
         finally:
             if watchdog is not None:
@@ -367,7 +375,7 @@ def _watchdog(
 
 
 def _relay(
-    proc: subprocess.Popen[bytes], stdin: str | None, shown: Callable[[str], str], echo: Callable[[str], None]
+    proc: subprocess.Popen[bytes], stdin: str | None, shown: Callable[[str], str], echo: Say, label: str | None
 ) -> collections.deque[str]:
     """Feed ``stdin``, pass each output line (as ``shown``) to ``echo`` as it comes; the last lines."""
     if stdin is not None and proc.stdin is not None:
@@ -377,5 +385,5 @@ def _relay(
     for raw in proc.stdout or ():
         line = shown(raw.decode("utf-8", "replace").rstrip("\r\n"))
         tail.append(line)
-        echo(line)
+        echo(line, label)
     return tail
