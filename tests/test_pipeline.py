@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import shutil
 import signal
+import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +34,13 @@ QEMU_VERSION = "qemu-arm version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)"
 
 
 class FakeRunner(Runner):
-    """A Runner whose programs are answered here; file verbs act for real in tmp."""
+    """A Runner whose programs are answered here, through its public seam (``start``): each
+    answer is printed by a real child, which the runner reads, times and reaps as any other;
+    file verbs act for real in tmp."""
 
     def __init__(self, qemu: Path, *, dry_run: bool = False) -> None:
         self.lines: list[tuple[str, str | None]] = []
-        super().__init__(lambda line, label: self.lines.append((line, label)), dry_run=dry_run)
+        super().__init__(lambda line, label: self.lines.append((line, label)), dry_run=dry_run, start=self.start)
         self.qemu = qemu
         self.fail: dict[tuple[str, ...], BaseException] = {}
         self.calls: list[tuple[str, ...]] = []
@@ -47,17 +50,12 @@ class FakeRunner(Runner):
     def which(self, program: str) -> Path | None:
         return self.qemu if program == "qemu-arm-static" else Path(f"/usr/bin/{program}")
 
-    def _run(self, argv: tuple[Any, ...], label: str | None, stdin: str | None, timeout: float | None,
-             on_timeout: Callable[[], None] | None, ok_codes: tuple[int, ...],
-             limit: int | None = None) -> str | None:  # fmt: skip
-        args = self._start_echo(argv, label)
-        return None if self.dry_run else self._answer(tuple(args))
+    def start(self, argv: list[str], without: tuple[str, ...], popen: dict[str, Any]) -> subprocess.Popen[bytes]:
+        text = self.answer(tuple(argv))
+        drain = "cat >/dev/null; " if popen.get("stdin") == subprocess.PIPE else ""  # what the runner feeds it
+        return subprocess.Popen(["sh", "-c", drain + 'printf %s "$1"', "sh", text], **popen)
 
-    def stream(self, *argv: Any, label: str | None = None, **options: Any) -> str | None:
-        args = self._start_echo(argv, label)
-        return None if self.dry_run else self._answer(tuple(args))
-
-    def _answer(self, args: tuple[str, ...]) -> str:
+    def answer(self, args: tuple[str, ...]) -> str:
         self.calls.append(args)
         for prefix, error in self.fail.items():
             if args[: len(prefix)] == prefix:
@@ -183,22 +181,33 @@ def test_a_podman_build_that_finds_no_base_for_the_platform_says_so(
                          " none for it — give a base made for that platform, or pull the base for it")  # fmt: skip
 
 
+class Interrupted(FakeRunner):
+    """Ctrl-C reaches the main thread as the build of ``tag`` starts; the stop that follows
+    ends that build's client (-15), as it would a `docker build` cut by the stop."""
+
+    def __init__(self, qemu: Path, tag: str) -> None:
+        super().__init__(qemu)
+        self.tag = tag
+        self.building: subprocess.Popen[bytes] | None = None
+
+    def start(self, argv: list[str], without: tuple[str, ...], popen: dict[str, Any]) -> subprocess.Popen[bytes]:
+        if argv[:2] != ["docker", "build"] or not argv[argv.index("-t") + 1].endswith(f":{self.tag}"):
+            return super().start(argv, without, popen)
+        self.calls.append(tuple(argv))
+        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+        self.building = subprocess.Popen(["sleep", "10"], **popen)
+        return self.building
+
+    def terminate_all(self) -> None:
+        super().terminate_all()
+        if self.building is not None:
+            self.building.terminate()
+
+
 def test_an_interrupt_marks_what_never_finished(tmp_path: Path, qemu: Path, registry: dict[str, Remote]) -> None:
     """Ctrl-C reaches the main thread while the second image builds: that build is stopped, the third never starts."""
-    runner = FakeRunner(qemu)
+    runner = Interrupted(qemu, "b")
     pipeline = Pipeline(settings(tmp_path), runner, lambda line, label: None)
-    original = runner._answer
-
-    def answer(args: tuple[str, ...]) -> str:
-        if args[:2] == ("docker", "build") and args[args.index("-t") + 1].endswith(":b"):
-            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
-            deadline = time.monotonic() + 2
-            while not runner._stopping and time.monotonic() < deadline:  # until the run stops its children
-                time.sleep(0.01)
-            raise CommandFailed(list(args), -15, "", "")
-        return original(args)
-
-    runner._answer = answer  # type: ignore[method-assign]
     with pytest.raises(KeyboardInterrupt):
         pipeline.run()
     seen = outcomes(pipeline)
@@ -270,12 +279,12 @@ def test_a_builds_context_holds_only_the_qemu_layer(tmp_path: Path, qemu: Path, 
             super().__init__(qemu)
             self.contexts: list[tuple[str, list[str]]] = []
 
-        def _answer(self, args: tuple[str, ...]) -> str:
+        def answer(self, args: tuple[str, ...]) -> str:
             if args[:2] == ("docker", "build"):
                 dockerfile, context = Path(args[args.index("-f") + 1]), Path(args[-1])
                 self.contexts.append((dockerfile.name, sorted(p.name for p in context.iterdir())))
                 assert dockerfile.is_file() and not dockerfile.is_relative_to(context)
-            return super()._answer(args)
+            return super().answer(args)
 
     runner = Looking(qemu)
     _, seen = run(settings(tmp_path, jobs="3"), runner)

@@ -21,7 +21,10 @@ The verbs say what they do:
 - ``write_file``, ``write_proc``, ``stamp``: changes to files, each echoed on
   one line; ``make_folder``, ``temp_folder``, ``replacing``: room for them.
 
-Programs are resolved when they run, never at import time. A stop
+Programs are resolved when they run, never at import time: ``start_program``
+starts each, the one place a child process begins; a runner made with another
+``start`` (a test's, answering for programs this machine lacks) changes only
+that, never the echo, dry run, timeouts or stops around it. A stop
 (``terminate_all``) ends them at once, but for the steps a thread marks
 ``finishing`` (let end, bounded) and the removals it marks ``undoing``
 (never cut): see system/children.py.
@@ -61,6 +64,18 @@ INSTALL_HINTS = {
 }
 _OUTPUT_TAIL = 400
 
+Start = Callable[[list[str], tuple[str, ...], dict[str, Any]], "subprocess.Popen[bytes]"]
+"""How a program starts: its argv, the environment variables it runs without
+(``run_without``) and Popen's options (pipes, session) give the running child.
+The real one is ``start_program``."""
+
+
+def start_program(argv: list[str], without: tuple[str, ...], popen: dict[str, Any]) -> subprocess.Popen[bytes]:
+    """``argv``, its program looked up on PATH now (ProgramMissing, with a hint, where it is
+    not), run as `env -u VAR ... program` for each of ``without``, with Popen's options."""
+    child: subprocess.Popen[bytes] = _command(argv, _unsetting(without)).popen(**popen)
+    return child
+
 
 def _as_is(text: str) -> str:
     return text
@@ -69,9 +84,10 @@ def _as_is(text: str) -> str:
 class _Programs:
     """The programs: run, ask, stream; each child tracked, so that a stop reaches it (system/children.py)."""
 
-    def __init__(self, echo: Say, *, dry_run: bool = False) -> None:
+    def __init__(self, echo: Say, *, dry_run: bool = False, start: Start = start_program) -> None:
         self.echo = echo
         self.dry_run = dry_run
+        self._launch = start
         self._children = children.Children()
         self._without: dict[str, tuple[str, ...]] = {}
         """Per program, the environment variables it runs without (``run_without``)."""
@@ -101,8 +117,7 @@ class _Programs:
 
     def _env_prefix(self, program: str) -> list[str]:
         """`env -u VAR ...` where ``program`` runs without some variables (``run_without``), else nothing."""
-        unset = self._without.get(program, ())
-        return ["env", *(word for variable in unset for word in ("-u", variable))] if unset else []
+        return _unsetting(self._without.get(program, ()))
 
     # --- programs ---------------------------------------------------------------
 
@@ -163,12 +178,11 @@ class _Programs:
         args = self._start_echo(argv, label, shown)
         if self.dry_run:
             return None
-        cmd = _command(args, self._env_prefix(args[0]))
         stdin_from = subprocess.PIPE if stdin is not None else None if terminal else subprocess.DEVNULL
         # Its own process group (unless terminal), so that stopping it stops its
         # children too: a grandchild holding the pipe open would block the reader.
         popen = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "start_new_session": not terminal}
-        proc = self._start(args, cmd, on_timeout, stdin=stdin_from, **popen)
+        proc = self._start(args, on_timeout, stdin=stdin_from, **popen)
         expired = threading.Event()
         watchdog = _watchdog(proc, timeout, on_timeout, expired)
         try:
@@ -215,10 +229,8 @@ class _Programs:
         args = self._start_echo(argv, label)
         if self.dry_run:
             return None
-        cmd = _command(args, self._env_prefix(args[0]))
         proc = self._start(
             args,
-            cmd,
             on_timeout,
             stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -243,16 +255,11 @@ class _Programs:
             raise CommandFailed(args, proc.returncode, _text(out), _text(err))
         return _text(out)
 
-    def _start(
-        self, args: list[str], cmd: Any, on_timeout: Callable[[], None] | None, **popen: Any
-    ) -> subprocess.Popen[bytes]:
+    def _start(self, args: list[str], on_timeout: Callable[[], None] | None, **popen: Any) -> subprocess.Popen[bytes]:
         # Every child is tracked from its start, so that terminate_all (a signal,
         # Ctrl-C) reaches it: ``on_timeout`` ends it at once there too.
-        return self._children.start(" ".join(args[:2]), lambda: cmd.popen(**popen), on_timeout)
-
-    @property
-    def _stopping(self) -> bool:
-        return self._children.stopping
+        without = self._without.get(args[0], ())
+        return self._children.start(" ".join(args[:2]), lambda: self._launch(args, without, popen), on_timeout)
 
     def terminate_all(self) -> None:
         """Stop every program still running, and start no more, but for steps that a
@@ -344,6 +351,11 @@ def _command(args: list[str], prefix: list[str]) -> Any:
     except CommandNotFound as missing:
         name = args[0] if missing.program == args[0] else str(missing.program)
         raise ProgramMissing(name, INSTALL_HINTS.get(name)) from None
+
+
+def _unsetting(without: tuple[str, ...]) -> list[str]:
+    """`env -u VAR ...` for each of ``without``; nothing for none."""
+    return ["env", *(word for variable in without for word in ("-u", variable))] if without else []
 
 
 def _text(value: object) -> str:
