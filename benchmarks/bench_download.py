@@ -41,8 +41,8 @@ BINARY = "qemu-arm-static"
 FETCH = """
 import sys
 from pathlib import Path
-from xcompile.archive.fetcher import Archive, fetch_qemu
-fetch_qemu(sys.argv[1], Archive(sys.argv[2], sys.argv[5], keyrings=(Path(sys.argv[4]),)), Path(sys.argv[3]))
+from xcompile.archive.fetcher import Archive, fetch_all
+fetch_all([sys.argv[1]], Archive(sys.argv[2], sys.argv[5], keyrings=(Path(sys.argv[4]),)), Path(sys.argv[3]))
 """
 # Every emulator of the arch table from one fetch: one pass over the package's data member.
 FETCH_ALL = """

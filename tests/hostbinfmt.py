@@ -33,6 +33,16 @@ import pytest
 
 from xcompile.host import binfmt, platforms
 from xcompile.host.binfmt import Entry, read
+from xcompile.system.runner import Runner
+
+QUIET = Runner(lambda _line, _label: None)
+"""Makes each write to /proc as xcompile does (Runner.write_proc), saying nothing."""
+
+
+def apply(write: binfmt.Write) -> None:
+    """One write to /proc, made as doctor --fix makes it."""
+    QUIET.write_proc(write.path, write.text, what=write.what())
+
 
 ARM = platforms.get("arm32v7")
 ARM64 = platforms.get("arm64v8")
@@ -157,7 +167,7 @@ def replaced(entry: Entry) -> Iterator[Entry]:
     """Register ``entry`` in place of whatever has its name; restore afterwards."""
     with exclusive(), removed(entry.name):
         for write in binfmt.register_writes(entry):
-            write.apply()
+            apply(write)
         yield entry
 
 
@@ -166,7 +176,7 @@ def removed(name: str) -> Iterator[None]:
     with exclusive():
         saved = read(name)
         if saved is not None:
-            binfmt.remove_write(name).apply()
+            apply(binfmt.remove_write(name))
         try:
             yield
         finally:
@@ -176,10 +186,10 @@ def removed(name: str) -> Iterator[None]:
 def _put_back(name: str, saved: Entry | None) -> None:
     """Make ``name`` what ``saved`` says (None: no entry), as /proc showed it."""
     if read(name) is not None:
-        binfmt.remove_write(name).apply()
+        apply(binfmt.remove_write(name))
     if saved is not None:
         for write in binfmt.register_writes(saved):
-            write.apply()
+            apply(write)
 
 
 def unmounted(*argv: str) -> list[str]:
@@ -238,15 +248,15 @@ def foreign_entries() -> Iterator[tuple[str, ...]]:
     with exclusive():
         for name, line in FOREIGN.items():
             if read(name) is not None:  # left by a run that was killed
-                binfmt.remove_write(name).apply()
-            binfmt.Write(binfmt.ROOT / "register", line).apply()
-        binfmt.Write(binfmt.ROOT / "xcompile-test-ext", "0").apply()
+                apply(binfmt.remove_write(name))
+            apply(binfmt.Write(binfmt.ROOT / "register", line))
+        apply(binfmt.Write(binfmt.ROOT / "xcompile-test-ext", "0"))
         try:
             yield tuple(FOREIGN)
         finally:
             for name in FOREIGN:
                 if read(name) is not None:
-                    binfmt.remove_write(name).apply()
+                    apply(binfmt.remove_write(name))
 
 
 __all__ = [
@@ -257,6 +267,7 @@ __all__ = [
     "MIXED_STATES",
     "Entry",
     "all_restored",
+    "apply",
     "arch_states",
     "debian_default",
     "differing",

@@ -26,7 +26,7 @@ from werkzeug.wrappers import Request, Response
 
 from xcompile.archive import fetcher
 from xcompile.archive.download import ProgressEvent, make_session
-from xcompile.archive.fetcher import FetchResult, fetch_qemu
+from xcompile.archive.fetcher import FetchResult, fetch_all
 from xcompile.archive.transfer import MAX_BODY_RESUMES
 from xcompile.errors import (
     CacheError,
@@ -103,7 +103,8 @@ class Site:
         cache_dir: Path | None = None,
         **kwargs: Any,
     ) -> FetchResult:
-        """fetch_qemu against this site, trusting its key unless ``keyring`` says otherwise (None: the defaults)."""
+        """``binary`` fetched (fetch_all) from this site, trusting its key unless ``keyring`` says
+        otherwise (None: the defaults)."""
         ring = self.key.keyring if keyring == "default" else keyring
         archive = fetcher.Archive(
             mirror or self.mirror,
@@ -112,7 +113,8 @@ class Site:
             allow_unsigned=allow_unsigned,
         )
         kwargs.setdefault("timeout", 5.0)
-        return fetch_qemu(binary, archive, cache_dir or self.cache, **kwargs)
+        (found,) = fetch_all([binary], archive, cache_dir or self.cache, **kwargs)
+        return found
 
     def paths(self) -> list[str]:
         return [request.path for request, _ in self.server.log]
@@ -293,7 +295,7 @@ def test_apt_sources_none(tmp_path: Path) -> None:
 )
 def test_mirror_must_be_an_http_url(tmp_path: Path, mirror: str) -> None:
     with pytest.raises(UsageError, match="is not an http\\(s\\) URL") as err:
-        fetch_qemu("qemu-arm-static", fetcher.Archive(mirror, "bookworm"), tmp_path)
+        fetch_all(["qemu-arm-static"], fetcher.Archive(mirror, "bookworm"), tmp_path)
     assert err.value.exit_code == 2
     assert not (tmp_path / "debs").exists()
 
@@ -301,7 +303,7 @@ def test_mirror_must_be_an_http_url(tmp_path: Path, mirror: str) -> None:
 @pytest.mark.parametrize(("binary", "suite"), [("../../etc/passwd", "bookworm"), ("qemu-arm-static", "../bookworm")])
 def test_names_that_would_escape_are_refused(tmp_path: Path, binary: str, suite: str) -> None:
     with pytest.raises(UsageError):
-        fetch_qemu(binary, fetcher.Archive("http://127.0.0.1:9/debian", suite), tmp_path)
+        fetch_all([binary], fetcher.Archive("http://127.0.0.1:9/debian", suite), tmp_path)
 
 
 def test_missing_keyring_file_is_a_usage_error(site: Site) -> None:
@@ -595,8 +597,8 @@ def test_5xx_outlasting_retries(site: Site) -> None:
 
 def test_unreachable_mirror(tmp_path: Path, keys: tuple[GpgKey, GpgKey]) -> None:
     with pytest.raises(DownloadError, match="cannot connect"):
-        fetch_qemu(
-            "qemu-arm-static",
+        fetch_all(
+            ["qemu-arm-static"],
             fetcher.Archive("http://127.0.0.1:9/debian", "bookworm", keyrings=(keys[0].keyring,)),
             tmp_path,
             session=make_session(retries=0),
@@ -936,7 +938,7 @@ def test_credentials_in_the_mirror_url_are_never_shown_or_recorded(site: Site) -
     assert "/nowhere/dists/bookworm/InRelease" in str(err.value)
     for bad in ("ftp://alice:s3cret-pw@host/debian", "http://alice:s3cret-pw@host/debian?token=s3cret"):
         with pytest.raises(UsageError) as refused:
-            fetch_qemu("qemu-arm-static", fetcher.Archive(bad), site.cache)
+            fetch_all(["qemu-arm-static"], fetcher.Archive(bad), site.cache)
         assert "s3cret" not in str(refused.value)
 
 

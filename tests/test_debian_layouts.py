@@ -23,7 +23,7 @@ from debian_archive import Archive, GpgKey, file_handler, key_fixture, real_inre
 from pytest_httpserver import HTTPServer
 
 from xcompile.archive import fetcher, trust
-from xcompile.archive.fetcher import FetchResult, fetch_qemu
+from xcompile.archive.fetcher import FetchResult, fetch_all
 from xcompile.errors import VerificationError
 from xcompile.system.runner import Runner
 
@@ -43,7 +43,8 @@ def serve(server: HTTPServer, root: Path) -> str:
 
 def fetch(mirror: str, suite: str, key: GpgKey, cache: Path, binary: str = "qemu-arm-static") -> FetchResult:
     archive = fetcher.Archive(mirror, suite, keyrings=(key.keyring,))
-    return fetch_qemu(binary, archive, cache, timeout=10.0)
+    (found,) = fetch_all([binary], archive, cache, timeout=10.0)
+    return found
 
 
 def debs_fetched(server: HTTPServer) -> list[str]:
@@ -125,7 +126,7 @@ def test_suite_name_resolves_to_its_codename_and_keys_the_cache(
     assert result.codename == "trixie"
     assert [p.name.split("_")[0] for p in (cache / "index").glob("*.json")] == ["trixie"]
     # --offline with the suite's name finds the codename's record (with the keys that verified it).
-    offline = fetch_qemu("qemu-arm-static", fetcher.Archive(mirror, "stable", (key.keyring,)), cache, offline=True)
+    (offline,) = fetch_all(["qemu-arm-static"], fetcher.Archive(mirror, "stable", (key.keyring,)), cache, offline=True)
     assert offline.path == result.path and not offline.downloaded
 
 

@@ -237,12 +237,14 @@ def test_a_hard_link_names_the_member_it_shares_data_with(deb: Path) -> None:
     assert got.files == {file: ARM}
 
 
-def test_read_member_is_the_same_pass_for_one_path(deb: Path) -> None:
+def test_one_path_alone(deb: Path) -> None:
     got: list[bytes] = []
-    assert debfile.read_member(deb, "usr/bin/qemu-aarch64", lambda s, n: got.append(s.read())) == Found("file")
+    found = debfile.read_members(deb, ["usr/bin/qemu-aarch64"], lambda p, s, n: got.append(s.read()))
+    assert found == {"usr/bin/qemu-aarch64": Found("file")}
     assert got == [AARCH64]
-    assert debfile.read_member(deb, "usr/bin/qemu-arm-static", lambda s, n: None) == Found("link", "usr/bin/qemu-arm")
-    assert debfile.read_member(deb, "usr/bin/nothing", lambda s, n: None) == Found("missing")
+    link = "usr/bin/qemu-arm-static"
+    assert debfile.read_members(deb, [link], lambda p, s, n: None) == {link: Found("link", "usr/bin/qemu-arm")}
+    assert debfile.read_members(deb, ["usr/bin/nothing"], lambda p, s, n: None) == {"usr/bin/nothing": Found("missing")}
 
 
 @pytest.mark.parametrize("path", ["usr/bin/qemu-evil", "usr/bin/qemu-evil-hard"])

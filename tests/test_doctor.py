@@ -19,6 +19,7 @@ from hostbinfmt import (
     HOST_STATES,
     MIXED_STATES,
     all_restored,
+    apply,
     arch_states,
     differing,
     foreign_entries,
@@ -142,7 +143,7 @@ def test_all_restored_registers_again_what_an_unmount_drops() -> None:
         before = snapshot()
         with all_restored():
             for name in names:
-                binfmt.remove_write(name).apply()
+                apply(binfmt.remove_write(name))
         assert differing(before, snapshot()) == []
 
 

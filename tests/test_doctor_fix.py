@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from conftest import run_xcompile
 from debian_archive import Archive, build_deb, file_handler, tiny_elf
-from hostbinfmt import foreign_entries, read, removed, replaced
+from hostbinfmt import apply, foreign_entries, read, removed, replaced
 
 from xcompile.commands import doctor_fix
 from xcompile.errors import EnvironmentProblem
@@ -126,9 +126,9 @@ def test_real_entries_register_again_byte_for_byte() -> None:
             shown = (binfmt.ROOT / name).read_text()
             entry = read(name)
             assert entry is not None and proc_text(entry) == shown
-            binfmt.remove_write(name).apply()
+            apply(binfmt.remove_write(name))
             for write in binfmt.register_writes(entry):
-                write.apply()
+                apply(write)
             assert (binfmt.ROOT / name).read_text() == shown
 
 

@@ -147,10 +147,10 @@ def test_one_inspect_places_every_name() -> None:
     ],
 )
 def test_a_base_digest_is_its_own_names_as_docker_reads_names(base: str, digests: list[str], wanted: str) -> None:
-    store = Store(Runner(lambda line, label: None), engine.DOCKER, lambda line, label: None)
+    store = Store(Runner(lambda line, label: None), engine.DOCKER, lambda line, label: None, pull="never")
     image = plan(Config(base=base.rsplit(":", 1)[0], tags=(base.rsplit(":", 1)[1],)), {}).images[0]
     store.known = {base: Local("sha256:" + "e" * 64, tuple(digests))}
-    assert store.base_digest(image, known=True) == wanted
+    assert store.newest_base(image) == wanted
 
 
 @pytest.mark.parametrize(

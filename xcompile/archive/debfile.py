@@ -64,13 +64,7 @@ class Found:
     """For a link: the path it points to inside the package, normalized (``usr/bin/qemu-arm``)."""
 
 
-Writer = Callable[[IO[bytes], int], None]
 PathWriter = Callable[[str, IO[bytes], int], None]
-
-
-def read_member(deb: Path | BinaryIO, wanted: str, write: Writer) -> Found:
-    """Find ``wanted`` (``usr/bin/x``) in ``deb``; a regular file is handed to ``write(stream, size)``."""
-    return read_members(deb, [wanted], lambda _path, stream, size: write(stream, size))[wanted]
 
 
 def read_members(

@@ -52,7 +52,7 @@ from xcompile.host.elf import check_static
 from xcompile.host.platforms import Arch
 from xcompile.system.runner import Runner
 
-__all__ = ["Archive", "FetchResult", "Offer", "fetch_all", "fetch_qemu", "offers", "pick"]
+__all__ = ["Archive", "FetchResult", "Offer", "fetch_all", "offers", "pick"]
 
 MAX_LINKS = 8
 MAX_PACKAGES = 8
@@ -73,11 +73,6 @@ class FetchResult:
     signer: str
     """Who signed the Release ("" when it was taken unverified with --allow-unsigned)."""
     notes: tuple[str, ...] = ()
-
-
-def fetch_qemu(binary: str, archive: Archive, cache_dir: Path, **options: object) -> FetchResult:
-    """``usr/bin/<binary>`` (e.g. qemu-arm-static) for this host: ``fetch_all`` of one."""
-    return fetch_all([binary], archive, cache_dir, **options)[0]  # type: ignore[arg-type]
 
 
 def fetch_all(

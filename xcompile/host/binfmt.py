@@ -61,23 +61,13 @@ _SEPARATORS = ":|,;#!%@^~"
 
 @dataclass(frozen=True)
 class Write:
-    """One write to /proc, shown to the user before it is made."""
+    """One write to /proc, shown to the user before it is made (by Runner.write_proc)."""
 
     path: Path
     text: str
 
     def __str__(self) -> str:
         return f"echo '{self.text}' > {self.path}"
-
-    def apply(self) -> None:
-        try:
-            with self.path.open("w") as out:
-                out.write(self.text)
-        except OSError as err:
-            # The kernel answers a refused registration with an errno; so does
-            # a folder that is not binfmt_misc. Both are the host's, not ours.
-            msg = f"cannot {self.what()}: {err.strerror or err}"
-            raise EnvironmentProblem(msg) from None
 
     def what(self) -> str:
         if self.path.name == "register":

@@ -167,12 +167,6 @@ class Store:
             return err.last_words
         return None
 
-    def base_digest(self, image: Image, *, known: bool = False) -> str | None:
-        """The base's registry digest where it came from one, else its local image ID;
-        None where the store has no such base. ``known``: the survey's answer stands."""
-        local = self.local_base(image, known=known)
-        return None if local is None else digest_of(image.base, local)
-
     def local_base(self, image: Image, *, known: bool = False) -> Local | None:
         """The base in the store; None where it has none. ``known``: the survey's answer stands."""
         return self.known[image.base] if known and image.base in self.known else self._inspect(image)
