@@ -2,7 +2,8 @@
 
 The archive is signed with throwaway gpg keys; the end-to-end test uses the
 real qemu-user-static .deb and runs the extracted qemu on an armhf busybox.
-Nothing here skips: a missing tool or .deb is a failure.
+Nothing here skips: a missing tool or .deb is a failure. A test that needs gpg
+(the throwaway keys) or the real .deb is marked integration; the rest need neither.
 """
 
 from __future__ import annotations
@@ -306,6 +307,7 @@ def test_names_that_would_escape_are_refused(tmp_path: Path, binary: str, suite:
         fetch_all([binary], fetcher.Archive("http://127.0.0.1:9/debian", suite), tmp_path)
 
 
+@pytest.mark.integration  # gpg: its throwaway keys
 def test_missing_keyring_file_is_a_usage_error(site: Site) -> None:
     site.serve()
     with pytest.raises(UsageError, match="does not exist"):
@@ -315,6 +317,7 @@ def test_missing_keyring_file_is_a_usage_error(site: Site) -> None:
 # --- signatures ---------------------------------------------------------------------------------
 
 
+@pytest.mark.integration  # gpg: its throwaway keys
 def test_good_signature(site: Site) -> None:
     site.serve()
     events: list[ProgressEvent] = []
@@ -333,6 +336,7 @@ def test_good_signature(site: Site) -> None:
     assert len(deb_events) <= 2 + site.deb_file.stat().st_size // (1 << 20)
 
 
+@pytest.mark.integration  # gpg: its throwaway keys
 def test_good_detached_signature_on_release(site: Site) -> None:
     site.archive.write(site.key, inrelease=False, release_gpg=True)
     site.serve()
@@ -340,6 +344,7 @@ def test_good_detached_signature_on_release(site: Site) -> None:
     assert site.paths()[:3] == [f"{PREFIX}/dists/bookworm/{n}" for n in ("InRelease", "Release", "Release.gpg")]
 
 
+@pytest.mark.integration  # gpg: its throwaway keys
 def test_signature_by_another_key_is_refused(site: Site, keys: tuple[GpgKey, GpgKey]) -> None:
     site.serve()
     with pytest.raises(VerificationError, match="no good signature") as err:
@@ -350,6 +355,7 @@ def test_signature_by_another_key_is_refused(site: Site, keys: tuple[GpgKey, Gpg
     assert_nothing_kept(site.cache)
 
 
+@pytest.mark.integration  # gpg: its throwaway keys
 def test_tampered_inrelease_is_refused(site: Site) -> None:
     inrelease = site.archive.dists / "InRelease"
     text = inrelease.read_text()
@@ -360,6 +366,7 @@ def test_tampered_inrelease_is_refused(site: Site) -> None:
     assert_nothing_kept(site.cache)
 
 
+@pytest.mark.integration  # gpg: its throwaway keys
 def test_unsigned_release_is_refused(site: Site) -> None:
     site.archive.write(None)
     site.serve()
@@ -370,6 +377,7 @@ def test_unsigned_release_is_refused(site: Site) -> None:
     assert_nothing_kept(site.cache)
 
 
+@pytest.mark.integration  # gpg: its throwaway keys
 def test_unsigned_release_is_taken_with_allow_unsigned_and_warned_every_run(site: Site) -> None:
     site.archive.write(None)
     site.serve()
@@ -384,6 +392,7 @@ def test_unsigned_release_is_taken_with_allow_unsigned_and_warned_every_run(site
         site.fetch(keyring=None, offline=True)
 
 
+@pytest.mark.integration  # gpg: its throwaway keys
 def test_archive_signed_by_an_untrusted_key_is_refused_by_the_default_trust(site: Site, tmp_path: Path) -> None:
     # Neither the bundled Debian keys nor the host's know the test key.
     site.serve()
@@ -397,6 +406,7 @@ def test_archive_signed_by_an_untrusted_key_is_refused_by_the_default_trust(site
     assert taken.signer == "" and "no good signature" in taken.notes[0]
 
 
+@pytest.mark.integration  # gpg: its throwaway keys
 def test_trusted_keyring_dirs_count(site: Site, tmp_path: Path) -> None:
     site.serve()
     keyrings = tmp_path / "trusted.gpg.d"
@@ -407,6 +417,7 @@ def test_trusted_keyring_dirs_count(site: Site, tmp_path: Path) -> None:
     assert result.notes == ()
 
 
+@pytest.mark.integration  # gpg: its throwaway keys
 def test_ascii_armored_host_key_counts(site: Site, tmp_path: Path) -> None:
     site.serve()
     keyrings = tmp_path / "trusted.gpg.d"
@@ -420,6 +431,7 @@ def test_ascii_armored_host_key_counts(site: Site, tmp_path: Path) -> None:
     assert site.fetch(keyring=None, keyring_dirs=(keyrings,)).signer.startswith("Test Archive")
 
 
+@pytest.mark.integration  # gpg: its throwaway keys
 def test_third_party_keys_in_usr_share_keyrings_do_not_count(site: Site, tmp_path: Path) -> None:
     site.serve()
     keyrings = tmp_path / "keyrings"
@@ -431,6 +443,7 @@ def test_third_party_keys_in_usr_share_keyrings_do_not_count(site: Site, tmp_pat
     assert site.fetch(keyring=None, keyring_dirs=(keyrings,)).signer
 
 
+@pytest.mark.integration  # gpg: its throwaway keys
 def test_without_gpgv_pysequoia_verifies(site: Site, tmp_path: Path) -> None:
     site.serve()
     from xcompile.system.runner import Runner
@@ -445,6 +458,7 @@ def test_without_gpgv_pysequoia_verifies(site: Site, tmp_path: Path) -> None:
         site.fetch(runner=NoGpgv(lambda line, label: None), keyring=None, cache_dir=tmp_path / "other")
 
 
+@pytest.mark.integration  # gpg: its throwaway keys
 def test_release_of_another_suite_is_refused(site: Site) -> None:
     # A correctly signed Release for bullseye, served where bookworm's should be.
     (site.archive.root / "dists" / "bookworm").rename(site.archive.root / "dists" / "bullseye")
@@ -459,6 +473,7 @@ def test_release_of_another_suite_is_refused(site: Site) -> None:
 # --- HTTP faults --------------------------------------------------------------------------------
 
 
+@pytest.mark.integration  # gpg: its throwaway keys
 def test_500_then_200_recovers(site: Site) -> None:
     serve_file = file_handler(site.archive.root, PREFIX)
     server = site.server
@@ -475,6 +490,7 @@ def test_500_then_200_recovers(site: Site) -> None:
     assert [r.status_code for r in (resp for _, resp in server.log)][-2:] == [500, 200]
 
 
+@pytest.mark.integration  # gpg: its throwaway keys
 def test_cut_mid_body_resumes_with_range(site: Site) -> None:
     data = site.deb_file.read_bytes()
     serve_file = file_handler(site.archive.root, PREFIX)
@@ -499,6 +515,7 @@ def test_cut_mid_body_resumes_with_range(site: Site) -> None:
     assert [resp.status_code for req, resp in site.server.log if req is second] == [206]
 
 
+@pytest.mark.integration  # gpg: its throwaway keys
 def test_cut_mid_body_restarts_when_range_is_ignored(site: Site) -> None:
     data = site.deb_file.read_bytes()
     cuts = iter([True])
@@ -513,6 +530,7 @@ def test_cut_mid_body_restarts_when_range_is_ignored(site: Site) -> None:
     assert len(site.deb_requests()) == 2
 
 
+@pytest.mark.integration  # gpg: its throwaway keys
 def test_cut_every_time_fails_clean(site: Site) -> None:
     data = site.deb_file.read_bytes()
     site.serve(lambda request: cut_response(data, keep=len(data) // 4))
@@ -524,6 +542,7 @@ def test_cut_every_time_fails_clean(site: Site) -> None:
     assert_nothing_kept(site.cache)
 
 
+@pytest.mark.integration  # gpg: its throwaway keys
 def test_flipped_byte_is_refused(site: Site) -> None:
     data = bytearray(site.deb_file.read_bytes())
     data[len(data) // 2] ^= 0x01
@@ -534,6 +553,7 @@ def test_flipped_byte_is_refused(site: Site) -> None:
     assert_nothing_kept(site.cache)
 
 
+@pytest.mark.integration  # gpg: its throwaway keys
 def test_longer_body_than_the_index_says_is_refused(site: Site) -> None:
     data = site.deb_file.read_bytes() + b"trailing junk"
     site.serve(lambda request: Response(data, content_type="application/octet-stream"))
@@ -542,6 +562,7 @@ def test_longer_body_than_the_index_says_is_refused(site: Site) -> None:
     assert_nothing_kept(site.cache)
 
 
+@pytest.mark.integration  # gpg: its throwaway keys
 @pytest.mark.parametrize("where", ["before the headers", "mid-body"])
 def test_stall_times_out(site: Site, where: str) -> None:
     release = threading.Event()
@@ -570,6 +591,7 @@ def test_stall_times_out(site: Site, where: str) -> None:
     assert_nothing_kept(site.cache)
 
 
+@pytest.mark.integration  # gpg: its throwaway keys
 def test_404_names_the_url(site: Site) -> None:
     site.deb_file.unlink()
     site.serve()
@@ -579,6 +601,7 @@ def test_404_names_the_url(site: Site) -> None:
     assert_nothing_kept(site.cache)
 
 
+@pytest.mark.integration  # gpg: its throwaway keys
 def test_unknown_suite(site: Site) -> None:
     site.serve()
     with pytest.raises(DownloadError, match="no Release either") as err:
@@ -586,6 +609,7 @@ def test_unknown_suite(site: Site) -> None:
     assert "suite name" in str(err.value)
 
 
+@pytest.mark.integration  # gpg: its throwaway keys
 def test_5xx_outlasting_retries(site: Site) -> None:
     site.serve(lambda request: Response("busy", status=503))
     with pytest.raises(DownloadError, match="HTTP 503") as err:
@@ -595,6 +619,7 @@ def test_5xx_outlasting_retries(site: Site) -> None:
     assert_nothing_kept(site.cache)
 
 
+@pytest.mark.integration  # gpg: its throwaway keys
 def test_unreachable_mirror(tmp_path: Path, keys: tuple[GpgKey, GpgKey]) -> None:
     with pytest.raises(DownloadError, match="cannot connect"):
         fetch_all(
@@ -609,6 +634,7 @@ def test_unreachable_mirror(tmp_path: Path, keys: tuple[GpgKey, GpgKey]) -> None
 # --- the index and the package ------------------------------------------------------------------
 
 
+@pytest.mark.integration  # gpg: its throwaway keys
 def test_index_without_the_package(site: Site, tmp_path: Path) -> None:
     other = build_deb(
         tmp_path / "busybox.deb", package="busybox-static", version="1:1.35.0-4", files={"bin/busybox": tiny_elf()}
@@ -624,6 +650,7 @@ def test_index_without_the_package(site: Site, tmp_path: Path) -> None:
     assert site.deb_requests() == []
 
 
+@pytest.mark.integration  # gpg: its throwaway keys
 def test_packages_xz_not_matching_release_is_refused(site: Site) -> None:
     site.archive.packages_xz.write_bytes(site.archive.packages_xz.read_bytes()[:-1] + b"\0")
     site.serve()
@@ -633,6 +660,7 @@ def test_packages_xz_not_matching_release_is_refused(site: Site) -> None:
     assert_nothing_kept(site.cache)
 
 
+@pytest.mark.integration  # gpg: its throwaway keys
 def test_highest_version_wins(site: Site, tmp_path: Path) -> None:
     versions = ["7.2+dfsg-7+deb12u18", "1:7.2+dfsg-7+deb12u18", "1:7.2+dfsg-7+deb12u18~rc1"]
     site.archive.entries.clear()
@@ -644,6 +672,7 @@ def test_highest_version_wins(site: Site, tmp_path: Path) -> None:
     assert site.fetch().version == "1:7.2+dfsg-7+deb12u18"
 
 
+@pytest.mark.integration  # gpg: its throwaway keys
 def test_binary_not_in_the_package(site: Site) -> None:
     site.serve()
     with pytest.raises(PackageMissing, match="no package holds usr/bin/qemu-mips-static"):
@@ -660,6 +689,7 @@ def test_binary_not_in_the_package(site: Site) -> None:
         pytest.param(lambda: b"#!/bin/sh\necho not elf\n", id="script"),
     ],
 )
+@pytest.mark.integration  # gpg: its throwaway keys
 def test_binary_that_is_not_a_static_host_elf_is_refused(site: Site, tmp_path: Path, elf: Callable[[], bytes]) -> None:
     deb = build_deb(tmp_path / "bad.deb", files={"usr/bin/qemu-arm-static": elf()})
     site.archive.entries.clear()
@@ -675,6 +705,7 @@ def test_binary_that_is_not_a_static_host_elf_is_refused(site: Site, tmp_path: P
 # --- disk and Ctrl-C ----------------------------------------------------------------------------
 
 
+@pytest.mark.integration  # gpg: its throwaway keys
 def test_disk_full(site: Site, tmp_path: Path) -> None:
     small = tmp_path / "small"
     small.mkdir()
@@ -692,6 +723,7 @@ def test_disk_full(site: Site, tmp_path: Path) -> None:
         subprocess.run(["umount", str(small)], check=True)
 
 
+@pytest.mark.integration  # gpg: its throwaway keys
 def test_ctrl_c_leaves_no_part_file(site: Site) -> None:
     site.serve()
 
@@ -707,6 +739,7 @@ def test_ctrl_c_leaves_no_part_file(site: Site) -> None:
 # --- the cache ----------------------------------------------------------------------------------
 
 
+@pytest.mark.integration  # gpg: its throwaway keys
 def test_cache_hit_downloads_and_extracts_nothing(site: Site) -> None:
     site.serve()
     first = site.fetch()
@@ -721,6 +754,7 @@ def test_cache_hit_downloads_and_extracts_nothing(site: Site) -> None:
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
 
 
+@pytest.mark.integration  # gpg: its throwaway keys
 def test_new_upload_is_fetched(site: Site, tmp_path: Path) -> None:
     site.serve()
     first = site.fetch()
@@ -734,6 +768,7 @@ def test_new_upload_is_fetched(site: Site, tmp_path: Path) -> None:
     assert second.sha256 != first.sha256 and first.path.is_file()
 
 
+@pytest.mark.integration  # gpg: its throwaway keys
 def test_offline_serves_from_cache_without_any_request(site: Site) -> None:
     site.serve()
     online = site.fetch()
@@ -747,6 +782,7 @@ def test_offline_serves_from_cache_without_any_request(site: Site) -> None:
     assert site.server.log == []
 
 
+@pytest.mark.integration  # gpg: its throwaway keys
 def test_offline_without_cache_says_what_to_do(site: Site) -> None:
     site.serve()
     with pytest.raises(QemuUnavailable) as err:
@@ -760,6 +796,7 @@ def test_offline_without_cache_says_what_to_do(site: Site) -> None:
 # --- the real package, end to end ---------------------------------------------------------------
 
 
+@pytest.mark.integration  # apt-get download of the real .deb, and qemu runs busybox
 def test_real_qemu_runs_armhf_busybox(tmp_path: Path, httpserver: HTTPServer, keys: tuple[GpgKey, GpgKey]) -> None:
     qemu_deb = real_deb(QEMU)
     archive = Archive(tmp_path / "archive")
@@ -796,6 +833,7 @@ def cache_files(cache: Path) -> dict[Path, bytes]:
     return {p: p.read_bytes() for p in sorted(cache.rglob("*")) if p.is_file()} if cache.exists() else {}
 
 
+@pytest.mark.integration  # gpg: its throwaway keys
 def test_expired_valid_until_is_refused(site: Site) -> None:
     site.archive.write(site.key, date=time.time() - 10 * 86400, valid_until=time.time() - 3 * 86400)
     site.serve()
@@ -806,12 +844,14 @@ def test_expired_valid_until_is_refused(site: Site) -> None:
     assert_nothing_kept(site.cache)
 
 
+@pytest.mark.integration  # gpg: its throwaway keys
 def test_valid_until_in_the_future_is_fine(site: Site) -> None:
     site.archive.write(site.key, valid_until=time.time() + 7 * 86400)
     site.serve()
     assert site.fetch().path.is_file()
 
 
+@pytest.mark.integration  # gpg: its throwaway keys
 def test_release_dated_in_the_future_is_refused(site: Site) -> None:
     site.archive.write(site.key, date=time.time() + 3600)
     site.serve()
@@ -820,12 +860,14 @@ def test_release_dated_in_the_future_is_refused(site: Site) -> None:
     assert_nothing_kept(site.cache)
 
 
+@pytest.mark.integration  # gpg: its throwaway keys
 def test_small_clock_skew_is_tolerated(site: Site) -> None:
     site.archive.write(site.key, date=time.time() + 120)
     site.serve()
     assert site.fetch().path.is_file()
 
 
+@pytest.mark.integration  # gpg: its throwaway keys
 def test_rollback_to_an_older_release_is_refused(site: Site, tmp_path: Path) -> None:
     site.serve()
     site.fetch()
@@ -843,6 +885,7 @@ def test_rollback_to_an_older_release_is_refused(site: Site, tmp_path: Path) -> 
     assert leftovers(site.cache) == []
 
 
+@pytest.mark.integration  # gpg: its throwaway keys
 def test_rollback_is_judged_per_mirror_and_suite(site: Site) -> None:
     site.serve()
     site.fetch()
@@ -860,6 +903,7 @@ def cut_short(path: Path) -> None:
     path.write_bytes(data[: len(data) // 2])
 
 
+@pytest.mark.integration  # gpg: its throwaway keys
 def test_cached_binary_cut_short_is_extracted_again_from_the_cached_deb(site: Site) -> None:
     site.serve()
     first = site.fetch()
@@ -874,6 +918,7 @@ def test_cached_binary_cut_short_is_extracted_again_from_the_cached_deb(site: Si
     assert offline.path.read_bytes() == whole
 
 
+@pytest.mark.integration  # gpg: its throwaway keys
 def test_cached_binary_and_deb_both_damaged_are_downloaded_again(site: Site) -> None:
     site.serve()
     first = site.fetch()
@@ -887,6 +932,7 @@ def test_cached_binary_and_deb_both_damaged_are_downloaded_again(site: Site) -> 
     assert len(site.deb_requests()) == 1
 
 
+@pytest.mark.integration  # gpg: its throwaway keys
 def test_offline_never_hands_out_a_damaged_binary(site: Site) -> None:
     site.serve()
     first = site.fetch()
@@ -900,6 +946,7 @@ def test_offline_never_hands_out_a_damaged_binary(site: Site) -> None:
 # --- what a mirror can make us do ---------------------------------------------------------------
 
 
+@pytest.mark.integration  # gpg: its throwaway keys
 def test_huge_retry_after_is_not_waited_out(site: Site) -> None:
     site.server.expect_request(f"{PREFIX}/dists/bookworm/InRelease").respond_with_response(
         Response("busy", status=503, headers={"Retry-After": "86400"})
@@ -914,6 +961,7 @@ def test_huge_retry_after_is_not_waited_out(site: Site) -> None:
     assert_nothing_kept(site.cache)
 
 
+@pytest.mark.integration  # gpg: its throwaway keys
 def test_short_retry_after_is_waited_out(site: Site) -> None:
     inrelease = site.archive.dists / "InRelease"
     site.server.expect_ordered_request(f"{PREFIX}/dists/bookworm/InRelease").respond_with_response(
@@ -924,6 +972,7 @@ def test_short_retry_after_is_waited_out(site: Site) -> None:
     assert site.fetch().path.is_file()
 
 
+@pytest.mark.integration  # gpg: its throwaway keys
 def test_credentials_in_the_mirror_url_are_never_shown_or_recorded(site: Site) -> None:
     site.serve()
     secret_mirror = site.mirror.replace("http://", "http://alice:s3cret-pw@")
@@ -942,6 +991,7 @@ def test_credentials_in_the_mirror_url_are_never_shown_or_recorded(site: Site) -
         assert "s3cret" not in str(refused.value)
 
 
+@pytest.mark.integration  # gpg: its throwaway keys
 def test_a_huge_packages_paragraph_is_refused(site: Site) -> None:
     para = site.archive.packages_text() + b"\n\nPackage: x\nDescription: y\n" + b" z" * (1 << 20) + b"\n"
     site.archive.write(site.key, packages=para)
@@ -951,6 +1001,7 @@ def test_a_huge_packages_paragraph_is_refused(site: Site) -> None:
     assert_nothing_kept(site.cache)
 
 
+@pytest.mark.integration  # gpg: its throwaway keys
 def test_a_trickling_mirror_is_bounded_by_the_timeout(site: Site) -> None:
     data = (site.archive.dists / "InRelease").read_bytes()
 

@@ -151,6 +151,7 @@ def read_only(folder: Path) -> Iterator[None]:
         subprocess.run(["umount", str(folder)], check=True)
 
 
+@pytest.mark.integration  # root: a read-only bind mount
 def test_read_only_folder(tmp_path: Path) -> None:
     folder = tmp_path / ".docker"
     folder.mkdir()
