@@ -10,8 +10,9 @@ import pytest
 from plumbum import local
 
 from xcompile import engine
-from xcompile.engine import DOCKER, PODMAN, Platform, Versions
-from xcompile.errors import ConfigError, DockerUnavailable, ProgramMissing
+from xcompile.engine import DOCKER, PODMAN, Platform, Versions, choice
+from xcompile.engine.authfiles import AuthFile, EnvAuths, Places
+from xcompile.errors import ConfigError, EngineUnavailable, ProgramMissing
 from xcompile.settings.config import load
 from xcompile.system.runner import Runner
 
@@ -114,9 +115,11 @@ def shims(folder: Path, **programs: str) -> str:
 
 def choose(setting: str, path: str, *, dry_run: bool = False) -> tuple[engine.Engine, str, list[str]]:
     seen: list[str] = []
+    places = Places(Path("/nowhere/config.json"), Path("/nowhere/auth.json"))
+    runner = Runner(lambda line, label: seen.append(line), dry_run=dry_run)
     with local.env(PATH=path):
-        chosen, why = engine.choose(setting, Runner(lambda line, label: seen.append(line), dry_run=dry_run))
-    return chosen, why, seen
+        chosen = choice.choose(setting, runner, places, Path("/nowhere"), lambda line, label: seen.append(line))
+    return chosen.engine, chosen.why, seen
 
 
 def test_auto_takes_docker_when_its_daemon_answers(tmp_path: Path) -> None:
@@ -154,6 +157,91 @@ def test_explicit_choice_asks_nothing(tmp_path: Path) -> None:
     assert choose("podman", shims(tmp_path / "bin"))[:2] == (PODMAN, "engine: podman")
 
 
+def test_auto_without_running_an_engine_goes_by_path(tmp_path: Path) -> None:
+    """inspect and verify run no engine: auto is settled by PATH alone, nothing is run or echoed,
+    and the runner is not fitted (no podman setup is checked)."""
+    seen: list[str] = []
+    runner = Runner(lambda line, label: seen.append(line))
+    missing = Places(
+        tmp_path / "dc" / "config.json", tmp_path / "auth.json", named=(("REGISTRY_AUTH_FILE", tmp_path / "x"),)
+    )
+
+    def pick(path: str) -> tuple[engine.Engine, str]:
+        with local.env(PATH=path):
+            chosen = choice.choose("auto", runner, missing, tmp_path, lambda line, label: seen.append(line), runs=False)
+        assert chosen.fitted is None
+        return chosen.engine, chosen.why
+
+    both = shims(tmp_path / "both", docker="exit 1", podman="exit 1")
+    assert pick(both) == (DOCKER, "engine: auto chose docker (on PATH; its daemon is not asked)")
+    assert pick(shims(tmp_path / "p", podman="exit 1"))[0] == PODMAN
+    assert pick(shims(tmp_path / "none")) == (
+        DOCKER,
+        "engine: auto chose docker (neither docker nor podman is on PATH)",
+    )
+    assert seen == []
+
+
+def test_the_engine_value_carries_its_auth_files_in_its_order(tmp_path: Path) -> None:
+    """One value: the engine, why, where its logins are (DOCKER_AUTH_CONFIG first for docker
+    alone), the home folder; a file an environment variable named is read strictly."""
+    env = {"DOCKER_CONFIG": str(tmp_path / "dc"), "DOCKER_AUTH_CONFIG": '{"auths": {"h:5000": {"auth": "dTpw"}}}'}
+    settings, _ = load({"engine": "docker"}, env, tmp_path, tmp_path / "home")
+    runner = Runner(lambda line, label: None)
+    docker = choice.choose("docker", runner, settings.auth_places, tmp_path / "home", lambda line, label: print(line))
+    assert (docker.engine, docker.why, docker.home, docker.fitted) == (
+        DOCKER,
+        "engine: docker",
+        tmp_path / "home",
+        None,
+    )
+    assert docker.auth_files == (EnvAuths((("h:5000", "dTpw"),)), AuthFile(tmp_path / "dc" / "config.json"))
+    assert [isinstance(f, AuthFile) and f.warn is None for f in docker.auth_files] == [False, True]  # named: strict
+    podman = choice.choose(
+        "podman", runner, settings.auth_places, tmp_path / "home", lambda line, label: print(line), runs=False
+    )
+    assert [str(f) for f in podman.auth_files] == [str(settings.podman_auth_file), str(tmp_path / "dc" / "config.json")]
+    assert [f.warn is None for f in podman.auth_files if isinstance(f, AuthFile)] == [False, True]
+
+
+def test_an_unreadable_default_auth_file_is_one_warning_and_no_login(tmp_path: Path) -> None:
+    """~/.docker/config.json that docker could not read either: said once, however often it is
+    read, and read as holding nothing; the same file named by DOCKER_CONFIG is an error."""
+    home = tmp_path / "home"
+    (home / ".docker").mkdir(parents=True)
+    (home / ".docker" / "config.json").write_text("{oops")
+    said: list[str] = []
+    settings, _ = load({}, {}, tmp_path, home)
+    chosen = choice.choose(
+        "docker", Runner(lambda line, label: None), settings.auth_places, home, lambda line, label: said.append(line)
+    )
+    (auth_file,) = chosen.auth_files
+    assert isinstance(auth_file, AuthFile)
+    assert auth_file.data() == {} and auth_file.data() == {}
+    assert said == [
+        f"warning: {home}/.docker/config.json is not valid JSON (line 1, column 2: Expecting property name"
+        " enclosed in double quotes); read as holding no login, as docker reads it"
+    ]
+    chosen.refuse_broken()  # not named: nothing to refuse
+    named, _ = load({}, {"DOCKER_CONFIG": str(home / ".docker")}, tmp_path, home)
+    strict = choice.choose(
+        "docker", Runner(lambda line, label: None), named.auth_places, home, lambda line, label: said.append(line)
+    )
+    with pytest.raises(ConfigError, match=r"config.json is not valid JSON \(line 1"):
+        strict.refuse_broken()
+    assert len(said) == 1
+
+
+def test_podmans_setup_refused_still_names_the_engine(tmp_path: Path) -> None:
+    """A REGISTRY_AUTH_FILE that does not exist stops podman; doctor still learns which engine it was."""
+    settings, _ = load({}, {"REGISTRY_AUTH_FILE": str(tmp_path / "gone.json")}, tmp_path, tmp_path)
+    with pytest.raises(choice.Refused, match="names a file that does not exist") as refused:
+        choice.choose(
+            "podman", Runner(lambda line, label: None), settings.auth_places, tmp_path, lambda line, label: print(line)
+        )
+    assert refused.value.chosen.engine == PODMAN and refused.value.exit_code == 3
+
+
 def test_versions_of_each_engine(tmp_path: Path) -> None:
     docker_out = '{"Client":{"Version":"28.1.1"},"Server":{"Version":"20.10.24"}}'
     podman_out = '{"Client":{"APIVersion":"4.3.1","Version":"4.3.1"}}'
@@ -163,7 +251,7 @@ def test_versions_of_each_engine(tmp_path: Path) -> None:
         assert DOCKER.versions(runner) == Versions("docker", "28.1.1", "20.10.24")
         assert PODMAN.versions(runner) == Versions("podman", "4.3.1", None)
     broken = shims(tmp_path / "broken", podman="echo 'Error: database is locked' >&2; exit 125")
-    with local.env(PATH=broken), pytest.raises(DockerUnavailable, match=r"podman cannot run: .*database is locked"):
+    with local.env(PATH=broken), pytest.raises(EngineUnavailable, match=r"podman cannot run: .*database is locked"):
         PODMAN.versions(runner)
 
 

@@ -55,7 +55,7 @@ from test_registry_hostile import (
 )
 from werkzeug import Request, Response
 
-from xcompile import engine
+from xcompile.engine import choice
 from xcompile.errors import RegistryUnreadable
 from xcompile.registry import IMAGE_TYPES, challenges, check, credentials
 from xcompile.registry import Registry as Where
@@ -509,6 +509,47 @@ def basic_registry(server: HTTPServer, password: str = PASSWORD) -> None:
         server.expect_request(path).respond_with_handler(answer)
 
 
+def test_an_auth_file_that_cannot_be_read_is_one_warning_unless_the_user_named_it(
+    httpserver: HTTPServer, tmp_path: Path, user_env: dict[str, str]
+) -> None:
+    """Where the engine looks by default (podman's auth.json, ~/.docker/config.json), a file docker
+    could not read either is one warning and no login: the next file's login is used. The same
+    broken file named by DOCKER_CONFIG is a one-line error, exit 2."""
+    host = host_of(httpserver)
+    basic_registry(httpserver)
+    runtime = tmp_path / "runtime"
+    (runtime / "containers").mkdir(parents=True)
+    (runtime / "containers" / "auth.json").write_text('{"auths": ')
+    auth_file(Path(user_env["DOCKER_CONFIG"]), login_for(host))
+    env = {**user_env, "XDG_RUNTIME_DIR": str(runtime)}
+    podman = run_xcompile("inspect", f"{host}/team/app:a", "--engine", "podman", cwd=tmp_path, env=env)
+    assert podman.returncode == 0, podman.stderr
+    assert podman.stderr.splitlines() == [
+        f"xcompile: warning: {runtime}/containers/auth.json is not valid JSON (line 1, column 11: Expecting value);"
+        " read as holding no login, as docker reads it"
+    ]
+    home = tmp_path / "home"
+    auth_file(home / ".docker", {}).write_text("{oops")
+    default = {key: value for key, value in user_env.items() if key != "DOCKER_CONFIG"} | {"HOME": str(home)}
+    docker = run_xcompile("inspect", f"{host}/team/app:a", cwd=tmp_path, env=default)
+    assert docker.returncode == 1, docker.stderr
+    assert docker.stderr.splitlines() == [
+        f"xcompile: warning: {home}/.docker/config.json is not valid JSON (line 1, column 2: Expecting property"
+        " name enclosed in double quotes); read as holding no login, as docker reads it",
+        f"xcompile: error: cannot read {host}/team/app:a from the registry: registry {host} answered HTTP 401 for"
+        " team/app:a",
+    ]
+    named = run_xcompile(
+        "inspect", f"{host}/team/app:a", cwd=tmp_path, env={**default, "DOCKER_CONFIG": str(home / ".docker")}
+    )
+    assert named.returncode == 2, named.stderr
+    assert named.stderr.splitlines() == [
+        f"xcompile: error: {home}/.docker/config.json is not valid JSON (line 1, column 2: Expecting property name"
+        " enclosed in double quotes); left unchanged — fix or remove it, then run again"
+    ]
+    assert (home / ".docker" / "config.json").read_text() == "{oops"
+
+
 def auth_config(key: str, user: str = USER, password: str = PASSWORD) -> str:
     return json.dumps({"auths": {key: {"auth": base64.b64encode(f"{user}:{password}".encode()).decode()}}})
 
@@ -564,9 +605,15 @@ def test_docker_auth_config_counts_for_the_check_and_for_docker_only(httpserver:
         assert warnings == []
         return settings
 
-    def login(settings: Config, shapes: engine.Engine = engine.DOCKER) -> tuple[str, str]:
+    def sources(settings: Config) -> tuple[credentials.AuthFile, ...]:
+        quiet = Runner(lambda line, label: None)
+        return choice.choose(
+            settings.engine, quiet, settings.auth_places, tmp_path, lambda line, label: print(line), runs=False
+        ).auth_files
+
+    def login(settings: Config) -> tuple[str, str]:
         (where,) = check.for_repo(settings.repo, settings.insecure, Runner(lambda line, label: None))
-        found = check.check([where], credentials.sources(shapes, *settings.auth_sources))[1]
+        found = check.check([where], sources(settings))[1]
         return found.status, found.detail
 
     assert login(config(auth_config(host))) == ("pass", f"credentials for {host} in auths of DOCKER_AUTH_CONFIG")
@@ -575,8 +622,8 @@ def test_docker_auth_config_counts_for_the_check_and_for_docker_only(httpserver:
     # docker compares its keys exactly: a key with a scheme is not the host's
     assert login(config(auth_config(f"https://{host}")))[0] == "fail"
     podman = config(auth_config(host), "podman")
-    assert credentials.sources(engine.PODMAN, *podman.auth_sources) == (podman.podman_auth_file, empty)
-    shown = repr(podman) + repr(credentials.sources(engine.DOCKER, *config(auth_config(host)).auth_sources))
+    assert [str(one) for one in sources(podman)] == [str(podman.podman_auth_file), str(empty)]
+    shown = repr(podman) + repr(sources(config(auth_config(host))))
     assert PASSWORD not in shown and json.loads(auth_config(host))["auths"][host]["auth"] not in shown
 
 

@@ -40,7 +40,8 @@ from conftest import REPO, Registry, RunningRegistry, docker, run_xcompile
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from xcompile import engine
+from xcompile.engine import choice
+from xcompile.engine.authfiles import AuthFile
 from xcompile.errors import RegistryUnreadable
 from xcompile.pipeline.push import Published
 from xcompile.registry import IMAGE_TYPES, LIST_TYPES, check, credentials
@@ -102,7 +103,9 @@ def published(repo: str, docker_config: Path, *, insecure: bool | None = None) -
         said.append(line)
 
     config = Config(repo=repo, insecure=insecure, docker_config=docker_config)
-    return Published(config, Runner(say), engine.DOCKER, say), said
+    runner = Runner(say)
+    chosen = choice.choose("docker", runner, config.auth_places, docker_config.parent, say)
+    return Published(config, runner, chosen, say), said
 
 
 def host_of(server: HTTPServer) -> str:
@@ -501,7 +504,9 @@ def _read_each(server: HTTPServer, cases: list[Case], auth: Path) -> list[str]:
         auth.write_text(json.dumps(case.auths))
         where = Where(host, host, f"http://{host}", "`docker login`")
         try:
-            Reader(where, (auth,), Runner(lambda line, label: None)).read("team/app", "a")
+            # The auth file where the engine looks by default: whatever it holds, never an error.
+            default = AuthFile(auth, lambda line, label: None)
+            Reader(where, (default,), Runner(lambda line, label: None)).read("team/app", "a")
         except RegistryUnreadable:
             pass
         except Exception:  # what the test is looking for

@@ -221,13 +221,13 @@ class _PushedImages(_Command):
 
 
 @XcompileApp.subcommand("inspect")
-class InspectCommand(_PushedImages, switches.Engine):
+class InspectCommand(_PushedImages, switches.EngineSwitch):
     """What pushed images are made of (base, qemu, recipe), read from the registry without pulling them."""
 
     def main(self, *names: str) -> int:
         named = self.named(names, "inspect")
         console, settings, runner = self.session()
-        found, failed = inspect_image.inspect(named, settings, runner)
+        found, failed = inspect_image.inspect(named, settings, runner, console.say)
         if failed and not found and len(failed) == 1:
             raise failed[0]
         if found or self.fmt == "json":
@@ -240,14 +240,14 @@ class InspectCommand(_PushedImages, switches.Engine):
 
 
 @XcompileApp.subcommand("verify")
-class VerifyCommand(_PushedImages, switches.ArchiveMirror, switches.Engine):
+class VerifyCommand(_PushedImages, switches.ArchiveMirror, switches.EngineSwitch):
     """Is a pushed image exactly its recorded base plus the qemu of a signed Debian package? Pulls nothing.
     Exit 0: verified; 1: an image differs; 3: cannot tell (see docs/verify.md)."""
 
     def main(self, *names: str) -> int:
         named = self.named(names, "verify")
         console, settings, runner = self.session()
-        verdicts = verify.verify(named, settings, runner)
+        verdicts = verify.verify(named, settings, runner, console.say)
         if self.fmt == "json":
             console.result(json.dumps([one.as_dict() for one in verdicts], indent=2))
         else:
@@ -301,7 +301,7 @@ class DoctorCommand(_Command, switches.QemuSource, switches.Registry):
             doctor_fix.fixes(settings, loud, fix_binary=not self.no_fix_binary, show=console.echo)
         # The probes are an implementation detail here; -v shows them.
         quiet = Runner(console.echo if settings.verbose else (lambda *_: None))
-        found = doctor.checks(settings, quiet)
+        found = doctor.checks(settings, quiet, console.say)
         console.result(json.dumps(doctor.as_json(found), indent=2) if self.as_json else doctor.table(found))
         return 3 if doctor.worst(found) == "fail" else 0
 

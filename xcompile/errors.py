@@ -54,8 +54,8 @@ class ProgramMissing(EnvironmentProblem):
         self.program = program
 
 
-class DockerUnavailable(EnvironmentProblem):
-    """The docker client is there but the daemon does not answer."""
+class EngineUnavailable(EnvironmentProblem):
+    """The engine's client is there but cannot work: docker's daemon does not answer, or podman cannot run."""
 
 
 class QemuUnavailable(EnvironmentProblem):

@@ -14,48 +14,39 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from xcompile import engine
 from xcompile.archive import pins, trust
 from xcompile.commands.doctor_fix import MOUNT
-from xcompile.engine import dockerconfig
+from xcompile.engine import DOCKER, PODMAN, Engine, dockerconfig
+from xcompile.engine.choice import Chosen, Refused, choose
+from xcompile.engine.versions import DAEMON_PLATFORM_SINCE, Versions, needs_experimental, older_than
 from xcompile.errors import CommandFailed, XcompileError
 from xcompile.host import binfmt, elf, emulation, platforms
 from xcompile.host.platforms import Arch
 from xcompile.qemu import machines, settle
 from xcompile.registry import check as registry_check
-from xcompile.registry import credentials
 from xcompile.settings.config import Config
 from xcompile.system.runner import Runner
-from xcompile.system.terminal import Status
+from xcompile.system.terminal import Say, Status
 from xcompile.urls import redact
 
 # A check is what the build's registry check calls a finding: one record for both.
 Check = registry_check.Finding
 
 
-def checks(config: Config, runner: Runner, machine: str | None = None) -> list[Check]:
-    """Every check, in the order a newcomer would fix them. ``machine``: the engine's machine
-    type (default: what the engine says, where it runs here; else this machine's)."""
-    found: list[Check] = []
-    try:
-        chosen, why = engine.choose(config.engine, runner)
-    except XcompileError as err:
-        return [Check("engine", "fail", err.message, err.hint or "")]
-    found.append(Check("engine", "pass", why.removeprefix("engine: ")))
-    try:  # before the engine's probes, which run as the build would (podman without an empty DOCKER_CONFIG)
-        fitted = chosen.prepare(runner, config.named_auth_files, Path.home())
-    except XcompileError as err:
-        found.append(Check(f"{chosen.name} setup", "fail", err.message, err.hint or ""))
-    else:
-        if fitted:
-            found.append(Check(f"{chosen.name} setup", "pass", fitted))
-    found += _ENGINE_CHECKS[chosen.name](runner)
+def checks(config: Config, runner: Runner, say: Say, machine: str | None = None) -> list[Check]:
+    """Every check, in the order a newcomer would fix them; ``say``: a warning's way out. ``machine``: the
+    engine's machine type (default: what the engine says, where it runs here; else this machine's)."""
+    chosen, found = _choose(config, runner, say)
+    if chosen is None:
+        return found
+    engine = chosen.engine
+    found += _ENGINE_CHECKS[engine.name](runner)
     found.append(
         Check("binfmt_misc", "pass", f"mounted at {binfmt.ROOT}")
         if binfmt.mounted()
         else Check("binfmt_misc", "fail", f"not mounted at {binfmt.ROOT}", f"`{' '.join(MOUNT)}` (or --fix)")
     )
-    engine_machine = _engine_machine(config, runner, chosen)
+    engine_machine = _engine_machine(config, runner, engine)
     machine = machine or (engine_machine.arch.uname_m if engine_machine.local else None) or platform.machine()
     host = emulation.survey(config.targets, machine)
     for name, seen in host.items():
@@ -67,19 +58,33 @@ def checks(config: Config, runner: Runner, machine: str | None = None) -> list[C
     found.append(_keys(config.keyring))
     if config.qemu_version is not None:
         found += _Pin(config, runner).checks()
-    if chosen.has_experimental:
+    if engine.has_experimental:
         found.append(_docker_config(config.docker_config))
     if config.push:
         found += _registry(config, runner, chosen)
     return found
 
 
-def _engine_machine(config: Config, runner: Runner, chosen: engine.Engine) -> machines.EngineMachine:
+def _choose(config: Config, runner: Runner, say: Say) -> tuple[Chosen | None, list[Check]]:
+    """The engine, as the build chooses it, and its checks: which one, and its setup."""
+    setup: Check | None = None
+    try:  # the setup comes before the engine's probes, which run as the build would
+        chosen = choose(config.engine, runner, config.auth_places, Path.home(), say)
+    except Refused as err:
+        chosen, setup = err.chosen, Check(f"{err.chosen.engine.name} setup", "fail", err.message, err.hint or "")
+    except XcompileError as err:
+        return None, [Check("engine", "fail", err.message, err.hint or "")]
+    if chosen.fitted:
+        setup = Check(f"{chosen.engine.name} setup", "pass", chosen.fitted)
+    return chosen, [Check("engine", "pass", chosen.why.removeprefix("engine: ")), *([setup] if setup else [])]
+
+
+def _engine_machine(config: Config, runner: Runner, engine: Engine) -> machines.EngineMachine:
     try:
-        said = chosen.versions(runner).arch
+        said = engine.versions(runner).arch
     except XcompileError:
         said = None
-    local, why = machines.engine_is_local(chosen.name, dict(config.engine_env), config.docker_config)
+    local, why = machines.engine_is_local(engine.name, dict(config.engine_env), config.docker_config)
     return machines.engine_machine(said, local, why)
 
 
@@ -130,7 +135,7 @@ def _docker(runner: Runner) -> list[Check]:
             Check("docker daemon", "fail", "no client to ask", fix),
         ]
     try:
-        versions = engine.DOCKER.versions(runner)
+        versions = DOCKER.versions(runner)
     except XcompileError as err:
         return [
             Check("docker client", "pass", f"{runner.which('docker')}"),
@@ -141,15 +146,15 @@ def _docker(runner: Runner) -> list[Check]:
     return [client, daemon, _experimental(versions)]
 
 
-def _experimental(versions: engine.Versions) -> Check:
-    if engine.older_than(versions.server, engine.DAEMON_PLATFORM_SINCE) and not versions.server_experimental:
+def _experimental(versions: Versions) -> Check:
+    if older_than(versions.server, DAEMON_PLATFORM_SINCE) and not versions.server_experimental:
         return Check(
             "experimental",
             "fail",
             f"docker {versions.server} needs an experimental daemon for --platform",
             'set "experimental": true in /etc/docker/daemon.json and restart dockerd, or upgrade',
         )
-    if engine.needs_experimental(versions.client):
+    if needs_experimental(versions.client):
         return Check(
             "experimental",
             "warn",
@@ -165,7 +170,7 @@ def _podman(runner: Runner) -> list[Check]:
         fix = "install podman (e.g. `apt-get install podman`, `dnf install podman`)"
         return [Check("podman", "fail", "podman is not on PATH", fix)]
     try:
-        versions = engine.PODMAN.versions(runner)
+        versions = PODMAN.versions(runner)
     except XcompileError as err:
         return [Check("podman", "fail", err.message, err.hint or "")]
     return [
@@ -180,7 +185,7 @@ def _podman_runs(runner: Runner) -> Check:
     missing program get as far as the rlimits without any image."""
     with tempfile.TemporaryDirectory(prefix="xcompile-doctor-") as root:
         try:
-            runner.run(*engine.PODMAN.probe_cmd(Path(root)), timeout=60)
+            runner.run(*PODMAN.probe_cmd(Path(root)), timeout=60)
         except XcompileError as err:
             text = err.details() if isinstance(err, CommandFailed) else str(err)
             if "setting rlimit" in text:
@@ -337,11 +342,10 @@ def _existing_parent(path: Path) -> Path:
     return Path("/")
 
 
-def _registry(config: Config, runner: Runner, chosen: engine.Engine) -> list[Check]:
+def _registry(config: Config, runner: Runner, chosen: Chosen) -> list[Check]:
     """The build's registry check (registry/check.py), as checks, with the chosen engine's credentials."""
     try:
-        found = registry_check.for_repo(config.repo, config.insecure, runner, chosen)
+        found = registry_check.for_repo(config.repo, config.insecure, runner, chosen.engine)
     except XcompileError as err:
         return [Check("registry Docker Hub", "warn", f"cannot ask the daemon for its address: {err.message}")]
-    auth_files = credentials.sources(chosen, *config.auth_sources)
-    return registry_check.check(found, auth_files)
+    return registry_check.check(found, chosen.auth_files)

@@ -9,14 +9,16 @@ It reads with the same credentials as the build (registry/reader.py).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from xcompile import registry
+from xcompile.engine.choice import choose
 from xcompile.errors import EnvironmentProblem, RegistryUnreadable, XcompileError
 from xcompile.registry import Remote, recipe, reference
 from xcompile.settings.config import Config
 from xcompile.system.runner import Runner
-from xcompile.system.terminal import printable
+from xcompile.system.terminal import Say, printable
 
 if TYPE_CHECKING:  # requests loads only when a registry is read
     from xcompile.registry.reader import Reader
@@ -52,25 +54,24 @@ class Seen:
         return {**asdict(self), **found, "xcompile": self.xcompile or None}
 
 
-def inspect(names: list[str], config: Config, runner: Runner) -> tuple[list[Seen], list[XcompileError]]:
+def inspect(names: list[str], config: Config, runner: Runner, say: Say) -> tuple[list[Seen], list[XcompileError]]:
     """Each name's image, or each platform of its list; and why the registry could not answer for
-    the names it could not (the others are still read). Every name is checked before any is read."""
-    from xcompile.engine import ENGINES
-    from xcompile.registry import credentials
+    the names it could not (the others are still read). Every name is checked before any is read.
+    No engine runs (but to ask docker for Docker Hub's address): auto is settled by PATH alone."""
     from xcompile.registry.reader import Reader
 
-    shapes = ENGINES.get(config.engine, ENGINES["docker"])
-    auth_files = credentials.sources(shapes, *config.auth_sources)
+    chosen = choose(config.engine, runner, config.auth_places, Path.home(), say, runs=False)
+    engine = chosen.engine
     found: list[Seen] = []
     failed: list[XcompileError] = []
     for name, (repo, ref) in [(name, reference.split_name(name, "inspect")) for name in names]:
         wheres = registry.for_repos(
-            [repo], insecure=config.insecure, program=shapes.program, hub_address=lambda: shapes.hub_address(runner)
+            [repo], insecure=config.insecure, program=engine.program, hub_address=lambda: engine.hub_address(runner)
         )
         if not wheres:
             continue  # Docker Hub's address was not asked (a dry run)
         # The same credentials, CAs and bounds as the build's registry reads.
-        reader = Reader(wheres[0], auth_files, runner)
+        reader = Reader(wheres[0], chosen.auth_files, runner)
         path, _ = registry.split(f"{repo}:latest")
         try:
             remote = _read(reader, path, ref, name)

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from xcompile import engine, registry
+from xcompile import registry
 from xcompile.engine import Platform, dockerconfig
+from xcompile.engine.choice import Chosen, choose
 from xcompile.errors import CommandFailed, JoinFailed
 from xcompile.host.platforms import Arch
 from xcompile.registry import Remote, recipe, reference
@@ -47,21 +48,20 @@ class Joined:
     platforms: tuple[str, ...]
 
 
-def choose_tool(config: Config, runner: Runner, say: Say) -> ListTool:
+def choose_tool(config: Config, chosen: Chosen, runner: Runner, say: Say) -> ListTool:
     """buildx's imagetools where the engine has it and the plugin answers,
     else the engine's own manifest commands."""
-    from xcompile.registry import check, credentials, lists
+    from xcompile.registry import check, lists
     from xcompile.registry.reader import Reader
 
-    shapes, why = engine.choose(config.engine, runner)
+    engine = chosen.engine
     if config.engine == "auto":
-        say(why, None)
-    fitted = shapes.prepare(runner, config.named_auth_files, Path.home())
-    if fitted:
-        say(fitted, None)
-    if shapes.has_imagetools:
+        say(chosen.why, None)
+    if chosen.fitted:
+        say(chosen.fitted, None)
+    if engine.has_imagetools:
         try:
-            answer = runner.ask(shapes.program, "buildx", "version")
+            answer = runner.ask(engine.program, "buildx", "version")
         except CommandFailed:
             pass  # no buildx plugin
         else:
@@ -71,20 +71,19 @@ def choose_tool(config: Config, runner: Runner, say: Say) -> ListTool:
                 "join: buildx was not asked (a dry run); where it answers, `docker buildx imagetools` makes the lists",
                 None,
             )
-    versions = shapes.versions(runner)
-    if shapes.needs_experimental(versions):
+    versions = engine.versions(runner)
+    if engine.needs_experimental(versions):
         edit, written = dockerconfig.enable_experimental(config.docker_config, runner)
         say(edit.describe(done=written), None)
-    auth_files = credentials.sources(shapes, *config.auth_sources)
     readers: list[Reader] = []
 
     def reader() -> Reader:
         if not readers:
-            (where,) = check.for_repo(config.repo, config.insecure, runner, shapes)
-            readers.append(Reader(where, auth_files, runner))
+            (where,) = check.for_repo(config.repo, config.insecure, runner, engine)
+            readers.append(Reader(where, chosen.auth_files, runner))
         return readers[0]
 
-    return lists.EngineManifest(runner, shapes, reader, insecure=reference.plain_http(config.repo, config.insecure))
+    return lists.EngineManifest(runner, engine, reader, insecure=reference.plain_http(config.repo, config.insecure))
 
 
 def parts(config: Config) -> dict[str, list[Part]]:
@@ -101,7 +100,8 @@ def join(config: Config, runner: Runner, say: Say) -> list[Joined]:
         # Not an error: the same CI pipeline works while a project has one arch.
         say(f"nothing to join: with one architecture ({config.arches[0]}) each tag is pushed as the image itself", None)
         return []
-    tool = choose_tool(config, runner, say)
+    chosen = choose(config.engine, runner, config.auth_places, Path.home(), say)
+    tool = choose_tool(config, chosen, runner, say)
     say(f"join: with {tool.name}", None)
     wanted = parts(config)
     seen = runner.look(lambda: {part.ref: _image_of(tool, part) for its_parts in wanted.values() for part in its_parts})

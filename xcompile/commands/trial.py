@@ -22,7 +22,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from xcompile import engine
+from xcompile.engine import Engine
+from xcompile.engine.choice import choose
 from xcompile.errors import UsageError, XcompileError
 from xcompile.host import emulation
 from xcompile.pipeline import build, context, prove, store
@@ -52,16 +53,16 @@ def trial(config: Config, versions: list[str], runner: Runner, say: Say) -> list
     """Build, prove and remove every image with each qemu version; the cells, image by image."""
     _check(versions)
     settings = dataclasses.replace(config, push=False, rebuild="always", verify=True)
-    shapes, why = engine.choose(settings.engine, runner)
-    answered = shapes.versions(runner)
-    fitted = shapes.prepare(runner, settings.named_auth_files, Path.home())
-    say(why, None)
-    machine, ran = machines.settle(settings, shapes.name, answered.arch, dry_run=runner.dry_run)
+    chosen = choose(settings.engine, runner, settings.auth_places, Path.home(), say)
+    engine = chosen.engine
+    answered = engine.versions(runner)
+    say(chosen.why, None)
+    machine, ran = machines.settle(settings, engine.name, answered.arch, dry_run=runner.dry_run)
     say(f"qemu host: {settings.qemu_host}; the proof runs its qemu {ran}", None)
-    if fitted:
-        say(fitted, None)
+    if chosen.fitted:
+        say(chosen.fitted, None)
     images = plan(settings, emulation.survey(settings.targets)).images
-    local = store.Store(runner, shapes, say, pull=settings.pull)
+    local = store.Store(runner, engine, say, pull=settings.pull)
     arches = tuple(dict.fromkeys(image.arch for image in images))
     said: set[str] = set()
 
@@ -87,12 +88,12 @@ def trial(config: Config, versions: list[str], runner: Runner, say: Say) -> list
             }
             spaces = {v: context.Workspace(work.root / f"qemu-{i}") for i, v in enumerate(versions)}
             sha256 = {v: context.copy_qemu(runner, emulators[v], spaces[v], images) for v in versions}
-            if remote := machines.ask_remote(settings, runner, shapes, machine, emulators[versions[0]], work.scratch):
+            if remote := machines.ask_remote(settings, runner, engine, machine, emulators[versions[0]], work.scratch):
                 say(f"qemu host: {settings.qemu_host}; the proof runs its qemu {remote}", None)
         except BaseException:
             runner.terminate_all()  # the pulls still running: a base can take minutes
             raise
-        trier = _Trier(settings, runner, shapes, say)
+        trier = _Trier(settings, runner, engine, say)
         futures = []
         for cell in cells:
             one = {e.binary: e for e in emulators[cell.version]}[cell.image.arch.qemu_binary]
@@ -122,8 +123,8 @@ def _newest_base(local: store.Store, surveyed: Future[None], image: Image) -> st
 
 
 class _Trier:
-    def __init__(self, config: Config, runner: Runner, shapes: engine.Engine, say: Say) -> None:
-        self.config, self.runner, self.shapes, self.say = config, runner, shapes, say
+    def __init__(self, config: Config, runner: Runner, engine: Engine, say: Say) -> None:
+        self.config, self.runner, self.engine, self.say = config, runner, engine, say
 
     def run(self, cell: Cell, space: context.Workspace, sha256: str, bases: dict[str, Future[str]]) -> None:
         image = cell.image
@@ -139,8 +140,8 @@ class _Trier:
             # the classic builder would commit a LABEL line as a step of its own.
             with self._removed(image):
                 with self.runner.finishing():
-                    build.build(self.runner, self.shapes, image, space, {})
-                prover = prove.Prover(self.runner, self.shapes, self.say, timeout=self.config.proof_timeout)
+                    build.build(self.runner, self.engine, image, space, {})
+                prover = prove.Prover(self.runner, self.engine, self.say, timeout=self.config.proof_timeout)
                 judged, run = prover.prove(image, sha256, space, self.config.proof_command_for(image.arch))
         except XcompileError as err:
             cell.passed, cell.error = False, str(err)
@@ -157,7 +158,7 @@ class _Trier:
             yield
         finally:
             with contextlib.suppress(XcompileError), self.runner.undoing():
-                self.runner.run(*self.shapes.remove_images_cmd(image.name), label=image.label, ok_codes=(0, 1))
+                self.runner.run(*self.engine.remove_images_cmd(image.name), label=image.label, ok_codes=(0, 1))
 
 
 def _named(image: Image, version: str, session: str) -> Image:

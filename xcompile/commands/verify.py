@@ -23,17 +23,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal
 
 from xcompile import registry
 from xcompile.engine import Platform
+from xcompile.engine.choice import Chosen, choose
 from xcompile.errors import CannotTell, ImageDiffers, RegistryUnreadable, UsageError, XcompileError
 from xcompile.host import elf, platforms
 from xcompile.qemu import provenance
 from xcompile.registry import content, recipe, reference, toplayer
 from xcompile.settings.config import Config
 from xcompile.system.runner import Runner
+from xcompile.system.terminal import Say
 
 if TYPE_CHECKING:  # requests loads only when a registry is read
     from xcompile.registry.images import ImageReader
@@ -67,15 +69,19 @@ def exit_code(verdicts: list[Verdict]) -> int:
     return 1 if 1 in codes else max(codes, default=0)
 
 
-def verify(names: list[str], config: Config, runner: Runner) -> list[Verdict]:
-    """A verdict for each image, or each platform of each list; every name is checked before any is read."""
+def verify(names: list[str], config: Config, runner: Runner, say: Say) -> list[Verdict]:
+    """A verdict for each image, or each platform of each list; every name is checked before any is read.
+    No engine runs (but to ask docker for Docker Hub's address): auto is settled by PATH alone."""
     split = [(name, *reference.split_name(name, "verify")) for name in names]
+    chosen = choose(config.engine, runner, config.auth_places, Path.home(), say, runs=False)
     verdicts: list[Verdict] = []
     known = _Known()
     for name, repo, ref in split:
         path, _ = registry.split(f"{repo}:latest")
         try:
-            verdicts += _name(_Check(name, _reader(repo, config, runner), path, config, runner, known), ref)
+            verdicts += _name(
+                _Check(name, _reader(repo, chosen, config, runner), path, config, runner, known, chosen), ref
+            )
         except XcompileError as err:
             verdicts.append(Verdict(name, "", "", _state(err), str(err)))
     return verdicts
@@ -85,20 +91,18 @@ def _state(err: XcompileError) -> State:
     return "differs" if isinstance(err, ImageDiffers) else "cannot tell"
 
 
-def _reader(repo: str, config: Config, runner: Runner) -> ImageReader:
+def _reader(repo: str, chosen: Chosen, config: Config, runner: Runner) -> ImageReader:
     """A reader with the engine's credentials for the registry ``repo`` is in."""
-    from xcompile.engine import ENGINES
     from xcompile.registry.images import ImageReader
 
-    shapes = ENGINES.get(config.engine, ENGINES["docker"])
-    auth_files = shapes.auth_files(config.docker_config, config.podman_auth_file)
+    engine = chosen.engine
     wheres = registry.for_repos(
-        [repo], insecure=config.insecure, program=shapes.program, hub_address=lambda: shapes.hub_address(runner)
+        [repo], insecure=config.insecure, program=engine.program, hub_address=lambda: engine.hub_address(runner)
     )
     if not wheres:
         msg = f"{repo}: Docker Hub's address is not known here"
         raise CannotTell(msg)
-    return ImageReader(wheres[0], auth_files, runner)
+    return ImageReader(wheres[0], chosen.auth_files, runner)
 
 
 @dataclass
@@ -120,6 +124,8 @@ class _Check:
     config: Config
     runner: Runner
     known: _Known
+    chosen: Chosen
+    """The engine whose auth files the registries are read with."""
 
     def manifest(self, ref: str) -> tuple[str, dict[str, Any]]:
         try:
@@ -224,8 +230,8 @@ def _base(check: _Check, labels: Mapping[str, str], platform: Platform | None) -
     if not reference.DIGEST.fullmatch(digest):
         msg = f"its labels record a base digest {digest[:200]!r} that is no sha256 digest"
         raise CannotTell(msg)
-    base = _Check(f"the base {name}", _reader(repo, check.config, check.runner), registry.split(f"{repo}:x")[0],
-                  check.config, check.runner, check.known)  # fmt: skip
+    base = _Check(f"the base {name}", _reader(repo, check.chosen, check.config, check.runner),
+                  registry.split(f"{repo}:x")[0], check.config, check.runner, check.known, check.chosen)  # fmt: skip
     try:
         _, manifest = base.manifest(digest)
     except CannotTell as err:

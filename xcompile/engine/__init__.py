@@ -2,51 +2,50 @@
 
 Every ``*_cmd`` method returns argv and runs nothing: the steps hand it to the
 runner. So docker and podman differ here and only here. ``classify`` reads a
-failed command's words into one of a few outcomes the steps act on. An engine
-is chosen once (``choose``), from the ``engine`` setting: docker (the
-default), podman, or auto (docker when its daemon answers, else podman).
+failed command's words into one of a few outcomes the steps act on. Which
+engine a command uses is chosen once, by ``choice.choose``.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING
 
-from xcompile.engine import authfiles, failures
+from xcompile.engine import authfiles, failures, versions
 from xcompile.engine.failures import DOCKER_PROBE_TIMEOUT, Failure, FailureKind, classify
-from xcompile.errors import CommandFailed, DockerUnavailable, ProgramMissing
+from xcompile.engine.versions import (
+    DAEMON_PLATFORM_SINCE,
+    EXPERIMENTAL_SINCE,
+    EXPERIMENTAL_SINCE_TEXT,
+    EngineName,
+    Versions,
+    needs_experimental,
+    older_than,
+)
+from xcompile.errors import CommandFailed, EngineUnavailable
 from xcompile.system.runner import Runner
+from xcompile.system.terminal import Say
 
-__all__ = ["DOCKER_PROBE_TIMEOUT", "Failure", "FailureKind", "classify"]
+__all__ = [
+    "DAEMON_PLATFORM_SINCE",
+    "DOCKER_PROBE_TIMEOUT",
+    "EXPERIMENTAL_SINCE",
+    "EXPERIMENTAL_SINCE_TEXT",
+    "Failure",
+    "FailureKind",
+    "Versions",
+    "classify",
+    "needs_experimental",
+    "older_than",
+]
 
 if TYPE_CHECKING:
     from xcompile.host.platforms import Arch
 
-EngineName = Literal["docker", "podman"]
 CHOICES = ("docker", "podman", "auto")
-# `docker manifest` (and `build --platform` before 19.03) sat behind the
-# client's experimental flag until docker 20.10. Podman has no such flag.
-EXPERIMENTAL_SINCE = (20, 10)
-EXPERIMENTAL_SINCE_TEXT = "20.10"
-# Before 19.03 the daemon itself had to run with experimental for --platform.
-DAEMON_PLATFORM_SINCE = (19, 3)
 Argv = tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Versions:
-    engine: EngineName = "docker"
-    client: str | None = None
-    """None where unknown (a dry run asks nothing)."""
-    server: str | None = None
-    """The daemon's version; None for podman, which has none."""
-    server_experimental: bool | None = None
-    arch: str | None = None
-    """The engine's machine, as the engine says it (amd64, arm64): docker's server Arch, podman's
-    server (else client: podman runs here) OsArch; None where unknown (a dry run)."""
 
 
 @dataclass(frozen=True)
@@ -88,24 +87,16 @@ class Engine:
             out = runner.ask(*self.version_cmd(), timeout=DOCKER_PROBE_TIMEOUT)
         except CommandFailed as err:
             raise self.unavailable(err) from None
-        info = _json_object(out)
-        server, client = _json_object(info.get("Server")), _json_object(info.get("Client"))
-        return Versions(
-            self.name,
-            _str_or_none(client.get("Version")),
-            _str_or_none(server.get("Version")),
-            _server_experimental(server),
-            _machine_arch(server) or (None if server else _machine_arch(client)),
-        )
+        return versions.parse(self.name, out)
 
-    def unavailable(self, err: CommandFailed) -> DockerUnavailable:
+    def unavailable(self, err: CommandFailed) -> EngineUnavailable:
         return failures.docker_unavailable(err)
 
-    def prepare(self, runner: Runner, named_auth_files: tuple[tuple[str, Path], ...], home: Path) -> str | None:
+    def prepare(self, runner: Runner, named: authfiles.NamedFiles, home: Path, warn: Say) -> str | None:
         """Before any work: fit the runner to a setup this engine can work in with
         help (``home``: the user's home folder), and refuse one it cannot; the line
         that says what was done, if anything. Docker needs nothing."""
-        del runner, named_auth_files, home
+        del runner, named, home, warn
         return None
 
     def needs_experimental(self, versions: Versions) -> bool:
@@ -251,16 +242,16 @@ class Podman(Engine):
     # an image's variant is not told there; its os and architecture are.
     platform_template: str = "{{.Os}}/{{.Architecture}}"
 
-    def unavailable(self, err: CommandFailed) -> DockerUnavailable:
-        return DockerUnavailable(f"podman cannot run: {err}", hint="see `podman info`")
+    def unavailable(self, err: CommandFailed) -> EngineUnavailable:
+        return EngineUnavailable(f"podman cannot run: {err}", hint="see `podman info`")
 
     def auth_files(self, docker_config: Path, podman_auth_file: Path) -> tuple[Path, ...]:
         # containers-auth.json(5): podman's own file first, then docker's
         # config.json, so a `docker login` counts for podman too.
         return (podman_auth_file, docker_config)
 
-    def prepare(self, runner: Runner, named_auth_files: tuple[tuple[str, Path], ...], home: Path) -> str | None:
-        return authfiles.prepare(runner, self.program, named_auth_files, home)
+    def prepare(self, runner: Runner, named: authfiles.NamedFiles, home: Path, warn: Say) -> str | None:
+        return authfiles.prepare(runner, self.program, named, home, warn)
 
     def hub_address(self, runner: Runner) -> str:
         del runner
@@ -344,68 +335,3 @@ def image_id(text: str | None) -> str | None:
     """An ID as `image inspect` prints it, as docker writes it (podman leaves out "sha256:")."""
     found = re.fullmatch(r"(?:sha256:)?([0-9a-f]{64})", (text or "").strip())
     return f"sha256:{found.group(1)}" if found else None
-
-
-def choose(setting: str, runner: Runner) -> tuple[Engine, str]:
-    """The engine for this run, and a line saying why. ``auto``: docker when its
-    daemon answers, else podman."""
-    if setting != "auto":
-        return ENGINES[setting], f"engine: {setting}"
-    why = "docker is not on PATH"
-    if runner.which("docker") is not None:
-        try:
-            answer = runner.ask(*DOCKER.version_cmd(), timeout=DOCKER_PROBE_TIMEOUT)
-        except CommandFailed as err:
-            why = failures.docker_unavailable(err).message
-        else:
-            if answer is not None:
-                return DOCKER, "engine: auto chose docker (its daemon answers)"
-            # Unknown (a dry run asks nothing): what is on PATH decides.
-            return DOCKER, "engine: auto chose docker (on PATH; the daemon is not asked in a dry run)"
-    if runner.which("podman") is None:
-        msg = "docker or podman"
-        raise ProgramMissing(msg, hint=f"{why}; install one of them (e.g. `sudo apt-get install podman`)")
-    return PODMAN, f"engine: auto chose podman ({why})"
-
-
-# --- docker's versions, also used by doctor ---------------------------------------
-
-
-def _json_object(text: object) -> dict[str, Any]:
-    """``text`` as a JSON object (or the object itself); {} for anything else."""
-    if isinstance(text, str):
-        try:
-            text = json.loads(text)
-        except json.JSONDecodeError:
-            return {}
-    return text if isinstance(text, dict) else {}
-
-
-def _str_or_none(value: object) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _machine_arch(part: dict[str, Any]) -> str | None:
-    """docker's ``Arch`` (amd64), or podman's ``OsArch`` (linux/amd64), of a `version` part."""
-    arch = _str_or_none(part.get("Arch")) or (_str_or_none(part.get("OsArch")) or "").rpartition("/")[2]
-    return arch or None
-
-
-def _server_experimental(server: dict[str, Any]) -> bool | None:
-    for component in server.get("Components") or []:
-        if isinstance(component, dict) and component.get("Name") == "Engine":
-            details = component.get("Details")
-            flag = details.get("Experimental") if isinstance(details, dict) else None
-            return None if flag is None else str(flag).lower() == "true"
-    flag = server.get("Experimental")
-    return None if flag is None else bool(flag)
-
-
-def needs_experimental(client_version: str | None) -> bool:
-    """Unknown (a dry run) counts as needing it: the plan shows the edit."""
-    return client_version is None or older_than(client_version, EXPERIMENTAL_SINCE)
-
-
-def older_than(version: str | None, since: tuple[int, int]) -> bool:
-    found = re.match(r"(\d+)\.(\d+)", version or "")
-    return found is not None and (int(found.group(1)), int(found.group(2))) < since

@@ -1,5 +1,6 @@
-"""Podman's credential files, as podman 4 takes them: which file is its --authfile,
-and which of the user's docker credentials it reads once DOCKER_CONFIG is gone.
+"""Where an engine's logins are (its auth files, and DOCKER_AUTH_CONFIG), and podman's
+credential files as podman 4 takes them: which file is its --authfile, and which of
+the user's docker credentials it reads once DOCKER_CONFIG is gone.
 
 containers-auth.json(5): REGISTRY_AUTH_FILE names the one file podman reads;
 else podman 4 takes $DOCKER_CONFIG/config.json as that file (and stops when it
@@ -9,14 +10,85 @@ is missing); without either, it reads its own auth.json, then
 
 from __future__ import annotations
 
-import json
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from xcompile.engine import configfile
 from xcompile.errors import EnvironmentProblem
 from xcompile.system.runner import Runner
+from xcompile.system.terminal import Say
 
 NamedFiles = tuple[tuple[str, Path], ...]
 """The credential files an environment variable names (config.named_auth_files)."""
+
+
+@dataclass(frozen=True)
+class Places:
+    """Where logins may be, as the settings found them (config.load): docker's
+    config.json, podman's auth file, DOCKER_AUTH_CONFIG's logins, and which
+    files an environment variable named."""
+
+    docker_config: Path
+    podman_auth_file: Path
+    docker_auth_config: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    named: NamedFiles = ()
+
+
+@dataclass(frozen=True)
+class AuthFile:
+    """One of an engine's auth files, and how a fault in it is met (configfile.read):
+    ``warn`` None where the user named it, so that a fault is an error to fix; else a
+    fault is said there once, and the file read as holding no login."""
+
+    path: Path
+    warn: Say | None = field(default=None, compare=False, repr=False)
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    def data(self) -> dict[str, Any]:
+        return configfile.read(self.path, warn=self.warn) or {}
+
+    def read(self, host: str, server: str) -> dict[str, Any]:
+        del host, server  # the whole file
+        return self.data()
+
+
+@dataclass(frozen=True)
+class EnvAuths:
+    """DOCKER_AUTH_CONFIG's logins (config.load checked them as docker does), read before the
+    engine's files, as the docker CLI (28.3+) reads them. Its keys are compared as docker
+    compares them: exactly, with the host, or with Docker Hub's address as the engine gives it."""
+
+    auths: tuple[tuple[str, str], ...] = field(repr=False)
+
+    def __str__(self) -> str:
+        return "DOCKER_AUTH_CONFIG"
+
+    def read(self, host: str, server: str) -> dict[str, Any]:
+        """As an auth file of ``auths`` alone, holding only the entry docker would take for ``host``."""
+        return {"auths": {key: {"auth": auth} for key, auth in self.auths if key == (server or host)}}
+
+
+Source = AuthFile | EnvAuths
+"""Where a login may be: an engine's auth file, or DOCKER_AUTH_CONFIG."""
+
+
+class SayOnce:
+    """Says each line once, however many threads and lookups come to it: an auth file
+    that cannot be read is warned about once a run, not once per registry question."""
+
+    def __init__(self, say: Say) -> None:
+        self._say, self._said, self._lock = say, set[str](), threading.Lock()
+
+    def __call__(self, line: str, label: str | None = None) -> None:
+        with self._lock:
+            if line in self._said:
+                return
+            self._said.add(line)
+        self._say(line, label)
 
 
 def check(named_auth_files: NamedFiles) -> None:
@@ -33,7 +105,7 @@ def check(named_auth_files: NamedFiles) -> None:
         )
 
 
-def prepare(runner: Runner, program: str, named_auth_files: NamedFiles, home: Path) -> str | None:
+def prepare(runner: Runner, program: str, named_auth_files: NamedFiles, home: Path, warn: Say) -> str | None:
     """A DOCKER_CONFIG folder without config.json (CI's fresh folder that keeps
     credentials apart) holds no credentials, so every podman command runs
     without the variable instead of stopping on the missing file: the line
@@ -44,7 +116,7 @@ def prepare(runner: Runner, program: str, named_auth_files: NamedFiles, home: Pa
     if named is None or named[0] != "DOCKER_CONFIG" or named[1].exists():
         check(named_auth_files)
         return None
-    folder, held = named[1].parent, credentials_at_home(home)
+    folder, held = named[1].parent, credentials_at_home(home, warn)
     if held is not None:
         msg = (
             f"podman cannot run while DOCKER_CONFIG names a folder without config.json ({folder}), and without"
@@ -71,23 +143,17 @@ def podman_takes(named_auth_files: NamedFiles) -> tuple[str, Path] | None:
     return None
 
 
-def credentials_at_home(home: Path) -> Path | None:
+def credentials_at_home(home: Path, warn: Say) -> Path | None:
     """The first of ``home``'s docker auth files that holds or names credentials,
     which podman reads where DOCKER_CONFIG is not set."""
-    return next((path for path in (home / ".docker" / "config.json", home / ".dockercfg") if holds(path)), None)
+    files = (home / ".docker" / "config.json", home / ".dockercfg")
+    return next((path for path in files if holds(path, warn)), None)
 
 
-def holds(path: Path) -> bool:
+def holds(path: Path, warn: Say) -> bool:
     """Does this docker auth file (config.json, or the legacy .dockercfg) hold or
-    name any credentials? One that cannot be read counts as holding some."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return False
-    except (OSError, ValueError):
-        return True
-    if not isinstance(data, dict):
-        return True
+    name any credentials? One that cannot be read holds none (``warn`` says so)."""
+    data = configfile.read(path, warn=warn) or {}
     if path.name == ".dockercfg":  # the legacy format: hosts at the top
         return bool(data)
     return any(data.get(key) for key in ("auths", "credHelpers", "credsStore"))

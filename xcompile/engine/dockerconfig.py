@@ -8,14 +8,14 @@ atomic, and a file that is not a JSON object is refused untouched.
 from __future__ import annotations
 
 import json
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from xcompile.engine import EXPERIMENTAL_SINCE_TEXT, Engine, Versions
-from xcompile.errors import ConfigError, EnvironmentProblem
+from xcompile.engine.configfile import read
+from xcompile.errors import EnvironmentProblem
 from xcompile.system.runner import Runner
 
 KEY = "experimental"
@@ -73,112 +73,17 @@ def enable_experimental(path: Path, runner: Runner) -> tuple[Edit, bool]:
     return edit, written
 
 
-def step(shapes: Engine, versions: Versions, path: Path, runner: Runner) -> str:
+def step(engine: Engine, versions: Versions, path: Path, runner: Runner) -> str:
     """The flow's step 3: enable experimental where this docker client needs it; the line that says what happened."""
-    if not shapes.has_experimental:
-        return f"experimental: docker only; nothing to do with {shapes.name}"
-    if not shapes.needs_experimental(versions):
+    if not engine.has_experimental:
+        return f"experimental: docker only; nothing to do with {engine.name}"
+    if not engine.needs_experimental(versions):
         return f"experimental: not needed with docker client {versions.client}"
     edit, written = enable_experimental(path, runner)
     line = edit.describe(done=written)
     if versions.client is None and edit.action != "unchanged":
         line += f" (only where the docker client is older than {EXPERIMENTAL_SINCE_TEXT})"
     return line
-
-
-def read(path: Path) -> dict[str, Any] | None:
-    """The parsed object, or None when there is no file yet."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    except IsADirectoryError:
-        msg = f"{path} is a folder, not a docker config file"
-        raise ConfigError(msg) from None
-    except OSError as err:
-        msg = f"cannot read {path}: {err.strerror}"
-        raise EnvironmentProblem(msg) from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        msg = f"{path} is not UTF-8 text; left unchanged"
-        raise ConfigError(msg) from None
-    if not text.strip():
-        return {}  # docker itself reads an empty config as no settings
-    try:
-        data = json.loads(
-            text,
-            parse_float=_finite,
-            parse_int=_fits_a_double,
-            parse_constant=_no_constant,
-            object_pairs_hook=_no_repeated_keys,
-        )
-    except json.JSONDecodeError as err:
-        msg = f"{path} is not valid JSON (line {err.lineno}, column {err.colno}: {err.msg}); left unchanged"
-        raise ConfigError(
-            msg,
-            hint=_FIX_IT,
-        ) from None
-    except _Unreadable as err:
-        msg = f"{path} {err}; left unchanged"
-        raise ConfigError(msg, hint=_FIX_IT) from None
-    except RecursionError:
-        msg = f"{path} is nested too deeply to read; left unchanged"
-        raise ConfigError(msg, hint=_FIX_IT) from None
-    if not isinstance(data, dict):
-        kind = "an array" if isinstance(data, list) else f"a JSON {type(data).__name__}"
-        msg = f"{path} holds {kind}, not a JSON object; left unchanged"
-        raise ConfigError(
-            msg,
-            hint="a docker config is a JSON object such as {}",
-        )
-    return data
-
-
-_FIX_IT = "fix or remove it, then run again"
-
-
-class _Unreadable(ValueError):
-    """A number docker cannot read: it reads every JSON number as a float64,
-    and Python would write 1e400 back as `Infinity`."""
-
-
-def _no_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    # json keeps the last of repeated keys: a second "auths" would silently drop the first one's credentials.
-    seen: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in seen:
-            msg = f"has the key {json.dumps(key)} twice, which docker would read as one"
-            raise _Unreadable(msg)
-        seen[key] = value
-    return seen
-
-
-def _finite(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        msg = f"holds the number {_short(text)}, beyond what docker can read (a float64)"
-        raise _Unreadable(msg)
-    return value
-
-
-def _fits_a_double(text: str) -> int:
-    # float() has no digit limit and turns a huge integer into inf; int() of
-    # 5000 digits raises ValueError on Python 3.11+.
-    if not math.isfinite(float(text)):
-        digits = len(text.lstrip("-"))
-        msg = f"holds a {digits}-digit integer, beyond what docker can read (a float64)"
-        raise _Unreadable(msg)
-    return int(text)
-
-
-def _no_constant(text: str) -> float:
-    msg = f"holds {text}, which is not JSON"
-    raise _Unreadable(msg)
-
-
-def _short(text: str) -> str:
-    return text if len(text) <= 20 else text[:17] + "..."
 
 
 def _unwritable(path: Path, err: OSError) -> EnvironmentProblem:

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from xcompile.errors import CommandFailed, DockerUnavailable
+from xcompile.errors import CommandFailed, EngineUnavailable
 
 DOCKER_PROBE_TIMEOUT = 30.0
 """Seconds `docker version` may take to answer before the daemon counts as not answering."""
@@ -62,22 +62,22 @@ def classify(err: CommandFailed, program: str | None = None) -> Failure:
     return Failure("other", err.last_words)
 
 
-def docker_unavailable(err: CommandFailed) -> DockerUnavailable:
+def docker_unavailable(err: CommandFailed) -> EngineUnavailable:
     text = err.stderr or err.stdout
     if err.retcode is None:
-        return DockerUnavailable(
+        return EngineUnavailable(
             f"docker daemon did not answer within {DOCKER_PROBE_TIMEOUT:g} s",
             hint="check that dockerd is running and healthy",
         )
     found = re.search(r"Cannot connect to the Docker daemon at (\S+?)\.? Is the docker daemon running", text)
     if found:
-        return DockerUnavailable(
+        return EngineUnavailable(
             f"docker daemon not reachable at {found.group(1)}",
             hint="start it (e.g. `sudo systemctl start docker`, or `sudo dockerd &`), or use `--engine podman`",
         )
     if "permission denied" in text.lower():
-        return DockerUnavailable(
+        return EngineUnavailable(
             "permission denied on the docker daemon's socket",
             hint="add yourself to the docker group, or run as root",
         )
-    return DockerUnavailable(f"docker daemon not usable: {err}")
+    return EngineUnavailable(f"docker daemon not usable: {err}")

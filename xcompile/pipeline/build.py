@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 
-from xcompile import engine
+from xcompile.engine import Engine
 from xcompile.errors import BaseUnavailable, CommandFailed
 from xcompile.pipeline.context import Workspace
 from xcompile.pipeline.plan import Image
@@ -29,14 +29,14 @@ def dockerfile(image: Image, labels: dict[str, str]) -> str:
     return image.dockerfile + "LABEL " + " ".join(f"{key}={json.dumps(value)}" for key, value in labels.items()) + "\n"
 
 
-def build(runner: Runner, shapes: engine.Engine, image: Image, work: Workspace, labels: dict[str, str]) -> str | None:
+def build(runner: Runner, engine: Engine, image: Image, work: Workspace, labels: dict[str, str]) -> str | None:
     """Build; returns what the builder said (its last lines; None in a dry run),
     from which ``made`` reads the new image's ID."""
     path = work.dockerfiles / image.dockerfile_name
     runner.write_file(path, dockerfile(image, labels), label=image.label)
     context = work.context(image.arch.qemu_binary)
     try:
-        return runner.stream(*shapes.build_cmd(image.platform, path, image.name, context), label=image.label)
+        return runner.stream(*engine.build_cmd(image.platform, path, image.name, context), label=image.label)
     except CommandFailed as err:
         # Podman's build does not pull (--pull=never), and found no base for the platform: the one
         # here is made for another variant, which podman 4's inspect does not tell (pipeline/store.py).

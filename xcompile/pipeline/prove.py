@@ -22,7 +22,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from xcompile import engine
+from xcompile.engine import Engine, classify
 from xcompile.errors import CommandFailed, XcompileError
 from xcompile.host import binfmt
 from xcompile.host.platforms import Arch
@@ -40,9 +40,9 @@ lost the container's exit does not answer at all."""
 
 
 class Prover:
-    def __init__(self, runner: Runner, shapes: engine.Engine, say: Say, *, timeout: float) -> None:
+    def __init__(self, runner: Runner, engine: Engine, say: Say, *, timeout: float) -> None:
         self.runner = runner
-        self.shapes = shapes
+        self.engine = engine
         self.say = say
         self.timeout = timeout
 
@@ -82,7 +82,7 @@ class Prover:
 
     def look_at(self, image: Image) -> judge.ImageConfig | None:
         """The image's config, labels and layer folders: one native call (None: not asked)."""
-        out = self.runner.ask(*self.shapes.inspect_cmd(image.name), label=image.label)
+        out = self.runner.ask(*self.engine.inspect_cmd(image.name), label=image.label)
         return None if out is None else judge.ImageConfig.from_inspect(out)
 
     def qemu_inside(self, image: Image, wanted: str, config: judge.ImageConfig, work: Workspace) -> judge.QemuSeen:
@@ -95,21 +95,21 @@ class Prover:
         # Where the layers are not on this host (a remote daemon, another
         # storage driver), copy the files out of a container that never starts.
         run = self.runner.run
-        container = run(*self.shapes.create_cmd(image.platform, image.name, "true"), label=image.label)
+        container = run(*self.engine.create_cmd(image.platform, image.name, "true"), label=image.label)
         container = container.strip() or "CONTAINER"
         copies: list[tuple[str, str | None]] = []
         try:
             for path in image.qemu_paths:
                 copied = work.scratch / f"{image.label}-{Path(path).name}"
                 try:
-                    run(*self.shapes.copy_out_cmd(container, path, copied), label=image.label)
+                    run(*self.engine.copy_out_cmd(container, path, copied), label=image.label)
                 except CommandFailed:
                     copies.append((path, None))
                 else:
                     copies.append((path, files.sha256_or_none(copied)))
         finally:
             with contextlib.suppress(CommandFailed):
-                run(*self.shapes.remove_container_cmd(container), label=image.label)
+                run(*self.engine.remove_container_cmd(container), label=image.label)
         return judge.QemuSeen(wanted, tuple(copies))
 
     def run_inside(self, image: Image, probes: tuple[judge.Probe, ...]) -> judge.Machine | None:
@@ -117,18 +117,18 @@ class Prover:
         qemu = image.arch.qemu_path_in_image
         for probe in probes:
             container = self._container()
-            argv = self.shapes.run_cmd(
+            argv = self.engine.run_cmd(
                 image.platform, image.name, probe.program, *probe.args, entrypoint=qemu, name=container
             )
             remove = functools.partial(self._remove_container, container, image.label)
             try:
                 out = self.runner.ask(*argv, label=image.label, timeout=self.timeout, on_timeout=remove)
             except CommandFailed as err:
-                failure = engine.classify(err, probe.program)
+                failure = classify(err, probe.program)
                 # qemu 7.2 says nothing, and exits 1, where the image lacks the program
                 if failure.kind == "missing-program" or (err.retcode == 1 and not err.output.strip()):
                     continue
-                raise judge.run_failed(qemu, probe, failure, err, self.shapes.program) from None
+                raise judge.run_failed(qemu, probe, failure, err, self.engine.program) from None
             return None if out is None else judge.read_probe(probe, out)
         raise judge.nothing_to_run()
 
@@ -140,7 +140,7 @@ class Prover:
         shown = scrub(command if isinstance(command, str) else shlex.join(command))
         entrypoint, args = ("/bin/sh", ("-c", command)) if isinstance(command, str) else (command[0], command[1:])
         container = self._container()
-        argv = self.shapes.run_cmd(
+        argv = self.engine.run_cmd(
             image.platform, image.name, *args, entrypoint=entrypoint, name=container, network=True
         )
         under = runs_under(image.arch, qemu_sha256, self.runner)
@@ -149,7 +149,7 @@ class Prover:
         try:
             said = self.runner.stream(*argv, label=image.label, timeout=self.timeout, on_timeout=remove, scrubbed=True)
         except CommandFailed as err:
-            failed = judge.command_failed(image.arch, shown, err, engine.classify(err, entrypoint))
+            failed = judge.command_failed(image.arch, shown, err, classify(err, entrypoint))
             failed.run = under.ran(shown, err.retcode, time.monotonic() - started)
             raise failed from None
         if said is None:  # not run (a dry run): planned, not passed
@@ -166,7 +166,7 @@ class Prover:
 
     def _remove_container(self, container: str, label: str) -> None:
         try:
-            argv = self.shapes.remove_container_cmd(container, force=True)
+            argv = self.engine.remove_container_cmd(container, force=True)
             with self.runner.undoing():  # a stop never cuts the removal of what the run made
                 self.runner.run(*argv, label=label, timeout=REMOVE_TIMEOUT)
         except XcompileError as err:  # the image has failed already; this is worth a line, no more

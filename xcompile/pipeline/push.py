@@ -13,7 +13,8 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from xcompile import engine
+from xcompile.engine import Engine
+from xcompile.engine.choice import Chosen
 from xcompile.errors import CommandFailed, RegistryUnreadable
 from xcompile.pipeline.plan import Image, ManifestList
 from xcompile.registry import recipe, reference
@@ -23,17 +24,16 @@ from xcompile.system.terminal import Say
 
 if TYPE_CHECKING:  # requests loads only when a registry is read (start-up time)
     from xcompile.registry import Registry, Remote
-    from xcompile.registry.credentials import AuthFile
     from xcompile.registry.reader import Reader
 
 
 class Published:
     """What the registry holds under the run's names, read once per name with one reader."""
 
-    def __init__(self, config: Config, runner: Runner, shapes: engine.Engine, say: Say) -> None:
+    def __init__(self, config: Config, runner: Runner, chosen: Chosen, say: Say) -> None:
         self.config = config
         self.runner = runner
-        self.shapes = shapes
+        self.engine, self.auth_files = chosen.engine, chosen.auth_files
         self.say = say
         self.registries: list[Registry] = []
         """Where the run pushes, as the registry check found it."""
@@ -48,8 +48,8 @@ class Published:
         from xcompile.registry import check
 
         def ask() -> str:
-            self.registries = check.for_repo(self.config.repo, self.config.insecure, self.runner, self.shapes)
-            return check.ensure(self.registries, auth_files(self.config, self.shapes))
+            self.registries = check.for_repo(self.config.repo, self.config.insecure, self.runner, self.engine)
+            return check.ensure(self.registries, self.auth_files)
 
         return self.runner.look(ask)
 
@@ -95,41 +95,33 @@ class Published:
             if self._reader is None:
                 # The registry check found it (a Docker Hub repo asked the engine its address): not again.
                 (where,) = self.registries or check.for_repo(
-                    self.config.repo, self.config.insecure, self.runner, self.shapes
+                    self.config.repo, self.config.insecure, self.runner, self.engine
                 )
-                self._reader = Reader(where, auth_files(self.config, self.shapes), self.runner)
+                self._reader = Reader(where, self.auth_files, self.runner)
             return self._reader
 
 
-def auth_files(config: Config, shapes: engine.Engine) -> tuple[AuthFile, ...]:
-    from xcompile.registry import credentials
-
-    return credentials.sources(shapes, *config.auth_sources)
-
-
-def push(runner: Runner, shapes: engine.Engine, config: Config, image: Image, digest_file: Path) -> str | None:
+def push(runner: Runner, engine: Engine, config: Config, image: Image, digest_file: Path) -> str | None:
     """Push the image; its digest where the engine says it."""
     from xcompile.registry import check
 
-    argv = shapes.push_cmd(
+    argv = engine.push_cmd(
         image.name, insecure=reference.plain_http(config.repo, config.insecure), digest_file=digest_file
     )
     try:
         out = runner.stream(*argv, label=image.label)
     except CommandFailed as err:
         raise check.gone(err, config.repo) or err from None
-    return shapes.pushed_digest(out or "", digest_file)
+    return engine.pushed_digest(out or "", digest_file)
 
 
-def push_list(
-    runner: Runner, shapes: engine.Engine, config: Config, manifest: ManifestList, digest_file: Path
-) -> str | None:
+def push_list(runner: Runner, engine: Engine, config: Config, manifest: ManifestList, digest_file: Path) -> str | None:
     """Make the tag's manifest list afresh from its pushed images, and push it."""
     from xcompile.registry import lists
 
     return lists.push_list(
         runner,
-        shapes,
+        engine,
         manifest.name,
         manifest.members(),
         insecure=reference.plain_http(config.repo, config.insecure),

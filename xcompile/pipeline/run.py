@@ -22,8 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from xcompile import engine
-from xcompile.engine import dockerconfig
+from xcompile.engine import Engine, dockerconfig
+from xcompile.engine.choice import Chosen, choose
 from xcompile.errors import CommandFailed, ProofFailed, XcompileError
 from xcompile.host import emulation
 from xcompile.pipeline import build, context, prove, push, store
@@ -41,14 +41,22 @@ if TYPE_CHECKING:
 class Pipeline:
     def __init__(self, config: Config, runner: Runner, say: Say, progress: download.ProgressCallback | None = None):
         self.config, self.runner, self.say, self.progress = config, runner, say, progress
-        self.shapes: engine.Engine = engine.ENGINES.get(config.engine, engine.DOCKER)
-        """docker or podman: settled in _prepare (auto asks)."""
+        self.chosen: Chosen | None = None
+        """The engine, its auth files and its setup: made once, in _prepare (auto asks)."""
         self.result: Result | None = None
         """The run's result so far, for the summary when it is interrupted."""
         self._stop, self._interrupted = threading.Event(), threading.Event()
         self._sha256: dict[str, str] = {}
         self._qemu: dict[str, settle.Qemu] = {}
         self.ran: str | None = None  # how the proof runs the shipped qemu on the engine's machine (qemu/machines.py)
+
+    @property
+    def engine(self) -> Engine:
+        """docker's or podman's command shapes, once _prepare has chosen."""
+        if self.chosen is None:
+            msg = "the engine is chosen in _prepare"
+            raise RuntimeError(msg)
+        return self.chosen.engine
 
     def run(self) -> Result:
         """The original's steps. Raises only for problems that stop everything;
@@ -59,11 +67,11 @@ class Pipeline:
             self._qemu = {one.binary: one for one in emulators}
             with context.workspace(self.runner) as work:
                 self._sha256 = context.copy_qemu(self.runner, emulators, work, images)
-                ran = machines.ask_remote(self.config, self.runner, self.shapes, self.machine, emulators, work.scratch)
+                ran = machines.ask_remote(self.config, self.runner, self.engine, self.machine, emulators, work.scratch)
                 if ran is not None:  # a remote engine's machine, asked before any build
                     self.ran = ran
                     self.say(f"qemu host: {self.config.qemu_host}; the proof runs its qemu {ran}", None)
-                self.say(dockerconfig.step(self.shapes, result.versions, self.config.docker_config, self.runner), None)
+                self.say(dockerconfig.step(self.engine, result.versions, self.config.docker_config, self.runner), None)
                 self.build_all(images, work)
                 for manifest, outcome in manifests.items():
                     self.join(manifest, outcome, [images[image] for image in manifest.images], work)
@@ -75,19 +83,19 @@ class Pipeline:
         engine answers, the local store, the registries and the newest bases.
         The store and the registries are awaited here, each base's pull by its
         build, so that qemu is settled and copied while the bases come."""
-        dockerconfig.plan(self.config.docker_config)  # refuse a broken file before any work
         if self.config.push:
             from xcompile.registry import check
 
             self.runner.look(check.load_http)
-        self.shapes, why = engine.choose(self.config.engine, self.runner)
-        # Before the engine's first command, so that each one runs as the setup needs.
-        fitted = self.shapes.prepare(self.runner, self.config.named_auth_files, Path.home())
-        versions = self.shapes.versions(self.runner)  # where it cannot answer, that is the one thing said
-        self.say(why + (f" {versions.client}" if versions.client else ""), None)
-        if fitted:
-            self.say(fitted, None)
-        machine, self.ran = machines.settle(self.config, self.shapes.name, versions.arch, dry_run=self.runner.dry_run)
+        chosen = self.chosen = choose(self.config.engine, self.runner, self.config.auth_places, Path.home(), self.say)
+        chosen.refuse_broken()  # before any work: an auth file the user named that cannot be read
+        versions = self.engine.versions(self.runner)  # where it cannot answer, that is the one thing said
+        if self.engine.needs_experimental(versions):
+            dockerconfig.plan(self.config.docker_config)  # step 3 will edit it: refuse a broken file before any work
+        self.say(chosen.why + (f" {versions.client}" if versions.client else ""), None)
+        if chosen.fitted:
+            self.say(chosen.fitted, None)
+        machine, self.ran = machines.settle(self.config, self.engine.name, versions.arch, dry_run=self.runner.dry_run)
         self.machine = machine
         if self.ran is not None:
             self.say(f"qemu host: {self.config.qemu_host}; the proof runs its qemu {self.ran}", None)
@@ -96,8 +104,8 @@ class Pipeline:
         host = emulation.survey(self.config.targets, machine.arch.uname_m if machine.local else None)
         the_plan = plan(self.config, host)
         self.local, self.published = (
-            store.Store(self.runner, self.shapes, self.say, pull=self.config.pull),
-            push.Published(self.config, self.runner, self.shapes, self.say),
+            store.Store(self.runner, self.engine, self.say, pull=self.config.pull),
+            push.Published(self.config, self.runner, chosen, self.say),
         )
         with ThreadPoolExecutor(max_workers=self.config.jobs + 1, thread_name_prefix="xcompile-ask") as asking:
             try:
@@ -163,7 +171,7 @@ class Pipeline:
             replaced, said = self.local.image_id(image), None
             try:  # a stop lets it end: the classic builder's daemon would commit its step after its client is gone
                 with self.runner.finishing():
-                    said = build.build(self.runner, self.shapes, image, work, labels)
+                    said = build.build(self.runner, self.engine, image, work, labels)
             except CommandFailed as err:
                 said = err.output
                 raise
@@ -176,7 +184,7 @@ class Pipeline:
             self.local.drop_replaced(image, replaced, build.made(said))
             outcome.status = "built"
             if self.config.verify:
-                prover = prove.Prover(self.runner, self.shapes, self.say, timeout=self.config.proof_timeout)
+                prover = prove.Prover(self.runner, self.engine, self.say, timeout=self.config.proof_timeout)
                 command = self.config.proof_command_for(image.arch)
                 try:
                     _, outcome.proof = prover.prove(image, self._sha256[emulator.binary], work, command)
@@ -185,7 +193,7 @@ class Pipeline:
                     raise
             if self.config.push and not self._stopped(outcome, "not pushed: an earlier image failed"):
                 digest_file = work.scratch / f"{image.label}.digest"
-                outcome.digest = push.push(self.runner, self.shapes, self.config, image, digest_file)
+                outcome.digest = push.push(self.runner, self.engine, self.config, image, digest_file)
                 outcome.status = "pushed"
 
     def join(self, manifest: ManifestList, outcome: Outcome, parts: list[Outcome], work: context.Workspace) -> None:
@@ -199,7 +207,7 @@ class Pipeline:
                 return
         with self._attempt(outcome):
             digest_file = work.scratch / f"{manifest.label}.list.digest"
-            outcome.digest = push.push_list(self.runner, self.shapes, self.config, manifest, digest_file)
+            outcome.digest = push.push_list(self.runner, self.engine, self.config, manifest, digest_file)
             outcome.status = "pushed"
 
     # --- stopping ---------------------------------------------------------------

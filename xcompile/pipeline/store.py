@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
-from xcompile import engine
+from xcompile.engine import Engine, image_id
 from xcompile.errors import BaseUnavailable, CommandFailed, XcompileError
 from xcompile.pipeline.plan import Image
 from xcompile.registry import reference
@@ -43,9 +43,9 @@ class Local:
 
 
 class Store:
-    def __init__(self, runner: Runner, shapes: engine.Engine, say: Say, *, pull: str = "always") -> None:
+    def __init__(self, runner: Runner, engine: Engine, say: Say, *, pull: str = "always") -> None:
         self.runner = runner
-        self.shapes = shapes
+        self.engine = engine
         self.say = say
         self.policy = pull
         """When to pull a base: always, missing (only when not here), never."""
@@ -55,7 +55,7 @@ class Store:
         self._pulls: dict[Image, Future[str | None]] = {}
         """Each base's pull, started at once: None when it worked, else why not."""
         self._cleanup: Executor | None = None
-        self._format = f"{_INSPECT_FORMAT} {shapes.platform_template}"
+        self._format = f"{_INSPECT_FORMAT} {engine.platform_template}"
 
     def start_pulls(self, images: tuple[Image, ...], pool: Executor) -> None:
         """Start every base's pull (policy ``always``) on ``pool``; each build waits for its own."""
@@ -122,13 +122,13 @@ class Store:
             if replaced is not None:
                 try:
                     self.runner.run(
-                        *self.shapes.tag_cmd(replaced, image.name), label=image.label, timeout=_UNDO_TIMEOUT
+                        *self.engine.tag_cmd(replaced, image.name), label=image.label, timeout=_UNDO_TIMEOUT
                     )
                 except CommandFailed as err:
                     self.say(f"{undone} under {image.name}: {err.last_words}", image.label)
                     return
             try:
-                self.runner.run(*self.shapes.remove_images_cmd(built), label=image.label, timeout=_UNDO_TIMEOUT)
+                self.runner.run(*self.engine.remove_images_cmd(built), label=image.label, timeout=_UNDO_TIMEOUT)
             except CommandFailed as err:
                 self.say(f"{undone}: {err.last_words}", image.label)
 
@@ -139,10 +139,10 @@ class Store:
         if not names:
             return
         try:
-            out = self.runner.ask(*self.shapes.inspect_all_cmd(names, self._format))
+            out = self.runner.ask(*self.engine.inspect_all_cmd(names, self._format))
             missing = ""
         except CommandFailed as err:
-            if err.retcode not in self.shapes.missing_image_codes:
+            if err.retcode not in self.engine.missing_image_codes:
                 return
             out, missing = err.stdout, err.stderr
         if out is not None:
@@ -154,14 +154,14 @@ class Store:
             local = self.known.pop(image.name)
             return local.id if local else None
         out = self.runner.ask(
-            *self.shapes.inspect_cmd(image.name, "{{.Id}}"), label=image.label, ok_codes=self.shapes.missing_image_codes
+            *self.engine.inspect_cmd(image.name, "{{.Id}}"), label=image.label, ok_codes=self.engine.missing_image_codes
         )
-        return engine.image_id(out)
+        return image_id(out)
 
     def pull(self, image: Image) -> str | None:
         """Pull the image's base: None when the pull worked, else why not (in one line)."""
         try:
-            argv = self.shapes.pull_cmd(image.base, image.platform, insecure=reference.plain_http(image.base))
+            argv = self.engine.pull_cmd(image.base, image.platform, insecure=reference.plain_http(image.base))
             self.runner.run(*argv, label=image.label)
         except CommandFailed as err:
             return err.last_words
@@ -179,7 +179,7 @@ class Store:
             # A stop does not cut it: the build moved the name, so the old image is
             # <none> until this removal ends.
             with self.runner.undoing():
-                argv = self.shapes.remove_images_cmd(replaced)
+                argv = self.engine.remove_images_cmd(replaced)
                 self.runner.run(*argv, label=image.label, ok_codes=(0, 1), timeout=_UNDO_TIMEOUT)
         except XcompileError as err:
             return str(err)
@@ -187,7 +187,7 @@ class Store:
 
     def _inspect(self, image: Image) -> Local | None:
         try:
-            out = self.runner.ask(*self.shapes.inspect_cmd(image.base, self._format), label=image.label)
+            out = self.runner.ask(*self.engine.inspect_cmd(image.base, self._format), label=image.label)
         except CommandFailed:
             return None
         if out is None:  # not asked (a dry run): unknown, which the plan shows as such
@@ -226,11 +226,11 @@ def refuse_other_platform(image: Image, local: Local, why_not_pulled: str | None
 def _parse_inspect(line: str) -> Local | None:
     """One line of _INSPECT_FORMAT and the platform after it (podman prints the ID without "sha256:")."""
     fields = line.split()
-    image_id = engine.image_id(fields[2]) if len(fields) > 2 else None
-    if image_id is None:
+    found = image_id(fields[2]) if len(fields) > 2 else None
+    if found is None:
         return None
     platform = fields[3] if len(fields) > 3 else None
-    return Local(image_id, tuple(str(d) for d in _json_list(fields[1])), platform)
+    return Local(found, tuple(str(d) for d in _json_list(fields[1])), platform)
 
 
 def placed(names: list[str], out: str, missing: str) -> dict[str, Local | None]:

@@ -9,7 +9,7 @@ engine machine's qemu-aarch64). The kernel opens that entry's interpreter
 inside the container unless it has the F flag, and no image carries the
 qemu host's own emulator at that path, so only an entry with F will do.
 
-The engine's machine is told by the engine (``engine.Versions.arch``); its
+The engine's machine is told by the engine (``Versions.arch``); its
 binfmt entries are this machine's /proc where the engine runs here: a docker
 without DOCKER_HOST other than a unix socket and without another context, a
 podman without CONTAINER_HOST. Elsewhere (a remote daemon, Docker Desktop's
@@ -39,7 +39,7 @@ from xcompile.system.runner import Runner
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from xcompile import engine
+    from xcompile.engine import Engine
     from xcompile.qemu.settle import Qemu
 
 
@@ -158,7 +158,7 @@ def settle(config: Config, engine: str, arch_said: str | None, *, dry_run: bool)
 def ask_remote(
     config: Config,
     runner: Runner,
-    shapes: engine.Engine,
+    engine: Engine,
     machine: EngineMachine,
     qemus: Sequence[Qemu],
     scratch: Path,
@@ -169,11 +169,11 @@ def ask_remote(
         return None
     if runs_natively(config.qemu_host_arch, machine.arch):
         return None
-    return probe_remote(runner, shapes, qemus[0].path, config.qemu_host_arch, machine, scratch)
+    return probe_remote(runner, engine, qemus[0].path, config.qemu_host_arch, machine, scratch)
 
 
 def probe_remote(
-    runner: Runner, shapes: engine.Engine, qemu: Path, qemu_host: Arch, machine: EngineMachine, scratch: Path
+    runner: Runner, engine: Engine, qemu: Path, qemu_host: Arch, machine: EngineMachine, scratch: Path
 ) -> str:
     """Run the shipped ``qemu --version`` on an engine whose binfmt entries cannot be read from here,
     in an image that holds it alone (imported: no registry, no base); how it ran, in words. Raises
@@ -186,9 +186,9 @@ def probe_remote(
         member.size, member.mode = len(data), 0o755
         tar.addfile(member, io.BytesIO(data))
     image = f"xcompile-probe-{uuid.uuid4().hex[:12]}:qemu"
-    runner.run(*shapes.import_cmd(tarball, image))
+    runner.run(*engine.import_cmd(tarball, image))
     try:
-        runner.ask(*shapes.run_cmd(machine.arch.platform, image, "--version", entrypoint="/qemu"), timeout=60)
+        runner.ask(*engine.run_cmd(machine.arch.platform, image, "--version", entrypoint="/qemu"), timeout=60)
     except CommandFailed as err:
         name = qemu_host.binfmt_name
         msg = (
@@ -199,7 +199,7 @@ def probe_remote(
         raise EnvironmentProblem(msg, hint=hint) from None
     finally:  # removed even during a stop (Ctrl-C, SIGTERM): a stop never cuts an undo
         with contextlib.suppress(XcompileError), runner.undoing():
-            runner.run(*shapes.remove_images_cmd(image))
+            runner.run(*engine.remove_images_cmd(image))
     return (
         f"nested: the engine's {machine.arch.name} machine runs the {qemu_host.name} qemu"
         f" (its binfmt entries are not read from here: {machine.why}; it ran there)"

@@ -21,7 +21,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from xcompile import engine, registry
+from xcompile import registry
+from xcompile.engine import DOCKER, Engine, classify
 from xcompile.errors import CommandFailed, EnvironmentProblem, RegistryUnreadable, XcompileError
 from xcompile.registry import Registry, credentials, reference
 from xcompile.system.runner import Runner
@@ -46,7 +47,7 @@ def load_http() -> None:
     threading.Thread(target=importlib.import_module, args=("requests",), name="import-requests", daemon=True).start()
 
 
-def for_repo(repo: str, insecure: bool | None, runner: Runner, chosen: engine.Engine = engine.DOCKER) -> list[Registry]:
+def for_repo(repo: str, insecure: bool | None, runner: Runner, chosen: Engine = DOCKER) -> list[Registry]:
     """The registries a run that pushes to ``repo`` reaches, with ``chosen``'s login command."""
     return registry.for_repos(
         [repo], insecure=insecure, hub_address=lambda: chosen.hub_address(runner), program=chosen.program
@@ -78,7 +79,7 @@ def ensure(found: list[Registry], auth_files: tuple[credentials.AuthFile, ...]) 
 
 def gone(err: CommandFailed, repo: str) -> XcompileError | None:
     """A push's failure, in one line, when it failed because the registry went away."""
-    failure = engine.classify(err)
+    failure = classify(err)
     if failure.kind != "unreachable":
         return None
     host = reference.registry_host(repo) or "Docker Hub"

@@ -8,7 +8,9 @@ leaves an empty ``auths`` entry beside it). Keys are compared as docker
 compares them: without scheme and path; Docker Hub's names are one host. A
 helper is asked for what docker asks it for: Docker Hub's address as the engine
 gives it, else the host. Whatever the file holds, odd shapes included, the
-answer is a login or none: never an error that ends the run.
+answer is a login or none: never an error that ends the run. A file that
+cannot be read at all is the one reader's (engine/configfile.py): a warning
+and no login, unless the user named it.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from xcompile.engine import Engine, dockerconfig
+from xcompile.engine import authfiles
 from xcompile.errors import OutputTooLarge, XcompileError
 from xcompile.registry import reference
 from xcompile.system.runner import Runner
@@ -60,41 +62,15 @@ def _keys(key: object, host: str) -> bool:
     return found == host or (found in reference.HUB_NAMES and host in reference.HUB_NAMES)
 
 
-@dataclass(frozen=True)
-class EnvAuths:
-    """DOCKER_AUTH_CONFIG's logins (config.load checked them as docker does), read before the
-    engine's files, as the docker CLI (28.3+) reads them. Its keys are compared as docker
-    compares them: exactly, with the host, or with Docker Hub's address as the engine gives it."""
-
-    auths: tuple[tuple[str, str], ...] = field(repr=False)
-
-    def __str__(self) -> str:
-        return "DOCKER_AUTH_CONFIG"
-
-    def read(self, host: str, server: str) -> dict[str, Any]:
-        """As an auth file of ``auths`` alone, holding only the entry docker would take for ``host``."""
-        return {"auths": {key: {"auth": auth} for key, auth in self.auths if key == (server or host)}}
-
-
-AuthFile = Path | EnvAuths
-"""Where a login may be: an engine's auth file, or DOCKER_AUTH_CONFIG."""
-
-
-def sources(
-    shapes: Engine, docker_config: Path, podman_auth_file: Path, docker_auth_config: tuple[tuple[str, str], ...]
-) -> tuple[AuthFile, ...]:
-    """Where the engine finds logins, in its order: DOCKER_AUTH_CONFIG first where it reads
-    it (the docker CLI 28.3+; podman does not), then its auth files."""
-    files = shapes.auth_files(docker_config, podman_auth_file)
-    env = docker_auth_config if shapes.reads_docker_auth_config else ()
-    return (EnvAuths(env), *files) if env else files
+AuthFile = authfiles.Source | Path
+"""Where a login may be: an engine's auth file, or DOCKER_AUTH_CONFIG, as the engine's choice
+found them (engine/choice.py); a bare path is read as a file the user named."""
 
 
 def _read(auth_file: AuthFile, host: str, server: str) -> Mapping[str, Any]:
-    """An auth file's data (ConfigError for one that is not a JSON object)."""
-    if isinstance(auth_file, EnvAuths):
-        return auth_file.read(host, server)
-    return dockerconfig.read(auth_file) or {}
+    """An auth file's data, read by the one reader (engine/configfile.py): a file the engine looks
+    for by default that cannot be read is said once and holds nothing; a named one raises."""
+    return (authfiles.AuthFile(auth_file) if isinstance(auth_file, Path) else auth_file).read(host, server)
 
 
 @dataclass(frozen=True)
@@ -110,7 +86,7 @@ class Source:
 
 def where(host: str, auth_files: tuple[AuthFile, ...], *, server: str = "") -> Source | None:
     """Which part of which auth file holds credentials for ``host``, without
-    running any helper. Raises ConfigError for a file that is not a JSON object."""
+    running any helper. Raises for a file the user named that cannot be read."""
     for auth_file in auth_files:
         data = _read(auth_file, host, server)
         found = part_for(data, host)
@@ -134,12 +110,10 @@ def part_for(data: Mapping[str, Any], host: str) -> str | None:
 def find(host: str, auth_files: tuple[AuthFile, ...], runner: Runner, *, server: str = "") -> Login | None:
     """The login for ``host`` from the first auth file that has one; None where
     none has (a helper that is missing or fails counts as none). ``server``: what
-    a helper is asked for, where it is not the host (Docker Hub's address)."""
+    a helper is asked for, where it is not the host (Docker Hub's address). Raises
+    for a file the user named that cannot be read, as ``where`` does."""
     for auth_file in auth_files:
-        try:
-            data = _read(auth_file, host, server)
-        except XcompileError:
-            continue  # the registry check has said what is wrong with it
+        data = _read(auth_file, host, server)  # raises only for a file the user named
         login = _from_helper(data, host, server or host, runner) or _in_auths(data, host)
         if login is not None:
             return login

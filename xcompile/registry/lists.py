@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Protocol
 
-from xcompile import engine, registry
-from xcompile.engine import Platform
+from xcompile import registry
+from xcompile.engine import Engine, Platform, classify
 from xcompile.errors import CommandFailed, RegistryUnreadable
 from xcompile.registry import Member, Remote
 from xcompile.registry.reader import Reader
@@ -29,7 +29,7 @@ def holds_exactly(current: Remote | None, digests: Iterable[str]) -> bool:
 
 def push_list(
     runner: Runner,
-    shapes: engine.Engine,
+    engine: Engine,
     name: str,
     members: list[tuple[str, Platform]],
     *,
@@ -39,12 +39,12 @@ def push_list(
 ) -> str | None:
     """Make the manifest list ``name`` afresh from ``members`` (each pushed image
     with its platform) with the engine's `manifest` commands, push it, and return its digest."""
-    runner.run(*shapes.manifest_remove_cmd(name), label=label, ok_codes=(0, 1))
-    runner.run(*shapes.manifest_create_cmd(name, [ref for ref, _ in members], insecure=insecure), label=label)
+    runner.run(*engine.manifest_remove_cmd(name), label=label, ok_codes=(0, 1))
+    runner.run(*engine.manifest_create_cmd(name, [ref for ref, _ in members], insecure=insecure), label=label)
     for ref, platform in members:
-        runner.run(*shapes.manifest_member_cmd(name, ref, platform, insecure=insecure), label=label)
-    out = runner.run(*shapes.manifest_push_cmd(name, insecure=insecure, digest_file=digest_file), label=label)
-    return shapes.manifest_digest(out, digest_file)
+        runner.run(*engine.manifest_member_cmd(name, ref, platform, insecure=insecure), label=label)
+    out = runner.run(*engine.manifest_push_cmd(name, insecure=insecure, digest_file=digest_file), label=label)
+    return engine.manifest_digest(out, digest_file)
 
 
 class ListTool(Protocol):
@@ -71,7 +71,7 @@ class Imagetools:
         try:
             out = self.runner.ask("docker", "buildx", "imagetools", "inspect", "--format", "{{json .}}", ref)
         except CommandFailed as err:
-            if engine.classify(err).kind == "missing-image":
+            if classify(err).kind == "missing-image":
                 return None
             raise
         return _from_imagetools(ref, out or "")
@@ -87,12 +87,12 @@ class EngineManifest:
     client's experimental flag before 20.10); the registry API reads the parts,
     with that engine's credentials, so no engine has to inspect anything."""
 
-    def __init__(self, runner: Runner, shapes: engine.Engine, reader: Callable[[], Reader], *, insecure: bool) -> None:
+    def __init__(self, runner: Runner, engine: Engine, reader: Callable[[], Reader], *, insecure: bool) -> None:
         self.runner = runner
-        self.shapes = shapes
+        self.engine = engine
         self.reader = reader
         self.insecure = insecure
-        self.name = f"{shapes.program} manifest"
+        self.name = f"{engine.program} manifest"
 
     def inspect(self, ref: str) -> Remote | None:
         path, tag = registry.split(ref)
@@ -101,7 +101,7 @@ class EngineManifest:
     def create(self, name: str, parts: list[tuple[str, Platform]]) -> str | None:
         with tempfile.TemporaryDirectory(prefix="xcompile-join-") as scratch:
             return push_list(
-                self.runner, self.shapes, name, parts, insecure=self.insecure, digest_file=Path(scratch) / "list.digest"
+                self.runner, self.engine, name, parts, insecure=self.insecure, digest_file=Path(scratch) / "list.digest"
             )
 
 

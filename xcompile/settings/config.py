@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from xcompile.archive.release import DEFAULT_SUITE as DEFAULT_SUITE  # the archive's own default
+from xcompile.engine import authfiles
 from xcompile.errors import ConfigError
 from xcompile.host import platforms
 from xcompile.registry import reference
@@ -110,10 +111,11 @@ class Config:
     """Where the file layer came from, for the plan's header."""
 
     @property
-    def auth_sources(self) -> tuple[Path, Path, tuple[tuple[str, str], ...]]:
-        """Where logins may be, as the registry's credentials take them: docker's folder,
-        podman's auth file, and DOCKER_AUTH_CONFIG's logins."""
-        return self.docker_config, self.podman_auth_file, self.docker_auth_config
+    def auth_places(self) -> authfiles.Places:
+        """Where logins may be, as the engine's choice takes them (engine/choice.py): docker's
+        config.json, podman's auth file, DOCKER_AUTH_CONFIG's logins, and which files were named."""
+        named = self.named_auth_files
+        return authfiles.Places(self.docker_config, self.podman_auth_file, self.docker_auth_config, named)
 
     @property
     def targets(self) -> tuple[platforms.Arch, ...]:

@@ -160,7 +160,9 @@ class QemuSource(QemuMirror):
     qemu_sha256 = Setting("qemu_sha256", "its SHA256 (required)", argname="HEX")
 
 
-class Engine(Common):
+class EngineSwitch(Common):
+    """The switch that chooses the container engine."""
+
     engine = Setting(
         "engine",
         f"container engine: {', '.join(engine.CHOICES)} (default docker; auto: docker"
@@ -169,11 +171,11 @@ class Engine(Common):
     )
 
 
-class Registry(Engine):
+class Registry(EngineSwitch):
     repo = Setting("repo", "repository to build and push to", argname="NAME")
 
 
-class Images(Tags, QemuMirror, Engine):
+class Images(Tags, QemuMirror, EngineSwitch):
     """What a trial of the images needs: which images, and how each is built and proven."""
 
     image = Setting("image", "official image to start from (base: <arch namespace>/NAME)", argname="NAME")
