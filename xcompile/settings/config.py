@@ -112,8 +112,7 @@ class Config:
 
     @property
     def auth_places(self) -> authfiles.Places:
-        """Where logins may be, as the engine's choice takes them (engine/choice.py): docker's
-        config.json, podman's auth file, DOCKER_AUTH_CONFIG's logins, and which files were named."""
+        """Where logins may be, and which files were named, as engine/choice.py takes them."""
         named = self.named_auth_files
         return authfiles.Places(self.docker_config, self.podman_auth_file, self.docker_auth_config, named)
 
