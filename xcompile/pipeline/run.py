@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from xcompile.engine import Engine, dockerconfig
+from xcompile.engine import Engine, Versions, dockerconfig
 from xcompile.engine.choice import Chosen, choose
 from xcompile.errors import CommandFailed, ProofFailed, XcompileError
 from xcompile.host import emulation
@@ -39,24 +39,17 @@ if TYPE_CHECKING:
 
 
 class Pipeline:
+    engine: Engine
+    """docker's or podman's command shapes: chosen once, in _prepare (auto asks)."""
+
     def __init__(self, config: Config, runner: Runner, say: Say, progress: download.ProgressCallback | None = None):
         self.config, self.runner, self.say, self.progress = config, runner, say, progress
-        self.chosen: Chosen | None = None
-        """The engine, its auth files and its setup: made once, in _prepare (auto asks)."""
         self.result: Result | None = None
         """The run's result so far, for the summary when it is interrupted."""
         self._stop, self._interrupted = threading.Event(), threading.Event()
         self._sha256: dict[str, str] = {}
         self._qemu: dict[str, settle.Qemu] = {}
         self.ran: str | None = None  # how the proof runs the shipped qemu on the engine's machine (qemu/machines.py)
-
-    @property
-    def engine(self) -> Engine:
-        """docker's or podman's command shapes, once _prepare has chosen."""
-        if self.chosen is None:
-            msg = "the engine is chosen in _prepare"
-            raise RuntimeError(msg)
-        return self.chosen.engine
 
     def run(self) -> Result:
         """The original's steps. Raises only for problems that stop everything;
@@ -87,14 +80,8 @@ class Pipeline:
             from xcompile.registry import check
 
             self.runner.look(check.load_http)
-        chosen = self.chosen = choose(self.config.engine, self.runner, self.config.auth_places, Path.home(), self.say)
-        chosen.refuse_broken()  # before any work: an auth file the user named that cannot be read
-        versions = self.engine.versions(self.runner)  # where it cannot answer, that is the one thing said
-        if self.engine.needs_experimental(versions):
-            dockerconfig.plan(self.config.docker_config)  # step 3 will edit it: refuse a broken file before any work
-        self.say(chosen.why + (f" {versions.client}" if versions.client else ""), None)
-        if chosen.fitted:
-            self.say(chosen.fitted, None)
+        chosen, versions = _start(self.config, self.runner, self.say)
+        self.engine = chosen.engine
         machine, self.ran = machines.settle(self.config, self.engine.name, versions.arch, dry_run=self.runner.dry_run)
         self.machine = machine
         if self.ran is not None:
@@ -241,6 +228,20 @@ class Pipeline:
                 self._stop.set()
         finally:
             outcome.seconds = time.monotonic() - started
+
+
+def _start(config: Config, runner: Runner, say: Say) -> tuple[Chosen, Versions]:
+    """The engine, made once, and what it says of itself; before any work, a file the run
+    could not do without is refused: an auth file the user named, a docker config step 3 edits."""
+    chosen = choose(config.engine, runner, config.auth_places, Path.home(), say)
+    chosen.refuse_broken()
+    versions = chosen.engine.versions(runner)  # where it cannot answer, that is the one thing said
+    if chosen.engine.needs_experimental(versions):
+        dockerconfig.plan(config.docker_config)
+    say(chosen.why + (f" {versions.client}" if versions.client else ""), None)
+    if chosen.fitted:
+        say(chosen.fitted, None)
+    return chosen, versions
 
 
 @contextlib.contextmanager
