@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from xcompile.engine import configfile
+from xcompile.engine import jsonfiles
 from xcompile.errors import EnvironmentProblem
 from xcompile.system.runner import Runner
 from xcompile.system.terminal import Say
@@ -38,7 +38,7 @@ class Places:
 
 @dataclass(frozen=True)
 class AuthFile:
-    """One of an engine's auth files, and how a fault in it is met (configfile.read):
+    """One of an engine's auth files, and how a fault in it is met (jsonfiles.read):
     ``warn`` None where the user named it, so that a fault is an error to fix; else a
     fault is said there once, and the file read as holding no login."""
 
@@ -49,7 +49,7 @@ class AuthFile:
         return str(self.path)
 
     def data(self) -> dict[str, Any]:
-        return configfile.read(self.path, warn=self.warn) or {}
+        return jsonfiles.read(self.path, warn=self.warn) or {}
 
     def read(self, host: str, server: str) -> dict[str, Any]:
         del host, server  # the whole file
@@ -153,7 +153,7 @@ def credentials_at_home(home: Path, warn: Say) -> Path | None:
 def holds(path: Path, warn: Say) -> bool:
     """Does this docker auth file (config.json, or the legacy .dockercfg) hold or
     name any credentials? One that cannot be read holds none (``warn`` says so)."""
-    data = configfile.read(path, warn=warn) or {}
+    data = jsonfiles.read(path, warn=warn) or {}
     if path.name == ".dockercfg":  # the legacy format: hosts at the top
         return bool(data)
     return any(data.get(key) for key in ("auths", "credHelpers", "credsStore"))

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from xcompile.engine import EXPERIMENTAL_SINCE_TEXT, Engine, Versions
-from xcompile.engine.configfile import read
+from xcompile.engine.jsonfiles import read
 from xcompile.errors import EnvironmentProblem
 from xcompile.system.runner import Runner
 

@@ -9,7 +9,7 @@ compares them: without scheme and path; Docker Hub's names are one host. A
 helper is asked for what docker asks it for: Docker Hub's address as the engine
 gives it, else the host. Whatever the file holds, odd shapes included, the
 answer is a login or none: never an error that ends the run. A file that
-cannot be read at all is the one reader's (engine/configfile.py): a warning
+cannot be read at all is the one reader's (engine/jsonfiles.py): a warning
 and no login, unless the user named it.
 """
 
@@ -68,7 +68,7 @@ found them (engine/choice.py); a bare path is read as a file the user named."""
 
 
 def _read(auth_file: AuthFile, host: str, server: str) -> Mapping[str, Any]:
-    """An auth file's data, read by the one reader (engine/configfile.py): a file the engine looks
+    """An auth file's data, read by the one reader (engine/jsonfiles.py): a file the engine looks
     for by default that cannot be read is said once and holds nothing; a named one raises."""
     return (authfiles.AuthFile(auth_file) if isinstance(auth_file, Path) else auth_file).read(host, server)
 

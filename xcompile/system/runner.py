@@ -1,9 +1,7 @@
 """The one way out to the OS: every program xcompile runs goes through ``Runner``, and so does
 every write a run makes to the user's machine (docker's config.json, binfmt_misc, the build
-context), so that a dry run makes none of them.
-
-So logging, dry-run, secret handling and error translation each exist once.
-Files of xcompile's own are written whole through system/files.py, and not
+context), so that a dry run makes none of them, and logging, dry-run, secret handling and
+error translation each exist once. Files of xcompile's own are written whole through system/files.py, and not
 echoed: the download cache (archive/: each file put in place by
 archive/download.py's ``cached``) and the JSON report (pipeline/report.py;
 never in a dry run). Scratch files in a temporary folder are written in
