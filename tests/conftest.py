@@ -220,8 +220,10 @@ def make_base(debian_arch: str, platform: str, name: str) -> Iterator[str]:
     refs = [f"{name}:{tag}" for tag in BASE_TAGS]
     made = subprocess.run(
         ["bash", str(MAKE_BASE), debian_arch, platform, *refs],
-        capture_output=True, text=True, env={**os.environ, "XCOMPILE_TEST_LABEL": SESSION_LABEL},
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env={**os.environ, "XCOMPILE_TEST_LABEL": SESSION_LABEL},
+    )
     if made.returncode != 0:
         pytest.fail(f"could not make the {debian_arch} base image: {made.stderr.strip()}; {PROVISION_HINT}")
     BASE_REFS.update(refs)
@@ -248,8 +250,8 @@ def session_image_ids(*filters: str) -> set[str]:
     """This session's images that match every ``filters`` (`dangling=true`, `reference=...`):
     built from its bases, so carrying its label. A set: docker lists images made in the
     same second in no stable order, and a host that has done other work holds many."""
-    found = docker("images", "--quiet", "--no-trunc", "--filter", f"label={SESSION_LABEL}",
-                   *(arg for one in filters for arg in ("--filter", one)))  # fmt: skip
+    wanted = [f"label={SESSION_LABEL}", *filters]
+    found = docker("images", "--quiet", "--no-trunc", *(arg for one in wanted for arg in ("--filter", one)))
     return set(found.stdout.split())
 
 

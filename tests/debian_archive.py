@@ -402,8 +402,14 @@ class Archive:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.unlink(missing_ok=True)
         target.symlink_to(real.deb.resolve())
-        entry = Entry(real.name, real.field("Version"), real.field("Architecture"), real.deb, filename,
-                      real.paragraph.strip() + "\n")  # fmt: skip
+        entry = Entry(
+            real.name,
+            real.field("Version"),
+            real.field("Architecture"),
+            real.deb,
+            filename,
+            real.paragraph.strip() + "\n",
+        )
         self.entries.append(entry)
         return entry
 
@@ -501,8 +507,13 @@ def real_mirror(root: Path, key: GpgKey | None, *, date: float | None = None) ->
     suites["trixie"].add_real(real_package("trixie", "qemu-user"))
     suites["trixie"].write(key, suite_field="stable", date=when)
     suites["trixie-backports"].add_real(real_package("trixie", "qemu-user").relisted(TRIXIE_BACKPORT))
-    suites["trixie-backports"].write(key, suite_field="stable-backports", date=when, valid_until=when + WEEK,
-                                     fields={"NotAutomatic": "yes", "ButAutomaticUpgrades": "yes"})  # fmt: skip
+    suites["trixie-backports"].write(
+        key,
+        suite_field="stable-backports",
+        date=when,
+        valid_until=when + WEEK,
+        fields={"NotAutomatic": "yes", "ButAutomaticUpgrades": "yes"},
+    )
     # A mirror's symbolic names are links to the codenames' folders.
     for name, codename in (("oldstable", "bookworm"), ("stable", "trixie")):
         (root / "dists" / name).unlink(missing_ok=True)

@@ -66,12 +66,17 @@ def archive(seed: str, count: int) -> tuple[bytes, list[str]]:
     for number in range(count):
         layer = _tar_bytes({"leftover": f"{seed} {number}\n".encode()})
         diff_id = "sha256:" + hashlib.sha256(layer).hexdigest()
-        config = json.dumps({
-            "architecture": "amd64", "os": "linux", "created": CREATED,
-            "config": {"Cmd": ["/leftover"], "Labels": {LABEL: seed}},
-            "rootfs": {"type": "layers", "diff_ids": [diff_id]},
-            "history": [{"created": CREATED, "created_by": "xcompile test leftover"}],
-        }, sort_keys=True).encode()  # fmt: skip
+        config = json.dumps(
+            {
+                "architecture": "amd64",
+                "os": "linux",
+                "created": CREATED,
+                "config": {"Cmd": ["/leftover"], "Labels": {LABEL: seed}},
+                "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+                "history": [{"created": CREATED, "created_by": "xcompile test leftover"}],
+            },
+            sort_keys=True,
+        ).encode()
         digest = hashlib.sha256(config).hexdigest()
         members[f"{digest}.json"] = config
         members[f"{number}/layer.tar"] = layer

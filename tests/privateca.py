@@ -42,11 +42,11 @@ def make(folder: Path, names: tuple[str, ...] = ("127.0.0.1", "localhost")) -> S
         "extendedKeyUsage=serverAuth\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid,issuer\n"
     )
     ca_extensions = ["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"]
-    _openssl("req", "-x509", *_EC, "-keyout", ca_key, "-out", ca, "-days", "2", "-subj", "/CN=xcompile test CA",
-             *ca_extensions)  # fmt: skip
+    ca_subject = ["-subj", "/CN=xcompile test CA", *ca_extensions]
+    _openssl("req", "-x509", *_EC, "-keyout", ca_key, "-out", ca, "-days", "2", *ca_subject)
     _openssl("req", *_EC, "-keyout", key, "-out", csr, "-subj", f"/CN={names[0]}")
-    _openssl("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-out", cert,
-             "-days", "2", "-extfile", extensions)  # fmt: skip
+    signed_by_ca = ["-CA", ca, "-CAkey", ca_key, "-CAcreateserial"]
+    _openssl("x509", "-req", "-in", csr, *signed_by_ca, "-out", cert, "-days", "2", "-extfile", extensions)
     return ServerFiles(ca, cert, key)
 
 

@@ -75,8 +75,10 @@ def test_no_manifest_pushes_only_the_per_arch_tags(
     registry: Registry, two_arch_env: dict[str, str], tmp_path: Path
 ) -> None:
     repo = f"{registry.host}/nomanifest/rpi"
-    result = build("--arch", "arm32v7", "--arch", "arm64v8", "--repo", repo, "--tag", "a", "--no-manifest",
-                   "--no-verify", env=two_arch_env, cwd=tmp_path)  # fmt: skip
+    arches = ["--arch", "arm32v7", "--arch", "arm64v8"]
+    result = build(
+        *arches, "--repo", repo, "--tag", "a", "--no-manifest", "--no-verify", env=two_arch_env, cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert sorted(registry.tags("nomanifest/rpi")) == ["a-arm32v7", "a-arm64v8"]
     assert "docker manifest" not in result.stderr and "docker run" not in result.stderr

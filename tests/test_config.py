@@ -12,8 +12,12 @@ from xcompile.settings.config import Config, load
 HOME = Path("/home/user")
 
 
-def settings(tmp_path: Path, switches: dict[str, object] | None = None, env: dict[str, str] | None = None,
-             config_file: Path | None = None) -> Config:  # fmt: skip
+def settings(
+    tmp_path: Path,
+    switches: dict[str, object] | None = None,
+    env: dict[str, str] | None = None,
+    config_file: Path | None = None,
+) -> Config:
     config, _ = load(switches or {}, env or {}, tmp_path, HOME, config_file)
     return config
 

@@ -56,8 +56,16 @@ def limited(*args: str, env: dict[str, str], cwd: Path, fsize: int) -> subproces
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
 
-    return subprocess.run([sys.executable, "-m", "xcompile", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=300, preexec_fn=limit)  # fmt: skip
+    argv = [sys.executable, "-m", "xcompile", *args]
+    return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=300, preexec_fn=limit)
+
+
+DOWNLOAD = ("qemu", "--source", "download")
+
+
+def from_bookworm(mirror: str, *trust: str) -> list[str]:
+    """The switches that download from ``mirror``'s bookworm, trusting what ``trust`` says."""
+    return ["--mirror", mirror, "--suite", "bookworm", *trust]
 
 
 def said(stderr: str) -> list[str]:
@@ -82,8 +90,7 @@ def small_deb(folder: Path, package: str, version: str = "1:7.2+dfsg-7", *, bina
     files = {f"usr/share/doc/{package}/README": b"synthetic\n"}
     if binary:
         files["usr/bin/qemu-arm-static"] = tiny_elf()
-    return build_deb(folder / f"{package}_{version.split(':')[-1]}.deb", package=package, version=version,
-                     files=files)  # fmt: skip
+    return build_deb(folder / f"{package}_{version.split(':')[-1]}.deb", package=package, version=version, files=files)
 
 
 # --- a Codename that is a path -------------------------------------------------------------------
@@ -103,8 +110,7 @@ def test_a_codename_that_is_a_path_is_refused_and_nothing_is_written_outside_the
     cache_home = out / "home" / "cache"
     env = {**user_env, "XDG_CACHE_HOME": str(cache_home)}
     given = [trust, str(key.keyring)] if trust == "--keyring" else [trust]
-    got = run_xcompile("qemu", "--source", "download", "--mirror", mirror, "--suite", "stable", *given,
-                       cwd=tmp_path, env=env)  # fmt: skip
+    got = run_xcompile(*DOWNLOAD, "--mirror", mirror, "--suite", "stable", *given, cwd=tmp_path, env=env)
     assert got.returncode == 1, got.stderr
     assert said(got.stderr) == [
         f"xcompile: error: {mirror}/dists/stable/Release names the codename {ESCAPE!r},"
@@ -138,8 +144,7 @@ def test_a_url_serving_endless_bytes_stops_at_the_cap_and_keeps_nothing(
 
     httpserver.expect_request("/qemu-arm-static").respond_with_handler(endless)
     url = httpserver.url_for("/qemu-arm-static")
-    got = run_xcompile("qemu", "--source", "download", "--qemu-url", url, "--qemu-sha256", "0" * 64,
-                       cwd=tmp_path, env=user)  # fmt: skip
+    got = run_xcompile(*DOWNLOAD, "--qemu-url", url, "--qemu-sha256", "0" * 64, cwd=tmp_path, env=user)
     assert got.returncode == 1, got.stderr
     (line,) = said(got.stderr)
     assert line.startswith(f"xcompile: error: {url}: more than {MAX_BINARY} bytes")
@@ -170,8 +175,7 @@ def test_a_gzip_content_encoding_is_hashed_as_served_and_never_inflated(
     url = httpserver.url_for("/qemu-arm-static")
     # The SHA256 of what it inflates to: a client that inflates it would write 1000 MB (here: fail
     # on the 16 MiB limit) and match it.
-    got = limited("qemu", "--source", "download", "--qemu-url", url, "--qemu-sha256", inflated,
-                  cwd=tmp_path, env=user, fsize=16 << 20)  # fmt: skip
+    got = limited(*DOWNLOAD, "--qemu-url", url, "--qemu-sha256", inflated, cwd=tmp_path, env=user, fsize=16 << 20)
     assert got.returncode == 1, got.stderr
     assert said(got.stderr) == [
         f"xcompile: error: {url}: SHA256 mismatch: got {hashlib.sha256(body).hexdigest()}, --qemu-sha256 says"
@@ -192,8 +196,7 @@ def test_a_small_deb_with_a_300_mb_member_is_refused_unwritten(
     archive.add(deb, package=QEMU, version="1:7.2+dfsg-7", arch=ARCH)
     archive.write(None)  # unsigned: --allow-unsigned takes whatever the mirror says
     mirror = serve(httpserver, archive.root)
-    got = limited("qemu", "--source", "download", "--mirror", mirror, "--suite", "bookworm", "--allow-unsigned",
-                  cwd=tmp_path, env=user, fsize=64 << 20)  # fmt: skip
+    got = limited(*DOWNLOAD, *from_bookworm(mirror, "--allow-unsigned"), cwd=tmp_path, env=user, fsize=64 << 20)
     assert got.returncode == 1, got.stderr
     assert said(got.stderr) == [
         f"xcompile: error: usr/bin/qemu-arm-static from qemu-user-static_7.2+dfsg-7_{ARCH}.deb: {size} bytes,"
@@ -214,12 +217,11 @@ def test_a_depends_chain_that_never_reaches_the_binary_says_it_is_missing(
     archive = Archive(tmp_path / "archive", suite="bookworm")
     chain = [QEMU, *links]
     for package, after in zip(chain, [*chain[1:], QEMU if shape == "a circle" else ""], strict=True):
-        archive.add(small_deb(tmp_path / "debs", package), package=package, version="1:7.2+dfsg-7", arch=ARCH,
-                    depends=after and f"{after} (>= 1:7.2)")  # fmt: skip
+        deb = small_deb(tmp_path / "debs", package)
+        archive.add(deb, package=package, version="1:7.2+dfsg-7", arch=ARCH, depends=after and f"{after} (>= 1:7.2)")
     archive.write(key)
     mirror = serve(httpserver, archive.root)
-    got = run_xcompile("qemu", "--source", "download", "--mirror", mirror, "--suite", "bookworm", "--keyring",
-                       str(key.keyring), cwd=tmp_path, env=user)  # fmt: skip
+    got = run_xcompile(*DOWNLOAD, *from_bookworm(mirror, "--keyring", str(key.keyring)), cwd=tmp_path, env=user)
     assert got.returncode == 3, got.stderr
     (line,) = said(got.stderr)
     missing = f"xcompile: error: {index_url(mirror)}: no package holds usr/bin/qemu-arm-static (looked in "
@@ -247,8 +249,7 @@ def test_an_invalid_version_in_the_index_is_a_one_line_refusal(
     archive.write(key)
     mirror = serve(httpserver, archive.root)
     pin = ["--qemu-version", "7.2"] if case == "pinned" else []
-    got = run_xcompile("qemu", "--source", "download", "--mirror", mirror, "--suite", "bookworm", "--keyring",
-                       str(key.keyring), *pin, cwd=tmp_path, env=user)  # fmt: skip
+    got = run_xcompile(*DOWNLOAD, *from_bookworm(mirror, "--keyring", str(key.keyring)), *pin, cwd=tmp_path, env=user)
     assert got.returncode == 1, got.stderr
     assert said(got.stderr) == [f"xcompile: error: {index_url(mirror)}: {bad!r} is not a Debian version"]
     assert "Traceback" not in got.stderr and got.stdout == ""
@@ -270,8 +271,7 @@ def test_an_epoch_dpkg_refuses_is_a_one_line_refusal_where_versions_are_compared
     archive.write(key)
     mirror = serve(httpserver, archive.root)
     pin = ["--qemu-version", "7.2"] if pinned else []
-    got = run_xcompile("qemu", "--source", "download", "--mirror", mirror, "--suite", "bookworm", "--keyring",
-                       str(key.keyring), *pin, cwd=tmp_path, env=user)  # fmt: skip
+    got = run_xcompile(*DOWNLOAD, *from_bookworm(mirror, "--keyring", str(key.keyring)), *pin, cwd=tmp_path, env=user)
     assert got.returncode == 1, got.stderr
     assert said(got.stderr) == [f"xcompile: error: {index_url(mirror)}: {bad[:60]!r} is not a Debian version"]
     assert "Traceback" not in got.stderr and got.stdout == ""
@@ -292,8 +292,9 @@ def test_under_allow_unsigned_a_size_the_mirror_claims_is_not_taken_on_its_word(
     archive.write(None, packages=text)
     if what == "Packages.xz":  # the Release, unsigned, says the index is 10 GiB
         release = archive.dists / "Release"
-        release.write_text(re.sub(r" \d+ (main/binary-\S+/Packages\.xz)$", rf" {claimed} \1",
-                                  release.read_text(), flags=re.MULTILINE))  # fmt: skip
+        release.write_text(
+            re.sub(r" \d+ (main/binary-\S+/Packages\.xz)$", rf" {claimed} \1", release.read_text(), flags=re.MULTILINE)
+        )
 
     def endless(request: Request) -> Response:
         del request
@@ -301,8 +302,7 @@ def test_under_allow_unsigned_a_size_the_mirror_claims_is_not_taken_on_its_word(
 
     httpserver.expect_request(re.compile(rf".*{re.escape(what)}$")).respond_with_handler(endless)
     mirror = serve(httpserver, archive.root)
-    got = limited("qemu", "--source", "download", "--mirror", mirror, "--suite", "bookworm", "--allow-unsigned",
-                  cwd=tmp_path, env=user, fsize=64 << 20)  # fmt: skip
+    got = limited(*DOWNLOAD, *from_bookworm(mirror, "--allow-unsigned"), cwd=tmp_path, env=user, fsize=64 << 20)
     assert got.returncode == 1, got.stderr
     (line,) = said(got.stderr)
     source = "Packages" if what == ".deb" else "Release"

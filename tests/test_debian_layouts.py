@@ -140,8 +140,8 @@ def zstd_qemu_user(tmp_path_factory: pytest.TempPathFactory) -> Path:
         tree = work / "tree"
         subprocess.run(["dpkg-deb", "-R", str(real.deb), str(tree)], check=True)
         part = cached.with_suffix(".part")
-        subprocess.run(["dpkg-deb", "-Zzstd", "-z3", "--root-owner-group", "-b", str(tree), str(part)],
-                       check=True, capture_output=True)  # fmt: skip
+        repack = ["dpkg-deb", "-Zzstd", "-z3", "--root-owner-group", "-b", str(tree), str(part)]
+        subprocess.run(repack, check=True, capture_output=True)
         os.replace(part, cached)
         shutil.rmtree(work)
     return cached
@@ -217,12 +217,10 @@ def test_with_keyrings_hidden_an_archive_signed_by_a_throwaway_key_is_refused(
     dest = tmp_path / "dest"
     dest.mkdir()
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
-    argv = [sys.executable, "-m", "xcompile", "qemu", "--source", "download", "--mirror", mirror, "--suite",
-            "bookworm", "--dest", str(dest)]  # fmt: skip
-    ran = subprocess.run(
-        ["unshare", "-m", "sh", "-c", 'mount -t tmpfs none /usr/share/keyrings && mount -t tmpfs none '
-         '/etc/apt/trusted.gpg.d && exec "$@"', "-", *argv], capture_output=True, text=True, env=env,
-    )  # fmt: skip
+    qemu = ["qemu", "--source", "download", "--mirror", mirror, "--suite", "bookworm", "--dest", str(dest)]
+    argv = [sys.executable, "-m", "xcompile", *qemu]
+    hide = 'mount -t tmpfs none /usr/share/keyrings && mount -t tmpfs none /etc/apt/trusted.gpg.d && exec "$@"'
+    ran = subprocess.run(["unshare", "-m", "sh", "-c", hide, "-", *argv], capture_output=True, text=True, env=env)
     assert ran.returncode == 1, ran.stderr
     last = ran.stderr.splitlines()[-1]
     assert last.startswith("xcompile: error: ") and "no good signature by a trusted key" in last

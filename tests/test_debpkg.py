@@ -61,8 +61,11 @@ def build(root: Path, out: Path, compression: str) -> Path:
     binfmt = tree / "usr" / "libexec" / "qemu-binfmt"
     binfmt.mkdir(parents=True)
     (binfmt / "arm-binfmt-P").symlink_to("../../bin/qemu-arm")
-    subprocess.run(["dpkg-deb", "--root-owner-group", f"-Z{compression}", "-b", str(tree), str(out)],
-                   check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        ["dpkg-deb", "--root-owner-group", f"-Z{compression}", "-b", str(tree), str(out)],
+        check=True,
+        capture_output=True,
+    )
     return out
 
 

@@ -47,8 +47,10 @@ def proc_text(entry: binfmt.Entry) -> str:
 def fix(root: Path = binfmt.ROOT) -> list[str]:
     shown: list[str] = []
     # The writes are echoed by the runner, the qemu step's warnings said through ``show``: one list, in order.
-    doctor_fix.fixes(Config(arches=("arm32v7",)), Runner(lambda line, label: shown.append(line)), fix_binary=True,
-                 show=lambda line, label: shown.append(line), root=root)  # fmt: skip
+    runner = Runner(lambda line, label: shown.append(line))
+    doctor_fix.fixes(
+        Config(arches=("arm32v7",)), runner, fix_binary=True, show=lambda line, label: shown.append(line), root=root
+    )
     return shown
 
 
@@ -141,9 +143,8 @@ def broken_on_host() -> Iterator[None]:
 def test_real_fix_replaces_keeping_flags(broken_on_host: None, tmp_path: Path, user_env: dict[str, str]) -> None:
     result = run_xcompile("doctor", "--no-push", "--fix", cwd=tmp_path, env=user_env)
     entry = read(ARM.binfmt_name)
-    assert entry is not None and (entry.interpreter, entry.flags, entry.enabled) == (
-        "/usr/bin/qemu-arm-static", "OCF", True,
-    )  # fmt: skip
+    assert entry is not None
+    assert (entry.interpreter, entry.flags, entry.enabled) == ("/usr/bin/qemu-arm-static", "OCF", True)
     assert read(PROBE) is None
     assert result.stderr.index(f"> {binfmt.ROOT}/register") < result.stderr.index(f"'-1' > {binfmt.ROOT}/qemu-arm\n")
     assert " ".join(result.stdout.split()).count("pass binfmt arm32v7 qemu-arm -> /usr/bin/qemu-arm-static") == 1
@@ -178,11 +179,20 @@ def test_stand_in_fix_shows_every_note_of_the_qemu_step(stand_in: Path, tmp_path
     archive.add(build_deb(tmp_path / "q.deb", files={"usr/bin/qemu-arm-static": tiny_elf()}))
     archive.write(None)  # unsigned
     httpserver.expect_request(re.compile("^/debian/")).respond_with_handler(file_handler(archive.root))
-    config = Config(arches=("arm32v7",), qemu_source="download", mirror=httpserver.url_for("/debian"),
-                    suite="bookworm", allow_unsigned=True, cache_dir=tmp_path / "cache")  # fmt: skip
+    config = Config(
+        arches=("arm32v7",),
+        qemu_source="download",
+        mirror=httpserver.url_for("/debian"),
+        suite="bookworm",
+        allow_unsigned=True,
+        cache_dir=tmp_path / "cache",
+    )
     shown: list[str] = []
-    doctor_fix.fixes(config, Runner(lambda line, label: shown.append(line)), fix_binary=True,
-                 show=lambda line, label: shown.append(line), root=stand_in)  # fmt: skip
+
+    def say(line: str, label: str | None) -> None:
+        shown.append(line)
+
+    doctor_fix.fixes(config, Runner(say), fix_binary=True, show=say, root=stand_in)
     warnings = [line for line in shown if line.startswith("warning: ")]
     assert len(warnings) == 1 and "NOT verified (--allow-unsigned)" in warnings[0]
     assert shown.index(warnings[0]) < next(i for i, line in enumerate(shown) if line.startswith("+ echo"))

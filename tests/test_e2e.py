@@ -58,10 +58,8 @@ def pushed(
     name = f"team-{uuid.uuid4().hex[:6]}/rpi-python"
     repo = f"{registry.host}/{name}"
     report = tmp_path / "report.json"
-    result = run_xcompile(
-        "build", "--base", armhf_base, "--repo", repo, "--tag", "3.7", "--tag", "3.7-slim",
-        "--report", str(report), cwd=tmp_path, env=user_env,
-    )  # fmt: skip
+    tags = ["--tag", "3.7", "--tag", "3.7-slim", "--report", str(report)]
+    result = run_xcompile("build", "--base", armhf_base, "--repo", repo, *tags, cwd=tmp_path, env=user_env)
     assert result.returncode == 0, result.stderr
     return {"repo": repo, "name": name, "report": report, "result": result}
 
@@ -257,10 +255,8 @@ def test_interrupt_removes_build_context(
     )
     (shim / "docker").chmod(0o755)
     env = {**user_env, "PATH": f"{shim}:{user_env['PATH']}"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "xcompile", "--base", armhf_base, "--repo", f"{registry.host}/int/img", "--tag", "a"],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    argv = [sys.executable, "-m", "xcompile", "--base", armhf_base, "--repo", f"{registry.host}/int/img", "--tag", "a"]
+    proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while not (tmp_path / "building").exists():
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()

@@ -22,9 +22,17 @@ def entry(arch: platforms.Arch, interpreter: str, flags: str = "F", enabled: boo
 
 @pytest.mark.parametrize(
     ("name", "elf"),
-    [("amd64", (62, 2, 1)), ("arm64v8", (183, 2, 1)), ("arm32v7", (40, 1, 1)), ("i386", (3, 1, 1)),
-     ("ppc64le", (21, 2, 1)), ("s390x", (22, 2, 2)), ("riscv64", (243, 2, 1)), ("mips64le", (8, 2, 1))],
-)  # fmt: skip
+    [
+        ("amd64", (62, 2, 1)),
+        ("arm64v8", (183, 2, 1)),
+        ("arm32v7", (40, 1, 1)),
+        ("i386", (3, 1, 1)),
+        ("ppc64le", (21, 2, 1)),
+        ("s390x", (22, 2, 2)),
+        ("riscv64", (243, 2, 1)),
+        ("mips64le", (8, 2, 1)),
+    ],
+)
 def test_elf_facts_come_from_the_rows_magic(name: str, elf: tuple[int, int, int]) -> None:
     arch = platforms.get(name)
     assert (arch.elf_machine, arch.elf_class, arch.elf_data) == elf
@@ -38,9 +46,8 @@ def test_the_host_is_a_row(machine: str, name: str) -> None:
 
 
 def test_amd64_row() -> None:
-    assert (AMD64.platform, AMD64.qemu_binary, AMD64.uname_m, AMD64.namespace) == (
-        "linux/amd64", "qemu-x86_64-static", "x86_64", "amd64",
-    )  # fmt: skip
+    row = (AMD64.platform, AMD64.qemu_binary, AMD64.uname_m, AMD64.namespace)
+    assert row == ("linux/amd64", "qemu-x86_64-static", "x86_64", "amd64")
     assert platforms.get("x86_64") is AMD64 and platforms.get("linux/amd64") is AMD64
     # The same x86 mask as qemu's i386 entry: EXEC or DYN, any OS ABI.
     assert AMD64.mask_bytes == I386.mask_bytes
@@ -93,10 +100,15 @@ def test_foreign_states() -> None:
 
 @pytest.mark.parametrize(
     ("labels", "name", "ok"),
-    [(("linux", "arm64", ""), "arm64v8", True), (("linux", "arm64", "v8"), "arm64v8", True),
-     (("linux", "arm", ""), "arm32v7", False), (("linux", "arm", "v7"), "arm32v7", True),
-     (("linux", "amd64", ""), "amd64", True), (("linux", "amd64", ""), "arm32v7", False)],
-)  # fmt: skip
+    [
+        (("linux", "arm64", ""), "arm64v8", True),
+        (("linux", "arm64", "v8"), "arm64v8", True),
+        (("linux", "arm", ""), "arm32v7", False),
+        (("linux", "arm", "v7"), "arm32v7", True),
+        (("linux", "amd64", ""), "amd64", True),
+        (("linux", "amd64", ""), "arm32v7", False),
+    ],
+)
 def test_platform_match_and_arm64s_optional_variant(labels: tuple[str, str, str], name: str, ok: bool) -> None:
     assert platforms.get(name).matches(*labels) is ok
 

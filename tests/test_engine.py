@@ -19,47 +19,41 @@ from xcompile.system.runner import Runner
 ARM_V7 = Platform("linux", "arm", "v7")
 
 
+def argv(line: str) -> tuple[str, ...]:
+    """The command ``line`` (no argument holds a space) as the tuple an engine gives."""
+    return tuple(line.split())
+
+
 def test_docker_shapes() -> None:
-    assert DOCKER.build_cmd("linux/arm/v7", Path("/c/Dockerfile.a"), "r:a", Path("/c")) == (
-        "docker", "build", "--platform", "linux/arm/v7", "--no-cache", "-f", "/c/Dockerfile.a", "-t", "r:a", "/c",
-    )  # fmt: skip
-    assert DOCKER.run_cmd("linux/arm/v7", "r:a", "uname", "-m") == (
-        "docker", "run", "--rm", "--network", "none", "--platform", "linux/arm/v7", "r:a", "uname", "-m",
-    )  # fmt: skip
+    built = DOCKER.build_cmd("linux/arm/v7", Path("/c/Dockerfile.a"), "r:a", Path("/c"))
+    assert built == argv("docker build --platform linux/arm/v7 --no-cache -f /c/Dockerfile.a -t r:a /c")
+    ran = DOCKER.run_cmd("linux/arm/v7", "r:a", "uname", "-m")
+    assert ran == argv("docker run --rm --network none --platform linux/arm/v7 r:a uname -m")
     # The daemon decides plain HTTP for push and pull; only `docker manifest` asks.
-    assert DOCKER.push_cmd("127.0.0.1:5000/r:a", insecure=True, digest_file=Path("/d")) == (
-        "docker", "push", "127.0.0.1:5000/r:a",
-    )  # fmt: skip
-    assert DOCKER.manifest_create_cmd("r:a", ["r:a-x", "r:a-y"], insecure=True) == (
-        "docker", "manifest", "create", "--insecure", "r:a", "r:a-x", "r:a-y",
-    )  # fmt: skip
-    assert DOCKER.manifest_member_cmd("r:a", "r:a-x", ARM_V7, insecure=True) == (
-        "docker", "manifest", "annotate", "r:a", "r:a-x", "--os", "linux", "--arch", "arm", "--variant", "v7",
-    )  # fmt: skip
+    pushed = DOCKER.push_cmd("127.0.0.1:5000/r:a", insecure=True, digest_file=Path("/d"))
+    assert pushed == argv("docker push 127.0.0.1:5000/r:a")
+    created = DOCKER.manifest_create_cmd("r:a", ["r:a-x", "r:a-y"], insecure=True)
+    assert created == argv("docker manifest create --insecure r:a r:a-x r:a-y")
+    member = DOCKER.manifest_member_cmd("r:a", "r:a-x", ARM_V7, insecure=True)
+    assert member == argv("docker manifest annotate r:a r:a-x --os linux --arch arm --variant v7")
     assert DOCKER.manifest_push_cmd("r:a", insecure=False) == ("docker", "manifest", "push", "--purge", "r:a")
 
 
 def test_podman_shapes() -> None:
-    assert PODMAN.build_cmd("linux/arm64/v8", Path("/c/D"), "r:a", Path("/c"))[:8] == (
-        "podman", "build", "--platform", "linux/arm64/v8", "--no-cache", "--network", "none", "--pull=never",
-    )  # fmt: skip
-    assert PODMAN.run_cmd("linux/arm/v7", "r:a", "true") == (
-        "podman", "run", "--rm", "--network", "none", "--platform", "linux/arm/v7", "r:a", "true",
-    )  # fmt: skip
-    assert PODMAN.push_cmd("localhost:5000/r:a", insecure=True, digest_file=Path("/w/d")) == (
-        "podman", "push", "--tls-verify=false", "--digestfile", "/w/d", "localhost:5000/r:a",
-    )  # fmt: skip
-    assert PODMAN.pull_cmd("localhost:5000/r:a", "linux/arm/v7", insecure=True) == (
-        "podman", "pull", "-q", "--platform", "linux/arm/v7", "--tls-verify=false", "localhost:5000/r:a",
-    )  # fmt: skip
+    built = PODMAN.build_cmd("linux/arm64/v8", Path("/c/D"), "r:a", Path("/c"))[:8]
+    assert built == argv("podman build --platform linux/arm64/v8 --no-cache --network none --pull=never")
+    ran = PODMAN.run_cmd("linux/arm/v7", "r:a", "true")
+    assert ran == argv("podman run --rm --network none --platform linux/arm/v7 r:a true")
+    pushed = PODMAN.push_cmd("localhost:5000/r:a", insecure=True, digest_file=Path("/w/d"))
+    assert pushed == argv("podman push --tls-verify=false --digestfile /w/d localhost:5000/r:a")
+    pulled = PODMAN.pull_cmd("localhost:5000/r:a", "linux/arm/v7", insecure=True)
+    assert pulled == argv("podman pull -q --platform linux/arm/v7 --tls-verify=false localhost:5000/r:a")
     assert PODMAN.manifest_create_cmd("r:a", ["r:a-x"], insecure=True) == ("podman", "manifest", "create", "r:a")
-    assert PODMAN.manifest_member_cmd("r:a", "h/r:a-x", ARM_V7, insecure=True) == (
-        "podman", "manifest", "add", "--tls-verify=false", "--os", "linux", "--arch", "arm", "--variant", "v7",
-        "r:a", "docker://h/r:a-x",
-    )  # fmt: skip
-    assert PODMAN.manifest_push_cmd("h/r:a", insecure=False, digest_file=Path("/w/l")) == (
-        "podman", "manifest", "push", "--all", "--rm", "--digestfile", "/w/l", "h/r:a", "docker://h/r:a",
-    )  # fmt: skip
+    member = PODMAN.manifest_member_cmd("r:a", "h/r:a-x", ARM_V7, insecure=True)
+    added = "podman manifest add --tls-verify=false --os linux --arch arm --variant v7 r:a docker://h/r:a-x"
+    assert member == argv(added)
+    list_pushed = PODMAN.manifest_push_cmd("h/r:a", insecure=False, digest_file=Path("/w/l"))
+    assert list_pushed == argv("podman manifest push --all --rm --digestfile /w/l h/r:a docker://h/r:a")
 
 
 def test_digests_come_from_the_output_or_the_digest_file(tmp_path: Path) -> None:

@@ -128,19 +128,17 @@ def test_two_arches_on_each_engine(
 ) -> None:
     name = f"engine-{engine_name}-{uuid.uuid4().hex[:6]}/rpi"
     repo = f"{registry.host}/{name}"
-    result = run_xcompile(
-        "build", "--engine", engine_name, "--arch", "arm32v7", "--arch", "arm64v8", "--repo", repo,
-        "--tag", "a", "--report", "r.json", cwd=tmp_path, env=two_arch_env,
-    )  # fmt: skip
+    arches = ["--arch", "arm32v7", "--arch", "arm64v8"]
+    args = ["--repo", repo, "--tag", "a", "--report", "r.json"]
+    result = run_xcompile("build", "--engine", engine_name, *arches, *args, cwd=tmp_path, env=two_arch_env)
     try:
         assert result.returncode == 0, result.stdout + result.stderr[-3000:]
         assert sorted(registry.tags(name)) == ["a", "a-arm32v7", "a-arm64v8"]
         for arch in (ARM, ARM64):
             _, manifest = registry.manifest(name, f"a-{arch.name}")
             config = json.loads(registry.blob(name, manifest["config"]["digest"]))  # type: ignore[index]
-            assert (config["os"], config["architecture"], config.get("variant")) == (
-                arch.os, arch.architecture, arch.variant,
-            )  # fmt: skip
+            made = (config["os"], config["architecture"], config.get("variant"))
+            assert made == (arch.os, arch.architecture, arch.variant)
         digest, index = registry.manifest(name, "a")
         listed = {(m["platform"]["architecture"], m["platform"].get("variant")) for m in index["manifests"]}  # type: ignore[index, union-attr]
         assert listed == {("arm", "v7"), ("arm64", "v8")}
@@ -178,10 +176,8 @@ def test_a_missing_base_fails_on_each_engine(
 ) -> None:
     name = f"fail-{engine_name}-{uuid.uuid4().hex[:6]}/img"
     repo = f"{registry.host}/{name}"
-    result = run_xcompile(
-        "build", "--engine", engine_name, "--base", armhf_base, "--repo", repo,
-        "--tag", "a", "--tag", "missing", "--jobs", "1", "--keep-going", cwd=tmp_path, env=engine_env,
-    )  # fmt: skip
+    args = ["--base", armhf_base, "--repo", repo, "--tag", "a", "--tag", "missing", "--jobs", "1", "--keep-going"]
+    result = run_xcompile("build", "--engine", engine_name, *args, cwd=tmp_path, env=engine_env)
     engine_cli(engine_name, "rmi", f"{repo}:a", check=False)
     assert result.returncode == 1
     rows = {row.split()[0]: row.split()[2] for row in result.stdout.splitlines()[1:3]}
@@ -206,14 +202,17 @@ def test_a_base_made_for_another_platform_is_refused_before_any_build(
     variant: an arm/v6 base gets to its build, which does not pull, and is refused there."""
     name = f"wrong-{engine_name}-{uuid.uuid4().hex[:6]}"
     base, repo = f"{registry.host}/{name}/python", f"{registry.host}/{name}/out"
-    made = subprocess.run(["bash", str(MAKE_BASE), "armhf", made_for, f"{base}:a"], capture_output=True, text=True,
-                          env={**os.environ, "XCOMPILE_TEST_LABEL": SESSION_LABEL})  # fmt: skip
+    labelled = {**os.environ, "XCOMPILE_TEST_LABEL": SESSION_LABEL}
+    made = subprocess.run(
+        ["bash", str(MAKE_BASE), "armhf", made_for, f"{base}:a"], capture_output=True, text=True, env=labelled
+    )
     assert made.returncode == 0, made.stderr
     try:
         if engine_name == "podman":
             podman_load(f"{base}:a")
-        result = run_xcompile("build", "--engine", engine_name, "--base", base, "--repo", repo, "--tag", "a",
-                              cwd=tmp_path, env=engine_env)  # fmt: skip
+        result = run_xcompile(
+            "build", "--engine", engine_name, "--base", base, "--repo", repo, "--tag", "a", cwd=tmp_path, env=engine_env
+        )
     finally:
         engine_cli(engine_name, "rmi", f"{base}:a", f"{repo}:a", check=False)
         docker("rmi", f"{base}:a", check=False)
@@ -263,8 +262,9 @@ def test_podman_keeps_the_home_credentials_that_DOCKER_CONFIG_keeps_apart(
     home = tmp_path / "home"
     (home / ".docker").mkdir(parents=True)
     (home / ".docker" / "config.json").write_text('{"auths": {"127.0.0.1:5000": {"auth": "dTpw"}}}\n')
-    result = run_xcompile("--engine", "podman", "--dry-run", "--tag", "3.7", cwd=tmp_path,
-                          env={**user_env, "HOME": str(home)})  # fmt: skip
+    result = run_xcompile(
+        "--engine", "podman", "--dry-run", "--tag", "3.7", cwd=tmp_path, env={**user_env, "HOME": str(home)}
+    )
     assert result.returncode == 3, result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
         f"xcompile: error: podman cannot run while DOCKER_CONFIG names a folder without config.json ({folder}),"
@@ -305,8 +305,12 @@ def test_podman_runs_without_a_DOCKER_CONFIG_folder_that_has_no_config_json(
     folder = Path(user_env["DOCKER_CONFIG"])
     folder.mkdir()
     (tmp_path / "home").mkdir()
-    env = {**user_env, "HOME": str(tmp_path / "home"), "XCOMPILE_BASE_ARM32V7": armhf_base,
-           "XCOMPILE_BASE_ARM64V8": arm64_base}  # fmt: skip
+    env = {
+        **user_env,
+        "HOME": str(tmp_path / "home"),
+        "XCOMPILE_BASE_ARM32V7": armhf_base,
+        "XCOMPILE_BASE_ARM64V8": arm64_base,
+    }
     env.pop("REGISTRY_AUTH_FILE", None)
     name = f"podman-no-config-{uuid.uuid4().hex[:6]}/rpi"
     repo = f"{registry.host}/{name}"

@@ -123,10 +123,8 @@ class Installed:
     """An empty folder to run from: no setup.cfg, no checkout."""
 
     def xcompile(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(self.bin / "xcompile"), *args], cwd=self.empty, env=self.env, capture_output=True, text=True,
-            timeout=timeout,
-        )  # fmt: skip
+        argv = [str(self.bin / "xcompile"), *args]
+        return subprocess.run(argv, cwd=self.empty, env=self.env, capture_output=True, text=True, timeout=timeout)
 
 
 def fresh_venv(folder: Path) -> Path:
@@ -159,15 +157,11 @@ def test_help_and_version(installed: Installed) -> None:
     assert helped.returncode == 0, helped.stderr
     for command in ("build", "qemu", "trial", "inspect", "matrix", "join", "doctor", "experimental"):
         assert f"\n    {command} " in helped.stdout, f"{command} missing from:\n{helped.stdout}"
-    shown = subprocess.run(
-        [str(installed.bin / "python"), "-m", "xcompile", "--version"],
-        cwd=installed.empty, env=installed.env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    version = [str(installed.bin / "python"), "-m", "xcompile", "--version"]
+    shown = subprocess.run(version, cwd=installed.empty, env=installed.env, capture_output=True, text=True, timeout=60)
     assert shown.returncode == 0, shown.stderr
-    metadata = run(
-        installed.bin / "python", "-c", "import importlib.metadata as m; print(m.version('xcompile'))",
-        cwd=installed.empty,
-    ).strip()  # fmt: skip
+    code = "import importlib.metadata as m; print(m.version('xcompile'))"
+    metadata = run(installed.bin / "python", "-c", code, cwd=installed.empty).strip()
     assert metadata == __version__
     assert shown.stdout.split() == ["xcompile", metadata], shown.stdout
 

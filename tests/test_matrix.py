@@ -100,13 +100,16 @@ def test_matrix_lists_the_configured_cells_in_both_formats(tmp_path: Path, user_
 @pytest.mark.parametrize(
     ("cell", "message"),
     [
-        ("3.8/amd64", "xcompile: error: --only 3.8/amd64: not a configured cell — valid cells: 3.7/amd64, 3.7/arm32v7,"
-         " 3.7/arm64v8, 3.7-slim/amd64, 3.7-slim/arm32v7, 3.7-slim/arm64v8\n"),
+        (
+            "3.8/amd64",
+            "xcompile: error: --only 3.8/amd64: not a configured cell — valid cells: 3.7/amd64, 3.7/arm32v7,"
+            " 3.7/arm64v8, 3.7-slim/amd64, 3.7-slim/arm32v7, 3.7-slim/arm64v8\n",
+        ),
         ("3.7/i386", "xcompile: error: --only 3.7/i386: not a configured cell — valid cells: 3.7/amd64,"),
         ("3.7", "xcompile: error: --only: expected TAG/ARCH, got '3.7'\n"),
         ("3.7/sparc", "xcompile: error: unknown architecture 'sparc'"),
     ],
-)  # fmt: skip
+)
 def test_only_an_unconfigured_cell_is_exit_2(tmp_path: Path, user_env: dict[str, str], cell: str, message: str) -> None:
     folder = project(tmp_path / "p", "127.0.0.1:5000/team/py", {})
     result = run_xcompile("build", "--only", cell, cwd=folder, env=user_env)
@@ -195,8 +198,8 @@ def test_three_runners_of_two_cells_then_join(
             # natively, the others under emulation) and carries its qemu.
             ref = f"{registry.host}/{name}:{tag}"
             docker("pull", "--platform", arch.platform, ref, timeout=300)
-            ran = docker("run", "--rm", "--platform", arch.platform, ref, "sh", "-c",
-                         f"uname -m && ls {arch.qemu_path_in_image}", check=False)  # fmt: skip
+            script = f"uname -m && ls {arch.qemu_path_in_image}"
+            ran = docker("run", "--rm", "--platform", arch.platform, ref, "sh", "-c", script, check=False)
             docker("rmi", ref, check=False)
             assert ran.returncode == 0, ran.stderr
             assert ran.stdout.split() == [UNAME[arch.name], arch.qemu_path_in_image]
@@ -301,8 +304,9 @@ def put_blob(registry: Registry, name: str, data: bytes) -> dict[str, object]:
     started = requests.post(f"{registry.url}/{name}/blobs/uploads/", timeout=10)
     assert started.status_code == 202, started.text
     location = started.headers["Location"]
-    done = requests.put(location, params={"digest": digest}, data=data, timeout=30,
-                        headers={"Content-Type": "application/octet-stream"})  # fmt: skip
+    done = requests.put(
+        location, params={"digest": digest}, data=data, timeout=30, headers={"Content-Type": "application/octet-stream"}
+    )
     assert done.status_code == 201, done.text
     return {"digest": digest, "size": len(data)}
 
@@ -311,8 +315,9 @@ def put_manifest(registry: Registry, name: str, reference: str, manifest: dict[s
     """Upload ``manifest`` under ``reference`` (a tag, or its digest): its descriptor."""
     body = json.dumps(manifest, separators=(",", ":")).encode()
     media_type = str(manifest["mediaType"])
-    put = requests.put(f"{registry.url}/{name}/manifests/{reference}", data=body, timeout=10,
-                       headers={"Content-Type": media_type})  # fmt: skip
+    put = requests.put(
+        f"{registry.url}/{name}/manifests/{reference}", data=body, timeout=10, headers={"Content-Type": media_type}
+    )
     assert put.status_code == 201, put.text
     digest = "sha256:" + hashlib.sha256(body).hexdigest()
     assert put.headers["Docker-Content-Digest"] == digest
@@ -332,44 +337,49 @@ def attest(registry: Registry, name: str, tag: str, source: str | None = None, c
     config_ref: dict[str, object] = manifest["config"]  # type: ignore[assignment]
     config = json.loads(registry.blob(name, str(config_ref["digest"])))
     layers: list[dict[str, object]] = manifest["layers"]  # type: ignore[assignment]
-    image = put_manifest(registry, name, f"{tag}-image", {
+    as_oci = {
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
         "config": {**config_ref, "mediaType": OCI_CONFIG},
         "layers": [{**layer, "mediaType": OCI_LAYERS[str(layer["mediaType"])]} for layer in layers],
-    })  # fmt: skip
-    statement = json.dumps({
+    }
+    image = put_manifest(registry, name, f"{tag}-image", as_oci)
+    provenance = {
         "_type": "https://in-toto.io/Statement/v0.1",
         "predicateType": "https://slsa.dev/provenance/v0.2",
         "subject": [{"name": f"pkg:docker/{name}@{tag}", "digest": {"sha256": str(image["digest"])[7:]}}],
         "predicate": {"buildType": "https://mobyproject.org/buildkit@v1", "builder": {"id": ""}},
-    }).encode()  # fmt: skip
+    }
+    statement = json.dumps(provenance).encode()
     layer = put_blob(registry, name, statement)
     unknown = {"architecture": "unknown", "os": "unknown"}
-    att_config = put_blob(registry, name, json.dumps(
-        {**unknown, "config": {}, "rootfs": {"type": "layers", "diff_ids": [layer["digest"]]}}
-    ).encode())  # fmt: skip
-    attestation = put_manifest(registry, name, f"{tag}-attestation", {
+    rootfs = {"type": "layers", "diff_ids": [layer["digest"]]}
+    att_config = put_blob(registry, name, json.dumps({**unknown, "config": {}, "rootfs": rootfs}).encode())
+    in_toto = {
+        **layer,
+        "mediaType": "application/vnd.in-toto+json",
+        "annotations": {"in-toto.io/predicate-type": "https://slsa.dev/provenance/v0.2"},
+    }
+    attests = {
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
         "config": {**att_config, "mediaType": OCI_CONFIG},
-        "layers": [{**layer, "mediaType": "application/vnd.in-toto+json",
-                    "annotations": {"in-toto.io/predicate-type": "https://slsa.dev/provenance/v0.2"}}],
-    })  # fmt: skip
+        "layers": [in_toto],
+    }
+    attestation = put_manifest(registry, name, f"{tag}-attestation", attests)
     platform = {key: config[key] for key in ("architecture", "os", "variant") if config.get(key)}
     if claim is not None:
         platform = dict(zip(("os", "architecture", "variant"), claim.split("/"), strict=False))
-    put_manifest(registry, name, tag, {
+    reference = {"vnd.docker.reference.digest": image["digest"], "vnd.docker.reference.type": "attestation-manifest"}
+    index = {
         "schemaVersion": 2,
         "mediaType": OCI_INDEX,
         "manifests": [
             {**image, "platform": platform},
-            {**attestation, "platform": unknown, "annotations": {
-                "vnd.docker.reference.digest": image["digest"],
-                "vnd.docker.reference.type": "attestation-manifest",
-            }},
+            {**attestation, "platform": unknown, "annotations": reference},
         ],
-    })  # fmt: skip
+    }
+    put_manifest(registry, name, tag, index)
     return str(image["digest"])
 
 
@@ -427,8 +437,9 @@ def test_amd64_is_native_here_and_doctor_agrees(
 ) -> None:
     """No false binfmt warning for the host's own arch, in build and in doctor."""
     repo = f"{registry.host}/{prefix}/native"
-    built = run_xcompile("build", "--arch", "amd64", "--base", amd64_base, "--repo", repo, "--tag", "a",
-                         cwd=tmp_path, env=user_env)  # fmt: skip
+    built = run_xcompile(
+        "build", "--arch", "amd64", "--base", amd64_base, "--repo", repo, "--tag", "a", cwd=tmp_path, env=user_env
+    )
     assert built.returncode == 0, built.stderr[-3000:]
     assert "xcompile: amd64: runs natively on this x86_64 host" in built.stderr
     assert "cannot run here" not in built.stderr and "doctor --fix" not in built.stderr

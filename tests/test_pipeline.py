@@ -114,8 +114,12 @@ def registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Remote]]:
 
 
 def settings(tmp_path: Path, **switches: object) -> Config:
-    found, _ = load({"tags": ["a", "b", "c"], "jobs": "1", **switches}, {"XDG_CACHE_HOME": str(tmp_path)},
-                    tmp_path, tmp_path / "home")  # fmt: skip
+    found, _ = load(
+        {"tags": ["a", "b", "c"], "jobs": "1", **switches},
+        {"XDG_CACHE_HOME": str(tmp_path)},
+        tmp_path,
+        tmp_path / "home",
+    )
     return found
 
 
@@ -151,8 +155,11 @@ def test_keep_going_goes_on_with_the_others(tmp_path: Path, qemu: Path, registry
     runner = FakeRunner(qemu)
     runner.fail[("docker", "push", "brewblox/rpi-python:b")] = CommandFailed(["docker", "push"], 1, "", "denied")
     _, seen = run(settings(tmp_path, keep_going=True), runner)
-    assert seen == {"a": ("pushed", None), "b": ("failed", "docker push failed (exit 1): denied"),
-                    "c": ("pushed", None)}  # fmt: skip
+    assert seen == {
+        "a": ("pushed", None),
+        "b": ("failed", "docker push failed (exit 1): denied"),
+        "c": ("pushed", None),
+    }
     assert runner.built() == [f"brewblox/rpi-python:{tag}" for tag in "abc"]
 
 
@@ -162,8 +169,11 @@ def test_a_base_made_for_another_platform_fails_its_image_before_its_build(
     runner = FakeRunner(qemu)
     runner.platforms["arm32v7/python:b"] = "linux/amd64/"
     _, seen = run(settings(tmp_path, keep_going=True), runner)
-    assert seen["b"] == ("failed", "base arm32v7/python:b on this host is linux/amd64, not linux/arm/v7"
-                         " — give a base made for that platform, or pull the base for it")  # fmt: skip
+    assert seen["b"] == (
+        "failed",
+        "base arm32v7/python:b on this host is linux/amd64, not linux/arm/v7"
+        " — give a base made for that platform, or pull the base for it",
+    )
     assert seen["a"] == seen["c"] == ("pushed", None)
     assert runner.built() == ["brewblox/rpi-python:a", "brewblox/rpi-python:c"]
 
@@ -177,8 +187,11 @@ def test_a_podman_build_that_finds_no_base_for_the_platform_says_so(
     said = "STEP 1/3: FROM arm32v7/python:a\nError: creating build container: arm32v7/python:a: image not known"
     runner.fail[("docker", "build")] = CommandFailed(["podman", "build"], 125, "", said)
     _, seen = run(settings(tmp_path, tags=["a"]), runner)
-    assert seen["a"] == ("failed", "base arm32v7/python:a on this host is not made for linux/arm/v7: podman finds"
-                         " none for it — give a base made for that platform, or pull the base for it")  # fmt: skip
+    assert seen["a"] == (
+        "failed",
+        "base arm32v7/python:a on this host is not made for linux/arm/v7: podman finds"
+        " none for it — give a base made for that platform, or pull the base for it",
+    )
 
 
 class Interrupted(FakeRunner):
@@ -225,8 +238,10 @@ def test_a_dry_run_plans_every_step_in_order_and_runs_nothing(
     assert set(seen.values()) == {("planned", None)}
     assert runner.calls == []  # nothing answered: nothing ran
     said = [line for line, _ in runner.lines]
-    order = [next(i for i, line in enumerate(said) if line.startswith(prefix))
-             for prefix in ("+ docker version", "+ cp ", "stamp ", "+ docker build", "+ docker push")]  # fmt: skip
+    order = [
+        next(i for i, line in enumerate(said) if line.startswith(prefix))
+        for prefix in ("+ docker version", "+ cp ", "stamp ", "+ docker build", "+ docker push")
+    ]
     assert order == sorted(order), said
     assert not any(line.startswith("proof command passed") for line in said)
     assert list((tmp_path / "home").glob("**/*")) == []  # no config edit, no file

@@ -84,9 +84,17 @@ def test_extra_qemu_paths_follow_the_hosts_registration(
 
 @pytest.mark.parametrize(
     ("alias", "name"),
-    [("armhf", "arm32v7"), ("armel", "arm32v6"), ("aarch64", "arm64v8"), ("arm64", "arm64v8"),
-     ("linux/arm", "arm32v7"), ("linux/arm64", "arm64v8"), ("ppc64el", "ppc64le"), ("mips64el", "mips64le")],
-)  # fmt: skip
+    [
+        ("armhf", "arm32v7"),
+        ("armel", "arm32v6"),
+        ("aarch64", "arm64v8"),
+        ("arm64", "arm64v8"),
+        ("linux/arm", "arm32v7"),
+        ("linux/arm64", "arm64v8"),
+        ("ppc64el", "ppc64le"),
+        ("mips64el", "mips64le"),
+    ],
+)
 def test_aliases(alias: str, name: str) -> None:
     assert platforms.get(alias).name == name
 
@@ -119,10 +127,12 @@ def test_one_inspect_places_every_name() -> None:
     (RepoTags show Docker Hub names without docker.io/library/)."""
     names = ["127.0.0.1:5000/x/rpi:3.7", "arm32v7/python:3.7", "docker.io/library/python:3", "gone/base:1", "odd:1"]
     base = "sha256:" + "a" * 64
-    out = "\n".join([
-        '["arm32v7/python:3.7","arm32v7/python:latest"] ["arm32v7/python@sha256:' + "d" * 64 + f'"] {base}',
-        '["python:3"] null sha256:' + "b" * 64,
-    ])  # fmt: skip
+    out = "\n".join(
+        [
+            '["arm32v7/python:3.7","arm32v7/python:latest"] ["arm32v7/python@sha256:' + "d" * 64 + f'"] {base}',
+            '["python:3"] null sha256:' + "b" * 64,
+        ]
+    )
     missing = (
         "Error response from daemon: no such image: 127.0.0.1:5000/x/rpi:3.7: No such image: 127.0.0.1:5000/x/rpi:3.7\n"
         "Error: No such image: gone/base:1\n"

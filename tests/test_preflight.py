@@ -45,8 +45,9 @@ def stopped(tmp_path: Path) -> Registry:
 def test_a_registry_that_is_down_stops_the_run_before_any_build(
     stopped: Registry, armhf_base: str, tmp_path: Path, user_env: dict[str, str]
 ) -> None:
-    result = run_xcompile("--base", armhf_base, "--repo", f"{stopped.host}/team/app", "--tag", "a",
-                          cwd=tmp_path, env=user_env)  # fmt: skip
+    result = run_xcompile(
+        "--base", armhf_base, "--repo", f"{stopped.host}/team/app", "--tag", "a", cwd=tmp_path, env=user_env
+    )
     assert result.returncode == 3, result.stderr
     assert one_line_error(result.stderr) == (
         f"xcompile: error: registry {stopped.host} is not reachable at http://{stopped.host}"
@@ -62,8 +63,9 @@ def test_no_push_skips_the_preflight(
 ) -> None:
     repo = f"{stopped.host}/nopush-{uuid.uuid4().hex[:8]}/app"
     try:
-        result = run_xcompile("--base", armhf_base, "--repo", repo, "--tag", "a", "--no-push", "--no-verify",
-                              cwd=tmp_path, env=user_env)  # fmt: skip
+        result = run_xcompile(
+            "--base", armhf_base, "--repo", repo, "--tag", "a", "--no-push", "--no-verify", cwd=tmp_path, env=user_env
+        )
     finally:
         docker("rmi", f"{repo}:a", check=False)
     assert result.returncode == 0, result.stderr
@@ -121,8 +123,9 @@ def test_a_registry_wanting_a_login_nobody_gave(
     locked: tuple[Registry, str, str], armhf_base: str, tmp_path: Path, user_env: dict[str, str]
 ) -> None:
     registry, _, password = locked
-    result = run_xcompile("--base", armhf_base, "--repo", f"{registry.host}/team/app", "--tag", "a",
-                          cwd=tmp_path, env=user_env)  # fmt: skip
+    result = run_xcompile(
+        "--base", armhf_base, "--repo", f"{registry.host}/team/app", "--tag", "a", cwd=tmp_path, env=user_env
+    )
     assert result.returncode == 3, result.stderr
     config = Path(user_env["DOCKER_CONFIG"]) / "config.json"
     assert one_line_error(result.stderr) == (
@@ -147,14 +150,21 @@ def test_a_login_the_registry_refuses_or_an_empty_entry_stops_the_run_before_any
     config.parent.mkdir(exist_ok=True)
     wrong = base64.b64encode(f"{user}:not-{password}".encode()).decode()
     for entry, detail, fix in (
-        ({"auth": wrong}, f"registry {registry.host} refused the login of '{user}' in auths of {config}",
-         f"log in again: `docker login {registry.host}`"),
-        ({}, f"registry {registry.host} wants a login, and the entry for it in {config} holds none",
-         f"`docker login {registry.host}`"),
-    ):  # fmt: skip
+        (
+            {"auth": wrong},
+            f"registry {registry.host} refused the login of '{user}' in auths of {config}",
+            f"log in again: `docker login {registry.host}`",
+        ),
+        (
+            {},
+            f"registry {registry.host} wants a login, and the entry for it in {config} holds none",
+            f"`docker login {registry.host}`",
+        ),
+    ):
         config.write_text(json.dumps({"auths": {registry.host: entry}}))
-        result = run_xcompile("--base", armhf_base, "--repo", f"{registry.host}/team/app", "--tag", "a",
-                              cwd=tmp_path, env=user_env)  # fmt: skip
+        result = run_xcompile(
+            "--base", armhf_base, "--repo", f"{registry.host}/team/app", "--tag", "a", cwd=tmp_path, env=user_env
+        )
         assert result.returncode == 3, result.stderr
         assert one_line_error(result.stderr) == f"xcompile: error: {detail} — {fix}"
         assert "docker build" not in result.stderr and password not in result.stderr
@@ -175,8 +185,12 @@ def test_after_docker_login_the_run_pushes_and_no_password_shows(
     registry, user, password = locked
     login = subprocess.run(
         ["docker", "login", "--username", user, "--password-stdin", registry.host],
-        input=password, env=user_env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        input=password,
+        env=user_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert login.returncode == 0, login.stderr
     name = f"auth-{uuid.uuid4().hex[:8]}/app"
     repo = f"{registry.host}/{name}"

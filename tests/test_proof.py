@@ -132,11 +132,13 @@ def docker_shim(tmp_path: Path, on_build: str) -> str:
     return str(shim)
 
 
-def build_a(base: str, registry: Registry, name: str, env: dict[str, str], cwd: Path, *extra: str,
-            timeout: float = 300) -> subprocess.CompletedProcess[str]:  # fmt: skip
+def build_a(
+    base: str, registry: Registry, name: str, env: dict[str, str], cwd: Path, *extra: str, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     """xcompile building tag ``a`` of ``base`` (named without its tag) into ``registry`` as ``name``."""
-    return run_xcompile("--base", base, "--repo", f"{registry.host}/{name}", "--tag", "a", *extra,
-                        env=env, cwd=cwd, timeout=timeout)  # fmt: skip
+    return run_xcompile(
+        "--base", base, "--repo", f"{registry.host}/{name}", "--tag", "a", *extra, env=env, cwd=cwd, timeout=timeout
+    )
 
 
 def refused(result: subprocess.CompletedProcess[str], registry: Registry, name: str, error: str) -> None:
@@ -152,18 +154,27 @@ def refused(result: subprocess.CompletedProcess[str], registry: Registry, name: 
     ("on_build", "error"),
     [
         # The context's last argument; its qemu is swapped for another emulator before the build.
-        ('for ctx; do :; done; cp /usr/bin/qemu-aarch64-static "$ctx/qemu-layer/usr/bin/qemu-arm-static"',
-         "/usr/bin/qemu-arm-static in the image is not the qemu that was copied in"),
+        (
+            'for ctx; do :; done; cp /usr/bin/qemu-aarch64-static "$ctx/qemu-layer/usr/bin/qemu-arm-static"',
+            "/usr/bin/qemu-arm-static in the image is not the qemu that was copied in",
+        ),
         # The Dockerfile (after -f) loses its COPY line before the build.
-        ('prev=; for arg; do [ "$prev" = -f ] && sed -i "/^COPY/d" "$arg"; prev=$arg; done',
-         "/usr/bin/qemu-arm-static is missing from the image"),
+        (
+            'prev=; for arg; do [ "$prev" = -f ] && sed -i "/^COPY/d" "$arg"; prev=$arg; done',
+            "/usr/bin/qemu-arm-static is missing from the image",
+        ),
     ],
     ids=["different", "missing"],
-)  # fmt: skip
+)
 def test_qemu_different_or_missing_in_the_image_is_refused(
-    host_binfmt: str, registry: Registry, armhf_base: str, user_env: dict[str, str], tmp_path: Path,
-    on_build: str, error: str,
-) -> None:  # fmt: skip
+    host_binfmt: str,
+    registry: Registry,
+    armhf_base: str,
+    user_env: dict[str, str],
+    tmp_path: Path,
+    on_build: str,
+    error: str,
+) -> None:
     env = {**user_env, "PATH": f"{docker_shim(tmp_path, on_build)}:{user_env['PATH']}"}
     name = f"proof-{uuid.uuid4().hex[:6]}/qemu"
     result = build_a(armhf_base, registry, name, env, tmp_path)
@@ -219,8 +230,8 @@ def test_image_with_nothing_to_run_is_refused(
     name = f"proof-{uuid.uuid4().hex[:6]}/nothing"
     with scratch_base(tmp_path, armhf_base, f"{registry.host}/{name}:a", {"/bin/busybox": "/bin/busybox"}) as base:
         result = build_a(base, registry, name, user_env, tmp_path)
-    refused(result, registry, name, "the image has none of /usr/local/bin/python3, /usr/bin/python3, /bin/uname,"
-            " /usr/bin/uname to prove that it runs")  # fmt: skip
+    nothing = "the image has none of /usr/local/bin/python3, /usr/bin/python3, /bin/uname, /usr/bin/uname"
+    refused(result, registry, name, f"{nothing} to prove that it runs")
 
 
 @pytest.mark.integration

@@ -21,10 +21,12 @@ DEBIAN = pytest.mark.parametrize("host_binfmt", ["debian"], indirect=True)
 SEED = pytest.mark.parametrize("host_binfmt", ["seed"], indirect=True)
 
 
-def build(base: str, registry: Registry, name: str, env: dict[str, str], cwd: Path, *extra: str,
-          tag: str = "a") -> subprocess.CompletedProcess[str]:  # fmt: skip
-    return run_xcompile("--base", base, "--repo", f"{registry.host}/{name}", "--tag", tag, *extra,
-                        env=env, cwd=cwd, timeout=300)  # fmt: skip
+def build(
+    base: str, registry: Registry, name: str, env: dict[str, str], cwd: Path, *extra: str, tag: str = "a"
+) -> subprocess.CompletedProcess[str]:
+    return run_xcompile(
+        "--base", base, "--repo", f"{registry.host}/{name}", "--tag", tag, *extra, env=env, cwd=cwd, timeout=300
+    )
 
 
 def static_busybox(tmp_path: Path) -> bytes:
@@ -36,16 +38,20 @@ def static_busybox(tmp_path: Path) -> bytes:
 
 @DEBIAN
 def test_a_broken_qemu_that_ships_fails_under_a_healthy_f_entry(
-    host_binfmt: str, registry: Registry, armhf_base: str, user_env: dict[str, str], tmp_path: Path,
+    host_binfmt: str,
+    registry: Registry,
+    armhf_base: str,
+    user_env: dict[str, str],
+    tmp_path: Path,
     httpserver: HTTPServer,
-) -> None:  # fmt: skip
+) -> None:
     """With F the host's qemu would run the image anyway; the proof runs the shipped one, which is not qemu."""
     broken = static_busybox(tmp_path)
     httpserver.expect_request("/qemu-arm-static").respond_with_data(broken)
     url = httpserver.url_for("/qemu-arm-static")
     name = f"proof-{uuid.uuid4().hex[:6]}/broken"
-    result = build(armhf_base, registry, name, user_env, tmp_path, "--qemu-source", "download", "--qemu-url", url,
-                   "--qemu-sha256", hashlib.sha256(broken).hexdigest())  # fmt: skip
+    qemu = ["--qemu-source", "download", "--qemu-url", url, "--qemu-sha256", hashlib.sha256(broken).hexdigest()]
+    result = build(armhf_base, registry, name, user_env, tmp_path, *qemu)
     assert result.returncode == 1, result.stderr[-2000:]
     assert (
         f"{registry.host}/{name}:a: the image's own qemu (/usr/bin/qemu-arm-static) does not run its /bin/uname:"

@@ -72,8 +72,8 @@ def test_build_downloads_verifies_caches_and_the_image_runs(
     host_binfmt: str, registry: Registry, armhf_base: str, mirror: Mirror, no_apt_env: dict[str, str], tmp_path: Path
 ) -> None:
     repo = f"{registry.host}/downloaded/rpi"
-    args = ["--base", armhf_base, "--repo", repo, "--tag", "a", "--mirror", mirror.url, "--suite", SUITE,
-            "--keyring", str(mirror.keyring)]  # fmt: skip
+    trusted = ["--mirror", mirror.url, "--suite", SUITE, "--keyring", str(mirror.keyring)]
+    args = ["--base", armhf_base, "--repo", repo, "--tag", "a", *trusted]
     before = mirror.deb_requests()
     first = run_xcompile("build", *args, cwd=tmp_path, env=no_apt_env)
     assert first.returncode == 0, first.stderr[-3000:]
@@ -103,27 +103,26 @@ def test_build_downloads_verifies_caches_and_the_image_runs(
 def test_qemu_dest_and_offline(mirror: Mirror, no_apt_env: dict[str, str], tmp_path: Path) -> None:
     dest = tmp_path / "dest"
     dest.mkdir()
-    offline = run_xcompile("qemu", "--source", "download", "--offline", "--mirror", mirror.url, "--suite", SUITE,
-                           cwd=tmp_path, env=no_apt_env)  # fmt: skip
+    download = ["qemu", "--source", "download"]
+    where = ["--mirror", mirror.url, "--suite", SUITE]
+    keys = ["--keyring", str(mirror.keyring)]
+    offline = run_xcompile(*download, "--offline", *where, cwd=tmp_path, env=no_apt_env)
     assert offline.returncode == 3
     assert offline.stderr.splitlines()[-1].startswith("xcompile: error: offline: no cached qemu-arm-static for ")
     assert offline.stderr.splitlines()[-1].endswith(" — run once without --offline")
 
-    got = run_xcompile("qemu", "--source", "download", "--mirror", mirror.url, "--suite", SUITE, "--keyring",
-                       str(mirror.keyring), "--dest", str(dest), cwd=tmp_path, env=no_apt_env)  # fmt: skip
+    got = run_xcompile(*download, *where, *keys, "--dest", str(dest), cwd=tmp_path, env=no_apt_env)
     assert got.returncode == 0, got.stderr
     assert got.stdout == f"{dest}/qemu-arm-static\n"
     assert sorted(p.name for p in dest.iterdir()) == ["qemu-arm-static"]
     version = subprocess.run([str(dest / "qemu-arm-static"), "--version"], capture_output=True, text=True)
     assert version.returncode == 0 and version.stdout.startswith("qemu-arm version")
 
-    again = run_xcompile("qemu", "--source", "download", "--offline", "--mirror", mirror.url, "--suite", SUITE,
-                         "--keyring", str(mirror.keyring), cwd=tmp_path, env=no_apt_env)  # fmt: skip
+    again = run_xcompile(*download, "--offline", *where, *keys, cwd=tmp_path, env=no_apt_env)
     assert again.returncode == 0, again.stderr
     assert "cached from" in again.stderr
     # Offline, the cache serves a binary only to the keys that verified it (here: not the default ones).
-    other = run_xcompile("qemu", "--source", "download", "--offline", "--mirror", mirror.url, "--suite", SUITE,
-                         cwd=tmp_path, env=no_apt_env)  # fmt: skip
+    other = run_xcompile(*download, "--offline", *where, cwd=tmp_path, env=no_apt_env)
     assert other.returncode == 1
     assert other.stderr.splitlines()[-1] == (
         f"xcompile: error: the cached qemu for {mirror.url} {SUITE} was verified with other keys than these"
@@ -141,8 +140,8 @@ def test_direct_url_needs_and_checks_its_sha256(mirror: Mirror, no_apt_env: dict
     assert alone.returncode == 2
     assert alone.stderr.startswith("xcompile: error: --qemu-url and --qemu-sha256 go together")
 
-    wrong = run_xcompile("qemu", "--source", "download", "--qemu-url", url, "--qemu-sha256", "0" * 64, "--dest",
-                         str(dest), cwd=tmp_path, env=no_apt_env)  # fmt: skip
+    download = ["qemu", "--source", "download", "--qemu-url", url]
+    wrong = run_xcompile(*download, "--qemu-sha256", "0" * 64, "--dest", str(dest), cwd=tmp_path, env=no_apt_env)
     assert wrong.returncode == 1
     errors = [line for line in wrong.stderr.splitlines() if line.startswith("xcompile: error:")]
     assert errors == [wrong.stderr.splitlines()[-1]]
@@ -151,8 +150,7 @@ def test_direct_url_needs_and_checks_its_sha256(mirror: Mirror, no_apt_env: dict
     cache = tmp_path / "cache" / "xcompile"
     assert not cache.exists() or [p for p in cache.rglob("*") if p.is_file()] == []
 
-    right = run_xcompile("qemu", "--source", "download", "--qemu-url", url, "--qemu-sha256", real, "--dest",
-                         str(dest), cwd=tmp_path, env=no_apt_env)  # fmt: skip
+    right = run_xcompile(*download, "--qemu-sha256", real, "--dest", str(dest), cwd=tmp_path, env=no_apt_env)
     assert right.returncode == 0, right.stderr
     assert (dest / "qemu-arm-static").read_bytes() == Path("/usr/bin/qemu-arm-static").read_bytes()
 
@@ -175,13 +173,14 @@ def test_credentials_in_the_mirror_are_never_printed(
     mirror: Mirror, no_apt_env: dict[str, str], tmp_path: Path
 ) -> None:
     secret = mirror.url.replace("http://", "http://bob:hunter2-pw@")
-    got = run_xcompile("qemu", "--source", "download", "--mirror", secret, "--suite", SUITE, "--keyring",
-                       str(mirror.keyring), "-v", cwd=tmp_path, env=no_apt_env)  # fmt: skip
+    download = ["qemu", "--source", "download"]
+    keys = ["--keyring", str(mirror.keyring)]
+    got = run_xcompile(*download, "--mirror", secret, "--suite", SUITE, *keys, "-v", cwd=tmp_path, env=no_apt_env)
     assert got.returncode == 0, got.stderr
     assert "hunter2" not in got.stdout + got.stderr and "bob" not in got.stdout + got.stderr
     assert f"from {mirror.url} (" in got.stderr
-    failed = run_xcompile("qemu", "--source", "download", "--mirror", secret + "/nowhere", "--suite", SUITE,
-                          "-v", cwd=tmp_path, env=no_apt_env)  # fmt: skip
+    nowhere = ["--mirror", secret + "/nowhere", "--suite", SUITE]
+    failed = run_xcompile(*download, *nowhere, "-v", cwd=tmp_path, env=no_apt_env)
     assert failed.returncode == 3
     assert "hunter2" not in failed.stdout + failed.stderr and "bob:" not in failed.stdout + failed.stderr
     cache = tmp_path / "cache" / "xcompile"
@@ -218,12 +217,14 @@ def test_dest_never_writes_through_a_planted_link_and_two_runs_do_not_clobber(
     victim.write_text("keep me\n")
     (dest / ".qemu-arm-static.part").symlink_to(victim)  # the old fixed name
     (dest / "qemu-arm-static").symlink_to(victim)
-    argv = [sys.executable, "-m", "xcompile", "qemu", "--source", "download", "--mirror", mirror.url, "--suite",
-            SUITE, "--keyring", str(mirror.keyring), "--dest", str(dest)]  # fmt: skip
+    qemu = ["qemu", "--source", "download", "--mirror", mirror.url, "--suite", SUITE, "--keyring", str(mirror.keyring)]
+    argv = [sys.executable, "-m", "xcompile", *qemu, "--dest", str(dest)]
     warm = run_xcompile(*argv[3:], cwd=tmp_path, env=no_apt_env)  # fills the cache once
     assert warm.returncode == 0, warm.stderr
-    runs = [subprocess.Popen(argv, cwd=tmp_path, env=no_apt_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True) for _ in range(4)]  # fmt: skip
+    runs = [
+        subprocess.Popen(argv, cwd=tmp_path, env=no_apt_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
     for run in runs:
         _, err = run.communicate(timeout=120)
         assert run.returncode == 0, err

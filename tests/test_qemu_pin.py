@@ -120,6 +120,11 @@ def files_under(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
 
 
+def from_mirror(mirror: str, key: GpgKey) -> tuple[str, ...]:
+    """The switches that read ``mirror`` and trust ``key``."""
+    return ("--mirror", mirror, "--keyring", str(key.keyring))
+
+
 # --- 1. a pin is resolved in each layout ---------------------------------------------------------
 
 
@@ -147,8 +152,8 @@ def test_the_command_says_which_suite_and_version_the_pin_took(
     pin, suite, package = LAYOUTS[layout]
     version = listed(suite, package)
     mirror = serve(httpserver, layouts)
-    got = run_xcompile("qemu", "--source", "download", "--mirror", mirror, "--keyring", str(key.keyring),
-                       "--qemu-version", pin or version, cwd=tmp_path, env=user)  # fmt: skip
+    download = ["qemu", "--source", "download", *from_mirror(mirror, key)]
+    got = run_xcompile(*download, "--qemu-version", pin or version, cwd=tmp_path, env=user)
     assert got.returncode == 0, got.stderr
     path = Path(got.stdout.strip())
     assert got.stdout == f"{path}\n" and path.is_relative_to(tmp_path / "cache" / "xcompile" / "bin")
@@ -166,11 +171,11 @@ def test_a_pin_no_suite_holds_lists_what_the_mirror_has(
     pin: str, layouts: Path, key: GpgKey, httpserver: HTTPServer, user: dict[str, str], tmp_path: Path
 ) -> None:
     mirror = serve(httpserver, layouts)
-    got = run_xcompile("qemu", "--source", "download", "--mirror", mirror, "--keyring", str(key.keyring),
-                       "--qemu-version", pin, cwd=tmp_path, env=user)  # fmt: skip
+    download = ["qemu", "--source", "download", *from_mirror(mirror, key)]
+    got = run_xcompile(*download, "--qemu-version", pin, cwd=tmp_path, env=user)
     assert got.returncode == 3, got.stderr
-    have = ", ".join([real_version("bookworm", "qemu-user-static"), real_version("trixie", "qemu-user"),
-                      TRIXIE_BACKPORT])  # fmt: skip
+    bookworm, trixie = real_version("bookworm", "qemu-user-static"), real_version("trixie", "qemu-user")
+    have = ", ".join([bookworm, trixie, TRIXIE_BACKPORT])
     assert errors(got.stderr) == [
         f"xcompile: error: no suite of {mirror} holds qemu {pin}; it has {have}"
         " — pin one of those (an exact version, or a prefix such as 7.2), or use another mirror"
@@ -194,8 +199,8 @@ def test_source_path_refuses_a_qemu_of_another_version(
     host_qemu: str, layouts: Path, key: GpgKey, httpserver: HTTPServer, user: dict[str, str], tmp_path: Path
 ) -> None:
     mirror = serve(httpserver, layouts)
-    got = run_xcompile("qemu", "--qemu-source", "path", "--qemu-version", "10.0", "--mirror", mirror,
-                       cwd=tmp_path, env=user)  # fmt: skip
+    pinned = ["--qemu-version", "10.0", "--mirror", mirror]
+    got = run_xcompile("qemu", "--qemu-source", "path", *pinned, cwd=tmp_path, env=user)
     assert got.returncode == 3, got.stderr
     on_path = Path(user["PATH"]) / "qemu-arm-static"
     assert errors(got.stderr) == [
@@ -209,8 +214,7 @@ def test_source_auto_passes_over_a_qemu_of_another_version_and_downloads_the_pin
     host_qemu: str, layouts: Path, key: GpgKey, httpserver: HTTPServer, user: dict[str, str], tmp_path: Path
 ) -> None:
     mirror = serve(httpserver, layouts)
-    got = run_xcompile("qemu", "--qemu-version", "10.0", "--mirror", mirror, "--keyring", str(key.keyring),
-                       cwd=tmp_path, env=user)  # fmt: skip
+    got = run_xcompile("qemu", "--qemu-version", "10.0", *from_mirror(mirror, key), cwd=tmp_path, env=user)
     assert got.returncode == 0, got.stderr
     on_path = Path(user["PATH"]) / "qemu-arm-static"
     assert f"xcompile: warning: {on_path} on PATH is {host_qemu}, not the pinned 10.0; not used" in got.stderr
@@ -239,8 +243,8 @@ def test_apt_with_another_version_installs_nothing(
     apt_has = real_version("bookworm", "qemu-user-static")
     log = fake_apt(Path(user["PATH"]), apt_has)
     mirror = serve(httpserver, layouts)
-    got = run_xcompile("qemu", "--qemu-source", source, "--qemu-version", "11.1", "--mirror", mirror,
-                       "--keyring", str(key.keyring), cwd=tmp_path, env=user)  # fmt: skip
+    pinned = ["--qemu-source", source, "--qemu-version", "11.1"]
+    got = run_xcompile("qemu", *pinned, *from_mirror(mirror, key), cwd=tmp_path, env=user)
     differs = f"apt would install qemu-user-static {apt_has}, not the pinned 11.1"
     if source == "apt":
         assert got.returncode == 3, got.stderr
@@ -272,8 +276,8 @@ def test_a_pin_with_a_plus_takes_the_same_qemu_from_path_apt_and_the_download(
     if source != "path":
         (Path(user["PATH"]) / "qemu-arm-static").unlink()  # apt's qemu lands in /usr/bin, this host's
     mirror = serve(httpserver, layouts)
-    got = run_xcompile("qemu", "--qemu-source", source, "--qemu-version", "7.2+dfsg", "--mirror", mirror,
-                       "--keyring", str(key.keyring), cwd=tmp_path, env=user)  # fmt: skip
+    pinned = ["--qemu-source", source, "--qemu-version", "7.2+dfsg"]
+    got = run_xcompile("qemu", *pinned, *from_mirror(mirror, key), cwd=tmp_path, env=user)
     assert got.returncode == 0, got.stderr
     assert errors(got.stderr) == [qemu_line(got.stderr)]
     how = {
@@ -312,16 +316,24 @@ def doctor_pin(user: dict[str, str], tmp_path: Path, *args: str) -> tuple[int, l
     ],
 )
 def test_doctor_says_where_a_pin_resolves_without_fix(
-    source: str, pin: str, says: str, host_binfmt: str, host_qemu: str, layouts: Path, key: GpgKey,
-    httpserver: HTTPServer, user: dict[str, str], tmp_path: Path,
-) -> None:  # fmt: skip
+    source: str,
+    pin: str,
+    says: str,
+    host_binfmt: str,
+    host_qemu: str,
+    layouts: Path,
+    key: GpgKey,
+    httpserver: HTTPServer,
+    user: dict[str, str],
+    tmp_path: Path,
+) -> None:
     """doctor --qemu-version checked the pin only with --fix; a pin no suite held was found by the
     first build (issue 27). Installing and downloading nothing: no .deb is asked for."""
     if source == "apt":
         log = fake_apt(Path(user["PATH"]), real_version("bookworm", "qemu-user-static"))
     mirror = serve(httpserver, layouts)
-    code, (check,) = doctor_pin(user, tmp_path, "--qemu-source", source, "--qemu-version", pin, "--mirror", mirror,
-                                "--keyring", str(key.keyring))  # fmt: skip
+    pinned = ["--qemu-source", source, "--qemu-version", pin]
+    code, (check,) = doctor_pin(user, tmp_path, *pinned, *from_mirror(mirror, key))
     on_path = f"{Path(user['PATH']) / 'qemu-arm-static'} on PATH is {host_qemu}"
     versions = {"bookworm": real_version("bookworm", "qemu-user-static"), "trixie": real_version("trixie", "qemu-user")}
     expected = says.format(mirror=mirror, on_path=on_path, backport=TRIXIE_BACKPORT, **versions)
@@ -399,8 +411,8 @@ def test_a_stale_testing_does_not_stop_a_pin_that_another_suite_holds(
     forky.write(key, suite_field="testing", date=until - WEEK, valid_until=until)
     (root / "dists" / "testing").symlink_to("forky")
     mirror = serve(httpserver, root)
-    got = run_xcompile("qemu", "--source", "download", "--mirror", mirror, "--keyring", str(key.keyring),
-                       "--qemu-version", "11.1", cwd=tmp_path, env=user)  # fmt: skip
+    download = ["qemu", "--source", "download", *from_mirror(mirror, key)]
+    got = run_xcompile(*download, "--qemu-version", "11.1", cwd=tmp_path, env=user)
     assert got.returncode == 0, got.stderr
     when = datetime.fromtimestamp(until, timezone.utc)
     assert errors(got.stderr)[0] == (
@@ -436,8 +448,10 @@ def test_a_pin_reads_each_index_once_and_an_unchanged_mirror_none(
     first = run_xcompile(*argv, "7.2", cwd=tmp_path, env=user)
     assert first.returncode == 0, first.stderr
     # dists/oldstable and dists/stable are bookworm's and trixie's folders: one index each.
-    indexes = [re.sub("/oldstable/", "/bookworm/", re.sub("/stable/", "/trixie/", p))
-               for p in requested(httpserver, "Packages.xz")]  # fmt: skip
+    indexes = [
+        re.sub("/oldstable/", "/bookworm/", re.sub("/stable/", "/trixie/", p))
+        for p in requested(httpserver, "Packages.xz")
+    ]
     assert sorted(Counter(indexes).values()) == [1, 1, 1], indexes
     assert {p.split("/")[3] for p in indexes} == {"bookworm", "trixie", "trixie-backports"}
 
@@ -483,8 +497,8 @@ def test_the_command_fetches_eight_emulators_with_one_download(
 ) -> None:
     mirror = serve(httpserver, layouts)
     arches = [arg for name in EIGHT for arg in ("--arch", name)]
-    got = run_xcompile("qemu", "--source", "download", "--mirror", mirror, "--suite", "trixie", "--keyring",
-                       str(key.keyring), *arches, cwd=tmp_path, env=user)  # fmt: skip
+    trixie = ["--mirror", mirror, "--suite", "trixie", "--keyring", str(key.keyring)]
+    got = run_xcompile("qemu", "--source", "download", *trixie, *arches, cwd=tmp_path, env=user)
     assert got.returncode == 0, got.stderr
     paths = [Path(line) for line in got.stdout.splitlines()]
     assert [p.name for p in paths] == [platforms.get(name).qemu_binary for name in EIGHT]

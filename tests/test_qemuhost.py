@@ -114,8 +114,9 @@ def test_a_qemu_on_path_for_another_cpu_is_set_aside_with_auto(tmp_path: Path) -
     config = Config(qemu_source="auto", offline=True, cache_dir=tmp_path / "cache")
     found, notes = settle._local(ARM, runner, config)
     assert found is None
-    assert notes == (f"{tmp_path}/bin/qemu-arm-static on PATH is built for arm64v8, not for the qemu host amd64;"
-                     " set aside",)  # fmt: skip
+    assert notes == (
+        f"{tmp_path}/bin/qemu-arm-static on PATH is built for arm64v8, not for the qemu host amd64; set aside",
+    )
 
 
 def test_apt_is_refused_for_another_qemu_host(tmp_path: Path) -> None:
@@ -254,6 +255,11 @@ def _labels(registry: Registry, name: str, manifest: dict[str, object]) -> dict[
     return dict(json.loads(registry.blob(name, config["digest"]))["config"]["Labels"])
 
 
+def from_mirror(mirror: Mirror) -> list[str]:
+    """The switches that download qemu from the test ``mirror``, trusting its key."""
+    return ["--mirror", mirror.url, "--suite", SUITE, "--keyring", str(mirror.keyring)]
+
+
 def _one_line_error(stderr: str) -> str:
     assert "Traceback" not in stderr
     errors = [line for line in stderr.splitlines() if line.startswith("xcompile: error:")]
@@ -281,18 +287,21 @@ def test_built_for_arm64_hosts_on_this_x86_64_host(
     name = f"qhost-{uuid.uuid4().hex[:8]}/rpi"
     repo = f"{registry.host}/{name}"
     env = {**user_env, "XDG_CACHE_HOME": str(tmp_path / "cache")}
-    args = ["--base", armhf_base, "--repo", repo, "--tag", "a", "--mirror", mirror.url, "--suite", SUITE,
-            "--keyring", str(mirror.keyring), "--report", str(tmp_path / "report.json")]  # fmt: skip
+    reported = ["--report", str(tmp_path / "report.json")]
+    args = ["--base", armhf_base, "--repo", repo, "--tag", "a", *from_mirror(mirror), *reported]
     host_qemu = shutil.which("qemu-arm-static")
     assert host_qemu, "the host's qemu-user-static is on PATH (ci/provision.sh)"
     # qemu-aarch64 with F runs the aarch64 qemu; qemu-arm without F looks inside.
     with host_state("seed/none"), replaced(nested_aarch64(tmp_path)):
         built = run_xcompile("build", "--qemu-host", "arm64v8", *args, cwd=tmp_path, env=env)
         assert built.returncode == 0, built.stdout + built.stderr[-1500:]
-        assert (f"xcompile: warning: {host_qemu} on PATH is built for amd64, not for the qemu host arm64v8;"
-                " set aside") in built.stderr  # fmt: skip
-        assert ("xcompile: qemu host: arm64v8; the proof runs its qemu nested: the engine's amd64 machine runs"
-                " the arm64v8 qemu through its qemu-aarch64 (flags F)") in built.stderr  # fmt: skip
+        assert (
+            f"xcompile: warning: {host_qemu} on PATH is built for amd64, not for the qemu host arm64v8; set aside"
+        ) in built.stderr
+        assert (
+            "xcompile: qemu host: arm64v8; the proof runs its qemu nested: the engine's amd64 machine runs"
+            " the arm64v8 qemu through its qemu-aarch64 (flags F)"
+        ) in built.stderr
         _, manifest = registry.manifest(name, "a")
         shipped = layer_file(registry, name, manifest, "usr/bin/qemu-arm-static")
         assert shipped is not None and _elf_machine(shipped) == EM_AARCH64
@@ -324,8 +333,8 @@ def test_no_entry_for_the_qemu_hosts_cpu_stops_before_any_build(
     registry: Registry, armhf_base: str, mirror: Mirror, user_env: dict[str, str], tmp_path: Path
 ) -> None:
     name = f"qhost-{uuid.uuid4().hex[:8]}/rpi"
-    args = ["--base", armhf_base, "--repo", f"{registry.host}/{name}", "--tag", "a", "--mirror", mirror.url,
-            "--suite", SUITE, "--keyring", str(mirror.keyring), "--qemu-host", "arm64v8"]  # fmt: skip
+    image = ["--base", armhf_base, "--repo", f"{registry.host}/{name}", "--tag", "a"]
+    args = [*image, *from_mirror(mirror), "--qemu-host", "arm64v8"]
     with host_state("seed/none"):
         refused = run_xcompile("build", *args, cwd=tmp_path, env=user_env)
     assert refused.returncode == 3, refused.stderr
@@ -379,8 +388,8 @@ def test_a_remote_engines_machine_is_asked_before_any_build(
     shipped qemu is run there, in an image that holds it alone, before any build. Where it does not
     start, exit 3 and nothing built; where it does, the run goes on and says how it was told."""
     name = f"qhost-{uuid.uuid4().hex[:8]}/rpi"
-    args = ["--base", armhf_base, "--repo", f"{registry.host}/{name}", "--tag", "a", "--mirror", mirror.url,
-            "--suite", SUITE, "--keyring", str(mirror.keyring), "--qemu-host", "arm64v8"]  # fmt: skip
+    image = ["--base", armhf_base, "--repo", f"{registry.host}/{name}", "--tag", "a"]
+    args = [*image, *from_mirror(mirror), "--qemu-host", "arm64v8"]
     entry = nested_aarch64(tmp_path) if runs else None
     with host_state("seed/none"), replaced(entry) if entry else contextlib.nullcontext(), remote_docker() as host:
         env = {**user_env, "DOCKER_HOST": host, "XDG_CACHE_HOME": str(tmp_path / "cache")}
@@ -411,16 +420,17 @@ def test_a_qemu_on_path_for_another_cpu_is_refused_in_a_real_run(
 ) -> None:
     folder = tmp_path / "bin"
     folder.mkdir()
-    aarch64 = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(real_deb(QEMU, "arm64"))], capture_output=True,
-                             check=True).stdout  # fmt: skip
+    aarch64 = subprocess.run(
+        ["dpkg-deb", "--fsys-tarfile", str(real_deb(QEMU, "arm64"))], capture_output=True, check=True
+    ).stdout
     with tarfile.open(fileobj=io.BytesIO(aarch64)) as tar:
         member = tar.extractfile("./usr/bin/qemu-arm-static")
         assert member is not None
         (folder / "qemu-arm-static").write_bytes(member.read())
     (folder / "qemu-arm-static").chmod(0o755)
     env = {**user_env, "PATH": f"{folder}:{user_env['PATH']}"}
-    refused = run_xcompile("build", "--base", armhf_base, "--repo", f"{registry.host}/qhost/x", "--tag", "a",
-                           "--qemu-source", "path", cwd=tmp_path, env=env)  # fmt: skip
+    image = ["--base", armhf_base, "--repo", f"{registry.host}/qhost/x", "--tag", "a"]
+    refused = run_xcompile("build", *image, "--qemu-source", "path", cwd=tmp_path, env=env)
     assert refused.returncode == 3, refused.stderr
     assert _one_line_error(refused.stderr) == (
         f"xcompile: error: {folder}/qemu-arm-static on PATH is built for arm64v8, not for the qemu host amd64"
@@ -435,14 +445,15 @@ def test_an_outer_qemu_too_old_to_nest_is_named(
 ) -> None:
     """Debian 12's qemu-aarch64 (7.2) as the engine machine's entry: the nested qemu-arm cannot
     reserve its 32-bit guest's 4 GiB there, and the proof says what to change."""
-    args = ["--base", armhf_base, "--repo", f"{registry.host}/qhost/old", "--tag", "a", "--mirror", mirror.url,
-            "--suite", SUITE, "--keyring", str(mirror.keyring), "--qemu-host", "arm64v8", "--no-push"]  # fmt: skip
+    image = ["--base", armhf_base, "--repo", f"{registry.host}/qhost/old", "--tag", "a"]
+    args = [*image, *from_mirror(mirror), "--qemu-host", "arm64v8", "--no-push"]
     env = {**user_env, "XDG_CACHE_HOME": str(tmp_path / "cache")}
     with host_state("seed/debian"):
         failed = run_xcompile("build", *args, cwd=tmp_path, env=env)
     assert failed.returncode == 1, failed.stderr[-2000:]
-    assert ("the image's own qemu (/usr/bin/qemu-arm-static) cannot reserve its guest's address space:"
-            in failed.stdout), failed.stdout  # fmt: skip
+    assert (
+        "the image's own qemu (/usr/bin/qemu-arm-static) cannot reserve its guest's address space:" in failed.stdout
+    ), failed.stdout
 
 
 @pytest.mark.integration
@@ -504,15 +515,20 @@ def test_xcompile_as_an_aarch64_program_ships_qemu_for_x86_64_hosts(
     # extension modules there are not loaded by an aarch64 Python, which takes their .py fallbacks.
     env = {**user_env, "PYTHONPATH": f"{REPO}:{sysconfig.get_paths()['purelib']}"}
     aarch64 = [qemu_aarch64, "-L", str(root), str(root / "usr/bin/python3.11")]
-    machine = subprocess.run([*aarch64, "-c", "import platform; print(platform.machine())"], env=env,
-                             capture_output=True, text=True, check=True)  # fmt: skip
+    code = "import platform; print(platform.machine())"
+    machine = subprocess.run([*aarch64, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert machine.stdout.strip() == "aarch64"
     name = f"qhost-{uuid.uuid4().hex[:8]}/rpi"
     repo = f"{registry.host}/{name}"
     with host_state("seed/none"):  # the x86_64 CI host: qemu-arm without F, nothing else
-        built = subprocess.run([*aarch64, "-m", "xcompile", "build", "--base", armhf_base, "--repo", repo,
-                                "--tag", "a"], env=env, cwd=tmp_path, capture_output=True, text=True,
-                               timeout=900)  # fmt: skip
+        built = subprocess.run(
+            [*aarch64, "-m", "xcompile", "build", "--base", armhf_base, "--repo", repo, "--tag", "a"],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         assert built.returncode == 0, built.stdout + built.stderr[-2000:]
         assert "the proof runs its qemu natively (the engine's machine is amd64)" in built.stderr
         _, manifest = registry.manifest(name, "a")
@@ -521,8 +537,14 @@ def test_xcompile_as_an_aarch64_program_ships_qemu_for_x86_64_hosts(
         assert _labels(registry, name, manifest)[recipe.QEMU_HOST] == "amd64"
         downstream_runs(f"{repo}:a", tmp_path)
         # doctor, run as that aarch64 program, shows both machines and judges the entries by the engine's
-        doctor = subprocess.run([*aarch64, "-m", "xcompile", "doctor", "--no-push"], env=env, cwd=tmp_path,
-                                capture_output=True, text=True, timeout=600)  # fmt: skip
+        doctor = subprocess.run(
+            [*aarch64, "-m", "xcompile", "doctor", "--no-push"],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
     line = next(line for line in doctor.stdout.splitlines() if "qemu host" in line)
     assert re.match(r"pass  qemu host +xcompile runs on aarch64; the engine's machine is amd64", line), doctor.stdout
     assert not [line for line in doctor.stdout.splitlines() if line.startswith("fail")], doctor.stdout
@@ -534,8 +556,8 @@ def test_xcompile_as_an_aarch64_program_ships_qemu_for_x86_64_hosts(
 @pytest.mark.integration
 def test_trial_carries_the_qemu_host(armhf_base: str, mirror: Mirror, user_env: dict[str, str], tmp_path: Path) -> None:
     env = {**user_env, "XDG_CACHE_HOME": str(tmp_path / "cache")}
-    args = ["trial", "7.2", "--qemu-host", "arm64v8", "--qemu-source", "download", "--mirror", mirror.url,
-            "--suite", SUITE, "--keyring", str(mirror.keyring), "--base", armhf_base, "--tag", "a"]  # fmt: skip
+    trial = ["trial", "7.2", "--qemu-host", "arm64v8", "--qemu-source", "download"]
+    args = [*trial, *from_mirror(mirror), "--base", armhf_base, "--tag", "a"]
     with host_state("seed/none"):
         refused = run_xcompile(*args, cwd=tmp_path, env=env)
         assert refused.returncode == 3 and "no binfmt entry qemu-aarch64" in _one_line_error(refused.stderr)

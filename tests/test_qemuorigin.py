@@ -17,17 +17,23 @@ BOOKWORM = "1:7.2+dfsg-7+deb12u18+b3"
 @pytest.mark.parametrize(
     ("source", "version", "claim"),
     [
-        ("debian trixie qemu-user 1:10.0.13+ds-0+deb13u1", "1:10.0.13+ds-0+deb13u1",
-         provenance.Claim("1:10.0.13+ds-0+deb13u1", "download")),
+        (
+            "debian trixie qemu-user 1:10.0.13+ds-0+deb13u1",
+            "1:10.0.13+ds-0+deb13u1",
+            provenance.Claim("1:10.0.13+ds-0+deb13u1", "download"),
+        ),
         (f"apt qemu-user-static {BOOKWORM}", BOOKWORM, provenance.Claim(BOOKWORM, "apt")),
-        ("path /usr/bin/qemu-arm-static", f"qemu-arm version 7.2.13 (Debian {BOOKWORM})",
-         provenance.Claim(BOOKWORM, "path")),
+        (
+            "path /usr/bin/qemu-arm-static",
+            f"qemu-arm version 7.2.13 (Debian {BOOKWORM})",
+            provenance.Claim(BOOKWORM, "path"),
+        ),
         ("path /opt/qemu-arm-static", "qemu-arm version 9.0.0", provenance.Claim(None, "path")),
         ("https://example.invalid/qemu-arm-static", "qemu-arm version 9.0.0", provenance.Claim(None, "url")),
         ("unknown", "unknown", provenance.Claim(None, "unknown")),
         ("debian trixie qemu-user", "", provenance.Claim(None, "unknown")),
     ],
-)  # fmt: skip
+)
 def test_the_labels_name_a_debian_version_where_the_qemu_came_from_debian(
     source: str, version: str, claim: provenance.Claim
 ) -> None:

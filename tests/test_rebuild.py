@@ -85,8 +85,8 @@ def job(
 
 
 def build(job: dict[str, str], env: dict[str, str], cwd: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    result = run_xcompile("--base", job["base"], "--repo", job["repo"], "--tag", "a", "--tag", "b",
-                          "--report", "r.json", *extra, env=env, cwd=cwd)  # fmt: skip
+    tags = ["--tag", "a", "--tag", "b", "--report", "r.json"]
+    result = run_xcompile("--base", job["base"], "--repo", job["repo"], *tags, *extra, env=env, cwd=cwd)
     assert result.returncode == 0, result.stderr[-3000:]
     return result
 
@@ -183,8 +183,10 @@ def test_the_qemu_layer_is_the_same_bytes_on_every_base_and_in_every_run(
     _, entries, qemu = first["a"]
     assert qemu == Path("/usr/bin/qemu-arm-static").read_bytes()
     assert [(e.name.strip("./"), e.mode & 0o7777, e.mtime, e.uid, e.gid) for e in entries] == [
-        ("usr", 0o755, 1, 0, 0), ("usr/bin", 0o755, 1, 0, 0), ("usr/bin/qemu-arm-static", 0o755, 1, 0, 0),
-    ]  # fmt: skip
+        ("usr", 0o755, 1, 0, 0),
+        ("usr/bin", 0o755, 1, 0, 0),
+        ("usr/bin/qemu-arm-static", 0o755, 1, 0, 0),
+    ]
     assert logged_registry.blob_uploads(job["name"]) - uploads == 2  # the two configs: no layer again
 
 

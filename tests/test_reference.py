@@ -26,9 +26,18 @@ def test_bad_tags(tag: str) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["brewblox/rpi-python", "python", "a__b/c--d", "localhost/x", "localhost:5000/a/b", "127.0.0.1:5000/a",
-     "registry.example.org/team/app", "[::1]:5000/a", "Registry.Example:443/a"],
-)  # fmt: skip
+    [
+        "brewblox/rpi-python",
+        "python",
+        "a__b/c--d",
+        "localhost/x",
+        "localhost:5000/a/b",
+        "127.0.0.1:5000/a",
+        "registry.example.org/team/app",
+        "[::1]:5000/a",
+        "Registry.Example:443/a",
+    ],
+)
 def test_good_names(name: str) -> None:
     assert check_name(name) == name
 
@@ -44,12 +53,22 @@ def test_bad_names(name: str) -> None:
 
 @pytest.mark.parametrize(
     ("name", "insecure", "plain"),
-    [("127.0.0.1:5000/a", None, True), ("localhost:5000/a/b", None, True), ("registry.example.org/a", None, False),
-     ("brewblox/rpi-python", None, False), ("registry.example.org/a", True, True), ("127.0.0.1:5000/a", False, False),
-     ("LOCALHOST:5000/a", None, True), ("127.1.2.3:5000/a", None, True),
-     ("[::1]:5000/a", None, True), ("[0:0:0:0:0:0:0:1]:5000/a", None, True), ("[::2]:5000/a", None, False),
-     ("10.0.0.1:5000/a", None, False), ("[0:0:0:0:0:0:0:1]:5000/a", False, False)],
-)  # fmt: skip
+    [
+        ("127.0.0.1:5000/a", None, True),
+        ("localhost:5000/a/b", None, True),
+        ("registry.example.org/a", None, False),
+        ("brewblox/rpi-python", None, False),
+        ("registry.example.org/a", True, True),
+        ("127.0.0.1:5000/a", False, False),
+        ("LOCALHOST:5000/a", None, True),
+        ("127.1.2.3:5000/a", None, True),
+        ("[::1]:5000/a", None, True),
+        ("[0:0:0:0:0:0:0:1]:5000/a", None, True),
+        ("[::2]:5000/a", None, False),
+        ("10.0.0.1:5000/a", None, False),
+        ("[0:0:0:0:0:0:0:1]:5000/a", False, False),
+    ],
+)
 def test_plain_http_where_configured_else_for_loopback_only(name: str, insecure: bool | None, plain: bool) -> None:
     """Loopback is judged by address, as the docker daemon judges its implicit insecure
     registries (127.0.0.0/8 and ::1): however the name is written."""
@@ -66,8 +85,13 @@ def test_an_etc_hosts_alias_of_loopback_is_loopback(tmp_path: Path) -> None:
         "from xcompile.registry.reference import plain_http as p; print(p('xcompile-alias:5/a'), p('elsewhere.test/a'))"
     )
     script = 'mount --bind "$1" /etc/hosts && exec "$2" -c "$3"'
-    shown = subprocess.run(["unshare", "-m", "sh", "-c", script, "-", hosts, sys.executable, code],
-                           capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    shown = subprocess.run(
+        ["unshare", "-m", "sh", "-c", script, "-", hosts, sys.executable, code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert (shown.returncode, shown.stdout) == (0, "True False\n"), shown.stderr
 
 

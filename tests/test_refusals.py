@@ -91,10 +91,8 @@ def test_bad_settings_in_pyproject(tmp_path: Path, user_env: dict[str, str], tom
 
 def test_tag_too_long_once_the_arch_is_added(tmp_path: Path, user_env: dict[str, str]) -> None:
     tag = "t" * 125  # a valid tag alone; "-arm64v8" makes it 133 characters
-    result = run_xcompile(
-        "build", "--repo", "127.0.0.1:9/a", "--arch", "arm32v7", "--arch", "arm64v8", "--tag", tag,
-        cwd=tmp_path, env=user_env,
-    )  # fmt: skip
+    arches = ["--arch", "arm32v7", "--arch", "arm64v8"]
+    result = run_xcompile("build", "--repo", "127.0.0.1:9/a", *arches, "--tag", tag, cwd=tmp_path, env=user_env)
     assert result.returncode == 2, result.stderr
     line = refused(result.stderr)
     assert line.startswith(f"xcompile: error: tag '{'t' * 57}...' is too long for several arches: with '-arm")
@@ -104,10 +102,9 @@ def test_tag_too_long_once_the_arch_is_added(tmp_path: Path, user_env: dict[str,
 def test_a_tag_that_is_another_tags_image_name_is_refused(tmp_path: Path, user_env: dict[str, str]) -> None:
     """With several arches tag 3.7's arm64v8 image is pushed as 3.7-arm64v8: a tag of that name
     would be the manifest list under the same name, overwriting it, and no rerun would settle."""
-    result = run_xcompile(
-        "build", "--repo", "127.0.0.1:9/a", "--arch", "arm32v7", "--arch", "arm64v8",
-        "--tag", "3.7", "--tag", "3.7-arm64v8", cwd=tmp_path, env=user_env,
-    )  # fmt: skip
+    arches = ["--arch", "arm32v7", "--arch", "arm64v8"]
+    tags = ["--tag", "3.7", "--tag", "3.7-arm64v8"]
+    result = run_xcompile("build", "--repo", "127.0.0.1:9/a", *arches, *tags, cwd=tmp_path, env=user_env)
     assert result.returncode == 2, result.stderr
     assert refused(result.stderr) == (
         "xcompile: error: tags 3.7 and 3.7-arm64v8 collide: with several arches 3.7's arm64v8 image is"

@@ -342,8 +342,8 @@ def test_a_helper_that_prints_300_mb_is_stopped_at_1_mib_with_little_memory(
     err = tmp_path / "stderr"
     started = time.monotonic()
     with err.open("w") as sink:
-        code, peak = run_measured([sys.executable, "-m", "xcompile", "inspect", f"{host}/team/app:a"], timeout=120,
-                                  stdout=subprocess.DEVNULL, stderr=sink, env=env, cwd=tmp_path)  # fmt: skip
+        argv = [sys.executable, "-m", "xcompile", "inspect", f"{host}/team/app:a"]
+        code, peak = run_measured(argv, timeout=120, stdout=subprocess.DEVNULL, stderr=sink, env=env, cwd=tmp_path)
     took = time.monotonic() - started
     lines = err.read_text().splitlines()
     assert peak < 100 << 20, f"xcompile peaked at {peak >> 20} MiB"
@@ -448,8 +448,13 @@ def test_an_identity_token_in_auths_gets_a_token_as_docker_asks_for_it(
     remote = reading.read(f"{host}/team/app:a", "a")
     assert remote is not None and remote.labels == {"org.example": "yes"}, said
     scope = "repository:team/app:pull"
-    assert forms[0] == {"grant_type": "refresh_token", "service": "registry.test", "scope": scope,
-                        "client_id": "xcompile", "refresh_token": REFRESH}  # fmt: skip
+    assert forms[0] == {
+        "grant_type": "refresh_token",
+        "service": "registry.test",
+        "scope": scope,
+        "client_id": "xcompile",
+        "refresh_token": REFRESH,
+    }
     assert not any(REFRESH in line for line in said)
 
 
@@ -617,8 +622,8 @@ def test_docker_auth_config_counts_for_the_check_and_for_docker_only(httpserver:
         return found.status, found.detail
 
     assert login(config(auth_config(host))) == ("pass", f"credentials for {host} in auths of DOCKER_AUTH_CONFIG")
-    assert login(config(auth_config(host, password="wrong"))) == (
-        "fail", f"registry {host} refused the login of '{USER}' in auths of DOCKER_AUTH_CONFIG")  # fmt: skip
+    refused = f"registry {host} refused the login of '{USER}' in auths of DOCKER_AUTH_CONFIG"
+    assert login(config(auth_config(host, password="wrong"))) == ("fail", refused)
     # docker compares its keys exactly: a key with a scheme is not the host's
     assert login(config(auth_config(f"https://{host}")))[0] == "fail"
     podman = config(auth_config(host), "podman")
@@ -708,7 +713,7 @@ class Answering:
         login reaching it would be a redirect target's challenge answered."""
         names = ["registry", "alias", "elsewhere", *(["other-port"] * 2 if server != "registry" else [])]
         realm, other = (self.bases[rng.choice(names)] + "/token" for _ in range(2))
-        return rng.choice([
+        headers = [
             f'Bearer realm="{realm}",service="s",scope="repository:team/app:pull"',
             f'Bearer realm="{realm}", service=registry.test, scope=repository:team/app:pull',
             f'Bearer realm="{other}",realm="{realm}",service=s',
@@ -717,8 +722,13 @@ class Answering:
             f'Bearer realm="{realm}", Basic realm="r"',
             f"Bearer realm={realm}",
             f'bEaReR realm="{realm}",,,scope=',
-            'Basic realm="r"', "Basic", "Negotiate abc==", "", 'Bearer realm=""',
-        ])  # fmt: skip
+            'Basic realm="r"',
+            "Basic",
+            "Negotiate abc==",
+            "",
+            'Bearer realm=""',
+        ]
+        return rng.choice(headers)
 
     def follow(self, secrets: list[str], counts: collections.Counter[str]) -> list[str]:
         """Each request that carried a credential to any host but the registry (by its own

@@ -150,8 +150,9 @@ def test_a_manifest_digest_must_be_sha256_and_the_hash_of_its_bytes(
     assert got.stdout == ""
     assert not RAW.search(got.stderr), got.stderr
     said = why.format(body=sha(body))
-    assert errors(got.stderr) == [f"xcompile: error: cannot read {stand.host}/team/app:a from the registry: "
-                                  f"the manifest of team/app:a: {said}"]  # fmt: skip
+    assert errors(got.stderr) == [
+        f"xcompile: error: cannot read {stand.host}/team/app:a from the registry: the manifest of team/app:a: {said}"
+    ]
 
 
 def test_what_is_read_by_digest_must_hash_to_it(stand: Stand, env: dict[str, str], tmp_path: Path) -> None:
@@ -173,8 +174,12 @@ def test_what_is_read_by_digest_must_hash_to_it(stand: Stand, env: dict[str, str
     config = json.dumps({"os": "linux", "architecture": "arm", "config": {"Labels": {}}}).encode()
     evil = json.dumps({"os": "linux", "architecture": "arm", "config": {"Labels": {recipe.BASE_NAME: "evil"}}})
     stand.server.expect_request(f"/v2/team/app/blobs/{sha(config)}").respond_with_data(evil)
-    image = {"schemaVersion": 2, "mediaType": IMAGE_TYPES[0], "layers": [],
-             "config": {"mediaType": CONFIG_TYPE, "size": len(config), "digest": sha(config)}}  # fmt: skip
+    image = {
+        "schemaVersion": 2,
+        "mediaType": IMAGE_TYPES[0],
+        "layers": [],
+        "config": {"mediaType": CONFIG_TYPE, "size": len(config), "digest": sha(config)},
+    }
     stand.manifest("c", json.dumps(image).encode())
     got = run_xcompile("inspect", f"{stand.host}/team/app:c", cwd=tmp_path, env=env)
     assert got.returncode == 1 and "evil" not in got.stdout, got.stdout
@@ -193,14 +198,18 @@ def test_an_archive_field_reaches_the_terminal_escaped(
     and xcompile's "looked in" line both show it escaped."""
     arch = host_debian_arch()
     archive = Archive(tmp_path / "archive", suite="bookworm")
-    deb = build_deb(tmp_path / "q.deb", package="qemu-user-static", version="1:7.2+dfsg-7",
-                    files={"usr/share/doc/qemu-user-static/README": b"synthetic\n"})  # fmt: skip
+    deb = build_deb(
+        tmp_path / "q.deb",
+        package="qemu-user-static",
+        version="1:7.2+dfsg-7",
+        files={"usr/share/doc/qemu-user-static/README": b"synthetic\n"},
+    )
     archive.add(deb, package="qemu-user-static", version="1:7.2+dfsg-7", arch=arch, depends=f"qemu-link{SCREEN}")
     archive.write(key)
     httpserver.expect_request(re.compile("^/debian/")).respond_with_handler(file_handler(archive.root, "/debian"))
-    got = run_xcompile("qemu", "--source", "download", "--mirror", httpserver.url_for("/debian"), "--suite",
-                       "bookworm", "--keyring", str(key.keyring), cwd=tmp_path,
-                       env={**user_env, "XDG_CACHE_HOME": str(tmp_path / "cache")})  # fmt: skip
+    trusted = ["--mirror", httpserver.url_for("/debian"), "--suite", "bookworm", "--keyring", str(key.keyring)]
+    cached = {**user_env, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    got = run_xcompile("qemu", "--source", "download", *trusted, cwd=tmp_path, env=cached)
     assert got.returncode == 3, got.stderr
     assert not RAW.search(got.stderr), got.stderr
     (line,) = errors(got.stderr)
@@ -298,12 +307,14 @@ def test_a_list_of_3000_members_is_refused_in_one_line_after_one_request(
         ({"digest": None}, "a manifest list entry without a digest"),
         ({"platform": "linux/arm/v7"}, "a manifest list entry whose platform is not an os and an architecture"),
         ({"platform": {"os": "linux"}}, "a manifest list entry whose platform is not an os and an architecture"),
-        ({"platform": {"os": "linux", "architecture": "arm", "variant": 7}},
-         "a manifest list entry whose platform's variant is not text"),
+        (
+            {"platform": {"os": "linux", "architecture": "arm", "variant": 7}},
+            "a manifest list entry whose platform's variant is not text",
+        ),
         ({"platform": None}, "a manifest list entry without a platform"),
     ],
     ids=["tag", "path", "no-digest", "platform-text", "no-architecture", "variant-number", "no-platform"],
-)  # fmt: skip
+)
 def test_each_list_member_must_be_a_digest_and_a_platform(
     stand: Stand, env: dict[str, str], tmp_path: Path, entry: dict[str, object], why: str
 ) -> None:

@@ -33,11 +33,12 @@ def test_registry_killed_between_two_pushes(
     name = f"dies-{uuid.uuid4().hex[:8]}/app"
     repo = f"{registry.host}/{name}"
     report = tmp_path / "report.json"
-    argv = [sys.executable, "-m", "xcompile", "--base", armhf_base, "--repo", repo, "--tag", "a", "--tag", "b",
-            "--tag", "c", "--jobs", "1", "--keep-going", "--report", str(report)]  # fmt: skip
+    image = ["--base", armhf_base, "--repo", repo, "--tag", "a", "--tag", "b", "--tag", "c"]
+    argv = [sys.executable, "-m", "xcompile", *image, "--jobs", "1", "--keep-going", "--report", str(report)]
     try:
-        proc = subprocess.Popen(argv, cwd=tmp_path, env=user_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True)  # fmt: skip
+        proc = subprocess.Popen(
+            argv, cwd=tmp_path, env=user_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         # Kill it once docker has said a's push is done. The tag shows in the
         # registry a moment before docker hears the answer to its last PUT, so
         # killing on the tag alone would now and then cut a's push short too.
@@ -51,8 +52,10 @@ def test_registry_killed_between_two_pushes(
                     pushed_a.set()
 
         assert proc.stdout is not None and proc.stderr is not None
-        readers = [threading.Thread(target=read, args=(proc.stdout, lines["out"])),
-                   threading.Thread(target=read, args=(proc.stderr, lines["err"]))]  # fmt: skip
+        readers = [
+            threading.Thread(target=read, args=(proc.stdout, lines["out"])),
+            threading.Thread(target=read, args=(proc.stderr, lines["err"])),
+        ]
         for reader in readers:
             reader.start()
         deadline = time.monotonic() + 180

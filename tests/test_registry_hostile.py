@@ -546,17 +546,39 @@ def test_odd_challenges_statuses_and_bodies_are_unreadable_never_an_error(
     rng = random.Random(4011)
     token = httpserver.url_for("/token")
     challenges = [
-        "", "Bearer", "Bearer ", "Basic", 'Basic realm="r"', "Negotiate abc", "Bearer realm=", 'Bearer realm="',
-        'Bearer realm=""', 'Bearer realm="ftp://127.0.0.1/x"', 'Bearer realm="file:///etc/passwd"',
-        'Bearer realm="http://"', 'Bearer realm="http://[::1"', 'Bearer realm="http://127.0.0.1:99999999/t"',
-        'Bearer realm="http://127.0.0.1:0/t"', 'Bearer realm="http://127.0.0.1:x/t"', 'Bearer realm="//127.0.0.1/t"',
-        'Bearer realm="/token"', 'Bearer realm="http://[zz]/t"', f'Bearer realm="{token.replace("://", "://u:p@")}"',
-        f'Bearer realm="{token}",scope="{"x" * 8000}"', f'bEaReR REALM="{token}"', f'Bearer realm="{token}",,,=,"',
-        f'Bearer realm="{httpserver.url_for("/loop")}"', *[f'Bearer realm="{token}"'] * 4,
-    ]  # fmt: skip
+        "",
+        "Bearer",
+        "Bearer ",
+        "Basic",
+        'Basic realm="r"',
+        "Negotiate abc",
+        "Bearer realm=",
+        'Bearer realm="',
+        'Bearer realm=""',
+        'Bearer realm="ftp://127.0.0.1/x"',
+        'Bearer realm="file:///etc/passwd"',
+        'Bearer realm="http://"',
+        'Bearer realm="http://[::1"',
+        'Bearer realm="http://127.0.0.1:99999999/t"',
+        'Bearer realm="http://127.0.0.1:0/t"',
+        'Bearer realm="http://127.0.0.1:x/t"',
+        'Bearer realm="//127.0.0.1/t"',
+        'Bearer realm="/token"',
+        'Bearer realm="http://[zz]/t"',
+        f'Bearer realm="{token.replace("://", "://u:p@")}"',
+        f'Bearer realm="{token}",scope="{"x" * 8000}"',
+        f'bEaReR REALM="{token}"',
+        f'Bearer realm="{token}",,,=,"',
+        f'Bearer realm="{httpserver.url_for("/loop")}"',
+        *[f'Bearer realm="{token}"'] * 4,
+    ]
     token_answers = [b'{"token": "t"}', b'{"token": 5}', b'{"access_token": ["x"]}', b"[1]", b"", b"\xff", b"{}"]
-    statuses = [200, 201, 202, 203, 204, 206, 300, 301, 302, 303, 304, 305, 307, 308, 400, 401, 403, 404, 405,
-                406, 409, 410, 416, 418, 429, 451, 500, 501, 502, 503, 504, 599]  # fmt: skip
+    statuses = [
+        *(200, 201, 202, 203, 204, 206),
+        *(300, 301, 302, 303, 304, 305, 307, 308),
+        *(400, 401, 403, 404, 405, 406, 409, 410, 416, 418, 429, 451),
+        *(500, 501, 502, 503, 504, 599),
+    ]
     cases = []
     for number in range(120):
         challenge = challenges[number] if number < len(challenges) else rng.choice(challenges)
@@ -592,14 +614,18 @@ def presigned(storage: HTTPServer) -> str:
 @pytest.mark.parametrize(
     ("storage_answer", "why"),
     [
-        (Response(f"<Error><Code>AccessDenied</Code><Sig>{SIGNATURE}</Sig></Error>", status=403),
-         "registry HOST answered HTTP 403 for the config of team/app:a"),
-        (Response(f"not json {SIGNATURE}"),
-         f"the config of team/app:a: its bytes hash to {digest_of(f'not json {SIGNATURE}'.encode())}, not to CONFIG"),
+        (
+            Response(f"<Error><Code>AccessDenied</Code><Sig>{SIGNATURE}</Sig></Error>", status=403),
+            "registry HOST answered HTTP 403 for the config of team/app:a",
+        ),
+        (
+            Response(f"not json {SIGNATURE}"),
+            f"the config of team/app:a: its bytes hash to {digest_of(f'not json {SIGNATURE}'.encode())}, not to CONFIG",
+        ),
         (Response(b" " * (5 << 20)), "http://HOST/v2/team/app/blobs/CONFIG: an answer larger than 4 MiB"),
     ],
     ids=["403", "not-json", "too-large"],
-)  # fmt: skip
+)
 def test_a_presigned_blob_url_is_never_shown(
     httpserver: HTTPServer, other_server: HTTPServer, tmp_path: Path, storage_answer: Response, why: str
 ) -> None:
@@ -704,9 +730,9 @@ def test_a_300_mb_answer_is_refused_at_4_mib_with_little_memory(
         serve_huge(httpserver, BLOB)
     out = tmp_path / "out"
     with out.open("wb") as sink:
-        code, polled = run_measured([sys.executable, "-c", READ_ONE + REPORT_PEAK, host, str(tmp_path / "none.json")],
-                                    timeout=120, stdout=sink, stderr=subprocess.STDOUT,
-                                    env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
+        argv = [sys.executable, "-c", READ_ONE + REPORT_PEAK, host, str(tmp_path / "none.json")]
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        code, polled = run_measured(argv, timeout=120, stdout=sink, stderr=subprocess.STDOUT, env=env)
     *said, peak_kb = out.read_text().splitlines()
     peak = max(polled, int(peak_kb) << 10)
     assert peak < 100 << 20, f"the reading process peaked at {peak >> 20} MiB"
@@ -806,8 +832,7 @@ def hostile_run(
     stand-in: its result, the repository it pushed, and its peak RSS."""
     name = f"hostile-{uuid.uuid4().hex[:8]}/app"
     repo = f"127.0.0.1:{stand_in.port}/{name}"
-    argv = [sys.executable, "-m", "xcompile", "--base", armhf_base, "--repo", repo, "--tag", "a", "--no-verify",
-            *extra]  # fmt: skip
+    argv = [sys.executable, "-m", "xcompile", "--base", armhf_base, "--repo", repo, "--tag", "a", "--no-verify", *extra]
     out, err = tmp_path / "stdout", tmp_path / "stderr"
     try:
         with out.open("w") as stdout, err.open("w") as stderr:
@@ -827,13 +852,19 @@ def hostile_run(
     ("manifest", "config", "why"),
     [
         (b"[1,2,3]", None, "the manifest of NAME:a is not a JSON object"),
-        (json.dumps({**A_LIST, "manifests": ["a"]}).encode(), None,
-         "the manifest of NAME:a: a manifest list entry without a digest"),
-        (json.dumps(image_manifest(digest_of(json.dumps(image_config(["x"])).encode()))).encode(),
-         json.dumps(image_config(["x"])).encode(), "the config of NAME:a holds labels that are not text by name"),
+        (
+            json.dumps({**A_LIST, "manifests": ["a"]}).encode(),
+            None,
+            "the manifest of NAME:a: a manifest list entry without a digest",
+        ),
+        (
+            json.dumps(image_manifest(digest_of(json.dumps(image_config(["x"])).encode()))).encode(),
+            json.dumps(image_config(["x"])).encode(),
+            "the config of NAME:a holds labels that are not text by name",
+        ),
     ],
     ids=["list", "manifests-of-text", "labels-a-list"],
-)  # fmt: skip
+)
 def test_a_run_reads_hostile_answers_as_cannot_read_and_builds(
     stand_in: Router,
     registry: Registry,
@@ -920,8 +951,9 @@ def test_a_run_stops_before_any_build_when_the_named_credential_helper_is_missin
     registry = running.start()
     try:
         config = auth_file(Path(user_env["DOCKER_CONFIG"]), {"credHelpers": {registry.host: "xcompile-nosuchhelper"}})
-        result = run_xcompile("--base", armhf_base, "--repo", f"{registry.host}/team/app", "--tag", "a",
-                              cwd=tmp_path, env=user_env)  # fmt: skip
+        result = run_xcompile(
+            "--base", armhf_base, "--repo", f"{registry.host}/team/app", "--tag", "a", cwd=tmp_path, env=user_env
+        )
     finally:
         running.stop()
     assert result.returncode == 3, result.stderr

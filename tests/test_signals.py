@@ -64,8 +64,12 @@ def test_signal_mid_build_stops_everything_and_tells(
     args = ["--base", armhf_base, "--repo", repo, "--tag", "a", "--tag", "b", "--tag", "c", "--jobs", "2"]
     proc = subprocess.Popen(
         [sys.executable, "-m", "xcompile", *args, "--report", str(report)],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while len(list(tmp_path.glob("building.*"))) < 2:
@@ -137,16 +141,26 @@ def test_sigterm_at_any_point_leaves_no_image_and_no_container(
     tags = BASE_TAGS
     args = ["--base", armhf_base, "--repo", repo, "--jobs", "2", "--rebuild", "always"]
     args += [arg for tag in tags for arg in ("--tag", tag)]
-    first = subprocess.run([sys.executable, "-m", "xcompile", *args], cwd=tmp_path, env=user_env,
-                           capture_output=True, text=True, timeout=300)  # fmt: skip
+    first = subprocess.run(
+        [sys.executable, "-m", "xcompile", *args],
+        cwd=tmp_path,
+        env=user_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert first.returncode == 0, first.stdout + first.stderr[-3000:]
     before = names(repo, tags)
     dangling, containers = session_image_ids("dangling=true"), session_container_ids()
 
     proc = subprocess.Popen(
-        [sys.executable, "-m", "xcompile", *args], cwd=tmp_path, env=user_env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [sys.executable, "-m", "xcompile", *args],
+        cwd=tmp_path,
+        env=user_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     there, said = threading.Event(), []
 
     def read() -> None:

@@ -42,8 +42,9 @@ def entry(name: str, data: bytes = b"", kind: bytes = tarfile.REGTYPE, link: str
 
 
 QEMU = b"\x7fELF\x02\x01\x01" + bytes(300)
-GOOD = tar(entry("usr", kind=tarfile.DIRTYPE), entry("usr/bin", kind=tarfile.DIRTYPE),
-           entry("usr/bin/qemu-arm-static", QEMU))  # fmt: skip
+GOOD = tar(
+    entry("usr", kind=tarfile.DIRTYPE), entry("usr/bin", kind=tarfile.DIRTYPE), entry("usr/bin/qemu-arm-static", QEMU)
+)
 
 
 def read(blob: bytes, size: int | None = None) -> toplayer.Contents:
@@ -68,17 +69,23 @@ def test_a_layer_as_xcompile_makes_it_gives_its_files_folders_and_diff_id(packed
 @pytest.mark.parametrize(
     ("member", "said"),
     [
-        (entry("usr/bin/../../etc/passwd", b"root"),
-         "holds a path that climbs out of the image's root, 'usr/bin/../../etc/passwd'"),
+        (
+            entry("usr/bin/../../etc/passwd", b"root"),
+            "holds a path that climbs out of the image's root, 'usr/bin/../../etc/passwd'",
+        ),
         (entry("/usr/bin/qemu-arm-static", QEMU), "holds an absolute path, '/usr/bin/qemu-arm-static'"),
-        (entry("usr/bin/qemu-arm-static", kind=tarfile.SYMTYPE, link="/bin/sh"),
-         "holds a link, 'usr/bin/qemu-arm-static' -> '/bin/sh'"),
-        (entry("usr/bin/qemu-arm-static", kind=tarfile.LNKTYPE, link="etc/shadow"),
-         "holds a link, 'usr/bin/qemu-arm-static' -> 'etc/shadow'"),
+        (
+            entry("usr/bin/qemu-arm-static", kind=tarfile.SYMTYPE, link="/bin/sh"),
+            "holds a link, 'usr/bin/qemu-arm-static' -> '/bin/sh'",
+        ),
+        (
+            entry("usr/bin/qemu-arm-static", kind=tarfile.LNKTYPE, link="etc/shadow"),
+            "holds a link, 'usr/bin/qemu-arm-static' -> 'etc/shadow'",
+        ),
         (entry("usr/bin/tty", kind=tarfile.CHRTYPE), "holds a device or special file, 'usr/bin/tty'"),
         (entry("usr/bin/pipe", kind=tarfile.FIFOTYPE), "holds a device or special file, 'usr/bin/pipe'"),
     ],
-)  # fmt: skip
+)
 def test_an_entry_xcompile_never_writes_is_refused_in_one_line(
     member: tuple[tarfile.TarInfo, bytes], said: str
 ) -> None:

@@ -43,11 +43,9 @@ def test_two_versions_two_images_give_the_right_cells_and_leave_nothing(
     )
     mirror = httpserver.url_for(PREFIX)
     before = session_image_ids("reference=xcompile-trial-*/*")
-    result = run_xcompile(
-        "trial", "7.2", "10.0", "--qemu-source", "download", "--mirror", mirror, "--keyring", str(key.keyring),
-        "--base", armhf_base, "--tag", "a", "--tag", "b", "--proof-command", ONLY_TEN,
-        cwd=tmp_path, env=user_env, timeout=600,
-    )  # fmt: skip
+    qemu = ["--qemu-source", "download", "--mirror", mirror, "--keyring", str(key.keyring)]
+    images = ["--base", armhf_base, "--tag", "a", "--tag", "b", "--proof-command", ONLY_TEN]
+    result = run_xcompile("trial", "7.2", "10.0", *qemu, *images, cwd=tmp_path, env=user_env, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     header, row_a, row_b, *notes = result.stdout.splitlines()
     assert header.split() == ["image", "7.2", "10.0"]
@@ -71,10 +69,8 @@ def test_two_versions_two_images_give_the_right_cells_and_leave_nothing(
     assert list(Path(user_env["TMPDIR"]).iterdir()) == []
     # No version passes every image: exit 1. A version given twice is tried once (one image per cell).
     dangling = session_image_ids("dangling=true")
-    failing = run_xcompile(
-        "trial", "7.2", "7.2", "--qemu-source", "download", "--mirror", mirror, "--keyring", str(key.keyring),
-        "--base", armhf_base, "--tag", "a", "--proof-command", ONLY_TEN, cwd=tmp_path, env=user_env, timeout=600,
-    )  # fmt: skip
+    image = ["--base", armhf_base, "--tag", "a", "--proof-command", ONLY_TEN]
+    failing = run_xcompile("trial", "7.2", "7.2", *qemu, *image, cwd=tmp_path, env=user_env, timeout=600)
     assert failing.returncode == 1, failing.stderr[-3000:]
     assert "xcompile: no version passes every image" in failing.stderr
     assert "xcompile: warning: versions: duplicates dropped, each version is tried once" in failing.stderr
@@ -89,11 +85,9 @@ def test_a_base_that_is_not_there_fails_its_row_and_the_others_still_run(
     httpserver.expect_request(re.compile(f"^{PREFIX}/")).respond_with_handler(
         file_handler(tmp_path / "archive", PREFIX)
     )
-    result = run_xcompile(
-        "trial", "10.0", "--qemu-source", "download", "--mirror", httpserver.url_for(PREFIX),
-        "--keyring", str(key.keyring), "--base", armhf_base, "--tag", "a", "--tag", "gone", "--pull", "never",
-        cwd=tmp_path, env=user_env, timeout=600,
-    )  # fmt: skip
+    qemu = ["--qemu-source", "download", "--mirror", httpserver.url_for(PREFIX), "--keyring", str(key.keyring)]
+    images = ["--base", armhf_base, "--tag", "a", "--tag", "gone", "--pull", "never"]
+    result = run_xcompile("trial", "10.0", *qemu, *images, cwd=tmp_path, env=user_env, timeout=600)
     assert result.returncode == 1, result.stderr[-3000:]
     header, row_a, row_gone, *notes = result.stdout.splitlines()
     assert header.split() == ["image", "10.0"]
@@ -112,10 +106,9 @@ def test_versions_that_differ_only_in_punctuation_get_images_of_their_own(
     run shows the names, and asks nothing of docker or the mirror."""
     versions = ["1:10.0.2+ds-2", "1:10.0.2~ds-2", "7.2+b1", "7.2-b1", "7.2", "7.2."]
     long_tag = "t" * 127  # two tags alike but for their last character, each at docker's limit
-    result = run_xcompile(
-        "trial", *versions, "--dry-run", "--qemu-source", "download", "--mirror", httpserver.url_for("/debian"),
-        "--tag", "3.7", "--tag", f"{long_tag}a", "--tag", f"{long_tag}b", cwd=tmp_path, env=user_env,
-    )  # fmt: skip
+    qemu = ["--qemu-source", "download", "--mirror", httpserver.url_for("/debian")]
+    tags = ["--tag", "3.7", "--tag", f"{long_tag}a", "--tag", f"{long_tag}b"]
+    result = run_xcompile("trial", *versions, "--dry-run", *qemu, *tags, cwd=tmp_path, env=user_env)
     assert result.returncode == 0, result.stderr
     built = re.findall(r"^\[(\S+)\] \+ docker build .* -t (\S+) ", result.stderr, re.MULTILINE)
     names = dict(built)

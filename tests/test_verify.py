@@ -96,13 +96,12 @@ def job(
     }
     make_httpserver.expect_request(re.compile(f"^{PREFIX}/")).respond_with_handler(file_handler(archive_root, PREFIX))
     made = Job(registry, f"{ns}/rpi", bases, env, make_httpserver.url_for(PREFIX), key, make_httpserver)
+    image = ["--base", f"{registry.host}/{ns}/{{namespace}}-base", "--repo", made.repo, "--tag", "a"]
+    qemu = ["--qemu-source", "download", "--mirror", made.mirror, "--keyring", str(key.keyring)]
+    args = ["build", *image, "--arch", "arm32v7", "--arch", "arm64v8", *qemu]
     try:
         with host_state("debian"):
-            built = run_xcompile(
-                "build", "--base", f"{registry.host}/{ns}/{{namespace}}-base", "--repo", made.repo, "--tag", "a",
-                "--arch", "arm32v7", "--arch", "arm64v8", "--qemu-source", "download", "--mirror", made.mirror,
-                "--keyring", str(key.keyring), cwd=folder, env=env, timeout=900,
-            )  # fmt: skip
+            built = run_xcompile(*args, cwd=folder, env=env, timeout=900)
         assert built.returncode == 0, built.stderr[-3000:]
         yield made
     finally:
@@ -128,9 +127,8 @@ def test_an_image_xcompile_pushed_is_verified_and_names_its_package_and_signer(j
     shown = job.verify("a-arm32v7", extra=("--format", "json"))
     assert shown.returncode == 0, shown.stderr
     [found] = json.loads(shown.stdout)
-    assert (found["state"], found["package"], found["version"], found["arch"]) == (
-        "verified", "qemu-user", TRIXIE, "amd64",
-    )  # fmt: skip
+    said = (found["state"], found["package"], found["version"], found["arch"])
+    assert said == ("verified", "qemu-user", TRIXIE, "amd64")
     assert "Verify Archive" in found["signer"]
 
 
@@ -169,8 +167,8 @@ def test_a_list_xcompile_join_made_of_parts_with_attestations_is_verified_platfo
     then `xcompile join`: the list verifies platform by platform, and each part's index does too."""
     for arch in ("arm32v7", "arm64v8"):
         attest(job.registry, job.name, f"j-{arch}", source=f"a-{arch}")
-    joined = run_xcompile("join", "--repo", job.repo, "--tag", "j", "--arch", "arm32v7", "--arch", "arm64v8",
-                          cwd=Path(job.env["HOME"]), env=job.env)  # fmt: skip
+    arches = ["--arch", "arm32v7", "--arch", "arm64v8"]
+    joined = run_xcompile("join", "--repo", job.repo, "--tag", "j", *arches, cwd=Path(job.env["HOME"]), env=job.env)
     assert joined.returncode == 0, joined.stderr
     result = job.verify("j", "j-arm64v8")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -189,9 +187,9 @@ def test_a_qemu_from_path_is_verified_against_the_debian_package_its_version_nam
     its --version prints, whose package the mirror's bookworm serves."""
     bookworm = real_package("bookworm", "qemu-user-static").field("Version")
     repo = f"{job.repo}-path"
+    image = ["--base", job.bases["arm32v7"], "--repo", repo, "--tag", "a", "--arch", "arm32v7"]
     with host_state("debian"):
-        built = run_xcompile("build", "--base", job.bases["arm32v7"], "--repo", repo, "--tag", "a",
-                             "--arch", "arm32v7", "--qemu-source", "path", cwd=tmp_path, env=job.env)  # fmt: skip
+        built = run_xcompile("build", *image, "--qemu-source", "path", cwd=tmp_path, env=job.env)
     try:
         assert built.returncode == 0, built.stderr[-3000:]
         result = job.verify(f"{repo}:a")
@@ -230,9 +228,16 @@ def top_file(job: Job, tag: str) -> bytes:
         return member.read()
 
 
-def craft(job: Job, tag: str, *, top: bytes | None = None, labels: dict[str, str] | None = None,
-          first: dict[str, object] | None = None, runs: dict[str, object] | None = None,
-          diff_id: str | None = None) -> str:  # fmt: skip
+def craft(
+    job: Job,
+    tag: str,
+    *,
+    top: bytes | None = None,
+    labels: dict[str, str] | None = None,
+    first: dict[str, object] | None = None,
+    runs: dict[str, object] | None = None,
+    diff_id: str | None = None,
+) -> str:
     """``tag``: the part a-arm32v7 with its top layer replaced by ``top`` (a gzipped tar), its labels
     changed by ``labels``, its first layer replaced by the descriptor ``first``, or its config's run
     settings (Entrypoint, Env, ...) changed by ``runs``; the rest as it was."""
@@ -248,9 +253,8 @@ def craft(job: Job, tag: str, *, top: bytes | None = None, labels: dict[str, str
     config["config"]["Labels"].update(labels or {})
     config["config"].update(runs or {})
     described = put_blob(job.registry, job.name, json.dumps(config).encode())
-    put_manifest(job.registry, job.name, tag, {
-        **manifest, "config": {**manifest["config"], **described}, "layers": layers,  # type: ignore[dict-item]
-    })  # fmt: skip
+    crafted = {**manifest, "config": {**manifest["config"], **described}, "layers": layers}  # type: ignore[dict-item]
+    put_manifest(job.registry, job.name, tag, crafted)
     return f"{job.repo}:{tag}"
 
 
@@ -319,8 +323,8 @@ def test_a_layer_added_by_a_build_from_the_image_differs(job: Job, tmp_path: Pat
 
 def test_a_recorded_version_no_suite_serves_cannot_be_told_and_says_where_it_was_looked_for(job: Job) -> None:
     gone = "1:7.2+dfsg-7+deb12u5"
-    tag = craft(job, "gone", labels={recipe.QEMU_SOURCE: f"debian bookworm qemu-user-static {gone}",
-                                     recipe.QEMU_VERSION: gone})  # fmt: skip
+    labels = {recipe.QEMU_SOURCE: f"debian bookworm qemu-user-static {gone}", recipe.QEMU_VERSION: gone}
+    tag = craft(job, "gone", labels=labels)
     result = job.verify(tag)
     assert result.returncode == 3, result.stdout + result.stderr
     [line] = lines(result)
@@ -375,13 +379,20 @@ def test_a_registry_that_is_down_cannot_be_told(job: Job) -> None:
 def test_a_list_of_more_entries_than_xcompile_makes_is_not_read(job: Job) -> None:
     digest, manifest = job.registry.manifest(job.name, "a-arm32v7")
     size = len(json.dumps(manifest))  # only the list's shape matters: it is refused before any entry is read
-    entry = {"mediaType": manifest["mediaType"], "digest": digest, "size": size,
-             "platform": {"os": "linux", "architecture": "arm", "variant": "v7"}}  # fmt: skip
-    listed = {"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.list.v2+json",
-              "manifests": [entry] * 65}  # fmt: skip
+    entry = {
+        "mediaType": manifest["mediaType"],
+        "digest": digest,
+        "size": size,
+        "platform": {"os": "linux", "architecture": "arm", "variant": "v7"},
+    }
+    listed = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.list.v2+json",
+        "manifests": [entry] * 65,
+    }
     body = json.dumps(listed).encode()
-    put = requests.put(f"{job.registry.url}/{job.name}/manifests/many", data=body, timeout=10,
-                       headers={"Content-Type": str(listed["mediaType"])})  # fmt: skip
+    headers = {"Content-Type": str(listed["mediaType"])}
+    put = requests.put(f"{job.registry.url}/{job.name}/manifests/many", data=body, timeout=10, headers=headers)
     assert put.status_code == 201, put.text
     result = job.verify("many")
     assert result.returncode == 1, result.stdout + result.stderr
@@ -411,11 +422,16 @@ def copy_image(job: Job, tag: str, to: Registry, name: str) -> None:
     for blob in blobs:
         data = job.registry.blob(job.name, blob["digest"])  # type: ignore[index]
         started = requests.post(f"{to.url}/{name}/blobs/uploads/", auth=to.auth, timeout=10)
-        done = requests.put(started.headers["Location"], params={"digest": blob["digest"]}, data=data, auth=to.auth,  # type: ignore[index]
-                            headers={"Content-Type": "application/octet-stream"}, timeout=60)  # fmt: skip
+        params = {"digest": blob["digest"]}  # type: ignore[index]
+        headers = {"Content-Type": "application/octet-stream"}
+        done = requests.put(
+            started.headers["Location"], params=params, data=data, auth=to.auth, headers=headers, timeout=60
+        )
         assert done.status_code == 201, done.text
-    put = requests.put(f"{to.url}/{name}/manifests/{tag}", data=json.dumps(manifest), auth=to.auth, timeout=10,
-                       headers={"Content-Type": str(manifest["mediaType"])})  # fmt: skip
+    headers = {"Content-Type": str(manifest["mediaType"])}
+    put = requests.put(
+        f"{to.url}/{name}/manifests/{tag}", data=json.dumps(manifest), auth=to.auth, timeout=10, headers=headers
+    )
     assert put.status_code == 201, put.text
 
 
