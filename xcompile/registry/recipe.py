@@ -23,7 +23,7 @@ QEMU_SHA256 = "xcompile.qemu.sha256"
 QEMU_VERSION = "xcompile.qemu.version"
 QEMU_SOURCE = "xcompile.qemu.source"
 QEMU_HOST = "xcompile.qemu.host"
-RECIPE = "xcompile.registry.recipe"
+RECIPE = "xcompile.recipe"
 _SAME = {BASE_DIGEST: "base", QEMU_HOST: "qemu host", QEMU_SHA256: "qemu", RECIPE: "recipe", BASE_NAME: "base name"}
 """The labels that decide whether an image is unchanged, each with its word."""
 
