@@ -33,7 +33,9 @@ import pytest
 from conftest import run_xcompile
 from plumbum import local
 from pytest_httpserver import HTTPServer
-from test_registry_hostile import (
+from werkzeug import Request, Response
+
+from unit.registry.test_hostile import (
     LABELLED,
     LABELLED_MANIFEST,
     MANIFEST,
@@ -53,8 +55,6 @@ from test_registry_hostile import (
     recording,
     run_measured,
 )
-from werkzeug import Request, Response
-
 from xcompile.engine import choice
 from xcompile.errors import RegistryUnreadable
 from xcompile.registry import IMAGE_TYPES, challenges, check, credentials

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 
 from xcompile.errors import ConfigError, UsageError
 from xcompile.settings.config import Config, load
@@ -36,7 +37,7 @@ def test_defaults_are_the_original_job(tmp_path: Path) -> None:
 
 
 def test_the_projects_setup_cfg_holds_the_same_defaults() -> None:
-    repo = Path(__file__).resolve().parents[1]
+    repo = REPO
     from_file = settings(repo)
     assert from_file.source == "setup.cfg"
     defaults = Config()

@@ -37,8 +37,8 @@ from debian_archive import (
 )
 from hostbinfmt import debian_default, host_state, replaced, seed_world
 from pytest_httpserver import HTTPServer
-from test_e2e import layer_file
 
+from integration.test_e2e import layer_file
 from xcompile.engine.versions import _machine_arch
 from xcompile.errors import ConfigError, EnvironmentProblem, QemuUnavailable
 from xcompile.host import binfmt, elf, emulation, platforms

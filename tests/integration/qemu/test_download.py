@@ -18,8 +18,8 @@ from conftest import Registry, docker, run_xcompile
 from debian_archive import QEMU, Archive, GpgKey, file_handler, real_deb
 from hostbinfmt import replaced, seed_world
 from pytest_httpserver import HTTPServer
-from test_e2e import layer_file
 
+from integration.test_e2e import layer_file
 from xcompile.host import platforms
 from xcompile.host.elf import host_debian_arch
 

@@ -16,7 +16,8 @@ import pytest
 from conftest import Registry, run_xcompile
 from debian_archive import Archive, GpgKey, file_handler, key_fixture, real_package
 from pytest_httpserver import HTTPServer
-from test_trial import PREFIX, two_releases
+
+from integration.commands.test_trial import PREFIX, two_releases
 
 pytestmark = pytest.mark.integration
 SEVEN = real_package("bookworm", "qemu-user-static").field("Version")

@@ -23,12 +23,12 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import Registry, RunningRegistry, docker, free_port, run_xcompile
+from conftest import REPO, Registry, RunningRegistry, docker, free_port, run_xcompile
 from debian_archive import GpgKey, file_handler, key_fixture, real_mirror, real_package, tiny_elf
 from hostbinfmt import host_state
 from pytest_httpserver import HTTPServer
-from test_matrix import attest, put_blob, put_manifest
 
+from integration.commands.test_join import attest, put_blob, put_manifest
 from xcompile.registry import recipe, toplayer
 
 pytestmark = pytest.mark.integration
@@ -92,7 +92,7 @@ def job(
         "DOCKER_CONFIG": str(folder / "docker-config"),
         "XDG_CACHE_HOME": str(folder / "cache"),
         "TMPDIR": str(folder),
-        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+        "PYTHONPATH": str(REPO),
     }
     make_httpserver.expect_request(re.compile(f"^{PREFIX}/")).respond_with_handler(file_handler(archive_root, PREFIX))
     made = Job(registry, f"{ns}/rpi", bases, env, make_httpserver.url_for(PREFIX), key, make_httpserver)

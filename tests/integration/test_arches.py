@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from conftest import Registry, run_xcompile
 from hostbinfmt import ARM, ARM64, removed, replaced, seed_world
-from test_e2e import layer_file
+
+from integration.test_e2e import layer_file
 
 pytestmark = pytest.mark.integration
 
