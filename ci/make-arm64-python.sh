@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # An aarch64 Python 3.11 for running xcompile itself as an aarch64 process on this x86_64
-# machine (tests/test_qemuhost.py, issue 26): Debian bookworm's arm64 python3.11 and the
+# machine (tests/integration/qemu/test_machines.py, issue 26): Debian bookworm's arm64 python3.11 and the
 # libraries it loads, unpacked (no maintainer scripts, so no emulation and no binfmt entry
 # is needed to make it) into DEST. The tests run it with `qemu-aarch64-static -L DEST`:
 # explicitly, so the host's binfmt entries play no part, and the x86_64 programs it starts

@@ -16,8 +16,6 @@ from hostbinfmt import ARM, ARM64, removed, replaced, seed_world
 
 from integration.test_e2e import layer_file
 
-pytestmark = pytest.mark.integration
-
 
 def build(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     return run_xcompile("build", *args, cwd=cwd, env=env)

@@ -28,8 +28,6 @@ from conftest import REPO, Registry, record_summary
 from debian_archive import GpgKey, file_handler, key_fixture, real_mirror
 from pytest_httpserver import HTTPServer
 
-pytestmark = pytest.mark.integration
-
 PAGES = (REPO / "README.md", *sorted((REPO / "docs").glob("*.md")))
 FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.S | re.M)
 COMMAND = re.compile(r"(?:^|&& )(xcompile\b.*)$")
@@ -53,7 +51,7 @@ HUB = "its bases are Docker Hub's, which this machine cannot reach"
 PYPI = "its proof command installs from PyPI inside the image, which cannot reach it here"
 ARM64_QEMU = (
     "the tests' copy of the archive serves amd64's qemu only, and its proof needs a qemu-aarch64 entry with F"
-    " that can nest (tests/test_qemuhost.py runs it for real)"
+    " that can nest (tests/integration/qemu/test_machines.py runs it for real)"
 )
 BENCH = "its base is the benchmarks' 165 MB Python image (benchmarks/make-python-base.sh), not made for the tests"
 
@@ -86,7 +84,8 @@ HOW: dict[str, How] = {
         RUN, says="qemu"
     ),
     # The README's build pushed 3.7 from this test's local bases, which no registry holds: its recorded
-    # base cannot be read, so "cannot tell" (tests/test_verify.py verifies images whose bases are pushed).
+    # base cannot be read, so "cannot tell" (tests/integration/commands/test_verify.py verifies images
+    # whose bases are pushed).
     "xcompile verify registry.example/team/rpi-python:3.7": How(
         RUN, exit=3, says="cannot tell: cannot read the recorded base"
     ),

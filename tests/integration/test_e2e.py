@@ -24,7 +24,6 @@ from hostbinfmt import replaced, seed_world, snapshot
 
 from xcompile.host import platforms
 
-pytestmark = pytest.mark.integration
 ARM = platforms.get("arm32v7")
 HOST_QEMU = Path("/usr/bin/qemu-arm-static")
 

@@ -22,7 +22,6 @@ from hostbinfmt import host_state
 
 from xcompile.host import platforms
 
-pytestmark = pytest.mark.integration
 ARM = platforms.get("arm32v7")
 ARM64 = platforms.get("arm64v8")
 ENGINES = ("docker", "podman")

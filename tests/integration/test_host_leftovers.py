@@ -7,8 +7,6 @@ from __future__ import annotations
 import pytest
 from leftovers import CONTAINERS, DANGLING, LABEL, PODMAN, run, seeded, still_there
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.mark.parametrize("engine", ["docker", "podman"])
 def test_seeded_leftovers_are_what_they_say_and_go_exactly(engine: str, docker_daemon: None) -> None:

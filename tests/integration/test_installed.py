@@ -26,8 +26,6 @@ from conftest import REPO, Registry, docker
 
 from xcompile import __version__
 
-pytestmark = pytest.mark.integration
-
 KINDS = ("pip-install-dot", "wheel", "sdist")
 """How a user gets xcompile: the README's `pip install .`, the wheel, the sdist."""
 

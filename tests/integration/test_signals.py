@@ -21,8 +21,6 @@ from pathlib import Path
 import pytest
 from conftest import BASE_TAGS, Registry, docker, session_container_ids, session_image_ids
 
-pytestmark = pytest.mark.integration
-
 
 def processes_with(marker: str) -> list[str]:
     """Command lines of every process on the host that carries ``marker``."""

@@ -34,11 +34,16 @@ def test_every_refusal_names_tests_that_exist() -> None:
     rows = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| what ")]
     assert len(rows) >= 50, f"{len(rows)} rows"
     for row in rows:
-        refs = re.findall(r"`((?:test_\w+\.py)?)::(test_\w+)`", row)
+        cited = re.findall(r"`([^`]*)::([^`]*)`", row)
+        # A file is named from tests/ by its tier and wing (`unit/registry/test_reference.py`);
+        # `::name` means the file named before it in the row.
+        refs = re.findall(r"`((?:(?:unit|integration)/(?:\w+/)*test_\w+\.py)?)::(test_\w+)`", row)
         assert refs, f"no test named in: {row}"
+        assert len(refs) == len(cited), f"a test not named as tier/wing/test_x.py::test_name: {row}"
+        assert refs[0][0], f"the first test of a row names its file: {row}"
         module = ""
         for file, name in refs:
-            module = file or module  # `::name` means the file named before it in the row
+            module = file or module
             source = (REPO / "tests" / module).read_text(encoding="utf-8")
             assert re.search(rf"^def {name}\(", source, re.M), f"{module}::{name} does not exist ({row})"
 

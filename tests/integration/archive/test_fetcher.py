@@ -2,9 +2,8 @@
 
 The archive is signed with throwaway gpg keys; the end-to-end test uses the
 real qemu-user-static .deb and runs the extracted qemu on an armhf busybox.
-Nothing here skips: a missing tool or .deb is a failure. A test that needs gpg
-(the throwaway keys) or the real .deb is marked integration; the rest need neither.
-"""
+Nothing here skips: a missing tool or .deb is a failure. What needs neither gpg nor the real .deb
+is in tests/unit (archive/test_fetcher.py, host/test_aptsources.py, host/test_elf.py)."""
 
 from __future__ import annotations
 
@@ -37,7 +36,6 @@ from xcompile.errors import (
     UsageError,
     VerificationError,
 )
-from xcompile.host.aptsources import debian_mirror as mirror_from_apt_sources
 from xcompile.host.elf import host_debian_arch
 
 PREFIX = "/debian"
@@ -157,157 +155,6 @@ def cut_response(data: bytes, keep: int) -> Response:
     )
 
 
-# --- host_debian_arch ---------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("machine", "arch"),
-    [
-        ("x86_64", "amd64"),
-        ("aarch64", "arm64"),
-        ("armv7l", "armhf"),
-        ("i686", "i386"),
-        ("ppc64le", "ppc64el"),
-        ("s390x", "s390x"),
-        ("riscv64", "riscv64"),
-    ],
-)
-def test_host_debian_arch_maps_machine_names(machine: str, arch: str) -> None:
-    assert host_debian_arch(machine) == arch
-
-
-def test_host_debian_arch_agrees_with_dpkg() -> None:
-    dpkg = subprocess.run(["dpkg", "--print-architecture"], check=True, capture_output=True, text=True).stdout.strip()
-    assert host_debian_arch() == dpkg
-
-
-def test_host_debian_arch_unknown_machine() -> None:
-    with pytest.raises(QemuUnavailable, match="'sparc64'") as err:
-        host_debian_arch("sparc64")
-    assert err.value.exit_code == 3
-
-
-# --- mirror_from_apt_sources --------------------------------------------------------------------
-
-
-def write_sources(root: Path, files: dict[str, str]) -> Path:
-    for name, text in files.items():
-        path = root / "etc" / "apt" / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return root
-
-
-def test_apt_sources_one_line_format(tmp_path: Path) -> None:
-    root = write_sources(
-        tmp_path,
-        {
-            "sources.list": """\
-# deb http://commented.example/debian bookworm main
-deb-src http://src.example/debian bookworm main
-deb http://security.example/debian-security bookworm-security main
-deb [arch=amd64] http://thirdparty.example/repo stable main
-deb [ arch=amd64 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg ] cdrom:/media/ bookworm main
-deb [ signed-by=/usr/share/keyrings/debian-archive-keyring.gpg ] https://mirror.example/debian/ bookworm main contrib
-deb http://later.example/debian bookworm main
-"""
-        },
-    )
-    assert mirror_from_apt_sources(root) == "https://mirror.example/debian"
-
-
-def test_apt_sources_deb822_format(tmp_path: Path) -> None:
-    root = write_sources(
-        tmp_path,
-        {
-            "sources.list": "# moved to sources.list.d\n",
-            "sources.list.d/a-thirdparty.sources": """\
-Types: deb
-URIs: https://thirdparty.example/node_20.x
-Suites: nodistro
-Components: main
-""",
-            "sources.list.d/b-disabled.sources": """\
-Types: deb
-URIs: http://disabled.example/debian
-Suites: bookworm
-Components: main
-Enabled: no
-""",
-            "sources.list.d/fetcher.sources": """\
-Types: deb deb-src
-# a comment inside the paragraph, as Debian's own file has
-URIs: file:/srv/local http://mirror.example/debian/
-Suites: bookworm bookworm-updates
-Components: main non-free-firmware
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-
-Types: deb
-URIs: http://mirror.example/debian-security
-Suites: bookworm-security
-Components: main
-""",
-            "sources.list.d/ignored.list.disabled": "deb http://nope.example/debian bookworm main\n",
-        },
-    )
-    assert mirror_from_apt_sources(root) == "http://mirror.example/debian"
-
-
-def test_apt_sources_signed_by_debian_keyring_counts_without_debian_path(tmp_path: Path) -> None:
-    root = write_sources(
-        tmp_path,
-        {
-            "sources.list.d/local.sources": """\
-Types: deb
-URIs: http://10.0.0.5/mirror
-Suites: bookworm
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-"""
-        },
-    )
-    assert mirror_from_apt_sources(root) == "http://10.0.0.5/mirror"
-
-
-def test_apt_sources_sources_list_comes_first(tmp_path: Path) -> None:
-    root = write_sources(
-        tmp_path,
-        {
-            "sources.list": "deb http://first.example/debian bookworm main\n",
-            "sources.list.d/fetcher.sources": (
-                "Types: deb\nURIs: http://second.example/debian\nSuites: bookworm\nComponents: main\n"
-            ),
-        },
-    )
-    assert mirror_from_apt_sources(root) == "http://first.example/debian"
-
-
-def test_apt_sources_none(tmp_path: Path) -> None:
-    assert mirror_from_apt_sources(tmp_path) is None
-    root = write_sources(tmp_path, {"sources.list": "deb http://x.example/ubuntu jammy universe\n"})
-    assert mirror_from_apt_sources(root) is None
-
-
-# --- arguments ----------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "mirror", ["ftp://mirror.example/debian", "/srv/mirror", "mirror.example/debian", "file:///srv/mirror", ""]
-)
-def test_mirror_must_be_an_http_url(tmp_path: Path, mirror: str) -> None:
-    with pytest.raises(UsageError, match="is not an http\\(s\\) URL") as err:
-        fetch_all(["qemu-arm-static"], fetcher.Archive(mirror, "bookworm"), tmp_path)
-    assert err.value.exit_code == 2
-    assert not (tmp_path / "debs").exists()
-
-
-@pytest.mark.parametrize(("binary", "suite"), [("../../etc/passwd", "bookworm"), ("qemu-arm-static", "../bookworm")])
-def test_names_that_would_escape_are_refused(tmp_path: Path, binary: str, suite: str) -> None:
-    with pytest.raises(UsageError):
-        fetch_all([binary], fetcher.Archive("http://127.0.0.1:9/debian", suite), tmp_path)
-
-
-@pytest.mark.integration  # gpg: its throwaway keys
 def test_missing_keyring_file_is_a_usage_error(site: Site) -> None:
     site.serve()
     with pytest.raises(UsageError, match="does not exist"):
@@ -317,7 +164,6 @@ def test_missing_keyring_file_is_a_usage_error(site: Site) -> None:
 # --- signatures ---------------------------------------------------------------------------------
 
 
-@pytest.mark.integration  # gpg: its throwaway keys
 def test_good_signature(site: Site) -> None:
     site.serve()
     events: list[ProgressEvent] = []
@@ -336,7 +182,6 @@ def test_good_signature(site: Site) -> None:
     assert len(deb_events) <= 2 + site.deb_file.stat().st_size // (1 << 20)
 
 
-@pytest.mark.integration  # gpg: its throwaway keys
 def test_good_detached_signature_on_release(site: Site) -> None:
     site.archive.write(site.key, inrelease=False, release_gpg=True)
     site.serve()
@@ -344,7 +189,6 @@ def test_good_detached_signature_on_release(site: Site) -> None:
     assert site.paths()[:3] == [f"{PREFIX}/dists/bookworm/{n}" for n in ("InRelease", "Release", "Release.gpg")]
 
 
-@pytest.mark.integration  # gpg: its throwaway keys
 def test_signature_by_another_key_is_refused(site: Site, keys: tuple[GpgKey, GpgKey]) -> None:
     site.serve()
     with pytest.raises(VerificationError, match="no good signature") as err:
@@ -355,7 +199,6 @@ def test_signature_by_another_key_is_refused(site: Site, keys: tuple[GpgKey, Gpg
     assert_nothing_kept(site.cache)
 
 
-@pytest.mark.integration  # gpg: its throwaway keys
 def test_tampered_inrelease_is_refused(site: Site) -> None:
     inrelease = site.archive.dists / "InRelease"
     text = inrelease.read_text()
@@ -366,7 +209,6 @@ def test_tampered_inrelease_is_refused(site: Site) -> None:
     assert_nothing_kept(site.cache)
 
 
-@pytest.mark.integration  # gpg: its throwaway keys
 def test_unsigned_release_is_refused(site: Site) -> None:
     site.archive.write(None)
     site.serve()
@@ -377,7 +219,6 @@ def test_unsigned_release_is_refused(site: Site) -> None:
     assert_nothing_kept(site.cache)
 
 
-@pytest.mark.integration  # gpg: its throwaway keys
 def test_unsigned_release_is_taken_with_allow_unsigned_and_warned_every_run(site: Site) -> None:
     site.archive.write(None)
     site.serve()
@@ -392,7 +233,6 @@ def test_unsigned_release_is_taken_with_allow_unsigned_and_warned_every_run(site
         site.fetch(keyring=None, offline=True)
 
 
-@pytest.mark.integration  # gpg: its throwaway keys
 def test_archive_signed_by_an_untrusted_key_is_refused_by_the_default_trust(site: Site, tmp_path: Path) -> None:
     # Neither the bundled Debian keys nor the host's know the test key.
     site.serve()
@@ -406,7 +246,6 @@ def test_archive_signed_by_an_untrusted_key_is_refused_by_the_default_trust(site
     assert taken.signer == "" and "no good signature" in taken.notes[0]
 
 
-@pytest.mark.integration  # gpg: its throwaway keys
 def test_trusted_keyring_dirs_count(site: Site, tmp_path: Path) -> None:
     site.serve()
     keyrings = tmp_path / "trusted.gpg.d"
@@ -417,7 +256,6 @@ def test_trusted_keyring_dirs_count(site: Site, tmp_path: Path) -> None:
     assert result.notes == ()
 
 
-@pytest.mark.integration  # gpg: its throwaway keys
 def test_ascii_armored_host_key_counts(site: Site, tmp_path: Path) -> None:
     site.serve()
     keyrings = tmp_path / "trusted.gpg.d"
@@ -431,7 +269,6 @@ def test_ascii_armored_host_key_counts(site: Site, tmp_path: Path) -> None:
     assert site.fetch(keyring=None, keyring_dirs=(keyrings,)).signer.startswith("Test Archive")
 
 
-@pytest.mark.integration  # gpg: its throwaway keys
 def test_third_party_keys_in_usr_share_keyrings_do_not_count(site: Site, tmp_path: Path) -> None:
     site.serve()
     keyrings = tmp_path / "keyrings"
@@ -443,7 +280,6 @@ def test_third_party_keys_in_usr_share_keyrings_do_not_count(site: Site, tmp_pat
     assert site.fetch(keyring=None, keyring_dirs=(keyrings,)).signer
 
 
-@pytest.mark.integration  # gpg: its throwaway keys
 def test_without_gpgv_pysequoia_verifies(site: Site, tmp_path: Path) -> None:
     site.serve()
     from xcompile.system.runner import Runner
@@ -458,7 +294,6 @@ def test_without_gpgv_pysequoia_verifies(site: Site, tmp_path: Path) -> None:
         site.fetch(runner=NoGpgv(lambda line, label: None), keyring=None, cache_dir=tmp_path / "other")
 
 
-@pytest.mark.integration  # gpg: its throwaway keys
 def test_release_of_another_suite_is_refused(site: Site) -> None:
     # A correctly signed Release for bullseye, served where bookworm's should be.
     (site.archive.root / "dists" / "bookworm").rename(site.archive.root / "dists" / "bullseye")
@@ -473,7 +308,6 @@ def test_release_of_another_suite_is_refused(site: Site) -> None:
 # --- HTTP faults --------------------------------------------------------------------------------
 
 
-@pytest.mark.integration  # gpg: its throwaway keys
 def test_500_then_200_recovers(site: Site) -> None:
     serve_file = file_handler(site.archive.root, PREFIX)
     server = site.server
@@ -490,7 +324,6 @@ def test_500_then_200_recovers(site: Site) -> None:
     assert [r.status_code for r in (resp for _, resp in server.log)][-2:] == [500, 200]
 
 
-@pytest.mark.integration  # gpg: its throwaway keys
 def test_cut_mid_body_resumes_with_range(site: Site) -> None:
     data = site.deb_file.read_bytes()
     serve_file = file_handler(site.archive.root, PREFIX)
@@ -515,7 +348,6 @@ def test_cut_mid_body_resumes_with_range(site: Site) -> None:
     assert [resp.status_code for req, resp in site.server.log if req is second] == [206]
 
 
-@pytest.mark.integration  # gpg: its throwaway keys
 def test_cut_mid_body_restarts_when_range_is_ignored(site: Site) -> None:
     data = site.deb_file.read_bytes()
     cuts = iter([True])
@@ -530,7 +362,6 @@ def test_cut_mid_body_restarts_when_range_is_ignored(site: Site) -> None:
     assert len(site.deb_requests()) == 2
 
 
-@pytest.mark.integration  # gpg: its throwaway keys
 def test_cut_every_time_fails_clean(site: Site) -> None:
     data = site.deb_file.read_bytes()
     site.serve(lambda request: cut_response(data, keep=len(data) // 4))
@@ -542,7 +373,6 @@ def test_cut_every_time_fails_clean(site: Site) -> None:
     assert_nothing_kept(site.cache)
 
 
-@pytest.mark.integration  # gpg: its throwaway keys
 def test_flipped_byte_is_refused(site: Site) -> None:
     data = bytearray(site.deb_file.read_bytes())
     data[len(data) // 2] ^= 0x01
@@ -553,7 +383,6 @@ def test_flipped_byte_is_refused(site: Site) -> None:
     assert_nothing_kept(site.cache)
 
 
-@pytest.mark.integration  # gpg: its throwaway keys
 def test_longer_body_than_the_index_says_is_refused(site: Site) -> None:
     data = site.deb_file.read_bytes() + b"trailing junk"
     site.serve(lambda request: Response(data, content_type="application/octet-stream"))
@@ -562,7 +391,6 @@ def test_longer_body_than_the_index_says_is_refused(site: Site) -> None:
     assert_nothing_kept(site.cache)
 
 
-@pytest.mark.integration  # gpg: its throwaway keys
 @pytest.mark.parametrize("where", ["before the headers", "mid-body"])
 def test_stall_times_out(site: Site, where: str) -> None:
     release = threading.Event()
@@ -591,7 +419,6 @@ def test_stall_times_out(site: Site, where: str) -> None:
     assert_nothing_kept(site.cache)
 
 
-@pytest.mark.integration  # gpg: its throwaway keys
 def test_404_names_the_url(site: Site) -> None:
     site.deb_file.unlink()
     site.serve()
@@ -601,7 +428,6 @@ def test_404_names_the_url(site: Site) -> None:
     assert_nothing_kept(site.cache)
 
 
-@pytest.mark.integration  # gpg: its throwaway keys
 def test_unknown_suite(site: Site) -> None:
     site.serve()
     with pytest.raises(DownloadError, match="no Release either") as err:
@@ -609,7 +435,6 @@ def test_unknown_suite(site: Site) -> None:
     assert "suite name" in str(err.value)
 
 
-@pytest.mark.integration  # gpg: its throwaway keys
 def test_5xx_outlasting_retries(site: Site) -> None:
     site.serve(lambda request: Response("busy", status=503))
     with pytest.raises(DownloadError, match="HTTP 503") as err:
@@ -619,7 +444,6 @@ def test_5xx_outlasting_retries(site: Site) -> None:
     assert_nothing_kept(site.cache)
 
 
-@pytest.mark.integration  # gpg: its throwaway keys
 def test_unreachable_mirror(tmp_path: Path, keys: tuple[GpgKey, GpgKey]) -> None:
     with pytest.raises(DownloadError, match="cannot connect"):
         fetch_all(
@@ -634,7 +458,6 @@ def test_unreachable_mirror(tmp_path: Path, keys: tuple[GpgKey, GpgKey]) -> None
 # --- the index and the package ------------------------------------------------------------------
 
 
-@pytest.mark.integration  # gpg: its throwaway keys
 def test_index_without_the_package(site: Site, tmp_path: Path) -> None:
     other = build_deb(
         tmp_path / "busybox.deb", package="busybox-static", version="1:1.35.0-4", files={"bin/busybox": tiny_elf()}
@@ -650,7 +473,6 @@ def test_index_without_the_package(site: Site, tmp_path: Path) -> None:
     assert site.deb_requests() == []
 
 
-@pytest.mark.integration  # gpg: its throwaway keys
 def test_packages_xz_not_matching_release_is_refused(site: Site) -> None:
     site.archive.packages_xz.write_bytes(site.archive.packages_xz.read_bytes()[:-1] + b"\0")
     site.serve()
@@ -660,7 +482,6 @@ def test_packages_xz_not_matching_release_is_refused(site: Site) -> None:
     assert_nothing_kept(site.cache)
 
 
-@pytest.mark.integration  # gpg: its throwaway keys
 def test_highest_version_wins(site: Site, tmp_path: Path) -> None:
     versions = ["7.2+dfsg-7+deb12u18", "1:7.2+dfsg-7+deb12u18", "1:7.2+dfsg-7+deb12u18~rc1"]
     site.archive.entries.clear()
@@ -672,7 +493,6 @@ def test_highest_version_wins(site: Site, tmp_path: Path) -> None:
     assert site.fetch().version == "1:7.2+dfsg-7+deb12u18"
 
 
-@pytest.mark.integration  # gpg: its throwaway keys
 def test_binary_not_in_the_package(site: Site) -> None:
     site.serve()
     with pytest.raises(PackageMissing, match="no package holds usr/bin/qemu-mips-static"):
@@ -689,7 +509,6 @@ def test_binary_not_in_the_package(site: Site) -> None:
         pytest.param(lambda: b"#!/bin/sh\necho not elf\n", id="script"),
     ],
 )
-@pytest.mark.integration  # gpg: its throwaway keys
 def test_binary_that_is_not_a_static_host_elf_is_refused(site: Site, tmp_path: Path, elf: Callable[[], bytes]) -> None:
     deb = build_deb(tmp_path / "bad.deb", files={"usr/bin/qemu-arm-static": elf()})
     site.archive.entries.clear()
@@ -705,7 +524,6 @@ def test_binary_that_is_not_a_static_host_elf_is_refused(site: Site, tmp_path: P
 # --- disk and Ctrl-C ----------------------------------------------------------------------------
 
 
-@pytest.mark.integration  # gpg: its throwaway keys
 def test_disk_full(site: Site, tmp_path: Path) -> None:
     small = tmp_path / "small"
     small.mkdir()
@@ -723,7 +541,6 @@ def test_disk_full(site: Site, tmp_path: Path) -> None:
         subprocess.run(["umount", str(small)], check=True)
 
 
-@pytest.mark.integration  # gpg: its throwaway keys
 def test_ctrl_c_leaves_no_part_file(site: Site) -> None:
     site.serve()
 
@@ -739,7 +556,6 @@ def test_ctrl_c_leaves_no_part_file(site: Site) -> None:
 # --- the cache ----------------------------------------------------------------------------------
 
 
-@pytest.mark.integration  # gpg: its throwaway keys
 def test_cache_hit_downloads_and_extracts_nothing(site: Site) -> None:
     site.serve()
     first = site.fetch()
@@ -754,7 +570,6 @@ def test_cache_hit_downloads_and_extracts_nothing(site: Site) -> None:
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
 
 
-@pytest.mark.integration  # gpg: its throwaway keys
 def test_new_upload_is_fetched(site: Site, tmp_path: Path) -> None:
     site.serve()
     first = site.fetch()
@@ -768,7 +583,6 @@ def test_new_upload_is_fetched(site: Site, tmp_path: Path) -> None:
     assert second.sha256 != first.sha256 and first.path.is_file()
 
 
-@pytest.mark.integration  # gpg: its throwaway keys
 def test_offline_serves_from_cache_without_any_request(site: Site) -> None:
     site.serve()
     online = site.fetch()
@@ -782,7 +596,6 @@ def test_offline_serves_from_cache_without_any_request(site: Site) -> None:
     assert site.server.log == []
 
 
-@pytest.mark.integration  # gpg: its throwaway keys
 def test_offline_without_cache_says_what_to_do(site: Site) -> None:
     site.serve()
     with pytest.raises(QemuUnavailable) as err:
@@ -796,7 +609,6 @@ def test_offline_without_cache_says_what_to_do(site: Site) -> None:
 # --- the real package, end to end ---------------------------------------------------------------
 
 
-@pytest.mark.integration  # apt-get download of the real .deb, and qemu runs busybox
 def test_real_qemu_runs_armhf_busybox(tmp_path: Path, httpserver: HTTPServer, keys: tuple[GpgKey, GpgKey]) -> None:
     qemu_deb = real_deb(QEMU)
     archive = Archive(tmp_path / "archive")
@@ -833,7 +645,6 @@ def cache_files(cache: Path) -> dict[Path, bytes]:
     return {p: p.read_bytes() for p in sorted(cache.rglob("*")) if p.is_file()} if cache.exists() else {}
 
 
-@pytest.mark.integration  # gpg: its throwaway keys
 def test_expired_valid_until_is_refused(site: Site) -> None:
     site.archive.write(site.key, date=time.time() - 10 * 86400, valid_until=time.time() - 3 * 86400)
     site.serve()
@@ -844,14 +655,12 @@ def test_expired_valid_until_is_refused(site: Site) -> None:
     assert_nothing_kept(site.cache)
 
 
-@pytest.mark.integration  # gpg: its throwaway keys
 def test_valid_until_in_the_future_is_fine(site: Site) -> None:
     site.archive.write(site.key, valid_until=time.time() + 7 * 86400)
     site.serve()
     assert site.fetch().path.is_file()
 
 
-@pytest.mark.integration  # gpg: its throwaway keys
 def test_release_dated_in_the_future_is_refused(site: Site) -> None:
     site.archive.write(site.key, date=time.time() + 3600)
     site.serve()
@@ -860,14 +669,12 @@ def test_release_dated_in_the_future_is_refused(site: Site) -> None:
     assert_nothing_kept(site.cache)
 
 
-@pytest.mark.integration  # gpg: its throwaway keys
 def test_small_clock_skew_is_tolerated(site: Site) -> None:
     site.archive.write(site.key, date=time.time() + 120)
     site.serve()
     assert site.fetch().path.is_file()
 
 
-@pytest.mark.integration  # gpg: its throwaway keys
 def test_rollback_to_an_older_release_is_refused(site: Site, tmp_path: Path) -> None:
     site.serve()
     site.fetch()
@@ -885,7 +692,6 @@ def test_rollback_to_an_older_release_is_refused(site: Site, tmp_path: Path) -> 
     assert leftovers(site.cache) == []
 
 
-@pytest.mark.integration  # gpg: its throwaway keys
 def test_rollback_is_judged_per_mirror_and_suite(site: Site) -> None:
     site.serve()
     site.fetch()
@@ -903,7 +709,6 @@ def cut_short(path: Path) -> None:
     path.write_bytes(data[: len(data) // 2])
 
 
-@pytest.mark.integration  # gpg: its throwaway keys
 def test_cached_binary_cut_short_is_extracted_again_from_the_cached_deb(site: Site) -> None:
     site.serve()
     first = site.fetch()
@@ -918,7 +723,6 @@ def test_cached_binary_cut_short_is_extracted_again_from_the_cached_deb(site: Si
     assert offline.path.read_bytes() == whole
 
 
-@pytest.mark.integration  # gpg: its throwaway keys
 def test_cached_binary_and_deb_both_damaged_are_downloaded_again(site: Site) -> None:
     site.serve()
     first = site.fetch()
@@ -932,7 +736,6 @@ def test_cached_binary_and_deb_both_damaged_are_downloaded_again(site: Site) -> 
     assert len(site.deb_requests()) == 1
 
 
-@pytest.mark.integration  # gpg: its throwaway keys
 def test_offline_never_hands_out_a_damaged_binary(site: Site) -> None:
     site.serve()
     first = site.fetch()
@@ -946,7 +749,6 @@ def test_offline_never_hands_out_a_damaged_binary(site: Site) -> None:
 # --- what a mirror can make us do ---------------------------------------------------------------
 
 
-@pytest.mark.integration  # gpg: its throwaway keys
 def test_huge_retry_after_is_not_waited_out(site: Site) -> None:
     site.server.expect_request(f"{PREFIX}/dists/bookworm/InRelease").respond_with_response(
         Response("busy", status=503, headers={"Retry-After": "86400"})
@@ -961,7 +763,6 @@ def test_huge_retry_after_is_not_waited_out(site: Site) -> None:
     assert_nothing_kept(site.cache)
 
 
-@pytest.mark.integration  # gpg: its throwaway keys
 def test_short_retry_after_is_waited_out(site: Site) -> None:
     inrelease = site.archive.dists / "InRelease"
     site.server.expect_ordered_request(f"{PREFIX}/dists/bookworm/InRelease").respond_with_response(
@@ -972,7 +773,6 @@ def test_short_retry_after_is_waited_out(site: Site) -> None:
     assert site.fetch().path.is_file()
 
 
-@pytest.mark.integration  # gpg: its throwaway keys
 def test_credentials_in_the_mirror_url_are_never_shown_or_recorded(site: Site) -> None:
     site.serve()
     secret_mirror = site.mirror.replace("http://", "http://alice:s3cret-pw@")
@@ -991,7 +791,6 @@ def test_credentials_in_the_mirror_url_are_never_shown_or_recorded(site: Site) -
         assert "s3cret" not in str(refused.value)
 
 
-@pytest.mark.integration  # gpg: its throwaway keys
 def test_a_huge_packages_paragraph_is_refused(site: Site) -> None:
     para = site.archive.packages_text() + b"\n\nPackage: x\nDescription: y\n" + b" z" * (1 << 20) + b"\n"
     site.archive.write(site.key, packages=para)
@@ -1001,7 +800,6 @@ def test_a_huge_packages_paragraph_is_refused(site: Site) -> None:
     assert_nothing_kept(site.cache)
 
 
-@pytest.mark.integration  # gpg: its throwaway keys
 def test_a_trickling_mirror_is_bounded_by_the_timeout(site: Site) -> None:
     data = (site.archive.dists / "InRelease").read_bytes()
 

@@ -30,7 +30,6 @@ from werkzeug.wrappers import Request, Response
 from xcompile.archive.download import MAX_BINARY
 from xcompile.host.elf import host_debian_arch
 
-pytestmark = pytest.mark.integration  # gpg, and subprocesses of the command
 PREFIX = "/debian"
 ARCH = host_debian_arch()
 ESCAPE = "../../../../tmp/escaped/dir"

@@ -27,7 +27,6 @@ from xcompile.archive.fetcher import FetchResult, fetch_all
 from xcompile.errors import VerificationError
 from xcompile.system.runner import Runner
 
-pytestmark = pytest.mark.integration  # the real packages provisioning fetched; root for unshare
 PREFIX = "/debian"
 QUIET = Runner(lambda line, label: None)
 

@@ -29,7 +29,6 @@ from xcompile.errors import VerificationError
 from xcompile.host import platforms
 from xcompile.host.elf import host_debian_arch
 
-pytestmark = pytest.mark.integration  # the real packages that provisioning fetched
 PREFIX = "/debian"
 SNAPSHOT = "/archive/debian/20250520T000000Z"
 ARCH = host_debian_arch()

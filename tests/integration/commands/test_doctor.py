@@ -35,7 +35,6 @@ from hostbinfmt import (
 
 from xcompile.host import binfmt, platforms
 
-pytestmark = pytest.mark.integration
 ARM = platforms.get("arm32v7")
 
 

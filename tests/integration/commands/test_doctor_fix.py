@@ -26,7 +26,6 @@ from xcompile.host import binfmt, platforms
 from xcompile.settings.config import Config
 from xcompile.system.runner import Runner
 
-pytestmark = pytest.mark.integration
 ARM = platforms.get("arm32v7")
 PROBE = ARM.binfmt_name + binfmt.PROBE_SUFFIX
 # A registration whose interpreter is gone, with the O and C flags a host may use.

@@ -14,7 +14,6 @@ from conftest import run_xcompile, session_container_ids, session_image_ids
 from debian_archive import Archive, GpgKey, file_handler, key_fixture, real_package
 from pytest_httpserver import HTTPServer
 
-pytestmark = pytest.mark.integration
 PREFIX = "/debian"
 # The shipped qemu says its own version when a proof command runs it (it is a program of the host's machine).
 ONLY_TEN = 'case "$(/usr/bin/qemu-arm-static --version)" in *"version 10."*) exit 0;; *) exit 1;; esac'
@@ -63,7 +62,8 @@ def test_two_versions_two_images_give_the_right_cells_and_leave_nothing(
     assert "docker push" not in result.stderr
     # Nothing left: no trial image, no container, no temporary folder. Sets, and only what this
     # session made: docker lists images made in the same second in no stable order, and a host that
-    # has done other work holds other images and containers (the seeded leftovers of test_host_leftovers.py).
+    # has done other work holds other images and containers (the seeded leftovers of
+    # integration/test_host_leftovers.py).
     assert session_image_ids("reference=xcompile-trial-*/*") == before
     assert session_container_ids("xcompile-proof-") == set()
     assert list(Path(user_env["TMPDIR"]).iterdir()) == []

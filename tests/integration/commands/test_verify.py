@@ -31,7 +31,6 @@ from pytest_httpserver import HTTPServer
 from integration.commands.test_join import attest, put_blob, put_manifest
 from xcompile.registry import recipe, toplayer
 
-pytestmark = pytest.mark.integration
 PREFIX = f"/verify-{uuid.uuid4().hex[:6]}/debian"
 TRIXIE = real_package("trixie", "qemu-user").field("Version")
 

@@ -16,7 +16,6 @@ import pytest
 from conftest import CACHE, Registry, run_xcompile, session_container_ids
 from pytest_httpserver import HTTPServer
 
-pytestmark = pytest.mark.integration
 DEBIAN = pytest.mark.parametrize("host_binfmt", ["debian"], indirect=True)
 SEED = pytest.mark.parametrize("host_binfmt", ["seed"], indirect=True)
 

@@ -23,7 +23,7 @@ from hostbinfmt import replaced, seed_world
 from xcompile.host import platforms
 from xcompile.registry import recipe
 
-pytestmark = [pytest.mark.integration, pytest.mark.parametrize("host_binfmt", ["debian"], indirect=True)]
+pytestmark = pytest.mark.parametrize("host_binfmt", ["debian"], indirect=True)
 ARM = platforms.get("arm32v7")
 
 

@@ -23,7 +23,6 @@ from integration.test_e2e import layer_file
 from xcompile.host import platforms
 from xcompile.host.elf import host_debian_arch
 
-pytestmark = pytest.mark.integration
 ARM = platforms.get("arm32v7")
 SUITE = "bookworm"
 

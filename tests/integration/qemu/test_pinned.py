@@ -19,7 +19,6 @@ from pytest_httpserver import HTTPServer
 
 from integration.commands.test_trial import PREFIX, two_releases
 
-pytestmark = pytest.mark.integration
 SEVEN = real_package("bookworm", "qemu-user-static").field("Version")
 TEN = real_package("trixie", "qemu-user").field("Version")
 

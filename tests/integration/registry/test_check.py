@@ -19,12 +19,10 @@ from plumbum import local
 
 from xcompile import registry as xregistry
 from xcompile.engine import PODMAN
-from xcompile.registry import check as preflight
+from xcompile.registry import check as registry_check
 from xcompile.registry import credentials
 from xcompile.registry.reader import Reader
 from xcompile.system.runner import Runner
-
-pytestmark = pytest.mark.integration
 
 
 def one_line_error(stderr: str) -> str:
@@ -58,7 +56,7 @@ def test_a_registry_that_is_down_stops_the_run_before_any_build(
     assert result.stdout == ""
 
 
-def test_no_push_skips_the_preflight(
+def test_no_push_skips_the_registry_check(
     stopped: Registry, armhf_base: str, tmp_path: Path, user_env: dict[str, str]
 ) -> None:
     repo = f"{stopped.host}/nopush-{uuid.uuid4().hex[:8]}/app"
@@ -82,7 +80,7 @@ def test_doctor_reports_the_same(stopped: Registry, tmp_path: Path, user_env: di
 
 def test_a_registry_that_answers_is_quick(registry: Registry, tmp_path: Path) -> None:
     found = xregistry.for_repos([f"{registry.host}/a/b"], insecure=None, hub_address=lambda: "unused")
-    line = preflight.ensure(found, (tmp_path / "no-config.json",))
+    line = registry_check.ensure(found, (tmp_path / "no-config.json",))
     assert line.startswith(f"registry check: {registry.host} ready for the push (")
     seconds = float(line.rsplit("(", 1)[1].split()[0])
     assert seconds < 1.0, line  # a loopback registry answers in milliseconds; the timeout is seconds
@@ -173,7 +171,7 @@ def test_a_login_the_registry_refuses_or_an_empty_entry_stops_the_run_before_any
     right = base64.b64encode(f"{user}:{password}".encode()).decode()
     config.write_text(json.dumps({"auths": {registry.host: {"auth": right}}}))
     found = xregistry.for_repos([f"{registry.host}/team/app"], insecure=None, hub_address=lambda: "unused")
-    assert preflight.check(found, (config,))[1] == preflight.Finding(
+    assert registry_check.check(found, (config,))[1] == registry_check.Finding(
         "registry login", "pass", f"credentials for {registry.host} in auths of {config}"
     )
 
@@ -220,18 +218,18 @@ def test_podman_reads_its_own_auth_file_then_dockers(locked: tuple[Registry, str
     assert files == (podman_file, docker_file)
     found = xregistry.for_repos([f"{registry.host}/team/app"], insecure=None, hub_address=lambda: "unused")
 
-    login = preflight.check(found, files)[1]
+    login = registry_check.check(found, files)[1]
     assert login.status == "fail"
     assert login.detail == (
         f"registry {registry.host} wants a login, and neither {podman_file} nor {docker_file} has credentials for it"
     )
     token = base64.b64encode(f"{user}:{password}".encode()).decode()
     docker_file.write_text(json.dumps({"auths": {registry.host: {"auth": token}}}))
-    login = preflight.check(found, files)[1]
+    login = registry_check.check(found, files)[1]
     assert (login.status, login.detail) == ("pass", f"credentials for {registry.host} in auths of {docker_file}")
     podman_file.write_text(json.dumps({"auths": {registry.host: {"auth": token}}}))
-    assert preflight.check(found, files)[1].detail.endswith(f"in auths of {podman_file}")
-    assert password not in repr(preflight.check(found, files))
+    assert registry_check.check(found, files)[1].detail.endswith(f"in auths of {podman_file}")
+    assert password not in repr(registry_check.check(found, files))
 
 
 def test_a_credential_helper_is_asked_before_auths_and_for_what_docker_asks_it(
@@ -258,7 +256,7 @@ def test_a_credential_helper_is_asked_before_auths_and_for_what_docker_asks_it(
         assert credentials.where(registry.host, (config,)) == credentials.Source(
             "credsStore", config, "docker-credential-xctest"
         )
-        assert preflight.check([where], (config,))[1].status == "pass"
+        assert registry_check.check([where], (config,))[1].status == "pass"
         # The registry answers 404 for a missing tag only to the right login (the stale one gets 401).
         assert Reader(where, (config,), runner).read("team/app", "nope") is None
         (hub,) = xregistry.for_repos(["team/app"], insecure=None, hub_address=lambda: "https://index.docker.io/v1/")
@@ -266,7 +264,7 @@ def test_a_credential_helper_is_asked_before_auths_and_for_what_docker_asks_it(
     assert asked.read_text().split() == [registry.host, "https://index.docker.io/v1/"]
 
     config.write_text(json.dumps({"auths": {registry.host: {}}, "credsStore": "xcompile-nosuchhelper"}))
-    login = preflight.check([where], (config,))[1]
+    login = registry_check.check([where], (config,))[1]
     assert (login.status, login.detail) == (
         "fail",
         f"{config} names docker-credential-xcompile-nosuchhelper for {registry.host} (in credsStore),"

@@ -21,8 +21,6 @@ from typing import IO
 import pytest
 from conftest import RunningRegistry, docker
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.mark.parametrize("host_binfmt", ["seed"], indirect=True)  # each image is proven under emulation
 def test_registry_killed_between_two_pushes(

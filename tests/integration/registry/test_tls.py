@@ -23,8 +23,6 @@ import privateca
 import pytest
 from conftest import Registry, RunningRegistry, docker, run_xcompile
 
-pytestmark = pytest.mark.integration
-
 DOCKER_ETC = Path("/etc/docker")
 CERTS_D = DOCKER_ETC / "certs.d"
 TRUST_VARIABLES = ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_BUNDLE")

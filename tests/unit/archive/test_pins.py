@@ -1,7 +1,7 @@
 """One rule for a qemu pin (xcompile/archive/pins.py), read from the table in docs/qemu.md, so the docs and the
 code cannot drift: every pin the docs show is a row, and each row's versions are taken, or not, by the
 rule and by the download's pick alike (unit: no archive, no network; PATH and apt are run for real in
-test_qemu_pin.py::test_a_pin_with_a_plus_takes_the_same_qemu_from_path_apt_and_the_download)."""
+integration/archive/test_pins.py::test_a_pin_with_a_plus_takes_the_same_qemu_from_path_apt_and_the_download)."""
 
 from __future__ import annotations
 

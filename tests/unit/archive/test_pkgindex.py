@@ -1,6 +1,6 @@
 """A Packages index's versions, compared as dpkg compares them (unit: no archive, no network).
 
-The refusals of versions dpkg refuses are shown through a real run in test_debian_hardening.py.
+The refusals of versions dpkg refuses are shown through a real run in tests/integration/archive/test_hostile_mirror.py.
 """
 
 from __future__ import annotations

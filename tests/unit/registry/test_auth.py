@@ -634,7 +634,7 @@ def test_docker_auth_config_counts_for_the_check_and_for_docker_only(httpserver:
 
 # --- the property: over random answers with redirects, only the registry gets its login ---------
 #
-# test_registry_hostile.py's property tests throw random documents, challenges and statuses at a
+# unit/registry/test_hostile.py's property tests throw random documents, challenges and statuses at a
 # read; this one adds redirects (to the same host, to another loopback host or port, to the
 # registry under another name, chains and loops) and odd WWW-Authenticate headers (unquoted and
 # repeated parameters, several challenges, several headers), and follows every credential.
