@@ -8,12 +8,15 @@ Both tiers import these modules from tests/ (pytest puts this folder on sys.path
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,6 +24,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from plumbum import local
 from privateca import ServerFiles
 from pytest_httpserver import HTTPServer
 
@@ -41,6 +45,36 @@ def run_xcompile(
         text=True,
         timeout=timeout,
     )
+
+
+def run_in_process(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`xcompile ARGS` as `run_xcompile` runs it, in this process: the same argv to `cli.main` (what
+    `python -m xcompile` calls), in the folder and environment given (plumbum's copy of it too, which
+    finds programs on its PATH, and the temp folder its TMPDIR names), stdout and stderr captured apart.
+    The unit tier's way to ask what the command line says and how it exits, without a child's start
+    (about half a second each); whole runs, signals and installs go through run_xcompile."""
+    from xcompile.cli import main
+
+    saved_env, saved_cwd, saved_tempdir = dict(os.environ), os.getcwd(), tempfile.tempdir
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        os.environ.clear()
+        os.environ.update(saved_env if env is None else env)
+        tempfile.tempdir = None  # read TMPDIR again
+        if cwd is not None:
+            os.chdir(cwd)
+        with local.env(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            local.env.clear()
+            local.env.update(os.environ)
+            code = main(list(args))
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+        tempfile.tempdir = saved_tempdir
+    return subprocess.CompletedProcess(["xcompile", *args], code, out.getvalue(), err.getvalue())
 
 
 SUMMARY: list[str] = []

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import run_xcompile
+from conftest import run_in_process
 
 
 @pytest.mark.parametrize(
@@ -48,7 +48,7 @@ from conftest import run_xcompile
     ],
 )
 def test_usage_errors(tmp_path: Path, user_env: dict[str, str], args: list[str], message: str) -> None:
-    result = run_xcompile(*args, cwd=tmp_path, env=user_env)
+    result = run_in_process(*args, cwd=tmp_path, env=user_env)
     assert result.returncode == 2, result
     assert result.stderr.startswith(message)
     assert len(result.stderr.splitlines()) == 1, result.stderr
@@ -60,14 +60,14 @@ def test_usage_errors(tmp_path: Path, user_env: dict[str, str], args: list[str],
 
 
 def test_verbose_shows_traceback(tmp_path: Path, user_env: dict[str, str]) -> None:
-    result = run_xcompile("-v", "--tag", "../x", cwd=tmp_path, env=user_env)
+    result = run_in_process("-v", "--tag", "../x", cwd=tmp_path, env=user_env)
     assert result.returncode == 2
     assert "Traceback" in result.stderr
 
 
 def test_bad_config_file_key(tmp_path: Path, user_env: dict[str, str]) -> None:
     (tmp_path / "setup.cfg").write_text("[xcompile]\ntagz = 3.7\n")
-    result = run_xcompile("--dry-run", cwd=tmp_path, env=user_env)
+    result = run_in_process("--dry-run", cwd=tmp_path, env=user_env)
     assert result.returncode == 2
     assert result.stderr == "xcompile: error: setup.cfg: unknown key 'tagz' — did you mean 'tags'?\n"
 
@@ -75,18 +75,18 @@ def test_bad_config_file_key(tmp_path: Path, user_env: dict[str, str]) -> None:
 def test_a_proof_command_that_no_verify_skips_is_said(tmp_path: Path, user_env: dict[str, str]) -> None:
     """A config file's proof command is a gate someone relies on: --no-verify skipping it is said."""
     (tmp_path / "setup.cfg").write_text("[xcompile]\nproof_command_arm32v7 = ldconfig\n")
-    result = run_xcompile("--dry-run", "--no-verify", "--no-push", cwd=tmp_path, env=user_env)
+    result = run_in_process("--dry-run", "--no-verify", "--no-push", cwd=tmp_path, env=user_env)
     assert result.returncode == 0, result.stderr
     warning = "xcompile: warning: the proof command is not run: --no-verify (verify = false) skips the whole proof"
     assert warning in result.stderr.splitlines()
-    assert warning not in run_xcompile("--dry-run", "--no-push", cwd=tmp_path, env=user_env).stderr
+    assert warning not in run_in_process("--dry-run", "--no-push", cwd=tmp_path, env=user_env).stderr
 
 
 def test_version_and_help(tmp_path: Path, user_env: dict[str, str]) -> None:
     from xcompile import __version__
 
-    assert run_xcompile("--version", cwd=tmp_path, env=user_env).stdout.strip() == f"xcompile {__version__}"
-    helped = run_xcompile("--help", cwd=tmp_path, env=user_env)
+    assert run_in_process("--version", cwd=tmp_path, env=user_env).stdout.strip() == f"xcompile {__version__}"
+    helped = run_in_process("--help", cwd=tmp_path, env=user_env)
     assert helped.returncode == 0
     for word in ("--tag", "--no-push", "--keep-going", "--dry-run", "--report", "qemu", "experimental", "build"):
         assert word in helped.stdout
@@ -104,7 +104,7 @@ def test_version_and_help(tmp_path: Path, user_env: dict[str, str]) -> None:
 def test_a_switch_a_command_would_ignore_is_refused(
     tmp_path: Path, user_env: dict[str, str], args: list[str], message: str
 ) -> None:
-    result = run_xcompile(*args, cwd=tmp_path, env=user_env)
+    result = run_in_process(*args, cwd=tmp_path, env=user_env)
     assert result.returncode == 2, result
     assert result.stderr.startswith(message), result.stderr
     assert len(result.stderr.splitlines()) == 1 and result.stdout == ""
@@ -122,13 +122,13 @@ def test_a_report_setting_stops_only_the_commands_that_write_a_report(
     (tmp_path / "setup.cfg").write_text(f"[xcompile]\ntags = 3.7\n{line}")
     if where == "XCOMPILE_REPORT":
         env["XCOMPILE_REPORT"] = report
-    matrix = run_xcompile("matrix", cwd=tmp_path, env=env)
+    matrix = run_in_process("matrix", cwd=tmp_path, env=env)
     assert (matrix.returncode, matrix.stderr) == (0, ""), matrix.stderr
     assert [cell["tag"] for cell in json.loads(matrix.stdout)] == ["3.7"]
-    qemu = run_xcompile("qemu", cwd=tmp_path, env=env)
+    qemu = run_in_process("qemu", cwd=tmp_path, env=env)
     assert qemu.returncode == 0 and qemu.stdout.strip().endswith("/qemu-arm-static"), qemu.stderr
-    inspect = run_xcompile("inspect", "127.0.0.1:1/nothing/here:a", cwd=tmp_path, env=env)
+    inspect = run_in_process("inspect", "127.0.0.1:1/nothing/here:a", cwd=tmp_path, env=env)
     assert inspect.returncode == 3 and "report" not in inspect.stderr, inspect.stderr
-    build = run_xcompile("build", "--dry-run", cwd=tmp_path, env=env)  # writes one: refused before any work
+    build = run_in_process("build", "--dry-run", cwd=tmp_path, env=env)  # writes one: refused before any work
     assert build.returncode == 2 and build.stdout == "", build.stderr
     assert build.stderr.startswith("xcompile: error: report: ") and len(build.stderr.splitlines()) == 1

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import run_xcompile
+from conftest import run_in_process
 
 from xcompile.errors import UsageError
 from xcompile.settings.config import load
@@ -44,7 +44,7 @@ def test_docker_config_docker_cannot_read(
     folder.mkdir()
     path = folder / "config.json"
     path.write_bytes(content)
-    result = run_xcompile("experimental", cwd=tmp_path, env=user_env)
+    result = run_in_process("experimental", cwd=tmp_path, env=user_env)
     assert result.returncode == 2, result.stderr
     assert refused(result.stderr) == (
         f"xcompile: error: {path} {message}; left unchanged — fix or remove it, then run again"
@@ -57,7 +57,7 @@ def test_docker_config_large_but_readable_numbers_are_kept(tmp_path: Path, user_
     folder = Path(user_env["DOCKER_CONFIG"])
     folder.mkdir()
     (folder / "config.json").write_text('{"x": 1e300, "y": 123456789012345678901234567890}')
-    result = run_xcompile("experimental", cwd=tmp_path, env=user_env)
+    result = run_in_process("experimental", cwd=tmp_path, env=user_env)
     assert result.returncode == 0, result.stderr
     text = (folder / "config.json").read_text()
     assert "1e+300" in text and "123456789012345678901234567890" in text and "Infinity" not in text
@@ -82,7 +82,7 @@ def test_docker_config_large_but_readable_numbers_are_kept(tmp_path: Path, user_
 def test_bad_settings_in_pyproject(tmp_path: Path, user_env: dict[str, str], toml: str, message: str) -> None:
     text = f"[tool.xcompile]\n{toml}\n"
     (tmp_path / "pyproject.toml").write_text(text)
-    result = run_xcompile("build", "--no-push", cwd=tmp_path, env=user_env)
+    result = run_in_process("build", "--no-push", cwd=tmp_path, env=user_env)
     assert result.returncode == 2, result.stderr
     assert refused(result.stderr).startswith(f"xcompile: error: {message}")
     assert (tmp_path / "pyproject.toml").read_text() == text
@@ -92,7 +92,7 @@ def test_bad_settings_in_pyproject(tmp_path: Path, user_env: dict[str, str], tom
 def test_tag_too_long_once_the_arch_is_added(tmp_path: Path, user_env: dict[str, str]) -> None:
     tag = "t" * 125  # a valid tag alone; "-arm64v8" makes it 133 characters
     arches = ["--arch", "arm32v7", "--arch", "arm64v8"]
-    result = run_xcompile("build", "--repo", "127.0.0.1:9/a", *arches, "--tag", tag, cwd=tmp_path, env=user_env)
+    result = run_in_process("build", "--repo", "127.0.0.1:9/a", *arches, "--tag", tag, cwd=tmp_path, env=user_env)
     assert result.returncode == 2, result.stderr
     line = refused(result.stderr)
     assert line.startswith(f"xcompile: error: tag '{'t' * 57}...' is too long for several arches: with '-arm")
@@ -104,7 +104,7 @@ def test_a_tag_that_is_another_tags_image_name_is_refused(tmp_path: Path, user_e
     would be the manifest list under the same name, overwriting it, and no rerun would settle."""
     arches = ["--arch", "arm32v7", "--arch", "arm64v8"]
     tags = ["--tag", "3.7", "--tag", "3.7-arm64v8"]
-    result = run_xcompile("build", "--repo", "127.0.0.1:9/a", *arches, *tags, cwd=tmp_path, env=user_env)
+    result = run_in_process("build", "--repo", "127.0.0.1:9/a", *arches, *tags, cwd=tmp_path, env=user_env)
     assert result.returncode == 2, result.stderr
     assert refused(result.stderr) == (
         "xcompile: error: tags 3.7 and 3.7-arm64v8 collide: with several arches 3.7's arm64v8 image is"
@@ -140,6 +140,6 @@ def test_unknown_base_variable_warns(tmp_path: Path, user_env: dict[str, str]) -
     )
     assert config.bases == (("arm64v8", "me/py"),)
     # Through the command: a warning line, and the run goes on (here: a dry run).
-    result = run_xcompile("--dry-run", "--tag", "3.7", cwd=tmp_path, env={**user_env, "XCOMPILE_BASE_ARMV9": "x/y"})
+    result = run_in_process("--dry-run", "--tag", "3.7", cwd=tmp_path, env={**user_env, "XCOMPILE_BASE_ARMV9": "x/y"})
     assert result.returncode == 0, result.stderr
     assert "xcompile: warning: XCOMPILE_BASE_ARMV9: unknown architecture 'armv9', so it is ignored" in result.stderr

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, run_xcompile
+from conftest import REPO, run_in_process
 
 from xcompile.host import platforms
 
@@ -38,17 +38,17 @@ def bases(amd64_base: str, armhf_base: str, arm64_base: str) -> dict[str, str]:
 
 def test_matrix_lists_the_configured_cells_in_both_formats(tmp_path: Path, user_env: dict[str, str]) -> None:
     folder = project(tmp_path / "p", "127.0.0.1:5000/team/py", {})
-    listed = run_xcompile("matrix", cwd=folder, env=user_env)
+    listed = run_in_process("matrix", cwd=folder, env=user_env)
     assert listed.returncode == 0, listed.stderr
     cells = [{"tag": t, "arch": a, "only": f"{t}/{a}", "qemu_host": "amd64"} for t in TAGS for a in ARCHES]
     assert json.loads(listed.stdout) == cells
-    github = run_xcompile("matrix", "--format", "github", cwd=folder, env=user_env)
+    github = run_in_process("matrix", "--format", "github", cwd=folder, env=user_env)
     assert github.returncode == 0
     assert len(github.stdout.splitlines()) == 1  # one line, for $GITHUB_OUTPUT
     assert json.loads(github.stdout) == {"include": cells}
-    lines = run_xcompile("matrix", "--format", "lines", "--tag", "x", "--arch", "aarch64", cwd=folder, env=user_env)
+    lines = run_in_process("matrix", "--format", "lines", "--tag", "x", "--arch", "aarch64", cwd=folder, env=user_env)
     assert lines.stdout == "x/arm64v8\n"
-    bad = run_xcompile("matrix", "--format", "yaml", cwd=folder, env=user_env)
+    bad = run_in_process("matrix", "--format", "yaml", cwd=folder, env=user_env)
     assert (bad.returncode, bad.stderr) == (
         2,
         "xcompile: error: --format: expected one of json, github, lines, got 'yaml'\n",
@@ -70,7 +70,7 @@ def test_matrix_lists_the_configured_cells_in_both_formats(tmp_path: Path, user_
 )
 def test_only_an_unconfigured_cell_is_exit_2(tmp_path: Path, user_env: dict[str, str], cell: str, message: str) -> None:
     folder = project(tmp_path / "p", "127.0.0.1:5000/team/py", {})
-    result = run_xcompile("build", "--only", cell, cwd=folder, env=user_env)
+    result = run_in_process("build", "--only", cell, cwd=folder, env=user_env)
     assert result.returncode == 2
     assert result.stderr.startswith(message), result.stderr
     assert result.stdout == ""
@@ -78,7 +78,7 @@ def test_only_an_unconfigured_cell_is_exit_2(tmp_path: Path, user_env: dict[str,
 
 def test_only_plans_its_cells_and_no_list(tmp_path: Path, user_env: dict[str, str]) -> None:
     folder = project(tmp_path / "p", "127.0.0.1:5000/team/py", {})
-    result = run_xcompile("--dry-run", "--only", "3.7/aarch64", "--only", "3.7-slim/amd64", cwd=folder, env=user_env)
+    result = run_in_process("--dry-run", "--only", "3.7/aarch64", "--only", "3.7-slim/amd64", cwd=folder, env=user_env)
     assert result.returncode == 0, result.stderr
     rows = [line.split()[:3] for line in result.stdout.splitlines()[1:]]
     assert rows == [
@@ -129,5 +129,5 @@ def test_travis_shards_build_every_cell_of_xcompile_matrix_once(tmp_path: Path) 
         ran = subprocess.run(["bash", "-ec", loop], cwd=tmp_path, env=env, capture_output=True, text=True)
         assert ran.returncode == 0, ran.stderr
         built += [line.removeprefix("built ") for line in ran.stdout.splitlines()]
-    cells = run_xcompile("matrix", "--format", "lines", cwd=tmp_path).stdout.split()
+    cells = run_in_process("matrix", "--format", "lines", cwd=tmp_path).stdout.split()
     assert len(cells) == 9 and sorted(built) == sorted(cells)

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import run_xcompile
+from conftest import run_in_process
 
 from xcompile.engine import dockerconfig
 from xcompile.engine.dockerconfig import Edit, plan
@@ -147,12 +147,12 @@ def test_plan_writes_nothing(tmp_path: Path) -> None:
 
 
 def test_command_uses_DOCKER_CONFIG(tmp_path: Path, user_env: dict[str, str]) -> None:
-    result = run_xcompile("experimental", cwd=tmp_path, env=user_env)
+    result = run_in_process("experimental", cwd=tmp_path, env=user_env)
     path = Path(user_env["DOCKER_CONFIG"]) / "config.json"
     assert result.returncode == 0, result.stderr
     assert result.stdout == f'set "experimental": "enabled" in {path} (new file)\n'
     assert json.loads(path.read_text()) == {"experimental": "enabled"}
-    again = run_xcompile("experimental", cwd=tmp_path, env=user_env)
+    again = run_in_process("experimental", cwd=tmp_path, env=user_env)
     assert again.stdout == f'{path}: experimental already set to "enabled", left as it is\n'
 
 
@@ -160,7 +160,7 @@ def test_command_bad_json_one_line_exit_2(tmp_path: Path, user_env: dict[str, st
     folder = Path(user_env["DOCKER_CONFIG"])
     folder.mkdir()
     (folder / "config.json").write_bytes(b"{oops")
-    result = run_xcompile("experimental", cwd=tmp_path, env=user_env)
+    result = run_in_process("experimental", cwd=tmp_path, env=user_env)
     assert result.returncode == 2
     assert result.stderr == (
         f"xcompile: error: {folder}/config.json is not valid JSON (line 1, column 2: Expecting property name"
@@ -174,7 +174,7 @@ def test_build_refuses_bad_config_before_any_work(tmp_path: Path, user_env: dict
     folder = Path(user_env["DOCKER_CONFIG"])
     folder.mkdir()
     (folder / "config.json").write_bytes(b"[]")
-    result = run_xcompile("build", "--tag", "3.7", cwd=tmp_path, env=user_env)
+    result = run_in_process("build", "--tag", "3.7", cwd=tmp_path, env=user_env)
     assert result.returncode == 2, result.stderr
     assert "holds an array, not a JSON object" in result.stderr
     assert "+ cp" not in result.stderr and "docker build" not in result.stderr

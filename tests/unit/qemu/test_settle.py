@@ -6,11 +6,11 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from conftest import run_xcompile
+from conftest import run_in_process
 
 
 def test_found_on_path_skips_apt(tmp_path: Path, user_env: dict[str, str]) -> None:
-    result = run_xcompile("qemu", cwd=tmp_path, env=user_env)
+    result = run_in_process("qemu", cwd=tmp_path, env=user_env)
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"{shutil.which('qemu-arm-static')}\n"
     assert "apt-get" not in result.stderr
@@ -20,7 +20,7 @@ def test_found_on_path_skips_apt(tmp_path: Path, user_env: dict[str, str]) -> No
 
 
 def test_no_binary_and_no_apt(tmp_path: Path, user_env: dict[str, str]) -> None:
-    result = run_xcompile("qemu", cwd=tmp_path, env={**user_env, "PATH": str(tmp_path)})
+    result = run_in_process("qemu", cwd=tmp_path, env={**user_env, "PATH": str(tmp_path)})
     assert result.returncode == 3
     assert result.stderr == (
         "xcompile: error: qemu-arm-static is not on PATH, this host has no usable apt-get, and no Debian mirror"

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import privateca
 import pytest
-from conftest import run_xcompile
+from conftest import run_in_process
 from plumbum import local
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
@@ -158,7 +158,7 @@ def test_inspect_never_sends_the_login_to_a_host_the_registry_redirects_to(
     elsewhere.expect_request("/m").respond_with_data("", status=401, headers={"WWW-Authenticate": challenge})
     elsewhere.expect_request("/steal").respond_with_json({"token": "t"})
     auth_file(Path(user_env["DOCKER_CONFIG"]), login_for(host))
-    result = run_xcompile("inspect", f"{host}/team/app:a", cwd=tmp_path, env=user_env)
+    result = run_in_process("inspect", f"{host}/team/app:a", cwd=tmp_path, env=user_env)
     assert result.returncode == 1, result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
         f"xcompile: error: cannot read {host}/team/app:a from the registry:"
@@ -527,7 +527,7 @@ def test_an_auth_file_that_cannot_be_read_is_one_warning_unless_the_user_named_i
     (runtime / "containers" / "auth.json").write_text('{"auths": ')
     auth_file(Path(user_env["DOCKER_CONFIG"]), login_for(host))
     env = {**user_env, "XDG_RUNTIME_DIR": str(runtime)}
-    podman = run_xcompile("inspect", f"{host}/team/app:a", "--engine", "podman", cwd=tmp_path, env=env)
+    podman = run_in_process("inspect", f"{host}/team/app:a", "--engine", "podman", cwd=tmp_path, env=env)
     assert podman.returncode == 0, podman.stderr
     assert podman.stderr.splitlines() == [
         f"xcompile: warning: {runtime}/containers/auth.json is not valid JSON (line 1, column 11: Expecting value);"
@@ -536,7 +536,7 @@ def test_an_auth_file_that_cannot_be_read_is_one_warning_unless_the_user_named_i
     home = tmp_path / "home"
     auth_file(home / ".docker", {}).write_text("{oops")
     default = {key: value for key, value in user_env.items() if key != "DOCKER_CONFIG"} | {"HOME": str(home)}
-    docker = run_xcompile("inspect", f"{host}/team/app:a", cwd=tmp_path, env=default)
+    docker = run_in_process("inspect", f"{host}/team/app:a", cwd=tmp_path, env=default)
     assert docker.returncode == 1, docker.stderr
     assert docker.stderr.splitlines() == [
         f"xcompile: warning: {home}/.docker/config.json is not valid JSON (line 1, column 2: Expecting property"
@@ -544,7 +544,7 @@ def test_an_auth_file_that_cannot_be_read_is_one_warning_unless_the_user_named_i
         f"xcompile: error: cannot read {host}/team/app:a from the registry: registry {host} answered HTTP 401 for"
         " team/app:a",
     ]
-    named = run_xcompile(
+    named = run_in_process(
         "inspect", f"{host}/team/app:a", cwd=tmp_path, env={**default, "DOCKER_CONFIG": str(home / ".docker")}
     )
     assert named.returncode == 2, named.stderr
@@ -568,7 +568,7 @@ def test_docker_auth_config_s_login_comes_before_the_config_file_s_and_never_sho
     stale = {"auths": {host: {"auth": base64.b64encode(f"{USER}:stale".encode()).decode()}}}
     auth_file(Path(user_env["DOCKER_CONFIG"]), stale)
     env = {**user_env, "DOCKER_AUTH_CONFIG": auth_config(host)}
-    result = run_xcompile("inspect", f"{host}/team/app:a", "--format", "json", "-v", cwd=tmp_path, env=env)
+    result = run_in_process("inspect", f"{host}/team/app:a", "--format", "json", "-v", cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)[0]["labels"] == {"org.example": "yes"}
     encoded = json.loads(env["DOCKER_AUTH_CONFIG"])["auths"][host]["auth"]
@@ -589,7 +589,7 @@ def test_a_docker_auth_config_docker_would_not_read_is_ignored_with_one_warning(
     basic_registry(httpserver)
     auth_file(Path(user_env["DOCKER_CONFIG"]), login_for(host))
     env = {**user_env, "DOCKER_AUTH_CONFIG": variable.replace("HOST", host)}
-    result = run_xcompile("inspect", f"{host}/team/app:a", "--format", "json", cwd=tmp_path, env=env)
+    result = run_in_process("inspect", f"{host}/team/app:a", "--format", "json", cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
     assert result.stderr.splitlines() == [
         'xcompile: warning: DOCKER_AUTH_CONFIG is not what docker reads (JSON whose "auths" each hold a base64'

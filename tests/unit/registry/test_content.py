@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import free_port, run_xcompile
+from conftest import free_port, run_in_process
 from pytest_httpserver import HTTPServer
 
 from xcompile.registry import IMAGE_TYPES, LIST_TYPES, recipe
@@ -115,7 +115,7 @@ def test_inspect_shows_labels_with_their_control_characters_escaped(
         recipe.QEMU_VERSION: "\x9b31m\x7f\ud800",
     }
     stand.manifest("a", stand.image(labels))
-    got = run_xcompile("inspect", f"{stand.host}/team/app:a", cwd=tmp_path, env=env)
+    got = run_in_process("inspect", f"{stand.host}/team/app:a", cwd=tmp_path, env=env)
     assert got.returncode == 0, got.stderr
     assert not RAW.search(got.stdout + got.stderr), got.stdout
     lines = got.stdout.splitlines()
@@ -123,7 +123,7 @@ def test_inspect_shows_labels_with_their_control_characters_escaped(
     assert "  qemu source   debian\\x0a  recipe        forged" in lines
     assert "  qemu version  \\x9b31m\\x7f\\ud800" in lines
     assert not any(line.startswith("  recipe        forged") for line in lines)
-    shown = run_xcompile("inspect", f"{stand.host}/team/app:a", "--format", "json", cwd=tmp_path, env=env)
+    shown = run_in_process("inspect", f"{stand.host}/team/app:a", "--format", "json", cwd=tmp_path, env=env)
     assert shown.returncode == 0, shown.stderr
     assert not RAW.search(shown.stdout)
     assert json.loads(shown.stdout)[0]["base"] == SCREEN
@@ -143,7 +143,7 @@ def test_a_manifest_digest_must_be_sha256_and_the_hash_of_its_bytes(
 ) -> None:
     body = stand.image({recipe.BASE_NAME: "arm32v7/python:3.7"})
     stand.manifest("a", body, digest=header)
-    got = run_xcompile("inspect", f"{stand.host}/team/app:a", cwd=tmp_path, env=env)
+    got = run_in_process("inspect", f"{stand.host}/team/app:a", cwd=tmp_path, env=env)
     assert got.returncode == 1, got.stderr
     assert got.stdout == ""
     assert not RAW.search(got.stderr), got.stderr
@@ -162,7 +162,7 @@ def test_what_is_read_by_digest_must_hash_to_it(stand: Stand, env: dict[str, str
     stand.manifest(claimed.replace(claimed[-8:], "0" * 8), other)  # served under a digest it is not
     swapped = {**member(real), "digest": claimed.replace(claimed[-8:], "0" * 8)}
     stand.manifest("list", a_list([swapped]), media_type=LIST_TYPES[0])
-    got = run_xcompile("inspect", f"{stand.host}/team/app:list", cwd=tmp_path, env=env)
+    got = run_in_process("inspect", f"{stand.host}/team/app:list", cwd=tmp_path, env=env)
     assert got.returncode == 1, got.stdout
     assert "evil/base" not in got.stdout
     (line,) = errors(got.stderr)
@@ -179,7 +179,7 @@ def test_what_is_read_by_digest_must_hash_to_it(stand: Stand, env: dict[str, str
         "config": {"mediaType": CONFIG_TYPE, "size": len(config), "digest": sha(config)},
     }
     stand.manifest("c", json.dumps(image).encode())
-    got = run_xcompile("inspect", f"{stand.host}/team/app:c", cwd=tmp_path, env=env)
+    got = run_in_process("inspect", f"{stand.host}/team/app:c", cwd=tmp_path, env=env)
     assert got.returncode == 1 and "evil" not in got.stdout, got.stdout
     (line,) = errors(got.stderr)
     assert line.endswith(f"the config of team/app:c: its bytes hash to {sha(evil.encode())}, not to {sha(config)}")
@@ -217,7 +217,7 @@ def test_a_document_without_a_manifest_s_fields_is_cannot_read(
     stand: Stand, env: dict[str, str], tmp_path: Path, document: object, media_type: str, why: str
 ) -> None:
     stand.manifest("a", json.dumps(document).encode(), media_type=media_type)
-    got = run_xcompile("inspect", f"{stand.host}/team/app:a", cwd=tmp_path, env=env)
+    got = run_in_process("inspect", f"{stand.host}/team/app:a", cwd=tmp_path, env=env)
     assert (got.returncode, got.stdout) == (1, ""), got.stdout
     assert errors(got.stderr) == [
         f"xcompile: error: cannot read {stand.host}/team/app:a from the registry: the manifest of team/app:a: {why}"
@@ -237,7 +237,7 @@ def test_an_oci_manifest_without_a_media_type_is_read_by_its_content_type(
     }
     body = json.dumps({"schemaVersion": 2, "config": config, "layers": []}).encode()
     stand.manifest("a", body, media_type=IMAGE_TYPES[1])
-    got = run_xcompile("inspect", f"{stand.host}/team/app:a", "--format", "json", cwd=tmp_path, env=env)
+    got = run_in_process("inspect", f"{stand.host}/team/app:a", "--format", "json", cwd=tmp_path, env=env)
     assert got.returncode == 0, got.stderr
     (seen,) = json.loads(got.stdout)
     assert (seen["base"], seen["platform"], seen["digest"]) == ("b", "linux/arm64", sha(body))
@@ -258,7 +258,7 @@ def test_a_list_of_3000_members_is_refused_in_one_line_after_one_request(
     )
     stand.manifest("a", a_list(members), media_type=LIST_TYPES[0])
     started = time.monotonic()
-    got = run_xcompile("inspect", f"{stand.host}/team/app:a", cwd=tmp_path, env=env, timeout=60)
+    got = run_in_process("inspect", f"{stand.host}/team/app:a", cwd=tmp_path, env=env)
     assert time.monotonic() - started < 20
     assert (got.returncode, got.stdout) == (1, ""), got.stdout
     assert errors(got.stderr) == [
@@ -291,7 +291,7 @@ def test_each_list_member_must_be_a_digest_and_a_platform(
     odd = {k: v for k, v in {**member(body), **entry}.items() if v is not None}
     stand.manifest("latest", body)
     stand.manifest("a", a_list([member(body), odd]), media_type=LIST_TYPES[0])
-    got = run_xcompile("inspect", f"{stand.host}/team/app:a", cwd=tmp_path, env=env)
+    got = run_in_process("inspect", f"{stand.host}/team/app:a", cwd=tmp_path, env=env)
     assert (got.returncode, got.stdout) == (1, ""), got.stdout
     assert errors(got.stderr) == [
         f"xcompile: error: cannot read {stand.host}/team/app:a from the registry: the manifest of team/app:a: {why}"
@@ -305,7 +305,7 @@ def test_a_list_of_two_platforms_and_an_attestation_is_read(stand: Stand, env: d
     attestation = {**member(stand.image({})), "platform": {"os": "unknown", "architecture": "unknown"}}
     members = [member(arm), member(arm64, {"os": "linux", "architecture": "arm64", "variant": "v8"}), attestation]
     stand.manifest("a", a_list(members), media_type=LIST_TYPES[1])
-    got = run_xcompile("inspect", f"{stand.host}/team/app:a", "--format", "json", cwd=tmp_path, env=env)
+    got = run_in_process("inspect", f"{stand.host}/team/app:a", "--format", "json", cwd=tmp_path, env=env)
     assert got.returncode == 0, got.stderr
     assert [(seen["platform"], seen["base"]) for seen in json.loads(got.stdout)] == [
         ("linux/arm/v7", "arm32v7/python:3.7"),
@@ -320,7 +320,7 @@ def test_inspect_of_a_registry_it_cannot_reach_is_exit_3(stand: Stand, env: dict
     """Alone, exit 3; beside a readable name and a missing one, the readable one is shown, each
     failure is a line of its own, and the exit is 3: the unreachable registry is what to fix first."""
     down = f"127.0.0.1:{free_port()}/team/app:a"
-    alone = run_xcompile("inspect", down, cwd=tmp_path, env=env)
+    alone = run_in_process("inspect", down, cwd=tmp_path, env=env)
     assert alone.returncode == 3, alone.stderr
     unreachable = (
         f"xcompile: error: cannot read {down} from the registry: http://{down.split('/')[0]}/v2/team/app/manifests/a:"
@@ -329,7 +329,7 @@ def test_inspect_of_a_registry_it_cannot_reach_is_exit_3(stand: Stand, env: dict
     assert errors(alone.stderr) == [unreachable]
     stand.manifest("a", stand.image({recipe.BASE_NAME: "arm32v7/python:3.7"}))
     stand.server.expect_request("/v2/team/app/manifests/nope").respond_with_data("", status=404)
-    mixed = run_xcompile(
+    mixed = run_in_process(
         "inspect", f"{stand.host}/team/app:a", down, f"{stand.host}/team/app:nope", cwd=tmp_path, env=env
     )
     assert mixed.returncode == 3, mixed.stderr
@@ -338,7 +338,7 @@ def test_inspect_of_a_registry_it_cannot_reach_is_exit_3(stand: Stand, env: dict
         unreachable,
         f"xcompile: error: {stand.host}/team/app:nope: the registry has no such image — check the name and the tag",
     ]
-    some = run_xcompile("inspect", f"{stand.host}/team/app:a", f"{stand.host}/team/app:nope", cwd=tmp_path, env=env)
+    some = run_in_process("inspect", f"{stand.host}/team/app:a", f"{stand.host}/team/app:nope", cwd=tmp_path, env=env)
     assert some.returncode == 1, some.stderr
 
 
@@ -356,7 +356,7 @@ def test_a_tag_or_digest_docker_would_refuse_is_exit_2_and_never_asked(
 ) -> None:
     """A tag of `..` went into the registry's URL (`/manifests/..`, which the HTTP library folds into
     another path), and a digest was not checked at all: each is refused before any request."""
-    got = run_xcompile("inspect", f"{stand.host}/{given}", cwd=tmp_path, env=env)
+    got = run_in_process("inspect", f"{stand.host}/{given}", cwd=tmp_path, env=env)
     assert (got.returncode, got.stdout) == (2, ""), got.stderr
     (line,) = errors(got.stderr)
     assert line.startswith(f"xcompile: error: {why.replace('HOST', stand.host)} — "), line
