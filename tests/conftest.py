@@ -111,6 +111,15 @@ def user_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
+class LoopbackServer(HTTPServer):
+    """pytest-httpserver's server, whose stop takes a hundredth of a second, not half of one (its
+    serve_forever looks for the stop every 0.5 s): for the servers a test starts and stops itself."""
+
+    def thread_target(self) -> None:
+        assert self.server is not None
+        self.server.serve_forever(poll_interval=0.01)
+
+
 @pytest.fixture(scope="session")
 def make_httpserver() -> Iterator[HTTPServer]:
     """pytest-httpserver's server (behind its ``httpserver`` fixture) on 127.0.0.1,

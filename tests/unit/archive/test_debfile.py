@@ -13,6 +13,7 @@ import itertools
 import lzma
 import os
 import random
+import shutil
 import subprocess
 import tarfile
 import threading
@@ -105,10 +106,25 @@ def xz(data: bytes, *options: str) -> bytes:
 LAYOUTS = ["xz", "gzip", "zstd", "xz-split", "xz-blocks-without-sizes", "xz-mixed"]
 
 
+@pytest.fixture(scope="module")
+def made() -> dict[str, Path]:
+    """Each layout's package, made once for the module: dpkg-deb and xz take most of a second a package."""
+    return {}
+
+
 @pytest.fixture(params=LAYOUTS)
-def deb(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
-    """The test package in each compression, and xz in each block layout the reader handles apart."""
+def deb(
+    request: pytest.FixtureRequest, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, made: dict[str, Path]
+) -> Path:
+    """The test package in each compression, and xz in each block layout the reader handles apart:
+    the test's own copy of the one the module made."""
     layout: str = request.param
+    if layout not in made:
+        made[layout] = package(layout, tmp_path_factory.mktemp(layout))
+    return Path(shutil.copyfile(made[layout], tmp_path / f"{layout}.deb"))
+
+
+def package(layout: str, tmp_path: Path) -> Path:
     if not layout.startswith("xz-"):
         return build(tmp_path, tmp_path / f"{layout}.deb", layout)
     plain = build(tmp_path, tmp_path / "plain.deb", "xz")

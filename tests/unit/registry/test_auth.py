@@ -30,7 +30,7 @@ from pathlib import Path
 
 import privateca
 import pytest
-from conftest import run_in_process
+from conftest import LoopbackServer, run_in_process
 from plumbum import local
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
@@ -71,7 +71,7 @@ DOCUMENTS = {MANIFEST: LABELLED_MANIFEST, BLOB: LABELLED, "/v2/": b"{}"}
 
 
 def serve(host: str = "127.0.0.1", files: privateca.ServerFiles | None = None) -> HTTPServer:
-    server = HTTPServer(host=host, port=0, ssl_context=files.server_context() if files else None, threaded=True)
+    server = LoopbackServer(host=host, port=0, ssl_context=files.server_context() if files else None, threaded=True)
     server.start()
     return server
 

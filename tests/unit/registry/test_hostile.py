@@ -34,7 +34,7 @@ from typing import Any
 
 import privateca
 import pytest
-from conftest import REPO
+from conftest import REPO, LoopbackServer
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
@@ -114,7 +114,7 @@ def host_of(server: HTTPServer) -> str:
 def tls_server(tmp_path: Path) -> Iterator[tuple[HTTPServer, privateca.ServerFiles]]:
     """An https server on 127.0.0.1 whose certificate a throwaway CA signed."""
     files = privateca.make(tmp_path / "pki")
-    server = HTTPServer(host="127.0.0.1", port=0, ssl_context=files.server_context(), threaded=True)
+    server = LoopbackServer(host="127.0.0.1", port=0, ssl_context=files.server_context(), threaded=True)
     server.start()
     yield server, files
     server.clear()
@@ -124,7 +124,7 @@ def tls_server(tmp_path: Path) -> Iterator[tuple[HTTPServer, privateca.ServerFil
 @pytest.fixture
 def other_server() -> Iterator[HTTPServer]:
     """A second plain HTTP server on 127.0.0.1, on a port of its own (a realm, a storage)."""
-    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
+    server = LoopbackServer(host="127.0.0.1", port=0, threaded=True)
     server.start()
     yield server
     server.clear()
