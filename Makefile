@@ -5,10 +5,12 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: help venv dist provision provision-demo test test-host-states test-leftovers unit lint demo login images bench live-check clean
+.PHONY: help venv dist provision provision-demo test test-host-states test-leftovers unit unit-isolated lint demo login images bench live-check clean
 
 help:
-	@echo "make test    provision docker/registry/qemu, then lint, type-check and run every test"
+	@echo "make test    provision docker/registry/qemu, then lint, type-check, the unit tier isolated, and every test"
+	@echo "make unit    the unit tier alone (tests/unit: no docker, network, root, gpg or binfmt_misc)"
+	@echo "make unit-isolated  the unit tier with those hidden (as root; plainly otherwise), and its wall time"
 	@echo "make test-host-states  the suite once per host binfmt state (Debian's default, no F, none, mixed)"
 	@echo "make test-leftovers  the suite on a host holding other work's images and containers (TESTS=... for some files)"
 	@echo "make demo    build the default job against a local registry and a local armhf base, with the built wheel"
@@ -40,10 +42,17 @@ lint: venv
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# The tiers are folders: tests/unit needs no docker, podman, network, root, gpg or binfmt_misc;
+# tests/integration holds the rest (its conftest marks each test `integration`).
 unit: venv
-	$(BIN)/pytest -m 'not integration'
+	$(BIN)/pytest tests/unit
 
-test: provision venv lint
+# The unit tier in a mount and network namespace as user nobody, with the docker socket, gpg,
+# pysequoia and binfmt_misc hidden; it says the tier's wall time.
+unit-isolated: venv
+	VENV=$(VENV) sh ci/unit-isolated.sh
+
+test: provision venv lint unit-isolated
 	$(BIN)/pytest
 
 # The demo runs an image under emulation, so it registers qemu where the host has
@@ -71,7 +80,8 @@ test-host-states: provision venv
 # The suite beside other work's leftovers in docker's and podman's stores (tests/leftovers.py):
 # dangling images made in one second, unrelated tags, containers named as proof containers.
 # It fails if a test counted on the host being empty or on docker's listing order, or if the
-# session removed any of them; they are removed exactly at the end. TESTS narrows it to files.
+# session removed any of them; they are removed exactly at the end. TESTS narrows it to files
+# (e.g. TESTS=tests/integration/commands/test_trial.py).
 TESTS ?=
 test-leftovers: provision venv
 	XCOMPILE_TEST_LEFTOVERS=1 $(BIN)/pytest $(TESTS)
