@@ -19,10 +19,22 @@ if [ "$(id -u)" -ne 0 ] || ! command -v unshare >/dev/null || ! command -v setpr
     "$PYTEST" -q -p no:cacheprovider tests/unit "$@"
     code=$?
 else
-    # The venv's python may live in a home nobody cannot read (/root, 0700): that home becomes, in the
-    # namespace alone, a tmpfs holding only the folders the run needs.
+    # The checkout, the venv or its python may sit in a home nobody cannot enter (/root, 0700; a CI
+    # runner's home, 0750): each such folder becomes, in the namespace alone, a tmpfs holding only
+    # the folders the run needs.
     BASE=$("$VENV/bin/python" -c 'import sys; print(sys.base_prefix)')
-    export REPO VENV BASE PYTEST
+    CLOSED=""
+    for path in "$BASE" "$REPO" "$VENV"; do
+        folder=""
+        for part in $(echo "${path#/}" | tr / ' '); do
+            folder="$folder/$part"
+            case $(stat -c %A "$folder") in
+                *x | *t) ;;
+                *) case " $CLOSED " in *" $folder "*) ;; *) CLOSED="$CLOSED $folder" ;; esac; break ;;
+            esac
+        done
+    done
+    export REPO VENV BASE PYTEST CLOSED
     unshare -mn sh -c '
         set -e
         ip link set lo up
@@ -38,14 +50,13 @@ else
         if [ -d /proc/sys/fs/binfmt_misc ]; then mount -t tmpfs none /proc/sys/fs/binfmt_misc; fi
         # Scratch space that goes with the namespace: staging for the binds below, and the home of nobody.
         mount -t tmpfs -o mode=0755 none /mnt
-        for home in /root; do
+        for home in $CLOSED; do
             keep=""
             for path in "$BASE" "$REPO" "$VENV"; do
                 case "$path" in "$home"/*) keep="$keep $path" ;; esac
             done
             [ -n "$keep" ] || continue
-            stage=/mnt/stage
-            mkdir -p "$stage"
+            stage=$(mktemp -d /mnt/stage.XXXXXX)
             i=0
             for path in $keep; do i=$((i + 1)); mkdir "$stage/$i"; mount --bind "$path" "$stage/$i"; done
             mount -t tmpfs -o mode=0755 none "$home"
