@@ -11,27 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from cells import ARCHES, TAGS, project
 from conftest import REPO, run_in_process
 
 from xcompile.host import platforms
-
-ARCHES = ("amd64", "arm32v7", "arm64v8")
-TAGS = ("3.7", "3.7-slim")
-
-
-def project(folder: Path, repo: str, bases: dict[str, str], tags: tuple[str, ...] = TAGS) -> Path:
-    """A project folder whose setup.cfg asks for tags x arches, with per-arch bases."""
-    folder.mkdir(parents=True, exist_ok=True)
-    lines = ["[xcompile]", f"repo = {repo}", f"tags = {' '.join(tags)}", f"arches = {' '.join(ARCHES)}"]
-    lines += [f"base_{arch} = {base}" for arch, base in bases.items()]
-    (folder / "setup.cfg").write_text("\n".join(lines) + "\n")
-    return folder
-
-
-@pytest.fixture
-def bases(amd64_base: str, armhf_base: str, arm64_base: str) -> dict[str, str]:
-    return {"amd64": amd64_base, "arm32v7": armhf_base, "arm64v8": arm64_base}
-
 
 # --- matrix: no docker needed -------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from plumbum import local
 
+from unit.engine.test_shapes import shims
 from xcompile import engine
 from xcompile.engine import DOCKER, PODMAN, choice
 from xcompile.engine.authfiles import AuthFile, EnvAuths, Places
@@ -22,15 +23,6 @@ def test_engine_setting(tmp_path: Path) -> None:
     assert load({"engine": "auto"}, {"XCOMPILE_ENGINE": "podman"}, tmp_path, Path("/h"))[0].engine == "auto"
     with pytest.raises(ConfigError, match="expected one of docker, podman, auto"):
         load({"engine": "rkt"}, {}, tmp_path, Path("/h"))
-
-
-def shims(folder: Path, **programs: str) -> str:
-    """A PATH holding only the given programs, each a shell script body."""
-    folder.mkdir()
-    for name, body in programs.items():
-        (folder / name).write_text(f"#!/bin/sh\n{body}\n")
-        (folder / name).chmod(0o755)
-    return str(folder)
 
 
 def choose(setting: str, path: str, *, dry_run: bool = False) -> tuple[engine.Engine, str, list[str]]:
