@@ -5,7 +5,7 @@ and fits the runner to it. The ``Chosen`` value carries all of that to every ste
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from xcompile.engine import DOCKER, DOCKER_PROBE_TIMEOUT, ENGINES, PODMAN, Engine, failures
@@ -68,7 +68,7 @@ def choose(setting: str, runner: Runner, places: Places, home: Path, say: Say, *
         fitted = engine.prepare(runner, places.named, home, once)
     except XcompileError as err:
         raise Refused(err, chosen) from None
-    return Chosen(engine, why, auth_files, home, fitted, once)
+    return replace(chosen, fitted=fitted)
 
 
 def _pick(setting: str, runner: Runner, *, asks: bool) -> tuple[Engine, str]:
