@@ -53,15 +53,27 @@ else
         for home in $CLOSED; do
             keep=""
             for path in "$BASE" "$REPO" "$VENV"; do
-                case "$path" in "$home"/*) keep="$keep $path" ;; esac
+                case "$path" in
+                    # The closed folder is itself needed (a checkout in `mktemp -d`, 0700): each of its entries.
+                    "$home") for entry in "$home"/* "$home"/.[!.]*; do [ -e "$entry" ] && keep="$keep $entry"; done ;;
+                    "$home"/*) case " $keep " in *" $path "*) ;; *) keep="$keep $path" ;; esac ;;
+                esac
             done
             [ -n "$keep" ] || continue
             stage=$(mktemp -d /mnt/stage.XXXXXX)
             i=0
-            for path in $keep; do i=$((i + 1)); mkdir "$stage/$i"; mount --bind "$path" "$stage/$i"; done
+            for path in $keep; do
+                i=$((i + 1))
+                if [ -d "$path" ]; then mkdir "$stage/$i"; else touch "$stage/$i"; fi
+                mount --bind "$path" "$stage/$i"
+            done
             mount -t tmpfs -o mode=0755 none "$home"
             i=0
-            for path in $keep; do i=$((i + 1)); mkdir -p "$path"; mount --move "$stage/$i" "$path"; done
+            for path in $keep; do
+                i=$((i + 1))
+                if [ -d "$stage/$i" ]; then mkdir -p "$path"; else mkdir -p "$(dirname "$path")" && touch "$path"; fi
+                mount --move "$stage/$i" "$path"
+            done
         done
         # After the binds above, which do not carry mounts beneath them.
         for p in "$VENV"/lib/python3*/site-packages/pysequoia; do
